@@ -1,0 +1,181 @@
+//! The grid file: a TOML description of a sweep, validated and expanded into trial specs.
+//!
+//! A grid file has one `[sweep]` table and one or more `[[experiment]]` tables. Each experiment
+//! names a dataset, fixes some hyperparameters (`[experiment.fixed]`) and varies others along
+//! axes (`[experiment.grid]`); its trials are the cartesian product of its axes. See README.md
+//! for the format and `lab1.toml` for an example.
+//!
+//! Expansion is deterministic: experiments in file order, axes in the fixed order of [`Param`]
+//! (not the file's), values in the order the file lists them, the first axis outermost. Trial ids
+//! are content-derived ([`crate::TrialId`]), so the same cell has the same id whatever the order.
+
+mod error;
+mod expand;
+mod parse;
+
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::DatasetKind;
+use crate::trial::TrialSpec;
+
+pub use error::GridError;
+
+/// Default `[sweep] max_attempts`: leases of one trial before it fails for good.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// Default `[sweep] max_trials`: a grid expanding to more trials is refused before expansion.
+pub const DEFAULT_MAX_TRIALS: u64 = 100_000;
+/// Default `split_ratio`: the lab's 70:30 split of the official training set.
+pub const DEFAULT_SPLIT_RATIO: f64 = 0.7;
+
+/// A hyperparameter that a grid file can fix or vary. The declaration order is the axis order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Param {
+    /// `activation`: relu, tanh or sigmoid.
+    Activation,
+    /// `hidden_layers`: number of hidden layers.
+    HiddenLayers,
+    /// `hidden_width`: width of each hidden layer.
+    HiddenWidth,
+    /// `learning_rate`: Adam's learning rate.
+    LearningRate,
+    /// `batch_size`: mini-batch size.
+    BatchSize,
+    /// `epochs`: passes over the training subset.
+    Epochs,
+    /// `train_fraction`: fraction of the train split used, in (0, 1].
+    TrainFraction,
+    /// `seed`: initialisation and shuffling seed.
+    Seed,
+}
+
+impl Param {
+    /// Every parameter, in axis order.
+    pub const ALL: [Param; 8] = [
+        Param::Activation,
+        Param::HiddenLayers,
+        Param::HiddenWidth,
+        Param::LearningRate,
+        Param::BatchSize,
+        Param::Epochs,
+        Param::TrainFraction,
+        Param::Seed,
+    ];
+
+    /// The key used in grid files.
+    pub fn key(self) -> &'static str {
+        match self {
+            Param::Activation => "activation",
+            Param::HiddenLayers => "hidden_layers",
+            Param::HiddenWidth => "hidden_width",
+            Param::LearningRate => "learning_rate",
+            Param::BatchSize => "batch_size",
+            Param::Epochs => "epochs",
+            Param::TrainFraction => "train_fraction",
+            Param::Seed => "seed",
+        }
+    }
+}
+
+impl fmt::Display for Param {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// One axis of an experiment: a parameter and the values it takes, in file order, as text
+/// (the way trial names and reports show them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Axis {
+    /// The parameter that varies.
+    pub param: Param,
+    /// Its values, formatted for display (`ReLU`, `0.2`, `1024`).
+    pub values: Vec<String>,
+}
+
+/// One `[[experiment]]` of a grid, expanded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Experiment {
+    /// Unique name within the sweep.
+    pub name: String,
+    /// Optional title for reports.
+    pub title: Option<String>,
+    /// Dataset of every trial of the experiment.
+    pub dataset: DatasetKind,
+    /// The axes that vary, in axis order.
+    pub axes: Vec<Axis>,
+    /// The trials, in expansion order.
+    pub trials: Vec<TrialSpec>,
+}
+
+/// A validated, expanded grid file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grid {
+    /// The sweep's name.
+    pub name: String,
+    /// The sweep's seed: the train/test split, and the trials' seed unless a `seed` is given.
+    pub seed: u64,
+    /// Leases of one trial before it fails for good.
+    pub max_attempts: u32,
+    /// The experiments, in file order.
+    pub experiments: Vec<Experiment>,
+}
+
+impl Grid {
+    /// Reads, validates and expands the grid file at `path`.
+    pub fn from_file(path: &Path) -> Result<Grid, GridError> {
+        let bytes = std::fs::read(path).map_err(|source| GridError::Io {
+            path: path.display().to_string(),
+            message: source.to_string().to_lowercase(),
+        })?;
+        let origin = path.display().to_string();
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                let valid = e.utf8_error().valid_up_to();
+                let bytes = e.into_bytes();
+                let prefix = String::from_utf8_lossy(&bytes[..valid]);
+                return Err(GridError::at(
+                    &origin,
+                    &prefix,
+                    valid,
+                    "",
+                    "invalid UTF-8: a grid file must be UTF-8 text",
+                ));
+            }
+        };
+        Self::parse(&text, &origin)
+    }
+
+    /// Validates and expands grid file text; `origin` names it in errors (usually its path).
+    pub fn parse(text: &str, origin: &str) -> Result<Grid, GridError> {
+        let raw = parse::parse(text, origin)?;
+        expand::expand(raw, text, origin)
+    }
+
+    /// Every trial of every experiment, in expansion order.
+    pub fn trials(&self) -> impl Iterator<Item = &TrialSpec> {
+        self.experiments.iter().flat_map(|e| e.trials.iter())
+    }
+
+    /// Number of trials.
+    pub fn len(&self) -> usize {
+        self.experiments.iter().map(|e| e.trials.len()).sum()
+    }
+
+    /// True when the grid has no trials (never true for a validated grid).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The experiment named `name`.
+    pub fn experiment(&self, name: &str) -> Option<&Experiment> {
+        self.experiments.iter().find(|e| e.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,240 @@
+//! Tests of grid parsing, validation and expansion.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::trial::Activation;
+
+const LAB1: &str = include_str!("../../../lab1.toml");
+
+fn parse(text: &str) -> Result<Grid, GridError> {
+    Grid::parse(text, "test.toml")
+}
+
+fn err(text: &str) -> String {
+    match parse(text) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const HEAD: &str = "[sweep]\nname = \"s\"\n[[experiment]]\nname = \"e\"\ndataset = \"fashion-mnist\"\n";
+
+#[test]
+fn lab1_expands_to_the_lab() {
+    let g = parse(LAB1).unwrap();
+    assert_eq!(g.name, "lab1");
+    assert_eq!(g.len(), 14);
+    let p1 = g.experiment("p1_cifar10").unwrap();
+    assert_eq!(p1.dataset, DatasetKind::Cifar10);
+    assert_eq!(p1.trials.len(), 9);
+    assert_eq!(p1.axes.len(), 2);
+    assert_eq!(p1.axes[0].param, Param::Activation);
+    assert_eq!(p1.axes[0].values, ["ReLU", "Tanh", "Sigmoid"]);
+    assert_eq!(p1.axes[1].param, Param::HiddenLayers);
+    let names: Vec<&str> = p1.trials.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names[0], "Lab1_P1_HiddenL_1_Activation_ReLU");
+    assert_eq!(names[1], "Lab1_P1_HiddenL_2_Activation_ReLU");
+    assert_eq!(names[8], "Lab1_P1_HiddenL_3_Activation_Sigmoid");
+    for t in &p1.trials {
+        assert_eq!(t.params.hidden_width, 1024);
+        assert_eq!(t.params.batch_size, 128);
+        assert_eq!(t.params.epochs, 20);
+        assert_eq!(t.params.learning_rate, 0.001);
+        assert_eq!(t.params.train_fraction, 1.0);
+        assert_eq!(t.split.train_ratio, 0.7);
+        assert_eq!(t.content_id(), t.id);
+    }
+    let p2 = g.experiment("p2_fashion_mnist").unwrap();
+    let names: Vec<&str> = p2.trials.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Lab1_P2_TrainingRatioSplit_0.2",
+            "Lab1_P2_TrainingRatioSplit_0.4",
+            "Lab1_P2_TrainingRatioSplit_0.6",
+            "Lab1_P2_TrainingRatioSplit_0.8",
+            "Lab1_P2_TrainingRatioSplit_1"
+        ]
+    );
+    for t in &p2.trials {
+        assert_eq!(t.dataset, DatasetKind::FashionMnist);
+        assert_eq!(t.params.activation, Activation::Relu);
+        assert_eq!((t.params.hidden_layers, t.params.hidden_width), (1, 256));
+        assert_eq!((t.params.batch_size, t.params.epochs), (64, 30));
+    }
+    assert_eq!(p2.trials[0].train_subset_len(60_000), 8_400);
+}
+
+#[test]
+fn ids_ignore_key_order_and_names() {
+    let a = format!("{HEAD}trial_name = \"x{{activation}}{{seed}}\"\n[experiment.grid]\nactivation = [\"relu\", \"tanh\"]\nseed = [1, 2]\n");
+    let b = format!("{HEAD}[experiment.grid]\nseed = [1, 2]\nactivation = [\"relu\", \"tanh\"]\n");
+    let ga = parse(&a).unwrap();
+    let gb = parse(&b).unwrap();
+    let ids = |g: &Grid| g.trials().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(ids(&ga), ids(&gb));
+    assert_eq!(ga.trials().count(), 4);
+    // Changing a value that matters changes the id.
+    let c = b.replace("seed = [1, 2]", "seed = [1, 3]");
+    let gc = parse(&c).unwrap();
+    assert_eq!(ids(&gc)[0], ids(&gb)[0]);
+    assert_ne!(ids(&gc)[1], ids(&gb)[1]);
+}
+
+#[test]
+fn defaults_fill_unset_parameters() {
+    let g = parse(HEAD).unwrap();
+    let t = g.trials().next().unwrap();
+    assert_eq!(t.name, "e");
+    assert_eq!(t.params.activation, Activation::Relu);
+    assert_eq!(t.params.hidden_layers, 1);
+    assert_eq!(t.params.hidden_width, 256);
+    assert_eq!(t.params.batch_size, 64);
+    assert_eq!(t.params.seed, 0);
+    assert_eq!(g.max_attempts, DEFAULT_MAX_ATTEMPTS);
+}
+
+#[test]
+fn errors_name_file_line_column_and_key() {
+    let cases: &[(String, &str)] = &[
+        (format!("{HEAD}lr = 1\n"), "test.toml:6:1: experiment[0].lr: unknown key `lr`"),
+        (
+            format!("{HEAD}[experiment.fixed]\nlearning_rate = -0.1\n"),
+            "test.toml:7:17: experiment[0].fixed.learning_rate: must be a number greater than 0",
+        ),
+        (
+            format!("{HEAD}[experiment.grid]\nactivation = [\"relu\", \"gelu\"]\n"),
+            "test.toml:7:23: experiment[0].grid.activation[1]: unknown activation \"gelu\"; allowed: relu, tanh, sigmoid",
+        ),
+        (
+            format!("{HEAD}[experiment.grid]\nepochs = []\n"),
+            "test.toml:7:10: experiment[0].grid.epochs: an axis needs at least one value",
+        ),
+        (
+            format!("{HEAD}[experiment.grid]\nepochs = [1, 2, 1]\n"),
+            "test.toml:7:17: experiment[0].grid.epochs[2]: duplicate value 1 (already at index 0)",
+        ),
+        (
+            format!("{HEAD}[experiment.fixed]\nepochs = 0\n"),
+            "experiment[0].fixed.epochs: must be an integer from 1 to 100000, got 0",
+        ),
+        (
+            format!("{HEAD}[experiment.fixed]\ntrain_fraction = 1.5\n"),
+            "experiment[0].fixed.train_fraction: must be a fraction in (0, 1], got 1.5",
+        ),
+        (
+            format!("{HEAD}[experiment.fixed]\nlearning_rate = nan\n"),
+            "experiment[0].fixed.learning_rate: must be a number greater than 0",
+        ),
+        (
+            format!("{HEAD}[experiment.fixed]\nepochs = \"3\"\n"),
+            "test.toml:7:10: experiment[0].fixed.epochs: invalid type: string \"3\", expected an integer",
+        ),
+        (
+            format!("{HEAD}[experiment.fixed]\nepochs = 3\n[experiment.grid]\nepochs = [1, 2]\n"),
+            "experiment[0].grid.epochs: epochs is both fixed and a grid axis",
+        ),
+        (
+            HEAD.replace("fashion-mnist", "mnist"),
+            "test.toml:5:11: experiment[0].dataset: unknown dataset \"mnist\"; allowed: fashion-mnist, cifar10",
+        ),
+        (
+            format!("{HEAD}trial_name = \"{{nope}}\"\n"),
+            "experiment[0].trial_name: unknown placeholder {nope}",
+        ),
+        (
+            format!("{HEAD}trial_name = \"same\"\n[experiment.grid]\nseed = [1, 2]\n"),
+            "experiment[0].trial_name: two trials are named \"same\"",
+        ),
+        (
+            "[sweep]\nname = \"s\"\n".to_owned(),
+            "test.toml:1:1: missing key `experiment`",
+        ),
+        (
+            format!("{HEAD}[[experiment]]\nname = \"e\"\ndataset = \"cifar10\"\n"),
+            "test.toml:7:8: experiment[1].name: duplicate experiment name \"e\"",
+        ),
+        (
+            format!("{HEAD}split_ratio = 1.0\n"),
+            "experiment[0].split_ratio: must be a fraction in (0, 1)",
+        ),
+        (
+            HEAD.replace("name = \"s\"", "name = \"a b\""),
+            "test.toml:2:8: sweep.name: invalid name \"a b\"",
+        ),
+        (
+            format!("{HEAD}[experiment.fixed]\nseed = 99999999999999999999\n"),
+            "test.toml:7:8",
+        ),
+        (
+            format!("{HEAD}[experiment.grid]\nseed = [1, 2, 3]\nhidden_width = [1, 2, 3]\n")
+                .replace("[sweep]\n", "[sweep]\nmax_trials = 8\n"),
+            "experiment[0].grid: the grid expands to more than 8 trials",
+        ),
+    ];
+    for (text, expected) in cases {
+        let message = err(text);
+        assert!(
+            message.contains(expected),
+            "for:\n{text}\nexpected the error to contain:\n  {expected}\ngot:\n  {message}"
+        );
+        assert!(message.starts_with("test.toml:"), "{message}");
+    }
+}
+
+#[test]
+fn invalid_utf8_names_the_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let mut bytes = b"[sweep]\nname = \"".to_vec();
+    bytes.extend_from_slice(&[0xff, 0xfe]);
+    std::fs::write(&path, bytes).unwrap();
+    let e = Grid::from_file(&path).unwrap_err().to_string();
+    assert!(e.contains("bad.toml:2:9: invalid UTF-8"), "{e}");
+    let missing = Grid::from_file(&dir.path().join("missing.toml")).unwrap_err().to_string();
+    assert!(missing.starts_with("cannot read grid file"), "{missing}");
+}
+
+proptest! {
+    /// The number of trials is the product of the axis sizes, ids are unique, and expansion is
+    /// deterministic.
+    #[test]
+    fn grid_size_is_the_product_of_axes(
+        layers in proptest::collection::btree_set(0i64..6, 1..4),
+        widths in proptest::collection::btree_set(1i64..2000, 1..4),
+        seeds in proptest::collection::btree_set(0i64..1000, 1..4),
+        acts in proptest::sample::subsequence(vec!["relu", "tanh", "sigmoid"], 1..=3),
+    ) {
+        let list = |v: &std::collections::BTreeSet<i64>| {
+            v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        };
+        let acts_list = acts.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
+        let text = format!(
+            "{HEAD}[experiment.grid]\nhidden_layers = [{}]\nhidden_width = [{}]\nseed = [{}]\nactivation = [{acts_list}]\n",
+            list(&layers), list(&widths), list(&seeds)
+        );
+        let g = parse(&text).unwrap();
+        prop_assert_eq!(g.len(), layers.len() * widths.len() * seeds.len() * acts.len());
+        let ids: std::collections::HashSet<_> = g.trials().map(|t| t.id).collect();
+        prop_assert_eq!(ids.len(), g.len());
+        let again = parse(&text).unwrap();
+        prop_assert_eq!(g, again);
+    }
+
+    /// Arbitrary text never panics the parser.
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+        let _ = parse(&text);
+    }
+
+    /// Arbitrary edits of a valid file never panic the parser.
+    #[test]
+    fn mutated_lab1_never_panics(pos in 0usize..2000, insert in "[\\[\\]=\"a-z0-9.,\\n -]{0,12}") {
+        let mut text = LAB1.to_owned();
+        let mut p = pos.min(text.len());
+        while !text.is_char_boundary(p) { p -= 1; }
+        text.insert_str(p, &insert);
+        let _ = parse(&text);
+    }
+}

@@ -1,0 +1,156 @@
+//! What a trial produces: per-epoch metrics, confusion matrices and the final result.
+
+use serde::{Deserialize, Serialize};
+
+/// Metrics of one epoch, as the worker reports them after the epoch ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: u32,
+    /// Mean of the per-batch mean cross-entropy losses over the epoch (the lab's printed loss).
+    pub train_loss: f64,
+    /// Accuracy (%) on the training batches as they were trained (running, no extra pass).
+    pub train_accuracy: f64,
+    /// Accuracy (%) on the test split after the epoch.
+    pub test_accuracy: f64,
+    /// Wall-clock seconds of the epoch (training and evaluation).
+    pub seconds: f64,
+}
+
+/// A confusion matrix: `counts[true * classes + predicted]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfusionMatrix {
+    /// Number of classes (rows and columns).
+    pub classes: usize,
+    /// Row-major counts, rows = true class, columns = predicted class.
+    pub counts: Vec<u64>,
+}
+
+/// Why a confusion matrix is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MatrixError {
+    /// Wrong number of classes.
+    #[error("confusion matrix has {got} classes, expected {expected}")]
+    Classes {
+        /// Classes in the matrix.
+        got: usize,
+        /// Classes of the dataset.
+        expected: usize,
+    },
+    /// `counts` is not classes x classes.
+    #[error("confusion matrix has {got} counts, expected {expected} ({classes} x {classes})")]
+    Len {
+        /// Counts given.
+        got: usize,
+        /// classes squared.
+        expected: usize,
+        /// Number of classes.
+        classes: usize,
+    },
+    /// The counts do not add up to the split's size.
+    #[error("confusion matrix counts sum to {got}, expected the split size {expected}")]
+    Total {
+        /// Sum of counts.
+        got: u64,
+        /// Size of the split.
+        expected: u64,
+    },
+}
+
+impl ConfusionMatrix {
+    /// An all-zero matrix.
+    pub fn zeros(classes: usize) -> Self {
+        Self {
+            classes,
+            counts: vec![0; classes * classes],
+        }
+    }
+
+    /// The count of images of class `truth` predicted as `predicted`.
+    pub fn get(&self, truth: usize, predicted: usize) -> u64 {
+        self.counts
+            .get(truth * self.classes + predicted)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Total number of images counted.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// Number of correct predictions (the diagonal).
+    pub fn correct(&self) -> u64 {
+        (0..self.classes).map(|i| self.get(i, i)).sum()
+    }
+
+    /// Accuracy in percent (0 for an empty matrix).
+    pub fn accuracy(&self) -> f64 {
+        let total = self.total();
+        if total == 0 {
+            0.0
+        } else {
+            100.0 * self.correct() as f64 / total as f64
+        }
+    }
+
+    /// Checks the shape against the dataset and, when known, the total against the split size.
+    pub fn validate(&self, classes: usize, total: Option<u64>) -> Result<(), MatrixError> {
+        if self.classes != classes {
+            return Err(MatrixError::Classes {
+                got: self.classes,
+                expected: classes,
+            });
+        }
+        if self.counts.len() != classes * classes {
+            return Err(MatrixError::Len {
+                got: self.counts.len(),
+                expected: classes * classes,
+                classes,
+            });
+        }
+        if let Some(expected) = total {
+            let got = self.total();
+            if got != expected {
+                return Err(MatrixError::Total { got, expected });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The result of a successful trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialResult {
+    /// One entry per epoch, in order.
+    pub epochs: Vec<EpochMetrics>,
+    /// Final accuracy (%) of the trained model on its training subset (a separate pass).
+    pub train_accuracy: f64,
+    /// Final accuracy (%) on the test split.
+    pub test_accuracy: f64,
+    /// Confusion matrix on the training subset.
+    pub train_confusion: ConfusionMatrix,
+    /// Confusion matrix on the test split.
+    pub test_confusion: ConfusionMatrix,
+    /// Seconds the worker spent on the trial, data loading excluded.
+    pub train_seconds: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confusion_accuracy_and_validation() {
+        let mut m = ConfusionMatrix::zeros(3);
+        m.counts = vec![5, 1, 0, 0, 3, 1, 0, 0, 0];
+        assert_eq!(m.total(), 10);
+        assert_eq!(m.correct(), 8);
+        assert!((m.accuracy() - 80.0).abs() < 1e-12);
+        assert!(m.validate(3, Some(10)).is_ok());
+        assert!(matches!(m.validate(10, None), Err(MatrixError::Classes { .. })));
+        assert!(matches!(m.validate(3, Some(11)), Err(MatrixError::Total { .. })));
+        m.counts.pop();
+        assert!(matches!(m.validate(3, None), Err(MatrixError::Len { .. })));
+    }
+}

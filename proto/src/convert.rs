@@ -1,0 +1,327 @@
+//! Conversions between wire messages and domain types.
+
+use sweep_common::{
+    Activation, ConfusionMatrix, DatasetKind, EpochMetrics, HyperParams, SplitSpec, TrialId,
+    TrialResult, TrialSpec,
+};
+
+use crate::v1;
+
+/// A wire message that does not decode into a domain value. Names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// A required field is absent.
+    #[error("missing field {0}")]
+    Missing(&'static str),
+    /// A field has a value outside what is allowed.
+    #[error("invalid field {field}: {message}")]
+    Invalid {
+        /// The field's name.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> DecodeError {
+    DecodeError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Parses a trial id field.
+pub fn parse_trial_id(field: &'static str, s: &str) -> Result<TrialId, DecodeError> {
+    s.parse().map_err(|e: sweep_common::ids::InvalidId| invalid(field, e.to_string()))
+}
+
+/// The wire form of a lease.
+pub fn lease_ref(trial: TrialId, attempt: u32) -> v1::LeaseRef {
+    v1::LeaseRef {
+        trial_id: trial.to_string(),
+        attempt,
+    }
+}
+
+/// Decodes an optional lease field into (trial, attempt).
+pub fn parse_lease(lease: Option<&v1::LeaseRef>) -> Result<(TrialId, u32), DecodeError> {
+    let lease = lease.ok_or(DecodeError::Missing("lease"))?;
+    let trial = parse_trial_id("lease.trial_id", &lease.trial_id)?;
+    if lease.attempt == 0 {
+        return Err(invalid("lease.attempt", "attempts start at 1"));
+    }
+    Ok((trial, lease.attempt))
+}
+
+impl From<Activation> for v1::Activation {
+    fn from(a: Activation) -> Self {
+        match a {
+            Activation::Relu => v1::Activation::Relu,
+            Activation::Tanh => v1::Activation::Tanh,
+            Activation::Sigmoid => v1::Activation::Sigmoid,
+        }
+    }
+}
+
+impl TryFrom<v1::Activation> for Activation {
+    type Error = DecodeError;
+
+    fn try_from(a: v1::Activation) -> Result<Self, Self::Error> {
+        match a {
+            v1::Activation::Relu => Ok(Activation::Relu),
+            v1::Activation::Tanh => Ok(Activation::Tanh),
+            v1::Activation::Sigmoid => Ok(Activation::Sigmoid),
+            v1::Activation::Unspecified => Err(DecodeError::Missing("trial.activation")),
+        }
+    }
+}
+
+impl From<&TrialSpec> for v1::TrialSpec {
+    fn from(t: &TrialSpec) -> Self {
+        let p = &t.params;
+        v1::TrialSpec {
+            trial_id: t.id.to_string(),
+            experiment: t.experiment.clone(),
+            name: t.name.clone(),
+            dataset: t.dataset.name().to_owned(),
+            activation: v1::Activation::from(p.activation).into(),
+            hidden_layers: p.hidden_layers,
+            hidden_width: p.hidden_width,
+            learning_rate: p.learning_rate,
+            batch_size: p.batch_size,
+            epochs: p.epochs,
+            train_fraction: p.train_fraction,
+            seed: p.seed,
+            split_ratio: t.split.train_ratio,
+            split_seed: t.split.seed,
+        }
+    }
+}
+
+impl TryFrom<&v1::TrialSpec> for TrialSpec {
+    type Error = DecodeError;
+
+    /// Decodes and checks a trial: the id must be the UUID v5 of the content.
+    fn try_from(t: &v1::TrialSpec) -> Result<Self, Self::Error> {
+        let id = parse_trial_id("trial.trial_id", &t.trial_id)?;
+        let dataset: DatasetKind = t
+            .dataset
+            .parse()
+            .map_err(|e: sweep_common::dataset::UnknownDataset| invalid("trial.dataset", e.to_string()))?;
+        let activation = v1::Activation::try_from(t.activation)
+            .map_err(|_| invalid("trial.activation", format!("unknown value {}", t.activation)))?;
+        let positive = |field: &'static str, v: u32| {
+            if v == 0 {
+                Err(invalid(field, "must be at least 1"))
+            } else {
+                Ok(v)
+            }
+        };
+        let fraction = |field: &'static str, v: f64, allow_one: bool| {
+            if v.is_finite() && v > 0.0 && (v < 1.0 || (allow_one && v == 1.0)) {
+                Ok(v)
+            } else {
+                Err(invalid(field, format!("{v} is not a fraction in range")))
+            }
+        };
+        if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
+            return Err(invalid("trial.learning_rate", "must be a finite number > 0"));
+        }
+        let spec = TrialSpec {
+            id,
+            experiment: t.experiment.clone(),
+            name: t.name.clone(),
+            dataset,
+            params: HyperParams {
+                activation: activation.try_into()?,
+                hidden_layers: t.hidden_layers,
+                hidden_width: positive("trial.hidden_width", t.hidden_width)?,
+                learning_rate: t.learning_rate,
+                batch_size: positive("trial.batch_size", t.batch_size)?,
+                epochs: positive("trial.epochs", t.epochs)?,
+                train_fraction: fraction("trial.train_fraction", t.train_fraction, true)?,
+                seed: t.seed,
+            },
+            split: SplitSpec {
+                train_ratio: fraction("trial.split_ratio", t.split_ratio, false)?,
+                seed: t.split_seed,
+            },
+        };
+        if spec.content_id() != id {
+            return Err(invalid(
+                "trial.trial_id",
+                "does not match the trial's content (different sweep versions?)",
+            ));
+        }
+        Ok(spec)
+    }
+}
+
+impl From<&EpochMetrics> for v1::EpochMetrics {
+    fn from(m: &EpochMetrics) -> Self {
+        v1::EpochMetrics {
+            epoch: m.epoch,
+            train_loss: m.train_loss,
+            train_accuracy: m.train_accuracy,
+            test_accuracy: m.test_accuracy,
+            seconds: m.seconds,
+        }
+    }
+}
+
+impl TryFrom<&v1::EpochMetrics> for EpochMetrics {
+    type Error = DecodeError;
+
+    /// Accuracies must be percentages; the loss may be non-finite (the coordinator decides).
+    fn try_from(m: &v1::EpochMetrics) -> Result<Self, Self::Error> {
+        if m.epoch == 0 {
+            return Err(invalid("metrics.epoch", "epochs start at 1"));
+        }
+        for (field, v) in [
+            ("metrics.train_accuracy", m.train_accuracy),
+            ("metrics.test_accuracy", m.test_accuracy),
+        ] {
+            if !(0.0..=100.0).contains(&v) {
+                return Err(invalid(field, format!("{v} is not a percentage")));
+            }
+        }
+        if !(m.seconds.is_finite() && m.seconds >= 0.0) {
+            return Err(invalid("metrics.seconds", "must be a finite number >= 0"));
+        }
+        Ok(EpochMetrics {
+            epoch: m.epoch,
+            train_loss: m.train_loss,
+            train_accuracy: m.train_accuracy,
+            test_accuracy: m.test_accuracy,
+            seconds: m.seconds,
+        })
+    }
+}
+
+impl From<&ConfusionMatrix> for v1::ConfusionMatrix {
+    fn from(m: &ConfusionMatrix) -> Self {
+        v1::ConfusionMatrix {
+            classes: u32::try_from(m.classes).unwrap_or(u32::MAX),
+            counts: m.counts.clone(),
+        }
+    }
+}
+
+fn confusion(field: &'static str, m: Option<&v1::ConfusionMatrix>) -> Result<ConfusionMatrix, DecodeError> {
+    let m = m.ok_or(DecodeError::Missing(field))?;
+    let classes = m.classes as usize;
+    if classes == 0 || classes > 1000 || m.counts.len() != classes * classes {
+        return Err(invalid(
+            field,
+            format!("{} counts for {} classes; expected classes x classes", m.counts.len(), m.classes),
+        ));
+    }
+    Ok(ConfusionMatrix {
+        classes,
+        counts: m.counts.clone(),
+    })
+}
+
+impl From<&TrialResult> for v1::TrialResult {
+    fn from(r: &TrialResult) -> Self {
+        v1::TrialResult {
+            epochs: r.epochs.iter().map(Into::into).collect(),
+            train_accuracy: r.train_accuracy,
+            test_accuracy: r.test_accuracy,
+            train_confusion: Some((&r.train_confusion).into()),
+            test_confusion: Some((&r.test_confusion).into()),
+            train_seconds: r.train_seconds,
+        }
+    }
+}
+
+impl TryFrom<&v1::TrialResult> for TrialResult {
+    type Error = DecodeError;
+
+    fn try_from(r: &v1::TrialResult) -> Result<Self, Self::Error> {
+        let epochs = r
+            .epochs
+            .iter()
+            .map(EpochMetrics::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        for (field, v) in [
+            ("result.train_accuracy", r.train_accuracy),
+            ("result.test_accuracy", r.test_accuracy),
+        ] {
+            if !(0.0..=100.0).contains(&v) {
+                return Err(invalid(field, format!("{v} is not a percentage")));
+            }
+        }
+        if !(r.train_seconds.is_finite() && r.train_seconds >= 0.0) {
+            return Err(invalid("result.train_seconds", "must be a finite number >= 0"));
+        }
+        Ok(TrialResult {
+            epochs,
+            train_accuracy: r.train_accuracy,
+            test_accuracy: r.test_accuracy,
+            train_confusion: confusion("result.train_confusion", r.train_confusion.as_ref())?,
+            test_confusion: confusion("result.test_confusion", r.test_confusion.as_ref())?,
+            train_seconds: r.train_seconds,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sweep_common::grid::Grid;
+
+    #[test]
+    fn trial_spec_round_trips_and_checks_its_id() {
+        let g = Grid::parse(
+            "[sweep]\nname='s'\n[[experiment]]\nname='e'\ndataset='cifar10'\n[experiment.grid]\nlearning_rate=[0.1, 0.01]\n",
+            "t.toml",
+        )
+        .unwrap();
+        for t in g.trials() {
+            let wire = v1::TrialSpec::from(t);
+            assert_eq!(&TrialSpec::try_from(&wire).unwrap(), t);
+            let mut tampered = wire.clone();
+            tampered.epochs += 1;
+            assert!(TrialSpec::try_from(&tampered).is_err());
+            let mut bad = wire.clone();
+            bad.activation = 99;
+            assert!(TrialSpec::try_from(&bad).is_err());
+        }
+    }
+
+    #[test]
+    fn results_decode_or_name_the_field() {
+        let m = ConfusionMatrix {
+            classes: 2,
+            counts: vec![3, 1, 0, 4],
+        };
+        let r = TrialResult {
+            epochs: vec![EpochMetrics {
+                epoch: 1,
+                train_loss: 0.5,
+                train_accuracy: 80.0,
+                test_accuracy: 75.0,
+                seconds: 1.0,
+            }],
+            train_accuracy: 87.5,
+            test_accuracy: 75.0,
+            train_confusion: m.clone(),
+            test_confusion: m,
+            train_seconds: 2.0,
+        };
+        let wire = v1::TrialResult::from(&r);
+        assert_eq!(TrialResult::try_from(&wire).unwrap(), r);
+        let mut bad = wire.clone();
+        bad.test_confusion = None;
+        assert_eq!(
+            TrialResult::try_from(&bad),
+            Err(DecodeError::Missing("result.test_confusion"))
+        );
+        let mut bad = wire;
+        bad.train_confusion.as_mut().unwrap().counts.pop();
+        assert!(TrialResult::try_from(&bad).unwrap_err().to_string().contains("result.train_confusion"));
+        assert!(parse_lease(None).is_err());
+        assert!(parse_lease(Some(&v1::LeaseRef { trial_id: "x".into(), attempt: 1 })).is_err());
+    }
+}

@@ -1,0 +1,26 @@
+//! The `sweep.v1` gRPC protocol: the generated prost messages and tonic client/server, and the
+//! conversions (`TryFrom` both ways) between wire types and `sweep_common` domain types.
+//!
+//! Decoding never panics: a missing field, an unknown enum value or a malformed id becomes a
+//! [`DecodeError`] naming the field, which the service shell maps to `INVALID_ARGUMENT`.
+
+#![allow(clippy::doc_markdown)]
+
+/// Generated code for package `sweep.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod v1 {
+    tonic::include_proto!("sweep.v1");
+}
+
+mod convert;
+
+pub use convert::{DecodeError, lease_ref, parse_lease};
+pub use v1::sweep_service_client::SweepServiceClient;
+pub use v1::sweep_service_server::{SweepService, SweepServiceServer};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: v1::ProtocolVersion = v1::ProtocolVersion::V1;
+
+/// Largest encoded message either side accepts (a result with two 10x10 matrices and thousands
+/// of epochs is well under this).
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
