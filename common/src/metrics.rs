@@ -134,6 +134,9 @@ pub struct TrialResult {
     pub test_confusion: ConfusionMatrix,
     /// Seconds the worker spent on the trial, data loading excluded.
     pub train_seconds: f64,
+    /// Number of images in the dataset file the worker trained from (the official training set
+    /// has 60 000 or 50 000; test fixtures have fewer). The split sizes follow from it.
+    pub dataset_images: u64,
 }
 
 #[cfg(test)]
@@ -148,8 +151,14 @@ mod tests {
         assert_eq!(m.correct(), 8);
         assert!((m.accuracy() - 80.0).abs() < 1e-12);
         assert!(m.validate(3, Some(10)).is_ok());
-        assert!(matches!(m.validate(10, None), Err(MatrixError::Classes { .. })));
-        assert!(matches!(m.validate(3, Some(11)), Err(MatrixError::Total { .. })));
+        assert!(matches!(
+            m.validate(10, None),
+            Err(MatrixError::Classes { .. })
+        ));
+        assert!(matches!(
+            m.validate(3, Some(11)),
+            Err(MatrixError::Total { .. })
+        ));
         m.counts.pop();
         assert!(matches!(m.validate(3, None), Err(MatrixError::Len { .. })));
     }

@@ -32,7 +32,8 @@ fn invalid(field: &'static str, message: impl Into<String>) -> DecodeError {
 
 /// Parses a trial id field.
 pub fn parse_trial_id(field: &'static str, s: &str) -> Result<TrialId, DecodeError> {
-    s.parse().map_err(|e: sweep_common::ids::InvalidId| invalid(field, e.to_string()))
+    s.parse()
+        .map_err(|e: sweep_common::ids::InvalidId| invalid(field, e.to_string()))
 }
 
 /// The wire form of a lease.
@@ -104,12 +105,18 @@ impl TryFrom<&v1::TrialSpec> for TrialSpec {
     /// Decodes and checks a trial: the id must be the UUID v5 of the content.
     fn try_from(t: &v1::TrialSpec) -> Result<Self, Self::Error> {
         let id = parse_trial_id("trial.trial_id", &t.trial_id)?;
-        let dataset: DatasetKind = t
-            .dataset
-            .parse()
-            .map_err(|e: sweep_common::dataset::UnknownDataset| invalid("trial.dataset", e.to_string()))?;
-        let activation = v1::Activation::try_from(t.activation)
-            .map_err(|_| invalid("trial.activation", format!("unknown value {}", t.activation)))?;
+        let dataset: DatasetKind =
+            t.dataset
+                .parse()
+                .map_err(|e: sweep_common::dataset::UnknownDataset| {
+                    invalid("trial.dataset", e.to_string())
+                })?;
+        let activation = v1::Activation::try_from(t.activation).map_err(|_| {
+            invalid(
+                "trial.activation",
+                format!("unknown value {}", t.activation),
+            )
+        })?;
         let positive = |field: &'static str, v: u32| {
             if v == 0 {
                 Err(invalid(field, "must be at least 1"))
@@ -125,7 +132,10 @@ impl TryFrom<&v1::TrialSpec> for TrialSpec {
             }
         };
         if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
-            return Err(invalid("trial.learning_rate", "must be a finite number > 0"));
+            return Err(invalid(
+                "trial.learning_rate",
+                "must be a finite number > 0",
+            ));
         }
         let spec = TrialSpec {
             id,
@@ -207,13 +217,20 @@ impl From<&ConfusionMatrix> for v1::ConfusionMatrix {
     }
 }
 
-fn confusion(field: &'static str, m: Option<&v1::ConfusionMatrix>) -> Result<ConfusionMatrix, DecodeError> {
+fn confusion(
+    field: &'static str,
+    m: Option<&v1::ConfusionMatrix>,
+) -> Result<ConfusionMatrix, DecodeError> {
     let m = m.ok_or(DecodeError::Missing(field))?;
     let classes = m.classes as usize;
     if classes == 0 || classes > 1000 || m.counts.len() != classes * classes {
         return Err(invalid(
             field,
-            format!("{} counts for {} classes; expected classes x classes", m.counts.len(), m.classes),
+            format!(
+                "{} counts for {} classes; expected classes x classes",
+                m.counts.len(),
+                m.classes
+            ),
         ));
     }
     Ok(ConfusionMatrix {
@@ -231,6 +248,7 @@ impl From<&TrialResult> for v1::TrialResult {
             train_confusion: Some((&r.train_confusion).into()),
             test_confusion: Some((&r.test_confusion).into()),
             train_seconds: r.train_seconds,
+            dataset_images: r.dataset_images,
         }
     }
 }
@@ -253,7 +271,10 @@ impl TryFrom<&v1::TrialResult> for TrialResult {
             }
         }
         if !(r.train_seconds.is_finite() && r.train_seconds >= 0.0) {
-            return Err(invalid("result.train_seconds", "must be a finite number >= 0"));
+            return Err(invalid(
+                "result.train_seconds",
+                "must be a finite number >= 0",
+            ));
         }
         Ok(TrialResult {
             epochs,
@@ -262,6 +283,7 @@ impl TryFrom<&v1::TrialResult> for TrialResult {
             train_confusion: confusion("result.train_confusion", r.train_confusion.as_ref())?,
             test_confusion: confusion("result.test_confusion", r.test_confusion.as_ref())?,
             train_seconds: r.train_seconds,
+            dataset_images: r.dataset_images,
         })
     }
 }
@@ -309,6 +331,7 @@ mod tests {
             train_confusion: m.clone(),
             test_confusion: m,
             train_seconds: 2.0,
+            dataset_images: 10,
         };
         let wire = v1::TrialResult::from(&r);
         assert_eq!(TrialResult::try_from(&wire).unwrap(), r);
@@ -320,8 +343,19 @@ mod tests {
         );
         let mut bad = wire;
         bad.train_confusion.as_mut().unwrap().counts.pop();
-        assert!(TrialResult::try_from(&bad).unwrap_err().to_string().contains("result.train_confusion"));
+        assert!(
+            TrialResult::try_from(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("result.train_confusion")
+        );
         assert!(parse_lease(None).is_err());
-        assert!(parse_lease(Some(&v1::LeaseRef { trial_id: "x".into(), attempt: 1 })).is_err());
+        assert!(
+            parse_lease(Some(&v1::LeaseRef {
+                trial_id: "x".into(),
+                attempt: 1
+            }))
+            .is_err()
+        );
     }
 }

@@ -1,1 +1,149 @@
-//! tmp
+//! The sweep worker: registers with a coordinator, leases trials, trains each one with
+//! libtorch on the CPU or a CUDA GPU, streams its per-epoch metrics and ends the lease with the
+//! result, until the coordinator says the sweep is finished.
+//!
+//! [`train`] is the synchronous trainer; [`session`] the gRPC conversation; [`data_cache`]
+//! keeps datasets resident on the device; [`device`] checks and tunes the device.
+
+pub mod data_cache;
+pub mod device;
+mod error;
+pub mod session;
+pub mod train;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sweep_proto::{SweepServiceClient, v1};
+use tokio::sync::watch;
+use tonic::transport::Endpoint;
+use tracing::info;
+
+pub use device::DeviceChoice;
+pub use error::Error;
+
+/// Validated settings of a worker.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The coordinator's URL (`http://host:50051`).
+    pub coordinator: String,
+    /// The device to train on.
+    pub device: DeviceChoice,
+    /// Where the datasets are.
+    pub data_dir: PathBuf,
+    /// Trials trained at once.
+    pub slots: u32,
+    /// libtorch intra-op threads (None: libtorch's default, all cores).
+    pub threads: Option<usize>,
+    /// Name shown in the coordinator's logs and results.
+    pub name: String,
+    /// How long to keep trying to reach the coordinator.
+    pub patience: Duration,
+}
+
+/// Runs the worker until the sweep is finished (Ok) or `shutdown` turns true (Ok, after giving
+/// back its leases).
+pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+    device::tune_malloc();
+    let info = device::open(options.device)?;
+    if let Some(threads) = options.threads {
+        tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
+    }
+    info!(
+        device = ?info.device,
+        name = %info.name,
+        memory_gib = format!("{:.1}", info.memory_bytes as f64 / f64::from(1u32 << 30)),
+        threads = tch::get_num_threads(),
+        "device ready"
+    );
+
+    let endpoint =
+        Endpoint::from_shared(options.coordinator.clone()).map_err(|e| Error::Address {
+            addr: options.coordinator.clone(),
+            message: e.to_string(),
+        })?;
+    let channel = endpoint
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .connect_lazy();
+    let client = SweepServiceClient::new(channel)
+        .max_decoding_message_size(sweep_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(sweep_proto::MAX_MESSAGE_BYTES);
+
+    let (kind, index) = match info.device {
+        tch::Device::Cuda(i) => (v1::DeviceKind::Cuda, u32::try_from(i).unwrap_or(u32::MAX)),
+        _ => (v1::DeviceKind::Cpu, 0),
+    };
+    let request = v1::RegisterRequest {
+        protocol_version: sweep_proto::PROTOCOL_VERSION.into(),
+        worker_name: options.name.clone(),
+        device: Some(v1::Device {
+            kind: kind.into(),
+            index,
+            name: info.name.clone(),
+            memory_bytes: info.memory_bytes,
+        }),
+        slots: options.slots,
+    };
+    let started = Instant::now();
+    let registered = session::retry(options.patience, &shutdown, || {
+        let mut c = client.clone();
+        let r = request.clone();
+        async move { c.register(r).await }
+    })
+    .await
+    .map_err(|status| {
+        if status.code() == tonic::Code::Unavailable || status.code() == tonic::Code::Unknown {
+            Error::Unreachable {
+                addr: options.coordinator.clone(),
+                seconds: started.elapsed().as_secs_f64(),
+                message: status.message().to_owned(),
+            }
+        } else {
+            Error::Refused(status.message().to_owned())
+        }
+    })?
+    .into_inner();
+    let worker_id = registered.worker_id.parse().map_err(|_| {
+        Error::Refused(format!(
+            "the coordinator sent an invalid worker id {:?}",
+            registered.worker_id
+        ))
+    })?;
+    let heartbeat = Duration::from_millis(u64::from(registered.heartbeat_interval_ms).max(10));
+    let lease_ttl = Duration::from_millis(u64::from(registered.lease_ttl_ms).max(100));
+    info!(worker = %worker_id, sweep = %registered.sweep, slots = options.slots, "registered");
+
+    let session = Arc::new(session::Session {
+        client,
+        worker_id,
+        heartbeat,
+        lease_ttl,
+        patience: options.patience,
+        addr: options.coordinator.clone(),
+        data: data_cache::DataCache::new(options.data_dir.clone(), info.device),
+    });
+    let mut slots = tokio::task::JoinSet::new();
+    for i in 0..options.slots as usize {
+        slots.spawn(session::slot(Arc::clone(&session), i, shutdown.clone()));
+    }
+    let mut first_error = None;
+    while let Some(joined) = slots.join_next().await {
+        match joined {
+            Ok(Ok(end)) => info!(?end, "slot done"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "slot failed");
+                first_error.get_or_insert(e);
+            }
+            Err(e) => tracing::error!(error = %e, "slot task failed"),
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => {
+            info!("sweep finished or stopped; worker exiting");
+            Ok(())
+        }
+    }
+}

@@ -93,7 +93,12 @@ impl Checker<'_> {
         }
     }
 
-    fn value(&self, param: Param, text: Spanned<RawValue<'_>>, key: &str) -> Result<Value, GridError> {
+    fn value(
+        &self,
+        param: Param,
+        text: Spanned<RawValue<'_>>,
+        key: &str,
+    ) -> Result<Value, GridError> {
         let span = text.span();
         let bad = |what: String| Err(self.err(&span, key, what));
         match (param, text.into_inner()) {
@@ -159,12 +164,24 @@ fn fixed_values(f: &RawFixed) -> Vec<(Param, Spanned<RawValue<'_>>)> {
     }
     [
         (Param::Activation, s(&f.activation, |x| RawValue::Str(x))),
-        (Param::HiddenLayers, s(&f.hidden_layers, |x| RawValue::Int(*x))),
-        (Param::HiddenWidth, s(&f.hidden_width, |x| RawValue::Int(*x))),
-        (Param::LearningRate, s(&f.learning_rate, |x| RawValue::Float(*x))),
+        (
+            Param::HiddenLayers,
+            s(&f.hidden_layers, |x| RawValue::Int(*x)),
+        ),
+        (
+            Param::HiddenWidth,
+            s(&f.hidden_width, |x| RawValue::Int(*x)),
+        ),
+        (
+            Param::LearningRate,
+            s(&f.learning_rate, |x| RawValue::Float(*x)),
+        ),
         (Param::BatchSize, s(&f.batch_size, |x| RawValue::Int(*x))),
         (Param::Epochs, s(&f.epochs, |x| RawValue::Int(*x))),
-        (Param::TrainFraction, s(&f.train_fraction, |x| RawValue::Float(*x))),
+        (
+            Param::TrainFraction,
+            s(&f.train_fraction, |x| RawValue::Float(*x)),
+        ),
         (Param::Seed, s(&f.seed, |x| RawValue::Int(*x))),
     ]
     .into_iter()
@@ -189,12 +206,24 @@ fn axis_values(g: &RawAxes) -> Vec<(Param, AxisValues<'_>)> {
     }
     [
         (Param::Activation, l(&g.activation, |x| RawValue::Str(x))),
-        (Param::HiddenLayers, l(&g.hidden_layers, |x| RawValue::Int(*x))),
-        (Param::HiddenWidth, l(&g.hidden_width, |x| RawValue::Int(*x))),
-        (Param::LearningRate, l(&g.learning_rate, |x| RawValue::Float(*x))),
+        (
+            Param::HiddenLayers,
+            l(&g.hidden_layers, |x| RawValue::Int(*x)),
+        ),
+        (
+            Param::HiddenWidth,
+            l(&g.hidden_width, |x| RawValue::Int(*x)),
+        ),
+        (
+            Param::LearningRate,
+            l(&g.learning_rate, |x| RawValue::Float(*x)),
+        ),
         (Param::BatchSize, l(&g.batch_size, |x| RawValue::Int(*x))),
         (Param::Epochs, l(&g.epochs, |x| RawValue::Int(*x))),
-        (Param::TrainFraction, l(&g.train_fraction, |x| RawValue::Float(*x))),
+        (
+            Param::TrainFraction,
+            l(&g.train_fraction, |x| RawValue::Float(*x)),
+        ),
         (Param::Seed, l(&g.seed, |x| RawValue::Int(*x))),
     ]
     .into_iter()
@@ -247,7 +276,9 @@ pub(super) fn expand(raw: RawFile, text: &str, origin: &str) -> Result<Grid, Gri
     for (i, e) in raw.experiments.get_ref().iter().enumerate() {
         let product = axis_values(&e.get_ref().grid)
             .iter()
-            .fold(1u64, |acc, (_, (_, values))| acc.saturating_mul(values.len() as u64));
+            .fold(1u64, |acc, (_, (_, values))| {
+                acc.saturating_mul(values.len() as u64)
+            });
         total = total.saturating_add(product);
         if total > max_trials {
             return Err(c.err(
@@ -270,7 +301,10 @@ pub(super) fn expand(raw: RawFile, text: &str, origin: &str) -> Result<Grid, Gri
             return Err(c.err(
                 &e.get_ref().name.span(),
                 &format!("experiment[{i}].name"),
-                format!("duplicate experiment name {:?} (also experiment[{first}])", exp.name),
+                format!(
+                    "duplicate experiment name {:?} (also experiment[{first}])",
+                    exp.name
+                ),
             ));
         }
         for t in &exp.trials {
@@ -301,14 +335,21 @@ pub(super) fn expand(raw: RawFile, text: &str, origin: &str) -> Result<Grid, Gri
     })
 }
 
-fn experiment(c: &Checker<'_>, i: usize, e: &RawExperiment, sweep_seed: u64) -> Result<Experiment, GridError> {
+fn experiment(
+    c: &Checker<'_>,
+    i: usize,
+    e: &RawExperiment,
+    sweep_seed: u64,
+) -> Result<Experiment, GridError> {
     let at = |k: &str| format!("experiment[{i}].{k}");
     let name = c.name(&e.name, &at("name"))?;
-    let dataset: DatasetKind = e
-        .dataset
-        .get_ref()
-        .parse()
-        .map_err(|err: crate::dataset::UnknownDataset| c.err(&e.dataset.span(), &at("dataset"), err.to_string()))?;
+    let dataset: DatasetKind =
+        e.dataset
+            .get_ref()
+            .parse()
+            .map_err(|err: crate::dataset::UnknownDataset| {
+                c.err(&e.dataset.span(), &at("dataset"), err.to_string())
+            })?;
     let split_ratio = match &e.split_ratio {
         Some(r) => {
             let x = *r.get_ref();
@@ -339,7 +380,9 @@ fn experiment(c: &Checker<'_>, i: usize, e: &RawExperiment, sweep_seed: u64) -> 
             return Err(c.err(
                 &list_span,
                 &key,
-                format!("{param} is both fixed and a grid axis; keep it in one of [fixed] or [grid]"),
+                format!(
+                    "{param} is both fixed and a grid axis; keep it in one of [fixed] or [grid]"
+                ),
             ));
         }
         if raw_values.is_empty() {
@@ -353,7 +396,10 @@ fn experiment(c: &Checker<'_>, i: usize, e: &RawExperiment, sweep_seed: u64) -> 
                 return Err(c.err(
                     &span,
                     &format!("{key}[{j}]"),
-                    format!("duplicate value {} (already at index {first})", value.display()),
+                    format!(
+                        "duplicate value {} (already at index {first})",
+                        value.display()
+                    ),
                 ));
             }
             axis.push(value);
@@ -398,7 +444,11 @@ fn experiment(c: &Checker<'_>, i: usize, e: &RawExperiment, sweep_seed: u64) -> 
         let trial_name = render(&template, &name, dataset, &chosen);
         if trial_name.len() > MAX_NAME_LEN * 2 {
             let span = e.trial_name.as_ref().map_or(e.name.span(), Spanned::span);
-            return Err(c.err(&span, &at("trial_name"), "trial names may be at most 256 bytes"));
+            return Err(c.err(
+                &span,
+                &at("trial_name"),
+                "trial names may be at most 256 bytes",
+            ));
         }
         trials.push(TrialSpec {
             id: TrialId::from_content(&canonical),
@@ -469,7 +519,10 @@ fn check_template(c: &Checker<'_>, t: &Spanned<String>, key: &str) -> Result<(),
             return Err(c.err(
                 &t.span(),
                 key,
-                format!("unknown placeholder {{{}}}; allowed: {PLACEHOLDERS}", truncate(placeholder)),
+                format!(
+                    "unknown placeholder {{{}}}; allowed: {PLACEHOLDERS}",
+                    truncate(placeholder)
+                ),
             ));
         }
         rest = &after[close + 1..];
@@ -486,8 +539,15 @@ fn default_template(axes: &[Axis]) -> String {
     t
 }
 
-fn render(template: &str, experiment: &str, dataset: DatasetKind, chosen: &BTreeMap<Param, Value>) -> String {
-    let mut out = template.replace("{experiment}", experiment).replace("{dataset}", dataset.name());
+fn render(
+    template: &str,
+    experiment: &str,
+    dataset: DatasetKind,
+    chosen: &BTreeMap<Param, Value>,
+) -> String {
+    let mut out = template
+        .replace("{experiment}", experiment)
+        .replace("{dataset}", dataset.name());
     for (param, value) in chosen {
         out = out.replace(&format!("{{{}}}", param.key()), &value.display());
     }

@@ -126,7 +126,9 @@ mod tests {
     #[test]
     fn paths_are_cleaned() {
         assert_eq!(
-            clean_path("experiment[0].grid.lr.$__serde_spanned_private_value[1].$__serde_spanned_private_value"),
+            clean_path(
+                "experiment[0].grid.lr.$__serde_spanned_private_value[1].$__serde_spanned_private_value"
+            ),
             "experiment[0].grid.lr[1]"
         );
         assert_eq!(clean_path("."), "");

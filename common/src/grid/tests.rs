@@ -18,7 +18,8 @@ fn err(text: &str) -> String {
     }
 }
 
-const HEAD: &str = "[sweep]\nname = \"s\"\n[[experiment]]\nname = \"e\"\ndataset = \"fashion-mnist\"\n";
+const HEAD: &str =
+    "[sweep]\nname = \"s\"\n[[experiment]]\nname = \"e\"\ndataset = \"fashion-mnist\"\n";
 
 #[test]
 fn lab1_expands_to_the_lab() {
@@ -68,7 +69,9 @@ fn lab1_expands_to_the_lab() {
 
 #[test]
 fn ids_ignore_key_order_and_names() {
-    let a = format!("{HEAD}trial_name = \"x{{activation}}{{seed}}\"\n[experiment.grid]\nactivation = [\"relu\", \"tanh\"]\nseed = [1, 2]\n");
+    let a = format!(
+        "{HEAD}trial_name = \"x{{activation}}{{seed}}\"\n[experiment.grid]\nactivation = [\"relu\", \"tanh\"]\nseed = [1, 2]\n"
+    );
     let b = format!("{HEAD}[experiment.grid]\nseed = [1, 2]\nactivation = [\"relu\", \"tanh\"]\n");
     let ga = parse(&a).unwrap();
     let gb = parse(&b).unwrap();
@@ -98,7 +101,10 @@ fn defaults_fill_unset_parameters() {
 #[test]
 fn errors_name_file_line_column_and_key() {
     let cases: &[(String, &str)] = &[
-        (format!("{HEAD}lr = 1\n"), "test.toml:6:1: experiment[0].lr: unknown key `lr`"),
+        (
+            format!("{HEAD}lr = 1\n"),
+            "test.toml:6:1: experiment[0].lr: unknown key `lr`",
+        ),
         (
             format!("{HEAD}[experiment.fixed]\nlearning_rate = -0.1\n"),
             "test.toml:7:17: experiment[0].fixed.learning_rate: must be a number greater than 0",
@@ -192,7 +198,9 @@ fn invalid_utf8_names_the_position() {
     std::fs::write(&path, bytes).unwrap();
     let e = Grid::from_file(&path).unwrap_err().to_string();
     assert!(e.contains("bad.toml:2:9: invalid UTF-8"), "{e}");
-    let missing = Grid::from_file(&dir.path().join("missing.toml")).unwrap_err().to_string();
+    let missing = Grid::from_file(&dir.path().join("missing.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(missing.starts_with("cannot read grid file"), "{missing}");
 }
 

@@ -1,0 +1,70 @@
+//! The coordinator's errors, and their one mapping to gRPC status codes.
+
+use sweep_common::grid::GridError;
+use sweep_proto::DecodeError;
+use tonic::{Code, Status};
+
+use crate::state::StateError;
+
+/// Everything that can go wrong in the coordinator.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The grid file is unusable.
+    #[error(transparent)]
+    Grid(#[from] GridError),
+    /// A file or folder could not be written or read.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done ("cannot write").
+        action: &'static str,
+        /// The path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("grpc server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The state machine refused a request.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A request did not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The worker speaks another protocol version.
+    #[error("unsupported protocol version {0}; this coordinator speaks sweep.v1 (1)")]
+    ProtocolVersion(i32),
+    /// The coordinator is stopping.
+    #[error("the coordinator is shutting down")]
+    ShuttingDown,
+}
+
+impl From<Error> for Status {
+    /// The one mapping from our errors to status codes. No wildcard arm: a new error variant
+    /// must decide its code here. Internal errors are logged once, here.
+    fn from(e: Error) -> Status {
+        let code = match &e {
+            Error::State(s) => match s {
+                StateError::UnknownWorker(_) | StateError::UnknownTrial(_) => Code::NotFound,
+                StateError::StaleLease { .. } => Code::FailedPrecondition,
+                StateError::NotLeaseHolder { .. } => Code::PermissionDenied,
+                StateError::InvalidReport { .. } => Code::InvalidArgument,
+            },
+            Error::Decode(_) | Error::ProtocolVersion(_) => Code::InvalidArgument,
+            Error::ShuttingDown => Code::Unavailable,
+            Error::Grid(_) | Error::Io { .. } | Error::Bind { .. } | Error::Transport(_) => {
+                tracing::error!(error = %e, "internal error while serving a request");
+                Code::Internal
+            }
+        };
+        Status::new(code, e.to_string())
+    }
+}

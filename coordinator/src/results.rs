@@ -1,0 +1,290 @@
+//! The sweep's outputs on disk: `results.json` (one record per trial) and `summary.md`.
+//!
+//! Both are written atomically (temporary file, then rename), `results.json` after every trial
+//! that ends, so nothing computed is lost if the coordinator stops.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sweep_common::grid::{Axis, Grid};
+use sweep_common::{ConfusionMatrix, DatasetKind, EpochMetrics, HyperParams, SplitSpec};
+
+use crate::Error;
+use crate::state::{AttemptFailure, Scheduler, TrialState};
+
+/// `results.json`.
+#[derive(Debug, Serialize)]
+pub struct SweepResults<'a> {
+    /// Format version of this file.
+    pub format: u32,
+    /// The sweep's name.
+    pub sweep: &'a str,
+    /// The grid file it came from.
+    pub grid_file: &'a str,
+    /// True once every trial has ended.
+    pub finished: bool,
+    /// The experiments, with their axes and class names.
+    pub experiments: Vec<ExperimentRecord<'a>>,
+    /// One record per trial, in grid order.
+    pub trials: Vec<TrialRecord<'a>>,
+}
+
+/// An experiment in `results.json`.
+#[derive(Debug, Serialize)]
+pub struct ExperimentRecord<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// Title, if any.
+    pub title: Option<&'a str>,
+    /// Dataset.
+    pub dataset: DatasetKind,
+    /// Class names, by label.
+    pub classes: &'static [&'static str],
+    /// Axes that vary.
+    pub axes: &'a [Axis],
+}
+
+/// A trial in `results.json`.
+#[derive(Debug, Serialize)]
+pub struct TrialRecord<'a> {
+    /// Content id.
+    pub id: String,
+    /// Experiment.
+    pub experiment: &'a str,
+    /// Name.
+    pub name: &'a str,
+    /// Dataset.
+    pub dataset: DatasetKind,
+    /// Hyperparameters.
+    pub params: &'a HyperParams,
+    /// Split.
+    pub split: &'a SplitSpec,
+    /// pending, running, succeeded or failed.
+    pub status: &'static str,
+    /// Leases granted.
+    pub attempts: u32,
+    /// Name and id of the worker that produced the result (or holds the lease).
+    pub worker: Option<String>,
+    /// Seconds from the successful attempt's lease to its result.
+    pub wall_seconds: Option<f64>,
+    /// Seconds of training on the worker (data loading excluded).
+    pub train_seconds: Option<f64>,
+    /// Per-epoch metrics.
+    pub epochs: &'a [EpochMetrics],
+    /// Final accuracy (%) on the training subset.
+    pub train_accuracy: Option<f64>,
+    /// Final accuracy (%) on the test split.
+    pub test_accuracy: Option<f64>,
+    /// Confusion matrix on the training subset.
+    pub train_confusion: Option<&'a ConfusionMatrix>,
+    /// Confusion matrix on the test split.
+    pub test_confusion: Option<&'a ConfusionMatrix>,
+    /// Images in the dataset the worker trained from.
+    pub dataset_images: Option<u64>,
+    /// Why the trial failed for good.
+    pub failure: Option<&'a str>,
+    /// Every failed attempt.
+    pub failed_attempts: &'a [AttemptFailure],
+}
+
+/// Builds the `results.json` document from the current state.
+pub fn collect<'a>(grid: &'a Grid, grid_file: &'a str, s: &'a Scheduler) -> SweepResults<'a> {
+    let worker_name = |id| {
+        s.workers()
+            .get(&id)
+            .map_or_else(|| format!("{id}"), |w| format!("{} ({})", w.name, id))
+    };
+    let trials = s
+        .trials()
+        .iter()
+        .map(|t| {
+            let (status, worker, wall_seconds, failure) = match &t.state {
+                TrialState::Pending => ("pending", None, None, None),
+                TrialState::Leased(l) => ("running", Some(worker_name(l.worker)), None, None),
+                TrialState::Succeeded {
+                    worker,
+                    wall_seconds,
+                    ..
+                } => (
+                    "succeeded",
+                    Some(worker_name(*worker)),
+                    Some(*wall_seconds),
+                    None,
+                ),
+                TrialState::Failed { reason } => ("failed", None, None, Some(reason.as_str())),
+            };
+            let r = t.result.as_ref();
+            TrialRecord {
+                id: t.spec.id.to_string(),
+                experiment: &t.spec.experiment,
+                name: &t.spec.name,
+                dataset: t.spec.dataset,
+                params: &t.spec.params,
+                split: &t.spec.split,
+                status,
+                attempts: t.attempts,
+                worker,
+                wall_seconds,
+                train_seconds: r.map(|r| r.train_seconds),
+                epochs: &t.epochs,
+                train_accuracy: r.map(|r| r.train_accuracy),
+                test_accuracy: r.map(|r| r.test_accuracy),
+                train_confusion: r.map(|r| &r.train_confusion),
+                test_confusion: r.map(|r| &r.test_confusion),
+                dataset_images: r.map(|r| r.dataset_images),
+                failure,
+                failed_attempts: &t.failures,
+            }
+        })
+        .collect();
+    SweepResults {
+        format: 1,
+        sweep: &grid.name,
+        grid_file,
+        finished: s.is_finished(),
+        experiments: grid
+            .experiments
+            .iter()
+            .map(|e| ExperimentRecord {
+                name: &e.name,
+                title: e.title.as_deref(),
+                dataset: e.dataset,
+                classes: e.dataset.class_names(),
+                axes: &e.axes,
+            })
+            .collect(),
+        trials,
+    }
+}
+
+/// Writes `contents` to `path` atomically.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        action: "cannot write",
+        path: path.display().to_string(),
+        source,
+    };
+    let tmp: PathBuf = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(contents).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Writes `results.json` into `out`.
+pub fn write_results(out: &Path, results: &SweepResults<'_>) -> Result<PathBuf, Error> {
+    let path = out.join("results.json");
+    let json = serde_json::to_vec_pretty(results).map_err(|e| Error::Io {
+        action: "cannot encode",
+        path: path.display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    write_atomic(&path, &json)?;
+    Ok(path)
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"))
+}
+
+/// Renders `summary.md`: per experiment, one row per trial and the best trial.
+pub fn render_summary(results: &SweepResults<'_>) -> String {
+    let mut md = String::new();
+    let ok = results
+        .trials
+        .iter()
+        .filter(|t| t.status == "succeeded")
+        .count();
+    let failed = results
+        .trials
+        .iter()
+        .filter(|t| t.status == "failed")
+        .count();
+    let _ = writeln!(md, "# Sweep `{}`\n", results.sweep);
+    let _ = writeln!(
+        md,
+        "Grid file `{}`: {} trials, {ok} succeeded, {failed} failed. Accuracies in %; \
+         \"test\" is the held-out part of the official training set.\n",
+        results.grid_file,
+        results.trials.len()
+    );
+    for e in &results.experiments {
+        let _ = writeln!(md, "## {}\n", e.title.unwrap_or(e.name));
+        let _ = writeln!(md, "Experiment `{}`, dataset {}.\n", e.name, e.dataset);
+        let trials: Vec<&TrialRecord<'_>> = results
+            .trials
+            .iter()
+            .filter(|t| t.experiment == e.name)
+            .collect();
+        let _ = writeln!(
+            md,
+            "| trial | status | test acc | train acc | gap | epochs | attempts | wall s | worker |"
+        );
+        let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---|");
+        for t in &trials {
+            let gap = t.train_accuracy.zip(t.test_accuracy).map(|(a, b)| a - b);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                t.name,
+                t.failure
+                    .map_or_else(|| t.status.to_owned(), |f| format!("failed: {f}")),
+                pct(t.test_accuracy),
+                pct(t.train_accuracy),
+                pct(gap),
+                t.epochs.len(),
+                t.attempts,
+                t.wall_seconds
+                    .map_or_else(|| "-".to_owned(), |w| format!("{w:.1}")),
+                t.worker.as_deref().unwrap_or("-"),
+            );
+        }
+        let best = trials
+            .iter()
+            .filter_map(|t| {
+                t.test_accuracy
+                    .filter(|a| a.is_finite())
+                    .map(|a| (a, t.name))
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((acc, name)) = best {
+            let _ = writeln!(md, "\nBest test accuracy: **{acc:.2} %** ({name}).");
+        }
+        let curves: Vec<&&TrialRecord<'_>> =
+            trials.iter().filter(|t| !t.epochs.is_empty()).collect();
+        if let Some(longest) = curves.iter().map(|t| t.epochs.len()).max() {
+            let _ = writeln!(md, "\nTest accuracy after each epoch:\n");
+            let _ = write!(md, "| epoch |");
+            for t in &curves {
+                let _ = write!(md, " {} |", t.name);
+            }
+            let _ = write!(md, "\n|---:|");
+            for _ in &curves {
+                let _ = write!(md, "---:|");
+            }
+            md.push('\n');
+            for epoch in 0..longest {
+                let _ = write!(md, "| {} |", epoch + 1);
+                for t in &curves {
+                    let _ = write!(
+                        md,
+                        " {} |",
+                        pct(t.epochs.get(epoch).map(|m| m.test_accuracy))
+                    );
+                }
+                md.push('\n');
+            }
+        }
+        md.push('\n');
+    }
+    md
+}
+
+/// Writes `summary.md` into `out`.
+pub fn write_summary(out: &Path, results: &SweepResults<'_>) -> Result<PathBuf, Error> {
+    let path = out.join("summary.md");
+    write_atomic(&path, render_summary(results).as_bytes())?;
+    Ok(path)
+}

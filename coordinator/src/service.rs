@@ -1,0 +1,213 @@
+//! The tonic shell of the `sweep.v1` service: each handler decodes its request, delegates to the
+//! state owner's handle and encodes the answer. Nothing else happens here.
+
+use std::time::Duration;
+
+use sweep_common::{EpochMetrics, TrialResult, WorkerId};
+use sweep_proto::v1::{self, complete_request, lease_response};
+use sweep_proto::{DecodeError, lease_ref, parse_lease};
+use tonic::{Request, Response, Status};
+
+use crate::Error;
+use crate::actor::Handle;
+use crate::state::{FailureKind, LeaseOutcome, Outcome};
+
+/// Longest worker name kept (longer names are cut).
+const MAX_WORKER_NAME: usize = 128;
+/// Most slots a worker may claim.
+const MAX_SLOTS: u32 = 1024;
+/// Longest failure message kept.
+const MAX_MESSAGE: usize = 4096;
+
+/// The gRPC service.
+pub struct Service {
+    handle: Handle,
+    sweep: String,
+    heartbeat_interval: Duration,
+    lease_ttl: Duration,
+}
+
+impl Service {
+    /// A service delegating to `handle`.
+    pub fn new(
+        handle: Handle,
+        sweep: String,
+        heartbeat_interval: Duration,
+        lease_ttl: Duration,
+    ) -> Self {
+        Self {
+            handle,
+            sweep,
+            heartbeat_interval,
+            lease_ttl,
+        }
+    }
+}
+
+fn worker_id(s: &str) -> Result<WorkerId, Error> {
+    s.parse().map_err(|e: sweep_common::ids::InvalidId| {
+        Error::Decode(DecodeError::Invalid {
+            field: "worker_id",
+            message: e.to_string(),
+        })
+    })
+}
+
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+fn bounded(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+fn device_text(d: Option<&v1::Device>) -> String {
+    let Some(d) = d else {
+        return "unknown".to_owned();
+    };
+    let kind = match v1::DeviceKind::try_from(d.kind) {
+        Ok(v1::DeviceKind::Cuda) => format!("cuda:{}", d.index),
+        Ok(v1::DeviceKind::Cpu) => "cpu".to_owned(),
+        _ => "unknown".to_owned(),
+    };
+    let name = bounded(&d.name, MAX_WORKER_NAME);
+    if d.memory_bytes > 0 {
+        format!(
+            "{kind} {name} ({:.1} GiB)",
+            d.memory_bytes as f64 / f64::from(1u32 << 30)
+        )
+    } else if name.is_empty() {
+        kind
+    } else {
+        format!("{kind} {name}")
+    }
+}
+
+fn failure_kind(k: i32) -> FailureKind {
+    match v1::FailureKind::try_from(k) {
+        Ok(v1::FailureKind::Data) => FailureKind::Data,
+        Ok(v1::FailureKind::NonFiniteLoss) => FailureKind::NonFiniteLoss,
+        Ok(v1::FailureKind::OutOfMemory) => FailureKind::OutOfMemory,
+        Ok(v1::FailureKind::WorkerShutdown) => FailureKind::WorkerShutdown,
+        Ok(v1::FailureKind::InvalidSpec) => FailureKind::InvalidSpec,
+        Ok(v1::FailureKind::Internal | v1::FailureKind::Unspecified) | Err(_) => {
+            FailureKind::Internal
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl sweep_proto::SweepService for Service {
+    async fn register(
+        &self,
+        request: Request<v1::RegisterRequest>,
+    ) -> Result<Response<v1::RegisterResponse>, Status> {
+        let r = request.into_inner();
+        if r.protocol_version != sweep_proto::PROTOCOL_VERSION as i32 {
+            return Err(Error::ProtocolVersion(r.protocol_version).into());
+        }
+        if r.slots == 0 || r.slots > MAX_SLOTS {
+            return Err(Error::Decode(DecodeError::Invalid {
+                field: "slots",
+                message: format!("{} is outside 1..={MAX_SLOTS}", r.slots),
+            })
+            .into());
+        }
+        let id = self
+            .handle
+            .register(
+                bounded(&r.worker_name, MAX_WORKER_NAME),
+                device_text(r.device.as_ref()),
+                r.slots,
+            )
+            .await?;
+        Ok(Response::new(v1::RegisterResponse {
+            worker_id: id.to_string(),
+            sweep: self.sweep.clone(),
+            heartbeat_interval_ms: millis(self.heartbeat_interval),
+            lease_ttl_ms: millis(self.lease_ttl),
+        }))
+    }
+
+    async fn lease(
+        &self,
+        request: Request<v1::LeaseRequest>,
+    ) -> Result<Response<v1::LeaseResponse>, Status> {
+        let worker = worker_id(&request.get_ref().worker_id)?;
+        let outcome = match self.handle.lease(worker).await? {
+            LeaseOutcome::Assigned { spec, attempt } => {
+                lease_response::Outcome::Assignment(v1::Assignment {
+                    lease: Some(lease_ref(spec.id, attempt)),
+                    trial: Some((&spec).into()),
+                })
+            }
+            LeaseOutcome::Wait(after) => lease_response::Outcome::Wait(v1::Wait {
+                retry_after_ms: millis(after),
+            }),
+            LeaseOutcome::Finished => lease_response::Outcome::Finished(v1::SweepFinished {}),
+        };
+        Ok(Response::new(v1::LeaseResponse {
+            outcome: Some(outcome),
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<v1::HeartbeatRequest>,
+    ) -> Result<Response<v1::HeartbeatResponse>, Status> {
+        let r = request.into_inner();
+        let worker = worker_id(&r.worker_id)?;
+        let leases = r
+            .leases
+            .iter()
+            .take(MAX_SLOTS as usize)
+            .map(|l| parse_lease(Some(l)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Error::from)?;
+        let revoked = self.handle.heartbeat(worker, leases).await?;
+        Ok(Response::new(v1::HeartbeatResponse {
+            revoked: revoked.into_iter().map(|(t, a)| lease_ref(t, a)).collect(),
+        }))
+    }
+
+    async fn report_epoch(
+        &self,
+        request: Request<v1::ReportEpochRequest>,
+    ) -> Result<Response<v1::ReportEpochResponse>, Status> {
+        let r = request.into_inner();
+        let worker = worker_id(&r.worker_id)?;
+        let (trial, attempt) = parse_lease(r.lease.as_ref()).map_err(Error::from)?;
+        let metrics = r
+            .metrics
+            .as_ref()
+            .ok_or(Error::Decode(DecodeError::Missing("metrics")))?;
+        let metrics = EpochMetrics::try_from(metrics).map_err(Error::from)?;
+        self.handle
+            .report_epoch(worker, trial, attempt, metrics)
+            .await?;
+        Ok(Response::new(v1::ReportEpochResponse {}))
+    }
+
+    async fn complete(
+        &self,
+        request: Request<v1::CompleteRequest>,
+    ) -> Result<Response<v1::CompleteResponse>, Status> {
+        let r = request.into_inner();
+        let worker = worker_id(&r.worker_id)?;
+        let (trial, attempt) = parse_lease(r.lease.as_ref()).map_err(Error::from)?;
+        let outcome = match r.outcome {
+            Some(complete_request::Outcome::Result(result)) => {
+                Outcome::Succeeded(TrialResult::try_from(&result).map_err(Error::from)?)
+            }
+            Some(complete_request::Outcome::Failure(f)) => Outcome::Failed {
+                kind: failure_kind(f.kind),
+                message: bounded(&f.message, MAX_MESSAGE),
+            },
+            None => return Err(Error::Decode(DecodeError::Missing("outcome")).into()),
+        };
+        self.handle
+            .complete(worker, trial, attempt, outcome)
+            .await?;
+        Ok(Response::new(v1::CompleteResponse {}))
+    }
+}

@@ -1,0 +1,688 @@
+//! The scheduling state machine: which trial is pending, leased to whom, or ended.
+//!
+//! Pure and synchronous: every transition takes `now` as an argument and does no I/O, so it is
+//! unit- and property-tested without a network. The actor loop (`server`) owns the only
+//! instance and performs the effects that transitions return.
+//!
+//! Trial states: `Pending -> Leased -> Succeeded | Failed`, and `Leased -> Pending` when a lease
+//! expires or fails in a way that is not the trial's fault, until `max_attempts` leases were
+//! granted. Invariant: a trial has at most one live lease, and only that lease's
+//! (worker, attempt) can write to the trial.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use sweep_common::{EpochMetrics, TrialId, TrialResult, TrialSpec, WorkerId};
+
+/// Timing and retry settings of the state machine.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// A lease not renewed for this long expires.
+    pub lease_ttl: Duration,
+    /// Leases granted to one trial before a retryable failure fails it for good.
+    pub max_attempts: u32,
+    /// How long a worker waits before asking again when nothing can be leased.
+    pub retry_after: Duration,
+}
+
+/// Why an attempt ended without a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// A dataset file is missing or corrupt.
+    Data,
+    /// The loss became NaN or infinite.
+    NonFiniteLoss,
+    /// The device ran out of memory.
+    OutOfMemory,
+    /// Any other error on the worker.
+    Internal,
+    /// The worker shut down and gave the lease back.
+    WorkerShutdown,
+    /// The worker could not accept the trial spec.
+    InvalidSpec,
+    /// The worker stopped heartbeating.
+    LeaseExpired,
+}
+
+impl FailureKind {
+    /// Whether a failure of this kind may be retried, and whether the retry costs an attempt.
+    fn policy(self) -> Retry {
+        match self {
+            FailureKind::Data | FailureKind::NonFiniteLoss | FailureKind::InvalidSpec => {
+                Retry::Never
+            }
+            FailureKind::OutOfMemory | FailureKind::Internal | FailureKind::LeaseExpired => {
+                Retry::Counted
+            }
+            FailureKind::WorkerShutdown => Retry::Free,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    Never,
+    Counted,
+    Free,
+}
+
+/// One failed attempt, kept for the report.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AttemptFailure {
+    /// The attempt that failed.
+    pub attempt: u32,
+    /// The worker that held it.
+    pub worker: WorkerId,
+    /// What kind of failure.
+    pub kind: FailureKind,
+    /// The worker's (or the coordinator's) message.
+    pub message: String,
+}
+
+/// A live lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// The worker holding it.
+    pub worker: WorkerId,
+    /// Its attempt number (1-based).
+    pub attempt: u32,
+    /// When it was granted.
+    pub granted: Instant,
+    /// When it expires unless renewed.
+    pub expires: Instant,
+}
+
+/// Where a trial is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrialState {
+    /// Waiting for a worker.
+    Pending,
+    /// Being trained under a lease.
+    Leased(Lease),
+    /// Ended with a result.
+    Succeeded {
+        /// The attempt whose result was recorded.
+        attempt: u32,
+        /// The worker that produced it.
+        worker: WorkerId,
+        /// Seconds from that attempt's lease to its result.
+        wall_seconds: f64,
+    },
+    /// Ended without a result, for good.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A trial and everything recorded about it.
+#[derive(Debug, Clone)]
+pub struct Trial {
+    /// What to train.
+    pub spec: TrialSpec,
+    /// Where it is.
+    pub state: TrialState,
+    /// Leases granted so far (the attempt number of the latest lease).
+    pub attempts: u32,
+    /// Leases that counted against `max_attempts`.
+    pub counted_attempts: u32,
+    /// Accepted epoch metrics of the current (or successful) attempt, one per epoch.
+    pub epochs: Vec<EpochMetrics>,
+    /// The result, once succeeded.
+    pub result: Option<TrialResult>,
+    /// Every failed attempt.
+    pub failures: Vec<AttemptFailure>,
+}
+
+impl Trial {
+    /// True once the trial succeeded or failed for good.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self.state,
+            TrialState::Succeeded { .. } | TrialState::Failed { .. }
+        )
+    }
+}
+
+/// A registered worker.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    /// Free-form name it gave.
+    pub name: String,
+    /// Device description for logs and reports (`cuda:0 NVIDIA H100`, `cpu`).
+    pub device: String,
+    /// Trials it trains at once.
+    pub slots: u32,
+    /// Last time it called.
+    pub last_seen: Instant,
+    /// Trials it currently leases.
+    pub leases: BTreeSet<TrialId>,
+    /// Whether it has been told that the sweep is finished.
+    pub told_finished: bool,
+}
+
+/// What a lease request gets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LeaseOutcome {
+    /// Train this trial under this attempt.
+    Assigned {
+        /// The trial.
+        spec: TrialSpec,
+        /// The attempt number of the new lease.
+        attempt: u32,
+    },
+    /// Nothing to lease now; ask again after this long.
+    Wait(Duration),
+    /// Every trial has ended.
+    Finished,
+}
+
+/// How a worker ends a lease.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The trial trained to the end.
+    Succeeded(TrialResult),
+    /// The attempt failed.
+    Failed {
+        /// What kind of failure.
+        kind: FailureKind,
+        /// The worker's message.
+        message: String,
+    },
+}
+
+/// What a transition did that the owner of the state must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// A trial ended (succeeded or failed for good): persist it.
+    TrialEnded(TrialId),
+    /// A trial went back to pending.
+    Requeued(TrialId),
+    /// The last trial ended.
+    SweepFinished,
+}
+
+/// A request the state machine refuses. The service maps each to a gRPC status.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StateError {
+    /// The worker id is not registered (the coordinator restarted, or the id is made up).
+    #[error("unknown worker {0}; register again")]
+    UnknownWorker(WorkerId),
+    /// No trial has this id.
+    #[error("unknown trial {0}")]
+    UnknownTrial(TrialId),
+    /// The lease named is not the trial's current one.
+    #[error("stale lease: trial {trial} attempt {attempt} is not the current lease ({current})")]
+    StaleLease {
+        /// The trial.
+        trial: TrialId,
+        /// The attempt named.
+        attempt: u32,
+        /// What the trial's state is now, in words.
+        current: String,
+    },
+    /// The lease belongs to another worker.
+    #[error("trial {trial} attempt {attempt} is leased to another worker")]
+    NotLeaseHolder {
+        /// The trial.
+        trial: TrialId,
+        /// The attempt named.
+        attempt: u32,
+    },
+    /// A report that does not fit the trial.
+    #[error("invalid {field}: {message}")]
+    InvalidReport {
+        /// The field at fault.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Counts of trials by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Waiting for a worker.
+    pub pending: usize,
+    /// Being trained.
+    pub leased: usize,
+    /// Ended with a result.
+    pub succeeded: usize,
+    /// Ended without one.
+    pub failed: usize,
+}
+
+/// The coordinator's scheduling state.
+#[derive(Debug)]
+pub struct Scheduler {
+    config: Config,
+    trials: Vec<Trial>,
+    index: HashMap<TrialId, usize>,
+    pending: VecDeque<usize>,
+    leased: BTreeSet<usize>,
+    workers: HashMap<WorkerId, Worker>,
+    terminal: usize,
+}
+
+impl Scheduler {
+    /// A scheduler with every trial pending, in the given order.
+    pub fn new(specs: impl IntoIterator<Item = TrialSpec>, config: Config) -> Self {
+        let trials: Vec<Trial> = specs
+            .into_iter()
+            .map(|spec| Trial {
+                spec,
+                state: TrialState::Pending,
+                attempts: 0,
+                counted_attempts: 0,
+                epochs: Vec::new(),
+                result: None,
+                failures: Vec::new(),
+            })
+            .collect();
+        let index = trials
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.spec.id, i))
+            .collect();
+        let pending = (0..trials.len()).collect();
+        Self {
+            config,
+            trials,
+            index,
+            pending,
+            leased: BTreeSet::new(),
+            workers: HashMap::new(),
+            terminal: 0,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Every trial, in grid order.
+    pub fn trials(&self) -> &[Trial] {
+        &self.trials
+    }
+
+    /// The trial with this id.
+    pub fn trial(&self, id: TrialId) -> Option<&Trial> {
+        self.index.get(&id).map(|&i| &self.trials[i])
+    }
+
+    /// The registered workers.
+    pub fn workers(&self) -> &HashMap<WorkerId, Worker> {
+        &self.workers
+    }
+
+    /// True once every trial has ended.
+    pub fn is_finished(&self) -> bool {
+        self.terminal == self.trials.len()
+    }
+
+    /// Trials by state.
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts {
+            pending: self.pending.len(),
+            leased: self.leased.len(),
+            ..Counts::default()
+        };
+        for t in &self.trials {
+            match t.state {
+                TrialState::Succeeded { .. } => c.succeeded += 1,
+                TrialState::Failed { .. } => c.failed += 1,
+                TrialState::Pending | TrialState::Leased(_) => {}
+            }
+        }
+        c
+    }
+
+    /// Registers a worker under `id` (chosen by the caller, so this stays deterministic).
+    pub fn register(
+        &mut self,
+        id: WorkerId,
+        name: String,
+        device: String,
+        slots: u32,
+        now: Instant,
+    ) {
+        self.workers.insert(
+            id,
+            Worker {
+                name,
+                device,
+                slots: slots.max(1),
+                last_seen: now,
+                leases: BTreeSet::new(),
+                told_finished: false,
+            },
+        );
+    }
+
+    fn worker_mut(&mut self, id: WorkerId, now: Instant) -> Result<&mut Worker, StateError> {
+        let w = self
+            .workers
+            .get_mut(&id)
+            .ok_or(StateError::UnknownWorker(id))?;
+        w.last_seen = now;
+        Ok(w)
+    }
+
+    /// Leases the next pending trial to `worker`, if it has a free slot.
+    pub fn lease(&mut self, worker: WorkerId, now: Instant) -> Result<LeaseOutcome, StateError> {
+        let finished = self.is_finished();
+        let retry_after = self.config.retry_after;
+        let w = self.worker_mut(worker, now)?;
+        if finished {
+            w.told_finished = true;
+            return Ok(LeaseOutcome::Finished);
+        }
+        if w.leases.len() >= w.slots as usize {
+            return Ok(LeaseOutcome::Wait(retry_after));
+        }
+        let Some(i) = self.pending.pop_front() else {
+            return Ok(LeaseOutcome::Wait(retry_after));
+        };
+        let trial = &mut self.trials[i];
+        trial.attempts += 1;
+        trial.epochs.clear();
+        let attempt = trial.attempts;
+        trial.state = TrialState::Leased(Lease {
+            worker,
+            attempt,
+            granted: now,
+            expires: now + self.config.lease_ttl,
+        });
+        let spec = trial.spec.clone();
+        self.leased.insert(i);
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.leases.insert(spec.id);
+        }
+        Ok(LeaseOutcome::Assigned { spec, attempt })
+    }
+
+    /// Checks that (`trial`, `attempt`) is the live lease of `worker`; returns the trial's index.
+    fn current_lease(
+        &self,
+        worker: WorkerId,
+        trial: TrialId,
+        attempt: u32,
+    ) -> Result<usize, StateError> {
+        let &i = self
+            .index
+            .get(&trial)
+            .ok_or(StateError::UnknownTrial(trial))?;
+        let t = &self.trials[i];
+        match &t.state {
+            TrialState::Leased(lease) if lease.attempt == attempt => {
+                if lease.worker == worker {
+                    Ok(i)
+                } else {
+                    Err(StateError::NotLeaseHolder { trial, attempt })
+                }
+            }
+            state => Err(StateError::StaleLease {
+                trial,
+                attempt,
+                current: describe(state),
+            }),
+        }
+    }
+
+    /// Renews the given leases of `worker`; returns those it must stop (not live any more).
+    pub fn heartbeat(
+        &mut self,
+        worker: WorkerId,
+        leases: &[(TrialId, u32)],
+        now: Instant,
+    ) -> Result<Vec<(TrialId, u32)>, StateError> {
+        self.worker_mut(worker, now)?;
+        let mut revoked = Vec::new();
+        for &(trial, attempt) in leases {
+            match self.current_lease(worker, trial, attempt) {
+                Ok(i) => self.renew(i, now),
+                Err(_) => revoked.push((trial, attempt)),
+            }
+        }
+        Ok(revoked)
+    }
+
+    fn renew(&mut self, i: usize, now: Instant) {
+        if let TrialState::Leased(lease) = &mut self.trials[i].state {
+            lease.expires = now + self.config.lease_ttl;
+        }
+    }
+
+    /// Records one epoch of a live lease (and renews it).
+    pub fn report_epoch(
+        &mut self,
+        worker: WorkerId,
+        trial: TrialId,
+        attempt: u32,
+        metrics: EpochMetrics,
+        now: Instant,
+    ) -> Result<(), StateError> {
+        self.worker_mut(worker, now)?;
+        let i = self.current_lease(worker, trial, attempt)?;
+        let epochs = self.trials[i].spec.params.epochs;
+        if metrics.epoch == 0 || metrics.epoch > epochs {
+            return Err(StateError::InvalidReport {
+                field: "metrics.epoch",
+                message: format!("epoch {} is outside 1..={epochs}", metrics.epoch),
+            });
+        }
+        self.renew(i, now);
+        let list = &mut self.trials[i].epochs;
+        match list.binary_search_by_key(&metrics.epoch, |m| m.epoch) {
+            Ok(j) => list[j] = metrics,
+            Err(j) => list.insert(j, metrics),
+        }
+        Ok(())
+    }
+
+    /// Ends a live lease with a result or a failure.
+    ///
+    /// Completing an already recorded success again with the same lease is accepted and changes
+    /// nothing (a worker may resend when the first answer was lost).
+    pub fn complete(
+        &mut self,
+        worker: WorkerId,
+        trial: TrialId,
+        attempt: u32,
+        outcome: Outcome,
+        now: Instant,
+    ) -> Result<Vec<Effect>, StateError> {
+        self.worker_mut(worker, now)?;
+        if let Some(&i) = self.index.get(&trial) {
+            if let TrialState::Succeeded {
+                attempt: a,
+                worker: w,
+                ..
+            } = self.trials[i].state
+            {
+                if a == attempt && w == worker && matches!(outcome, Outcome::Succeeded(_)) {
+                    return Ok(Vec::new());
+                }
+            }
+        }
+        let i = self.current_lease(worker, trial, attempt)?;
+        let TrialState::Leased(lease) = self.trials[i].state else {
+            return Err(StateError::UnknownTrial(trial));
+        };
+        match outcome {
+            Outcome::Succeeded(result) => {
+                validate_result(&self.trials[i].spec, &result)?;
+                let t = &mut self.trials[i];
+                t.epochs = result.epochs.clone();
+                t.result = Some(result);
+                t.state = TrialState::Succeeded {
+                    attempt,
+                    worker,
+                    wall_seconds: now.saturating_duration_since(lease.granted).as_secs_f64(),
+                };
+                Ok(self.end_lease(i, worker, true))
+            }
+            Outcome::Failed { kind, message } => Ok(self.fail_attempt(i, lease, kind, message)),
+        }
+    }
+
+    /// Expires every lease not renewed by `now`; returns what happened.
+    pub fn expire_leases(&mut self, now: Instant) -> Vec<Effect> {
+        let expired: Vec<(usize, Lease)> = self
+            .leased
+            .iter()
+            .filter_map(|&i| match self.trials[i].state {
+                TrialState::Leased(lease) if lease.expires <= now => Some((i, lease)),
+                _ => None,
+            })
+            .collect();
+        let mut effects = Vec::new();
+        for (i, lease) in expired {
+            let message = format!(
+                "lease expired: no heartbeat from worker {} for {:.1} s",
+                lease.worker.short(),
+                self.config.lease_ttl.as_secs_f64()
+            );
+            effects.extend(self.fail_attempt(i, lease, FailureKind::LeaseExpired, message));
+        }
+        effects
+    }
+
+    fn fail_attempt(
+        &mut self,
+        i: usize,
+        lease: Lease,
+        kind: FailureKind,
+        message: String,
+    ) -> Vec<Effect> {
+        let max_attempts = self.config.max_attempts;
+        let t = &mut self.trials[i];
+        t.failures.push(AttemptFailure {
+            attempt: lease.attempt,
+            worker: lease.worker,
+            kind,
+            message: message.clone(),
+        });
+        let policy = kind.policy();
+        if policy == Retry::Counted {
+            t.counted_attempts += 1;
+        }
+        let retry = match policy {
+            Retry::Never => false,
+            Retry::Counted => t.counted_attempts < max_attempts,
+            Retry::Free => true,
+        };
+        if retry {
+            t.state = TrialState::Pending;
+            t.epochs.clear();
+            let id = t.spec.id;
+            let mut effects = self.end_lease(i, lease.worker, false);
+            self.pending.push_front(i);
+            effects.push(Effect::Requeued(id));
+            effects
+        } else {
+            t.state = TrialState::Failed {
+                reason: if policy == Retry::Never {
+                    message
+                } else {
+                    format!("failed {} times; last: {message}", t.counted_attempts)
+                },
+            };
+            self.end_lease(i, lease.worker, true)
+        }
+    }
+
+    fn end_lease(&mut self, i: usize, worker: WorkerId, terminal: bool) -> Vec<Effect> {
+        self.leased.remove(&i);
+        let id = self.trials[i].spec.id;
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.leases.remove(&id);
+        }
+        let mut effects = Vec::new();
+        if terminal {
+            self.terminal += 1;
+            effects.push(Effect::TrialEnded(id));
+            if self.is_finished() {
+                effects.push(Effect::SweepFinished);
+            }
+        }
+        effects
+    }
+
+    /// True when every worker seen since `since` has been told the sweep is finished.
+    pub fn all_workers_told(&self, since: Instant) -> bool {
+        self.workers
+            .values()
+            .filter(|w| w.last_seen >= since)
+            .all(|w| w.told_finished)
+    }
+}
+
+fn describe(state: &TrialState) -> String {
+    match state {
+        TrialState::Pending => "the trial is pending".to_owned(),
+        TrialState::Leased(l) => format!("attempt {} is leased", l.attempt),
+        TrialState::Succeeded { attempt, .. } => {
+            format!("the trial succeeded on attempt {attempt}")
+        }
+        TrialState::Failed { .. } => "the trial failed".to_owned(),
+    }
+}
+
+/// Checks a result against its trial: one metric per epoch, matrices of the dataset's classes
+/// whose totals match the split sizes, accuracies that agree with the matrices.
+fn validate_result(spec: &TrialSpec, r: &TrialResult) -> Result<(), StateError> {
+    let invalid =
+        |field: &'static str, message: String| StateError::InvalidReport { field, message };
+    let epochs = spec.params.epochs as usize;
+    let numbered = r
+        .epochs
+        .iter()
+        .enumerate()
+        .all(|(i, m)| m.epoch as usize == i + 1);
+    if r.epochs.len() != epochs || !numbered {
+        return Err(invalid(
+            "result.epochs",
+            format!(
+                "expected epochs 1..={epochs} in order, got {} entries",
+                r.epochs.len()
+            ),
+        ));
+    }
+    let n = usize::try_from(r.dataset_images).unwrap_or(usize::MAX);
+    let (_, test_len) = spec.split.sizes(n);
+    let train_len = spec.train_subset_len(n);
+    let classes = spec.dataset.num_classes();
+    for (field, m, total, accuracy) in [
+        (
+            "result.train_confusion",
+            &r.train_confusion,
+            train_len,
+            r.train_accuracy,
+        ),
+        (
+            "result.test_confusion",
+            &r.test_confusion,
+            test_len,
+            r.test_accuracy,
+        ),
+    ] {
+        m.validate(classes, Some(total as u64))
+            .map_err(|e| invalid(field, e.to_string()))?;
+        if (m.accuracy() - accuracy).abs() > 1e-6 {
+            return Err(invalid(
+                field,
+                format!(
+                    "accuracy {accuracy} does not match the matrix ({})",
+                    m.accuracy()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

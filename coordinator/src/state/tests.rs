@@ -1,0 +1,317 @@
+//! Tests of the scheduling state machine.
+
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use sweep_common::grid::Grid;
+use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, TrialSpec, WorkerId};
+
+use super::*;
+
+fn specs(n: usize, epochs: u32) -> Vec<TrialSpec> {
+    let seeds: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    let text = format!(
+        "[sweep]\nname='s'\n[[experiment]]\nname='e'\ndataset='fashion-mnist'\n[experiment.fixed]\nepochs={epochs}\n[experiment.grid]\nseed=[{}]\n",
+        seeds.join(",")
+    );
+    Grid::parse(&text, "t.toml")
+        .unwrap()
+        .trials()
+        .cloned()
+        .collect()
+}
+
+fn config() -> Config {
+    Config {
+        lease_ttl: Duration::from_secs(10),
+        max_attempts: 2,
+        retry_after: Duration::from_millis(100),
+    }
+}
+
+fn metrics(epoch: u32) -> EpochMetrics {
+    EpochMetrics {
+        epoch,
+        train_loss: 0.5,
+        train_accuracy: 80.0,
+        test_accuracy: 70.0,
+        seconds: 0.1,
+    }
+}
+
+/// A valid result for `spec` on a dataset of 100 images (70 train, 30 test).
+fn result(spec: &TrialSpec) -> TrialResult {
+    let n = 100;
+    let (_, test) = spec.split.sizes(n);
+    let train = spec.train_subset_len(n);
+    let diag = |total: usize| {
+        let mut m = ConfusionMatrix::zeros(10);
+        m.counts[0] = total as u64;
+        m
+    };
+    TrialResult {
+        epochs: (1..=spec.params.epochs).map(metrics).collect(),
+        train_accuracy: 100.0,
+        test_accuracy: 100.0,
+        train_confusion: diag(train),
+        test_confusion: diag(test),
+        train_seconds: 1.0,
+        dataset_images: n as u64,
+    }
+}
+
+fn worker(s: &mut Scheduler, now: Instant, slots: u32) -> WorkerId {
+    let id = WorkerId::random();
+    s.register(id, "w".into(), "cpu".into(), slots, now);
+    id
+}
+
+fn assigned(o: LeaseOutcome) -> (TrialSpec, u32) {
+    match o {
+        LeaseOutcome::Assigned { spec, attempt } => (spec, attempt),
+        other => panic!("expected an assignment, got {other:?}"),
+    }
+}
+
+#[test]
+fn happy_path_runs_every_trial_once() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(specs(3, 2), config());
+    let w = worker(&mut s, now, 1);
+    for _ in 0..3 {
+        let (spec, attempt) = assigned(s.lease(w, now).unwrap());
+        assert_eq!(attempt, 1);
+        // One slot: a second lease must wait.
+        assert!(matches!(s.lease(w, now).unwrap(), LeaseOutcome::Wait(_)));
+        s.report_epoch(w, spec.id, 1, metrics(1), now).unwrap();
+        let effects = s
+            .complete(w, spec.id, 1, Outcome::Succeeded(result(&spec)), now)
+            .unwrap();
+        assert!(effects.contains(&Effect::TrialEnded(spec.id)));
+        // Resending the same result is idempotent.
+        assert_eq!(
+            s.complete(w, spec.id, 1, Outcome::Succeeded(result(&spec)), now),
+            Ok(Vec::new())
+        );
+    }
+    assert!(s.is_finished());
+    assert_eq!(s.counts().succeeded, 3);
+    assert_eq!(s.lease(w, now).unwrap(), LeaseOutcome::Finished);
+    assert!(s.all_workers_told(now));
+}
+
+#[test]
+fn expired_lease_is_leased_again_and_the_old_attempt_is_refused() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(specs(1, 1), config());
+    let a = worker(&mut s, t0, 1);
+    let b = worker(&mut s, t0, 1);
+    let (spec, _) = assigned(s.lease(a, t0).unwrap());
+    // Heartbeats keep it alive.
+    let t1 = t0 + Duration::from_secs(8);
+    assert_eq!(s.heartbeat(a, &[(spec.id, 1)], t1), Ok(vec![]));
+    assert!(s.expire_leases(t1 + Duration::from_secs(5)).is_empty());
+    // Silence past the TTL expires it.
+    let t2 = t1 + Duration::from_secs(11);
+    assert_eq!(s.expire_leases(t2), vec![Effect::Requeued(spec.id)]);
+    let (again, attempt) = assigned(s.lease(b, t2).unwrap());
+    assert_eq!((again.id, attempt), (spec.id, 2));
+    // The zombie's writes are refused, and it is told to stop.
+    assert!(matches!(
+        s.report_epoch(a, spec.id, 1, metrics(1), t2),
+        Err(StateError::StaleLease { .. })
+    ));
+    assert!(matches!(
+        s.complete(a, spec.id, 1, Outcome::Succeeded(result(&spec)), t2),
+        Err(StateError::StaleLease { .. })
+    ));
+    assert_eq!(s.heartbeat(a, &[(spec.id, 1)], t2), Ok(vec![(spec.id, 1)]));
+    // Another worker cannot write to b's lease either.
+    assert!(matches!(
+        s.report_epoch(a, spec.id, 2, metrics(1), t2),
+        Err(StateError::NotLeaseHolder { .. })
+    ));
+    s.complete(b, spec.id, 2, Outcome::Succeeded(result(&spec)), t2)
+        .unwrap();
+    assert!(s.is_finished());
+    let t = s.trial(spec.id).unwrap();
+    assert_eq!(t.attempts, 2);
+    assert_eq!(t.failures.len(), 1);
+    assert_eq!(t.failures[0].kind, FailureKind::LeaseExpired);
+}
+
+#[test]
+fn failures_follow_their_policy() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(specs(3, 1), config());
+    let w = worker(&mut s, now, 3);
+    let (data, _) = assigned(s.lease(w, now).unwrap());
+    let (flaky, _) = assigned(s.lease(w, now).unwrap());
+    let (shut, _) = assigned(s.lease(w, now).unwrap());
+    let fail = |kind| Outcome::Failed {
+        kind,
+        message: format!("{kind:?}"),
+    };
+    // A data error fails at once.
+    s.complete(w, data.id, 1, fail(FailureKind::Data), now)
+        .unwrap();
+    assert!(matches!(
+        s.trial(data.id).unwrap().state,
+        TrialState::Failed { .. }
+    ));
+    // A shutdown is free: it never uses up attempts.
+    for attempt in 1..=5 {
+        s.complete(w, shut.id, attempt, fail(FailureKind::WorkerShutdown), now)
+            .unwrap();
+        let (again, next) = assigned(s.lease(w, now).unwrap());
+        assert_eq!((again.id, next), (shut.id, attempt + 1));
+    }
+    // An internal error is retried up to max_attempts (2), then fails for good.
+    s.complete(w, flaky.id, 1, fail(FailureKind::Internal), now)
+        .unwrap();
+    let (again, attempt) = assigned(s.lease(w, now).unwrap());
+    assert_eq!((again.id, attempt), (flaky.id, 2));
+    s.complete(w, flaky.id, 2, fail(FailureKind::Internal), now)
+        .unwrap();
+    match &s.trial(flaky.id).unwrap().state {
+        TrialState::Failed { reason } => assert!(reason.starts_with("failed 2 times"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.counts().failed, 2);
+}
+
+#[test]
+fn results_are_validated() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(specs(1, 2), config());
+    let w = worker(&mut s, now, 1);
+    let (spec, _) = assigned(s.lease(w, now).unwrap());
+    let mut r = result(&spec);
+    r.epochs.pop();
+    assert!(matches!(
+        s.complete(w, spec.id, 1, Outcome::Succeeded(r), now),
+        Err(StateError::InvalidReport {
+            field: "result.epochs",
+            ..
+        })
+    ));
+    let mut r = result(&spec);
+    r.test_confusion.counts[0] += 1;
+    assert!(matches!(
+        s.complete(w, spec.id, 1, Outcome::Succeeded(r), now),
+        Err(StateError::InvalidReport {
+            field: "result.test_confusion",
+            ..
+        })
+    ));
+    let mut r = result(&spec);
+    r.train_accuracy = 50.0;
+    assert!(
+        s.complete(w, spec.id, 1, Outcome::Succeeded(r), now)
+            .is_err()
+    );
+    assert!(matches!(
+        s.report_epoch(w, spec.id, 1, metrics(3), now),
+        Err(StateError::InvalidReport {
+            field: "metrics.epoch",
+            ..
+        })
+    ));
+    // Still leased: a valid result is accepted afterwards.
+    s.complete(w, spec.id, 1, Outcome::Succeeded(result(&spec)), now)
+        .unwrap();
+    assert!(s.is_finished());
+    let unknown = WorkerId::random();
+    assert_eq!(
+        s.lease(unknown, now),
+        Err(StateError::UnknownWorker(unknown))
+    );
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Lease(usize),
+    Epoch(usize),
+    Succeed(usize),
+    Fail(usize, bool),
+    Heartbeat(usize),
+    Advance(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..3usize).prop_map(Op::Lease),
+        (0..3usize).prop_map(Op::Epoch),
+        (0..3usize).prop_map(Op::Succeed),
+        (0..3usize, any::<bool>()).prop_map(|(w, r)| Op::Fail(w, r)),
+        (0..3usize).prop_map(Op::Heartbeat),
+        (0..15_000u64).prop_map(Op::Advance),
+    ]
+}
+
+proptest! {
+    /// Whatever the workers do and however time passes: a trial never has two live leases, a
+    /// worker never holds more leases than slots, every trial is counted in exactly one state,
+    /// and a finished sweep has every trial terminal.
+    #[test]
+    fn invariants_hold_under_any_schedule(ops in proptest::collection::vec(op(), 1..200)) {
+        let mut now = Instant::now();
+        let mut s = Scheduler::new(specs(5, 1), config());
+        let workers: Vec<WorkerId> = (0..3).map(|i| worker(&mut s, now, 1 + i as u32)).collect();
+        // What each worker believes it holds.
+        let mut held: Vec<Vec<(TrialSpec, u32)>> = vec![Vec::new(); 3];
+        for op in ops {
+            match op {
+                Op::Lease(w) => {
+                    if let LeaseOutcome::Assigned { spec, attempt } = s.lease(workers[w], now).unwrap() {
+                        held[w].push((spec, attempt));
+                    }
+                }
+                Op::Epoch(w) => {
+                    if let Some((spec, a)) = held[w].first() {
+                        let _ = s.report_epoch(workers[w], spec.id, *a, metrics(1), now);
+                    }
+                }
+                Op::Succeed(w) => {
+                    if !held[w].is_empty() {
+                        let (spec, a) = held[w].remove(0);
+                        let _ = s.complete(workers[w], spec.id, a, Outcome::Succeeded(result(&spec)), now);
+                    }
+                }
+                Op::Fail(w, retryable) => {
+                    if !held[w].is_empty() {
+                        let (spec, a) = held[w].remove(0);
+                        let kind = if retryable { FailureKind::Internal } else { FailureKind::Data };
+                        let _ = s.complete(workers[w], spec.id, a, Outcome::Failed { kind, message: "x".into() }, now);
+                    }
+                }
+                Op::Heartbeat(w) => {
+                    let leases: Vec<_> = held[w].iter().map(|(t, a)| (t.id, *a)).collect();
+                    let revoked = s.heartbeat(workers[w], &leases, now).unwrap();
+                    held[w].retain(|(t, a)| !revoked.contains(&(t.id, *a)));
+                }
+                Op::Advance(ms) => {
+                    now += Duration::from_millis(ms);
+                    s.expire_leases(now);
+                }
+            }
+            let c = s.counts();
+            prop_assert_eq!(c.pending + c.leased + c.succeeded + c.failed, 5);
+            let mut live = std::collections::HashSet::new();
+            for t in s.trials() {
+                if let TrialState::Leased(l) = &t.state {
+                    prop_assert!(live.insert(t.spec.id));
+                    prop_assert!(t.attempts == l.attempt);
+                    prop_assert!(s.workers()[&l.worker].leases.contains(&t.spec.id));
+                }
+                if let TrialState::Succeeded { .. } = t.state {
+                    prop_assert!(t.result.is_some());
+                }
+            }
+            for w in s.workers().values() {
+                prop_assert!(w.leases.len() <= w.slots as usize);
+            }
+            prop_assert_eq!(s.is_finished(), c.succeeded + c.failed == 5);
+        }
+    }
+}

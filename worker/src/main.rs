@@ -1,0 +1,122 @@
+//! `worker`: trains the trials a coordinator hands out. See README.md.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{ArgGroup, Parser};
+use sweep_worker::{DeviceChoice, Options, run};
+
+/// Trains the trials of a sweep on one device, leasing them from a coordinator.
+#[derive(Debug, Parser)]
+#[command(name = "worker", version, group(ArgGroup::new("device").required(true).args(["gpu", "cpu"])))]
+struct Cli {
+    /// Train on CUDA device N (fails if CUDA is not available; never falls back to the CPU).
+    #[arg(long, value_name = "N")]
+    gpu: Option<usize>,
+    /// Train on the CPU.
+    #[arg(long)]
+    cpu: bool,
+    /// The coordinator's address.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051")]
+    coordinator: String,
+    /// Folder holding the datasets (Fashion-MNIST gzip IDX files, CIFAR-10 batches or archives).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "SWEEP_DATA_DIR",
+        default_value = "data"
+    )]
+    data_dir: PathBuf,
+    /// Trials to train at once on this device.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    slots: u32,
+    /// libtorch threads [default: all cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: Option<u32>,
+    /// Name shown by the coordinator [default: HOST-PID].
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// How long to keep trying to reach the coordinator before giving up.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    patience: Duration,
+}
+
+impl From<Cli> for Options {
+    fn from(cli: Cli) -> Options {
+        let device = match cli.gpu {
+            Some(n) => DeviceChoice::Cuda(n),
+            None => DeviceChoice::Cpu,
+        };
+        let name = cli.name.unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "worker".to_owned());
+            format!("{host}-{}", std::process::id())
+        });
+        Options {
+            coordinator: cli.coordinator,
+            device,
+            data_dir: cli.data_dir,
+            slots: cli.slots,
+            threads: cli.threads.map(|t| t as usize),
+            name,
+            patience: cli.patience,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    let options = Options::from(Cli::parse());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::warn!("signal received: finishing up (leases are given back)");
+            let _ = tx.send(true);
+        });
+        run(options, rx).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
