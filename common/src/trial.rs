@@ -127,6 +127,9 @@ pub struct TrialSpec {
     pub params: HyperParams,
     /// Train/test split of the official training set.
     pub split: SplitSpec,
+    /// Save a checkpoint every this many epochs (0: never). Not part of the trial's content:
+    /// changing it does not change the trial's id or its results.
+    pub checkpoint_every: u32,
 }
 
 impl TrialSpec {

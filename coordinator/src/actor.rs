@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use sweep_common::grid::Grid;
-use sweep_common::{EpochMetrics, TrialId, WorkerId};
+use sweep_common::{EpochMetrics, TrialId, TrialSpec, WorkerId};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
@@ -49,6 +49,19 @@ enum Command {
     },
     Progress {
         reply: oneshot::Sender<Progress>,
+    },
+    CheckLease {
+        worker: WorkerId,
+        trial: TrialId,
+        attempt: u32,
+        reply: Reply<TrialSpec>,
+    },
+    RecordWeights {
+        worker: WorkerId,
+        trial: TrialId,
+        attempt: u32,
+        path: String,
+        reply: Reply<()>,
     },
 }
 
@@ -152,6 +165,42 @@ impl Handle {
                 trial,
                 attempt,
                 outcome,
+                reply,
+            })
+            .await??)
+    }
+
+    /// Checks that the lease is live (for an upload under it); returns the trial.
+    pub async fn check_lease(
+        &self,
+        worker: WorkerId,
+        trial: TrialId,
+        attempt: u32,
+    ) -> Result<TrialSpec, Error> {
+        Ok(self
+            .call(|reply| Command::CheckLease {
+                worker,
+                trial,
+                attempt,
+                reply,
+            })
+            .await??)
+    }
+
+    /// Records where the final weights of a live lease were stored.
+    pub async fn record_weights(
+        &self,
+        worker: WorkerId,
+        trial: TrialId,
+        attempt: u32,
+        path: String,
+    ) -> Result<(), Error> {
+        Ok(self
+            .call(|reply| Command::RecordWeights {
+                worker,
+                trial,
+                attempt,
+                path,
                 reply,
             })
             .await??)
@@ -276,8 +325,7 @@ impl Actor {
                 if let Outcome::Failed { kind, message } = &outcome {
                     warn!(trial = %trial.short(), attempt, ?kind, %message, "attempt failed");
                 }
-                let r = s.complete(worker, trial, attempt, outcome, now);
-                let effects = match r {
+                match s.complete(worker, trial, attempt, outcome, now) {
                     Ok(effects) => {
                         let _ = reply.send(Ok(()));
                         effects
@@ -287,8 +335,26 @@ impl Actor {
                         let _ = reply.send(Err(e));
                         Vec::new()
                     }
-                };
-                effects
+                }
+            }
+            Command::CheckLease {
+                worker,
+                trial,
+                attempt,
+                reply,
+            } => {
+                let _ = reply.send(s.check_lease(worker, trial, attempt, now).cloned());
+                Vec::new()
+            }
+            Command::RecordWeights {
+                worker,
+                trial,
+                attempt,
+                path,
+                reply,
+            } => {
+                let _ = reply.send(s.record_weights(worker, trial, attempt, path, now));
+                Vec::new()
             }
             Command::Progress { reply } => {
                 // Workers seen within a lease TTL of the end are alive and should hear about it.
@@ -359,6 +425,10 @@ impl Actor {
         if effects.contains(&Effect::SweepFinished) {
             if let Err(e) = results::write_summary(&self.out_dir, &doc) {
                 tracing::error!(error = %e, "cannot write the summary");
+            }
+            match crate::report::write(&self.out_dir) {
+                Ok(paths) => info!(report = %paths.html.display(), "report written"),
+                Err(e) => tracing::error!(error = %e, "cannot write the report"),
             }
             *finished_at = Some(Instant::now());
             let _ = finished.send(true);

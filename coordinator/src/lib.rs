@@ -6,7 +6,9 @@
 //! is the thin tonic shell, [`results`] writes the outputs. [`run`] wires them together.
 
 pub mod actor;
+pub mod artifacts;
 mod error;
+pub mod report;
 pub mod results;
 pub mod service;
 pub mod state;
@@ -115,6 +117,7 @@ pub async fn run(
 
     let service = service::Service::new(
         handle.clone(),
+        options.out_dir.clone(),
         sweep,
         options.heartbeat_interval,
         options.lease_ttl,

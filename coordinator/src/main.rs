@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,15 +12,26 @@ use sweep_coordinator::{Options, run};
 
 /// Runs a hyperparameter sweep: expands the grid file into trials and hands them to workers.
 #[derive(Debug, Parser)]
-#[command(name = "coordinator", version)]
+#[command(
+    name = "coordinator",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Cli {
+    /// Something other than running a sweep.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The grid file (TOML) describing the sweep.
-    #[arg(long, value_name = "FILE")]
-    grid: PathBuf,
+    #[arg(long, value_name = "FILE", required = true)]
+    grid: Option<PathBuf>,
+    /// Run only this experiment of the grid file (repeatable) [default: all].
+    #[arg(long = "only", value_name = "EXPERIMENT")]
+    only: Vec<String>,
     /// Address to serve workers on; use 0.0.0.0:50051 to accept workers from other machines.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
-    /// Folder for results.json and summary.md [default: runs/<sweep name>].
+    /// Folder for results.json, summary.md and the report [default: runs/<sweep name>].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// A lease not renewed for this long expires and its trial is leased again.
@@ -37,11 +48,26 @@ struct Cli {
     progress_every: Duration,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Remakes the report (report.md, report.html, CSVs, figures) from DIR/results.json,
+    /// without retraining.
+    Report {
+        /// The sweep's output folder (the one given to --out when it ran).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
 impl TryFrom<Cli> for (Options, Grid) {
     type Error = anyhow::Error;
 
     fn try_from(cli: Cli) -> anyhow::Result<(Options, Grid)> {
-        let grid = Grid::from_file(&cli.grid)?;
+        let grid_file = cli
+            .grid
+            .ok_or_else(|| anyhow::anyhow!("--grid FILE is required to run a sweep"))?;
+        let mut grid = Grid::from_file(&grid_file)?;
+        grid.select(&cli.only)?;
         if cli.heartbeat.is_zero() || cli.heartbeat >= cli.lease_ttl {
             anyhow::bail!(
                 "--heartbeat ({}) must be greater than 0 and shorter than --lease-ttl ({})",
@@ -52,7 +78,7 @@ impl TryFrom<Cli> for (Options, Grid) {
         let out = cli
             .out
             .unwrap_or_else(|| PathBuf::from("runs").join(&grid.name));
-        let mut options = Options::new(cli.grid, cli.listen, out);
+        let mut options = Options::new(grid_file, cli.listen, out);
         options.lease_ttl = cli.lease_ttl;
         options.heartbeat_interval = cli.heartbeat;
         options.linger = cli.linger;
@@ -82,6 +108,22 @@ async fn shutdown_signal() {
     tracing::warn!("signal received: stopping (results so far are saved)");
 }
 
+/// `coordinator report --out DIR`: prints every file written, or the error and exits 1.
+fn report(out: &Path) -> ExitCode {
+    match sweep_coordinator::report::write(out) {
+        Ok(paths) => {
+            for p in paths.all() {
+                println!("{}", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -91,7 +133,11 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    let (options, grid) = match <(Options, Grid)>::try_from(Cli::parse()) {
+    let cli = Cli::parse();
+    if let Some(Command::Report { out }) = &cli.command {
+        return report(out);
+    }
+    let (options, grid) = match <(Options, Grid)>::try_from(cli) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");

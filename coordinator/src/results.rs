@@ -83,6 +83,8 @@ pub struct TrialRecord<'a> {
     pub test_confusion: Option<&'a ConfusionMatrix>,
     /// Images in the dataset the worker trained from.
     pub dataset_images: Option<u64>,
+    /// The final weights (safetensors), relative to the output folder.
+    pub weights: Option<&'a str>,
     /// Why the trial failed for good.
     pub failure: Option<&'a str>,
     /// Every failed attempt.
@@ -134,6 +136,7 @@ pub fn collect<'a>(grid: &'a Grid, grid_file: &'a str, s: &'a Scheduler) -> Swee
                 train_confusion: r.map(|r| &r.train_confusion),
                 test_confusion: r.map(|r| &r.test_confusion),
                 dataset_images: r.map(|r| r.dataset_images),
+                weights: t.weights.as_deref(),
                 failure,
                 failed_attempts: &t.failures,
             }

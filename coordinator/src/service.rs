@@ -22,6 +22,7 @@ const MAX_MESSAGE: usize = 4096;
 /// The gRPC service.
 pub struct Service {
     handle: Handle,
+    out_dir: std::path::PathBuf,
     sweep: String,
     heartbeat_interval: Duration,
     lease_ttl: Duration,
@@ -31,12 +32,14 @@ impl Service {
     /// A service delegating to `handle`.
     pub fn new(
         handle: Handle,
+        out_dir: std::path::PathBuf,
         sweep: String,
         heartbeat_interval: Duration,
         lease_ttl: Duration,
     ) -> Self {
         Self {
             handle,
+            out_dir,
             sweep,
             heartbeat_interval,
             lease_ttl,
@@ -209,5 +212,14 @@ impl sweep_proto::SweepService for Service {
             .complete(worker, trial, attempt, outcome)
             .await?;
         Ok(Response::new(v1::CompleteResponse {}))
+    }
+
+    async fn upload_artifact(
+        &self,
+        request: Request<tonic::Streaming<v1::ArtifactChunk>>,
+    ) -> Result<Response<v1::ArtifactReceipt>, Status> {
+        let receipt =
+            crate::artifacts::receive(request.into_inner(), &self.out_dir, &self.handle).await?;
+        Ok(Response::new(receipt))
     }
 }

@@ -133,6 +133,8 @@ pub struct Trial {
     pub result: Option<TrialResult>,
     /// Every failed attempt.
     pub failures: Vec<AttemptFailure>,
+    /// Path of the final weights, relative to the output folder, once uploaded.
+    pub weights: Option<String>,
 }
 
 impl Trial {
@@ -278,6 +280,7 @@ impl Scheduler {
                 epochs: Vec::new(),
                 result: None,
                 failures: Vec::new(),
+                weights: None,
             })
             .collect();
         let index = trials
@@ -479,6 +482,36 @@ impl Scheduler {
             Ok(j) => list[j] = metrics,
             Err(j) => list.insert(j, metrics),
         }
+        Ok(())
+    }
+
+    /// Checks that (`trial`, `attempt`) is `worker`'s live lease, for an upload under it;
+    /// returns the trial's spec.
+    pub fn check_lease(
+        &mut self,
+        worker: WorkerId,
+        trial: TrialId,
+        attempt: u32,
+        now: Instant,
+    ) -> Result<&TrialSpec, StateError> {
+        self.worker_mut(worker, now)?;
+        let i = self.current_lease(worker, trial, attempt)?;
+        self.renew(i, now);
+        Ok(&self.trials[i].spec)
+    }
+
+    /// Records that the final weights of a live lease were stored at `path`.
+    pub fn record_weights(
+        &mut self,
+        worker: WorkerId,
+        trial: TrialId,
+        attempt: u32,
+        path: String,
+        now: Instant,
+    ) -> Result<(), StateError> {
+        self.worker_mut(worker, now)?;
+        let i = self.current_lease(worker, trial, attempt)?;
+        self.trials[i].weights = Some(path);
         Ok(())
     }
 

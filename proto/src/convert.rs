@@ -95,6 +95,7 @@ impl From<&TrialSpec> for v1::TrialSpec {
             seed: p.seed,
             split_ratio: t.split.train_ratio,
             split_seed: t.split.seed,
+            checkpoint_every: t.checkpoint_every,
         }
     }
 }
@@ -156,6 +157,7 @@ impl TryFrom<&v1::TrialSpec> for TrialSpec {
                 train_ratio: fraction("trial.split_ratio", t.split_ratio, false)?,
                 seed: t.split_seed,
             },
+            checkpoint_every: t.checkpoint_every,
         };
         if spec.content_id() != id {
             return Err(invalid(

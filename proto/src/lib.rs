@@ -24,3 +24,9 @@ pub const PROTOCOL_VERSION: v1::ProtocolVersion = v1::ProtocolVersion::V1;
 /// Largest encoded message either side accepts (a result with two 10x10 matrices and thousands
 /// of epochs is well under this).
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Bytes of file data per `ArtifactChunk`.
+pub const ARTIFACT_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Largest artifact the coordinator stores (the biggest lab 1 model's weights are ~21 MB).
+pub const MAX_ARTIFACT_BYTES: u64 = 2 * 1024 * 1024 * 1024;

@@ -1,1 +1,323 @@
-//! tmp
+//! Harness of the end-to-end tests: runs the real `coordinator` and `worker` binaries as child
+//! processes on 127.0.0.1, writes their grid files and dataset fixtures into a temporary folder,
+//! and reads back what they produce.
+//!
+//! Every process is killed when its guard drops, and a failing test prints the output of every
+//! process it started and the `results.json` it got (see [`Process`] and [`Sweep`]).
+//!
+//! Set `SWEEP_TESTS_LOGS=1` to print them for passing tests too (with `--nocapture`).
+//!
+//! The binaries are looked for in `$SWEEP_BIN_DIR`, else next to the test executable's `deps/`
+//! folder (`target/release/` for `cargo test --release`): build them first with
+//! `cargo build --release --bins`.
+
+mod process;
+pub mod results;
+
+use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+pub use nix::sys::signal::Signal;
+pub use process::{Output, Process, describe, find_line};
+pub use results::Results;
+
+/// How long a process may take to start serving or to register.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// True when `SWEEP_TESTS_LOGS` asks for the logs of passing tests too.
+pub fn show_logs() -> bool {
+    std::env::var_os("SWEEP_TESTS_LOGS").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The folder holding the `coordinator` and `worker` binaries.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SWEEP_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    // target/<profile>/deps/<test executable>: the binaries are in target/<profile>/.
+    let exe = std::env::current_exe().expect("the path of the test executable");
+    exe.parent()
+        .and_then(|deps| {
+            if deps.ends_with("deps") {
+                deps.parent()
+            } else {
+                Some(deps)
+            }
+        })
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| panic!("cannot tell the build folder from {}", exe.display()))
+}
+
+/// The path of the binary `name` (`coordinator` or `worker`), which must exist.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} not found: build the binaries first with `cargo build --release --bins` (same \
+         profile as the tests), or point SWEEP_BIN_DIR at the folder holding them",
+        path.display()
+    );
+    path
+}
+
+/// A sweep's files: a temporary folder holding the grid file, the output folder and any data
+/// folders. When a test fails while it is alive, it prints `results.json` if there is one; the
+/// folder is removed when it drops.
+pub struct Sweep {
+    dir: tempfile::TempDir,
+    grid: PathBuf,
+    out: PathBuf,
+}
+
+impl Sweep {
+    /// A new temporary folder with `grid` written as `grid.toml` in it.
+    pub fn new(grid: &str) -> Sweep {
+        let dir = tempfile::Builder::new()
+            .prefix("sweep-e2e-")
+            .tempdir()
+            .expect("a temporary folder");
+        let path = dir.path().join("grid.toml");
+        std::fs::write(&path, grid).expect("write the grid file");
+        let out = dir.path().join("out");
+        Sweep {
+            dir,
+            grid: path,
+            out,
+        }
+    }
+
+    /// The temporary folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The grid file.
+    pub fn grid(&self) -> &Path {
+        &self.grid
+    }
+
+    /// The coordinator's output folder.
+    pub fn out(&self) -> &Path {
+        &self.out
+    }
+
+    /// A new empty folder `name` in the temporary folder.
+    pub fn mkdir(&self, name: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::create_dir_all(&path).expect("create a folder");
+        path
+    }
+
+    /// `out/results.json`, parsed.
+    pub fn results(&self) -> Results {
+        Results::read(&self.out.join("results.json"))
+    }
+
+    /// `out/summary.md`.
+    pub fn summary(&self) -> String {
+        let path = self.out.join("summary.md");
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+    }
+
+    /// The command that starts a coordinator on this sweep, listening on a free port of
+    /// 127.0.0.1, with `args` added.
+    pub fn coordinator_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(bin("coordinator"));
+        command
+            .arg("--grid")
+            .arg(&self.grid)
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--out")
+            .arg(&self.out)
+            .args(args);
+        command
+    }
+
+    /// Starts a coordinator on this sweep (see [`Sweep::coordinator_command`]) and waits until it
+    /// serves.
+    pub fn start_coordinator(&self, args: &[&str]) -> Coordinator {
+        let mut process = Process::spawn("coordinator", self.coordinator_command(args));
+        let line = process.wait_for_stdout_line("listening on ", START_TIMEOUT);
+        let addr = line
+            .rsplit(' ')
+            .next()
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no address in the coordinator's line {line:?}"));
+        Coordinator { process, addr }
+    }
+}
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        if std::thread::panicking() || show_logs() {
+            let path = self.out.join("results.json");
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                eprintln!("----- {} -----\n{text}", path.display());
+            }
+        }
+    }
+}
+
+/// A running coordinator (derefs to its [`Process`]).
+pub struct Coordinator {
+    process: Process,
+    addr: SocketAddr,
+}
+
+impl Coordinator {
+    /// The address it serves on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its URL, for `worker --coordinator`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Deref for Coordinator {
+    type Target = Process;
+
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl DerefMut for Coordinator {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+}
+
+/// A running worker on the CPU (derefs to its [`Process`]).
+pub struct Worker {
+    process: Process,
+    name: String,
+}
+
+impl Worker {
+    /// Starts `worker --cpu` named `name`, on `coordinator`, reading datasets from `data_dir`,
+    /// with `threads` libtorch threads and one slot.
+    pub fn start(name: &str, coordinator: &Coordinator, data_dir: &Path, threads: u32) -> Worker {
+        let mut command = Command::new(bin("worker"));
+        command
+            .args(["--cpu", "--coordinator", &coordinator.url(), "--name", name])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--threads", &threads.to_string(), "--slots", "1"])
+            .env_remove("SWEEP_DATA_DIR");
+        Worker {
+            process: Process::spawn(format!("worker {name}"), command),
+            name: name.to_owned(),
+        }
+    }
+
+    /// The name it was given.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Waits until it has registered and returns the id the coordinator gave it.
+    pub fn id(&mut self) -> String {
+        let line = self.wait_for_stderr_line(" registered ", START_TIMEOUT);
+        field(&line, "worker")
+            .unwrap_or_else(|| panic!("no worker id in the line {line:?}"))
+            .to_owned()
+    }
+
+    /// Names of the trials it started training (attempts included), in order, from its log.
+    pub fn trials_started(&self) -> Vec<String> {
+        self.stderr()
+            .lines()
+            .filter(|l| l.contains(" training ") && l.contains("slot="))
+            .filter_map(|l| field(l, "trial").map(str::to_owned))
+            .collect()
+    }
+
+    /// What it logged when epoch `epoch` of `trial` ended (`loss 0.3190, train 93.14 %, test
+    /// 100.00 %`, the timing left out), the last time it trained that trial.
+    pub fn logged_epoch(&self, trial: &str, epoch: u32) -> Option<String> {
+        let marker = format!("epoch {epoch}/");
+        self.stderr()
+            .lines()
+            .rev()
+            .filter(|l| field(l, "trial") == Some(trial))
+            .find_map(|l| {
+                let rest = &l[l.find(&marker)? + marker.len()..];
+                let metrics = &rest[rest.find(": ")? + 2..];
+                Some(metrics[..metrics.find(" (")?].to_owned())
+            })
+    }
+
+    /// Names of the trials it trained to the end, from its log.
+    pub fn trials_trained(&self) -> Vec<String> {
+        self.stderr()
+            .lines()
+            .filter(|l| l.contains(" trial trained "))
+            .filter_map(|l| field(l, "trial").map(str::to_owned))
+            .collect()
+    }
+}
+
+impl Deref for Worker {
+    type Target = Process;
+
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl DerefMut for Worker {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+}
+
+/// The value of the structured field `key=value` in a log line (values without spaces).
+pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let prefix = format!("{key}=");
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix(prefix.as_str()))
+}
+
+/// The official CIFAR-10 distributions, as the fixture writers write them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cifar10 {
+    /// The extracted binary version, `cifar-10-batches-bin/`.
+    BinDir,
+    /// The extracted python version, `cifar-10-batches-py/`.
+    PyDir,
+    /// The binary version's archive, `cifar-10-binary.tar.gz`.
+    BinTarGz,
+    /// The python version's archive, `cifar-10-python.tar.gz`.
+    PyTarGz,
+}
+
+impl Cifar10 {
+    /// Writes this distribution into `dir`: 5 training batches of `per_batch` images made from
+    /// `seed` (the same images whatever the distribution). Returns the training set's size.
+    pub fn write(self, dir: &Path, per_batch: usize, seed: u64) -> u64 {
+        use sweep_common::data::fixtures;
+        let written = match self {
+            Cifar10::BinDir => fixtures::write_cifar10_bin(dir, per_batch, seed),
+            Cifar10::PyDir => fixtures::write_cifar10_py(dir, per_batch, seed),
+            Cifar10::BinTarGz => fixtures::write_cifar10_bin_tar_gz(dir, per_batch, seed),
+            Cifar10::PyTarGz => fixtures::write_cifar10_py_tar_gz(dir, per_batch, seed),
+        };
+        let set = written.unwrap_or_else(|e| panic!("cannot write CIFAR-10 {self:?}: {e}"));
+        set.labels.len() as u64
+    }
+}
+
+/// Writes a Fashion-MNIST training set of `n` images made from `seed` (gzipped IDX files, the
+/// official names) into `dir`. Returns `n`.
+pub fn write_fashion_mnist(dir: &Path, n: usize, seed: u64) -> u64 {
+    let set = sweep_common::data::fixtures::write_fashion_mnist(dir, n, seed)
+        .unwrap_or_else(|e| panic!("cannot write Fashion-MNIST: {e}"));
+    set.labels.len() as u64
+}

@@ -7,6 +7,7 @@
 
 pub mod data_cache;
 pub mod device;
+pub mod download;
 mod error;
 pub mod session;
 pub mod train;
@@ -32,6 +33,8 @@ pub struct Options {
     pub device: DeviceChoice,
     /// Where the datasets are.
     pub data_dir: PathBuf,
+    /// Whether and from where a dataset missing from `data_dir` is downloaded.
+    pub downloads: download::Downloads,
     /// Trials trained at once.
     pub slots: u32,
     /// libtorch intra-op threads (None: libtorch's default, all cores).
@@ -122,7 +125,11 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<()
         lease_ttl,
         patience: options.patience,
         addr: options.coordinator.clone(),
-        data: data_cache::DataCache::new(options.data_dir.clone(), info.device),
+        data: data_cache::DataCache::new(
+            options.data_dir.clone(),
+            info.device,
+            options.downloads.clone(),
+        ),
     });
     let mut slots = tokio::task::JoinSet::new();
     for i in 0..options.slots as usize {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{ArgGroup, Parser};
+use sweep_worker::download::Downloads;
 use sweep_worker::{DeviceChoice, Options, run};
 
 /// Trains the trials of a sweep on one device, leasing them from a coordinator.
@@ -29,6 +30,14 @@ struct Cli {
         default_value = "data"
     )]
     data_dir: PathBuf,
+    /// Never download a dataset missing from --data-dir (by default it is downloaded from its
+    /// official source, checked against its published MD5 and saved in --data-dir).
+    #[arg(long, env = "SWEEP_OFFLINE", value_parser = clap::builder::BoolishValueParser::new())]
+    offline: bool,
+    /// Download datasets from URL/FILE (e.g. URL/cifar-10-binary.tar.gz) instead of their
+    /// official sources; checksums are checked all the same. Ignored with --offline.
+    #[arg(long, value_name = "URL", env = "SWEEP_MIRROR", value_parser = parse_mirror)]
+    mirror: Option<String>,
     /// Trials to train at once on this device.
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     slots: u32,
@@ -59,11 +68,25 @@ impl From<Cli> for Options {
             coordinator: cli.coordinator,
             device,
             data_dir: cli.data_dir,
+            downloads: Downloads {
+                offline: cli.offline,
+                mirror: cli.mirror,
+                ..Downloads::official()
+            },
             slots: cli.slots,
             threads: cli.threads.map(|t| t as usize),
             name,
             patience: cli.patience,
         }
+    }
+}
+
+/// A mirror is an http(s) URL.
+fn parse_mirror(s: &str) -> Result<String, String> {
+    if s.starts_with("http://") || s.starts_with("https://") {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?} is not an http:// or https:// URL"))
     }
 }
 

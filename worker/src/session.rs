@@ -17,7 +17,24 @@ use tonic::{Code, Status};
 use tracing::{info, warn};
 
 use crate::data_cache::DataCache;
-use crate::train::{TrainError, train};
+use crate::train::{Progress, TrainError, Trained, train};
+
+/// Forwards the trainer's progress from its thread to the async side.
+struct ToSession {
+    epochs: mpsc::Sender<EpochMetrics>,
+}
+
+impl Progress for ToSession {
+    fn epoch(&mut self, metrics: &EpochMetrics) {
+        let _ = self.epochs.blocking_send(metrics.clone());
+    }
+
+    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) {
+        // Storing checkpoints where another attempt can find them is the fault-tolerance work
+        // (uploading to the coordinator); until then they are only counted.
+        tracing::debug!(epoch, bytes = bytes.len(), "checkpoint made");
+    }
+}
 
 /// What every slot shares.
 pub struct Session {
@@ -139,6 +156,51 @@ pub async fn slot(
     }
 }
 
+/// Uploads `bytes` as an artifact of `lease`, in chunks, retrying transient errors.
+async fn upload(
+    session: &Session,
+    lease: &v1::LeaseRef,
+    kind: v1::ArtifactKind,
+    bytes: Vec<u8>,
+    stop: &watch::Receiver<bool>,
+) -> Result<v1::ArtifactReceipt, Status> {
+    use sha2::Digest as _;
+    let header = v1::ArtifactHeader {
+        worker_id: session.worker_id.to_string(),
+        lease: Some(lease.clone()),
+        kind: kind.into(),
+        size: bytes.len() as u64,
+        sha256: format!("{:x}", sha2::Sha256::digest(&bytes)),
+        epoch: 0,
+    };
+    let bytes = Arc::new(bytes);
+    let response = retry(session.patience, stop, || {
+        let mut c = session.client.clone();
+        let header = header.clone();
+        let bytes = Arc::clone(&bytes);
+        async move {
+            let chunks: Vec<v1::ArtifactChunk> = if bytes.is_empty() {
+                vec![v1::ArtifactChunk {
+                    header: Some(header),
+                    data: Vec::new(),
+                }]
+            } else {
+                bytes
+                    .chunks(sweep_proto::ARTIFACT_CHUNK_BYTES)
+                    .enumerate()
+                    .map(|(i, data)| v1::ArtifactChunk {
+                        header: (i == 0).then(|| header.clone()),
+                        data: data.to_vec(),
+                    })
+                    .collect()
+            };
+            c.upload_artifact(tokio_stream::iter(chunks)).await
+        }
+    })
+    .await?;
+    Ok(response.into_inner())
+}
+
 /// Failure kinds as the wire names them.
 fn failure(kind: v1::FailureKind, message: String) -> complete_request::Outcome {
     complete_request::Outcome::Failure(v1::TrialFailure {
@@ -221,15 +283,9 @@ async fn run_trial(
     let spawned = std::thread::Builder::new()
         .name(format!("trial-{}", spec.id.short()))
         .spawn(move || {
+            let mut progress = ToSession { epochs: epoch_tx };
             let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                train(
-                    &thread_spec,
-                    &data,
-                    &mut |m| {
-                        let _ = epoch_tx.blocking_send(m.clone());
-                    },
-                    &thread_stop,
-                )
+                train(&thread_spec, &data, &mut progress, &thread_stop, None)
             }));
             let _ = done_tx.send(r);
         });
@@ -311,7 +367,24 @@ async fn run_trial(
         }
     };
     let outcome = match finished {
-        Ok(Ok(Ok(result))) => {
+        Ok(Ok(Ok(Trained { result, weights }))) => {
+            // The weights go first, while the lease is live; the result ends the lease.
+            match upload(
+                session,
+                &lease,
+                v1::ArtifactKind::FinalWeights,
+                weights,
+                never,
+            )
+            .await
+            {
+                Ok(receipt) => {
+                    info!(trial = %spec.name, bytes = receipt.size, "final weights uploaded")
+                }
+                Err(status) => {
+                    warn!(trial = %spec.name, message = status.message(), "final weights not stored")
+                }
+            }
             info!(
                 trial = %spec.name,
                 test_accuracy = format!("{:.2}", result.test_accuracy),
@@ -335,6 +408,9 @@ async fn run_trial(
         }
         Ok(Ok(Err(e @ TrainError::Invalid(_)))) => {
             failure(v1::FailureKind::InvalidSpec, e.to_string())
+        }
+        Ok(Ok(Err(e @ TrainError::Checkpoint(_)))) => {
+            failure(v1::FailureKind::Internal, e.to_string())
         }
         Ok(Ok(Err(e @ TrainError::Torch(_)))) => {
             let message = e.to_string();

@@ -6,7 +6,9 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::parse::{RawAxes, RawExperiment, RawFile, RawFixed, RawList};
-use super::{Axis, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_TRIALS, DEFAULT_SPLIT_RATIO};
+use super::{
+    Axis, DEFAULT_CHECKPOINT_EVERY, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_TRIALS, DEFAULT_SPLIT_RATIO,
+};
 use super::{Experiment, Grid, GridError, Param};
 use crate::dataset::DatasetKind;
 use crate::ids::TrialId;
@@ -364,6 +366,12 @@ fn experiment(
         }
         None => DEFAULT_SPLIT_RATIO,
     };
+    let checkpoint_every = match &e.checkpoint_every {
+        Some(every) => {
+            u32::try_from(c.int(every, &at("checkpoint_every"), 0, MAX_EPOCHS)?).unwrap_or(0)
+        }
+        None => DEFAULT_CHECKPOINT_EVERY,
+    };
     let title = e.title.as_ref().map(|t| truncate(t.get_ref()));
 
     let mut values: BTreeMap<Param, Vec<Value>> = BTreeMap::new();
@@ -457,6 +465,7 @@ fn experiment(
             dataset,
             params,
             split,
+            checkpoint_every,
         });
     }
     Ok(Experiment {

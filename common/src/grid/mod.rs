@@ -23,10 +23,22 @@ use crate::trial::TrialSpec;
 
 pub use error::GridError;
 
+/// An experiment name that the grid does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no experiment named {given:?} in the grid; its experiments are: {}", known.join(", "))]
+pub struct UnknownExperiment {
+    /// The name asked for.
+    pub given: String,
+    /// The grid's experiments.
+    pub known: Vec<String>,
+}
+
 /// Default `[sweep] max_attempts`: leases of one trial before it fails for good.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// Default `[sweep] max_trials`: a grid expanding to more trials is refused before expansion.
 pub const DEFAULT_MAX_TRIALS: u64 = 100_000;
+/// Default `checkpoint_every`: the lab's notebook saved a checkpoint every 3 epochs.
+pub const DEFAULT_CHECKPOINT_EVERY: u32 = 3;
 /// Default `split_ratio`: the lab's 70:30 split of the official training set.
 pub const DEFAULT_SPLIT_RATIO: f64 = 0.7;
 
@@ -169,6 +181,21 @@ impl Grid {
     /// True when the grid has no trials (never true for a validated grid).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Keeps only the experiments named in `names` (all of them when `names` is empty).
+    pub fn select(&mut self, names: &[String]) -> Result<(), UnknownExperiment> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        if let Some(missing) = names.iter().find(|n| self.experiment(n).is_none()) {
+            return Err(UnknownExperiment {
+                given: missing.clone(),
+                known: self.experiments.iter().map(|e| e.name.clone()).collect(),
+            });
+        }
+        self.experiments.retain(|e| names.contains(&e.name));
+        Ok(())
     }
 
     /// The experiment named `name`.

@@ -34,6 +34,7 @@ pub(super) struct RawExperiment {
     pub dataset: Spanned<String>,
     pub trial_name: Option<Spanned<String>>,
     pub split_ratio: Option<Spanned<f64>>,
+    pub checkpoint_every: Option<Spanned<i64>>,
     #[serde(default)]
     pub fixed: RawFixed,
     #[serde(default)]

@@ -68,6 +68,15 @@ fn lab1_expands_to_the_lab() {
 }
 
 #[test]
+fn select_keeps_the_named_experiments() {
+    let mut g = parse(LAB1).unwrap();
+    let e = g.select(&["nope".to_owned()]).unwrap_err().to_string();
+    assert!(e.contains("p1_cifar10, p2_fashion_mnist"), "{e}");
+    g.select(&["p2_fashion_mnist".to_owned()]).unwrap();
+    assert_eq!(g.len(), 5);
+}
+
+#[test]
 fn ids_ignore_key_order_and_names() {
     let a = format!(
         "{HEAD}trial_name = \"x{{activation}}{{seed}}\"\n[experiment.grid]\nactivation = [\"relu\", \"tanh\"]\nseed = [1, 2]\n"

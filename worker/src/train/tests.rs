@@ -1,1 +1,302 @@
-//! Trainer tests.
+//! Tests of the trainer on small fixture datasets in the official formats.
+
+use std::sync::atomic::AtomicBool;
+
+use sweep_common::data::fixtures;
+use sweep_common::grid::Grid;
+use sweep_common::{EpochMetrics, TrialSpec};
+use tch::Device;
+
+use super::*;
+use crate::data_cache::DeviceData;
+
+/// The first trial of a one-experiment grid: width 32, batch 16, 3 epochs unless `extra`
+/// (lines of `[experiment.fixed]`) says otherwise.
+fn spec(dataset: &str, extra: &str) -> TrialSpec {
+    let mut fixed: Vec<String> = extra.lines().map(str::to_owned).collect();
+    for default in ["hidden_width=32", "batch_size=16", "epochs=3"] {
+        let key = default.split('=').next().unwrap_or_default();
+        if !fixed.iter().any(|l| l.starts_with(&format!("{key}="))) {
+            fixed.push(default.to_owned());
+        }
+    }
+    let text = format!(
+        "[sweep]\nname='t'\nseed=3\n[[experiment]]\nname='e'\ndataset='{dataset}'\n[experiment.fixed]\n{}\n",
+        fixed.join("\n")
+    );
+    Grid::parse(&text, "t.toml")
+        .unwrap()
+        .trials()
+        .next()
+        .unwrap()
+        .clone()
+}
+
+fn fashion(n: usize) -> (tempfile::TempDir, DeviceData) {
+    let dir = tempfile::tempdir().unwrap();
+    fixtures::write_fashion_mnist(dir.path(), n, 7).unwrap();
+    let data = DeviceData::load(
+        sweep_common::DatasetKind::FashionMnist,
+        dir.path(),
+        Device::Cpu,
+    )
+    .unwrap();
+    (dir, data)
+}
+
+/// Records what the trainer reports.
+#[derive(Default)]
+struct Record {
+    epochs: Vec<EpochMetrics>,
+    checkpoints: Vec<(u32, Vec<u8>)>,
+}
+
+impl Progress for Record {
+    fn epoch(&mut self, metrics: &EpochMetrics) {
+        self.epochs.push(metrics.clone());
+    }
+    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) {
+        self.checkpoints.push((epoch, bytes));
+    }
+}
+
+fn run(spec: &TrialSpec, data: &DeviceData) -> (TrialResult, Vec<EpochMetrics>) {
+    let mut rec = Record::default();
+    let r = train(spec, data, &mut rec, &AtomicBool::new(false), None).unwrap();
+    (r.result, rec.epochs)
+}
+
+#[test]
+fn trains_learnable_data_and_reports_every_epoch() {
+    let (_dir, data) = fashion(600);
+    let s = spec("fashion-mnist", "");
+    let (r, seen) = run(&s, &data);
+    assert_eq!(seen, r.epochs);
+    assert_eq!(
+        r.epochs.iter().map(|m| m.epoch).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(r.dataset_images, 600);
+    // 70:30 split of 600.
+    assert_eq!(r.test_confusion.total(), 180);
+    assert_eq!(r.train_confusion.total(), 420);
+    assert!(
+        r.test_accuracy > 60.0,
+        "fixture data is learnable: {}",
+        r.test_accuracy
+    );
+    assert!(r.epochs.iter().all(|m| m.train_loss.is_finite()));
+    assert!((r.test_accuracy - r.epochs[2].test_accuracy).abs() < 1e-9);
+}
+
+#[test]
+fn same_seed_gives_identical_numbers_on_cpu() {
+    let (_dir, data) = fashion(400);
+    let s = spec(
+        "fashion-mnist",
+        "activation='tanh'\nhidden_layers=2\ntrain_fraction=0.5",
+    );
+    let (a, _) = run(&s, &data);
+    let (b, _) = run(&s, &data);
+    assert_eq!(
+        a.epochs.iter().map(|m| m.train_loss).collect::<Vec<_>>(),
+        b.epochs.iter().map(|m| m.train_loss).collect::<Vec<_>>()
+    );
+    assert_eq!(a.test_confusion, b.test_confusion);
+    assert_eq!(a.train_confusion, b.train_confusion);
+    // train_fraction 0.5 of the 280-image train part.
+    assert_eq!(a.train_confusion.total(), 140);
+    let other = spec(
+        "fashion-mnist",
+        "activation='tanh'\nhidden_layers=2\ntrain_fraction=0.5\nseed=4",
+    );
+    let (c, _) = run(&other, &data);
+    assert_ne!(a.epochs[0].train_loss, c.epochs[0].train_loss);
+}
+
+#[test]
+fn stop_flag_stops_training() {
+    let (_dir, data) = fashion(200);
+    let s = spec("fashion-mnist", "");
+    let e = train(
+        &s,
+        &data,
+        &mut Record::default(),
+        &AtomicBool::new(true),
+        None,
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(e, TrainError::Stopped { epoch: 1 }), "{e}");
+}
+
+/// A trial interrupted after a checkpoint and resumed from it (in a new trainer, as another
+/// worker would) ends with exactly the numbers of an uninterrupted run.
+#[test]
+fn resumed_run_equals_uninterrupted_run() {
+    let (_dir, data) = fashion(500);
+    let s = spec(
+        "fashion-mnist",
+        "epochs=5\nactivation='sigmoid'\nhidden_layers=2\ntrain_fraction=0.8",
+    );
+    let mut s = s;
+    s.checkpoint_every = 2;
+    let mut rec = Record::default();
+    let full = train(&s, &data, &mut rec, &AtomicBool::new(false), None).unwrap();
+    // Checkpoints after epochs 2 and 4 (none after the last epoch).
+    assert_eq!(
+        rec.checkpoints.iter().map(|c| c.0).collect::<Vec<_>>(),
+        [2, 4]
+    );
+    for (epoch, bytes) in &rec.checkpoints {
+        let mut resumed_rec = Record::default();
+        let resumed = train(
+            &s,
+            &data,
+            &mut resumed_rec,
+            &AtomicBool::new(false),
+            Some(bytes),
+        )
+        .unwrap();
+        // Only the epochs after the checkpoint are trained again.
+        assert_eq!(resumed_rec.epochs.len(), 5 - *epoch as usize);
+        let strip = |r: &TrialResult| {
+            r.epochs
+                .iter()
+                .map(|m| {
+                    (
+                        m.epoch,
+                        m.train_loss.to_bits(),
+                        m.train_accuracy.to_bits(),
+                        m.test_accuracy.to_bits(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            strip(&resumed.result),
+            strip(&full.result),
+            "resumed after epoch {epoch}"
+        );
+        assert_eq!(resumed.result.test_confusion, full.result.test_confusion);
+        assert_eq!(resumed.result.train_confusion, full.result.train_confusion);
+        // Same weights, bit for bit (the files' metadata order may differ).
+        let a = checkpoint::decode(&resumed.weights).unwrap().tensors;
+        let b = checkpoint::decode(&full.weights).unwrap().tensors;
+        assert_eq!(a.len(), 6);
+        for (name, t) in &a {
+            assert!(
+                t.equal(&b[name]),
+                "weights {name} differ after resuming at epoch {epoch}"
+            );
+        }
+    }
+}
+
+#[test]
+fn checkpoints_of_other_trials_or_garbage_are_refused() {
+    let (_dir, data) = fashion(200);
+    let mut s = spec("fashion-mnist", "epochs=2");
+    s.checkpoint_every = 1;
+    let mut rec = Record::default();
+    train(&s, &data, &mut rec, &AtomicBool::new(false), None).unwrap();
+    let other = spec("fashion-mnist", "epochs=2\nseed=99");
+    let stop = AtomicBool::new(false);
+    let e = train(
+        &other,
+        &data,
+        &mut Record::default(),
+        &stop,
+        Some(&rec.checkpoints[0].1),
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("checkpoint of trial"), "{e}");
+    let e = train(&s, &data, &mut Record::default(), &stop, Some(b"garbage"))
+        .err()
+        .unwrap();
+    assert!(matches!(e, TrainError::Checkpoint(_)), "{e}");
+    let wider = spec("fashion-mnist", "epochs=2\nhidden_width=33");
+    let mut hacked = rec.checkpoints[0].1.clone();
+    // Same trial id, different shapes: refused by shape, not accepted.
+    let e = Trainer::new(&wider, &data)
+        .unwrap()
+        .restore(&hacked)
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string().contains("checkpoint of trial") || e.to_string().contains("shape"),
+        "{e}"
+    );
+    hacked.truncate(hacked.len() / 2);
+    assert!(Trainer::new(&s, &data).unwrap().restore(&hacked).is_err());
+}
+
+#[test]
+fn model_shape_follows_the_spec() {
+    let s = spec("cifar10", "hidden_layers=3\nhidden_width=17");
+    let vs = nn::VarStore::new(Device::Cpu);
+    let m = Mlp::new(&vs.root(), &s).unwrap();
+    let shapes: Vec<Vec<i64>> = m.layers.iter().map(|(w, _)| w.size()).collect();
+    assert_eq!(
+        shapes,
+        [vec![17, 3072], vec![17, 17], vec![17, 17], vec![10, 17]]
+    );
+    let bound = 1.0 / (3072f64).sqrt();
+    assert!(m.layers[0].0.abs().max().double_value(&[]) <= bound);
+    let out = m
+        .forward(&Tensor::zeros([5, 3072], (Kind::Float, Device::Cpu)))
+        .unwrap();
+    assert_eq!(out.size(), [5, 10]);
+    let mut names: Vec<String> = vs.variables().into_keys().collect();
+    names.sort();
+    assert_eq!(names[0], "layers.0.bias");
+    assert_eq!(names.len(), 8);
+    // Same seed, same weights.
+    let vs2 = nn::VarStore::new(Device::Cpu);
+    let m2 = Mlp::new(&vs2.root(), &s).unwrap();
+    assert!(m.layers[0].0.equal(&m2.layers[0].0));
+}
+
+#[test]
+fn wrong_dataset_is_invalid() {
+    let (_dir, data) = fashion(100);
+    let s = spec("cifar10", "");
+    assert!(matches!(
+        train(
+            &s,
+            &data,
+            &mut Record::default(),
+            &AtomicBool::new(false),
+            None
+        ),
+        Err(TrainError::Invalid(_))
+    ));
+}
+
+/// Epoch time on the real Fashion-MNIST (for eyeballing; asserts nothing about time).
+#[test]
+#[ignore = "benchmark-style; run with --ignored --nocapture"]
+fn real_fashion_epoch_time() {
+    crate::device::tune_malloc();
+    let data = DeviceData::load(
+        sweep_common::DatasetKind::FashionMnist,
+        std::path::Path::new("/usr/share/datasets/fashion-mnist"),
+        Device::Cpu,
+    )
+    .unwrap();
+    let text = "[sweep]\nname='t'\n[[experiment]]\nname='e'\ndataset='fashion-mnist'\n[experiment.fixed]\nepochs=2\n";
+    let s = Grid::parse(text, "t.toml")
+        .unwrap()
+        .trials()
+        .next()
+        .unwrap()
+        .clone();
+    let (r, _) = run(&s, &data);
+    for m in &r.epochs {
+        println!(
+            "epoch {}: {:.3} s, test {:.2} %",
+            m.epoch, m.seconds, m.test_accuracy
+        );
+    }
+}

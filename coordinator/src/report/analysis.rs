@@ -1,0 +1,335 @@
+//! Aggregation for the report, pure and deterministic: trials grouped into configurations (the
+//! trials of an experiment that differ only by seed), mean and sample standard deviation across
+//! repeats, the best trial, the most confused class pairs and the learning curves' data.
+
+use std::collections::BTreeMap;
+
+use sweep_common::grid::Param;
+
+use super::model::{Axis, Confusion, Epoch, Experiment, Results, Trial};
+
+/// A human label for a parameter key, used for table headers and legend titles.
+pub fn label(key: &str) -> String {
+    match Param::ALL.into_iter().find(|p| p.key() == key) {
+        Some(Param::Activation) => "Activation".into(),
+        Some(Param::HiddenLayers) => "Hidden layers".into(),
+        Some(Param::HiddenWidth) => "Hidden width".into(),
+        Some(Param::LearningRate) => "Learning rate".into(),
+        Some(Param::BatchSize) => "Batch size".into(),
+        Some(Param::Epochs) => "Epochs".into(),
+        Some(Param::TrainFraction) => "Training split ratio".into(),
+        Some(Param::Seed) => "Seed".into(),
+        None => key.replace('_', " "),
+    }
+}
+
+/// The plural phrase for a parameter key, for titles ("different training split ratios").
+pub fn plural(key: &str) -> String {
+    match Param::ALL.into_iter().find(|p| p.key() == key) {
+        Some(Param::Activation) => "activations".into(),
+        Some(Param::HiddenLayers) => "numbers of hidden layers".into(),
+        Some(Param::HiddenWidth) => "hidden widths".into(),
+        Some(Param::LearningRate) => "learning rates".into(),
+        Some(Param::BatchSize) => "batch sizes".into(),
+        Some(Param::Epochs) => "numbers of epochs".into(),
+        Some(Param::TrainFraction) => "training split ratios".into(),
+        Some(Param::Seed) => "seeds".into(),
+        None => format!("values of {}", key.replace('_', " ")),
+    }
+}
+
+/// Mean, sample standard deviation (n - 1; `None` for one value) and count of finite values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stat {
+    /// Mean.
+    pub mean: f64,
+    /// Sample standard deviation; `None` when `n < 2`.
+    pub std: Option<f64>,
+    /// Number of values.
+    pub n: usize,
+}
+
+/// The statistics of the finite values of `values`, `None` when there are none.
+pub fn stat(values: impl IntoIterator<Item = f64>) -> Option<Stat> {
+    let v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    let n = v.len();
+    let mean = v.iter().sum::<f64>() / n as f64;
+    let std = (n > 1).then(|| {
+        let ss: f64 = v.iter().map(|x| (x - mean).powi(2)).sum();
+        (ss / (n - 1) as f64).sqrt()
+    });
+    Some(Stat { mean, std, n })
+}
+
+/// The trials of one configuration: equal values on every non-seed axis.
+#[derive(Debug, Clone)]
+pub struct Config<'a> {
+    /// The values of the experiment's layout axes, in [`View::axes`] order.
+    pub key: Vec<String>,
+    /// Its trials (one per seed).
+    pub trials: Vec<&'a Trial>,
+}
+
+impl Config<'_> {
+    /// The key as one label (`ReLU, 2`), or `all` when nothing varies.
+    pub fn label(&self) -> String {
+        if self.key.is_empty() {
+            "all".into()
+        } else {
+            self.key.join(", ")
+        }
+    }
+
+    /// Statistics of `metric` over the succeeded trials.
+    pub fn stat(&self, metric: impl Fn(&Trial) -> Option<f64>) -> Option<Stat> {
+        stat(
+            self.trials
+                .iter()
+                .filter(|t| t.succeeded())
+                .filter_map(|t| metric(t)),
+        )
+    }
+
+    /// True when every trial failed for good (none is left to run).
+    pub fn all_failed(&self) -> bool {
+        !self.trials.is_empty() && self.trials.iter().all(|t| t.failed())
+    }
+}
+
+/// One experiment, its trials and their configurations.
+#[derive(Debug, Clone)]
+pub struct View<'a> {
+    /// The experiment.
+    pub experiment: Experiment,
+    /// Its trials, in grid order.
+    pub trials: Vec<&'a Trial>,
+    /// The axes that lay out tables and legends: every non-seed axis with more than one value,
+    /// sorted in the grid's axis order (the order of [`Param`]; unknown keys last).
+    pub axes: Vec<Axis>,
+    /// The configurations, sorted by the axes' value order.
+    pub configs: Vec<Config<'a>>,
+    /// True when some configuration ran more than once (a seed axis, or repeats).
+    pub repeats: bool,
+}
+
+fn param_rank(axis: &Axis) -> usize {
+    axis.known()
+        .and_then(|p| Param::ALL.iter().position(|q| *q == p))
+        .unwrap_or(Param::ALL.len())
+}
+
+/// Every experiment of `results`, with trials whose experiment is not listed gathered under
+/// their experiment's name (no axes, no class names).
+pub fn views(results: &Results) -> Vec<View<'_>> {
+    let mut experiments = results.experiments.clone();
+    for t in &results.trials {
+        if !experiments.iter().any(|e| e.name == t.experiment) {
+            experiments.push(Experiment {
+                name: t.experiment.clone(),
+                title: None,
+                dataset: t.dataset.clone(),
+                classes: Vec::new(),
+                axes: Vec::new(),
+            });
+        }
+    }
+    experiments
+        .into_iter()
+        .map(|e| {
+            let trials = results
+                .trials
+                .iter()
+                .filter(|t| t.experiment == e.name)
+                .collect();
+            view(e, trials)
+        })
+        .collect()
+}
+
+/// Groups `trials` of `experiment` into configurations.
+pub fn view<'a>(experiment: Experiment, trials: Vec<&'a Trial>) -> View<'a> {
+    let mut axes: Vec<Axis> = experiment
+        .axes
+        .iter()
+        .filter(|a| !a.is_seed() && a.values.len() > 1)
+        .cloned()
+        .collect();
+    axes.sort_by_key(param_rank);
+    let mut groups: BTreeMap<Vec<String>, Vec<&Trial>> = BTreeMap::new();
+    for t in &trials {
+        let key = axes
+            .iter()
+            .map(|a| t.param_display(&a.param).unwrap_or_else(|| "?".into()))
+            .collect();
+        groups.entry(key).or_default().push(t);
+    }
+    let order = |key: &Vec<String>| -> Vec<usize> {
+        key.iter()
+            .zip(&axes)
+            .map(|(v, a)| a.values.iter().position(|x| x == v).unwrap_or(usize::MAX))
+            .collect()
+    };
+    let mut configs: Vec<Config<'_>> = groups
+        .into_iter()
+        .map(|(key, trials)| Config { key, trials })
+        .collect();
+    configs.sort_by(|a, b| order(&a.key).cmp(&order(&b.key)).then(a.key.cmp(&b.key)));
+    let repeats = configs.iter().any(|c| c.trials.len() > 1);
+    View {
+        experiment,
+        trials,
+        axes,
+        configs,
+        repeats,
+    }
+}
+
+/// The succeeded trial with the highest finite test accuracy (ties: the first in grid order).
+pub fn best_trial<'a>(trials: &[&'a Trial]) -> Option<(&'a Trial, f64)> {
+    let mut best: Option<(&Trial, f64)> = None;
+    for t in trials.iter().filter(|t| t.succeeded()) {
+        let Some(a) = t.test_accuracy.filter(|a| a.is_finite()) else {
+            continue;
+        };
+        if best.is_none_or(|(_, b)| a > b) {
+            best = Some((t, a));
+        }
+    }
+    best
+}
+
+/// The configuration with the highest mean test accuracy (ties: the first in order).
+pub fn best_config<'a, 'b>(configs: &'b [Config<'a>]) -> Option<(&'b Config<'a>, Stat)> {
+    let mut best: Option<(&Config<'_>, Stat)> = None;
+    for c in configs {
+        let Some(s) = c.stat(|t| t.test_accuracy) else {
+            continue;
+        };
+        if best.is_none_or(|(_, b)| s.mean > b.mean) {
+            best = Some((c, s));
+        }
+    }
+    best
+}
+
+/// A class confused for another: `count` samples of `truth` predicted as `predicted`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfusedPair {
+    /// The true class's name.
+    pub truth: String,
+    /// The predicted class's name.
+    pub predicted: String,
+    /// How many samples.
+    pub count: u64,
+}
+
+impl std::fmt::Display for ConfusedPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} -> {}: {}", self.truth, self.predicted, self.count)
+    }
+}
+
+/// The name of class `i`, or its index when `classes` has no name for it.
+pub fn class_name(classes: &[String], i: usize) -> String {
+    classes.get(i).cloned().unwrap_or_else(|| i.to_string())
+}
+
+/// The `top` largest non-zero off-diagonal cells of `m`, largest first (ties: row-major order).
+pub fn confused_pairs(m: &Confusion, classes: &[String], top: usize) -> Vec<ConfusedPair> {
+    if !m.is_valid() {
+        return Vec::new();
+    }
+    let n = m.classes;
+    let mut cells: Vec<(u64, usize, usize)> = (0..n)
+        .flat_map(|i| (0..n).map(move |j| (i, j)))
+        .filter(|(i, j)| i != j)
+        .map(|(i, j)| (m.get(i, j), i, j))
+        .filter(|(c, _, _)| *c > 0)
+        .collect();
+    cells.sort_by(|a, b| b.0.cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+    cells
+        .into_iter()
+        .take(top)
+        .map(|(count, i, j)| ConfusedPair {
+            truth: class_name(classes, i),
+            predicted: class_name(classes, j),
+            count,
+        })
+        .collect()
+}
+
+/// The cell-wise sum of the valid matrices of the most common size, `None` if there are none.
+pub fn sum_confusions<'a>(ms: impl IntoIterator<Item = &'a Confusion>) -> Option<Confusion> {
+    let mut sum: Option<Confusion> = None;
+    for m in ms.into_iter().filter(|m| m.is_valid()) {
+        match &mut sum {
+            None => sum = Some(m.clone()),
+            Some(s) if s.classes == m.classes => {
+                for (a, b) in s.counts.iter_mut().zip(&m.counts) {
+                    *a = a.saturating_add(*b);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    sum
+}
+
+/// One point of a learning curve: the mean over a configuration's trials at one epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CurvePoint {
+    /// 1-based epoch.
+    pub epoch: u32,
+    /// Mean over the trials that reached this epoch.
+    pub mean: f64,
+    /// Sample standard deviation, when two or more trials reached it.
+    pub std: Option<f64>,
+}
+
+/// A learning curve of one configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Curve {
+    /// The configuration's label.
+    pub label: String,
+    /// Points by epoch, ascending.
+    pub points: Vec<CurvePoint>,
+}
+
+/// One curve per configuration with at least one finite `metric` value, from every trial's
+/// epochs (a running or failed trial contributes the epochs it reported), labelled by `label`.
+pub fn curves(
+    configs: &[Config<'_>],
+    metric: impl Fn(&Epoch) -> Option<f64>,
+    label: impl Fn(&Config<'_>) -> String,
+) -> Vec<Curve> {
+    configs
+        .iter()
+        .filter_map(|c| {
+            let mut by_epoch: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
+            for t in &c.trials {
+                for e in &t.epochs {
+                    if let Some(v) = metric(e).filter(|v| v.is_finite()) {
+                        by_epoch.entry(e.epoch).or_default().push(v);
+                    }
+                }
+            }
+            let points: Vec<CurvePoint> = by_epoch
+                .into_iter()
+                .filter_map(|(epoch, vs)| {
+                    stat(vs).map(|s| CurvePoint {
+                        epoch,
+                        mean: s.mean,
+                        std: s.std,
+                    })
+                })
+                .collect();
+            (!points.is_empty()).then(|| Curve {
+                label: label(c),
+                points,
+            })
+        })
+        .collect()
+}

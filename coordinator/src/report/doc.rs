@@ -1,0 +1,486 @@
+//! The report as a document: a list of blocks (headings, paragraphs, tables, lists, figures)
+//! that [`super::markdown`] and [`super::html`] render, and the figures to draw. Pure: built
+//! from the parsed results only.
+
+use std::collections::HashSet;
+
+use super::analysis::{self, View, best_config, best_trial, confused_pairs, curves, plural};
+use super::figures::{ConfusionPlot, CurvePlot, Panel, Plot};
+use super::model::{Results, Trial};
+use super::tables::{self, Metric, Table, fmt_stat};
+
+/// Confused pairs listed per trial.
+pub const TOP_PAIRS_TRIAL: usize = 3;
+/// Confused pairs listed per experiment.
+pub const TOP_PAIRS_EXPERIMENT: usize = 5;
+/// Confusion-matrix figures drawn per experiment (the first trials in grid order), so that a
+/// huge sweep does not make a huge page.
+pub const MAX_CONFUSION_FIGURES: usize = 100;
+
+/// A piece of inline text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Span {
+    /// Plain text.
+    Text(String),
+    /// Bold text.
+    Strong(String),
+    /// Code (names of files, experiments).
+    Code(String),
+}
+
+/// A block of the document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    /// A heading; level 1 is the document's title. `id` is an anchor for the HTML contents.
+    Heading {
+        /// 1 to 4.
+        level: u8,
+        /// Its text.
+        text: String,
+        /// Anchor id (HTML).
+        id: Option<String>,
+    },
+    /// A paragraph.
+    Paragraph(Vec<Span>),
+    /// A table with an optional caption.
+    Table {
+        /// Caption above the table.
+        caption: Option<String>,
+        /// The table.
+        table: Table,
+    },
+    /// A bulleted list.
+    List(Vec<Vec<Span>>),
+    /// A figure, drawn into `figures/<stem>.svg` and `.png`.
+    Figure {
+        /// File stem under `figures/`.
+        stem: String,
+        /// Caption.
+        caption: String,
+    },
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// Title of the page.
+    pub title: String,
+    /// The content, in order.
+    pub blocks: Vec<Block>,
+    /// Every figure referenced by a [`Block::Figure`], by stem.
+    pub figures: Vec<(String, Plot)>,
+}
+
+fn text(s: impl Into<String>) -> Span {
+    Span::Text(s.into())
+}
+
+/// A file-name-safe version of `s`: ASCII letters, digits, `-`, `_` and `.` kept, the rest `_`.
+pub fn sanitize(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(120)
+        .collect();
+    if out.is_empty() || out.starts_with('.') {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// Hands out unique figure stems.
+#[derive(Default)]
+struct Stems(HashSet<String>);
+
+impl Stems {
+    fn unique(&mut self, base: &str) -> String {
+        let base = sanitize(base);
+        let mut stem = base.clone();
+        let mut i = 2;
+        while !self.0.insert(stem.clone()) {
+            stem = format!("{base}-{i}");
+            i += 1;
+        }
+        stem
+    }
+}
+
+struct Builder {
+    blocks: Vec<Block>,
+    figures: Vec<(String, Plot)>,
+    stems: Stems,
+}
+
+impl Builder {
+    fn heading(&mut self, level: u8, text: impl Into<String>) {
+        self.blocks.push(Block::Heading {
+            level,
+            text: text.into(),
+            id: None,
+        });
+    }
+
+    fn para(&mut self, spans: Vec<Span>) {
+        self.blocks.push(Block::Paragraph(spans));
+    }
+
+    fn table(&mut self, caption: Option<&str>, table: Table) {
+        self.blocks.push(Block::Table {
+            caption: caption.map(str::to_owned),
+            table,
+        });
+    }
+
+    fn figure(&mut self, base: &str, plot: Plot, caption: String) {
+        let stem = self.stems.unique(base);
+        self.blocks.push(Block::Figure {
+            stem: stem.clone(),
+            caption,
+        });
+        self.figures.push((stem, plot));
+    }
+}
+
+fn count(trials: &[&Trial], status: &str) -> usize {
+    trials.iter().filter(|t| t.status == status).count()
+}
+
+fn trials_word(n: usize) -> String {
+    if n == 1 {
+        "1 trial".to_owned()
+    } else {
+        format!("{n} trials")
+    }
+}
+
+fn status_counts(trials: &[&Trial]) -> String {
+    format!(
+        "{}: {} succeeded, {} failed, {} running, {} pending",
+        trials_word(trials.len()),
+        count(trials, "succeeded"),
+        count(trials, "failed"),
+        count(trials, "running"),
+        count(trials, "pending"),
+    )
+}
+
+/// Builds the report of `results`.
+pub fn build(results: &Results) -> Document {
+    let mut b = Builder {
+        blocks: Vec::new(),
+        figures: Vec::new(),
+        stems: Stems::default(),
+    };
+    let title = format!("Sweep {}: report", results.sweep);
+    b.heading(1, title.clone());
+    let all: Vec<&Trial> = results.trials.iter().collect();
+    b.para(vec![
+        text("Grid file "),
+        Span::Code(results.grid_file.clone()),
+        text(format!(
+            "; {}. Accuracies are in %; \"test\" is the held-out part of the official training \
+             set, as in the lab.",
+            status_counts(&all)
+        )),
+    ]);
+    if !results.finished {
+        b.para(vec![
+            Span::Strong("Partial report:".into()),
+            text(" the sweep has not finished; trials still running or pending show as \"-\"."),
+        ]);
+    }
+    for view in analysis::views(results) {
+        experiment(&mut b, &view);
+    }
+    Document {
+        title,
+        blocks: b.blocks,
+        figures: b.figures,
+    }
+}
+
+fn axes_sentence(view: &View<'_>) -> String {
+    let described: Vec<String> = view
+        .axes
+        .iter()
+        .map(|a| format!("{} ({})", analysis::label(&a.param), a.values.join(", ")))
+        .collect();
+    let mut s = if described.is_empty() {
+        "Nothing varies: one configuration.".to_owned()
+    } else {
+        format!("Varies {}.", described.join(" and "))
+    };
+    let seeds = view.experiment.axes.iter().find(|a| a.is_seed());
+    if view.repeats {
+        s.push_str(&match seeds {
+            Some(a) => format!(
+                " Each configuration ran with {} seeds ({});",
+                a.values.len(),
+                a.values.join(", ")
+            ),
+            None => " Some configurations ran more than once;".to_owned(),
+        });
+        s.push_str(
+            " tables show the mean ± sample standard deviation over the runs that succeeded, \
+             and their number n; curves show the mean with a ±1 std band.",
+        );
+    }
+    s
+}
+
+fn experiment(b: &mut Builder, view: &View<'_>) {
+    let e = &view.experiment;
+    b.blocks.push(Block::Heading {
+        level: 2,
+        text: e.title.clone().unwrap_or_else(|| e.name.clone()),
+        id: Some(format!("exp-{}", sanitize(&e.name))),
+    });
+    b.para(vec![
+        text("Experiment "),
+        Span::Code(e.name.clone()),
+        text(format!(
+            " on {}; {}.",
+            e.dataset,
+            status_counts(&view.trials)
+        )),
+    ]);
+    b.para(vec![text(axes_sentence(view))]);
+
+    b.heading(3, "Final accuracies");
+    if view.axes.len() == 2 {
+        for m in Metric::ALL {
+            if let Some(t) = tables::pivot(view, m) {
+                b.table(Some(m.title()), t);
+            }
+        }
+    } else {
+        b.table(None, tables::configurations(view));
+    }
+    b.para(vec![text(
+        "The gap is the final training accuracy minus the final test accuracy, in percentage \
+         points; a large gap means the model overfits its training data.",
+    )]);
+    best(b, view);
+
+    b.heading(3, "Trials");
+    b.table(None, tables::trials(&view.trials));
+    failures(b, &view.trials);
+
+    b.heading(3, "Learning curves");
+    learning_curves(b, view);
+
+    b.heading(3, "Most confused classes");
+    confusion(b, view);
+}
+
+fn best(b: &mut Builder, view: &View<'_>) {
+    match best_trial(&view.trials) {
+        Some((t, acc)) => {
+            let train = t
+                .train_accuracy
+                .filter(|a| a.is_finite())
+                .map_or_else(String::new, |a| format!(" (training {a:.2} %)"));
+            b.para(vec![
+                text("Best trial: "),
+                Span::Strong(t.name.clone()),
+                text(", test accuracy "),
+                Span::Strong(format!("{acc:.2} %")),
+                text(format!("{train}.")),
+            ]);
+        }
+        None => b.para(vec![text("No trial has a result yet.")]),
+    }
+    if view.repeats {
+        if let Some((c, s)) = best_config(&view.configs) {
+            let named: Vec<String> = view
+                .axes
+                .iter()
+                .zip(&c.key)
+                .map(|(a, v)| format!("{} = {v}", analysis::label(&a.param)))
+                .collect();
+            let name = if named.is_empty() {
+                c.label()
+            } else {
+                named.join(", ")
+            };
+            b.para(vec![
+                text("Best configuration by mean test accuracy: "),
+                Span::Strong(name),
+                text(format!(", {}.", fmt_stat(&s, true, " %"))),
+            ]);
+        }
+    }
+}
+
+fn failures(b: &mut Builder, trials: &[&Trial]) {
+    let mut items = Vec::new();
+    for t in trials {
+        if t.failed() {
+            items.push(vec![
+                Span::Strong(t.name.clone()),
+                text(format!(
+                    " failed after {} attempts: {}",
+                    t.attempts,
+                    t.failure.as_deref().unwrap_or("no reason recorded")
+                )),
+            ]);
+        }
+        for a in &t.failed_attempts {
+            let kind = a
+                .kind
+                .as_deref()
+                .map_or_else(String::new, |k| format!(" ({k})"));
+            items.push(vec![text(format!(
+                "{}, attempt {}{kind}: {}",
+                t.name, a.attempt, a.message
+            ))]);
+        }
+    }
+    if !items.is_empty() {
+        b.heading(3, "Failures and retries");
+        b.blocks.push(Block::List(items));
+    }
+}
+
+fn learning_curves(b: &mut Builder, view: &View<'_>) {
+    let e = &view.experiment;
+    let label_of = |c: &analysis::Config<'_>| match (view.axes.is_empty(), c.trials.as_slice()) {
+        (true, [t]) => t.name.clone(),
+        (true, ts) => format!("mean of {} trials", ts.len()),
+        (false, _) => c.label(),
+    };
+    let legend_title = (!view.axes.is_empty()).then(|| {
+        let labels: Vec<String> = view
+            .axes
+            .iter()
+            .map(|a| analysis::label(&a.param))
+            .collect();
+        labels.join(", ")
+    });
+    let different = if let (true, [only]) = (view.axes.is_empty(), view.trials.as_slice()) {
+        format!(" of {}", only.name)
+    } else if view.axes.is_empty() {
+        String::new()
+    } else {
+        let p: Vec<String> = view.axes.iter().map(|a| plural(&a.param)).collect();
+        format!(" for different {}", p.join(" and "))
+    };
+    let specs = [
+        (
+            format!("Accuracy learning curves{different}"),
+            "Test accuracy (%)",
+            "test-accuracy",
+            (0.0, 100.0),
+            curves(&view.configs, |ep| ep.test_accuracy, label_of),
+        ),
+        (
+            format!("Training loss curves{different}"),
+            "Training loss",
+            "train-loss",
+            (0.0, f64::INFINITY),
+            curves(&view.configs, |ep| ep.train_loss, label_of),
+        ),
+    ];
+    if specs.iter().all(|s| s.4.is_empty()) {
+        b.para(vec![text("No epoch has been reported yet.")]);
+        return;
+    }
+    for (title, y_label, suffix, y_bounds, series) in specs {
+        if series.is_empty() {
+            continue;
+        }
+        let plot = CurvePlot {
+            title: title.clone(),
+            x_label: "Epoch".into(),
+            y_label: y_label.into(),
+            legend_title: legend_title.clone(),
+            series,
+            y_bounds,
+        };
+        b.figure(&format!("{}-{suffix}", e.name), Plot::Curves(plot), title);
+    }
+}
+
+fn acc_title(split: &str, acc: Option<f64>) -> String {
+    match acc.filter(|a| a.is_finite()) {
+        Some(a) => format!("{split} Acc = {a:.2} %"),
+        None => format!("{split} Acc = -"),
+    }
+}
+
+fn pairs_spans(pairs: &[analysis::ConfusedPair]) -> Vec<Vec<Span>> {
+    pairs.iter().map(|p| vec![text(p.to_string())]).collect()
+}
+
+fn confusion(b: &mut Builder, view: &View<'_>) {
+    let e = &view.experiment;
+    let with_matrix: Vec<&&Trial> = view
+        .trials
+        .iter()
+        .filter(|t| t.train_confusion.is_some() || t.test_confusion.is_some())
+        .collect();
+    let summed =
+        analysis::sum_confusions(with_matrix.iter().filter_map(|t| t.test_confusion.as_ref()));
+    let pairs = summed
+        .map(|m| confused_pairs(&m, &e.classes, TOP_PAIRS_EXPERIMENT))
+        .unwrap_or_default();
+    if with_matrix.is_empty() {
+        b.para(vec![text("No confusion matrix has been recorded yet.")]);
+        return;
+    }
+    if !pairs.is_empty() {
+        b.para(vec![text(format!(
+            "Largest off-diagonal counts (true -> predicted) summed over the test splits of {}:",
+            trials_word(with_matrix.len())
+        ))]);
+        b.blocks.push(Block::List(pairs_spans(&pairs)));
+    }
+    b.heading(3, "Confusion matrices");
+    if with_matrix.len() > MAX_CONFUSION_FIGURES {
+        b.para(vec![text(format!(
+            "Figures for the first {MAX_CONFUSION_FIGURES} of {} trials; every matrix is in \
+             results.json.",
+            with_matrix.len()
+        ))]);
+    }
+    for t in with_matrix.into_iter().take(MAX_CONFUSION_FIGURES) {
+        let title = format!("Confusion Matrices for Training & Test Data for {}", t.name);
+        let plot = ConfusionPlot {
+            title: title.clone(),
+            classes: e.classes.clone(),
+            panels: vec![
+                Panel {
+                    title: acc_title("Train", t.train_accuracy),
+                    matrix: t.train_confusion.clone(),
+                },
+                Panel {
+                    title: acc_title("Test", t.test_accuracy),
+                    matrix: t.test_confusion.clone(),
+                },
+            ],
+        };
+        b.figure(
+            &format!("{}-confusion-{}", e.name, t.name),
+            Plot::Confusion(plot),
+            title,
+        );
+        let top = t
+            .test_confusion
+            .as_ref()
+            .map(|m| confused_pairs(m, &e.classes, TOP_PAIRS_TRIAL))
+            .unwrap_or_default();
+        if !top.is_empty() {
+            let list: Vec<String> = top.iter().map(ToString::to_string).collect();
+            b.para(vec![text(format!(
+                "Most confused (test split): {}.",
+                list.join("; ")
+            ))]);
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The sweep's report, made from `results.json` alone (so `coordinator report --out DIR` can
+//! remake it at any time without retraining): `report.md`, a self-contained `report.html`,
+//! `results.csv`, `epochs.csv` and every figure as `figures/<stem>.svg` and `.png`.
+//!
+//! Everything but the file I/O in [`write`] is pure: [`model`] parses, [`analysis`] groups
+//! trials into configurations and aggregates, [`tables`] and [`doc`] lay out the content,
+//! [`markdown`], [`html`] and [`csv`] render it, [`figures`] draws the plots.
+
+pub mod analysis;
+pub mod csv;
+pub mod doc;
+pub mod figures;
+pub mod html;
+pub mod markdown;
+pub mod model;
+pub mod tables;
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+pub use model::Results;
+
+/// Why the report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `results.json` could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `results.json` is not a results file.
+    #[error("{path} is not a valid results file: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: serde_json::Error,
+    },
+    /// `results.json` was written by a newer coordinator.
+    #[error(
+        "{path} has results format {found}; this coordinator reads format {} or older",
+        model::FORMAT
+    )]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// Its format.
+        found: u32,
+    },
+    /// An output could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A figure could not be drawn.
+    #[error("cannot draw figure {stem}: {source}")]
+    Draw {
+        /// The figure's file stem.
+        stem: String,
+        /// What went wrong.
+        source: figures::DrawError,
+    },
+}
+
+/// The files a report consists of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportPaths {
+    /// `report.md`.
+    pub markdown: PathBuf,
+    /// `report.html`.
+    pub html: PathBuf,
+    /// `results.csv`.
+    pub results_csv: PathBuf,
+    /// `epochs.csv`.
+    pub epochs_csv: PathBuf,
+    /// Every figure file (`.svg` and `.png`), in document order.
+    pub figures: Vec<PathBuf>,
+}
+
+impl ReportPaths {
+    /// Every file, the documents first.
+    pub fn all(&self) -> Vec<&Path> {
+        let mut v: Vec<&Path> = vec![
+            &self.html,
+            &self.markdown,
+            &self.results_csv,
+            &self.epochs_csv,
+        ];
+        v.extend(self.figures.iter().map(PathBuf::as_path));
+        v
+    }
+}
+
+/// A figure drawn both ways.
+#[derive(Debug, Clone)]
+pub struct RenderedFigure {
+    /// File stem under `figures/`.
+    pub stem: String,
+    /// SVG text.
+    pub svg: String,
+    /// PNG bytes.
+    pub png: Vec<u8>,
+}
+
+/// Every output of a report, in memory.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// `report.md`.
+    pub markdown: String,
+    /// `report.html`.
+    pub html: String,
+    /// `results.csv`.
+    pub results_csv: String,
+    /// `epochs.csv`.
+    pub epochs_csv: String,
+    /// The figures.
+    pub figures: Vec<RenderedFigure>,
+}
+
+/// Parses `results.json` text; `path` names it in errors.
+pub fn parse(text: &str, path: &Path) -> Result<Results, Error> {
+    let results: Results = serde_json::from_str(text).map_err(|source| Error::Parse {
+        path: path.to_owned(),
+        source,
+    })?;
+    if results.format > model::FORMAT {
+        return Err(Error::Format {
+            path: path.to_owned(),
+            found: results.format,
+        });
+    }
+    Ok(results)
+}
+
+/// Makes every output of the report of `results`, without touching the disk.
+pub fn render(results: &Results) -> Result<Rendered, Error> {
+    let document = doc::build(results);
+    let mut figures = Vec::with_capacity(document.figures.len());
+    for (stem, plot) in &document.figures {
+        let draw = |source| Error::Draw {
+            stem: stem.clone(),
+            source,
+        };
+        figures.push(RenderedFigure {
+            stem: stem.clone(),
+            svg: plot.svg().map_err(draw)?,
+            png: plot.png().map_err(draw)?,
+        });
+    }
+    let svgs: HashMap<String, String> = figures
+        .iter()
+        .map(|f| (f.stem.clone(), f.svg.clone()))
+        .collect();
+    Ok(Rendered {
+        markdown: markdown::render(&document),
+        html: html::render(&document, &svgs),
+        results_csv: csv::results_csv(results),
+        epochs_csv: csv::epochs_csv(results),
+        figures,
+    })
+}
+
+fn write_file(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    let io = |source| Error::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(contents).map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Reads `out_dir/results.json` and writes the report into `out_dir`.
+pub fn write(out_dir: &Path) -> Result<ReportPaths, Error> {
+    let source = out_dir.join("results.json");
+    let text = std::fs::read_to_string(&source).map_err(|e| Error::Read {
+        path: source.clone(),
+        source: e,
+    })?;
+    let results = parse(&text, &source)?;
+    let rendered = render(&results)?;
+    let figures_dir = out_dir.join("figures");
+    std::fs::create_dir_all(&figures_dir).map_err(|source| Error::Write {
+        path: figures_dir.clone(),
+        source,
+    })?;
+    let mut figures = Vec::with_capacity(rendered.figures.len() * 2);
+    for f in &rendered.figures {
+        let svg = figures_dir.join(format!("{}.svg", f.stem));
+        let png = figures_dir.join(format!("{}.png", f.stem));
+        write_file(&svg, f.svg.as_bytes())?;
+        write_file(&png, &f.png)?;
+        figures.extend([svg, png]);
+    }
+    let paths = ReportPaths {
+        markdown: out_dir.join("report.md"),
+        html: out_dir.join("report.html"),
+        results_csv: out_dir.join("results.csv"),
+        epochs_csv: out_dir.join("epochs.csv"),
+        figures,
+    };
+    write_file(&paths.markdown, rendered.markdown.as_bytes())?;
+    write_file(&paths.html, rendered.html.as_bytes())?;
+    write_file(&paths.results_csv, rendered.results_csv.as_bytes())?;
+    write_file(&paths.epochs_csv, rendered.epochs_csv.as_bytes())?;
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests;

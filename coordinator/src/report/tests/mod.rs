@@ -1,0 +1,448 @@
+//! Tests of the report's content: the lab 1 part 1 golden table, layouts, repeats, partial
+//! sweeps, aggregation and CSV fields. [`files`] tests the figures and a whole report written
+//! from the stored fixture.
+
+mod files;
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::analysis::{self, Stat, best_trial, confused_pairs, stat};
+use super::doc;
+use super::model::{Confusion, Results, Trial};
+use super::tables::{self, Metric, to_markdown};
+use super::{Error, csv, parse, render, write};
+
+const CIFAR: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
+
+fn results(v: serde_json::Value) -> Results {
+    serde_json::from_value(v).expect("valid results")
+}
+
+fn params(activation: &str, layers: u32, fraction: f64, seed: u64) -> serde_json::Value {
+    json!({"activation": activation, "hidden_layers": layers, "hidden_width": 1024,
+           "learning_rate": 0.001, "batch_size": 128, "epochs": 20,
+           "train_fraction": fraction, "seed": seed})
+}
+
+/// Lab 1 part 1 (SPEC.md): rows hidden layers 1..3, columns ReLU, Tanh, Sigmoid.
+const LAB_TEST: [[f64; 3]; 3] = [
+    [49.30, 43.96, 47.49],
+    [50.73, 40.12, 47.62],
+    [50.21, 36.49, 45.95],
+];
+const LAB_TRAIN: [[f64; 3]; 3] = [
+    [56.92, 48.36, 55.27],
+    [64.80, 42.63, 55.09],
+    [70.52, 38.37, 51.37],
+];
+
+/// The lab's nine trials in grid order (activation outermost), with the axes listed in
+/// `axis_order`.
+fn lab_part1(axis_order: &[&str]) -> Results {
+    let acts = [("relu", "ReLU"), ("tanh", "Tanh"), ("sigmoid", "Sigmoid")];
+    let mut trials = Vec::new();
+    for (c, (act, display)) in acts.iter().enumerate() {
+        for layers in 1..=3u32 {
+            let r = (layers - 1) as usize;
+            trials.push(json!({
+                "id": format!("t{c}{r}"), "experiment": "p1_cifar10",
+                "name": format!("Lab1_P1_HiddenL_{layers}_Activation_{display}"),
+                "dataset": "cifar10", "params": params(act, layers, 1.0, 0),
+                "status": "succeeded", "attempts": 1,
+                "test_accuracy": LAB_TEST[r][c], "train_accuracy": LAB_TRAIN[r][c],
+            }));
+        }
+    }
+    let axes: Vec<serde_json::Value> = axis_order
+        .iter()
+        .map(|a| match *a {
+            "activation" => json!({"param": "activation", "values": ["ReLU", "Tanh", "Sigmoid"]}),
+            _ => json!({"param": "hidden_layers", "values": ["1", "2", "3"]}),
+        })
+        .collect();
+    results(json!({
+        "format": 1, "sweep": "lab1", "grid_file": "lab1.toml", "finished": true,
+        "experiments": [{"name": "p1_cifar10", "title": "Part 1", "dataset": "cifar10",
+                         "classes": CIFAR, "axes": axes}],
+        "trials": trials,
+    }))
+}
+
+const GOLDEN_TEST: &str = "\
+| Hidden layers / Activation | ReLU | Tanh | Sigmoid |
+|---|---:|---:|---:|
+| 1 | 49.30 | 43.96 | 47.49 |
+| 2 | 50.73 | 40.12 | 47.62 |
+| 3 | 50.21 | 36.49 | 45.95 |
+";
+
+const GOLDEN_TRAIN: &str = "\
+| Hidden layers / Activation | ReLU | Tanh | Sigmoid |
+|---|---:|---:|---:|
+| 1 | 56.92 | 48.36 | 55.27 |
+| 2 | 64.80 | 42.63 | 55.09 |
+| 3 | 70.52 | 38.37 | 51.37 |
+";
+
+#[test]
+fn lab1_part1_tables_have_the_labs_layout_and_numbers() {
+    let r = lab_part1(&["activation", "hidden_layers"]);
+    let views = analysis::views(&r);
+    let v = &views[0];
+    let test = tables::pivot(v, Metric::Test).expect("two axes give a pivot");
+    let train = tables::pivot(v, Metric::Train).expect("two axes give a pivot");
+    assert_eq!(to_markdown(&test), GOLDEN_TEST);
+    assert_eq!(to_markdown(&train), GOLDEN_TRAIN);
+    let md = super::markdown::render(&doc::build(&r));
+    assert!(
+        md.contains(&format!("**Test accuracy (%)**\n\n{GOLDEN_TEST}")),
+        "{md}"
+    );
+    assert!(
+        md.contains(&format!("**Training accuracy (%)**\n\n{GOLDEN_TRAIN}")),
+        "{md}"
+    );
+    // The overfitting the lab discusses: ReLU with 3 layers has the largest gap.
+    let gap = tables::pivot(v, Metric::Gap).expect("pivot");
+    assert_eq!(gap.rows[2][1], "20.31");
+    assert!(
+        md.contains("Best trial: **Lab1_P1_HiddenL_2_Activation_ReLU**, test accuracy **50.73 %**")
+    );
+}
+
+#[test]
+fn pivot_layout_follows_the_axis_order_of_param_not_the_file() {
+    let r = lab_part1(&["hidden_layers", "activation"]);
+    let views = analysis::views(&r);
+    let test = tables::pivot(&views[0], Metric::Test).expect("pivot");
+    assert_eq!(to_markdown(&test), GOLDEN_TEST);
+}
+
+/// Two configurations (train_fraction 0.2 and 1) times three seeds.
+fn repeats(statuses: [&str; 3]) -> Results {
+    let mut trials = Vec::new();
+    for (fraction, base) in [(0.2, 80.0), (1.0, 88.0)] {
+        for (seed, status) in statuses.iter().enumerate() {
+            let acc = base + seed as f64 - 1.0; // base - 1, base, base + 1
+            let ok = *status == "succeeded";
+            trials.push(json!({
+                "id": format!("{fraction}-{seed}"), "experiment": "p2",
+                "name": format!("P2_{fraction}_seed_{seed}"), "dataset": "fashion-mnist",
+                "params": params("relu", 1, fraction, seed as u64), "status": status,
+                "attempts": 1,
+                "test_accuracy": ok.then_some(acc), "train_accuracy": ok.then_some(acc + 5.0),
+                "epochs": [{"epoch": 1, "train_loss": 0.5, "test_accuracy": acc - 2.0},
+                           {"epoch": 2, "train_loss": 0.4, "test_accuracy": acc}],
+            }));
+        }
+    }
+    results(json!({
+        "format": 1, "sweep": "s", "grid_file": "g.toml", "finished": true,
+        "experiments": [{"name": "p2", "dataset": "fashion-mnist", "classes": [],
+            "axes": [{"param": "train_fraction", "values": ["0.2", "1"]},
+                     {"param": "seed", "values": ["0", "1", "2"]}]}],
+        "trials": trials,
+    }))
+}
+
+#[test]
+fn repeats_show_mean_and_sample_std_across_seeds() {
+    let r = repeats(["succeeded"; 3]);
+    let views = analysis::views(&r);
+    let v = &views[0];
+    assert!(v.repeats);
+    assert_eq!(v.configs.len(), 2, "seeds are one configuration");
+    let t = tables::configurations(v);
+    assert_eq!(
+        t.header,
+        [
+            "Training split ratio",
+            "Test accuracy (%)",
+            "Training accuracy (%)",
+            "Train - test gap (points)"
+        ]
+    );
+    // 79, 80, 81: mean 80, sample std 1 (the population std would be 0.82).
+    assert_eq!(
+        t.rows[0],
+        [
+            "0.2",
+            "80.00 ± 1.00 (n=3)",
+            "85.00 ± 1.00 (n=3)",
+            "5.00 ± 0.00 (n=3)"
+        ]
+    );
+    assert_eq!(t.rows[1][1], "88.00 ± 1.00 (n=3)");
+    let curves = analysis::curves(&v.configs, |e| e.test_accuracy, |c| c.label());
+    assert_eq!(curves[0].label, "0.2");
+    assert_eq!(curves[0].points.len(), 2);
+    assert_eq!(curves[0].points[1].epoch, 2);
+    assert!((curves[0].points[1].mean - 80.0).abs() < 1e-9);
+    assert!((curves[0].points[1].std.expect("three runs") - 1.0).abs() < 1e-9);
+    let md = super::markdown::render(&doc::build(&r));
+    assert!(md.contains("Each configuration ran with 3 seeds"), "{md}");
+    assert!(
+        md.contains("Training split ratio = 1**, 88.00 ± 1.00 % (n=3)"),
+        "{md}"
+    );
+}
+
+#[test]
+fn repeats_count_only_the_seeds_that_succeeded() {
+    let r = repeats(["succeeded", "succeeded", "failed"]);
+    let views = analysis::views(&r);
+    let t = tables::configurations(&views[0]);
+    // 79 and 80: mean 79.5, sample std 0.707.
+    assert_eq!(t.rows[0][1], "79.50 ± 0.71 (n=2)");
+    let r = repeats(["failed", "failed", "succeeded"]);
+    let views = analysis::views(&r);
+    let t = tables::configurations(&views[0]);
+    assert_eq!(t.rows[0][1], "81.00 (n=1)");
+    let r = repeats(["failed", "failed", "pending"]);
+    let views = analysis::views(&r);
+    assert_eq!(tables::configurations(&views[0]).rows[0][1], "-");
+    let r = repeats(["failed"; 3]);
+    let views = analysis::views(&r);
+    assert_eq!(tables::configurations(&views[0]).rows[0][1], "failed");
+}
+
+#[test]
+fn stat_uses_the_sample_std_and_skips_non_finite_values() {
+    assert_eq!(stat([]), None);
+    assert_eq!(stat([f64::NAN]), None);
+    assert_eq!(
+        stat([2.0]),
+        Some(Stat {
+            mean: 2.0,
+            std: None,
+            n: 1
+        })
+    );
+    let s = stat([
+        2.0,
+        4.0,
+        f64::NAN,
+        4.0,
+        4.0,
+        5.0,
+        5.0,
+        7.0,
+        9.0,
+        f64::INFINITY,
+    ])
+    .expect("values");
+    assert_eq!(s.n, 8);
+    assert!((s.mean - 5.0).abs() < 1e-12);
+    assert!((s.std.expect("n > 1") - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+}
+
+#[test]
+fn nan_never_ranks_as_best() {
+    let t = |name: &str, acc: f64| Trial {
+        name: name.into(),
+        status: "succeeded".into(),
+        test_accuracy: Some(acc),
+        ..Trial::default()
+    };
+    let (nan, low, high) = (t("nan", f64::NAN), t("low", 10.0), t("high", 20.0));
+    let pending = Trial {
+        status: "running".into(),
+        test_accuracy: Some(99.0),
+        ..t("running", 0.0)
+    };
+    let best = best_trial(&[&nan, &low, &pending, &high, &nan]).expect("a best");
+    assert_eq!(best.0.name, "high");
+    assert!(best_trial(&[&nan]).is_none());
+}
+
+#[test]
+fn confused_pairs_are_the_largest_off_diagonal_cells() {
+    let m = Confusion {
+        classes: 3,
+        counts: vec![50, 3, 7, 9, 40, 0, 7, 1, 30],
+    };
+    let names = vec!["cat".to_owned(), "dog".to_owned()];
+    let pairs: Vec<String> = confused_pairs(&m, &names, 3)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    // Ties (7 and 7) in row-major order; a class without a name shows as its index.
+    assert_eq!(pairs, ["dog -> cat: 9", "cat -> 2: 7", "2 -> cat: 7"]);
+    let bad = Confusion {
+        classes: 3,
+        counts: vec![1, 2],
+    };
+    assert!(confused_pairs(&bad, &names, 3).is_empty());
+}
+
+fn one_trial_per(axes: serde_json::Value, trials: &[serde_json::Value]) -> Results {
+    results(json!({
+        "format": 1, "sweep": "s", "finished": true,
+        "experiments": [{"name": "e", "dataset": "cifar10", "axes": axes}],
+        "trials": trials,
+    }))
+}
+
+#[test]
+fn one_axis_gives_a_column_per_metric_and_none_gives_one_row() {
+    let trial = |lr: f64, acc: f64| {
+        json!({"experiment": "e", "name": format!("lr{lr}"), "status": "succeeded",
+               "params": {"learning_rate": lr}, "test_accuracy": acc, "train_accuracy": acc + 1.0})
+    };
+    let r = one_trial_per(
+        json!([{"param": "learning_rate", "values": ["0.01", "0.001"]}]),
+        &[trial(0.01, 40.0), trial(0.001, 50.0)],
+    );
+    let t = tables::configurations(&analysis::views(&r)[0]);
+    assert_eq!(t.header[0], "Learning rate");
+    assert_eq!(
+        t.rows,
+        [
+            ["0.01", "40.00", "41.00", "1.00"],
+            ["0.001", "50.00", "51.00", "1.00"]
+        ]
+    );
+
+    let r = one_trial_per(json!([]), &[trial(0.01, 40.0)]);
+    let t = tables::configurations(&analysis::views(&r)[0]);
+    assert_eq!(t.header[0], "Configuration");
+    assert_eq!(t.rows, [["lr0.01", "40.00", "41.00", "1.00"]]);
+}
+
+#[test]
+fn three_axes_give_a_flat_table_with_a_column_per_axis() {
+    let mut trials = Vec::new();
+    for act in ["relu", "tanh"] {
+        for layers in [1, 2] {
+            for width in [64, 128] {
+                trials.push(
+                    json!({"experiment": "e", "name": format!("{act}{layers}{width}"),
+                    "status": "succeeded", "test_accuracy": f64::from(layers * width),
+                    "train_accuracy": 1.0,
+                    "params": {"activation": act, "hidden_layers": layers, "hidden_width": width}}),
+                );
+            }
+        }
+    }
+    let r = one_trial_per(
+        json!([{"param": "activation", "values": ["ReLU", "Tanh"]},
+               {"param": "hidden_layers", "values": ["1", "2"]},
+               {"param": "hidden_width", "values": ["64", "128"]}]),
+        &trials,
+    );
+    let v = &analysis::views(&r)[0];
+    assert!(tables::pivot(v, Metric::Test).is_none());
+    let t = tables::configurations(v);
+    assert_eq!(
+        &t.header[..4],
+        [
+            "Activation",
+            "Hidden layers",
+            "Hidden width",
+            "Test accuracy (%)"
+        ]
+    );
+    assert_eq!(t.rows.len(), 8);
+    assert_eq!(&t.rows[3][..4], ["ReLU", "2", "128", "256.00"]);
+    assert_eq!(&t.rows[4][..4], ["Tanh", "1", "64", "64.00"]);
+}
+
+#[test]
+fn csv_fields_are_quoted_when_needed() {
+    assert_eq!(csv::field("plain"), "plain");
+    assert_eq!(csv::field("a,b"), "\"a,b\"");
+    assert_eq!(csv::field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    assert_eq!(csv::field("two\nlines"), "\"two\nlines\"");
+}
+
+#[test]
+fn figure_stems_are_safe_file_names() {
+    assert_eq!(
+        doc::sanitize("Lab1_P2_TrainingRatioSplit_0.2"),
+        "Lab1_P2_TrainingRatioSplit_0.2"
+    );
+    assert_eq!(doc::sanitize("../a b/c"), "_.._a_b_c");
+    assert_eq!(doc::sanitize(""), "_");
+}
+
+#[test]
+fn partial_sweep_renders_with_failures_and_pending_trials() {
+    let r = results(json!({
+        "format": 1, "sweep": "partial", "finished": false,
+        "experiments": [{"name": "e", "dataset": "cifar10", "classes": CIFAR,
+            "axes": [{"param": "activation", "values": ["ReLU", "Tanh"]},
+                     {"param": "hidden_layers", "values": ["1", "2"]}]}],
+        "trials": [
+            {"experiment": "e", "name": "a", "status": "failed", "attempts": 3,
+             "params": {"activation": "relu", "hidden_layers": 1},
+             "failure": "out of memory on every attempt",
+             "failed_attempts": [{"attempt": 1, "kind": "out_of_memory", "message": "oom"}]},
+            {"experiment": "e", "name": "b", "status": "running", "attempts": 1,
+             "params": {"activation": "relu", "hidden_layers": 2},
+             "epochs": [{"epoch": 1, "train_loss": 2.0, "test_accuracy": 30.0}]},
+            {"experiment": "e", "name": "c", "status": "pending",
+             "params": {"activation": "tanh", "hidden_layers": 1}},
+        ],
+    }));
+    let out = render(&r).expect("a partial sweep renders");
+    let test = tables::pivot(&analysis::views(&r)[0], Metric::Test).expect("pivot");
+    assert_eq!(test.rows, [["1", "failed", "-"], ["2", "-", "-"]]);
+    assert!(out.markdown.contains("**Partial report:**"));
+    assert!(
+        out.markdown
+            .contains("**a** failed after 3 attempts: out of memory on every attempt")
+    );
+    assert!(out.markdown.contains("a, attempt 1 (out_of_memory): oom"));
+    assert!(out.markdown.contains("No trial has a result yet."));
+    assert!(
+        out.markdown
+            .contains("No confusion matrix has been recorded yet.")
+    );
+    // The running trial's first epoch is already on the learning curves.
+    assert_eq!(out.figures.len(), 2);
+    assert!(
+        out.results_csv
+            .lines()
+            .nth(1)
+            .expect("a row")
+            .contains(",failed,3,")
+    );
+    assert_eq!(out.epochs_csv.lines().count(), 2);
+    // Nothing at all still makes a report.
+    let empty = render(&results(json!({}))).expect("empty renders");
+    assert!(empty.figures.is_empty());
+}
+
+#[test]
+fn parse_errors_name_the_file() {
+    let path = Path::new("/x/results.json");
+    let e = parse("{", path).expect_err("invalid json");
+    assert!(matches!(e, Error::Parse { .. }));
+    assert!(
+        e.to_string()
+            .starts_with("/x/results.json is not a valid results file"),
+        "{e}"
+    );
+    let e = parse(r#"{"format": 99}"#, path).expect_err("newer format");
+    assert!(e.to_string().contains("format 99"), "{e}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = write(dir.path()).expect_err("no results.json");
+    assert!(matches!(e, Error::Read { .. }));
+    assert!(
+        e.to_string()
+            .contains(&dir.path().join("results.json").display().to_string())
+    );
+}

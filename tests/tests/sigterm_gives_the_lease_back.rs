@@ -1,0 +1,112 @@
+//! A worker told to stop (SIGTERM) in the middle of a trial gives its lease back and exits 0; the
+//! other worker trains the trial again and the sweep completes.
+
+use std::time::Duration;
+
+use sweep_tests::{Cifar10, Signal, Sweep, Worker, field};
+
+/// Four CIFAR-10 trials of about a second each (six epochs of about 0.2 s on one thread).
+const GRID: &str = r#"
+[sweep]
+name = "term"
+seed = 4
+max_attempts = 3
+
+[[experiment]]
+name = "cifar"
+dataset = "cifar10"
+trial_name = "t_{activation}_{seed}"
+
+[experiment.fixed]
+hidden_layers = 2
+hidden_width = 256
+batch_size = 32
+epochs = 6
+
+[experiment.grid]
+activation = ["relu", "tanh"]
+seed = [1, 2]
+"#;
+
+const PER_BATCH: usize = 400;
+
+#[test]
+fn sigterm_gives_the_lease_back() {
+    let sweep = Sweep::new(GRID);
+    // The two extracted folders: each worker can only have trained from its own.
+    let data_a = sweep.mkdir("data-a");
+    let data_b = sweep.mkdir("data-b");
+    let images = Cifar10::PyDir.write(&data_a, PER_BATCH, 6);
+    Cifar10::BinDir.write(&data_b, PER_BATCH, 6);
+
+    // A long lease TTL: only A's giving the lease back can make the trial move on quickly, and
+    // an expiry would show as `lease_expired`, failing the test.
+    let mut coordinator = sweep.start_coordinator(&["--lease-ttl", "60s", "--heartbeat", "1s"]);
+    let mut a = Worker::start("A", &coordinator, &data_a, 1);
+    let mut b = Worker::start("B", &coordinator, &data_b, 1);
+    let a_id = a.id();
+    b.id();
+
+    let line = a.wait_for_stderr_line("epoch 1/6:", Duration::from_secs(60));
+    a.signal(Signal::SIGTERM);
+    a.expect_exit_code(0, Duration::from_secs(30));
+    let victim = field(&line, "trial")
+        .unwrap_or_else(|| panic!("no trial in {line:?}"))
+        .to_owned();
+    assert_eq!(a.trials_started().last(), Some(&victim));
+    assert!(
+        !a.trials_trained().contains(&victim),
+        "A finished {victim} before the signal: the trials are too short for this test"
+    );
+    let stderr = a.stderr();
+    assert!(
+        stderr.contains("shutting down: stopping the trial and giving its lease back"),
+        "A's log:\n{stderr}"
+    );
+
+    coordinator.expect_exit_code(0, Duration::from_secs(120));
+    b.expect_exit_code(0, Duration::from_secs(30));
+
+    let results = sweep.results();
+    assert!(results.finished);
+    assert_eq!(results.trials.len(), 4);
+    for t in &results.trials {
+        t.assert_consistent_result();
+        assert_eq!(t.dataset_images, Some(images), "{}", t.name);
+        if t.name != victim {
+            assert_eq!(t.attempts, 1, "{}: attempts", t.name);
+            assert!(
+                t.failed_attempts.is_empty(),
+                "{}: {:?}",
+                t.name,
+                t.failed_attempts
+            );
+        }
+    }
+    let t = results.trial(&victim);
+    assert_eq!(t.attempts, 2, "{victim}: attempts");
+    assert_eq!(
+        t.worker_name(),
+        Some("B"),
+        "{victim} was trained again by B"
+    );
+    assert_eq!(
+        t.failed_attempts.len(),
+        1,
+        "{victim}: {:?}",
+        t.failed_attempts
+    );
+    // B's attempt computed what A's did: training is deterministic on the CPU, and both folders
+    // hold the same images.
+    let first = a.logged_epoch(&victim, 1);
+    assert!(first.is_some(), "A logged epoch 1 of {victim}");
+    assert_eq!(
+        b.logged_epoch(&victim, 1),
+        first,
+        "epoch 1 of {victim} on B and on A"
+    );
+    let failed = &t.failed_attempts[0];
+    assert_eq!(failed.attempt, 1);
+    assert_eq!(failed.kind, "worker_shutdown");
+    assert_eq!(failed.worker, a_id, "the lease given back was A's");
+}

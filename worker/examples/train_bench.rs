@@ -1,0 +1,142 @@
+//! Times the worker's trainer on one model, the way `bench/run` compares it with PyTorch:
+//! seconds per epoch (training only, and with the per-epoch evaluation), samples per second and
+//! achieved GFLOP/s, after one warm-up epoch.
+//!
+//!     cargo run --release -p sweep-worker --example train_bench -- \
+//!         --dataset fashion-mnist --data-dir /usr/share/datasets/fashion-mnist \
+//!         --hidden-layers 1 --width 256 --batch 64 --epochs 3 --threads 2
+//!
+//! With `--synthetic N` it trains on N random images of the dataset's shape instead of files
+//! (for the CIFAR-10 shapes when the real CIFAR-10 is not at hand).
+
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use sweep_common::data::ImageSet;
+use sweep_common::rng::SplitMix64;
+use sweep_common::{Activation, DatasetKind, HyperParams, SplitSpec, TrialId, TrialSpec};
+use sweep_worker::data_cache::DeviceData;
+use sweep_worker::train::Trainer;
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> anyhow::Result<T> {
+    match args.iter().position(|a| a == name) {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("bad value for {name}")),
+        None => Ok(default),
+    }
+}
+
+/// Exact FLOPs of one training step over `batch` images: forward (2*in*out per layer) and weight
+/// gradients (2*in*out) for every layer, input gradients (2*in*out) for all but the first.
+fn step_flops(dims: &[i64], batch: i64) -> f64 {
+    dims.windows(2)
+        .enumerate()
+        .map(|(i, d)| {
+            let mm = 2.0 * (d[0] * d[1] * batch) as f64;
+            if i == 0 { 2.0 * mm } else { 3.0 * mm }
+        })
+        .sum()
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let dataset: DatasetKind = arg(&args, "--dataset", "fashion-mnist".to_owned())?
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let data_dir: String = arg(
+        &args,
+        "--data-dir",
+        "/usr/share/datasets/fashion-mnist".to_owned(),
+    )?;
+    let synthetic: usize = arg(&args, "--synthetic", 0)?;
+    let layers: u32 = arg(&args, "--hidden-layers", 1)?;
+    let width: u32 = arg(&args, "--width", 256)?;
+    let batch: u32 = arg(&args, "--batch", 64)?;
+    let epochs: u32 = arg(&args, "--epochs", 3)?;
+    let threads: i32 = arg(&args, "--threads", 0)?;
+    let activation: Activation = arg(&args, "--activation", "relu".to_owned())?
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if epochs < 2 {
+        bail!("--epochs must be at least 2 (one warm-up epoch is not timed)");
+    }
+    if args.iter().any(|a| a == "--no-malloc-tuning") {
+        eprintln!("malloc tuning off");
+    } else {
+        sweep_worker::device::tune_malloc();
+    }
+    if threads > 0 {
+        tch::set_num_threads(threads);
+    }
+    let data = if synthetic > 0 {
+        let mut rng = SplitMix64::new(1);
+        let len = dataset.input_len();
+        let mut set = ImageSet::new(dataset);
+        set.images = (0..synthetic * len).map(|_| rng.below(256) as u8).collect();
+        set.labels = (0..synthetic).map(|_| rng.below(10) as u8).collect();
+        DeviceData::from_image_set(&set, tch::Device::Cpu)?
+    } else {
+        DeviceData::load(dataset, std::path::Path::new(&data_dir), tch::Device::Cpu)?
+    };
+    let params = HyperParams {
+        activation,
+        hidden_layers: layers,
+        hidden_width: width,
+        learning_rate: 0.001,
+        batch_size: batch,
+        epochs,
+        train_fraction: 1.0,
+        seed: 0,
+    };
+    let split = SplitSpec {
+        train_ratio: 0.7,
+        seed: 0,
+    };
+    let spec = TrialSpec {
+        id: TrialId::from_content(&TrialSpec::canonical("bench", dataset, &params, &split)),
+        experiment: "bench".into(),
+        name: "bench".into(),
+        dataset,
+        params,
+        split,
+        checkpoint_every: 0,
+    };
+    let mut trainer = Trainer::new(&spec, &data)?;
+    let stop = AtomicBool::new(false);
+    let n = spec.train_subset_len(data.len());
+    let mut dims = vec![dataset.input_len() as i64];
+    dims.extend(std::iter::repeat_n(i64::from(width), layers as usize));
+    dims.push(10);
+    let full_batches = (n / batch as usize) as f64;
+    let last = (n % batch as usize) as i64;
+    let flops = full_batches * step_flops(&dims, i64::from(batch))
+        + if last > 0 {
+            step_flops(&dims, last)
+        } else {
+            0.0
+        };
+    trainer.run_epoch(&stop)?; // warm-up
+    let mut train_times = Vec::new();
+    let mut epoch_times = Vec::new();
+    for _ in 1..epochs {
+        let started = Instant::now();
+        trainer.fit_epoch(&stop)?;
+        train_times.push(started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        trainer.run_epoch(&stop)?;
+        epoch_times.push(started.elapsed().as_secs_f64());
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let train = mean(&train_times);
+    println!(
+        "{{\"impl\":\"sweep\",\"dataset\":\"{dataset}\",\"dims\":{dims:?},\"batch\":{batch},\"threads\":{},\"train_images\":{n},\"epoch_s\":{:.4},\"train_s\":{train:.4},\"samples_per_s\":{:.0},\"gflops\":{:.1}}}",
+        tch::get_num_threads(),
+        mean(&epoch_times),
+        n as f64 / train,
+        flops / train / 1e9
+    );
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! Checkpoints and final weights as safetensors files.
+//!
+//! A checkpoint holds the model's parameters (`layers.N.weight`, ...), Adam's moments
+//! (`adam.exp_avg.<name>`, `adam.exp_avg_sq.<name>`), and in its metadata the trial id, the
+//! number of epochs completed, Adam's step count and the metrics of those epochs. Nothing else is
+//! needed to continue exactly: every random choice of a later epoch is derived from the trial's
+//! seed and the epoch number (see `common::rng`), not from a generator's running state.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use safetensors::tensor::{Dtype, SafeTensors, View};
+use sweep_common::{EpochMetrics, TrialId};
+use tch::{Device, Kind, Tensor};
+
+use super::TrainError;
+
+/// Format tag written in every checkpoint's metadata.
+pub const FORMAT: &str = "sweep-checkpoint-v1";
+
+/// A float32 tensor copied to the host, ready to serialize.
+struct HostTensor {
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl View for &HostTensor {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+fn to_host(t: &Tensor) -> Result<HostTensor, TrainError> {
+    let t = t
+        .f_to_device(Device::Cpu)?
+        .f_to_kind(Kind::Float)?
+        .f_contiguous()?;
+    let shape = t
+        .size()
+        .iter()
+        .map(|&d| usize::try_from(d).unwrap_or(0))
+        .collect();
+    let values = Vec::<f32>::try_from(t.f_flatten(0, -1)?)?;
+    let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    Ok(HostTensor { shape, bytes })
+}
+
+fn corrupt(message: impl Into<String>) -> TrainError {
+    TrainError::Checkpoint(message.into())
+}
+
+/// Serializes named float tensors with string metadata.
+pub fn encode(
+    tensors: &[(String, &Tensor)],
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>, TrainError> {
+    let host = tensors
+        .iter()
+        .map(|(name, t)| Ok((name.clone(), to_host(t)?)))
+        .collect::<Result<Vec<_>, TrainError>>()?;
+    safetensors::serialize(host.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
+        .map_err(|e| corrupt(format!("cannot encode: {e}")))
+}
+
+/// A decoded checkpoint.
+pub struct Decoded {
+    /// Metadata.
+    pub metadata: HashMap<String, String>,
+    /// Tensors by name, on the CPU.
+    pub tensors: HashMap<String, Tensor>,
+}
+
+/// Parses a safetensors file.
+pub fn decode(bytes: &[u8]) -> Result<Decoded, TrainError> {
+    let (_, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| corrupt(format!("not a safetensors file: {e}")))?;
+    let metadata = meta.metadata().clone().unwrap_or_default();
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| corrupt(format!("not a safetensors file: {e}")))?;
+    let mut tensors = HashMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(corrupt(format!(
+                "tensor {name} is {:?}, expected F32",
+                view.dtype()
+            )));
+        }
+        let shape: Vec<i64> = view
+            .shape()
+            .iter()
+            .map(|&d| i64::try_from(d).unwrap_or(i64::MAX))
+            .collect();
+        let values: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        tensors.insert(
+            name,
+            Tensor::f_from_slice(&values)?.f_reshape(shape.as_slice())?,
+        );
+    }
+    Ok(Decoded { metadata, tensors })
+}
+
+/// The metadata of a checkpoint.
+pub fn metadata(
+    trial: TrialId,
+    epochs: &[EpochMetrics],
+    adam_step: i64,
+) -> Result<HashMap<String, String>, TrainError> {
+    let epochs_json = serde_json::to_string(epochs).map_err(|e| corrupt(e.to_string()))?;
+    Ok(HashMap::from([
+        ("format".to_owned(), FORMAT.to_owned()),
+        ("trial".to_owned(), trial.to_string()),
+        ("epoch".to_owned(), epochs.len().to_string()),
+        ("adam_step".to_owned(), adam_step.to_string()),
+        ("epochs".to_owned(), epochs_json),
+    ]))
+}
+
+/// Reads back what [`metadata`] wrote, checking the format and the trial.
+pub fn read_metadata(
+    m: &HashMap<String, String>,
+    trial: TrialId,
+) -> Result<(Vec<EpochMetrics>, i64), TrainError> {
+    let get = |k: &str| {
+        m.get(k)
+            .ok_or_else(|| corrupt(format!("checkpoint metadata lacks {k:?}")))
+    };
+    if get("format")? != FORMAT {
+        return Err(corrupt(format!(
+            "unknown checkpoint format {:?}",
+            get("format")?
+        )));
+    }
+    if get("trial")? != &trial.to_string() {
+        return Err(corrupt(format!(
+            "checkpoint of trial {} given to trial {trial}",
+            get("trial")?
+        )));
+    }
+    let epochs: Vec<EpochMetrics> = serde_json::from_str(get("epochs")?)
+        .map_err(|e| corrupt(format!("bad epochs metadata: {e}")))?;
+    let step = get("adam_step")?
+        .parse()
+        .map_err(|_| corrupt("bad adam_step metadata"))?;
+    Ok((epochs, step))
+}

@@ -1,0 +1,389 @@
+//! The trainer: lab 1's MLP, trained with libtorch on a device-resident dataset.
+//!
+//! Synchronous: a [`Trainer`] runs one trial on the calling thread, one epoch at a time, and can
+//! save and restore checkpoints between epochs. Everything random comes from the portable
+//! [`SplitMix64`] streams of the trial's seeds (split, subset, initial weights, per-epoch
+//! shuffles), so the same trial gives the same numbers on any worker, and on the CPU bit for bit,
+//! whether or not it was interrupted and resumed.
+//!
+//! The training step does no host synchronisation: the loss sum and the correct count stay on
+//! the device and are read once per epoch. Batches are gathered straight from the shared
+//! dataset tensor with one index tensor per epoch; nothing is copied per trial.
+
+mod adam;
+mod checkpoint;
+mod model;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use sweep_common::rng::SplitMix64;
+use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, TrialSpec};
+use tch::{Device, Kind, Tensor, nn};
+
+use crate::data_cache::DeviceData;
+pub use adam::Adam;
+pub use model::Mlp;
+
+/// Images per forward pass when evaluating.
+const EVAL_CHUNK: i64 = 8192;
+
+/// Why a trial stopped without a result.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The loss became NaN or infinite.
+    #[error("non-finite training loss ({loss}) in epoch {epoch}")]
+    NonFiniteLoss {
+        /// The epoch.
+        epoch: u32,
+        /// The loss read.
+        loss: f64,
+    },
+    /// The caller asked the trainer to stop (lease revoked or worker shutting down).
+    #[error("stopped at epoch {epoch}")]
+    Stopped {
+        /// The epoch in progress.
+        epoch: u32,
+    },
+    /// The trial does not fit the data.
+    #[error("invalid trial for this dataset: {0}")]
+    Invalid(String),
+    /// A checkpoint could not be written or does not fit this trial.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// libtorch failed.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+/// Converts a batch of u8 images to float in [0, 1] (`ToTensor()` without the per-sample work).
+fn to_float(x: &Tensor) -> Result<Tensor, TrainError> {
+    let mut x = x.f_to_kind(Kind::Float)?;
+    let _ = x.f_mul_scalar_(1.0 / 255.0)?;
+    Ok(x)
+}
+
+/// Index tensor of `indices` on `device`.
+fn index_tensor(indices: impl Iterator<Item = u32>, device: Device) -> Result<Tensor, TrainError> {
+    let v: Vec<i64> = indices.map(i64::from).collect();
+    Ok(Tensor::f_from_slice(&v)?.f_to_device(device)?)
+}
+
+/// What one pass of training measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Fit {
+    /// The epoch trained.
+    pub epoch: u32,
+    /// Mean of the per-batch mean losses.
+    pub loss: f64,
+    /// Accuracy (%) on the batches as they were trained.
+    pub accuracy: f64,
+}
+
+/// One trial in progress.
+pub struct Trainer<'a> {
+    spec: &'a TrialSpec,
+    data: &'a DeviceData,
+    _vs: nn::VarStore,
+    model: Mlp,
+    params: Vec<Tensor>,
+    adam: Adam,
+    /// Dataset indices of the training subset.
+    subset: Vec<u32>,
+    /// The same, on the device (for evaluation).
+    subset_idx: Tensor,
+    /// Dataset indices of the test split, on the device.
+    test_idx: Tensor,
+    epochs: Vec<EpochMetrics>,
+    started: Instant,
+}
+
+impl<'a> Trainer<'a> {
+    /// A freshly initialised trial.
+    pub fn new(spec: &'a TrialSpec, data: &'a DeviceData) -> Result<Self, TrainError> {
+        if data.kind() != spec.dataset {
+            return Err(TrainError::Invalid(format!(
+                "trial wants {} but the data is {}",
+                spec.dataset,
+                data.kind()
+            )));
+        }
+        let device = data.device();
+        let n = data.len();
+        let (train_len, test_len) = spec.split.sizes(n);
+        if train_len == 0 || test_len == 0 {
+            return Err(TrainError::Invalid(format!(
+                "split ratio {} of {n} images leaves an empty part",
+                spec.split.train_ratio
+            )));
+        }
+        // The split depends only on the sweep's seed: every trial and every worker agree on it.
+        let split = SplitMix64::for_stream(spec.split.seed, "split", 0).permutation(n);
+        let (train_part, test_part) = split.split_at(train_len);
+        // The training subset depends on the trial's seed.
+        let mut subset = train_part.to_vec();
+        SplitMix64::for_stream(spec.params.seed, "subset", 0).shuffle(&mut subset);
+        subset.truncate(spec.train_subset_len(n));
+
+        let vs = nn::VarStore::new(device);
+        let model = Mlp::new(&vs.root(), spec)?;
+        let params: Vec<Tensor> = model
+            .named_parameters()
+            .into_iter()
+            .map(|(_, t)| t.shallow_clone())
+            .collect();
+        let adam = Adam::new(
+            &params.iter().collect::<Vec<_>>(),
+            spec.params.learning_rate,
+        )?;
+        Ok(Self {
+            spec,
+            data,
+            subset_idx: index_tensor(subset.iter().copied(), device)?,
+            test_idx: index_tensor(test_part.iter().copied(), device)?,
+            subset,
+            _vs: vs,
+            model,
+            params,
+            adam,
+            epochs: Vec::new(),
+            started: Instant::now(),
+        })
+    }
+
+    /// Epochs completed.
+    pub fn epochs_done(&self) -> u32 {
+        self.epochs.len() as u32
+    }
+
+    /// The metrics of the completed epochs.
+    pub fn epochs(&self) -> &[EpochMetrics] {
+        &self.epochs
+    }
+
+    /// Trains the next epoch and evaluates on the test split. Checks `stop` before every batch.
+    pub fn run_epoch(&mut self, stop: &AtomicBool) -> Result<EpochMetrics, TrainError> {
+        let started = Instant::now();
+        let fit = self.fit_epoch(stop)?;
+        let test = self.confusion(&self.test_idx)?;
+        let metrics = EpochMetrics {
+            epoch: fit.epoch,
+            train_loss: fit.loss,
+            train_accuracy: fit.accuracy,
+            test_accuracy: test.accuracy(),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        self.epochs.push(metrics.clone());
+        Ok(metrics)
+    }
+
+    /// One pass of training over the subset in this epoch's order, without evaluation and
+    /// without recording the epoch (`run_epoch` does both; benchmarks time this alone).
+    pub fn fit_epoch(&mut self, stop: &AtomicBool) -> Result<Fit, TrainError> {
+        let epoch = self.epochs_done() + 1;
+        let device = self.data.device();
+        let len = self.subset.len() as i64;
+        let batch = i64::from(self.spec.params.batch_size);
+        let batches = (len + batch - 1) / batch;
+        // This epoch's order, drawn from (seed, epoch) alone, as dataset indices.
+        let mut order: Vec<u32> = (0..self.subset.len() as u32).collect();
+        SplitMix64::for_stream(self.spec.params.seed, "shuffle", u64::from(epoch))
+            .shuffle(&mut order);
+        let perm = index_tensor(order.iter().map(|&i| self.subset[i as usize]), device)?;
+        let mut loss_sum = Tensor::f_zeros([], (Kind::Float, device))?;
+        let mut correct = Tensor::f_zeros([], (Kind::Int64, device))?;
+        for b in 0..batches {
+            if stop.load(Ordering::Relaxed) {
+                return Err(TrainError::Stopped { epoch });
+            }
+            let start = b * batch;
+            let idx = perm.f_narrow(0, start, batch.min(len - start))?;
+            let x = to_float(&self.data.images().f_index_select(0, &idx)?)?;
+            let y = self.data.labels().f_index_select(0, &idx)?;
+            let logits = self.model.forward(&x)?;
+            let loss =
+                logits.f_cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Mean, -100, 0.0)?;
+            loss.f_backward()?;
+            self.adam.step(&mut self.params)?;
+            let _ = loss_sum.f_add_(&loss.detach())?;
+            let hits = logits
+                .f_argmax(-1, false)?
+                .f_eq_tensor(&y)?
+                .f_sum(Kind::Int64)?;
+            let _ = correct.f_add_(&hits)?;
+        }
+        // One host read per epoch.
+        let loss = loss_sum.f_double_value(&[])? / batches as f64;
+        if !loss.is_finite() {
+            return Err(TrainError::NonFiniteLoss { epoch, loss });
+        }
+        Ok(Fit {
+            epoch,
+            loss,
+            accuracy: 100.0 * correct.f_int64_value(&[])? as f64 / len as f64,
+        })
+    }
+
+    /// The confusion matrix of the model on the dataset rows `idx`, in large chunks.
+    fn confusion(&self, idx: &Tensor) -> Result<ConfusionMatrix, TrainError> {
+        let classes = self.spec.dataset.num_classes() as i64;
+        tch::no_grad(|| {
+            let n = idx.size()[0];
+            let mut counts = Tensor::f_zeros([classes * classes], (Kind::Int64, idx.device()))?;
+            let mut start = 0;
+            while start < n {
+                let len = EVAL_CHUNK.min(n - start);
+                let rows = idx.f_narrow(0, start, len)?;
+                let x = to_float(&self.data.images().f_index_select(0, &rows)?)?;
+                let pred = self.model.forward(&x)?.f_argmax(-1, false)?;
+                let mut cell = self.data.labels().f_index_select(0, &rows)?;
+                let _ = cell.f_mul_scalar_(classes)?;
+                let _ = cell.f_add_(&pred)?;
+                let _ = counts.f_add_(&cell.f_bincount::<Tensor>(None, classes * classes)?)?;
+                start += len;
+            }
+            let counts = Vec::<i64>::try_from(counts.f_to_device(Device::Cpu)?)?;
+            Ok(ConfusionMatrix {
+                classes: classes as usize,
+                counts: counts
+                    .into_iter()
+                    .map(|c| c.max(0).unsigned_abs())
+                    .collect(),
+            })
+        })
+    }
+
+    /// A checkpoint of the trial after the completed epochs (safetensors bytes).
+    pub fn checkpoint(&self) -> Result<Vec<u8>, TrainError> {
+        let named = self.model.named_parameters();
+        let mut tensors: Vec<(String, &Tensor)> =
+            named.iter().map(|(n, t)| (n.clone(), *t)).collect();
+        for (i, (name, _)) in named.iter().enumerate() {
+            tensors.push((format!("adam.exp_avg.{name}"), &self.adam.exp_avg[i]));
+            tensors.push((format!("adam.exp_avg_sq.{name}"), &self.adam.exp_avg_sq[i]));
+        }
+        let meta = checkpoint::metadata(self.spec.id, &self.epochs, self.adam.step)?;
+        checkpoint::encode(&tensors, meta)
+    }
+
+    /// Continues from a checkpoint made by [`Trainer::checkpoint`] for the same trial.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), TrainError> {
+        let mut decoded = checkpoint::decode(bytes)?;
+        let (epochs, step) = checkpoint::read_metadata(&decoded.metadata, self.spec.id)?;
+        if epochs.len() > self.spec.params.epochs as usize {
+            return Err(TrainError::Checkpoint(format!(
+                "checkpoint after epoch {} of a {}-epoch trial",
+                epochs.len(),
+                self.spec.params.epochs
+            )));
+        }
+        let mut take = |name: &str, into: &mut Tensor| -> Result<(), TrainError> {
+            let src = decoded
+                .tensors
+                .remove(name)
+                .ok_or_else(|| TrainError::Checkpoint(format!("checkpoint lacks tensor {name}")))?;
+            if src.size() != into.size() {
+                return Err(TrainError::Checkpoint(format!(
+                    "tensor {name} has shape {:?}, the model wants {:?}",
+                    src.size(),
+                    into.size()
+                )));
+            }
+            tch::no_grad(|| into.f_copy_(&src))?;
+            Ok(())
+        };
+        let names: Vec<String> = self
+            .model
+            .named_parameters()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        for (i, name) in names.iter().enumerate() {
+            take(name, &mut self.params[i])?;
+            take(&format!("adam.exp_avg.{name}"), &mut self.adam.exp_avg[i])?;
+            take(
+                &format!("adam.exp_avg_sq.{name}"),
+                &mut self.adam.exp_avg_sq[i],
+            )?;
+        }
+        self.adam.step = step;
+        self.epochs = epochs;
+        Ok(())
+    }
+
+    /// The model's weights as a safetensors file (PyTorch state-dict names).
+    pub fn weights(&self) -> Result<Vec<u8>, TrainError> {
+        let named = self.model.named_parameters();
+        let meta = HashMap::from([
+            ("trial".to_owned(), self.spec.id.to_string()),
+            ("name".to_owned(), self.spec.name.clone()),
+            (
+                "activation".to_owned(),
+                self.spec.params.activation.name().to_owned(),
+            ),
+        ]);
+        checkpoint::encode(&named, meta)
+    }
+
+    /// Evaluates the trained model on its training subset and the test split.
+    pub fn finish(&self) -> Result<TrialResult, TrainError> {
+        let train_confusion = self.confusion(&self.subset_idx)?;
+        let test_confusion = self.confusion(&self.test_idx)?;
+        Ok(TrialResult {
+            epochs: self.epochs.clone(),
+            train_accuracy: train_confusion.accuracy(),
+            test_accuracy: test_confusion.accuracy(),
+            train_confusion,
+            test_confusion,
+            train_seconds: self.started.elapsed().as_secs_f64(),
+            dataset_images: self.data.len() as u64,
+        })
+    }
+}
+
+/// What the trainer tells its caller while a trial runs.
+pub trait Progress {
+    /// An epoch ended.
+    fn epoch(&mut self, metrics: &EpochMetrics);
+    /// A checkpoint after `epoch` epochs (every `checkpoint_every` epochs of the spec).
+    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>);
+}
+
+/// What a finished trial leaves: its result and its final weights (safetensors).
+pub struct Trained {
+    /// The result.
+    pub result: TrialResult,
+    /// The final weights.
+    pub weights: Vec<u8>,
+}
+
+/// Trains `spec` on `data` to the end, from `resume` (a checkpoint) when given. Reports each
+/// epoch and checkpoint to `progress`; returns early with [`TrainError::Stopped`] once `stop` is set.
+pub fn train(
+    spec: &TrialSpec,
+    data: &DeviceData,
+    progress: &mut dyn Progress,
+    stop: &AtomicBool,
+    resume: Option<&[u8]>,
+) -> Result<Trained, TrainError> {
+    let mut trainer = Trainer::new(spec, data)?;
+    if let Some(bytes) = resume {
+        trainer.restore(bytes)?;
+    }
+    while trainer.epochs_done() < spec.params.epochs {
+        let metrics = trainer.run_epoch(stop)?;
+        progress.epoch(&metrics);
+        let every = spec.checkpoint_every;
+        if every > 0 && metrics.epoch % every == 0 && metrics.epoch < spec.params.epochs {
+            progress.checkpoint(metrics.epoch, trainer.checkpoint()?);
+        }
+    }
+    Ok(Trained {
+        result: trainer.finish()?,
+        weights: trainer.weights()?,
+    })
+}
+
+#[cfg(test)]
+mod tests;
