@@ -5,6 +5,7 @@ its per-batch loss.item()), and its check_accuracy on the test split after every
     python bench/pytorch_lab.py --data-dir /usr/share/datasets/fashion-mnist --epochs 3 --threads 2
 """
 import argparse
+import gzip
 import os
 import shutil
 import tempfile
@@ -26,12 +27,14 @@ args = p.parse_args()
 set_threads(args.threads)
 torch.manual_seed(0)
 
-# torchvision wants root/FashionMNIST/raw/<official files>: link the folder's files there.
 root = tempfile.mkdtemp()
 raw = os.path.join(root, "FashionMNIST", "raw")
 os.makedirs(raw)
+# torchvision (download=False) looks for the decompressed official files.
 for f in os.listdir(args.data_dir):
-    os.symlink(os.path.join(args.data_dir, f), os.path.join(raw, f))
+    if f.endswith(".gz"):
+        with gzip.open(os.path.join(args.data_dir, f)) as src, open(os.path.join(raw, f[:-3]), "wb") as dst:
+            shutil.copyfileobj(src, dst)
 dataset = datasets.FashionMNIST(root=root, train=True, transform=transforms.ToTensor(), download=False)
 n_train = int(len(dataset) * 0.7)
 train_set, test_set = random_split(dataset, [n_train, len(dataset) - n_train])

@@ -1,6 +1,11 @@
 //! The one owner of the scheduling state: a task that takes commands from the gRPC handlers over
 //! a channel, applies them to the state machine, and performs the effects (writing results,
-//! logging progress, signalling the end of the sweep). No lock is ever held across an `.await`.
+//! logging progress or redrawing the terminal's status block, signalling the end of the sweep).
+//! No lock is ever held across an `.await`.
+//!
+//! Every change people can see (a worker registered, a trial leased, an epoch reported, a trial
+//! ended) bumps a generation counter that [`Handle::changes`] watches, so the live web view
+//! knows when to send a new snapshot.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -11,8 +16,15 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use crate::Error;
+use crate::console::Console;
 use crate::results;
 use crate::state::{Counts, Effect, LeaseOutcome, Outcome, Scheduler, StateError, TrialState};
+use crate::status::{self, Clock, Snapshot};
+
+/// How often the terminal's status block is redrawn at most.
+const REDRAW_EVERY: Duration = Duration::from_millis(500);
+/// How often it is redrawn when nothing changed (the elapsed time moves on).
+const REFRESH_EVERY: Duration = Duration::from_secs(1);
 
 type Reply<T> = oneshot::Sender<Result<T, StateError>>;
 
@@ -50,6 +62,10 @@ enum Command {
     Progress {
         reply: oneshot::Sender<Progress>,
     },
+    Status {
+        detail: bool,
+        reply: oneshot::Sender<Snapshot>,
+    },
     CheckLease {
         worker: WorkerId,
         trial: TrialId,
@@ -82,6 +98,7 @@ pub struct Progress {
 #[derive(Clone)]
 pub struct Handle {
     tx: mpsc::Sender<Command>,
+    changes: watch::Receiver<u64>,
 }
 
 impl Handle {
@@ -210,6 +227,16 @@ impl Handle {
     pub async fn progress(&self) -> Result<Progress, Error> {
         self.call(|reply| Command::Progress { reply }).await
     }
+
+    /// The sweep's status now; with `detail`, per-epoch histories and accuracy tables too.
+    pub async fn status(&self, detail: bool) -> Result<Snapshot, Error> {
+        self.call(|reply| Command::Status { detail, reply }).await
+    }
+
+    /// A receiver whose value changes whenever the status visibly changes.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.clone()
+    }
 }
 
 /// What the state owner needs besides the state.
@@ -224,8 +251,12 @@ pub struct Actor {
     pub out_dir: PathBuf,
     /// How often leases are checked for expiry.
     pub tick: Duration,
-    /// How often a progress line is logged while nothing ends.
+    /// How often a progress line is logged while nothing ends (when not live).
     pub progress_every: Duration,
+    /// The terminal: when live, the status block is drawn there instead of progress lines.
+    pub console: Console,
+    /// When the coordinator started.
+    pub started: Instant,
 }
 
 /// Starts the state owner; returns its handle and a receiver that turns true when the sweep is
@@ -233,43 +264,93 @@ pub struct Actor {
 pub fn spawn(actor: Actor) -> (Handle, watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(1024);
     let (finished_tx, finished_rx) = watch::channel(false);
-    let task = tokio::spawn(actor.run(rx, finished_tx));
-    (Handle { tx }, finished_rx, task)
+    let (changes_tx, changes_rx) = watch::channel(0u64);
+    let task = tokio::spawn(actor.run(rx, finished_tx, changes_tx));
+    (
+        Handle {
+            tx,
+            changes: changes_rx,
+        },
+        finished_rx,
+        task,
+    )
 }
 
 impl Actor {
-    async fn run(mut self, mut rx: mpsc::Receiver<Command>, finished: watch::Sender<bool>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Command>,
+        finished: watch::Sender<bool>,
+        changes: watch::Sender<u64>,
+    ) {
         let mut ticker = tokio::time::interval(self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut redraw = tokio::time::interval(REDRAW_EVERY);
+        redraw.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let live = self.console.is_live();
         let mut last_progress = Instant::now();
+        let mut last_draw: Option<Instant> = None;
+        let mut dirty = true;
         let mut finished_at: Option<Instant> = None;
         if self.scheduler.is_finished() {
             self.perform(vec![Effect::SweepFinished], &finished, &mut finished_at);
         }
         loop {
+            let mut changed = false;
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { break };
-                    let effects = self.handle(cmd, Instant::now(), finished_at);
+                    let effects = self.handle(cmd, Instant::now(), &mut changed);
                     if effects.iter().any(|e| matches!(e, Effect::TrialEnded(_))) {
                         last_progress = Instant::now();
                     }
+                    changed |= !effects.is_empty();
                     self.perform(effects, &finished, &mut finished_at);
                 }
                 _ = ticker.tick() => {
                     let now = Instant::now();
                     let effects = self.scheduler.expire_leases(now);
+                    changed = !effects.is_empty();
                     self.perform(effects, &finished, &mut finished_at);
-                    if finished_at.is_none() && now.duration_since(last_progress) >= self.progress_every {
+                    if !live && finished_at.is_none() && now.duration_since(last_progress) >= self.progress_every {
                         self.log_progress();
                         last_progress = now;
                     }
                 }
+                _ = redraw.tick(), if live => {
+                    let now = Instant::now();
+                    if dirty || last_draw.is_none_or(|t| now.duration_since(t) >= REFRESH_EVERY) {
+                        self.draw(now);
+                        last_draw = Some(now);
+                        dirty = false;
+                    }
+                }
             }
+            if changed {
+                dirty = true;
+                changes.send_modify(|g| *g = g.wrapping_add(1));
+            }
+        }
+        if live {
+            self.draw(Instant::now());
+            self.console.finish();
         }
     }
 
-    fn handle(&mut self, cmd: Command, now: Instant, finished_at: Option<Instant>) -> Vec<Effect> {
+    fn snapshot(&self, now: Instant) -> Snapshot {
+        let clock = Clock {
+            started: self.started,
+            now,
+        };
+        status::snapshot(&self.grid.name, &self.scheduler, clock)
+    }
+
+    fn draw(&self, now: Instant) {
+        self.console.draw(&status::text::block(&self.snapshot(now)));
+    }
+
+    /// Applies `cmd`; sets `changed` when what the status shows changed.
+    fn handle(&mut self, cmd: Command, now: Instant, changed: &mut bool) -> Vec<Effect> {
         let s = &mut self.scheduler;
         match cmd {
             Command::Register {
@@ -281,12 +362,14 @@ impl Actor {
                 let id = WorkerId::random();
                 info!(worker = %id, name = %name, device = %device, slots, "worker registered");
                 s.register(id, name, device, slots, now);
+                *changed = true;
                 let _ = reply.send(id);
                 Vec::new()
             }
             Command::Lease { worker, reply } => {
                 let outcome = s.lease(worker, now);
                 if let Ok(LeaseOutcome::Assigned { spec, attempt }) = &outcome {
+                    *changed = true;
                     let name = s.workers().get(&worker).map_or("?", |w| w.name.as_str());
                     info!(trial = %spec.name, id = %spec.id.short(), attempt, worker = %name, "trial leased");
                 }
@@ -309,8 +392,9 @@ impl Actor {
                 reply,
             } => {
                 let r = s.report_epoch(worker, trial, attempt, metrics, now);
-                if let Err(e) = &r {
-                    warn!(worker = %worker.short(), error = %e, "epoch report refused");
+                match &r {
+                    Ok(()) => *changed = true,
+                    Err(e) => warn!(worker = %worker.short(), error = %e, "epoch report refused"),
                 }
                 let _ = reply.send(r);
                 Vec::new()
@@ -327,6 +411,7 @@ impl Actor {
                 }
                 match s.complete(worker, trial, attempt, outcome, now) {
                     Ok(effects) => {
+                        *changed = true;
                         let _ = reply.send(Ok(()));
                         effects
                     }
@@ -356,10 +441,23 @@ impl Actor {
                 let _ = reply.send(s.record_weights(worker, trial, attempt, path, now));
                 Vec::new()
             }
+            Command::Status { detail, reply } => {
+                let clock = Clock {
+                    started: self.started,
+                    now,
+                };
+                let snapshot = if detail {
+                    status::detailed(&self.grid, s, clock)
+                } else {
+                    status::snapshot(&self.grid.name, s, clock)
+                };
+                let _ = reply.send(snapshot);
+                Vec::new()
+            }
             Command::Progress { reply } => {
-                // Workers seen within a lease TTL of the end are alive and should hear about it.
-                let since =
-                    finished_at.map_or(now, |t| t.checked_sub(s.config().lease_ttl).unwrap_or(t));
+                // Once every trial has ended no worker holds a lease, so a live worker asks for
+                // work every `retry_after`: one not seen for three of those is gone.
+                let since = now.checked_sub(s.config().retry_after * 3).unwrap_or(now);
                 let failed = s
                     .trials()
                     .iter()
@@ -417,7 +515,9 @@ impl Actor {
                 Effect::SweepFinished => {}
             }
         }
-        self.log_progress();
+        if !self.console.is_live() {
+            self.log_progress();
+        }
         let doc = results::collect(&self.grid, &self.grid_file, &self.scheduler);
         if let Err(e) = results::write_results(&self.out_dir, &doc) {
             tracing::error!(error = %e, "cannot save results");
@@ -436,44 +536,9 @@ impl Actor {
     }
 
     fn log_progress(&self) {
-        let c = self.scheduler.counts();
-        let total = self.scheduler.trials().len();
-        let best = self
-            .scheduler
-            .trials()
-            .iter()
-            .filter_map(|t| t.result.as_ref().map(|r| (r.test_accuracy, &t.spec.name)))
-            .filter(|(a, _)| a.is_finite())
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map_or_else(String::new, |(a, n)| {
-                format!("; best test accuracy {a:.2} % ({n})")
-            });
-        let running: Vec<String> = self
-            .scheduler
-            .trials()
-            .iter()
-            .filter(|t| matches!(t.state, TrialState::Leased(_)))
-            .map(|t| {
-                format!(
-                    "{} epoch {}/{}",
-                    t.spec.name,
-                    t.epochs.len(),
-                    t.spec.params.epochs
-                )
-            })
-            .collect();
         info!(
-            "progress: {}/{total} done ({} failed), {} running, {} pending, {} workers{best}{}",
-            c.succeeded + c.failed,
-            c.failed,
-            c.leased,
-            c.pending,
-            self.scheduler.workers().len(),
-            if running.is_empty() {
-                String::new()
-            } else {
-                format!(" [{}]", running.join(", "))
-            }
+            "progress: {}",
+            status::text::line(&self.snapshot(Instant::now()))
         );
     }
 }

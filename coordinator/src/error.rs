@@ -45,6 +45,25 @@ pub enum Error {
     /// The coordinator is stopping.
     #[error("the coordinator is shutting down")]
     ShuttingDown,
+    /// Another coordinator could not be reached (`coordinator status`).
+    #[error("cannot reach the coordinator at {url}: {source}")]
+    Connect {
+        /// The URL given.
+        url: String,
+        /// What failed.
+        source: tonic::transport::Error,
+    },
+    /// Another coordinator refused a call (`coordinator status`).
+    #[error("the coordinator answered {code:?}: {message}")]
+    Remote {
+        /// Its status code.
+        code: Code,
+        /// Its message.
+        message: String,
+    },
+    /// The live web view's HTTP server failed.
+    #[error("http server: {0}")]
+    Http(std::io::Error),
 }
 
 impl From<Error> for Status {
@@ -60,7 +79,15 @@ impl From<Error> for Status {
             },
             Error::Decode(_) | Error::ProtocolVersion(_) => Code::InvalidArgument,
             Error::ShuttingDown => Code::Unavailable,
-            Error::Grid(_) | Error::Io { .. } | Error::Bind { .. } | Error::Transport(_) => {
+            // A call to another coordinator failed: never while serving, but if it were, its
+            // code is the truth.
+            Error::Remote { code, .. } => *code,
+            Error::Grid(_)
+            | Error::Io { .. }
+            | Error::Bind { .. }
+            | Error::Transport(_)
+            | Error::Connect { .. }
+            | Error::Http(_) => {
                 tracing::error!(error = %e, "internal error while serving a request");
                 Code::Internal
             }

@@ -3,27 +3,36 @@
 //! trial has ended.
 //!
 //! The scheduling logic is the pure state machine in [`state`]; [`actor`] owns it, [`service`]
-//! is the thin tonic shell, [`results`] writes the outputs. [`run`] wires them together.
+//! is the thin tonic shell, [`results`] and [`report`] write the outputs. [`status`] computes
+//! what people see while it runs, shown by [`console`] (the terminal), the `Status` RPC and
+//! [`web`] (the live web view). [`run`] wires them together.
 
 pub mod actor;
 pub mod artifacts;
+pub mod console;
 mod error;
 pub mod report;
 pub mod results;
 pub mod service;
 pub mod state;
+pub mod status;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sweep_common::grid::Grid;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tracing::info;
+use tracing::{info, warn};
 
+pub use console::Console;
 pub use error::Error;
+
+/// How long the web view may take to close its connections when the coordinator stops.
+const HTTP_SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// Validated settings of a coordinator run.
 #[derive(Debug, Clone)]
@@ -40,8 +49,12 @@ pub struct Options {
     pub heartbeat_interval: Duration,
     /// After the sweep ends, how long to keep answering workers so they learn it ended.
     pub linger: Duration,
-    /// How often a progress line is logged while nothing ends.
+    /// How often a progress line is logged while nothing ends (when the console is not live).
     pub progress_every: Duration,
+    /// Address to serve the live web view on; `None`: no web view.
+    pub http: Option<SocketAddr>,
+    /// The terminal: a live console draws the status block instead of logging progress lines.
+    pub console: Console,
 }
 
 impl Options {
@@ -55,8 +68,19 @@ impl Options {
             heartbeat_interval: Duration::from_secs(5),
             linger: Duration::from_secs(10),
             progress_every: Duration::from_secs(30),
+            http: None,
+            console: Console::new(false),
         }
     }
+}
+
+/// Where a coordinator serves, once it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listening {
+    /// The gRPC address for workers and `coordinator status`.
+    pub grpc: SocketAddr,
+    /// The live web view's address, if it was asked for.
+    pub http: Option<SocketAddr>,
 }
 
 /// How a sweep ended.
@@ -74,12 +98,23 @@ pub struct Summary {
     pub summary: PathBuf,
 }
 
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
+    let bind = |source| Error::Bind {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(bind)?;
+    let local = listener.local_addr().map_err(bind)?;
+    Ok((listener, local))
+}
+
 /// Runs a sweep of `grid` until every trial has ended (or `shutdown` resolves), serving workers
-/// on `options.listen`. `on_listen` is called with the bound address once the server listens.
+/// on `options.listen` (and the live web view on `options.http`). `on_listen` is called with the
+/// bound addresses once both servers listen.
 pub async fn run(
     options: Options,
     grid: Grid,
-    on_listen: impl FnOnce(SocketAddr),
+    on_listen: impl FnOnce(Listening),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Summary, Error> {
     std::fs::create_dir_all(&options.out_dir).map_err(|source| Error::Io {
@@ -87,16 +122,11 @@ pub async fn run(
         path: options.out_dir.display().to_string(),
         source,
     })?;
-    let listener = TcpListener::bind(options.listen)
-        .await
-        .map_err(|source| Error::Bind {
-            addr: options.listen.to_string(),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| Error::Bind {
-        addr: options.listen.to_string(),
-        source,
-    })?;
+    let (listener, addr) = bind(options.listen).await?;
+    let http = match options.http {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
 
     let config = state::Config {
         lease_ttl: options.lease_ttl,
@@ -113,6 +143,8 @@ pub async fn run(
         out_dir: options.out_dir.clone(),
         tick: (options.lease_ttl / 10).clamp(Duration::from_millis(20), Duration::from_secs(1)),
         progress_every: options.progress_every,
+        console: options.console.clone(),
+        started: Instant::now(),
     });
 
     let service = service::Service::new(
@@ -134,7 +166,19 @@ pub async fn run(
             }),
     );
     info!(%addr, "listening");
-    on_listen(addr);
+    let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
+    let http_task = http.map(|(listener, http_addr)| {
+        if !http_addr.ip().is_loopback() {
+            warn!(%http_addr, "the live web view has no authentication: anyone who can reach this address sees the sweep");
+        }
+        info!(%http_addr, "live web view");
+        let task = tokio::spawn(web::serve(listener, handle.clone(), http_stopped));
+        (http_addr, task)
+    });
+    on_listen(Listening {
+        grpc: addr,
+        http: http_task.as_ref().map(|(a, _)| *a),
+    });
 
     // Wait for the end of the sweep (or a shutdown request), then linger until the workers have
     // been told, so they exit on their own.
@@ -154,6 +198,19 @@ pub async fn run(
     }
     let progress = handle.progress().await?;
     let _ = stop_tx.send(());
+    let _ = http_stop.send(true);
+    if let Some((_, task)) = http_task {
+        let abort = task.abort_handle();
+        match tokio::time::timeout(HTTP_SHUTDOWN, task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "live web view failed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "live web view task failed"),
+            Err(_) => {
+                warn!("the live web view did not close its connections in time");
+                abort.abort();
+            }
+        }
+    }
     drop(handle);
     match server_task.await {
         Ok(result) => result?,

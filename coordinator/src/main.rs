@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use sweep_common::grid::Grid;
-use sweep_coordinator::{Options, run};
+use sweep_coordinator::{Console, Listening, Options, run};
 
 /// Runs a hyperparameter sweep: expands the grid file into trials and hands them to workers.
 #[derive(Debug, Parser)]
@@ -43,9 +43,15 @@ struct Cli {
     /// After the sweep ends, how long to keep answering so workers learn that it ended.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     linger: Duration,
-    /// How often to log a progress line while no trial ends.
+    /// How often to log a progress line while no trial ends, when stderr is not a terminal (on
+    /// a terminal a status block is redrawn in place instead).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     progress_every: Duration,
+    /// Serve a live web view of the sweep on ADDR (HOST:PORT, or a PORT on 127.0.0.1; port 0
+    /// picks a free one). It has no authentication: keep it on loopback unless the network is
+    /// trusted.
+    #[arg(long, value_name = "ADDR", value_parser = parse_http_addr)]
+    http: Option<SocketAddr>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -57,6 +63,25 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Prints the status of a running coordinator: trials by state, what each worker trains,
+    /// throughput, ETA and the best trial so far.
+    Status {
+        /// The coordinator's gRPC address (the one workers use).
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        /// Print the full status as JSON (the same document as the web view's /api/status).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `8080` means `127.0.0.1:8080`; anything else must be a socket address.
+fn parse_http_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse()
+        .map_err(|_| format!("{s:?} is neither HOST:PORT (127.0.0.1:8080) nor a port"))
 }
 
 impl TryFrom<Cli> for (Options, Grid) {
@@ -83,6 +108,7 @@ impl TryFrom<Cli> for (Options, Grid) {
         options.heartbeat_interval = cli.heartbeat;
         options.linger = cli.linger;
         options.progress_every = cli.progress_every;
+        options.http = cli.http;
         Ok((options, grid))
     }
 }
@@ -124,39 +150,80 @@ fn report(out: &Path) -> ExitCode {
     }
 }
 
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}
+
+/// `coordinator status --addr URL [--json]`: prints the status, or the error and exits 1.
+fn status(addr: &str, json: bool) -> ExitCode {
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let snapshot = match runtime.block_on(sweep_coordinator::status::client::fetch(addr, json)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&snapshot) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: cannot encode the status: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", sweep_coordinator::status::text::block(&snapshot));
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
+    let terminal = std::io::stderr().is_terminal();
+    let console = Console::new(terminal);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+        .with_ansi(terminal)
+        .with_writer(console.clone())
         .init();
     let cli = Cli::parse();
-    if let Some(Command::Report { out }) = &cli.command {
-        return report(out);
+    match &cli.command {
+        Some(Command::Report { out }) => return report(out),
+        Some(Command::Status { addr, json }) => return status(addr, *json),
+        None => {}
     }
-    let (options, grid) = match <(Options, Grid)>::try_from(cli) {
+    let (mut options, grid) = match <(Options, Grid)>::try_from(cli) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    options.console = console.clone();
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
-    let result = runtime.block_on(run(
-        options,
-        grid,
-        |addr| println!("listening on {addr}"),
-        shutdown_signal(),
-    ));
+    let on_listen = |l: Listening| {
+        console.suspend(|| {
+            println!("listening on {}", l.grpc);
+            if let Some(http) = l.http {
+                println!("http on {http}");
+            }
+        });
+    };
+    let result = runtime.block_on(run(options, grid, on_listen, shutdown_signal()));
+    console.finish();
     match result {
         Ok(s) => {
             println!("results: {}", s.results.display());

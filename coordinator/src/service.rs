@@ -222,4 +222,12 @@ impl sweep_proto::SweepService for Service {
             crate::artifacts::receive(request.into_inner(), &self.out_dir, &self.handle).await?;
         Ok(Response::new(receipt))
     }
+
+    async fn status(
+        &self,
+        request: Request<v1::StatusRequest>,
+    ) -> Result<Response<v1::StatusResponse>, Status> {
+        let snapshot = self.handle.status(request.get_ref().detail).await?;
+        Ok(Response::new(v1::StatusResponse::from(&snapshot)))
+    }
 }

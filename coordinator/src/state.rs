@@ -591,13 +591,19 @@ impl Scheduler {
         message: String,
     ) -> Vec<Effect> {
         let max_attempts = self.config.max_attempts;
-        let t = &mut self.trials[i];
-        t.failures.push(AttemptFailure {
+        self.trials[i].failures.push(AttemptFailure {
             attempt: lease.attempt,
             worker: lease.worker,
             kind,
             message: message.clone(),
         });
+        if kind == FailureKind::WorkerShutdown {
+            // The worker is leaving: nobody needs to tell it that the sweep ended.
+            if let Some(w) = self.workers.get_mut(&lease.worker) {
+                w.told_finished = true;
+            }
+        }
+        let t = &mut self.trials[i];
         let policy = kind.policy();
         if policy == Retry::Counted {
             t.counted_attempts += 1;

@@ -201,16 +201,24 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts `worker --cpu` named `name`, on `coordinator`, reading datasets from `data_dir`,
-    /// with `threads` libtorch threads and one slot.
+    /// Starts `worker --cpu --offline` named `name`, on `coordinator`, reading datasets from
+    /// `data_dir`, with `threads` libtorch threads and one slot. Offline: no test may reach the
+    /// internet, and a missing dataset must be an error, not a download.
     pub fn start(name: &str, coordinator: &Coordinator, data_dir: &Path, threads: u32) -> Worker {
         let mut command = Command::new(bin("worker"));
         command
             .args(["--cpu", "--coordinator", &coordinator.url(), "--name", name])
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--threads", &threads.to_string(), "--slots", "1"])
-            .env_remove("SWEEP_DATA_DIR");
+            .args([
+                "--threads",
+                &threads.to_string(),
+                "--slots",
+                "1",
+                "--offline",
+            ])
+            .env_remove("SWEEP_DATA_DIR")
+            .env_remove("SWEEP_MIRROR");
         Worker {
             process: Process::spawn(format!("worker {name}"), command),
             name: name.to_owned(),

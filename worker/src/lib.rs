@@ -138,7 +138,14 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<()
     let mut first_error = None;
     while let Some(joined) = slots.join_next().await {
         match joined {
+            Ok(Ok(session::SlotEnd::Finished)) => {
+                // Every trial has ended, so no other slot holds a lease: stop them all now
+                // rather than letting them ask a coordinator that is about to exit.
+                info!("the coordinator says the sweep is finished");
+                slots.abort_all();
+            }
             Ok(Ok(end)) => info!(?end, "slot done"),
+            Err(e) if e.is_cancelled() => {}
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "slot failed");
                 first_error.get_or_insert(e);

@@ -305,6 +305,9 @@ async fn run_trial(
     let total = spec.params.epochs;
     let finished = loop {
         tokio::select! {
+            // In this order: the trainer sends every epoch before its result, so the epochs still
+            // queued when the result arrives are logged and reported first.
+            biased;
             Some(m) = epoch_rx.recv() => {
                 info!(
                     trial = %spec.name,

@@ -1,6 +1,6 @@
 //! Checkpoints and final weights as safetensors files.
 //!
-//! A checkpoint holds the model's parameters (`layers.N.weight`, ...), Adam's moments
+//! A checkpoint holds the model's parameters (`0.weight`, `0.bias`, `2.weight`, ...), Adam's moments
 //! (`adam.exp_avg.<name>`, `adam.exp_avg_sq.<name>`), and in its metadata the trial id, the
 //! number of epochs completed, Adam's step count and the metrics of those epochs. Nothing else is
 //! needed to continue exactly: every random choice of a later epoch is derived from the trial's

@@ -6,8 +6,9 @@ use tch::{Tensor, nn};
 
 use super::TrainError;
 
-/// The model. Parameters are named like PyTorch's `nn.Sequential` state dict
-/// (`layers.0.weight`, `layers.0.bias`, ...).
+/// The model. Parameters are named like the state dict of the same model built as PyTorch's
+/// `nn.Sequential(Linear, act, Linear, act, ..., Linear)`: `0.weight`, `0.bias`, `2.weight`, ...
+/// (the activations hold the odd indices), so saved weights load straight into it.
 pub struct Mlp {
     pub(super) layers: Vec<(Tensor, Tensor)>,
     activation: Activation,
@@ -42,7 +43,7 @@ impl Mlp {
             let w =
                 Tensor::f_from_slice(&uniform(fan_in * fan_out))?.f_reshape([fan_out, fan_in])?;
             let b = Tensor::f_from_slice(&uniform(fan_out))?;
-            let layer = vs.sub("layers").sub(i.to_string());
+            let layer = vs.sub((2 * i).to_string());
             let w = layer.f_var_copy("weight", &w)?;
             let b = layer.f_var_copy("bias", &b)?;
             layers.push((w, b));
@@ -77,8 +78,8 @@ impl Mlp {
             .enumerate()
             .flat_map(|(i, (w, b))| {
                 [
-                    (format!("layers.{i}.weight"), w),
-                    (format!("layers.{i}.bias"), b),
+                    (format!("{}.weight", 2 * i), w),
+                    (format!("{}.bias", 2 * i), b),
                 ]
             })
             .collect()

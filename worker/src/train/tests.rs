@@ -250,7 +250,12 @@ fn model_shape_follows_the_spec() {
     assert_eq!(out.size(), [5, 10]);
     let mut names: Vec<String> = vs.variables().into_keys().collect();
     names.sort();
-    assert_eq!(names[0], "layers.0.bias");
+    assert_eq!(
+        names,
+        [
+            "0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight", "6.bias", "6.weight"
+        ]
+    );
     assert_eq!(names.len(), 8);
     // Same seed, same weights.
     let vs2 = nn::VarStore::new(Device::Cpu);

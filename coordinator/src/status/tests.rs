@@ -1,0 +1,319 @@
+//! Tests of the status: counts, ETA, throughput, best trial, rendering and the wire form.
+
+use std::time::{Duration, Instant};
+
+use sweep_common::grid::Grid;
+use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, TrialSpec, WorkerId};
+use sweep_proto::v1;
+
+use super::*;
+use crate::state::{Config, LeaseOutcome, Outcome, Scheduler};
+
+const GRID: &str = "[sweep]\nname='s'\n[[experiment]]\nname='e'\ntitle='Two axes'\n\
+                    dataset='fashion-mnist'\ntrial_name='t_{activation}_{hidden_layers}'\n\
+                    [experiment.fixed]\nepochs=5\n[experiment.grid]\n\
+                    activation=['relu','tanh']\nhidden_layers=[1,2]\n";
+
+fn grid() -> Grid {
+    Grid::parse(GRID, "t.toml").unwrap()
+}
+
+fn scheduler(g: &Grid) -> Scheduler {
+    let config = Config {
+        lease_ttl: Duration::from_secs(10),
+        max_attempts: 2,
+        retry_after: Duration::from_millis(100),
+    };
+    Scheduler::new(g.trials().cloned(), config)
+}
+
+fn metrics(epoch: u32, seconds: f64, test: f64) -> EpochMetrics {
+    EpochMetrics {
+        epoch,
+        train_loss: 0.5,
+        train_accuracy: test + 5.0,
+        test_accuracy: test,
+        seconds,
+    }
+}
+
+/// A valid result for `spec` on 100 images whose test accuracy is `correct`% of its test split.
+fn result(spec: &TrialSpec, seconds: f64, correct_test: u64) -> TrialResult {
+    let n = 100;
+    let (_, test) = spec.split.sizes(n);
+    let train = spec.train_subset_len(n);
+    let mut train_m = ConfusionMatrix::zeros(10);
+    train_m.counts[0] = train as u64;
+    let mut test_m = ConfusionMatrix::zeros(10);
+    test_m.counts[0] = correct_test;
+    test_m.counts[1] = test as u64 - correct_test;
+    TrialResult {
+        epochs: (1..=spec.params.epochs)
+            .map(|e| metrics(e, seconds, test_m.accuracy()))
+            .collect(),
+        train_accuracy: train_m.accuracy(),
+        test_accuracy: test_m.accuracy(),
+        train_confusion: train_m,
+        test_confusion: test_m,
+        train_seconds: seconds * 5.0,
+        dataset_images: n as u64,
+    }
+}
+
+fn lease(s: &mut Scheduler, w: WorkerId, now: Instant) -> TrialSpec {
+    match s.lease(w, now).unwrap() {
+        LeaseOutcome::Assigned { spec, .. } => spec,
+        other => panic!("expected an assignment, got {other:?}"),
+    }
+}
+
+fn clock(start: Instant, after: u64) -> Clock {
+    Clock {
+        started: start,
+        now: start + Duration::from_secs(after),
+    }
+}
+
+#[test]
+fn a_fresh_sweep_is_all_pending_with_nothing_measured() {
+    let g = grid();
+    let s = scheduler(&g);
+    let start = Instant::now();
+    let snap = snapshot("s", &s, clock(start, 3));
+    assert_eq!(
+        snap.counts,
+        TrialCounts {
+            pending: 4,
+            total: 4,
+            ..TrialCounts::default()
+        }
+    );
+    assert_eq!((snap.epochs_done, snap.epochs_total), (0, 20));
+    assert_eq!(snap.eta_seconds, None);
+    assert_eq!(snap.throughput_epochs_per_minute, None);
+    assert_eq!(snap.best, None);
+    assert_eq!(snap.elapsed_seconds, 3.0);
+    assert!(snap.trials.iter().all(|t| t.state == Phase::Pending));
+    assert!(
+        snap.trials
+            .iter()
+            .all(|t| t.worker.is_none() && t.epoch == 0)
+    );
+    assert!(snap.experiments.is_empty() && snap.trials[0].history.is_empty());
+}
+
+#[test]
+fn eta_and_throughput_come_from_measured_epoch_times() {
+    let g = grid();
+    let mut s = scheduler(&g);
+    let start = Instant::now();
+    let w = WorkerId::random();
+    s.register(w, "gpu-a".into(), "cuda:0".into(), 2, start);
+    let a = lease(&mut s, w, start);
+    let b = lease(&mut s, w, start);
+    s.report_epoch(w, a.id, 1, metrics(1, 2.0, 60.0), start)
+        .unwrap();
+    s.report_epoch(w, a.id, 1, metrics(2, 2.0, 70.0), start)
+        .unwrap();
+    let snap = snapshot("s", &s, clock(start, 4));
+    // a: 3 epochs left at its own 2 s; b and the two pending trials: 5 epochs at the
+    // experiment's 2 s. 6 + 3 x 10 = 36 s of work over 2 busy slots.
+    assert_eq!(snap.eta_seconds, Some(18.0));
+    // Two running trials at 2 s per epoch: 30 epochs/min each.
+    assert_eq!(snap.throughput_epochs_per_minute, Some(60.0));
+    assert_eq!(snap.trials[0].eta_seconds, Some(6.0));
+    assert_eq!(snap.trials[1].eta_seconds, Some(10.0));
+    assert_eq!(snap.trials[0].test_accuracy, Some(70.0));
+    assert_eq!(snap.trials[0].worker.as_deref(), Some("gpu-a"));
+    assert_eq!(snap.trials[0].epoch, 2);
+    assert_eq!(snap.epochs_done, 2);
+    assert_eq!(snap.counts.running, 2);
+    assert_eq!(snap.workers.len(), 1);
+    assert_eq!(
+        snap.workers[0].running,
+        [
+            RunningTrial {
+                trial: a.name.clone(),
+                epoch: 2,
+                epochs: 5
+            },
+            RunningTrial {
+                trial: b.name.clone(),
+                epoch: 0,
+                epochs: 5
+            }
+        ]
+    );
+
+    // a succeeds with 1 s epochs: pending trials are now estimated from it (succeeded trials
+    // of the experiment win over running ones), b from its own epochs once it has some.
+    let r = result(&a, 1.0, 20);
+    s.complete(w, a.id, 1, Outcome::Succeeded(r), start)
+        .unwrap();
+    s.report_epoch(w, b.id, 1, metrics(1, 4.0, 50.0), start)
+        .unwrap();
+    let snap = snapshot("s", &s, clock(start, 10));
+    // b: 4 x 4 = 16 s; two pending: 5 x 1 = 5 s each; 26 s over the worker's 2 slots = 13 s,
+    // but never less than b's 16 s.
+    assert_eq!(snap.eta_seconds, Some(16.0));
+    assert_eq!(snap.throughput_epochs_per_minute, Some(15.0));
+    let best = snap.best.unwrap();
+    assert_eq!(best.trial, a.name);
+    assert!((best.test_accuracy - 100.0 * 20.0 / 30.0).abs() < 1e-9);
+    assert_eq!(snap.trials[0].state, Phase::Succeeded);
+    assert_eq!(snap.trials[0].eta_seconds, None);
+}
+
+#[test]
+fn eta_is_unknown_without_a_live_worker() {
+    let g = grid();
+    let mut s = scheduler(&g);
+    let start = Instant::now();
+    let w = WorkerId::random();
+    s.register(w, "w".into(), "cpu".into(), 1, start);
+    let a = lease(&mut s, w, start);
+    let r = result(&a, 1.0, 30);
+    s.complete(w, a.id, 1, Outcome::Succeeded(r), start)
+        .unwrap();
+    // The worker went silent for longer than the lease TTL: nothing will work on the rest.
+    let snap = snapshot("s", &s, clock(start, 60));
+    assert_eq!(snap.eta_seconds, None);
+    assert_eq!(snap.throughput_epochs_per_minute, None);
+    assert!(!snap.workers[0].alive);
+    assert_eq!(snap.workers[0].seen_seconds_ago, 60.0);
+    assert!(text::block(&snap).contains("(silent 1m 00s)"));
+}
+
+#[test]
+fn the_best_trial_is_the_highest_test_accuracy_first_on_ties() {
+    let g = grid();
+    let mut s = scheduler(&g);
+    let now = Instant::now();
+    let w = WorkerId::random();
+    s.register(w, "w".into(), "cpu".into(), 4, now);
+    let specs: Vec<TrialSpec> = (0..4).map(|_| lease(&mut s, w, now)).collect();
+    for (spec, correct) in specs.iter().zip([10, 25, 25, 5]) {
+        let r = result(spec, 1.0, correct);
+        s.complete(w, spec.id, 1, Outcome::Succeeded(r), now)
+            .unwrap();
+    }
+    let snap = snapshot("s", &s, clock(now, 1));
+    assert!(snap.finished);
+    assert_eq!(snap.best.as_ref().unwrap().trial, specs[1].name);
+    assert_eq!(snap.eta_seconds, Some(0.0));
+    assert_eq!(snap.counts.done(), 4);
+    assert_eq!(
+        text::block(&snap).lines().next(),
+        Some("sweep s finished: 4/4 done (0 failed); elapsed 1s")
+    );
+}
+
+#[test]
+fn a_detailed_snapshot_has_histories_and_the_reports_tables() {
+    let g = grid();
+    let mut s = scheduler(&g);
+    let now = Instant::now();
+    let w = WorkerId::random();
+    s.register(w, "w".into(), "cpu".into(), 1, now);
+    let a = lease(&mut s, w, now);
+    let r = result(&a, 1.0, 15);
+    s.complete(w, a.id, 1, Outcome::Succeeded(r), now).unwrap();
+    let snap = detailed(&g, &s, clock(now, 1));
+    assert_eq!(snap.trials[0].history.len(), 5);
+    assert_eq!(snap.trials[0].history[4].test_accuracy, 50.0);
+    let e = &snap.experiments[0];
+    assert_eq!(
+        (e.name.as_str(), e.title.as_deref()),
+        ("e", Some("Two axes"))
+    );
+    // Two axes: pivots of test and training accuracy, columns the activations, rows the layers.
+    assert_eq!(e.tables.len(), 2);
+    let test = &e.tables[0];
+    assert_eq!(test.caption, "Test accuracy (%)");
+    assert_eq!(test.header, ["Hidden layers / Activation", "ReLU", "Tanh"]);
+    assert_eq!(test.rows, [["1", "50.00", "-"], ["2", "-", "-"]]);
+    assert_eq!(test.numeric, [false, true, true]);
+}
+
+#[test]
+fn text_is_compact_and_names_what_runs() {
+    assert_eq!(text::duration(0.4), "0s");
+    assert_eq!(text::duration(59.0), "59s");
+    assert_eq!(text::duration(185.0), "3m 05s");
+    assert_eq!(text::duration(7440.0), "2h 04m");
+    assert_eq!(text::duration(266_400.0), "3d 02h");
+    assert_eq!(text::duration(f64::NAN), "-");
+
+    let g = grid();
+    let mut s = scheduler(&g);
+    let start = Instant::now();
+    let w = WorkerId::random();
+    s.register(w, "gpu-a".into(), "cuda:0 H100".into(), 1, start);
+    let a = lease(&mut s, w, start);
+    s.report_epoch(w, a.id, 1, metrics(1, 3.0, 40.0), start)
+        .unwrap();
+    let snap = snapshot("s", &s, clock(start, 5));
+    let block = text::block(&snap);
+    let lines: Vec<&str> = block.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "sweep s running: 0/4 done (0 failed), 1 running, 3 pending; 20.0 epochs/min; \
+             eta 57s; elapsed 5s",
+            "best test accuracy: none yet",
+            "  gpu-a [cuda:0 H100]: t_ReLU_1 epoch 1/5",
+        ]
+    );
+    assert_eq!(
+        text::line(&snap),
+        "0/4 done (0 failed), 1 running, 3 pending, 1 workers; 20.0 epochs/min, eta 57s \
+         [t_ReLU_1 epoch 1/5 on gpu-a]"
+    );
+}
+
+#[test]
+fn the_wire_form_round_trips_and_refuses_what_it_cannot_read() {
+    let g = grid();
+    let mut s = scheduler(&g);
+    let now = Instant::now();
+    let w = WorkerId::random();
+    s.register(w, "w".into(), "cpu".into(), 2, now);
+    let a = lease(&mut s, w, now);
+    let b = lease(&mut s, w, now);
+    let mut nan = metrics(1, 1.0, 30.0);
+    nan.train_loss = f64::NAN;
+    s.report_epoch(w, b.id, 1, nan, now).unwrap();
+    let r = result(&a, 1.0, 12);
+    s.complete(w, a.id, 1, Outcome::Succeeded(r), now).unwrap();
+    let snap = detailed(&g, &s, clock(now, 2));
+    assert_eq!(snap.trials[1].history[0].train_loss, None);
+
+    let wire = v1::StatusResponse::from(&snap);
+    assert_eq!(Snapshot::try_from(&wire).unwrap(), snap);
+    // The JSON form reads back the same too.
+    let json = serde_json::to_string(&snap).unwrap();
+    assert_eq!(serde_json::from_str::<Snapshot>(&json).unwrap(), snap);
+
+    let mut bad = wire.clone();
+    bad.counts = None;
+    assert_eq!(
+        Snapshot::try_from(&bad),
+        Err(sweep_proto::DecodeError::Missing("counts"))
+    );
+    let mut bad = wire.clone();
+    bad.trials[0].state = 42;
+    assert!(
+        Snapshot::try_from(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("trials.state")
+    );
+    let mut bad = wire;
+    bad.eta_seconds = Some(f64::INFINITY);
+    assert!(
+        Snapshot::try_from(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("eta_seconds")
+    );
+}

@@ -1,0 +1,145 @@
+//! The status as text: a few lines for the terminal's live block and `coordinator status`
+//! ([`block`]), and one line for logs that are not a terminal ([`line`]).
+
+use std::fmt::Write as _;
+
+use super::{Snapshot, WorkerRow};
+
+/// Worker lines shown in a block; the rest are summed up in one line.
+pub const MAX_WORKER_LINES: usize = 8;
+
+/// A duration for people: `42s`, `3m 05s`, `2h 04m`, `3d 02h`.
+pub fn duration(seconds: f64) -> String {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return "-".into();
+    }
+    // Rounded to whole seconds; far below u64::MAX for any real sweep.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let s = seconds.round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+fn throughput(s: &Snapshot) -> String {
+    match s.throughput_epochs_per_minute {
+        Some(t) if t >= 100.0 => format!("{t:.0} epochs/min"),
+        Some(t) => format!("{t:.1} epochs/min"),
+        None => "? epochs/min".into(),
+    }
+}
+
+fn eta(s: &Snapshot) -> String {
+    s.eta_seconds.map_or_else(|| "?".into(), duration)
+}
+
+/// `5/14 done (1 failed), 2 running, 7 pending`.
+fn counts(s: &Snapshot) -> String {
+    let c = &s.counts;
+    format!(
+        "{}/{} done ({} failed), {} running, {} pending",
+        c.done(),
+        c.total,
+        c.failed,
+        c.running,
+        c.pending
+    )
+}
+
+fn best(s: &Snapshot) -> Option<String> {
+    s.best
+        .as_ref()
+        .map(|b| format!("{:.2} % ({})", b.test_accuracy, b.trial))
+}
+
+fn worker_line(w: &WorkerRow) -> String {
+    let mut line = format!("  {} [{}]", w.name, w.device);
+    if !w.alive {
+        let _ = write!(line, " (silent {})", duration(w.seen_seconds_ago));
+    }
+    if w.running.is_empty() {
+        line.push_str(": idle");
+    } else {
+        let trials: Vec<String> = w
+            .running
+            .iter()
+            .map(|r| format!("{} epoch {}/{}", r.trial, r.epoch, r.epochs))
+            .collect();
+        let _ = write!(line, ": {}", trials.join(", "));
+    }
+    line
+}
+
+/// The status in a few lines: the counts, rates and times; the best trial; one line per worker
+/// (at most [`MAX_WORKER_LINES`]). Every line ends with a newline.
+pub fn block(s: &Snapshot) -> String {
+    let mut out = String::new();
+    if s.finished {
+        let _ = writeln!(
+            out,
+            "sweep {} finished: {}/{} done ({} failed); elapsed {}",
+            s.sweep,
+            s.counts.done(),
+            s.counts.total,
+            s.counts.failed,
+            duration(s.elapsed_seconds)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "sweep {} running: {}; {}; eta {}; elapsed {}",
+            s.sweep,
+            counts(s),
+            throughput(s),
+            eta(s),
+            duration(s.elapsed_seconds)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "best test accuracy: {}",
+        best(s).unwrap_or_else(|| "none yet".into())
+    );
+    if s.workers.is_empty() {
+        out.push_str("  no worker registered yet\n");
+    }
+    for w in s.workers.iter().take(MAX_WORKER_LINES) {
+        let _ = writeln!(out, "{}", worker_line(w));
+    }
+    if s.workers.len() > MAX_WORKER_LINES {
+        let _ = writeln!(
+            out,
+            "  ... and {} more workers",
+            s.workers.len() - MAX_WORKER_LINES
+        );
+    }
+    out
+}
+
+/// The status in one line, for logs: `5/14 done (1 failed), 2 running, 7 pending, 2 workers;
+/// 31.2 epochs/min, eta 4m 10s; best test accuracy 88.41 % (t3) [t5 epoch 2/10 on a, ...]`.
+pub fn line(s: &Snapshot) -> String {
+    let mut out = format!("{}, {} workers", counts(s), s.workers.len());
+    if !s.finished {
+        let _ = write!(out, "; {}, eta {}", throughput(s), eta(s));
+    }
+    if let Some(b) = best(s) {
+        let _ = write!(out, "; best test accuracy {b}");
+    }
+    let running: Vec<String> = s
+        .workers
+        .iter()
+        .flat_map(|w| {
+            w.running
+                .iter()
+                .map(move |r| format!("{} epoch {}/{} on {}", r.trial, r.epoch, r.epochs, w.name))
+        })
+        .collect();
+    if !running.is_empty() {
+        let _ = write!(out, " [{}]", running.join(", "));
+    }
+    out
+}

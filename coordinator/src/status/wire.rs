@@ -1,0 +1,260 @@
+//! Conversions between the [`Snapshot`] and its `sweep.v1` form (`StatusResponse`), both ways:
+//! the service encodes, `coordinator status` decodes. Decoding never panics: a missing message
+//! or an unknown state is a [`DecodeError`] naming the field.
+
+use sweep_common::EpochMetrics;
+use sweep_proto::DecodeError;
+use sweep_proto::v1;
+
+use super::{
+    Best, EpochPoint, ExperimentRow, Phase, RunningTrial, Snapshot, TableView, TrialCounts,
+    TrialRow, WorkerRow,
+};
+
+impl From<Phase> for v1::TrialState {
+    fn from(p: Phase) -> Self {
+        match p {
+            Phase::Pending => v1::TrialState::Pending,
+            Phase::Running => v1::TrialState::Running,
+            Phase::Succeeded => v1::TrialState::Succeeded,
+            Phase::Failed => v1::TrialState::Failed,
+        }
+    }
+}
+
+fn phase(state: i32) -> Result<Phase, DecodeError> {
+    match v1::TrialState::try_from(state) {
+        Ok(v1::TrialState::Pending) => Ok(Phase::Pending),
+        Ok(v1::TrialState::Running) => Ok(Phase::Running),
+        Ok(v1::TrialState::Succeeded) => Ok(Phase::Succeeded),
+        Ok(v1::TrialState::Failed) => Ok(Phase::Failed),
+        Ok(v1::TrialState::Unspecified) => Err(DecodeError::Missing("trials.state")),
+        Err(_) => Err(DecodeError::Invalid {
+            field: "trials.state",
+            message: format!("unknown value {state}"),
+        }),
+    }
+}
+
+/// A number that must be finite and not negative (times, percentages).
+fn number(field: &'static str, x: f64) -> Result<f64, DecodeError> {
+    if x.is_finite() && x >= 0.0 {
+        Ok(x)
+    } else {
+        Err(DecodeError::Invalid {
+            field,
+            message: format!("{x} is not a finite number >= 0"),
+        })
+    }
+}
+
+fn optional(field: &'static str, x: Option<f64>) -> Result<Option<f64>, DecodeError> {
+    x.map(|x| number(field, x)).transpose()
+}
+
+impl From<&Snapshot> for v1::StatusResponse {
+    fn from(s: &Snapshot) -> Self {
+        let c = &s.counts;
+        v1::StatusResponse {
+            sweep: s.sweep.clone(),
+            finished: s.finished,
+            elapsed_seconds: s.elapsed_seconds,
+            counts: Some(v1::TrialCounts {
+                pending: c.pending,
+                running: c.running,
+                succeeded: c.succeeded,
+                failed: c.failed,
+                total: c.total,
+            }),
+            epochs_done: s.epochs_done,
+            epochs_total: s.epochs_total,
+            throughput_epochs_per_minute: s.throughput_epochs_per_minute,
+            eta_seconds: s.eta_seconds,
+            best: s.best.as_ref().map(|b| v1::BestTrial {
+                trial: b.trial.clone(),
+                experiment: b.experiment.clone(),
+                test_accuracy: b.test_accuracy,
+            }),
+            workers: s.workers.iter().map(worker_to_wire).collect(),
+            trials: s.trials.iter().map(trial_to_wire).collect(),
+            experiments: s
+                .experiments
+                .iter()
+                .map(|e| v1::ExperimentStatus {
+                    name: e.name.clone(),
+                    title: e.title.clone(),
+                    tables: e
+                        .tables
+                        .iter()
+                        .map(|t| v1::StatusTable {
+                            caption: t.caption.clone(),
+                            header: t.header.clone(),
+                            rows: t
+                                .rows
+                                .iter()
+                                .map(|r| v1::TableRow { cells: r.clone() })
+                                .collect(),
+                            numeric: t.numeric.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn worker_to_wire(w: &WorkerRow) -> v1::WorkerStatus {
+    v1::WorkerStatus {
+        worker_id: w.id.clone(),
+        name: w.name.clone(),
+        device: w.device.clone(),
+        slots: w.slots,
+        alive: w.alive,
+        seen_seconds_ago: w.seen_seconds_ago,
+        running: w
+            .running
+            .iter()
+            .map(|r| v1::RunningTrial {
+                trial: r.trial.clone(),
+                epoch: r.epoch,
+                epochs: r.epochs,
+            })
+            .collect(),
+    }
+}
+
+fn trial_to_wire(t: &TrialRow) -> v1::TrialStatus {
+    v1::TrialStatus {
+        trial_id: t.id.clone(),
+        name: t.name.clone(),
+        experiment: t.experiment.clone(),
+        state: v1::TrialState::from(t.state).into(),
+        attempt: t.attempt,
+        worker: t.worker.clone(),
+        epoch: t.epoch,
+        epochs: t.epochs,
+        test_accuracy: t.test_accuracy,
+        train_accuracy: t.train_accuracy,
+        eta_seconds: t.eta_seconds,
+        failure: t.failure.clone(),
+        history: t
+            .history
+            .iter()
+            .map(|p| {
+                v1::EpochMetrics::from(&EpochMetrics {
+                    epoch: p.epoch,
+                    train_loss: p.train_loss.unwrap_or(f64::NAN),
+                    train_accuracy: p.train_accuracy,
+                    test_accuracy: p.test_accuracy,
+                    seconds: p.seconds,
+                })
+            })
+            .collect(),
+    }
+}
+
+impl TryFrom<&v1::StatusResponse> for Snapshot {
+    type Error = DecodeError;
+
+    fn try_from(r: &v1::StatusResponse) -> Result<Self, Self::Error> {
+        let c = r.counts.as_ref().ok_or(DecodeError::Missing("counts"))?;
+        let best = match &r.best {
+            Some(b) => Some(Best {
+                trial: b.trial.clone(),
+                experiment: b.experiment.clone(),
+                test_accuracy: number("best.test_accuracy", b.test_accuracy)?,
+            }),
+            None => None,
+        };
+        Ok(Snapshot {
+            sweep: r.sweep.clone(),
+            finished: r.finished,
+            elapsed_seconds: number("elapsed_seconds", r.elapsed_seconds)?,
+            counts: TrialCounts {
+                pending: c.pending,
+                running: c.running,
+                succeeded: c.succeeded,
+                failed: c.failed,
+                total: c.total,
+            },
+            epochs_done: r.epochs_done,
+            epochs_total: r.epochs_total,
+            throughput_epochs_per_minute: optional(
+                "throughput_epochs_per_minute",
+                r.throughput_epochs_per_minute,
+            )?,
+            eta_seconds: optional("eta_seconds", r.eta_seconds)?,
+            best,
+            workers: r
+                .workers
+                .iter()
+                .map(worker_from_wire)
+                .collect::<Result<_, _>>()?,
+            trials: r
+                .trials
+                .iter()
+                .map(trial_from_wire)
+                .collect::<Result<_, _>>()?,
+            experiments: r
+                .experiments
+                .iter()
+                .map(|e| ExperimentRow {
+                    name: e.name.clone(),
+                    title: e.title.clone(),
+                    tables: e
+                        .tables
+                        .iter()
+                        .map(|t| TableView {
+                            caption: t.caption.clone(),
+                            header: t.header.clone(),
+                            rows: t.rows.iter().map(|r| r.cells.clone()).collect(),
+                            numeric: t.numeric.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+    }
+}
+
+fn worker_from_wire(w: &v1::WorkerStatus) -> Result<WorkerRow, DecodeError> {
+    Ok(WorkerRow {
+        id: w.worker_id.clone(),
+        name: w.name.clone(),
+        device: w.device.clone(),
+        slots: w.slots,
+        alive: w.alive,
+        seen_seconds_ago: number("workers.seen_seconds_ago", w.seen_seconds_ago)?,
+        running: w
+            .running
+            .iter()
+            .map(|r| RunningTrial {
+                trial: r.trial.clone(),
+                epoch: r.epoch,
+                epochs: r.epochs,
+            })
+            .collect(),
+    })
+}
+
+fn trial_from_wire(t: &v1::TrialStatus) -> Result<TrialRow, DecodeError> {
+    Ok(TrialRow {
+        id: t.trial_id.clone(),
+        name: t.name.clone(),
+        experiment: t.experiment.clone(),
+        state: phase(t.state)?,
+        attempt: t.attempt,
+        worker: t.worker.clone(),
+        epoch: t.epoch,
+        epochs: t.epochs,
+        test_accuracy: optional("trials.test_accuracy", t.test_accuracy)?,
+        train_accuracy: optional("trials.train_accuracy", t.train_accuracy)?,
+        eta_seconds: optional("trials.eta_seconds", t.eta_seconds)?,
+        failure: t.failure.clone(),
+        history: t
+            .history
+            .iter()
+            .map(|m| EpochMetrics::try_from(m).map(|m| EpochPoint::from(&m)))
+            .collect::<Result<_, _>>()?,
+    })
+}
