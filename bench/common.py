@@ -1,6 +1,9 @@
 """Shared helpers of the PyTorch baselines: the lab's model, timing, JSON output."""
+import gzip
 import json
 import os
+import shutil
+import tempfile
 import time
 
 import torch
@@ -61,3 +64,16 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+
+
+def torchvision_root(data_dir):
+    """A temporary torchvision root holding FashionMNIST/raw/ with the official files of
+    `data_dir` decompressed (torchvision with download=False looks for the decompressed files)."""
+    root = tempfile.mkdtemp()
+    raw = os.path.join(root, "FashionMNIST", "raw")
+    os.makedirs(raw)
+    for f in os.listdir(data_dir):
+        if f.endswith(".gz"):
+            with gzip.open(os.path.join(data_dir, f)) as src, open(os.path.join(raw, f[:-3]), "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    return root

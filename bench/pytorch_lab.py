@@ -5,10 +5,7 @@ its per-batch loss.item()), and its check_accuracy on the test split after every
     python bench/pytorch_lab.py --data-dir /usr/share/datasets/fashion-mnist --epochs 3 --threads 2
 """
 import argparse
-import gzip
-import os
 import shutil
-import tempfile
 
 import torch
 import torch.nn as nn
@@ -17,7 +14,7 @@ import torchvision.datasets as datasets
 import torchvision.transforms as transforms
 from torch.utils.data import DataLoader, random_split
 
-from common import Timer, lab_model, report, set_threads
+from common import torchvision_root, Timer, lab_model, report, set_threads
 
 p = argparse.ArgumentParser()
 p.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
@@ -27,14 +24,7 @@ args = p.parse_args()
 set_threads(args.threads)
 torch.manual_seed(0)
 
-root = tempfile.mkdtemp()
-raw = os.path.join(root, "FashionMNIST", "raw")
-os.makedirs(raw)
-# torchvision (download=False) looks for the decompressed official files.
-for f in os.listdir(args.data_dir):
-    if f.endswith(".gz"):
-        with gzip.open(os.path.join(args.data_dir, f)) as src, open(os.path.join(raw, f[:-3]), "wb") as dst:
-            shutil.copyfileobj(src, dst)
+root = torchvision_root(args.data_dir)
 dataset = datasets.FashionMNIST(root=root, train=True, transform=transforms.ToTensor(), download=False)
 n_train = int(len(dataset) * 0.7)
 train_set, test_set = random_split(dataset, [n_train, len(dataset) - n_train])

@@ -6,11 +6,8 @@ Prints one JSON line per fraction: {"fraction": f, "test_accuracy": [per epoch, 
     python bench/pytorch_lab_part2.py --data-dir /usr/share/datasets/fashion-mnist --epochs 30 --seed 0
 """
 import argparse
-import gzip
 import json
-import os
 import shutil
-import tempfile
 
 import torch
 import torch.nn as nn
@@ -19,7 +16,7 @@ import torchvision.datasets as datasets
 import torchvision.transforms as transforms
 from torch.utils.data import DataLoader, random_split
 
-from common import lab_model, set_threads
+from common import torchvision_root, lab_model, set_threads
 
 p = argparse.ArgumentParser()
 p.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
@@ -30,14 +27,7 @@ args = p.parse_args()
 set_threads(args.threads)
 torch.manual_seed(args.seed)
 
-root = tempfile.mkdtemp()
-raw = os.path.join(root, "FashionMNIST", "raw")
-os.makedirs(raw)
-# torchvision (download=False) looks for the decompressed official files.
-for f in os.listdir(args.data_dir):
-    if f.endswith(".gz"):
-        with gzip.open(os.path.join(args.data_dir, f)) as src, open(os.path.join(raw, f[:-3]), "wb") as dst:
-            shutil.copyfileobj(src, dst)
+root = torchvision_root(args.data_dir)
 dataset = datasets.FashionMNIST(root=root, train=True, transform=transforms.ToTensor(), download=False)
 
 
