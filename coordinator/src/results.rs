@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use sweep_common::grid::{Axis, Grid};
+use sweep_common::grid::{Axis, Grid, TableLayout};
 use sweep_common::{ConfusionMatrix, DatasetKind, EpochMetrics, HyperParams, SplitSpec};
 
 use crate::Error;
@@ -44,6 +44,8 @@ pub struct ExperimentRecord<'a> {
     pub classes: &'static [&'static str],
     /// Axes that vary.
     pub axes: &'a [Axis],
+    /// The accuracy tables' layout the grid file names, if any.
+    pub table: Option<TableLayout>,
 }
 
 /// A trial in `results.json`.
@@ -156,6 +158,7 @@ pub fn collect<'a>(grid: &'a Grid, grid_file: &'a str, s: &'a Scheduler) -> Swee
                 dataset: e.dataset,
                 classes: e.dataset.class_names(),
                 axes: &e.axes,
+                table: e.table,
             })
             .collect(),
         trials,

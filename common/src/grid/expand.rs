@@ -9,7 +9,7 @@ use super::parse::{RawAxes, RawExperiment, RawFile, RawFixed, RawList};
 use super::{
     Axis, DEFAULT_CHECKPOINT_EVERY, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_TRIALS, DEFAULT_SPLIT_RATIO,
 };
-use super::{Experiment, Grid, GridError, Param};
+use super::{Experiment, Grid, GridError, Param, TableLayout};
 use crate::dataset::DatasetKind;
 use crate::ids::TrialId;
 use crate::trial::{Activation, HyperParams, SplitSpec, TrialSpec};
@@ -424,6 +424,10 @@ fn experiment(
             .or_insert_with(|| vec![default_value(param, sweep_seed)]);
     }
 
+    let table = match &e.table {
+        Some(t) => Some(table_layout(c, t, &axes, &at("table"))?),
+        None => None,
+    };
     let template = match &e.trial_name {
         Some(t) => {
             check_template(c, t, &at("trial_name"))?;
@@ -473,8 +477,54 @@ fn experiment(
         title,
         dataset,
         axes,
+        table,
         trials,
     })
+}
+
+/// Checks `table`: two different grid axes of the experiment, neither of them `seed`.
+fn table_layout(
+    c: &Checker<'_>,
+    t: &Spanned<super::parse::RawTable>,
+    axes: &[Axis],
+    key: &str,
+) -> Result<TableLayout, GridError> {
+    let varying: Vec<&str> = axes
+        .iter()
+        .filter(|a| a.param != Param::Seed)
+        .map(|a| a.param.key())
+        .collect();
+    let axis = |v: &Spanned<String>, which: &str| -> Result<Param, GridError> {
+        Param::ALL
+            .into_iter()
+            .find(|p| p.key() == v.get_ref() && *p != Param::Seed && varying.contains(&p.key()))
+            .ok_or_else(|| {
+                c.err(
+                    &v.span(),
+                    &format!("{key}.{which}"),
+                    format!(
+                        "{:?} is not a grid axis of this experiment; allowed: {}",
+                        truncate(v.get_ref()),
+                        if varying.is_empty() {
+                            "none (no axis varies)".to_owned()
+                        } else {
+                            varying.join(", ")
+                        }
+                    ),
+                )
+            })
+    };
+    let t = t.get_ref();
+    let rows = axis(&t.rows, "rows")?;
+    let columns = axis(&t.columns, "columns")?;
+    if rows == columns {
+        return Err(c.err(
+            &t.columns.span(),
+            &format!("{key}.columns"),
+            "rows and columns must be different axes",
+        ));
+    }
+    Ok(TableLayout { rows, columns })
 }
 
 fn hyper_params(chosen: &BTreeMap<Param, Value>) -> HyperParams {

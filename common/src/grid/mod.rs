@@ -108,6 +108,16 @@ pub struct Axis {
     pub values: Vec<String>,
 }
 
+/// Which axes lay out an experiment's accuracy tables in reports: a pivot with `rows` down and
+/// `columns` across (one pivot per combination of any other axes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableLayout {
+    /// The axis down the rows.
+    pub rows: Param,
+    /// The axis across the columns.
+    pub columns: Param,
+}
+
 /// One `[[experiment]]` of a grid, expanded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Experiment {
@@ -119,6 +129,8 @@ pub struct Experiment {
     pub dataset: DatasetKind,
     /// The axes that vary, in axis order.
     pub axes: Vec<Axis>,
+    /// The report's table layout, when the grid file names one.
+    pub table: Option<TableLayout>,
     /// The trials, in expansion order.
     pub trials: Vec<TrialSpec>,
 }

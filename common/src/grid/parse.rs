@@ -35,10 +35,19 @@ pub(super) struct RawExperiment {
     pub trial_name: Option<Spanned<String>>,
     pub split_ratio: Option<Spanned<f64>>,
     pub checkpoint_every: Option<Spanned<i64>>,
+    pub table: Option<Spanned<RawTable>>,
     #[serde(default)]
     pub fixed: RawFixed,
     #[serde(default)]
     pub grid: RawAxes,
+}
+
+/// `table = { rows = "...", columns = "..." }`: the axes of the report's accuracy pivots.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTable {
+    pub rows: Spanned<String>,
+    pub columns: Spanned<String>,
 }
 
 /// `[experiment.fixed]`: one value per parameter.

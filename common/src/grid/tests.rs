@@ -68,6 +68,47 @@ fn lab1_expands_to_the_lab() {
 }
 
 #[test]
+fn table_layout_names_two_grid_axes() {
+    let grid = "[experiment.grid]\nactivation = [\"relu\", \"tanh\"]\nhidden_layers = [1, 2]\nbatch_size = [32, 64]\nseed = [1, 2]\n";
+    let ok =
+        format!("{HEAD}table = {{ rows = \"hidden_layers\", columns = \"activation\" }}\n{grid}");
+    let g = parse(&ok).unwrap();
+    assert_eq!(
+        g.experiments[0].table,
+        Some(TableLayout {
+            rows: Param::HiddenLayers,
+            columns: Param::Activation
+        })
+    );
+    assert_eq!(
+        parse(&format!("{HEAD}{grid}")).unwrap().experiments[0].table,
+        None
+    );
+    for (table, expected) in [
+        (
+            "{ rows = \"seed\", columns = \"activation\" }",
+            "experiment[0].table.rows: \"seed\" is not a grid axis of this experiment; allowed: activation, hidden_layers, batch_size",
+        ),
+        (
+            "{ rows = \"epochs\", columns = \"activation\" }",
+            "experiment[0].table.rows: \"epochs\" is not a grid axis",
+        ),
+        (
+            "{ rows = \"activation\", columns = \"activation\" }",
+            "experiment[0].table.columns: rows and columns must be different axes",
+        ),
+        ("{ rows = \"activation\" }", "missing key `columns`"),
+        (
+            "{ rows = \"activation\", columns = \"batch_size\", depth = 1 }",
+            "unknown key `depth`",
+        ),
+    ] {
+        let message = err(&format!("{HEAD}table = {table}\n{grid}"));
+        assert!(message.contains(expected), "{message}");
+    }
+}
+
+#[test]
 fn select_keeps_the_named_experiments() {
     let mut g = parse(LAB1).unwrap();
     let e = g.select(&["nope".to_owned()]).unwrap_err().to_string();

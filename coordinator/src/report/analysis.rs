@@ -132,6 +132,7 @@ pub fn views(results: &Results) -> Vec<View<'_>> {
                 title: None,
                 dataset: t.dataset.clone(),
                 classes: Vec::new(),
+                table: None,
                 axes: Vec::new(),
             });
         }
@@ -158,6 +159,18 @@ pub fn view<'a>(experiment: Experiment, trials: Vec<&'a Trial>) -> View<'a> {
         .cloned()
         .collect();
     axes.sort_by_key(param_rank);
+    // A layout named in the grid file puts its columns first and its rows second (the pivots'
+    // order); the other axes follow, one pivot per combination of their values.
+    if let Some(t) = &experiment.table {
+        let columns = axes.iter().position(|a| a.param == t.columns);
+        let rows = axes.iter().position(|a| a.param == t.rows);
+        if let (Some(c), Some(r)) = (columns, rows) {
+            let (c, r) = (axes[c].clone(), axes[r].clone());
+            axes.retain(|a| a.param != t.columns && a.param != t.rows);
+            axes.insert(0, r);
+            axes.insert(0, c);
+        }
+    }
     let mut groups: BTreeMap<Vec<String>, Vec<&Trial>> = BTreeMap::new();
     for t in &trials {
         let key = axes

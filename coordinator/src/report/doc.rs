@@ -259,6 +259,13 @@ fn experiment(b: &mut Builder, view: &View<'_>) {
                 b.table(Some(m.title()), t);
             }
         }
+    } else if view.axes.len() > 2 && view.experiment.table.is_some() {
+        // The layout named in the grid file: one pivot per combination of the other axes.
+        for m in Metric::ALL {
+            for (caption, t) in tables::pivot_slices(view, m) {
+                b.table(Some(&format!("{} ({caption})", m.title())), t);
+            }
+        }
     } else {
         b.table(None, tables::configurations(view));
     }

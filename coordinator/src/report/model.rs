@@ -51,9 +51,21 @@ pub struct Experiment {
     /// Class names, by label.
     #[serde(default)]
     pub classes: Vec<String>,
+    /// The accuracy tables' layout named in the grid file (`table = { rows, columns }`).
+    #[serde(default)]
+    pub table: Option<TableSpec>,
     /// Axes that vary, in the grid's axis order.
     #[serde(default)]
     pub axes: Vec<Axis>,
+}
+
+/// The layout of an experiment's accuracy tables, named in the grid file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TableSpec {
+    /// The axis down the rows.
+    pub rows: String,
+    /// The axis across the columns.
+    pub columns: String,
 }
 
 /// An axis of an experiment.

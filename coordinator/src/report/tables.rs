@@ -96,7 +96,49 @@ pub fn cell(config: Option<&Config<'_>>, metric: Metric, repeats: bool) -> Strin
 /// A pivot table of `metric`: columns = `view.axes[0]`, rows = `view.axes[1]`.
 /// `None` unless the view has exactly two layout axes.
 pub fn pivot(view: &View<'_>, metric: Metric) -> Option<Table> {
-    let [cols, rows] = view.axes.as_slice() else {
+    if view.axes.len() != 2 {
+        return None;
+    }
+    pivot_slice(view, metric, &[])
+}
+
+/// The pivots of `metric` when the grid file names the layout and more than two axes vary: one
+/// per combination of the other axes' values, with a caption naming that combination.
+pub fn pivot_slices(view: &View<'_>, metric: Metric) -> Vec<(String, Table)> {
+    if view.axes.len() < 3 || view.experiment.table.is_none() {
+        return Vec::new();
+    }
+    let rest = &view.axes[2..];
+    let mut combos: Vec<Vec<String>> = vec![Vec::new()];
+    for axis in rest {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                axis.values.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.push(v.clone());
+                    c
+                })
+            })
+            .collect();
+    }
+    combos
+        .into_iter()
+        .filter_map(|combo| {
+            let caption = rest
+                .iter()
+                .zip(&combo)
+                .map(|(a, v)| format!("{} {v}", label(&a.param)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            pivot_slice(view, metric, &combo).map(|t| (caption, t))
+        })
+        .collect()
+}
+
+/// The pivot over the configurations whose other axes (after the first two) take `rest`.
+fn pivot_slice(view: &View<'_>, metric: Metric, rest: &[String]) -> Option<Table> {
+    let [cols, rows, ..] = view.axes.as_slice() else {
         return None;
     };
     let mut header = vec![format!("{} / {}", label(&rows.param), label(&cols.param))];
@@ -107,10 +149,12 @@ pub fn pivot(view: &View<'_>, metric: Metric) -> Option<Table> {
         .map(|r| {
             let mut row = vec![r.clone()];
             row.extend(cols.values.iter().map(|c| {
-                let config = view
-                    .configs
-                    .iter()
-                    .find(|k| k.key == [c.clone(), r.clone()]);
+                let config = view.configs.iter().find(|k| {
+                    k.key.len() == 2 + rest.len()
+                        && k.key[0] == *c
+                        && k.key[1] == *r
+                        && k.key[2..] == *rest
+                });
                 cell(config, metric, view.repeats)
             }));
             row

@@ -225,6 +225,11 @@ impl<'a> Trainer<'a> {
         })
     }
 
+    /// The confusion matrix of the model as it is now on the test split.
+    pub fn test_confusion(&self) -> Result<ConfusionMatrix, TrainError> {
+        self.confusion(&self.test_idx)
+    }
+
     /// The confusion matrix of the model on the dataset rows `idx`, in large chunks.
     fn confusion(&self, idx: &Tensor) -> Result<ConfusionMatrix, TrainError> {
         let classes = self.spec.dataset.num_classes() as i64;

@@ -446,3 +446,41 @@ fn parse_errors_name_the_file() {
             .contains(&dir.path().join("results.json").display().to_string())
     );
 }
+
+/// With more than two axes, a layout named in the grid file gives one pivot per combination of
+/// the other axes, rows and columns as named.
+#[test]
+fn named_layout_gives_one_pivot_per_combination_of_the_other_axes() {
+    let mut trials = Vec::new();
+    for act in ["relu", "tanh"] {
+        for layers in [1, 2] {
+            for width in [64, 128] {
+                trials.push(
+                    json!({"experiment": "e", "name": format!("{act}{layers}{width}"),
+                    "status": "succeeded", "test_accuracy": f64::from(layers * width) + if act == "tanh" { 0.5 } else { 0.0 },
+                    "train_accuracy": 1.0,
+                    "params": {"activation": act, "hidden_layers": layers, "hidden_width": width}}),
+                );
+            }
+        }
+    }
+    let r = results(json!({
+        "format": 1, "sweep": "s", "finished": true,
+        "experiments": [{"name": "e", "dataset": "cifar10",
+            "table": {"rows": "hidden_width", "columns": "hidden_layers"},
+            "axes": [{"param": "activation", "values": ["ReLU", "Tanh"]},
+                     {"param": "hidden_layers", "values": ["1", "2"]},
+                     {"param": "hidden_width", "values": ["64", "128"]}]}],
+        "trials": trials,
+    }));
+    let v = &analysis::views(&r)[0];
+    let slices = tables::pivot_slices(v, Metric::Test);
+    let captions: Vec<&str> = slices.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(captions, ["Activation ReLU", "Activation Tanh"]);
+    let (_, tanh) = &slices[1];
+    assert_eq!(tanh.header, ["Hidden width / Hidden layers", "1", "2"]);
+    assert_eq!(tanh.rows[0], ["64", "64.50", "128.50"]);
+    assert_eq!(tanh.rows[1], ["128", "128.50", "256.50"]);
+    let md = super::markdown::render(&doc::build(&r));
+    assert!(md.contains("Test accuracy (%) (Activation Tanh)"), "{md}");
+}
