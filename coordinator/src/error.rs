@@ -22,6 +22,15 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The output folder already holds a sweep's results, which a new run would overwrite.
+    #[error(
+        "{path} already holds the results of a sweep (results.json); choose another --out or move \
+         it away (a new run would overwrite them; resuming a sweep is not supported yet)"
+    )]
+    OutputInUse {
+        /// The output folder.
+        path: String,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -84,6 +93,7 @@ impl From<Error> for Status {
             Error::Remote { code, .. } => *code,
             Error::Grid(_)
             | Error::Io { .. }
+            | Error::OutputInUse { .. }
             | Error::Bind { .. }
             | Error::Transport(_)
             | Error::Connect { .. }

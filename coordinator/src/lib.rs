@@ -117,6 +117,12 @@ pub async fn run(
     on_listen: impl FnOnce(Listening),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Summary, Error> {
+    // Nothing computed is lost: a folder with a sweep's results is never overwritten.
+    if options.out_dir.join("results.json").exists() {
+        return Err(Error::OutputInUse {
+            path: options.out_dir.display().to_string(),
+        });
+    }
     std::fs::create_dir_all(&options.out_dir).map_err(|source| Error::Io {
         action: "cannot create the output folder",
         path: options.out_dir.display().to_string(),

@@ -1,0 +1,43 @@
+//! A coordinator started on an output folder that already holds a sweep's results refuses to
+//! run, and leaves those results untouched.
+
+use std::time::Duration;
+
+use sweep_tests::{Process, Sweep};
+
+const GRID: &str = r#"[sweep]
+name = "again"
+
+[[experiment]]
+name = "e"
+dataset = "fashion-mnist"
+
+[experiment.fixed]
+epochs = 1
+"#;
+
+#[test]
+fn results_are_never_overwritten() {
+    let sweep = Sweep::new(GRID);
+    std::fs::create_dir_all(sweep.out()).unwrap();
+    let previous = r#"{"format": 1, "sweep": "earlier", "trials": []}"#;
+    let results = sweep.out().join("results.json");
+    std::fs::write(&results, previous).unwrap();
+
+    let mut coordinator = Process::spawn("coordinator", sweep.coordinator_command(&[]));
+    coordinator.expect_exit_code(1, Duration::from_secs(30));
+    let output = coordinator.output();
+    assert!(
+        !output.stdout.contains("listening on"),
+        "it served:\n{}",
+        output.stdout
+    );
+    assert!(
+        output
+            .stderr
+            .contains("already holds the results of a sweep (results.json)"),
+        "stderr:\n{}",
+        output.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&results).unwrap(), previous);
+}
