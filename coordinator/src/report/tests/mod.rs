@@ -14,18 +14,10 @@ use super::model::{Confusion, Results, Trial};
 use super::tables::{self, Metric, to_markdown};
 use super::{Error, csv, parse, render, write};
 
-const CIFAR: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
+/// CIFAR-10's class names, as results.json carries them.
+fn cifar() -> &'static [&'static str] {
+    sweep_common::DatasetKind::Cifar10.class_names()
+}
 
 fn results(v: serde_json::Value) -> Results {
     serde_json::from_value(v).expect("valid results")
@@ -76,7 +68,7 @@ fn lab_part1(axis_order: &[&str]) -> Results {
     results(json!({
         "format": 1, "sweep": "lab1", "grid_file": "lab1.toml", "finished": true,
         "experiments": [{"name": "p1_cifar10", "title": "Part 1", "dataset": "cifar10",
-                         "classes": CIFAR, "axes": axes}],
+                         "classes": cifar(), "axes": axes}],
         "trials": trials,
     }))
 }
@@ -382,7 +374,7 @@ fn figure_stems_are_safe_file_names() {
 fn partial_sweep_renders_with_failures_and_pending_trials() {
     let r = results(json!({
         "format": 1, "sweep": "partial", "finished": false,
-        "experiments": [{"name": "e", "dataset": "cifar10", "classes": CIFAR,
+        "experiments": [{"name": "e", "dataset": "cifar10", "classes": cifar(),
             "axes": [{"param": "activation", "values": ["ReLU", "Tanh"]},
                      {"param": "hidden_layers", "values": ["1", "2"]}]}],
         "trials": [
