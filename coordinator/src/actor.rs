@@ -709,12 +709,18 @@ impl Actor {
             if let Err(e) = results::write_summary(&self.out_dir, &doc) {
                 tracing::error!(error = %e, "cannot write the summary");
             }
-            match crate::report::write(&self.out_dir) {
-                Ok(paths) => info!(report = %paths.html.display(), "report written"),
-                Err(e) => tracing::error!(error = %e, "cannot write the report"),
-            }
+            // The report takes seconds (figures): off the state owner's task, which keeps
+            // answering workers (and telling them the sweep is finished) meanwhile.
+            let out_dir = self.out_dir.clone();
+            let finished = finished.clone();
+            tokio::task::spawn_blocking(move || {
+                match crate::report::write(&out_dir) {
+                    Ok(paths) => info!(report = %paths.html.display(), "report written"),
+                    Err(e) => tracing::error!(error = %e, "cannot write the report"),
+                }
+                let _ = finished.send(true);
+            });
             *finished_at = Some(Instant::now());
-            let _ = finished.send(true);
         }
     }
 

@@ -331,6 +331,7 @@ async fn run_trial(
     let lease = lease_ref(trial_id, attempt);
     let call_limit = (session.lease_ttl / 2).max(Duration::from_millis(200));
     let complete = |outcome: complete_request::Outcome| {
+        let succeeded = matches!(outcome, complete_request::Outcome::Result(_));
         let request = v1::CompleteRequest {
             worker_id: session.worker_id.to_string(),
             lease: Some(lease.clone()),
@@ -344,7 +345,9 @@ async fn run_trial(
             })
             .await;
             match r {
-                Ok(_) => info!(trial = %trial_id.short(), attempt, "completion acknowledged"),
+                Ok(_) => {
+                    info!(trial = %trial_id.short(), attempt, succeeded, "completion acknowledged")
+                }
                 Err(status) => {
                     warn!(trial = %trial_id.short(), code = ?status.code(), message = status.message(), "completion not accepted");
                 }
