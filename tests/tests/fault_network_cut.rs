@@ -46,11 +46,25 @@ impl Link {
             host_ip: format!("10.213.{net}.1"),
         };
         ip(&["netns", "add", &link.ns]);
-        ip(&["link", "add", &link.host, "type", "veth", "peer", "name", &link.peer]);
+        ip(&[
+            "link", "add", &link.host, "type", "veth", "peer", "name", &link.peer,
+        ]);
         ip(&["link", "set", &link.peer, "netns", &link.ns]);
-        ip(&["addr", "add", &format!("{}/24", link.host_ip), "dev", &link.host]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", link.host_ip),
+            "dev",
+            &link.host,
+        ]);
         ip(&["link", "set", &link.host, "up"]);
-        link.in_ns(&["addr", "add", &format!("10.213.{net}.2/24"), "dev", &link.peer]);
+        link.in_ns(&[
+            "addr",
+            "add",
+            &format!("10.213.{net}.2/24"),
+            "dev",
+            &link.peer,
+        ]);
         link.in_ns(&["link", "set", &link.peer, "up"]);
         link.in_ns(&["link", "set", "lo", "up"]);
         link
@@ -80,7 +94,9 @@ impl Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.host]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host])
+            .output();
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
     }
 }
@@ -94,7 +110,14 @@ fn worker_cut_off_for_three_ttls() {
     let sweep = Sweep::new(&grid);
     let mut c = sweep.start_coordinator_at(
         &format!("{}:0", link.host_ip),
-        &["--lease-ttl", "1s", "--heartbeat", "200ms", "--linger", "2s"],
+        &[
+            "--lease-ttl",
+            "1s",
+            "--heartbeat",
+            "200ms",
+            "--linger",
+            "2s",
+        ],
     );
     let url = c.url();
     let remote = faults::test_worker_command("N", &url, EPOCH, 2);
@@ -105,10 +128,19 @@ fn worker_cut_off_for_three_ttls() {
 
     link.set(false);
     // N gives its leases up by itself within about a TTL; the coordinator re-leases them.
-    n.wait_for_stderr_line("lease could not be renewed within its TTL", Duration::from_secs(10));
-    c.wait_for_stderr_line(&format!("trial queued again trial={trial} "), Duration::from_secs(10));
+    n.wait_for_stderr_line(
+        "lease could not be renewed within its TTL",
+        Duration::from_secs(10),
+    );
+    c.wait_for_stderr_line(
+        &format!("trial queued again trial={trial} "),
+        Duration::from_secs(10),
+    );
     std::thread::sleep(Duration::from_secs(3));
-    assert!(c.try_status().is_none(), "the sweep ended while N was cut off: make it longer");
+    assert!(
+        c.try_status().is_none(),
+        "the sweep ended while N was cut off: make it longer"
+    );
     let trained_before = n.stderr().matches(" training ").count();
     link.set(true);
     // Back on the network, N trains again.
