@@ -376,16 +376,17 @@ impl Scheduler {
     /// A scheduler with every trial pending, in the given order.
     pub fn new(specs: impl IntoIterator<Item = TrialSpec>, config: Config) -> Self {
         let trials = specs.into_iter().map(Trial::new).collect();
-        Self::restore(trials, Vec::new(), config, Instant::now())
+        Self::restore(trials, Vec::new(), config, config.lease_ttl, Instant::now())
     }
 
     /// A scheduler from recorded trials (in grid order) and workers, as of `now`: live leases
-    /// run on for a full TTL from `now` (their workers may still be training), and the workers
-    /// count as not seen since a TTL ago until they call.
+    /// run on for `grace` from `now` (their workers may still be training, and renew them if
+    /// so), and the workers count as not seen since a TTL ago until they call.
     pub fn restore(
         trials: Vec<Trial>,
         workers: Vec<(WorkerId, String, String, u32)>,
         config: Config,
+        grace: Duration,
         now: Instant,
     ) -> Self {
         let mut trials = trials;
@@ -412,7 +413,7 @@ impl Scheduler {
                 TrialState::Pending => pending.push_back(i),
                 TrialState::Leased(lease) => {
                     lease.granted = now;
-                    lease.expires = now + config.lease_ttl;
+                    lease.expires = now + grace.min(config.lease_ttl);
                     leased.insert(i);
                     if let Some(w) = workers.get_mut(&lease.worker) {
                         w.leases.insert(t.spec.id);

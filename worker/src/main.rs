@@ -121,12 +121,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Past the drain timeout, trials are stopped; a few more seconds to tell the coordinator,
+    // then the worker exits whatever happens (a coordinator that is gone cannot hold it up; its
+    // leases expire by themselves).
+    let hard_deadline = options.drain_timeout + Duration::from_secs(10);
     let result = runtime.block_on(async {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::warn!("signal received: finishing up (leases are given back)");
             let _ = tx.send(true);
+            tokio::time::sleep(hard_deadline).await;
+            tracing::error!("could not finish up in time; exiting");
+            std::process::exit(1);
         });
         run(options, rx).await
     });
