@@ -214,6 +214,8 @@ pub struct Worker {
     pub leases: BTreeSet<TrialId>,
     /// Whether it has been told that the sweep is finished.
     pub told_finished: bool,
+    /// Its device's memory (used, total bytes), from its last heartbeat that said.
+    pub memory: Option<(u64, u64)>,
 }
 
 /// What a lease request gets.
@@ -401,6 +403,7 @@ impl Scheduler {
                     last_seen: long_ago,
                     leases: BTreeSet::new(),
                     told_finished: false,
+                    memory: None,
                 };
                 (id, w)
             })
@@ -505,6 +508,7 @@ impl Scheduler {
                 last_seen: now,
                 leases: BTreeSet::new(),
                 told_finished: false,
+                memory: None,
             },
         );
     }
@@ -658,6 +662,13 @@ impl Scheduler {
             }
         }
         Ok(revoked)
+    }
+
+    /// Records what a worker says about its device's memory (used, total bytes).
+    pub fn record_memory(&mut self, worker: WorkerId, used: u64, total: u64) {
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.memory = Some((used, total));
+        }
     }
 
     fn renew(&mut self, i: usize, now: Instant) {

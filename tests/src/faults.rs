@@ -41,11 +41,16 @@ seed = [{}]
 
 /// `worker --test-trainer EPOCH` named `name` on `url`, with `slots` slots.
 pub fn test_worker_command(name: &str, url: &str, epoch: Duration, slots: u32) -> Command {
+    test_worker_command_slots(name, url, epoch, &slots.to_string())
+}
+
+/// [`test_worker_command`] with `--slots` as given (`auto`).
+pub fn test_worker_command_slots(name: &str, url: &str, epoch: Duration, slots: &str) -> Command {
     let mut command = Command::new(bin("worker"));
     command
         .args(["--cpu", "--coordinator", url, "--name", name])
         .args(["--test-trainer", &format!("{}ms", epoch.as_millis())])
-        .args(["--slots", &slots.to_string(), "--patience", "120s"])
+        .args(["--slots", slots, "--patience", "120s"])
         .args(["--threads", "1", "--offline"]);
     command
 }
