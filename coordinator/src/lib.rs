@@ -9,6 +9,7 @@
 
 pub mod actor;
 pub mod artifacts;
+pub mod auth;
 pub mod console;
 mod error;
 pub mod report;
@@ -58,6 +59,21 @@ pub struct Options {
     pub http: Option<SocketAddr>,
     /// The terminal: a live console draws the status block instead of logging progress lines.
     pub console: Console,
+    /// Tokens calls must present (none: every call is let through).
+    pub tokens: auth::Tokens,
+    /// TLS for the gRPC server (none: plain HTTP/2).
+    pub tls: Option<Tls>,
+}
+
+/// The gRPC server's TLS settings, as PEM.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// The server's certificate chain.
+    pub cert: Vec<u8>,
+    /// Its private key.
+    pub key: Vec<u8>,
+    /// When set, clients must present a certificate signed by this CA (mutual TLS).
+    pub client_ca: Option<Vec<u8>>,
 }
 
 impl Options {
@@ -73,6 +89,8 @@ impl Options {
             linger: Duration::from_secs(10),
             progress_every: Duration::from_secs(30),
             http: None,
+            tokens: auth::Tokens::default(),
+            tls: None,
             console: Console::new(false),
         }
     }
@@ -242,8 +260,18 @@ pub async fn run(
         .max_decoding_message_size(sweep_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(sweep_proto::MAX_MESSAGE_BYTES);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &options.tls {
+        let mut config = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(&tls.cert, &tls.key));
+        if let Some(ca) = &tls.client_ca {
+            config = config.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+        }
+        builder = builder.tls_config(config)?;
+    }
     let server_task = tokio::spawn(
-        tonic::transport::Server::builder()
+        builder
+            .layer(auth::AuthLayer::new(options.tokens.clone()))
             .add_service(server)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = stop_rx.await;
