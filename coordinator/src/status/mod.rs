@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sweep_common::EpochMetrics;
 use sweep_common::grid::Grid;
 
-use crate::state::{Scheduler, Trial, TrialState};
+use crate::state::{FailureKind, Scheduler, Trial, TrialState};
 
 /// When the coordinator started, and now.
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +84,10 @@ pub struct Snapshot {
     pub trials: Vec<TrialRow>,
     /// Per experiment, its accuracy tables (only in a detailed snapshot).
     pub experiments: Vec<ExperimentRow>,
+    /// Failed attempts so far by kind, retried ones included, in order of first failure (for
+    /// `/metrics`). Not in the JSON nor in `sweep.v1` yet: empty when decoded from either.
+    #[serde(skip)]
+    pub attempt_failures: Vec<(FailureKind, u64)>,
 }
 
 /// Trials by state.
@@ -332,6 +336,13 @@ pub fn snapshot(sweep: &str, s: &Scheduler, clock: Clock) -> Snapshot {
             experiment: t.spec.experiment.clone(),
             test_accuracy: a,
         });
+    let mut attempt_failures: Vec<(FailureKind, u64)> = Vec::new();
+    for kind in s.trials().iter().flat_map(|t| &t.failures).map(|f| f.kind) {
+        match attempt_failures.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => attempt_failures.push((kind, 1)),
+        }
+    }
     let f = forecast::forecast(s, &estimates, now);
     Snapshot {
         sweep: sweep.to_owned(),
@@ -356,6 +367,7 @@ pub fn snapshot(sweep: &str, s: &Scheduler, clock: Clock) -> Snapshot {
         workers,
         trials,
         experiments: Vec::new(),
+        attempt_failures,
     }
 }
 
