@@ -11,6 +11,7 @@
 //! folder (`target/release/` for `cargo test --release`): build them first with
 //! `cargo build --release --bins`.
 
+pub mod k8s;
 mod process;
 pub mod results;
 
