@@ -27,10 +27,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked -p sweep-worker --bin worker \
  && install -D -m 0755 target/release/worker /stage/usr/local/bin/worker
 # Only the shared libraries, at the same absolute paths: the worker's rpath names torch/lib, and
-# libtorch_cuda finds the CUDA libraries through $ORIGIN/../../nvidia/*/lib.
+# libtorch_cuda finds the CUDA libraries through $ORIGIN/../../nvidia/*/lib (and cuDNN loads its
+# parts from there). libtorch_python is Python's binding, which the worker does not load.
 RUN site=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
  && cp -a --parents "$site/torch/lib" "$site/nvidia" /stage/ \
- && rm -f "$site/torch/lib/libtorch_python.so" "/stage$site/torch/lib/libtorch_python.so" \
+ && rm -f "/stage$site/torch/lib/libtorch_python.so" \
  && find /stage -name '__pycache__' -prune -exec rm -rf {} + \
  && /stage/usr/local/bin/worker --version
 

@@ -165,8 +165,9 @@ pub struct Workload<'a> {
     pub doc: &'a Value,
 }
 
-/// The kinds that hold a pod template at `/spec/template`.
-pub const WORKLOAD_KINDS: [&str; 5] = [
+/// The kinds that run pods: a Pod, and those with a pod template at `/spec/template`.
+pub const WORKLOAD_KINDS: [&str; 6] = [
+    "Pod",
     "Deployment",
     "StatefulSet",
     "DaemonSet",
@@ -180,18 +181,26 @@ impl<'a> Workload<'a> {
         format!("{}/{}", self.kind, self.name)
     }
 
-    /// The pod template's `spec`.
+    /// The pod's (template's) `spec`.
     pub fn pod_spec(&self) -> &'a Value {
+        let pointer = if self.kind == "Pod" {
+            "/spec"
+        } else {
+            "/spec/template/spec"
+        };
         self.doc
-            .pointer("/spec/template/spec")
+            .pointer(pointer)
             .unwrap_or_else(|| panic!("{} has no pod template", self.id()))
     }
 
-    /// The pod template's `metadata`.
+    /// The pod's (template's) `metadata`.
     pub fn pod_metadata(&self) -> &'a Value {
-        self.doc
-            .pointer("/spec/template/metadata")
-            .unwrap_or(&Value::Null)
+        let pointer = if self.kind == "Pod" {
+            "/metadata"
+        } else {
+            "/spec/template/metadata"
+        };
+        self.doc.pointer(pointer).unwrap_or(&Value::Null)
     }
 
     /// The value of the pod template's label `key`.
@@ -218,12 +227,13 @@ impl<'a> Workload<'a> {
         &all[0]
     }
 
-    /// How many pods run at once: `replicas` (default 1) or a Job's `parallelism` (default 1).
+    /// How many pods run at once: `replicas` (default 1) or a Job's `parallelism` (default 1);
+    /// 1 for a Pod.
     pub fn replicas(&self) -> u64 {
-        let field = if self.kind == "Job" {
-            "/spec/parallelism"
-        } else {
-            "/spec/replicas"
+        let field = match self.kind {
+            "Pod" => return 1,
+            "Job" => "/spec/parallelism",
+            _ => "/spec/replicas",
         };
         self.doc.pointer(field).and_then(Value::as_u64).unwrap_or(1)
     }

@@ -612,3 +612,50 @@ fn the_images_are_what_the_manifests_expect() {
         );
     }
 }
+
+#[test]
+fn the_results_fetching_pod_validates_and_mounts_the_state() {
+    let Some(tool) = kubernetes_validate() else {
+        return;
+    };
+    let Some(kubectl) = kubectl() else {
+        return;
+    };
+    let path = k8s::repo_root().join("deploy/k8s/fetch-results.yaml");
+    let yaml = std::fs::read_to_string(&path).expect("deploy/k8s/fetch-results.yaml");
+    for version in KUBERNETES_VERSIONS {
+        let (ok, out) = validate(&tool, &yaml, version);
+        assert!(
+            ok,
+            "{} is not valid for Kubernetes {version}:\n{out}",
+            path.display()
+        );
+    }
+    let m = Manifests {
+        name: "fetch-results".into(),
+        docs: k8s::yaml_to_json(&yaml).expect("YAML"),
+        yaml,
+    };
+    let pod = m.workload("fetch-results");
+    check_pod_security(&m, &pod);
+
+    // It mounts the StatefulSet's claim where the coordinator mounts it.
+    let cpu = render(&kubectl, &k8s::overlay("cpu"));
+    let sts = cpu.workload("coordinator");
+    let template = array_at(sts.doc, "/spec/volumeClaimTemplates")[0].clone();
+    let template = str_at(&template, "/metadata/name").expect("a claim template name");
+    let claim = format!("{template}-{}-0", sts.name);
+    let mount_path = |w: &Workload<'_>, volume: &str| {
+        array_at(w.container(), "/volumeMounts")
+            .iter()
+            .find(|v| str_at(v, "/name") == Some(volume))
+            .and_then(|v| str_at(v, "/mountPath"))
+            .map(str::to_owned)
+    };
+    let volume = array_at(pod.pod_spec(), "/volumes")
+        .iter()
+        .find(|v| str_at(v, "/persistentVolumeClaim/claimName") == Some(claim.as_str()))
+        .and_then(|v| str_at(v, "/name"))
+        .unwrap_or_else(|| panic!("the pod mounts {claim}"));
+    assert_eq!(mount_path(&pod, volume), mount_path(&sts, template));
+}
