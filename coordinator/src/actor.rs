@@ -3,6 +3,11 @@
 //! logging progress or redrawing the terminal's status block, signalling the end of the sweep).
 //! No lock is ever held across an `.await`.
 //!
+//! Group commit: the task applies every command already queued (up to [`MAX_BATCH`]), commits
+//! what they changed to the database in one transaction, and only then answers them. A write is
+//! never acknowledged before it is durable; if the database fails, the task stops and the
+//! coordinator exits (a restart resumes from what was committed).
+//!
 //! Every change people can see (a worker registered, a trial leased, an epoch reported, a trial
 //! ended) bumps a generation counter that [`Handle::changes`] watches, so the live web view
 //! knows when to send a new snapshot.
@@ -18,8 +23,15 @@ use tracing::{info, warn};
 use crate::Error;
 use crate::console::Console;
 use crate::results;
-use crate::state::{Counts, Effect, LeaseOutcome, Outcome, Scheduler, StateError, TrialState};
+use crate::state::{
+    CancelSelector, Checkpoint, Counts, Effect, LeaseOutcome, Outcome, Scheduler, StateError,
+    TrialState,
+};
 use crate::status::{self, Clock, Snapshot};
+use crate::store::Store;
+
+/// Most commands applied before one commit.
+pub const MAX_BATCH: usize = 512;
 
 /// How often the terminal's status block is redrawn at most.
 const REDRAW_EVERY: Duration = Duration::from_millis(500);
@@ -27,6 +39,15 @@ const REDRAW_EVERY: Duration = Duration::from_millis(500);
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
 
 type Reply<T> = oneshot::Sender<Result<T, StateError>>;
+
+/// An answer held back until the changes it acknowledges are committed.
+type Deferred = Box<dyn FnOnce() + Send>;
+
+fn defer<T: Send + 'static>(reply: oneshot::Sender<T>, value: T) -> Deferred {
+    Box::new(move || {
+        let _ = reply.send(value);
+    })
+}
 
 /// A request to the state owner.
 enum Command {
@@ -78,6 +99,22 @@ enum Command {
         attempt: u32,
         path: String,
         reply: Reply<()>,
+    },
+    RecordCheckpoint {
+        worker: WorkerId,
+        trial: TrialId,
+        checkpoint: Checkpoint,
+        reply: Reply<()>,
+    },
+    ResumeCheckpoint {
+        worker: WorkerId,
+        trial: TrialId,
+        attempt: u32,
+        reply: Reply<Checkpoint>,
+    },
+    Cancel {
+        selector: CancelSelector,
+        reply: oneshot::Sender<(usize, Vec<String>)>,
     },
 }
 
@@ -223,6 +260,45 @@ impl Handle {
             .await??)
     }
 
+    /// Records a checkpoint uploaded under a live lease.
+    pub async fn record_checkpoint(
+        &self,
+        worker: WorkerId,
+        trial: TrialId,
+        checkpoint: Checkpoint,
+    ) -> Result<(), Error> {
+        Ok(self
+            .call(|reply| Command::RecordCheckpoint {
+                worker,
+                trial,
+                checkpoint,
+                reply,
+            })
+            .await??)
+    }
+
+    /// The checkpoint a live lease resumes from.
+    pub async fn resume_checkpoint(
+        &self,
+        worker: WorkerId,
+        trial: TrialId,
+        attempt: u32,
+    ) -> Result<Checkpoint, Error> {
+        Ok(self
+            .call(|reply| Command::ResumeCheckpoint {
+                worker,
+                trial,
+                attempt,
+                reply,
+            })
+            .await??)
+    }
+
+    /// Cancels trials; returns how many were cancelled and the names that matched nothing.
+    pub async fn cancel(&self, selector: CancelSelector) -> Result<(usize, Vec<String>), Error> {
+        self.call(|reply| Command::Cancel { selector, reply }).await
+    }
+
     /// The sweep's progress.
     pub async fn progress(&self) -> Result<Progress, Error> {
         self.call(|reply| Command::Progress { reply }).await
@@ -249,6 +325,10 @@ pub struct Actor {
     pub grid_file: String,
     /// Where results go.
     pub out_dir: PathBuf,
+    /// The state directory (database, checkpoints).
+    pub state_dir: PathBuf,
+    /// The database.
+    pub store: Store,
     /// How often leases are checked for expiry.
     pub tick: Duration,
     /// How often a progress line is logged while nothing ends (when not live).
@@ -259,9 +339,15 @@ pub struct Actor {
     pub started: Instant,
 }
 
-/// Starts the state owner; returns its handle and a receiver that turns true when the sweep is
-/// finished (results written).
-pub fn spawn(actor: Actor) -> (Handle, watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
+/// Starts the state owner; returns its handle, a receiver that turns true when the sweep is
+/// finished (results written), and the task, which ends with an error if the database fails.
+pub fn spawn(
+    actor: Actor,
+) -> (
+    Handle,
+    watch::Receiver<bool>,
+    tokio::task::JoinHandle<Result<(), Error>>,
+) {
     let (tx, rx) = mpsc::channel(1024);
     let (finished_tx, finished_rx) = watch::channel(false);
     let (changes_tx, changes_rx) = watch::channel(0u64);
@@ -282,7 +368,7 @@ impl Actor {
         mut rx: mpsc::Receiver<Command>,
         finished: watch::Sender<bool>,
         changes: watch::Sender<u64>,
-    ) {
+    ) -> Result<(), Error> {
         let mut ticker = tokio::time::interval(self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut redraw = tokio::time::interval(REDRAW_EVERY);
@@ -300,7 +386,18 @@ impl Actor {
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { break };
-                    let effects = self.handle(cmd, Instant::now(), &mut changed);
+                    let mut replies: Vec<Deferred> = Vec::new();
+                    let mut effects = self.handle(cmd, Instant::now(), &mut changed, &mut replies);
+                    while replies.len() < MAX_BATCH {
+                        let Ok(cmd) = rx.try_recv() else { break };
+                        effects.extend(self.handle(cmd, Instant::now(), &mut changed, &mut replies));
+                    }
+                    // Nothing is answered before it is durable; on failure the callers see the
+                    // coordinator shutting down.
+                    self.commit()?;
+                    for reply in replies {
+                        reply();
+                    }
                     if effects.iter().any(|e| matches!(e, Effect::TrialEnded(_))) {
                         last_progress = Instant::now();
                     }
@@ -310,6 +407,7 @@ impl Actor {
                 _ = ticker.tick() => {
                     let now = Instant::now();
                     let effects = self.scheduler.expire_leases(now);
+                    self.commit()?;
                     changed = !effects.is_empty();
                     self.perform(effects, &finished, &mut finished_at);
                     if !live && finished_at.is_none() && now.duration_since(last_progress) >= self.progress_every {
@@ -335,6 +433,16 @@ impl Actor {
             self.draw(Instant::now());
             self.console.finish();
         }
+        Ok(())
+    }
+
+    /// Commits what the state machine changed since the last commit.
+    fn commit(&mut self) -> Result<(), Error> {
+        let changes = self.scheduler.take_changes();
+        self.store.commit(&self.scheduler, &changes).map_err(|e| {
+            tracing::error!(error = %e, "cannot commit to the state database; stopping");
+            Error::Store(e)
+        })
     }
 
     fn snapshot(&self, now: Instant) -> Snapshot {
@@ -349,8 +457,15 @@ impl Actor {
         self.console.draw(&status::text::block(&self.snapshot(now)));
     }
 
-    /// Applies `cmd`; sets `changed` when what the status shows changed.
-    fn handle(&mut self, cmd: Command, now: Instant, changed: &mut bool) -> Vec<Effect> {
+    /// Applies `cmd`; sets `changed` when what the status shows changed. Answers to writes go
+    /// to `replies`, to be sent once committed; reads are answered at once.
+    fn handle(
+        &mut self,
+        cmd: Command,
+        now: Instant,
+        changed: &mut bool,
+        replies: &mut Vec<Deferred>,
+    ) -> Vec<Effect> {
         let s = &mut self.scheduler;
         match cmd {
             Command::Register {
@@ -363,17 +478,23 @@ impl Actor {
                 info!(worker = %id, name = %name, device = %device, slots, "worker registered");
                 s.register(id, name, device, slots, now);
                 *changed = true;
-                let _ = reply.send(id);
+                replies.push(defer(reply, id));
                 Vec::new()
             }
             Command::Lease { worker, reply } => {
                 let outcome = s.lease(worker, now);
-                if let Ok(LeaseOutcome::Assigned { spec, attempt }) = &outcome {
+                if let Ok(LeaseOutcome::Assigned {
+                    spec,
+                    attempt,
+                    resume,
+                }) = &outcome
+                {
                     *changed = true;
                     let name = s.workers().get(&worker).map_or("?", |w| w.name.as_str());
-                    info!(trial = %spec.name, id = %spec.id.short(), attempt, worker = %name, "trial leased");
+                    let from = resume.as_ref().map_or(0, |c| c.epoch);
+                    info!(trial = %spec.name, id = %spec.id.short(), attempt, worker = %name, resume_after_epoch = from, "trial leased");
                 }
-                let _ = reply.send(outcome);
+                replies.push(defer(reply, outcome));
                 Vec::new()
             }
             Command::Heartbeat {
@@ -381,7 +502,13 @@ impl Actor {
                 leases,
                 reply,
             } => {
-                let _ = reply.send(s.heartbeat(worker, &leases, now));
+                let r = s.heartbeat(worker, &leases, now);
+                if let Ok(revoked) = &r {
+                    for (trial, attempt) in revoked {
+                        warn!(worker = %worker.short(), trial = %trial.short(), attempt, "heartbeat for a lease that is not live: revoked");
+                    }
+                }
+                replies.push(defer(reply, r));
                 Vec::new()
             }
             Command::ReportEpoch {
@@ -396,7 +523,7 @@ impl Actor {
                     Ok(()) => *changed = true,
                     Err(e) => warn!(worker = %worker.short(), error = %e, "epoch report refused"),
                 }
-                let _ = reply.send(r);
+                replies.push(defer(reply, r));
                 Vec::new()
             }
             Command::Complete {
@@ -412,12 +539,12 @@ impl Actor {
                 match s.complete(worker, trial, attempt, outcome, now) {
                     Ok(effects) => {
                         *changed = true;
-                        let _ = reply.send(Ok(()));
+                        replies.push(defer(reply, Ok(())));
                         effects
                     }
                     Err(e) => {
                         warn!(worker = %worker.short(), error = %e, "completion refused");
-                        let _ = reply.send(Err(e));
+                        replies.push(defer(reply, Err(e)));
                         Vec::new()
                     }
                 }
@@ -438,8 +565,50 @@ impl Actor {
                 path,
                 reply,
             } => {
-                let _ = reply.send(s.record_weights(worker, trial, attempt, path, now));
+                replies.push(defer(
+                    reply,
+                    s.record_weights(worker, trial, attempt, path, now),
+                ));
                 Vec::new()
+            }
+            Command::RecordCheckpoint {
+                worker,
+                trial,
+                checkpoint,
+                reply,
+            } => {
+                let epoch = checkpoint.epoch;
+                match s.record_checkpoint(worker, trial, checkpoint, now) {
+                    Ok(effects) => {
+                        info!(trial = %trial.short(), epoch, "checkpoint recorded");
+                        replies.push(defer(reply, Ok(())));
+                        effects
+                    }
+                    Err(e) => {
+                        warn!(worker = %worker.short(), error = %e, "checkpoint refused");
+                        replies.push(defer(reply, Err(e)));
+                        Vec::new()
+                    }
+                }
+            }
+            Command::ResumeCheckpoint {
+                worker,
+                trial,
+                attempt,
+                reply,
+            } => {
+                let _ = reply.send(s.resume_checkpoint(worker, trial, attempt, now));
+                Vec::new()
+            }
+            Command::Cancel { selector, reply } => {
+                let (effects, unknown) = s.cancel(&selector);
+                let cancelled = effects
+                    .iter()
+                    .filter(|e| matches!(e, Effect::TrialEnded(_)))
+                    .count();
+                info!(cancelled, reason = %selector.reason, "trials cancelled");
+                replies.push(defer(reply, (cancelled, unknown)));
+                effects
             }
             Command::Status { detail, reply } => {
                 let clock = Clock {
@@ -513,7 +682,21 @@ impl Actor {
                     }
                 }
                 Effect::SweepFinished => {}
+                Effect::DropCheckpoint(file) => {
+                    let path = crate::artifacts::checkpoints_dir(&self.state_dir).join(file);
+                    if let Err(e) = std::fs::remove_file(&path) {
+                        if e.kind() != std::io::ErrorKind::NotFound {
+                            warn!(path = %path.display(), error = %e, "cannot remove an old checkpoint");
+                        }
+                    }
+                }
             }
+        }
+        if effects
+            .iter()
+            .all(|e| matches!(e, Effect::DropCheckpoint(_)))
+        {
+            return;
         }
         if !self.console.is_live() {
             self.log_progress();

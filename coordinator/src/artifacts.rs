@@ -1,8 +1,11 @@
 //! Files that workers upload under a live lease: final weights (kept with the results as
-//! `models/<trial name>.safetensors`) and checkpoints (`checkpoints/<trial id>.safetensors`).
+//! `models/<trial name>.safetensors`) and checkpoints (in the state directory, as
+//! `checkpoints/<trial id>-a<attempt>-e<epoch>.safetensors`, until the trial ends), and the
+//! download of a checkpoint by the attempt that resumes from it.
 //!
 //! A file is written to a temporary name, checked against the size and SHA-256 of its header,
-//! and renamed into place only if both match and the lease is still live.
+//! synced and renamed into place only if both match; it counts only once the state owner has
+//! recorded it under the still-live lease.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,21 @@ use tonic::Status;
 
 use crate::Error;
 use crate::actor::Handle;
+use crate::state::Checkpoint;
+
+/// Where uploads go.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    /// The output folder (final weights).
+    pub out: PathBuf,
+    /// The state directory (checkpoints).
+    pub state: PathBuf,
+}
+
+/// The folder of checkpoints in the state directory.
+pub fn checkpoints_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("checkpoints")
+}
 
 fn invalid(field: &'static str, message: impl Into<String>) -> Error {
     Error::Decode(DecodeError::Invalid {
@@ -40,7 +58,7 @@ fn file_name(name: &str) -> String {
 /// Receives one upload. Returns its size and SHA-256.
 pub async fn receive(
     mut stream: impl Stream<Item = Result<v1::ArtifactChunk, Status>> + Unpin,
-    out_dir: &Path,
+    dirs: &Dirs,
     handle: &Handle,
 ) -> Result<v1::ArtifactReceipt, Error> {
     let first = match stream.next().await {
@@ -71,11 +89,16 @@ pub async fn receive(
         return Err(invalid("header.sha256", "expected 64 hex digits"));
     }
     let spec = handle.check_lease(worker, trial, attempt).await?;
-    let (folder, name) = match v1::ArtifactKind::try_from(header.kind) {
-        Ok(v1::ArtifactKind::FinalWeights) => {
-            ("models", format!("{}.safetensors", file_name(&spec.name)))
-        }
-        Ok(v1::ArtifactKind::Checkpoint) => ("checkpoints", format!("{}.safetensors", spec.id)),
+    let checkpoint = v1::ArtifactKind::try_from(header.kind) == Ok(v1::ArtifactKind::Checkpoint);
+    let (dir, name) = match v1::ArtifactKind::try_from(header.kind) {
+        Ok(v1::ArtifactKind::FinalWeights) => (
+            dirs.out.join("models"),
+            format!("{}.safetensors", file_name(&spec.name)),
+        ),
+        Ok(v1::ArtifactKind::Checkpoint) => (
+            checkpoints_dir(&dirs.state),
+            format!("{}-a{attempt}-e{}.safetensors", spec.id, header.epoch),
+        ),
         _ => {
             return Err(invalid(
                 "header.kind",
@@ -83,7 +106,6 @@ pub async fn receive(
             ));
         }
     };
-    let dir = out_dir.join(folder);
     let io = |action: &'static str, path: &Path| {
         let path = path.display().to_string();
         move |source| Error::Io {
@@ -146,20 +168,67 @@ pub async fn receive(
         path: path.display().to_string(),
         source: e.error,
     })?;
-    if folder == "models" {
-        let relative = format!("{folder}/{name}");
-        if let Err(e) = handle
-            .record_weights(worker, trial, attempt, relative)
+    let recorded = if checkpoint {
+        let c = Checkpoint {
+            epoch: header.epoch,
+            attempt,
+            file: name.clone(),
+            size,
+            sha256: actual.clone(),
+        };
+        handle.record_checkpoint(worker, trial, c).await
+    } else {
+        handle
+            .record_weights(worker, trial, attempt, format!("models/{name}"))
             .await
-        {
-            // The lease ended while the file was coming in: the file is not this trial's.
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
-        }
+    };
+    if let Err(e) = recorded {
+        // The lease ended while the file was coming in (or the checkpoint does not fit the
+        // epochs accepted): the file is not this trial's.
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
     }
     tracing::info!(trial = %spec.name, attempt, bytes = size, file = %path.display(), "artifact stored");
     Ok(v1::ArtifactReceipt {
         size,
         sha256: actual,
     })
+}
+
+/// The checkpoint the live lease resumes from, as chunks of at most
+/// [`sweep_proto::ARTIFACT_CHUNK_BYTES`].
+pub async fn send_checkpoint(
+    request: &v1::FetchCheckpointRequest,
+    state_dir: &Path,
+    handle: &Handle,
+) -> Result<Vec<v1::CheckpointChunk>, Error> {
+    let worker: WorkerId = request
+        .worker_id
+        .parse()
+        .map_err(|e: sweep_common::ids::InvalidId| invalid("worker_id", e.to_string()))?;
+    let (trial, attempt) = parse_lease(request.lease.as_ref())?;
+    let c = handle.resume_checkpoint(worker, trial, attempt).await?;
+    let path = checkpoints_dir(state_dir).join(&c.file);
+    let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+        action: "cannot read the checkpoint",
+        path: path.display().to_string(),
+        source,
+    })?;
+    let actual = format!("{:x}", Sha256::digest(&bytes));
+    if bytes.len() as u64 != c.size || actual != c.sha256 {
+        return Err(Error::Io {
+            action: "checkpoint damaged on disk",
+            path: path.display().to_string(),
+            source: std::io::Error::other(format!(
+                "{} bytes with SHA-256 {actual}, recorded {} bytes with {}",
+                bytes.len(),
+                c.size,
+                c.sha256
+            )),
+        });
+    }
+    Ok(bytes
+        .chunks(sweep_proto::ARTIFACT_CHUNK_BYTES)
+        .map(|d| v1::CheckpointChunk { data: d.to_vec() })
+        .collect())
 }

@@ -22,10 +22,10 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The output folder already holds a sweep's results, which a new run would overwrite.
+    /// The output folder holds results but no state database to resume them from.
     #[error(
-        "{path} already holds the results of a sweep (results.json); choose another --out or move \
-         it away (a new run would overwrite them; resuming a sweep is not supported yet)"
+        "{path} already holds the results of a sweep (results.json) but no state database to \
+         resume from ({path}/state/sweep.db); choose another --out or move it away"
     )]
     OutputInUse {
         /// The output folder.
@@ -42,6 +42,9 @@ pub enum Error {
     /// The gRPC server failed.
     #[error("grpc server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The state database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// The state machine refused a request.
     #[error(transparent)]
     State(#[from] StateError),
@@ -85,6 +88,7 @@ impl From<Error> for Status {
                 StateError::StaleLease { .. } => Code::FailedPrecondition,
                 StateError::NotLeaseHolder { .. } => Code::PermissionDenied,
                 StateError::InvalidReport { .. } => Code::InvalidArgument,
+                StateError::NoCheckpoint { .. } => Code::NotFound,
             },
             Error::Decode(_) | Error::ProtocolVersion(_) => Code::InvalidArgument,
             Error::ShuttingDown => Code::Unavailable,
@@ -94,6 +98,7 @@ impl From<Error> for Status {
             Error::Grid(_)
             | Error::Io { .. }
             | Error::OutputInUse { .. }
+            | Error::Store(_)
             | Error::Bind { .. }
             | Error::Transport(_)
             | Error::Connect { .. }

@@ -17,6 +17,7 @@ pub mod results;
 pub mod service;
 pub mod state;
 pub mod status;
+pub mod store;
 pub mod web;
 
 use std::future::Future;
@@ -44,6 +45,8 @@ pub struct Options {
     pub listen: SocketAddr,
     /// Folder for results (created if missing).
     pub out_dir: PathBuf,
+    /// Folder for the state database and checkpoints (`None`: `out_dir/state`).
+    pub state_dir: Option<PathBuf>,
     /// A lease not renewed for this long expires.
     pub lease_ttl: Duration,
     /// How often workers heartbeat.
@@ -65,6 +68,7 @@ impl Options {
             grid_file,
             listen,
             out_dir,
+            state_dir: None,
             lease_ttl: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(5),
             linger: Duration::from_secs(10),
@@ -97,6 +101,81 @@ pub struct Summary {
     pub results: PathBuf,
     /// Path of `summary.md` (written only when the sweep finished).
     pub summary: PathBuf,
+    /// The state database.
+    pub database: PathBuf,
+}
+
+impl Options {
+    /// The state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| self.out_dir.join("state"))
+    }
+}
+
+/// Opens the state database and merges it with the grid: trials already recorded keep their
+/// state (finished ones stay finished, leased ones stay leased to their worker for a TTL),
+/// trials new to the grid are pending, and recorded trials the grid no longer has are kept in
+/// the database but not scheduled (and reported).
+fn open_state(
+    options: &Options,
+    grid: &Grid,
+    config: state::Config,
+) -> Result<(store::Store, state::Scheduler), Error> {
+    let state_dir = options.state_dir();
+    let db = state_dir.join(store::DATABASE);
+    // Nothing computed is lost: results without a database to resume them are never overwritten.
+    if !db.exists() && options.out_dir.join("results.json").exists() {
+        return Err(Error::OutputInUse {
+            path: options.out_dir.display().to_string(),
+        });
+    }
+    for dir in [&options.out_dir, &state_dir] {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            action: "cannot create the folder",
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    let mut store = store::Store::open(&state_dir)?;
+    store.claim(&grid.name)?;
+    let mut loaded = store.load()?;
+    let recorded = loaded.trials.len();
+    let trials: Vec<state::Trial> = grid
+        .trials()
+        .map(|spec| match loaded.trials.remove(&spec.id) {
+            Some(mut t) => {
+                // The id covers what is trained; settings outside it (checkpoint_every) follow
+                // the grid file as it is now.
+                t.spec = spec.clone();
+                t
+            }
+            None => state::Trial::new(spec.clone()),
+        })
+        .collect();
+    let removed = store.record_grid(&trials)?;
+    let scheduler = state::Scheduler::restore(trials, loaded.workers, config, Instant::now());
+    if recorded > 0 {
+        let c = scheduler.counts();
+        info!(
+            database = %db.display(),
+            succeeded = c.succeeded,
+            failed = c.failed,
+            running = c.leased,
+            pending = c.pending,
+            "resuming the sweep recorded in the state directory"
+        );
+    }
+    if !removed.is_empty() {
+        let shown: Vec<&str> = removed.iter().take(10).map(String::as_str).collect();
+        warn!(
+            count = removed.len(),
+            trials = %shown.join(", "),
+            "trials recorded in the state database are no longer in the grid file: kept there, not scheduled"
+        );
+    }
+    Ok((store, scheduler))
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
@@ -118,36 +197,28 @@ pub async fn run(
     on_listen: impl FnOnce(Listening),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Summary, Error> {
-    // Nothing computed is lost: a folder with a sweep's results is never overwritten.
-    if options.out_dir.join("results.json").exists() {
-        return Err(Error::OutputInUse {
-            path: options.out_dir.display().to_string(),
-        });
-    }
-    std::fs::create_dir_all(&options.out_dir).map_err(|source| Error::Io {
-        action: "cannot create the output folder",
-        path: options.out_dir.display().to_string(),
-        source,
-    })?;
+    let config = state::Config {
+        lease_ttl: options.lease_ttl,
+        max_attempts: grid.max_attempts,
+        retry_after: options.heartbeat_interval.min(Duration::from_secs(1)),
+    };
+    let (store, scheduler) = open_state(&options, &grid, config)?;
+    let database = store.path().to_owned();
     let (listener, addr) = bind(options.listen).await?;
     let http = match options.http {
         Some(a) => Some(bind(a).await?),
         None => None,
     };
 
-    let config = state::Config {
-        lease_ttl: options.lease_ttl,
-        max_attempts: grid.max_attempts,
-        retry_after: options.heartbeat_interval.min(Duration::from_secs(1)),
-    };
-    let scheduler = state::Scheduler::new(grid.trials().cloned(), config);
     info!(sweep = %grid.name, trials = grid.len(), experiments = grid.experiments.len(), "grid expanded");
     let sweep = grid.name.clone();
-    let (handle, mut finished, actor_task) = actor::spawn(actor::Actor {
+    let (handle, mut finished, mut actor_task) = actor::spawn(actor::Actor {
         scheduler,
         grid,
         grid_file: options.grid_file.display().to_string(),
         out_dir: options.out_dir.clone(),
+        state_dir: options.state_dir(),
+        store,
         tick: (options.lease_ttl / 10).clamp(Duration::from_millis(20), Duration::from_secs(1)),
         progress_every: options.progress_every,
         console: options.console.clone(),
@@ -156,7 +227,10 @@ pub async fn run(
 
     let service = service::Service::new(
         handle.clone(),
-        options.out_dir.clone(),
+        artifacts::Dirs {
+            out: options.out_dir.clone(),
+            state: options.state_dir(),
+        },
         sweep,
         options.heartbeat_interval,
         options.lease_ttl,
@@ -195,10 +269,29 @@ pub async fn run(
 
     // Wait for the end of the sweep (or a shutdown request), then linger until the workers have
     // been told, so they exit on their own.
+    let mut actor_ended = None;
     let stopped_early = tokio::select! {
         _ = finished.wait_for(|done| *done) => false,
         () = shutdown => true,
+        r = &mut actor_task => {
+            actor_ended = Some(r);
+            true
+        }
     };
+    if let Some(r) = actor_ended {
+        // The state owner stopped on its own: only a database failure does that.
+        let _ = stop_tx.send(());
+        let _ = http_stop.send(true);
+        return match r {
+            Ok(Ok(())) => Err(Error::ShuttingDown),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(Error::Io {
+                action: "state owner task failed",
+                path: database.display().to_string(),
+                source: std::io::Error::other(e.to_string()),
+            }),
+        };
+    }
     if !stopped_early {
         let deadline = tokio::time::Instant::now() + options.linger;
         while tokio::time::Instant::now() < deadline {
@@ -229,7 +322,11 @@ pub async fn run(
         Ok(result) => result?,
         Err(e) => tracing::error!(error = %e, "grpc server task failed"),
     }
-    let _ = actor_task.await;
+    match actor_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(e) => tracing::error!(error = %e, "state owner task failed"),
+    }
     let c = progress.counts;
     Ok(Summary {
         succeeded: c.succeeded,
@@ -237,5 +334,6 @@ pub async fn run(
         unfinished: c.pending + c.leased,
         results: options.out_dir.join("results.json"),
         summary: options.out_dir.join("summary.md"),
+        database,
     })
 }

@@ -34,6 +34,10 @@ struct Cli {
     /// Folder for results.json, summary.md and the report [default: runs/<sweep name>].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Folder for the sweep's database and checkpoints [default: OUT/state]. Running the same
+    /// command again on it resumes the sweep: finished trials are kept.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     /// A lease not renewed for this long expires and its trial is leased again.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     lease_ttl: Duration,
@@ -73,6 +77,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Cancels trials of a running sweep: pending ones end at once, running ones are stopped by
+    /// their workers within a heartbeat. Cancelled trials count as failed and are not retried.
+    #[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["trial", "experiment", "all"])))]
+    Cancel {
+        /// The coordinator's gRPC address.
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        /// A trial to cancel, by name or id (repeatable).
+        #[arg(long, value_name = "TRIAL")]
+        trial: Vec<String>,
+        /// Cancel every trial of this experiment (repeatable).
+        #[arg(long, value_name = "EXPERIMENT")]
+        experiment: Vec<String>,
+        /// Cancel every trial not ended yet.
+        #[arg(long)]
+        all: bool,
+        /// Why (kept as the trials' failure reason).
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+    },
 }
 
 /// `8080` means `127.0.0.1:8080`; anything else must be a socket address.
@@ -104,6 +128,7 @@ impl TryFrom<Cli> for (Options, Grid) {
             .out
             .unwrap_or_else(|| PathBuf::from("runs").join(&grid.name));
         let mut options = Options::new(grid_file, cli.listen, out);
+        options.state_dir = cli.state_dir;
         options.lease_ttl = cli.lease_ttl;
         options.heartbeat_interval = cli.heartbeat;
         options.linger = cli.linger;
@@ -186,6 +211,31 @@ fn status(addr: &str, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `coordinator cancel ...`: prints what was cancelled, or the error and exits 1.
+fn cancel(addr: &str, request: sweep_proto::v1::CancelRequest) -> ExitCode {
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(sweep_coordinator::status::client::cancel(addr, request)) {
+        Ok(r) => {
+            println!("cancelled {} trials", r.cancelled);
+            if r.unknown.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "error: no trial or experiment named {}",
+                    r.unknown.join(", ")
+                );
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let terminal = std::io::stderr().is_terminal();
     let console = Console::new(terminal);
@@ -201,6 +251,21 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::Report { out }) => return report(out),
         Some(Command::Status { addr, json }) => return status(addr, *json),
+        Some(Command::Cancel {
+            addr,
+            trial,
+            experiment,
+            all,
+            reason,
+        }) => {
+            let request = sweep_proto::v1::CancelRequest {
+                trials: trial.clone(),
+                experiments: experiment.clone(),
+                all: *all,
+                reason: reason.clone(),
+            };
+            return cancel(addr, request);
+        }
         None => {}
     }
     let (mut options, grid) = match <(Options, Grid)>::try_from(cli) {

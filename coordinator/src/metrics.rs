@@ -18,7 +18,7 @@ use crate::status::Snapshot;
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Every failure kind, in the order they are written.
-const FAILURE_KINDS: [FailureKind; 7] = [
+const FAILURE_KINDS: [FailureKind; 9] = [
     FailureKind::Data,
     FailureKind::NonFiniteLoss,
     FailureKind::OutOfMemory,
@@ -26,6 +26,8 @@ const FAILURE_KINDS: [FailureKind; 7] = [
     FailureKind::WorkerShutdown,
     FailureKind::InvalidSpec,
     FailureKind::LeaseExpired,
+    FailureKind::Panic,
+    FailureKind::Cancelled,
 ];
 
 /// A failure kind's label value (as in `results.json`). Exhaustive: a new kind must be named
@@ -39,6 +41,8 @@ fn kind_label(kind: FailureKind) -> &'static str {
         FailureKind::WorkerShutdown => "worker_shutdown",
         FailureKind::InvalidSpec => "invalid_spec",
         FailureKind::LeaseExpired => "lease_expired",
+        FailureKind::Panic => "panic",
+        FailureKind::Cancelled => "cancelled",
     }
 }
 

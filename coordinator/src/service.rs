@@ -10,7 +10,8 @@ use tonic::{Request, Response, Status};
 
 use crate::Error;
 use crate::actor::Handle;
-use crate::state::{FailureKind, LeaseOutcome, Outcome};
+use crate::artifacts::Dirs;
+use crate::state::{CancelSelector, FailureKind, LeaseOutcome, Outcome};
 
 /// Longest worker name kept (longer names are cut).
 const MAX_WORKER_NAME: usize = 128;
@@ -18,11 +19,13 @@ const MAX_WORKER_NAME: usize = 128;
 const MAX_SLOTS: u32 = 1024;
 /// Longest failure message kept.
 const MAX_MESSAGE: usize = 4096;
+/// Most names one cancel request may list.
+const MAX_CANCEL_NAMES: usize = 100_000;
 
 /// The gRPC service.
 pub struct Service {
     handle: Handle,
-    out_dir: std::path::PathBuf,
+    dirs: Dirs,
     sweep: String,
     heartbeat_interval: Duration,
     lease_ttl: Duration,
@@ -32,14 +35,14 @@ impl Service {
     /// A service delegating to `handle`.
     pub fn new(
         handle: Handle,
-        out_dir: std::path::PathBuf,
+        dirs: Dirs,
         sweep: String,
         heartbeat_interval: Duration,
         lease_ttl: Duration,
     ) -> Self {
         Self {
             handle,
-            out_dir,
+            dirs,
             sweep,
             heartbeat_interval,
             lease_ttl,
@@ -93,6 +96,7 @@ fn failure_kind(k: i32) -> FailureKind {
         Ok(v1::FailureKind::OutOfMemory) => FailureKind::OutOfMemory,
         Ok(v1::FailureKind::WorkerShutdown) => FailureKind::WorkerShutdown,
         Ok(v1::FailureKind::InvalidSpec) => FailureKind::InvalidSpec,
+        Ok(v1::FailureKind::Panic) => FailureKind::Panic,
         Ok(v1::FailureKind::Internal | v1::FailureKind::Unspecified) | Err(_) => {
             FailureKind::Internal
         }
@@ -101,6 +105,9 @@ fn failure_kind(k: i32) -> FailureKind {
 
 #[tonic::async_trait]
 impl sweep_proto::SweepService for Service {
+    type FetchCheckpointStream =
+        tokio_stream::Iter<std::vec::IntoIter<Result<v1::CheckpointChunk, Status>>>;
+
     async fn register(
         &self,
         request: Request<v1::RegisterRequest>,
@@ -138,12 +145,19 @@ impl sweep_proto::SweepService for Service {
     ) -> Result<Response<v1::LeaseResponse>, Status> {
         let worker = worker_id(&request.get_ref().worker_id)?;
         let outcome = match self.handle.lease(worker).await? {
-            LeaseOutcome::Assigned { spec, attempt } => {
-                lease_response::Outcome::Assignment(v1::Assignment {
-                    lease: Some(lease_ref(spec.id, attempt)),
-                    trial: Some((&spec).into()),
-                })
-            }
+            LeaseOutcome::Assigned {
+                spec,
+                attempt,
+                resume,
+            } => lease_response::Outcome::Assignment(v1::Assignment {
+                lease: Some(lease_ref(spec.id, attempt)),
+                trial: Some((&spec).into()),
+                resume: resume.map(|c| v1::CheckpointRef {
+                    epoch: c.epoch,
+                    size: c.size,
+                    sha256: c.sha256,
+                }),
+            }),
             LeaseOutcome::Wait(after) => lease_response::Outcome::Wait(v1::Wait {
                 retry_after_ms: millis(after),
             }),
@@ -219,8 +233,52 @@ impl sweep_proto::SweepService for Service {
         request: Request<tonic::Streaming<v1::ArtifactChunk>>,
     ) -> Result<Response<v1::ArtifactReceipt>, Status> {
         let receipt =
-            crate::artifacts::receive(request.into_inner(), &self.out_dir, &self.handle).await?;
+            crate::artifacts::receive(request.into_inner(), &self.dirs, &self.handle).await?;
         Ok(Response::new(receipt))
+    }
+
+    async fn fetch_checkpoint(
+        &self,
+        request: Request<v1::FetchCheckpointRequest>,
+    ) -> Result<Response<Self::FetchCheckpointStream>, Status> {
+        let chunks =
+            crate::artifacts::send_checkpoint(request.get_ref(), &self.dirs.state, &self.handle)
+                .await?;
+        Ok(Response::new(tokio_stream::iter(
+            chunks.into_iter().map(Ok).collect::<Vec<_>>(),
+        )))
+    }
+
+    async fn cancel(
+        &self,
+        request: Request<v1::CancelRequest>,
+    ) -> Result<Response<v1::CancelResponse>, Status> {
+        let r = request.into_inner();
+        if r.trials.len() + r.experiments.len() > MAX_CANCEL_NAMES {
+            return Err(Error::Decode(DecodeError::Invalid {
+                field: "trials",
+                message: format!("more than {MAX_CANCEL_NAMES} names"),
+            })
+            .into());
+        }
+        if r.trials.is_empty() && r.experiments.is_empty() && !r.all {
+            return Err(Error::Decode(DecodeError::Invalid {
+                field: "trials",
+                message: "name trials, experiments, or set all".to_owned(),
+            })
+            .into());
+        }
+        let selector = CancelSelector {
+            trials: r.trials,
+            experiments: r.experiments,
+            all: r.all,
+            reason: bounded(&r.reason, MAX_MESSAGE),
+        };
+        let (cancelled, unknown) = self.handle.cancel(selector).await?;
+        Ok(Response::new(v1::CancelResponse {
+            cancelled: u32::try_from(cancelled).unwrap_or(u32::MAX),
+            unknown,
+        }))
     }
 
     async fn status(

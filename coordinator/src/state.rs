@@ -8,8 +8,13 @@
 //! expires or fails in a way that is not the trial's fault, until `max_attempts` leases were
 //! granted. Invariant: a trial has at most one live lease, and only that lease's
 //! (worker, attempt) can write to the trial.
+//!
+//! Every transition also notes what it changed in a journal ([`Change`]) that the owner drains
+//! with [`Scheduler::take_changes`] and commits to the database before it answers the callers,
+//! so nothing is acknowledged that a crash could lose. [`Scheduler::restore`] rebuilds the state
+//! from what was committed.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use sweep_common::{EpochMetrics, TrialId, TrialResult, TrialSpec, WorkerId};
@@ -26,7 +31,7 @@ pub struct Config {
 }
 
 /// Why an attempt ended without a result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// A dataset file is missing or corrupt.
@@ -43,15 +48,21 @@ pub enum FailureKind {
     InvalidSpec,
     /// The worker stopped heartbeating.
     LeaseExpired,
+    /// The trainer panicked (a bug in the worker, or in libtorch).
+    Panic,
+    /// Someone cancelled the trial.
+    Cancelled,
 }
 
 impl FailureKind {
     /// Whether a failure of this kind may be retried, and whether the retry costs an attempt.
     fn policy(self) -> Retry {
         match self {
-            FailureKind::Data | FailureKind::NonFiniteLoss | FailureKind::InvalidSpec => {
-                Retry::Never
-            }
+            FailureKind::Data
+            | FailureKind::NonFiniteLoss
+            | FailureKind::InvalidSpec
+            | FailureKind::Panic
+            | FailureKind::Cancelled => Retry::Never,
             FailureKind::OutOfMemory | FailureKind::Internal | FailureKind::LeaseExpired => {
                 Retry::Counted
             }
@@ -68,7 +79,7 @@ enum Retry {
 }
 
 /// One failed attempt, kept for the report.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AttemptFailure {
     /// The attempt that failed.
     pub attempt: u32,
@@ -116,6 +127,21 @@ pub enum TrialState {
     },
 }
 
+/// A checkpoint stored for a trial: the next attempt resumes from it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// Epochs it holds (the next attempt starts at `epoch + 1`).
+    pub epoch: u32,
+    /// The attempt that made it.
+    pub attempt: u32,
+    /// File name in the state directory's `checkpoints/` folder.
+    pub file: String,
+    /// Bytes.
+    pub size: u64,
+    /// Lowercase hex SHA-256.
+    pub sha256: String,
+}
+
 /// A trial and everything recorded about it.
 #[derive(Debug, Clone)]
 pub struct Trial {
@@ -135,9 +161,35 @@ pub struct Trial {
     pub failures: Vec<AttemptFailure>,
     /// Path of the final weights, relative to the output folder, once uploaded.
     pub weights: Option<String>,
+    /// The latest checkpoint, if any (dropped once the trial ends).
+    pub checkpoint: Option<Checkpoint>,
+    /// Epochs the current (or successful) attempt took over from a checkpoint.
+    pub resumed_from: u32,
 }
 
 impl Trial {
+    /// A trial that was never leased.
+    pub fn new(spec: TrialSpec) -> Self {
+        Trial {
+            spec,
+            state: TrialState::Pending,
+            attempts: 0,
+            counted_attempts: 0,
+            epochs: Vec::new(),
+            result: None,
+            failures: Vec::new(),
+            weights: None,
+            checkpoint: None,
+            resumed_from: 0,
+        }
+    }
+
+    /// Drops the epochs a new attempt will train again (those after the checkpoint).
+    fn keep_checkpointed_epochs(&mut self) {
+        let kept = self.checkpoint.as_ref().map_or(0, |c| c.epoch);
+        self.epochs.retain(|m| m.epoch <= kept);
+    }
+
     /// True once the trial succeeded or failed for good.
     pub fn is_terminal(&self) -> bool {
         matches!(
@@ -173,6 +225,8 @@ pub enum LeaseOutcome {
         spec: TrialSpec,
         /// The attempt number of the new lease.
         attempt: u32,
+        /// The checkpoint to resume from, if an earlier attempt left one.
+        resume: Option<Checkpoint>,
     },
     /// Nothing to lease now; ask again after this long.
     Wait(Duration),
@@ -194,6 +248,33 @@ pub enum Outcome {
     },
 }
 
+/// What a transition changed, for the owner to commit to the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The trial's row (state, attempts, result, failures, checkpoint...) changed.
+    Trial(TrialId),
+    /// An epoch of the trial was accepted from this attempt.
+    Epoch {
+        /// The trial.
+        trial: TrialId,
+        /// The epoch.
+        epoch: u32,
+        /// The attempt that reported it.
+        attempt: u32,
+    },
+    /// The trial's epochs after `after` were superseded (a new attempt trains them again).
+    Supersede {
+        /// The trial.
+        trial: TrialId,
+        /// The last epoch kept.
+        after: u32,
+    },
+    /// The trial succeeded: its result's epochs are the learning curve.
+    ResultEpochs(TrialId),
+    /// A worker registered.
+    Worker(WorkerId),
+}
+
 /// What a transition did that the owner of the state must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
@@ -203,6 +284,8 @@ pub enum Effect {
     Requeued(TrialId),
     /// The last trial ended.
     SweepFinished,
+    /// A checkpoint file is no longer needed (a newer one replaced it, or the trial ended).
+    DropCheckpoint(String),
 }
 
 /// A request the state machine refuses. The service maps each to a gRPC status.
@@ -227,6 +310,14 @@ pub enum StateError {
     /// The lease belongs to another worker.
     #[error("trial {trial} attempt {attempt} is leased to another worker")]
     NotLeaseHolder {
+        /// The trial.
+        trial: TrialId,
+        /// The attempt named.
+        attempt: u32,
+    },
+    /// A checkpoint that is not the lease's to give.
+    #[error("no checkpoint to resume for trial {trial} attempt {attempt}")]
+    NoCheckpoint {
         /// The trial.
         trial: TrialId,
         /// The attempt named.
@@ -265,39 +356,91 @@ pub struct Scheduler {
     leased: BTreeSet<usize>,
     workers: HashMap<WorkerId, Worker>,
     terminal: usize,
+    changes: Vec<Change>,
+}
+
+/// Which trials a cancel names.
+#[derive(Debug, Clone, Default)]
+pub struct CancelSelector {
+    /// Trials by id or name.
+    pub trials: Vec<String>,
+    /// Whole experiments.
+    pub experiments: Vec<String>,
+    /// Every trial.
+    pub all: bool,
+    /// The reason recorded.
+    pub reason: String,
 }
 
 impl Scheduler {
     /// A scheduler with every trial pending, in the given order.
     pub fn new(specs: impl IntoIterator<Item = TrialSpec>, config: Config) -> Self {
-        let trials: Vec<Trial> = specs
+        let trials = specs.into_iter().map(Trial::new).collect();
+        Self::restore(trials, Vec::new(), config, Instant::now())
+    }
+
+    /// A scheduler from recorded trials (in grid order) and workers, as of `now`: live leases
+    /// run on for a full TTL from `now` (their workers may still be training), and the workers
+    /// count as not seen since a TTL ago until they call.
+    pub fn restore(
+        trials: Vec<Trial>,
+        workers: Vec<(WorkerId, String, String, u32)>,
+        config: Config,
+        now: Instant,
+    ) -> Self {
+        let mut trials = trials;
+        let long_ago = now.checked_sub(config.lease_ttl).unwrap_or(now);
+        let mut workers: HashMap<WorkerId, Worker> = workers
             .into_iter()
-            .map(|spec| Trial {
-                spec,
-                state: TrialState::Pending,
-                attempts: 0,
-                counted_attempts: 0,
-                epochs: Vec::new(),
-                result: None,
-                failures: Vec::new(),
-                weights: None,
+            .map(|(id, name, device, slots)| {
+                let w = Worker {
+                    name,
+                    device,
+                    slots: slots.max(1),
+                    last_seen: long_ago,
+                    leases: BTreeSet::new(),
+                    told_finished: false,
+                };
+                (id, w)
             })
             .collect();
+        let mut pending = VecDeque::new();
+        let mut leased = BTreeSet::new();
+        let mut terminal = 0;
+        for (i, t) in trials.iter_mut().enumerate() {
+            match &mut t.state {
+                TrialState::Pending => pending.push_back(i),
+                TrialState::Leased(lease) => {
+                    lease.granted = now;
+                    lease.expires = now + config.lease_ttl;
+                    leased.insert(i);
+                    if let Some(w) = workers.get_mut(&lease.worker) {
+                        w.leases.insert(t.spec.id);
+                    }
+                }
+                TrialState::Succeeded { .. } | TrialState::Failed { .. } => terminal += 1,
+            }
+        }
         let index = trials
             .iter()
             .enumerate()
             .map(|(i, t)| (t.spec.id, i))
             .collect();
-        let pending = (0..trials.len()).collect();
         Self {
             config,
             trials,
             index,
             pending,
-            leased: BTreeSet::new(),
-            workers: HashMap::new(),
-            terminal: 0,
+            leased,
+            workers,
+            terminal,
+            changes: Vec::new(),
         }
+    }
+
+    /// What changed since the last call, for the owner to commit.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
     }
 
     /// The settings.
@@ -351,6 +494,7 @@ impl Scheduler {
         slots: u32,
         now: Instant,
     ) {
+        self.changes.push(Change::Worker(id));
         self.workers.insert(
             id,
             Worker {
@@ -390,7 +534,9 @@ impl Scheduler {
         };
         let trial = &mut self.trials[i];
         trial.attempts += 1;
-        trial.epochs.clear();
+        trial.keep_checkpointed_epochs();
+        let resume = trial.checkpoint.clone();
+        trial.resumed_from = resume.as_ref().map_or(0, |c| c.epoch);
         let attempt = trial.attempts;
         trial.state = TrialState::Leased(Lease {
             worker,
@@ -403,7 +549,68 @@ impl Scheduler {
         if let Some(w) = self.workers.get_mut(&worker) {
             w.leases.insert(spec.id);
         }
-        Ok(LeaseOutcome::Assigned { spec, attempt })
+        self.changes.push(Change::Trial(spec.id));
+        Ok(LeaseOutcome::Assigned {
+            spec,
+            attempt,
+            resume,
+        })
+    }
+
+    /// The checkpoint the live lease (`trial`, `attempt`) of `worker` resumes from.
+    pub fn resume_checkpoint(
+        &mut self,
+        worker: WorkerId,
+        trial: TrialId,
+        attempt: u32,
+        now: Instant,
+    ) -> Result<Checkpoint, StateError> {
+        self.worker_mut(worker, now)?;
+        let i = self.current_lease(worker, trial, attempt)?;
+        self.trials[i]
+            .checkpoint
+            .clone()
+            .ok_or(StateError::NoCheckpoint { trial, attempt })
+    }
+
+    /// Records a checkpoint uploaded under a live lease. It must come after the epochs it holds
+    /// were accepted. Returns the effect of dropping the checkpoint it replaces.
+    pub fn record_checkpoint(
+        &mut self,
+        worker: WorkerId,
+        trial: TrialId,
+        checkpoint: Checkpoint,
+        now: Instant,
+    ) -> Result<Vec<Effect>, StateError> {
+        self.worker_mut(worker, now)?;
+        let i = self.current_lease(worker, trial, checkpoint.attempt)?;
+        let t = &mut self.trials[i];
+        let epochs = t.spec.params.epochs;
+        // Epochs are kept sorted and unique from 1, so 1..=e are there iff entry e-1 is epoch e.
+        let complete = (checkpoint.epoch as usize)
+            .checked_sub(1)
+            .and_then(|j| t.epochs.get(j))
+            .is_some_and(|m| m.epoch == checkpoint.epoch);
+        if checkpoint.epoch == 0 || checkpoint.epoch > epochs || !complete {
+            return Err(StateError::InvalidReport {
+                field: "header.epoch",
+                message: format!(
+                    "a checkpoint after epoch {} needs epochs 1..={} reported first ({} are)",
+                    checkpoint.epoch,
+                    checkpoint.epoch,
+                    t.epochs.len()
+                ),
+            });
+        }
+        self.renew(i, now);
+        let t = &mut self.trials[i];
+        let old = t.checkpoint.replace(checkpoint);
+        self.changes.push(Change::Trial(trial));
+        Ok(old
+            .filter(|o| Some(&o.file) != t.checkpoint.as_ref().map(|c| &c.file))
+            .map(|o| Effect::DropCheckpoint(o.file))
+            .into_iter()
+            .collect())
     }
 
     /// Checks that (`trial`, `attempt`) is the live lease of `worker`; returns the trial's index.
@@ -476,12 +683,29 @@ impl Scheduler {
                 message: format!("epoch {} is outside 1..={epochs}", metrics.epoch),
             });
         }
+        let resumed_from = self.trials[i].resumed_from;
+        if metrics.epoch <= resumed_from {
+            return Err(StateError::InvalidReport {
+                field: "metrics.epoch",
+                message: format!(
+                    "epoch {} comes from the checkpoint this attempt resumed from (epochs 1..={resumed_from})",
+                    metrics.epoch
+                ),
+            });
+        }
         self.renew(i, now);
+        let epoch = metrics.epoch;
         let list = &mut self.trials[i].epochs;
-        match list.binary_search_by_key(&metrics.epoch, |m| m.epoch) {
+        match list.binary_search_by_key(&epoch, |m| m.epoch) {
+            Ok(j) if list[j] == metrics => return Ok(()),
             Ok(j) => list[j] = metrics,
             Err(j) => list.insert(j, metrics),
         }
+        self.changes.push(Change::Epoch {
+            trial,
+            epoch,
+            attempt,
+        });
         Ok(())
     }
 
@@ -512,6 +736,7 @@ impl Scheduler {
         self.worker_mut(worker, now)?;
         let i = self.current_lease(worker, trial, attempt)?;
         self.trials[i].weights = Some(path);
+        self.changes.push(Change::Trial(trial));
         Ok(())
     }
 
@@ -555,6 +780,7 @@ impl Scheduler {
                     worker,
                     wall_seconds: now.saturating_duration_since(lease.granted).as_secs_f64(),
                 };
+                self.changes.push(Change::ResultEpochs(trial));
                 Ok(self.end_lease(i, worker, true))
             }
             Outcome::Failed { kind, message } => Ok(self.fail_attempt(i, lease, kind, message)),
@@ -615,8 +841,10 @@ impl Scheduler {
         };
         if retry {
             t.state = TrialState::Pending;
-            t.epochs.clear();
+            t.keep_checkpointed_epochs();
             let id = t.spec.id;
+            let after = t.checkpoint.as_ref().map_or(0, |c| c.epoch);
+            self.changes.push(Change::Supersede { trial: id, after });
             let mut effects = self.end_lease(i, lease.worker, false);
             self.pending.push_front(i);
             effects.push(Effect::Requeued(id));
@@ -639,15 +867,104 @@ impl Scheduler {
         if let Some(w) = self.workers.get_mut(&worker) {
             w.leases.remove(&id);
         }
+        self.changes.push(Change::Trial(id));
         let mut effects = Vec::new();
         if terminal {
             self.terminal += 1;
+            if let Some(c) = self.trials[i].checkpoint.take() {
+                effects.push(Effect::DropCheckpoint(c.file));
+            }
             effects.push(Effect::TrialEnded(id));
             if self.is_finished() {
                 effects.push(Effect::SweepFinished);
             }
         }
         effects
+    }
+
+    /// Cancels the trials `selector` names that have not ended: pending ones fail at once, leased
+    /// ones too (their workers learn it at their next heartbeat, whose answer revokes the
+    /// lease). Returns the effects and the names that matched nothing.
+    pub fn cancel(&mut self, selector: &CancelSelector) -> (Vec<Effect>, Vec<String>) {
+        let mut unknown = Vec::new();
+        let mut chosen: BTreeSet<usize> = BTreeSet::new();
+        let mut names: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut experiments: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, t) in self.trials.iter().enumerate() {
+            names.entry(t.spec.name.as_str()).or_default().push(i);
+            experiments
+                .entry(t.spec.experiment.as_str())
+                .or_default()
+                .push(i);
+        }
+        for name in &selector.trials {
+            let by_id = name
+                .parse::<TrialId>()
+                .ok()
+                .and_then(|id| self.index.get(&id).copied());
+            match (by_id, names.get(name.as_str())) {
+                (Some(i), _) => {
+                    chosen.insert(i);
+                }
+                (None, Some(list)) => chosen.extend(list.iter().copied()),
+                (None, None) => unknown.push(name.clone()),
+            }
+        }
+        for name in &selector.experiments {
+            match experiments.get(name.as_str()) {
+                Some(list) => chosen.extend(list.iter().copied()),
+                None => unknown.push(name.clone()),
+            }
+        }
+        if selector.all {
+            chosen.extend(0..self.trials.len());
+        }
+        let reason = if selector.reason.trim().is_empty() {
+            "cancelled".to_owned()
+        } else {
+            format!("cancelled: {}", selector.reason.trim())
+        };
+        let cancelled: HashSet<usize> = chosen
+            .into_iter()
+            .filter(|&i| !self.trials[i].is_terminal())
+            .collect();
+        let mut effects = Vec::new();
+        self.pending.retain(|i| !cancelled.contains(i));
+        let mut ordered: Vec<usize> = cancelled.into_iter().collect();
+        ordered.sort_unstable();
+        for i in ordered {
+            let worker = match self.trials[i].state {
+                TrialState::Leased(lease) => {
+                    self.trials[i].failures.push(AttemptFailure {
+                        attempt: lease.attempt,
+                        worker: lease.worker,
+                        kind: FailureKind::Cancelled,
+                        message: reason.clone(),
+                    });
+                    Some(lease.worker)
+                }
+                _ => None,
+            };
+            self.trials[i].state = TrialState::Failed {
+                reason: reason.clone(),
+            };
+            match worker {
+                Some(w) => effects.extend(self.end_lease(i, w, true)),
+                None => {
+                    let id = self.trials[i].spec.id;
+                    self.changes.push(Change::Trial(id));
+                    self.terminal += 1;
+                    if let Some(c) = self.trials[i].checkpoint.take() {
+                        effects.push(Effect::DropCheckpoint(c.file));
+                    }
+                    effects.push(Effect::TrialEnded(id));
+                    if self.is_finished() {
+                        effects.push(Effect::SweepFinished);
+                    }
+                }
+            }
+        }
+        (effects, unknown)
     }
 
     /// True when every worker seen since `since` has been told the sweep is finished.

@@ -128,11 +128,16 @@ async fn status_handler_answers_from_the_actor() {
         retry_after: Duration::from_millis(100),
     };
     let sweep = grid.name.clone();
+    let scheduler = Scheduler::new(grid.trials().cloned(), config);
+    let mut store = sweep_coordinator::store::Store::open(out.path()).unwrap();
+    store.record_grid(scheduler.trials()).unwrap();
     let (handle, _finished, _task) = actor::spawn(Actor {
-        scheduler: Scheduler::new(grid.trials().cloned(), config),
+        scheduler,
         grid,
         grid_file: "grid.toml".into(),
         out_dir: out.path().to_owned(),
+        state_dir: out.path().to_owned(),
+        store,
         tick: Duration::from_millis(50),
         progress_every: Duration::from_secs(3600),
         console: sweep_coordinator::Console::new(false),
@@ -141,7 +146,10 @@ async fn status_handler_answers_from_the_actor() {
     handle.register("w".into(), "cpu".into(), 1).await.unwrap();
     let service = Service::new(
         handle,
-        out.path().to_owned(),
+        sweep_coordinator::artifacts::Dirs {
+            out: out.path().to_owned(),
+            state: out.path().to_owned(),
+        },
         sweep,
         Duration::from_secs(1),
         Duration::from_secs(30),

@@ -60,9 +60,18 @@ fn sigterm_gives_the_lease_back() {
     );
     let stderr = a.stderr();
     assert!(
-        stderr.contains("shutting down: stopping the trial and giving its lease back"),
+        stderr.contains(
+            "shutting down: finishing the epoch, checkpointing it and giving the lease back"
+        ),
         "A's log:\n{stderr}"
     );
+    // A drained: it finished its epoch and uploaded a checkpoint of it before leaving.
+    let drained_after: u32 = stderr
+        .lines()
+        .filter(|l| l.contains("checkpoint uploaded") && field(l, "trial") == Some(victim.as_str()))
+        .filter_map(|l| field(l, "epoch")?.parse().ok())
+        .max()
+        .unwrap_or_else(|| panic!("A uploaded no checkpoint of {victim}:\n{stderr}"));
 
     coordinator.expect_exit_code(0, Duration::from_secs(120));
     b.expect_exit_code(0, Duration::from_secs(30));
@@ -96,17 +105,37 @@ fn sigterm_gives_the_lease_back() {
         "{victim}: {:?}",
         t.failed_attempts
     );
-    // B's attempt computed what A's did: training is deterministic on the CPU, and both folders
-    // hold the same images.
-    let first = a.logged_epoch(&victim, 1);
-    assert!(first.is_some(), "A logged epoch 1 of {victim}");
-    assert_eq!(
-        b.logged_epoch(&victim, 1),
-        first,
-        "epoch 1 of {victim} on B and on A"
+    // B resumed from A's checkpoint: it trained only the epochs after it, and the learning
+    // curve keeps A's epochs, one point per epoch.
+    let b_log = b.stderr();
+    assert!(
+        b_log.lines().any(|l| l.contains(" training ")
+            && field(l, "trial") == Some(victim.as_str())
+            && field(l, "resume_from") == Some(drained_after.to_string().as_str())),
+        "B did not resume {victim} after epoch {drained_after}:\n{b_log}"
     );
+    assert_eq!(b.logged_epoch(&victim, drained_after), None);
+    assert!(b.logged_epoch(&victim, drained_after + 1).is_some());
+    assert_eq!(t.epochs.len(), 6);
+    for e in &t.epochs {
+        let logged = if e.epoch <= drained_after { &a } else { &b };
+        assert_eq!(
+            logged.logged_epoch(&victim, e.epoch),
+            Some(format!(
+                "loss {:.4}, train {:.2} %, test {:.2} %",
+                e.train_loss, e.train_accuracy, e.test_accuracy
+            )),
+            "epoch {} of {victim}",
+            e.epoch
+        );
+    }
     let failed = &t.failed_attempts[0];
     assert_eq!(failed.attempt, 1);
     assert_eq!(failed.kind, "worker_shutdown");
+    assert!(
+        failed.message.contains("checkpointed"),
+        "{}",
+        failed.message
+    );
     assert_eq!(failed.worker, a_id, "the lease given back was A's");
 }

@@ -9,6 +9,7 @@ pub mod data_cache;
 pub mod device;
 pub mod download;
 mod error;
+pub mod fake;
 pub mod session;
 pub mod train;
 
@@ -43,13 +44,24 @@ pub struct Options {
     pub name: String,
     /// How long to keep trying to reach the coordinator.
     pub patience: Duration,
+    /// Told to stop, how long a trial may take to finish and checkpoint its epoch.
+    pub drain_timeout: Duration,
+    /// Tests only: train with the deterministic stand-in ([`fake`]), this long per epoch.
+    pub test_trainer: Option<Duration>,
 }
 
 /// Runs the worker until the sweep is finished (Ok) or `shutdown` turns true (Ok, after giving
 /// back its leases).
 pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
     device::tune_malloc();
-    let info = device::open(options.device)?;
+    let info = match options.test_trainer {
+        Some(_) => device::DeviceInfo {
+            device: tch::Device::Cpu,
+            name: "test trainer".to_owned(),
+            memory_bytes: 0,
+        },
+        None => device::open(options.device)?,
+    };
     if let Some(threads) = options.threads {
         tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
     }
@@ -66,9 +78,14 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<()
             addr: options.coordinator.clone(),
             message: e.to_string(),
         })?;
+    // Keepalive pings find a connection that went dead (a cut network, a coordinator that
+    // vanished) within seconds; the channel then reconnects by itself.
     let channel = endpoint
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(2))
+        .keep_alive_timeout(Duration::from_secs(4))
+        .keep_alive_while_idle(true)
         .connect_lazy();
     let client = SweepServiceClient::new(channel)
         .max_decoding_message_size(sweep_proto::MAX_MESSAGE_BYTES)
@@ -125,11 +142,16 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<()
         lease_ttl,
         patience: options.patience,
         addr: options.coordinator.clone(),
-        data: data_cache::DataCache::new(
-            options.data_dir.clone(),
-            info.device,
-            options.downloads.clone(),
-        ),
+        engine: match options.test_trainer {
+            Some(epoch_time) => session::Engine::Test(epoch_time),
+            None => session::Engine::Torch(data_cache::DataCache::new(
+                options.data_dir.clone(),
+                info.device,
+                options.downloads.clone(),
+            )),
+        },
+        drain_timeout: options.drain_timeout,
+        slots_allowed: std::sync::atomic::AtomicU32::new(options.slots),
     });
     let mut slots = tokio::task::JoinSet::new();
     for i in 0..options.slots as usize {

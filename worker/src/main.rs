@@ -50,6 +50,14 @@ struct Cli {
     /// How long to keep trying to reach the coordinator before giving up.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     patience: Duration,
+    /// On SIGTERM, how long each trial may take to finish its epoch, upload a checkpoint of it
+    /// and give its lease back before it is stopped outright (keep it under Kubernetes'
+    /// terminationGracePeriodSeconds).
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = humantime::parse_duration)]
+    drain_timeout: Duration,
+    /// Tests only: train nothing, with a deterministic stand-in taking this long per epoch.
+    #[arg(long, value_name = "DURATION", hide = true, value_parser = humantime::parse_duration)]
+    test_trainer: Option<Duration>,
 }
 
 impl From<Cli> for Options {
@@ -77,6 +85,8 @@ impl From<Cli> for Options {
             threads: cli.threads.map(|t| t as usize),
             name,
             patience: cli.patience,
+            drain_timeout: cli.drain_timeout,
+            test_trainer: cli.test_trainer,
         }
     }
 }

@@ -1,11 +1,17 @@
 //! The worker's conversation with the coordinator: register, then K slots that each lease a
-//! trial, train it on a thread of its own, report its epochs, keep its lease alive and complete
-//! it, until the coordinator says the sweep is finished or the worker is told to stop.
+//! trial, train it on a thread of its own (from the checkpoint an earlier attempt left, if any),
+//! report its epochs, upload its checkpoints, keep its lease alive and complete it, until the
+//! coordinator says the sweep is finished or the worker is told to stop.
+//!
+//! A lease that cannot be renewed within its TTL is given up by the worker itself: the trial
+//! stops, and nothing more is sent about it. Told to stop, the worker drains: each trial finishes
+//! its epoch, uploads a checkpoint of it and gives its lease back, or is stopped outright when
+//! the drain timeout runs out first.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use sweep_common::{EpochMetrics, TrialSpec, WorkerId};
@@ -17,23 +23,38 @@ use tonic::{Code, Status};
 use tracing::{info, warn};
 
 use crate::data_cache::DataCache;
-use crate::train::{Progress, TrainError, Trained, train};
+use crate::train::{Control, Progress, TrainError, Trained, train};
+
+/// What the trainer's thread tells the async side, in order.
+enum FromTrainer {
+    Epoch(EpochMetrics),
+    Checkpoint { epoch: u32, bytes: Vec<u8> },
+}
 
 /// Forwards the trainer's progress from its thread to the async side.
 struct ToSession {
-    epochs: mpsc::Sender<EpochMetrics>,
+    tx: mpsc::Sender<FromTrainer>,
 }
 
 impl Progress for ToSession {
     fn epoch(&mut self, metrics: &EpochMetrics) {
-        let _ = self.epochs.blocking_send(metrics.clone());
+        let _ = self.tx.blocking_send(FromTrainer::Epoch(metrics.clone()));
     }
 
     fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) {
-        // Storing checkpoints where another attempt can find them is the fault-tolerance work
-        // (uploading to the coordinator); until then they are only counted.
-        tracing::debug!(epoch, bytes = bytes.len(), "checkpoint made");
+        let _ = self
+            .tx
+            .blocking_send(FromTrainer::Checkpoint { epoch, bytes });
     }
+}
+
+/// What trains the trials.
+pub enum Engine {
+    /// libtorch, on the datasets resident on the device.
+    Torch(DataCache),
+    /// The deterministic stand-in of fault-injection tests ([`crate::fake`]), this long per
+    /// epoch.
+    Test(Duration),
 }
 
 /// What every slot shares.
@@ -50,8 +71,23 @@ pub struct Session {
     pub patience: Duration,
     /// The coordinator's address, for messages.
     pub addr: String,
-    /// Datasets on the device.
-    pub data: DataCache,
+    /// What trains.
+    pub engine: Engine,
+    /// Told to stop, how long a trial may take to finish its epoch and checkpoint it.
+    pub drain_timeout: Duration,
+    /// Slots that may lease (lowered after an out-of-memory failure).
+    pub slots_allowed: AtomicU32,
+}
+
+/// `fut`, or DEADLINE_EXCEEDED (which counts as transient) after `limit`: a call on a connection
+/// that went dead must not hang the trial's loop.
+async fn within<T>(
+    limit: Duration,
+    fut: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    tokio::time::timeout(limit, fut)
+        .await
+        .unwrap_or_else(|_| Err(Status::deadline_exceeded("no answer in time")))
 }
 
 /// Whether a failed call may succeed if tried again.
@@ -99,6 +135,8 @@ pub enum SlotEnd {
     Finished,
     /// The worker was told to stop.
     Stopped,
+    /// The slot was retired after an out-of-memory failure.
+    Retired,
 }
 
 /// Runs one slot until the sweep is finished or `shutdown` turns true.
@@ -108,9 +146,17 @@ pub async fn slot(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<SlotEnd, crate::Error> {
     let never = watch::channel(false).1;
+    let call_limit = session.lease_ttl.max(Duration::from_secs(1));
     loop {
         if *shutdown.borrow() {
             return Ok(SlotEnd::Stopped);
+        }
+        if index as u32 >= session.slots_allowed.load(Ordering::Relaxed) {
+            info!(
+                slot = index,
+                "slot retired after running out of device memory"
+            );
+            return Ok(SlotEnd::Retired);
         }
         let request = v1::LeaseRequest {
             worker_id: session.worker_id.to_string(),
@@ -118,7 +164,7 @@ pub async fn slot(
         let response = retry(session.patience, &shutdown, || {
             let mut c = session.client.clone();
             let r = request.clone();
-            async move { c.lease(r).await }
+            within(call_limit, async move { c.lease(r).await })
         })
         .await;
         let outcome = match response {
@@ -161,6 +207,7 @@ async fn upload(
     session: &Session,
     lease: &v1::LeaseRef,
     kind: v1::ArtifactKind,
+    epoch: u32,
     bytes: Vec<u8>,
     stop: &watch::Receiver<bool>,
 ) -> Result<v1::ArtifactReceipt, Status> {
@@ -171,7 +218,7 @@ async fn upload(
         kind: kind.into(),
         size: bytes.len() as u64,
         sha256: format!("{:x}", sha2::Sha256::digest(&bytes)),
-        epoch: 0,
+        epoch,
     };
     let bytes = Arc::new(bytes);
     let response = retry(session.patience, stop, || {
@@ -199,6 +246,53 @@ async fn upload(
     })
     .await?;
     Ok(response.into_inner())
+}
+
+/// Downloads the checkpoint `resume` names for `lease` and checks its size and SHA-256.
+async fn fetch_checkpoint(
+    session: &Session,
+    lease: &v1::LeaseRef,
+    resume: &v1::CheckpointRef,
+    stop: &watch::Receiver<bool>,
+) -> Result<Vec<u8>, String> {
+    use sha2::Digest as _;
+    use tokio_stream::StreamExt as _;
+    let request = v1::FetchCheckpointRequest {
+        worker_id: session.worker_id.to_string(),
+        lease: Some(lease.clone()),
+    };
+    let bytes = retry(session.patience, stop, || {
+        let mut c = session.client.clone();
+        let r = request.clone();
+        async move {
+            let mut stream = c.fetch_checkpoint(r).await?.into_inner();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                bytes.extend_from_slice(&chunk?.data);
+                if bytes.len() as u64 > resume.size {
+                    break;
+                }
+            }
+            Ok(bytes)
+        }
+    })
+    .await
+    .map_err(|s| {
+        format!(
+            "cannot fetch the checkpoint to resume from: {}",
+            s.message()
+        )
+    })?;
+    let sha256 = format!("{:x}", sha2::Sha256::digest(&bytes));
+    if bytes.len() as u64 != resume.size || sha256 != resume.sha256 {
+        return Err(format!(
+            "the checkpoint to resume from arrived damaged: {} bytes with SHA-256 {sha256}, expected {} bytes with {}",
+            bytes.len(),
+            resume.size,
+            resume.sha256
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Failure kinds as the wire names them.
@@ -235,6 +329,7 @@ async fn run_trial(
         }
     };
     let lease = lease_ref(trial_id, attempt);
+    let call_limit = (session.lease_ttl / 2).max(Duration::from_millis(200));
     let complete = |outcome: complete_request::Outcome| {
         let request = v1::CompleteRequest {
             worker_id: session.worker_id.to_string(),
@@ -245,11 +340,14 @@ async fn run_trial(
             let r = retry(session.patience, never, || {
                 let mut c = session.client.clone();
                 let r = request.clone();
-                async move { c.complete(r).await }
+                within(call_limit, async move { c.complete(r).await })
             })
             .await;
-            if let Err(status) = r {
-                warn!(trial = %trial_id.short(), code = ?status.code(), message = status.message(), "completion not accepted");
+            match r {
+                Ok(_) => info!(trial = %trial_id.short(), attempt, "completion acknowledged"),
+                Err(status) => {
+                    warn!(trial = %trial_id.short(), code = ?status.code(), message = status.message(), "completion not accepted");
+                }
             }
         }
     };
@@ -266,26 +364,53 @@ async fn run_trial(
             .await;
         }
     };
-    info!(slot, trial = %spec.name, id = %spec.id.short(), attempt, "training");
-    let data = match session.data.get(spec.dataset).await {
-        Ok(d) => d,
-        Err(e) => {
-            warn!(trial = %spec.name, error = %e, "dataset unavailable");
-            return complete(failure(v1::FailureKind::Data, e.to_string())).await;
-        }
+    let resume_from = a.resume.as_ref().map_or(0, |r| r.epoch);
+    info!(slot, trial = %spec.name, id = %spec.id.short(), attempt, resume_from, "training");
+    let resume = match &a.resume {
+        Some(r) => match fetch_checkpoint(session, &lease, r, shutdown).await {
+            Ok(bytes) => Some(bytes),
+            Err(message) => {
+                warn!(trial = %spec.name, %message, "cannot resume");
+                return complete(failure(v1::FailureKind::Internal, message)).await;
+            }
+        },
+        None => None,
+    };
+    let engine = match &session.engine {
+        Engine::Torch(cache) => match cache.get(spec.dataset).await {
+            Ok(d) => Ok(d),
+            Err(e) => {
+                warn!(trial = %spec.name, error = %e, "dataset unavailable");
+                return complete(failure(v1::FailureKind::Data, e.to_string())).await;
+            }
+        },
+        Engine::Test(epoch_time) => Err(*epoch_time),
     };
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (epoch_tx, mut epoch_rx) = mpsc::channel::<EpochMetrics>(64);
+    let control = Arc::new(Control::default());
+    let (tx, mut rx) = mpsc::channel::<FromTrainer>(64);
     let (done_tx, mut done_rx) = oneshot::channel();
     let thread_spec = spec.clone();
-    let thread_stop = Arc::clone(&stop);
+    let thread_control = Arc::clone(&control);
     let spawned = std::thread::Builder::new()
         .name(format!("trial-{}", spec.id.short()))
         .spawn(move || {
-            let mut progress = ToSession { epochs: epoch_tx };
-            let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                train(&thread_spec, &data, &mut progress, &thread_stop, None)
+            let mut progress = ToSession { tx };
+            let r = std::panic::catch_unwind(AssertUnwindSafe(|| match &engine {
+                Ok(data) => train(
+                    &thread_spec,
+                    data,
+                    &mut progress,
+                    &thread_control,
+                    resume.as_deref(),
+                ),
+                Err(epoch_time) => crate::fake::train(
+                    &thread_spec,
+                    *epoch_time,
+                    &mut progress,
+                    &thread_control,
+                    resume.as_deref(),
+                ),
             }));
             let _ = done_tx.send(r);
         });
@@ -301,74 +426,106 @@ async fn run_trial(
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_renewed = Instant::now();
     let mut revoked = false;
-    let mut shutting_down = false;
+    let mut draining = false;
+    let drain_deadline = tokio::time::sleep(Duration::MAX / 4);
+    tokio::pin!(drain_deadline);
     let total = spec.params.epochs;
+    let give_up = |revoked: &mut bool, why: &str, message: &str| {
+        if !*revoked {
+            warn!(trial = %spec.name, attempt, %message, "{why}; stopping the trial");
+        }
+        *revoked = true;
+        control.stop.store(true, Ordering::Relaxed);
+    };
     let finished = loop {
         tokio::select! {
-            // In this order: the trainer sends every epoch before its result, so the epochs still
-            // queued when the result arrives are logged and reported first.
+            // In this order: the trainer sends every epoch and checkpoint before its result, so
+            // those still queued when the result arrives are reported first.
             biased;
-            Some(m) = epoch_rx.recv() => {
-                info!(
-                    trial = %spec.name,
-                    "epoch {}/{total}: loss {:.4}, train {:.2} %, test {:.2} % ({:.2} s)",
-                    m.epoch, m.train_loss, m.train_accuracy, m.test_accuracy, m.seconds
-                );
-                let request = v1::ReportEpochRequest {
-                    worker_id: session.worker_id.to_string(),
-                    lease: Some(lease.clone()),
-                    metrics: Some((&m).into()),
-                };
-                let r = retry(session.lease_ttl, never, || {
-                    let mut c = session.client.clone();
-                    let r = request.clone();
-                    async move { c.report_epoch(r).await }
-                }).await;
-                match r {
-                    Ok(_) => last_renewed = Instant::now(),
-                    Err(status) if !transient(&status) => {
-                        warn!(trial = %spec.name, message = status.message(), "lease lost; stopping the trial");
-                        revoked = true;
-                        stop.store(true, Ordering::Relaxed);
+            Some(msg) = rx.recv() => match msg {
+                FromTrainer::Epoch(m) => {
+                    info!(
+                        trial = %spec.name,
+                        "epoch {}/{total}: loss {:.4}, train {:.2} %, test {:.2} % ({:.2} s)",
+                        m.epoch, m.train_loss, m.train_accuracy, m.test_accuracy, m.seconds
+                    );
+                    if revoked {
+                        continue;
                     }
-                    Err(_) => {}
+                    let request = v1::ReportEpochRequest {
+                        worker_id: session.worker_id.to_string(),
+                        lease: Some(lease.clone()),
+                        metrics: Some((&m).into()),
+                    };
+                    let r = retry(session.lease_ttl, never, || {
+                        let mut c = session.client.clone();
+                        let r = request.clone();
+                        within(call_limit, async move { c.report_epoch(r).await })
+                    }).await;
+                    match r {
+                        Ok(_) => last_renewed = Instant::now(),
+                        Err(status) if !transient(&status) => {
+                            give_up(&mut revoked, "epoch report refused", status.message());
+                        }
+                        Err(status) => {
+                            if last_renewed.elapsed() > session.lease_ttl {
+                                give_up(&mut revoked, "lease could not be renewed within its TTL", status.message());
+                            }
+                        }
+                    }
                 }
-            }
-            _ = heartbeat.tick() => {
+                FromTrainer::Checkpoint { epoch, bytes } => {
+                    if revoked {
+                        continue;
+                    }
+                    match upload(session, &lease, v1::ArtifactKind::Checkpoint, epoch, bytes, never).await {
+                        Ok(receipt) => {
+                            last_renewed = Instant::now();
+                            info!(trial = %spec.name, epoch, bytes = receipt.size, "checkpoint uploaded");
+                        }
+                        Err(status) if !transient(&status) && status.code() != Code::InvalidArgument => {
+                            give_up(&mut revoked, "checkpoint refused", status.message());
+                        }
+                        Err(status) => warn!(trial = %spec.name, epoch, message = status.message(), "checkpoint not stored"),
+                    }
+                }
+            },
+            _ = heartbeat.tick(), if !revoked => {
                 let mut c = session.client.clone();
-                let r = c.heartbeat(v1::HeartbeatRequest {
+                let r = within(call_limit, c.heartbeat(v1::HeartbeatRequest {
                     worker_id: session.worker_id.to_string(),
                     leases: vec![lease.clone()],
-                }).await;
+                })).await;
                 match r {
                     Ok(resp) if resp.get_ref().revoked.is_empty() => last_renewed = Instant::now(),
-                    Ok(_) => {
-                        warn!(trial = %spec.name, "lease revoked by the coordinator; stopping the trial");
-                        revoked = true;
-                        stop.store(true, Ordering::Relaxed);
-                    }
+                    Ok(_) => give_up(&mut revoked, "lease revoked by the coordinator", "cancelled, expired or superseded"),
                     Err(status) if !transient(&status) => {
-                        warn!(trial = %spec.name, message = status.message(), "heartbeat refused; stopping the trial");
-                        revoked = true;
-                        stop.store(true, Ordering::Relaxed);
+                        give_up(&mut revoked, "heartbeat refused", status.message());
                     }
                     Err(status) => {
-                        if last_renewed.elapsed() > session.lease_ttl && !revoked {
-                            warn!(trial = %spec.name, message = status.message(), "lease could not be renewed within its TTL; stopping the trial");
-                            revoked = true;
-                            stop.store(true, Ordering::Relaxed);
+                        if last_renewed.elapsed() > session.lease_ttl {
+                            give_up(&mut revoked, "lease could not be renewed within its TTL", status.message());
                         }
                     }
                 }
             }
-            _ = shutdown.changed(), if !shutting_down => {
-                info!(trial = %spec.name, "shutting down: stopping the trial and giving its lease back");
-                shutting_down = true;
-                stop.store(true, Ordering::Relaxed);
+            _ = shutdown.changed(), if !draining => {
+                info!(trial = %spec.name, seconds = session.drain_timeout.as_secs_f64(), "shutting down: finishing the epoch, checkpointing it and giving the lease back");
+                draining = true;
+                control.drain.store(true, Ordering::Relaxed);
+                drain_deadline.as_mut().reset(tokio::time::Instant::now() + session.drain_timeout);
+            }
+            () = &mut drain_deadline, if draining => {
+                warn!(trial = %spec.name, "the epoch did not end within the drain timeout: stopping it");
+                control.stop.store(true, Ordering::Relaxed);
+                drain_deadline.as_mut().reset(tokio::time::Instant::now() + Duration::MAX / 4);
             }
             r = &mut done_rx => break r,
         }
     };
+    if revoked {
+        return;
+    }
     let outcome = match finished {
         Ok(Ok(Ok(Trained { result, weights }))) => {
             // The weights go first, while the lease is live; the result ends the lease.
@@ -376,6 +533,7 @@ async fn run_trial(
                 session,
                 &lease,
                 v1::ArtifactKind::FinalWeights,
+                0,
                 weights,
                 never,
             )
@@ -397,15 +555,14 @@ async fn run_trial(
             );
             complete_request::Outcome::Result((&result).into())
         }
-        Ok(Ok(Err(TrainError::Stopped { epoch }))) => {
-            if revoked {
-                return;
-            }
-            failure(
-                v1::FailureKind::WorkerShutdown,
-                format!("worker shut down during epoch {epoch}"),
-            )
-        }
+        Ok(Ok(Err(TrainError::Stopped { epoch }))) => failure(
+            v1::FailureKind::WorkerShutdown,
+            format!("worker shut down during epoch {epoch}"),
+        ),
+        Ok(Ok(Err(TrainError::Drained { epoch }))) => failure(
+            v1::FailureKind::WorkerShutdown,
+            format!("worker shut down after epoch {epoch} (checkpointed)"),
+        ),
         Ok(Ok(Err(e @ TrainError::NonFiniteLoss { .. }))) => {
             failure(v1::FailureKind::NonFiniteLoss, e.to_string())
         }
@@ -418,13 +575,21 @@ async fn run_trial(
         Ok(Ok(Err(e @ TrainError::Torch(_)))) => {
             let message = e.to_string();
             if message.contains("out of memory") {
+                // Not the trial's fault: it is leased again, and this worker trains fewer at once.
+                let allowed = session
+                    .slots_allowed
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |k| {
+                        Some(k.saturating_sub(1).max(1))
+                    })
+                    .unwrap_or(1);
+                warn!(trial = %spec.name, slots = allowed.saturating_sub(1).max(1), "out of device memory: training fewer trials at once");
                 failure(v1::FailureKind::OutOfMemory, message)
             } else {
                 failure(v1::FailureKind::Internal, message)
             }
         }
         Ok(Err(panic)) => failure(
-            v1::FailureKind::Internal,
+            v1::FailureKind::Panic,
             format!("the trainer panicked: {}", panic_message(panic.as_ref())),
         ),
         Err(_) => failure(
@@ -432,8 +597,5 @@ async fn run_trial(
             "the training thread vanished".into(),
         ),
     };
-    if revoked {
-        return;
-    }
     complete(outcome).await;
 }

@@ -120,6 +120,8 @@ fn a_sweep_in_progress_in_numbers() {
         "sweep_attempt_failures_total{kind=\"worker_shutdown\"} 0",
         "sweep_attempt_failures_total{kind=\"invalid_spec\"} 0",
         "sweep_attempt_failures_total{kind=\"lease_expired\"} 1",
+        "sweep_attempt_failures_total{kind=\"panic\"} 0",
+        "sweep_attempt_failures_total{kind=\"cancelled\"} 0",
         "sweep_workers{state=\"connected\"} 1",
         "sweep_workers{state=\"lost\"} 1",
         "sweep_worker_slots 2",

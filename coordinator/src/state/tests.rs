@@ -68,7 +68,7 @@ fn worker(s: &mut Scheduler, now: Instant, slots: u32) -> WorkerId {
 
 fn assigned(o: LeaseOutcome) -> (TrialSpec, u32) {
     match o {
-        LeaseOutcome::Assigned { spec, attempt } => (spec, attempt),
+        LeaseOutcome::Assigned { spec, attempt, .. } => (spec, attempt),
         other => panic!("expected an assignment, got {other:?}"),
     }
 }
@@ -263,7 +263,7 @@ proptest! {
         for op in ops {
             match op {
                 Op::Lease(w) => {
-                    if let LeaseOutcome::Assigned { spec, attempt } = s.lease(workers[w], now).unwrap() {
+                    if let LeaseOutcome::Assigned { spec, attempt, .. } = s.lease(workers[w], now).unwrap() {
                         held[w].push((spec, attempt));
                     }
                 }

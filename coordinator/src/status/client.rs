@@ -1,9 +1,10 @@
-//! Asks a running coordinator for its status over gRPC (`coordinator status --addr URL`).
+//! Operator calls to a running coordinator over gRPC: its status (`coordinator status`) and
+//! cancelling trials (`coordinator cancel`).
 
 use std::time::Duration;
 
 use sweep_proto::SweepServiceClient;
-use sweep_proto::v1::StatusRequest;
+use sweep_proto::v1::{CancelRequest, CancelResponse, StatusRequest};
 use tonic::transport::Endpoint;
 
 use super::Snapshot;
@@ -26,6 +27,18 @@ pub fn normalize_url(url: &str) -> String {
 /// The status of the coordinator at `url`; with `detail`, every trial's per-epoch history and
 /// the experiments' tables too.
 pub async fn fetch(url: &str, detail: bool) -> Result<Snapshot, Error> {
+    let mut client = connect(url).await?;
+    let response = client
+        .status(StatusRequest { detail })
+        .await
+        .map_err(|s| Error::Remote {
+            code: s.code(),
+            message: s.message().to_owned(),
+        })?;
+    Ok(Snapshot::try_from(response.get_ref())?)
+}
+
+async fn connect(url: &str) -> Result<SweepServiceClient<tonic::transport::Channel>, Error> {
     let url = normalize_url(url);
     let connect = |source| Error::Connect {
         url: url.clone(),
@@ -38,14 +51,15 @@ pub async fn fetch(url: &str, detail: bool) -> Result<Snapshot, Error> {
         .connect()
         .await
         .map_err(connect)?;
-    let mut client =
-        SweepServiceClient::new(channel).max_decoding_message_size(sweep_proto::MAX_MESSAGE_BYTES);
-    let response = client
-        .status(StatusRequest { detail })
-        .await
-        .map_err(|s| Error::Remote {
-            code: s.code(),
-            message: s.message().to_owned(),
-        })?;
-    Ok(Snapshot::try_from(response.get_ref())?)
+    Ok(SweepServiceClient::new(channel).max_decoding_message_size(sweep_proto::MAX_MESSAGE_BYTES))
+}
+
+/// Cancels the trials `request` names at the coordinator at `url`.
+pub async fn cancel(url: &str, request: CancelRequest) -> Result<CancelResponse, Error> {
+    let mut client = connect(url).await?;
+    let response = client.cancel(request).await.map_err(|s| Error::Remote {
+        code: s.code(),
+        message: s.message().to_owned(),
+    })?;
+    Ok(response.into_inner())
 }

@@ -84,6 +84,9 @@ pub struct Snapshot {
     pub trials: Vec<TrialRow>,
     /// Per experiment, its accuracy tables (only in a detailed snapshot).
     pub experiments: Vec<ExperimentRow>,
+    /// Something the operator should act on (no worker for a while).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
     /// Failed attempts so far by kind, retried ones included, in order of first failure (for
     /// `/metrics`). Not in the JSON nor in `sweep.v1` yet: empty when decoded from either.
     #[serde(skip)]
@@ -344,6 +347,7 @@ pub fn snapshot(sweep: &str, s: &Scheduler, clock: Clock) -> Snapshot {
         }
     }
     let f = forecast::forecast(s, &estimates, now);
+    let warning = idle_warning(s, clock);
     Snapshot {
         sweep: sweep.to_owned(),
         finished: s.is_finished(),
@@ -367,8 +371,40 @@ pub fn snapshot(sweep: &str, s: &Scheduler, clock: Clock) -> Snapshot {
         workers,
         trials,
         experiments: Vec::new(),
+        warning,
         attempt_failures,
     }
+}
+
+/// Says so when trials wait and no worker has called for longer than a lease TTL (since the
+/// coordinator started, or since the last worker was heard from): the sweep is stalled, not
+/// slow.
+fn idle_warning(s: &Scheduler, clock: Clock) -> Option<String> {
+    if s.is_finished()
+        || s.workers().values().any(|w| {
+            !w.leases.is_empty()
+                && clock.now.saturating_duration_since(w.last_seen) <= s.config().lease_ttl
+        })
+    {
+        return None;
+    }
+    let last = s
+        .workers()
+        .values()
+        .map(|w| w.last_seen)
+        .chain(std::iter::once(clock.started))
+        .max()
+        .unwrap_or(clock.started);
+    let idle = clock.now.saturating_duration_since(last);
+    if idle <= s.config().lease_ttl {
+        return None;
+    }
+    let c = s.counts();
+    Some(format!(
+        "no worker has called for {}; {} trials are waiting: start workers (worker --coordinator URL) and the sweep goes on",
+        humantime::format_duration(std::time::Duration::from_secs(idle.as_secs())),
+        c.pending + c.leased
+    ))
 }
 
 /// The status with every trial's per-epoch history and the experiments' accuracy tables: what

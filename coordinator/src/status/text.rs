@@ -103,6 +103,9 @@ pub fn block(s: &Snapshot) -> String {
         "best test accuracy: {}",
         best(s).unwrap_or_else(|| "none yet".into())
     );
+    if let Some(w) = &s.warning {
+        let _ = writeln!(out, "warning: {w}");
+    }
     if s.workers.is_empty() {
         out.push_str("  no worker registered yet\n");
     }
@@ -140,6 +143,9 @@ pub fn line(s: &Snapshot) -> String {
         .collect();
     if !running.is_empty() {
         let _ = write!(out, " [{}]", running.join(", "));
+    }
+    if let Some(w) = &s.warning {
+        let _ = write!(out, "; warning: {w}");
     }
     out
 }

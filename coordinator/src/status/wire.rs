@@ -77,6 +77,7 @@ impl From<&Snapshot> for v1::StatusResponse {
             }),
             workers: s.workers.iter().map(worker_to_wire).collect(),
             trials: s.trials.iter().map(trial_to_wire).collect(),
+            warning: s.warning.clone(),
             experiments: s
                 .experiments
                 .iter()
@@ -195,6 +196,7 @@ impl TryFrom<&v1::StatusResponse> for Snapshot {
                 .iter()
                 .map(trial_from_wire)
                 .collect::<Result<_, _>>()?,
+            warning: r.warning.clone(),
             experiments: r
                 .experiments
                 .iter()

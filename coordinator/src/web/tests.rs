@@ -34,11 +34,16 @@ async fn start() -> Server {
         retry_after: Duration::from_millis(100),
     };
     let out = tempfile::tempdir().unwrap();
+    let scheduler = Scheduler::new(grid.trials().cloned(), config);
+    let mut store = crate::store::Store::open(out.path()).unwrap();
+    store.record_grid(scheduler.trials()).unwrap();
     let (handle, _finished, _task) = actor::spawn(Actor {
-        scheduler: Scheduler::new(grid.trials().cloned(), config),
+        scheduler,
         grid,
         grid_file: "t.toml".into(),
         out_dir: out.path().to_owned(),
+        state_dir: out.path().to_owned(),
+        store,
         tick: Duration::from_millis(50),
         progress_every: Duration::from_secs(3600),
         console: Console::new(false),

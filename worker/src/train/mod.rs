@@ -46,6 +46,13 @@ pub enum TrainError {
         /// The epoch in progress.
         epoch: u32,
     },
+    /// The caller asked the trainer to stop at the end of an epoch: it did, after handing a
+    /// checkpoint of that epoch to its progress.
+    #[error("drained after epoch {epoch}")]
+    Drained {
+        /// The last epoch done (and checkpointed).
+        epoch: u32,
+    },
     /// The trial does not fit the data.
     #[error("invalid trial for this dataset: {0}")]
     Invalid(String),
@@ -363,13 +370,24 @@ pub struct Trained {
     pub weights: Vec<u8>,
 }
 
+/// How the caller steers a running trial from another thread.
+#[derive(Debug, Default)]
+pub struct Control {
+    /// Stop as soon as possible (the lease is lost): within a batch, without a checkpoint.
+    pub stop: AtomicBool,
+    /// Stop at the end of the current epoch, with a checkpoint (the worker is draining).
+    pub drain: AtomicBool,
+}
+
 /// Trains `spec` on `data` to the end, from `resume` (a checkpoint) when given. Reports each
-/// epoch and checkpoint to `progress`; returns early with [`TrainError::Stopped`] once `stop` is set.
+/// epoch and checkpoint to `progress`; returns early with [`TrainError::Stopped`] once
+/// `control.stop` is set, or with [`TrainError::Drained`] after the epoch during which
+/// `control.drain` was set (and its checkpoint).
 pub fn train(
     spec: &TrialSpec,
     data: &DeviceData,
     progress: &mut dyn Progress,
-    stop: &AtomicBool,
+    control: &Control,
     resume: Option<&[u8]>,
 ) -> Result<Trained, TrainError> {
     let mut trainer = Trainer::new(spec, data)?;
@@ -377,11 +395,18 @@ pub fn train(
         trainer.restore(bytes)?;
     }
     while trainer.epochs_done() < spec.params.epochs {
-        let metrics = trainer.run_epoch(stop)?;
+        let metrics = trainer.run_epoch(&control.stop)?;
         progress.epoch(&metrics);
         let every = spec.checkpoint_every;
-        if every > 0 && metrics.epoch % every == 0 && metrics.epoch < spec.params.epochs {
+        let last = metrics.epoch == spec.params.epochs;
+        let drain = control.drain.load(Ordering::Relaxed);
+        if !last && (drain || (every > 0 && metrics.epoch % every == 0)) {
             progress.checkpoint(metrics.epoch, trainer.checkpoint()?);
+        }
+        if drain && !last {
+            return Err(TrainError::Drained {
+                epoch: metrics.epoch,
+            });
         }
     }
     Ok(Trained {

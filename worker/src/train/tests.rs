@@ -62,7 +62,7 @@ impl Progress for Record {
 
 fn run(spec: &TrialSpec, data: &DeviceData) -> (TrialResult, Vec<EpochMetrics>) {
     let mut rec = Record::default();
-    let r = train(spec, data, &mut rec, &AtomicBool::new(false), None).unwrap();
+    let r = train(spec, data, &mut rec, &Control::default(), None).unwrap();
     (r.result, rec.epochs)
 }
 
@@ -122,7 +122,10 @@ fn stop_flag_stops_training() {
         &s,
         &data,
         &mut Record::default(),
-        &AtomicBool::new(true),
+        &Control {
+            stop: AtomicBool::new(true),
+            ..Control::default()
+        },
         None,
     )
     .err()
@@ -142,7 +145,7 @@ fn resumed_run_equals_uninterrupted_run() {
     let mut s = s;
     s.checkpoint_every = 2;
     let mut rec = Record::default();
-    let full = train(&s, &data, &mut rec, &AtomicBool::new(false), None).unwrap();
+    let full = train(&s, &data, &mut rec, &Control::default(), None).unwrap();
     // Checkpoints after epochs 2 and 4 (none after the last epoch).
     assert_eq!(
         rec.checkpoints.iter().map(|c| c.0).collect::<Vec<_>>(),
@@ -154,7 +157,7 @@ fn resumed_run_equals_uninterrupted_run() {
             &s,
             &data,
             &mut resumed_rec,
-            &AtomicBool::new(false),
+            &Control::default(),
             Some(bytes),
         )
         .unwrap();
@@ -193,15 +196,48 @@ fn resumed_run_equals_uninterrupted_run() {
     }
 }
 
+/// Draining stops after the epoch in progress with a checkpoint of it, whatever
+/// `checkpoint_every` says; resuming from that checkpoint ends as an uninterrupted run does.
+#[test]
+fn drain_checkpoints_the_epoch_and_resumes_exactly() {
+    let (_dir, data) = fashion(300);
+    let mut s = spec("fashion-mnist", "epochs=3");
+    s.checkpoint_every = 0;
+    let full = train(&s, &data, &mut Record::default(), &Control::default(), None).unwrap();
+    let draining = Control::default();
+    draining
+        .drain
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut rec = Record::default();
+    let e = train(&s, &data, &mut rec, &draining, None).err().unwrap();
+    assert!(matches!(e, TrainError::Drained { epoch: 1 }), "{e}");
+    assert_eq!(rec.epochs.len(), 1);
+    assert_eq!(rec.checkpoints.len(), 1);
+    assert_eq!(rec.checkpoints[0].0, 1);
+    let resumed = train(
+        &s,
+        &data,
+        &mut Record::default(),
+        &Control::default(),
+        Some(&rec.checkpoints[0].1),
+    )
+    .unwrap();
+    assert_eq!(resumed.result.test_confusion, full.result.test_confusion);
+    assert_eq!(
+        resumed.result.epochs.last().map(|m| m.train_loss.to_bits()),
+        full.result.epochs.last().map(|m| m.train_loss.to_bits())
+    );
+}
+
 #[test]
 fn checkpoints_of_other_trials_or_garbage_are_refused() {
     let (_dir, data) = fashion(200);
     let mut s = spec("fashion-mnist", "epochs=2");
     s.checkpoint_every = 1;
     let mut rec = Record::default();
-    train(&s, &data, &mut rec, &AtomicBool::new(false), None).unwrap();
+    train(&s, &data, &mut rec, &Control::default(), None).unwrap();
     let other = spec("fashion-mnist", "epochs=2\nseed=99");
-    let stop = AtomicBool::new(false);
+    let stop = Control::default();
     let e = train(
         &other,
         &data,
@@ -268,13 +304,7 @@ fn wrong_dataset_is_invalid() {
     let (_dir, data) = fashion(100);
     let s = spec("cifar10", "");
     assert!(matches!(
-        train(
-            &s,
-            &data,
-            &mut Record::default(),
-            &AtomicBool::new(false),
-            None
-        ),
+        train(&s, &data, &mut Record::default(), &Control::default(), None),
         Err(TrainError::Invalid(_))
     ));
 }

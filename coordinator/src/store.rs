@@ -1,0 +1,650 @@
+//! The coordinator's durable state: one SQLite database (WAL mode, `synchronous = FULL`) in the
+//! state directory, holding the grid's trials, their states and attempts, every accepted epoch
+//! metric, results, failures, checkpoints' locations and the registered workers.
+//!
+//! The actor commits each batch of state changes ([`Change`]) in one transaction before it
+//! answers the requests that caused them, so an acknowledged write survives a crash of the
+//! coordinator (or of the machine). [`Store::load`] reads it all back for a restart.
+//!
+//! Epoch rows are never deleted: when a new attempt trains epochs again, the old rows are marked
+//! `superseded`, and a partial unique index keeps one current row per (trial, epoch).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sweep_common::{EpochMetrics, TrialId, TrialResult, TrialSpec, WorkerId};
+
+use crate::state::{AttemptFailure, Change, Checkpoint, Lease, Scheduler, Trial, TrialState};
+
+/// The database file's name in the state directory.
+pub const DATABASE: &str = "sweep.db";
+/// Bumped on any incompatible change of the schema.
+const SCHEMA_VERSION: &str = "1";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trials (
+    id TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    in_grid INTEGER NOT NULL,
+    experiment TEXT NOT NULL,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'leased', 'succeeded', 'failed')),
+    attempts INTEGER NOT NULL,
+    counted_attempts INTEGER NOT NULL,
+    lease_worker TEXT,
+    lease_attempt INTEGER,
+    success_attempt INTEGER,
+    success_worker TEXT,
+    wall_seconds REAL,
+    result TEXT,
+    reason TEXT,
+    failures TEXT NOT NULL,
+    weights TEXT,
+    checkpoint TEXT,
+    resumed_from INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    trial TEXT NOT NULL REFERENCES trials (id),
+    attempt INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    train_loss REAL,
+    train_accuracy REAL NOT NULL,
+    test_accuracy REAL NOT NULL,
+    seconds REAL NOT NULL,
+    superseded INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (trial, attempt, epoch)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS epochs_current ON epochs (trial, epoch) WHERE superseded = 0;
+CREATE TABLE IF NOT EXISTS workers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    device TEXT NOT NULL,
+    slots INTEGER NOT NULL
+);
+";
+
+/// What can go wrong with the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("state database {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: String,
+        /// What failed.
+        source: rusqlite::Error,
+    },
+    /// A row does not decode (written by another version, or edited by hand).
+    #[error("state database {path}: trial {trial}: {message}")]
+    Corrupt {
+        /// The database file.
+        path: String,
+        /// The row's trial id.
+        trial: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The state directory belongs to another sweep.
+    #[error(
+        "the state directory {path} belongs to sweep {found:?}, not {expected:?}; choose another \
+         --state-dir (or --out), or rename the sweep back"
+    )]
+    OtherSweep {
+        /// The state directory.
+        path: String,
+        /// The sweep recorded there.
+        found: String,
+        /// The sweep of the grid file.
+        expected: String,
+    },
+    /// Written by an incompatible version.
+    #[error(
+        "state database {path} has schema version {found}; this coordinator reads {SCHEMA_VERSION}"
+    )]
+    Version {
+        /// The database file.
+        path: String,
+        /// The version found.
+        found: String,
+    },
+}
+
+/// Everything recorded, as read back at a restart.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Recorded trials by id.
+    pub trials: HashMap<TrialId, Trial>,
+    /// Registered workers: (id, name, device, slots).
+    pub workers: Vec<(WorkerId, String, String, u32)>,
+}
+
+/// The open database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+fn state_name(s: &TrialState) -> &'static str {
+    match s {
+        TrialState::Pending => "pending",
+        TrialState::Leased(_) => "leased",
+        TrialState::Succeeded { .. } => "succeeded",
+        TrialState::Failed { .. } => "failed",
+    }
+}
+
+/// `None` for NaN and infinities, which SQLite cannot store as REAL.
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        let path = state_dir.join(DATABASE);
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(sqlite)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sqlite)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sqlite)?;
+        conn.execute_batch(SCHEMA).map_err(sqlite)?;
+        let store = Store { conn, path };
+        match store.meta("schema_version")? {
+            Some(v) if v != SCHEMA_VERSION => {
+                return Err(StoreError::Version {
+                    path: store.path.display().to_string(),
+                    found: v,
+                });
+            }
+            Some(_) => {}
+            None => store.set_meta("schema_version", SCHEMA_VERSION)?,
+        }
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sqlite(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.sqlite(e))
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .map(drop)
+            .map_err(|e| self.sqlite(e))
+    }
+
+    /// Claims the database for `sweep`, or refuses if it belongs to another one.
+    pub fn claim(&self, sweep: &str) -> Result<(), StoreError> {
+        match self.meta("sweep")? {
+            Some(found) if found != sweep => Err(StoreError::OtherSweep {
+                path: self
+                    .path
+                    .parent()
+                    .unwrap_or(&self.path)
+                    .display()
+                    .to_string(),
+                found,
+                expected: sweep.to_owned(),
+            }),
+            Some(_) => Ok(()),
+            None => self.set_meta("sweep", sweep),
+        }
+    }
+
+    /// Reads back every recorded trial and worker.
+    pub fn load(&self) -> Result<Loaded, StoreError> {
+        let mut loaded = Loaded::default();
+        let corrupt = |trial: &str, message: String| StoreError::Corrupt {
+            path: self.path.display().to_string(),
+            trial: trial.to_owned(),
+            message,
+        };
+        let mut epochs: HashMap<String, Vec<EpochMetrics>> = HashMap::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT trial, epoch, train_loss, train_accuracy, test_accuracy, seconds
+                     FROM epochs WHERE superseded = 0 ORDER BY trial, epoch",
+                )
+                .map_err(|e| self.sqlite(e))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        EpochMetrics {
+                            epoch: r.get(1)?,
+                            train_loss: r.get::<_, Option<f64>>(2)?.unwrap_or(f64::NAN),
+                            train_accuracy: r.get(3)?,
+                            test_accuracy: r.get(4)?,
+                            seconds: r.get(5)?,
+                        },
+                    ))
+                })
+                .map_err(|e| self.sqlite(e))?;
+            for row in rows {
+                let (trial, m) = row.map_err(|e| self.sqlite(e))?;
+                epochs.entry(trial).or_default().push(m);
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, spec, state, attempts, counted_attempts, lease_worker, lease_attempt,
+                        success_attempt, success_worker, wall_seconds, result, reason, failures,
+                        weights, checkpoint, resumed_from
+                 FROM trials",
+            )
+            .map_err(|e| self.sqlite(e))?;
+        struct Row {
+            id: String,
+            spec: String,
+            state: String,
+            attempts: u32,
+            counted_attempts: u32,
+            lease_worker: Option<String>,
+            lease_attempt: Option<u32>,
+            success_attempt: Option<u32>,
+            success_worker: Option<String>,
+            wall_seconds: Option<f64>,
+            result: Option<String>,
+            reason: Option<String>,
+            failures: String,
+            weights: Option<String>,
+            checkpoint: Option<String>,
+            resumed_from: u32,
+        }
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Row {
+                    id: r.get(0)?,
+                    spec: r.get(1)?,
+                    state: r.get(2)?,
+                    attempts: r.get(3)?,
+                    counted_attempts: r.get(4)?,
+                    lease_worker: r.get(5)?,
+                    lease_attempt: r.get(6)?,
+                    success_attempt: r.get(7)?,
+                    success_worker: r.get(8)?,
+                    wall_seconds: r.get(9)?,
+                    result: r.get(10)?,
+                    reason: r.get(11)?,
+                    failures: r.get(12)?,
+                    weights: r.get(13)?,
+                    checkpoint: r.get(14)?,
+                    resumed_from: r.get(15)?,
+                })
+            })
+            .map_err(|e| self.sqlite(e))?;
+        for row in rows {
+            let row = row.map_err(|e| self.sqlite(e))?;
+            let bad =
+                |what: &str, e: &dyn std::fmt::Display| corrupt(&row.id, format!("{what}: {e}"));
+            let spec: TrialSpec = serde_json::from_str(&row.spec).map_err(|e| bad("spec", &e))?;
+            let worker = |s: &Option<String>, what: &str| -> Result<WorkerId, StoreError> {
+                s.as_deref()
+                    .ok_or_else(|| corrupt(&row.id, format!("{what} missing")))?
+                    .parse()
+                    .map_err(|e| bad(what, &e))
+            };
+            let now = std::time::Instant::now();
+            let state = match row.state.as_str() {
+                "pending" => TrialState::Pending,
+                "leased" => TrialState::Leased(Lease {
+                    worker: worker(&row.lease_worker, "lease_worker")?,
+                    attempt: row
+                        .lease_attempt
+                        .ok_or_else(|| corrupt(&row.id, "lease_attempt missing".into()))?,
+                    granted: now,
+                    expires: now,
+                }),
+                "succeeded" => TrialState::Succeeded {
+                    attempt: row
+                        .success_attempt
+                        .ok_or_else(|| corrupt(&row.id, "success_attempt missing".into()))?,
+                    worker: worker(&row.success_worker, "success_worker")?,
+                    wall_seconds: row.wall_seconds.unwrap_or(0.0),
+                },
+                "failed" => TrialState::Failed {
+                    reason: row.reason.clone().unwrap_or_default(),
+                },
+                other => return Err(corrupt(&row.id, format!("unknown state {other:?}"))),
+            };
+            let trial_epochs = epochs.remove(&row.id).unwrap_or_default();
+            let result = match &row.result {
+                Some(text) => {
+                    let mut r: TrialResult =
+                        serde_json::from_str(text).map_err(|e| bad("result", &e))?;
+                    r.epochs = trial_epochs.clone();
+                    Some(r)
+                }
+                None => None,
+            };
+            let failures: Vec<AttemptFailure> =
+                serde_json::from_str(&row.failures).map_err(|e| bad("failures", &e))?;
+            let checkpoint: Option<Checkpoint> = match &row.checkpoint {
+                Some(text) => Some(serde_json::from_str(text).map_err(|e| bad("checkpoint", &e))?),
+                None => None,
+            };
+            let trial = Trial {
+                spec,
+                state,
+                attempts: row.attempts,
+                counted_attempts: row.counted_attempts,
+                epochs: trial_epochs,
+                result,
+                failures,
+                weights: row.weights.clone(),
+                checkpoint,
+                resumed_from: row.resumed_from,
+            };
+            loaded.trials.insert(trial.spec.id, trial);
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, name, device, slots FROM workers")
+            .map_err(|e| self.sqlite(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, u32>(3)?,
+                ))
+            })
+            .map_err(|e| self.sqlite(e))?;
+        for row in rows {
+            let (id, name, device, slots) = row.map_err(|e| self.sqlite(e))?;
+            let id = id.parse().map_err(|e: sweep_common::ids::InvalidId| {
+                corrupt(&id, format!("worker id: {e}"))
+            })?;
+            loaded.workers.push((id, name, device, slots));
+        }
+        Ok(loaded)
+    }
+
+    /// Records the grid's trials (in grid order; those already recorded keep their state) and
+    /// marks recorded trials that are no longer in the grid. Returns the names of those.
+    pub fn record_grid(&mut self, trials: &[Trial]) -> Result<Vec<String>, StoreError> {
+        let path = self.path.display().to_string();
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        tx.execute("UPDATE trials SET in_grid = 0", [])
+            .map_err(sqlite)?;
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO trials (id, position, in_grid, experiment, name, spec, state,
+                         attempts, counted_attempts, failures, resumed_from)
+                     VALUES (?1, ?2, 1, ?3, ?4, ?5, 'pending', 0, 0, '[]', 0)
+                     ON CONFLICT (id) DO UPDATE SET position = excluded.position, in_grid = 1,
+                         experiment = excluded.experiment, name = excluded.name,
+                         spec = excluded.spec",
+                )
+                .map_err(sqlite)?;
+            for (position, t) in trials.iter().enumerate() {
+                let spec = serde_json::to_string(&t.spec).map_err(|e| StoreError::Corrupt {
+                    path: path.clone(),
+                    trial: t.spec.id.to_string(),
+                    message: e.to_string(),
+                })?;
+                insert
+                    .execute(params![
+                        t.spec.id.to_string(),
+                        position as i64,
+                        t.spec.experiment,
+                        t.spec.name,
+                        spec
+                    ])
+                    .map_err(sqlite)?;
+            }
+        }
+        let removed = {
+            let mut stmt = tx
+                .prepare("SELECT name FROM trials WHERE in_grid = 0 ORDER BY position")
+                .map_err(sqlite)?;
+            stmt.query_map([], |r| r.get::<_, String>(0))
+                .map_err(sqlite)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sqlite)?
+        };
+        tx.commit().map_err(sqlite)?;
+        Ok(removed)
+    }
+
+    /// Commits `changes` (taken from `scheduler` after a batch of requests) in one transaction.
+    pub fn commit(&mut self, scheduler: &Scheduler, changes: &[Change]) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.display().to_string();
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        let mut rows: BTreeSet<TrialId> = BTreeSet::new();
+        for change in changes {
+            match change {
+                Change::Trial(id) => {
+                    rows.insert(*id);
+                }
+                Change::Epoch {
+                    trial,
+                    epoch,
+                    attempt,
+                } => {
+                    let Some(m) = scheduler
+                        .trial(*trial)
+                        .and_then(|t| t.epochs.iter().find(|m| m.epoch == *epoch))
+                    else {
+                        continue;
+                    };
+                    put_epoch(&tx, *trial, *attempt, m).map_err(sqlite)?;
+                }
+                Change::Supersede { trial, after } => {
+                    tx.execute(
+                        "UPDATE epochs SET superseded = 1
+                         WHERE trial = ?1 AND epoch > ?2 AND superseded = 0",
+                        params![trial.to_string(), after],
+                    )
+                    .map_err(sqlite)?;
+                }
+                Change::ResultEpochs(id) => {
+                    let Some(t) = scheduler.trial(*id) else {
+                        continue;
+                    };
+                    let TrialState::Succeeded { attempt, .. } = t.state else {
+                        continue;
+                    };
+                    for m in &t.epochs {
+                        let current = current_epoch(&tx, *id, m.epoch).map_err(sqlite)?;
+                        if current.as_ref() == Some(m) {
+                            continue;
+                        }
+                        tx.execute(
+                            "UPDATE epochs SET superseded = 1
+                             WHERE trial = ?1 AND epoch = ?2 AND superseded = 0",
+                            params![id.to_string(), m.epoch],
+                        )
+                        .map_err(sqlite)?;
+                        put_epoch(&tx, *id, attempt, m).map_err(sqlite)?;
+                    }
+                    rows.insert(*id);
+                }
+                Change::Worker(id) => {
+                    if let Some(w) = scheduler.workers().get(id) {
+                        tx.execute(
+                            "INSERT INTO workers (id, name, device, slots) VALUES (?1, ?2, ?3, ?4)
+                             ON CONFLICT (id) DO UPDATE SET name = excluded.name,
+                                 device = excluded.device, slots = excluded.slots",
+                            params![id.to_string(), w.name, w.device, w.slots],
+                        )
+                        .map_err(sqlite)?;
+                    }
+                }
+            }
+        }
+        for id in rows {
+            if let Some(t) = scheduler.trial(id) {
+                put_trial(&tx, t).map_err(sqlite)?;
+            }
+        }
+        tx.commit().map_err(sqlite)
+    }
+}
+
+fn current_epoch(
+    tx: &rusqlite::Transaction<'_>,
+    trial: TrialId,
+    epoch: u32,
+) -> rusqlite::Result<Option<EpochMetrics>> {
+    tx.query_row(
+        "SELECT train_loss, train_accuracy, test_accuracy, seconds FROM epochs
+         WHERE trial = ?1 AND epoch = ?2 AND superseded = 0",
+        params![trial.to_string(), epoch],
+        |r| {
+            Ok(EpochMetrics {
+                epoch,
+                train_loss: r.get::<_, Option<f64>>(0)?.unwrap_or(f64::NAN),
+                train_accuracy: r.get(1)?,
+                test_accuracy: r.get(2)?,
+                seconds: r.get(3)?,
+            })
+        },
+    )
+    .optional()
+}
+
+fn put_epoch(
+    tx: &rusqlite::Transaction<'_>,
+    trial: TrialId,
+    attempt: u32,
+    m: &EpochMetrics,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO epochs (trial, attempt, epoch, train_loss, train_accuracy, test_accuracy,
+             seconds, superseded)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)
+         ON CONFLICT (trial, attempt, epoch) DO UPDATE SET train_loss = excluded.train_loss,
+             train_accuracy = excluded.train_accuracy, test_accuracy = excluded.test_accuracy,
+             seconds = excluded.seconds, superseded = 0",
+        params![
+            trial.to_string(),
+            attempt,
+            m.epoch,
+            finite(m.train_loss),
+            m.train_accuracy,
+            m.test_accuracy,
+            m.seconds
+        ],
+    )
+    .map(drop)
+}
+
+fn put_trial(tx: &rusqlite::Transaction<'_>, t: &Trial) -> rusqlite::Result<()> {
+    let (lease_worker, lease_attempt) = match &t.state {
+        TrialState::Leased(l) => (Some(l.worker.to_string()), Some(l.attempt)),
+        _ => (None, None),
+    };
+    let (success_attempt, success_worker, wall_seconds) = match &t.state {
+        TrialState::Succeeded {
+            attempt,
+            worker,
+            wall_seconds,
+        } => (
+            Some(*attempt),
+            Some(worker.to_string()),
+            finite(*wall_seconds),
+        ),
+        _ => (None, None, None),
+    };
+    let reason = match &t.state {
+        TrialState::Failed { reason } => Some(reason.as_str()),
+        _ => None,
+    };
+    // The result's epochs live in the epochs table (their losses may be non-finite, which JSON
+    // cannot hold).
+    let result = t.result.as_ref().map(|r| {
+        let mut r = r.clone();
+        r.epochs.clear();
+        json(&r)
+    });
+    tx.execute(
+        "UPDATE trials SET state = ?2, attempts = ?3, counted_attempts = ?4, lease_worker = ?5,
+             lease_attempt = ?6, success_attempt = ?7, success_worker = ?8, wall_seconds = ?9,
+             result = ?10, reason = ?11, failures = ?12, weights = ?13, checkpoint = ?14,
+             resumed_from = ?15
+         WHERE id = ?1",
+        params![
+            t.spec.id.to_string(),
+            state_name(&t.state),
+            t.attempts,
+            t.counted_attempts,
+            lease_worker,
+            lease_attempt,
+            success_attempt,
+            success_worker,
+            wall_seconds,
+            result,
+            reason,
+            json(&t.failures),
+            t.weights,
+            t.checkpoint.as_ref().map(json),
+            t.resumed_from,
+        ],
+    )
+    .map(drop)
+}
+
+/// JSON for the columns that hold it. Our types have string keys only, so encoding cannot fail;
+/// if it ever did, the column says why instead of the coordinator stopping.
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,236 @@
+use std::time::{Duration, Instant};
+
+use sweep_common::grid::Grid;
+use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, WorkerId};
+
+use super::*;
+use crate::state::{Config, FailureKind, LeaseOutcome, Outcome, Scheduler};
+
+const GRID: &str = r#"
+[sweep]
+name = "store"
+seed = 1
+
+[[experiment]]
+name = "e"
+dataset = "fashion-mnist"
+trial_name = "t_{seed}"
+
+[experiment.fixed]
+epochs = 3
+
+[experiment.grid]
+seed = [1, 2, 3]
+"#;
+
+fn config() -> Config {
+    Config {
+        lease_ttl: Duration::from_secs(10),
+        max_attempts: 3,
+        retry_after: Duration::from_millis(100),
+    }
+}
+
+fn metrics(epoch: u32) -> EpochMetrics {
+    EpochMetrics {
+        epoch,
+        train_loss: if epoch == 2 {
+            f64::NAN
+        } else {
+            1.0 / f64::from(epoch)
+        },
+        train_accuracy: 50.0 + f64::from(epoch),
+        test_accuracy: 40.0 + f64::from(epoch),
+        seconds: 0.5,
+    }
+}
+
+/// A result whose matrices fit the trial (1000 images, all on the diagonal of class 0).
+fn result(spec: &sweep_common::TrialSpec) -> TrialResult {
+    let n = 1000;
+    let (_, test_len) = spec.split.sizes(n);
+    let train_len = spec.train_subset_len(n);
+    let classes = spec.dataset.num_classes();
+    let m = |total: usize| {
+        let mut m = ConfusionMatrix::zeros(classes);
+        m.counts[0] = total as u64;
+        m
+    };
+    TrialResult {
+        epochs: (1..=spec.params.epochs).map(metrics).collect(),
+        train_accuracy: 100.0,
+        test_accuracy: 100.0,
+        train_confusion: m(train_len),
+        test_confusion: m(test_len),
+        train_seconds: 1.5,
+        dataset_images: n as u64,
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    grid: Grid,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    Fixture {
+        _dir: dir,
+        path,
+        grid: Grid::parse(GRID, "g.toml").unwrap(),
+    }
+}
+
+/// Opens the store and rebuilds the scheduler from it, as a restarted coordinator does.
+fn reopen(f: &Fixture) -> (Store, Scheduler) {
+    let mut store = Store::open(&f.path).unwrap();
+    store.claim(&f.grid.name).unwrap();
+    let mut loaded = store.load().unwrap();
+    let trials: Vec<Trial> = f
+        .grid
+        .trials()
+        .map(|s| {
+            loaded
+                .trials
+                .remove(&s.id)
+                .unwrap_or_else(|| Trial::new(s.clone()))
+        })
+        .collect();
+    store.record_grid(&trials).unwrap();
+    let s = Scheduler::restore(trials, loaded.workers, config(), Instant::now());
+    (store, s)
+}
+
+fn commit(store: &mut Store, s: &mut Scheduler) {
+    let changes = s.take_changes();
+    store.commit(s, &changes).unwrap();
+}
+
+#[test]
+fn every_state_survives_a_restart() {
+    let f = fixture();
+    let (mut store, mut s) = reopen(&f);
+    let now = Instant::now();
+    let w = WorkerId::random();
+    s.register(w, "w".into(), "cpu".into(), 3, now);
+    let mut leases = Vec::new();
+    for _ in 0..3 {
+        match s.lease(w, now).unwrap() {
+            LeaseOutcome::Assigned { spec, attempt, .. } => leases.push((spec, attempt)),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Trial 0 succeeds (with a NaN loss in epoch 2), trial 1 fails for good, trial 2 stays
+    // leased with one epoch reported and a checkpoint.
+    let (s0, a0) = &leases[0];
+    for e in 1..=3 {
+        s.report_epoch(w, s0.id, *a0, metrics(e), now).unwrap();
+    }
+    s.complete(w, s0.id, *a0, Outcome::Succeeded(result(s0)), now)
+        .unwrap();
+    let (s1, a1) = &leases[1];
+    s.complete(
+        w,
+        s1.id,
+        *a1,
+        Outcome::Failed {
+            kind: FailureKind::Data,
+            message: "no file".into(),
+        },
+        now,
+    )
+    .unwrap();
+    let (s2, a2) = &leases[2];
+    s.report_epoch(w, s2.id, *a2, metrics(1), now).unwrap();
+    let c = Checkpoint {
+        epoch: 1,
+        attempt: *a2,
+        file: "c.safetensors".into(),
+        size: 3,
+        sha256: "ab".repeat(32),
+    };
+    s.record_checkpoint(w, s2.id, c.clone(), now).unwrap();
+    commit(&mut store, &mut s);
+    drop(store);
+
+    let (_store, r) = reopen(&f);
+    let t0 = r.trial(s0.id).unwrap();
+    assert!(matches!(t0.state, TrialState::Succeeded { attempt: 1, worker, .. } if worker == w));
+    let got = t0.result.as_ref().unwrap();
+    let want = result(s0);
+    assert_eq!(got.test_confusion, want.test_confusion);
+    assert_eq!(got.epochs.len(), 3);
+    assert!(got.epochs[1].train_loss.is_nan(), "a NaN loss stays NaN");
+    assert_eq!(got.epochs[2], want.epochs[2]);
+    let t1 = r.trial(s1.id).unwrap();
+    assert_eq!(
+        t1.state,
+        TrialState::Failed {
+            reason: "no file".into()
+        }
+    );
+    assert_eq!(t1.failures.len(), 1);
+    assert_eq!(t1.failures[0].kind, FailureKind::Data);
+    let t2 = r.trial(s2.id).unwrap();
+    assert!(matches!(t2.state, TrialState::Leased(l) if l.worker == w && l.attempt == *a2));
+    assert_eq!(t2.epochs, vec![metrics(1)]);
+    assert_eq!(t2.checkpoint.as_ref(), Some(&c));
+    // The worker is known again, with its lease.
+    assert_eq!(r.workers()[&w].leases.len(), 1);
+    assert_eq!(r.counts().succeeded, 1);
+    assert_eq!(r.counts().failed, 1);
+    assert_eq!(r.counts().leased, 1);
+}
+
+#[test]
+fn superseded_epochs_are_kept_but_not_current() {
+    let f = fixture();
+    let (mut store, mut s) = reopen(&f);
+    let now = Instant::now();
+    let w = WorkerId::random();
+    s.register(w, "w".into(), "cpu".into(), 1, now);
+    let LeaseOutcome::Assigned { spec, attempt, .. } = s.lease(w, now).unwrap() else {
+        panic!()
+    };
+    s.report_epoch(w, spec.id, attempt, metrics(1), now)
+        .unwrap();
+    s.report_epoch(w, spec.id, attempt, metrics(2), now)
+        .unwrap();
+    commit(&mut store, &mut s);
+    // The lease expires: epochs 1 and 2 are superseded (no checkpoint).
+    s.expire_leases(now + Duration::from_secs(11));
+    commit(&mut store, &mut s);
+    let rows: Vec<(u32, u32, u32)> = store
+        .conn
+        .prepare("SELECT attempt, epoch, superseded FROM epochs ORDER BY attempt, epoch")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows, [(1, 1, 1), (1, 2, 1)]);
+    let (_store, r) = reopen(&f);
+    assert!(r.trial(spec.id).unwrap().epochs.is_empty());
+    assert_eq!(r.trial(spec.id).unwrap().state, TrialState::Pending);
+}
+
+#[test]
+fn a_state_directory_of_another_sweep_is_refused() {
+    let f = fixture();
+    let store = Store::open(&f.path).unwrap();
+    store.claim("a").unwrap();
+    let e = store.claim("b").unwrap_err();
+    assert!(e.to_string().contains("belongs to sweep \"a\""), "{e}");
+}
+
+#[test]
+fn trials_dropped_from_the_grid_are_kept_and_named() {
+    let f = fixture();
+    let (mut store, s) = reopen(&f);
+    let all: Vec<Trial> = s.trials().to_vec();
+    let removed = store.record_grid(&all[..2]).unwrap();
+    assert_eq!(removed, [all[2].spec.name.clone()]);
+    assert_eq!(store.load().unwrap().trials.len(), 3);
+}
