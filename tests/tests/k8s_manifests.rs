@@ -233,22 +233,23 @@ fn check_coordinator(m: &Manifests) {
         assert_eq!(str_at(p, "/service"), service, "{id}: {probe} service");
     }
 
-    // The state: --out on a PersistentVolumeClaim, writable; the grid from a ConfigMap.
-    let out = flag(args, "--out").expect("--out");
-    let mount = mount_of(c, out).unwrap_or_else(|| panic!("{id}: --out {out} is on no volume"));
-    assert_ne!(
-        bool_at(mount, "/readOnly"),
-        Some(true),
-        "{id}: --out is read-only"
-    );
-    let volume = w
-        .volume(str_at(mount, "/name").unwrap_or(""))
-        .expect("the volume");
-    assert!(
-        volume.get("persistentVolumeClaim").is_some(),
-        "{id}: --out is on a PVC: {volume}"
-    );
-    if let Some(claim) = str_at(&volume, "/persistentVolumeClaim/claimName") {
+    // The state (--state-dir, the database a restarted coordinator resumes from) and the
+    // results (--out) on a PersistentVolumeClaim, writable; the grid from a ConfigMap.
+    assert!(flag(args, "--state-dir").is_some(), "{id}: --state-dir");
+    for option in ["--out", "--state-dir"] {
+        let path = flag(args, option).expect("the option");
+        let mount =
+            mount_of(c, path).unwrap_or_else(|| panic!("{id}: {option} {path} is on no volume"));
+        assert_ne!(
+            bool_at(mount, "/readOnly"),
+            Some(true),
+            "{id}: {option} is read-only"
+        );
+        let volume = w
+            .volume(str_at(mount, "/name").unwrap_or(""))
+            .expect("the volume");
+        let claim = str_at(&volume, "/persistentVolumeClaim/claimName")
+            .unwrap_or_else(|| panic!("{id}: {option} is on a PVC: {volume}"));
         let templated = array_at(w.doc, "/spec/volumeClaimTemplates")
             .iter()
             .any(|t| str_at(t, "/metadata/name") == Some(claim));
@@ -325,6 +326,20 @@ fn check_coordinator(m: &Manifests) {
     }
 }
 
+/// `90s`, `2m`, `1h` in seconds.
+fn seconds(duration: &str) -> u64 {
+    let (n, unit) = duration.split_at(duration.len().saturating_sub(1));
+    let n: u64 = n
+        .parse()
+        .unwrap_or_else(|_| panic!("not a duration: {duration}"));
+    match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => panic!("not a duration: {duration}"),
+    }
+}
+
 fn check_workers(m: &Manifests) {
     let w = m.workload("worker");
     let id = format!("{}: {}", m.name, w.id());
@@ -357,7 +372,12 @@ fn check_workers(m: &Manifests) {
         .pointer("/terminationGracePeriodSeconds")
         .and_then(Value::as_u64)
         .unwrap_or(30);
-    assert!(grace >= 60, "{id}: terminationGracePeriodSeconds {grace}");
+    // The worker's default --drain-timeout is 20s.
+    let drain = seconds(flag(args, "--drain-timeout").unwrap_or("20s"));
+    assert!(
+        drain + 15 <= grace,
+        "{id}: --drain-timeout {drain}s leaves too little of terminationGracePeriodSeconds {grace}"
+    );
     if w.kind == "Job" {
         assert!(
             w.doc.pointer("/spec/completions").is_none(),

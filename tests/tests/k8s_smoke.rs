@@ -4,7 +4,8 @@
 //! temporary folders and the Service's address to the coordinator's loopback port (see
 //! `sweep_tests::k8s::local`). The coordinator must pass its probes as the kubelet asks them,
 //! serve the metrics the annotations point at, and the workers must complete a small sweep on
-//! fixture Fashion-MNIST. A flag renamed in the code and not in the manifests fails here.
+//! fixture Fashion-MNIST; restarted on the same volumes, the coordinator finds the sweep
+//! finished. A flag renamed in the code and not in the manifests fails here.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -216,6 +217,29 @@ fn smoke(overlay: &str) {
     for t in &results.trials {
         t.assert_consistent_result();
     }
+    // The pod restarted on the same volumes (a StatefulSet restarts a coordinator that exits):
+    // it resumes from its database, finds the sweep finished and exits at once, results kept.
+    let mut again = Process::spawn(
+        format!("{overlay} coordinator, restarted"),
+        pod.command(coordinator_w.container()),
+    );
+    again.expect_exit_code(0, Duration::from_secs(60));
+    assert!(
+        again
+            .stdout()
+            .contains("sweep finished: 4 trials succeeded"),
+        "{overlay}: {}",
+        again.stdout()
+    );
+    let kept = sweep_tests::Results::read(&results_path);
+    let summary = |r: &sweep_tests::Results| -> Vec<(String, u32, Option<f64>)> {
+        r.trials
+            .iter()
+            .map(|t| (t.id.clone(), t.attempts, t.test_accuracy))
+            .collect()
+    };
+    assert_eq!(summary(&kept), summary(&results), "{overlay}: results kept");
+
     // The workers are named after their pods ($(POD_NAME), from the downward API).
     for (_, name) in &workers {
         assert!(
