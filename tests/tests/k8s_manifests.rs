@@ -679,3 +679,67 @@ fn the_results_fetching_pod_validates_and_mounts_the_state() {
         .unwrap_or_else(|| panic!("the pod mounts {claim}"));
     assert_eq!(mount_path(&pod, volume), mount_path(&sts, template));
 }
+
+/// (library, where it was found) for each shared library `binary` loads, from `ldd`.
+fn shared_libraries(binary: &Path) -> Vec<(String, String)> {
+    let out = Command::new("ldd")
+        .arg(binary)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ldd: {e}"));
+    assert!(out.status.success(), "ldd {}", binary.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let name = l.split_whitespace().next()?;
+            let path = l.split(" => ").nth(1).unwrap_or(name);
+            let path = path.split(" (").next().unwrap_or(path);
+            assert_ne!(path, "not found", "{}: {name} not found", binary.display());
+            Some((name.to_owned(), path.to_owned()))
+        })
+        .collect()
+}
+
+/// What glibc and libgcc provide: all that distroless/cc (the coordinator's base) has, and what
+/// every base image has.
+const SYSTEM_LIBRARIES: [&str; 10] = [
+    "linux-vdso.so.1",
+    "libc.so.6",
+    "libm.so.6",
+    "libgcc_s.so.1",
+    "libpthread.so.0",
+    "libdl.so.2",
+    "librt.so.1",
+    "libutil.so.1",
+    "/lib64/ld-linux-x86-64.so.2",
+    "ld-linux-x86-64.so.2",
+];
+
+#[test]
+fn the_binaries_need_only_what_their_images_hold() {
+    // The coordinator: glibc and libgcc only (distroless/cc), no libtorch, no libsqlite.
+    for (name, _) in shared_libraries(&sweep_tests::bin("coordinator")) {
+        assert!(
+            SYSTEM_LIBRARIES.contains(&name.as_str()),
+            "the coordinator links {name}, which its image lacks"
+        );
+    }
+    // The worker: besides those and libstdc++ (on the CUDA base), only libraries from the torch
+    // wheel's torch/lib, which its image copies (with nvidia/ beside it).
+    let mut torch = 0;
+    for (name, path) in shared_libraries(&sweep_tests::bin("worker")) {
+        if SYSTEM_LIBRARIES.contains(&name.as_str()) || name == "libstdc++.so.6" {
+            continue;
+        }
+        let dir = Path::new(&path)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        assert!(
+            dir.ends_with("torch/lib") || dir.components().any(|c| c.as_os_str() == "nvidia"),
+            "the worker links {name} from {path}, which its image does not copy"
+        );
+        torch += 1;
+    }
+    assert!(torch >= 3, "the worker links libtorch");
+}
