@@ -64,6 +64,7 @@ enum Command {
     Heartbeat {
         worker: WorkerId,
         leases: Vec<(TrialId, u32)>,
+        memory: Option<(u64, u64)>,
         reply: Reply<Vec<(TrialId, u32)>>,
     },
     ReportEpoch {
@@ -171,16 +172,19 @@ impl Handle {
             .await??)
     }
 
-    /// Renews leases; returns the revoked ones.
+    /// Renews leases (and notes the worker's device memory: used, total bytes); returns the
+    /// revoked ones.
     pub async fn heartbeat(
         &self,
         worker: WorkerId,
         leases: Vec<(TrialId, u32)>,
+        memory: Option<(u64, u64)>,
     ) -> Result<Vec<(TrialId, u32)>, Error> {
         Ok(self
             .call(|reply| Command::Heartbeat {
                 worker,
                 leases,
+                memory,
                 reply,
             })
             .await??)
@@ -500,9 +504,13 @@ impl Actor {
             Command::Heartbeat {
                 worker,
                 leases,
+                memory,
                 reply,
             } => {
                 let r = s.heartbeat(worker, &leases, now);
+                if let (Ok(_), Some((used, total))) = (&r, memory) {
+                    s.record_memory(worker, used, total);
+                }
                 if let Ok(revoked) = &r {
                     for (trial, attempt) in revoked {
                         warn!(worker = %worker.short(), trial = %trial.short(), attempt, "heartbeat for a lease that is not live: revoked");
@@ -709,12 +717,18 @@ impl Actor {
             if let Err(e) = results::write_summary(&self.out_dir, &doc) {
                 tracing::error!(error = %e, "cannot write the summary");
             }
-            match crate::report::write(&self.out_dir) {
-                Ok(paths) => info!(report = %paths.html.display(), "report written"),
-                Err(e) => tracing::error!(error = %e, "cannot write the report"),
-            }
+            // The report takes seconds (figures): off the state owner's task, which keeps
+            // answering workers (and telling them the sweep is finished) meanwhile.
+            let out_dir = self.out_dir.clone();
+            let finished = finished.clone();
+            tokio::task::spawn_blocking(move || {
+                match crate::report::write(&out_dir) {
+                    Ok(paths) => info!(report = %paths.html.display(), "report written"),
+                    Err(e) => tracing::error!(error = %e, "cannot write the report"),
+                }
+                let _ = finished.send(true);
+            });
             *finished_at = Some(Instant::now());
-            let _ = finished.send(true);
         }
     }
 

@@ -155,7 +155,11 @@ fn open_state(
         })
         .collect();
     let removed = store.record_grid(&trials)?;
-    let scheduler = state::Scheduler::restore(trials, loaded.workers, config, Instant::now());
+    // A worker still training a restored lease renews it within a few heartbeats of the
+    // restart; one that does not is gone, and its trial should not wait a whole TTL.
+    let grace = options.heartbeat_interval * 3;
+    let scheduler =
+        state::Scheduler::restore(trials, loaded.workers, config, grace, Instant::now());
     if recorded > 0 {
         let c = scheduler.counts();
         info!(

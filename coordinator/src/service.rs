@@ -181,7 +181,8 @@ impl sweep_proto::SweepService for Service {
             .map(|l| parse_lease(Some(l)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(Error::from)?;
-        let revoked = self.handle.heartbeat(worker, leases).await?;
+        let memory = r.memory.map(|m| (m.used_bytes, m.total_bytes));
+        let revoked = self.handle.heartbeat(worker, leases, memory).await?;
         Ok(Response::new(v1::HeartbeatResponse {
             revoked: revoked.into_iter().map(|(t, a)| lease_ref(t, a)).collect(),
         }))

@@ -214,6 +214,8 @@ pub struct Worker {
     pub leases: BTreeSet<TrialId>,
     /// Whether it has been told that the sweep is finished.
     pub told_finished: bool,
+    /// Its device's memory (used, total bytes), from its last heartbeat that said.
+    pub memory: Option<(u64, u64)>,
 }
 
 /// What a lease request gets.
@@ -376,16 +378,17 @@ impl Scheduler {
     /// A scheduler with every trial pending, in the given order.
     pub fn new(specs: impl IntoIterator<Item = TrialSpec>, config: Config) -> Self {
         let trials = specs.into_iter().map(Trial::new).collect();
-        Self::restore(trials, Vec::new(), config, Instant::now())
+        Self::restore(trials, Vec::new(), config, config.lease_ttl, Instant::now())
     }
 
     /// A scheduler from recorded trials (in grid order) and workers, as of `now`: live leases
-    /// run on for a full TTL from `now` (their workers may still be training), and the workers
-    /// count as not seen since a TTL ago until they call.
+    /// run on for `grace` from `now` (their workers may still be training, and renew them if
+    /// so), and the workers count as not seen since a TTL ago until they call.
     pub fn restore(
         trials: Vec<Trial>,
         workers: Vec<(WorkerId, String, String, u32)>,
         config: Config,
+        grace: Duration,
         now: Instant,
     ) -> Self {
         let mut trials = trials;
@@ -400,6 +403,7 @@ impl Scheduler {
                     last_seen: long_ago,
                     leases: BTreeSet::new(),
                     told_finished: false,
+                    memory: None,
                 };
                 (id, w)
             })
@@ -412,7 +416,7 @@ impl Scheduler {
                 TrialState::Pending => pending.push_back(i),
                 TrialState::Leased(lease) => {
                     lease.granted = now;
-                    lease.expires = now + config.lease_ttl;
+                    lease.expires = now + grace.min(config.lease_ttl);
                     leased.insert(i);
                     if let Some(w) = workers.get_mut(&lease.worker) {
                         w.leases.insert(t.spec.id);
@@ -504,6 +508,7 @@ impl Scheduler {
                 last_seen: now,
                 leases: BTreeSet::new(),
                 told_finished: false,
+                memory: None,
             },
         );
     }
@@ -657,6 +662,13 @@ impl Scheduler {
             }
         }
         Ok(revoked)
+    }
+
+    /// Records what a worker says about its device's memory (used, total bytes).
+    pub fn record_memory(&mut self, worker: WorkerId, used: u64, total: u64) {
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.memory = Some((used, total));
+        }
     }
 
     fn renew(&mut self, i: usize, now: Instant) {

@@ -11,6 +11,7 @@
 //! folder (`target/release/` for `cargo test --release`): build them first with
 //! `cargo build --release --bins`.
 
+pub mod faults;
 pub mod k8s;
 mod process;
 pub mod results;
@@ -141,14 +142,7 @@ impl Sweep {
     /// Starts a coordinator on this sweep (see [`Sweep::coordinator_command`]) and waits until it
     /// serves.
     pub fn start_coordinator(&self, args: &[&str]) -> Coordinator {
-        let mut process = Process::spawn("coordinator", self.coordinator_command(args));
-        let line = process.wait_for_stdout_line("listening on ", START_TIMEOUT);
-        let addr = line
-            .rsplit(' ')
-            .next()
-            .and_then(|a| a.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no address in the coordinator's line {line:?}"));
-        Coordinator { process, addr }
+        Coordinator::start(self.coordinator_command(args))
     }
 }
 
@@ -170,6 +164,18 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
+    /// Runs `command` (a coordinator) and waits until it serves.
+    pub fn start(command: Command) -> Coordinator {
+        let mut process = Process::spawn("coordinator", command);
+        let line = process.wait_for_stdout_line("listening on ", START_TIMEOUT);
+        let addr = line
+            .rsplit(' ')
+            .next()
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no address in the coordinator's line {line:?}"));
+        Coordinator { process, addr }
+    }
+
     /// The address it serves on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -218,6 +224,14 @@ impl Worker {
                 "1",
                 "--offline",
             ])
+            .env_remove("SWEEP_DATA_DIR")
+            .env_remove("SWEEP_MIRROR");
+        Worker::from_command(name, command)
+    }
+
+    /// Runs `command` (a worker) as the worker named `name`.
+    pub fn from_command(name: &str, mut command: Command) -> Worker {
+        command
             .env_remove("SWEEP_DATA_DIR")
             .env_remove("SWEEP_MIRROR");
         Worker {

@@ -124,7 +124,7 @@ pub struct Epoch {
 }
 
 /// A confusion matrix, `counts[truth * classes + predicted]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Confusion {
     /// Number of classes.
     pub classes: usize,

@@ -10,6 +10,7 @@ pub mod device;
 pub mod download;
 mod error;
 pub mod fake;
+pub mod memory;
 pub mod session;
 pub mod train;
 
@@ -37,7 +38,7 @@ pub struct Options {
     /// Whether and from where a dataset missing from `data_dir` is downloaded.
     pub downloads: download::Downloads,
     /// Trials trained at once.
-    pub slots: u32,
+    pub slots: Slots,
     /// libtorch intra-op threads (None: libtorch's default, all cores).
     pub threads: Option<usize>,
     /// Name shown in the coordinator's logs and results.
@@ -48,6 +49,17 @@ pub struct Options {
     pub drain_timeout: Duration,
     /// Tests only: train with the deterministic stand-in ([`fake`]), this long per epoch.
     pub test_trainer: Option<Duration>,
+}
+
+/// How many trials a worker trains at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slots {
+    /// Exactly this many.
+    Fixed(u32),
+    /// As many as fit: one trial first, then as many as the free device memory holds at the
+    /// memory that trial was measured to use (at most [`memory::MAX_AUTO_SLOTS`] on a GPU; on
+    /// the CPU at most the cores divided by `--threads`).
+    Auto,
 }
 
 /// Runs the worker until the sweep is finished (Ok) or `shutdown` turns true (Ok, after giving
@@ -91,6 +103,20 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<()
         .max_decoding_message_size(sweep_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(sweep_proto::MAX_MESSAGE_BYTES);
 
+    let (slots, auto_cap) = match options.slots {
+        Slots::Fixed(k) => (k.max(1), None),
+        Slots::Auto => {
+            let cap = match info.device {
+                tch::Device::Cuda(_) => memory::MAX_AUTO_SLOTS,
+                _ => {
+                    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+                    let per_trial = options.threads.unwrap_or(cores).max(1);
+                    u32::try_from(cores / per_trial).unwrap_or(1).max(1)
+                }
+            };
+            (cap, Some(cap))
+        }
+    };
     let (kind, index) = match info.device {
         tch::Device::Cuda(i) => (v1::DeviceKind::Cuda, u32::try_from(i).unwrap_or(u32::MAX)),
         _ => (v1::DeviceKind::Cpu, 0),
@@ -104,7 +130,7 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<()
             name: info.name.clone(),
             memory_bytes: info.memory_bytes,
         }),
-        slots: options.slots,
+        slots,
     };
     let started = Instant::now();
     let registered = session::retry(options.patience, &shutdown, || {
@@ -133,7 +159,7 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<()
     })?;
     let heartbeat = Duration::from_millis(u64::from(registered.heartbeat_interval_ms).max(10));
     let lease_ttl = Duration::from_millis(u64::from(registered.lease_ttl_ms).max(100));
-    info!(worker = %worker_id, sweep = %registered.sweep, slots = options.slots, "registered");
+    info!(worker = %worker_id, sweep = %registered.sweep, slots, auto = auto_cap.is_some(), "registered");
 
     let session = Arc::new(session::Session {
         client,
@@ -151,10 +177,20 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<()
             )),
         },
         drain_timeout: options.drain_timeout,
-        slots_allowed: std::sync::atomic::AtomicU32::new(options.slots),
+        // With --slots auto, one trial runs until its memory use is measured.
+        slots_allowed: std::sync::atomic::AtomicU32::new(if auto_cap.is_some() {
+            1
+        } else {
+            slots
+        }),
+        auto_slots: auto_cap,
+        calibrated: std::sync::atomic::AtomicBool::new(false),
+        device: info.device,
+        memory: memory::monitor(info.device),
     });
+    let slot_count = slots as usize;
     let mut slots = tokio::task::JoinSet::new();
-    for i in 0..options.slots as usize {
+    for i in 0..slot_count {
         slots.spawn(session::slot(Arc::clone(&session), i, shutdown.clone()));
     }
     let mut first_error = None;

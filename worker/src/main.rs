@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Parser};
 use sweep_worker::download::Downloads;
-use sweep_worker::{DeviceChoice, Options, run};
+use sweep_worker::{DeviceChoice, Options, Slots, run};
 
 /// Trains the trials of a sweep on one device, leasing them from a coordinator.
 #[derive(Debug, Parser)]
@@ -38,9 +38,11 @@ struct Cli {
     /// official sources; checksums are checked all the same. Ignored with --offline.
     #[arg(long, value_name = "URL", env = "SWEEP_MIRROR", value_parser = parse_mirror)]
     mirror: Option<String>,
-    /// Trials to train at once on this device.
-    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
-    slots: u32,
+    /// Trials to train at once on this device (1-64), or `auto`: one trial first, then as many
+    /// as the free device memory holds at the memory that trial was measured to use (on the CPU
+    /// at most the cores divided by --threads).
+    #[arg(long, value_name = "K|auto", default_value = "1", value_parser = parse_slots)]
+    slots: Slots,
     /// libtorch threads [default: all cores].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: Option<u32>,
@@ -91,6 +93,19 @@ impl From<Cli> for Options {
     }
 }
 
+/// `auto` or a number of slots in 1..=64.
+fn parse_slots(s: &str) -> Result<Slots, String> {
+    if s == "auto" {
+        return Ok(Slots::Auto);
+    }
+    match s.parse::<u32>() {
+        Ok(k @ 1..=64) => Ok(Slots::Fixed(k)),
+        _ => Err(format!(
+            "{s:?} is neither a number of slots from 1 to 64 nor `auto`"
+        )),
+    }
+}
+
 /// A mirror is an http(s) URL.
 fn parse_mirror(s: &str) -> Result<String, String> {
     if s.starts_with("http://") || s.starts_with("https://") {
@@ -121,12 +136,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Past the drain timeout, trials are stopped; a few more seconds to tell the coordinator,
+    // then the worker exits whatever happens (a coordinator that is gone cannot hold it up; its
+    // leases expire by themselves).
+    let hard_deadline = options.drain_timeout + Duration::from_secs(10);
     let result = runtime.block_on(async {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::warn!("signal received: finishing up (leases are given back)");
             let _ = tx.send(true);
+            tokio::time::sleep(hard_deadline).await;
+            tracing::error!("could not finish up in time; exiting");
+            std::process::exit(1);
         });
         run(options, rx).await
     });

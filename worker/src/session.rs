@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use sweep_common::{EpochMetrics, TrialSpec, WorkerId};
@@ -75,8 +75,56 @@ pub struct Session {
     pub engine: Engine,
     /// Told to stop, how long a trial may take to finish its epoch and checkpoint it.
     pub drain_timeout: Duration,
-    /// Slots that may lease (lowered after an out-of-memory failure).
+    /// Slots that may lease (raised once `--slots auto` has measured a trial, lowered after an
+    /// out-of-memory failure).
     pub slots_allowed: AtomicU32,
+    /// With `--slots auto`: the most slots it may allow.
+    pub auto_slots: Option<u32>,
+    /// With `--slots auto`: whether a trial's memory use was measured yet.
+    pub calibrated: AtomicBool,
+    /// The training device.
+    pub device: tch::Device,
+    /// Its memory, refreshed in the background (sent with heartbeats).
+    pub memory: watch::Receiver<Option<crate::memory::Reading>>,
+}
+
+impl Session {
+    /// The device memory reading to send with a heartbeat.
+    fn memory_now(&self) -> Option<v1::DeviceMemory> {
+        self.memory.borrow().map(|r| v1::DeviceMemory {
+            used_bytes: r.used,
+            free_bytes: r.free,
+            total_bytes: r.total,
+        })
+    }
+
+    /// `--slots auto`: the trial that was alone on the device has trained an epoch; `baseline`
+    /// was the device's memory before it started. Sizes the slots from what it took.
+    async fn calibrate(&self, baseline: crate::memory::Reading) {
+        let Some(cap) = self.auto_slots else { return };
+        if self.calibrated.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let device = self.device;
+        let now = tokio::task::spawn_blocking(move || crate::memory::read(device))
+            .await
+            .ok()
+            .flatten();
+        let Some(now) = now else {
+            warn!("--slots auto: the device's memory cannot be read; training one trial at a time");
+            return;
+        };
+        let per_trial = now.used.saturating_sub(baseline.used).max(1 << 20);
+        let k = crate::memory::auto_slots(per_trial, now.free, cap);
+        self.slots_allowed.store(k, Ordering::Relaxed);
+        info!(
+            per_trial_mib = per_trial >> 20,
+            free_mib = now.free >> 20,
+            slots = k,
+            cap,
+            "--slots auto: one trial's memory measured"
+        );
+    }
 }
 
 /// `fut`, or DEADLINE_EXCEEDED (which counts as transient) after `limit`: a call on a connection
@@ -135,8 +183,6 @@ pub enum SlotEnd {
     Finished,
     /// The worker was told to stop.
     Stopped,
-    /// The slot was retired after an out-of-memory failure.
-    Retired,
 }
 
 /// Runs one slot until the sweep is finished or `shutdown` turns true.
@@ -152,11 +198,13 @@ pub async fn slot(
             return Ok(SlotEnd::Stopped);
         }
         if index as u32 >= session.slots_allowed.load(Ordering::Relaxed) {
-            info!(
-                slot = index,
-                "slot retired after running out of device memory"
-            );
-            return Ok(SlotEnd::Retired);
+            // Not allowed to lease now (--slots auto not measured yet, or fewer slots after an
+            // out-of-memory failure): idle until that changes or the worker stops.
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
         }
         let request = v1::LeaseRequest {
             worker_id: session.worker_id.to_string(),
@@ -331,6 +379,7 @@ async fn run_trial(
     let lease = lease_ref(trial_id, attempt);
     let call_limit = (session.lease_ttl / 2).max(Duration::from_millis(200));
     let complete = |outcome: complete_request::Outcome| {
+        let succeeded = matches!(outcome, complete_request::Outcome::Result(_));
         let request = v1::CompleteRequest {
             worker_id: session.worker_id.to_string(),
             lease: Some(lease.clone()),
@@ -344,7 +393,9 @@ async fn run_trial(
             })
             .await;
             match r {
-                Ok(_) => info!(trial = %trial_id.short(), attempt, "completion acknowledged"),
+                Ok(_) => {
+                    info!(trial = %trial_id.short(), attempt, succeeded, "completion acknowledged")
+                }
                 Err(status) => {
                     warn!(trial = %trial_id.short(), code = ?status.code(), message = status.message(), "completion not accepted");
                 }
@@ -387,6 +438,15 @@ async fn run_trial(
         Engine::Test(epoch_time) => Err(*epoch_time),
     };
 
+    // --slots auto: the device's memory before the first trial, to measure what it takes.
+    let mut baseline = None;
+    if session.auto_slots.is_some() && !session.calibrated.load(Ordering::Relaxed) {
+        let device = session.device;
+        baseline = tokio::task::spawn_blocking(move || crate::memory::read(device))
+            .await
+            .ok()
+            .flatten();
+    }
     let control = Arc::new(Control::default());
     let (tx, mut rx) = mpsc::channel::<FromTrainer>(64);
     let (done_tx, mut done_rx) = oneshot::channel();
@@ -444,6 +504,9 @@ async fn run_trial(
             biased;
             Some(msg) = rx.recv() => match msg {
                 FromTrainer::Epoch(m) => {
+                    if let Some(b) = baseline.take() {
+                        session.calibrate(b).await;
+                    }
                     info!(
                         trial = %spec.name,
                         "epoch {}/{total}: loss {:.4}, train {:.2} %, test {:.2} % ({:.2} s)",
@@ -495,6 +558,7 @@ async fn run_trial(
                 let r = within(call_limit, c.heartbeat(v1::HeartbeatRequest {
                     worker_id: session.worker_id.to_string(),
                     leases: vec![lease.clone()],
+                    memory: session.memory_now(),
                 })).await;
                 match r {
                     Ok(resp) if resp.get_ref().revoked.is_empty() => last_renewed = Instant::now(),

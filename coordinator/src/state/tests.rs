@@ -73,6 +73,172 @@ fn assigned(o: LeaseOutcome) -> (TrialSpec, u32) {
     }
 }
 
+fn checkpoint(epoch: u32, attempt: u32) -> Checkpoint {
+    Checkpoint {
+        epoch,
+        attempt,
+        file: format!("c-a{attempt}-e{epoch}"),
+        size: 1,
+        sha256: "00".repeat(32),
+    }
+}
+
+#[test]
+fn a_new_attempt_resumes_from_the_last_checkpoint_and_keeps_its_epochs() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(specs(1, 6), config());
+    let a = worker(&mut s, t0, 1);
+    let b = worker(&mut s, t0, 1);
+    let (spec, attempt) = assigned(s.lease(a, t0).unwrap());
+    // A checkpoint must follow the epochs it holds.
+    assert!(matches!(
+        s.record_checkpoint(a, spec.id, checkpoint(2, attempt), t0),
+        Err(StateError::InvalidReport { .. })
+    ));
+    for e in 1..=3 {
+        s.report_epoch(a, spec.id, attempt, metrics(e), t0).unwrap();
+    }
+    assert_eq!(
+        s.record_checkpoint(a, spec.id, checkpoint(2, attempt), t0),
+        Ok(Vec::new())
+    );
+    // A newer checkpoint replaces it, and the old file is dropped.
+    assert_eq!(
+        s.record_checkpoint(a, spec.id, checkpoint(3, attempt), t0),
+        Ok(vec![Effect::DropCheckpoint("c-a1-e3".replace("e3", "e2"))])
+    );
+    s.take_changes();
+    // A's lease expires: epochs 1..=3 are kept (the checkpoint holds them), B resumes after 3.
+    let later = t0 + Duration::from_secs(11);
+    s.expire_leases(later);
+    assert!(s.take_changes().contains(&Change::Supersede {
+        trial: spec.id,
+        after: 3
+    }));
+    let LeaseOutcome::Assigned {
+        attempt: second,
+        resume,
+        ..
+    } = s.lease(b, later).unwrap()
+    else {
+        panic!("expected an assignment")
+    };
+    assert_eq!(second, 2);
+    assert_eq!(resume, Some(checkpoint(3, 1)));
+    assert_eq!(
+        s.resume_checkpoint(b, spec.id, 2, later),
+        Ok(checkpoint(3, 1))
+    );
+    assert!(
+        s.resume_checkpoint(a, spec.id, 1, later).is_err(),
+        "the old lease gets nothing"
+    );
+    // Epochs the checkpoint holds cannot be reported again by the new attempt.
+    assert!(matches!(
+        s.report_epoch(b, spec.id, 2, metrics(3), later),
+        Err(StateError::InvalidReport { .. })
+    ));
+    for e in 4..=6 {
+        s.report_epoch(b, spec.id, 2, metrics(e), later).unwrap();
+    }
+    assert_eq!(s.trial(spec.id).unwrap().epochs.len(), 6);
+    let effects = s
+        .complete(b, spec.id, 2, Outcome::Succeeded(result(&spec)), later)
+        .unwrap();
+    // The trial ended: its checkpoint is no longer needed.
+    assert!(effects.contains(&Effect::DropCheckpoint("c-a1-e3".into())));
+    assert!(s.trial(spec.id).unwrap().checkpoint.is_none());
+}
+
+#[test]
+fn cancel_ends_pending_and_leased_trials_and_names_unknown_ones() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(specs(3, 2), config());
+    let w = worker(&mut s, now, 1);
+    let (running, attempt) = assigned(s.lease(w, now).unwrap());
+    let names: Vec<String> = s.trials().iter().map(|t| t.spec.name.clone()).collect();
+    let (effects, unknown) = s.cancel(&CancelSelector {
+        trials: vec![names[0].clone(), names[1].clone(), "nope".into()],
+        reason: "enough".into(),
+        ..CancelSelector::default()
+    });
+    assert_eq!(unknown, ["nope"]);
+    assert_eq!(
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::TrialEnded(_)))
+            .count(),
+        2
+    );
+    let t = s.trial(running.id).unwrap();
+    assert_eq!(
+        t.state,
+        TrialState::Failed {
+            reason: "cancelled: enough".into()
+        }
+    );
+    assert_eq!(t.failures[0].kind, FailureKind::Cancelled);
+    // The worker's lease is revoked at its next heartbeat, and its writes are refused.
+    assert_eq!(
+        s.heartbeat(w, &[(running.id, attempt)], now),
+        Ok(vec![(running.id, attempt)])
+    );
+    assert!(
+        s.report_epoch(w, running.id, attempt, metrics(1), now)
+            .is_err()
+    );
+    // The last one ends the sweep.
+    let (effects, _) = s.cancel(&CancelSelector {
+        all: true,
+        ..CancelSelector::default()
+    });
+    assert!(effects.contains(&Effect::SweepFinished));
+    assert!(s.is_finished());
+    // Cancelling ended trials changes nothing.
+    let (effects, _) = s.cancel(&CancelSelector {
+        all: true,
+        ..CancelSelector::default()
+    });
+    assert!(effects.is_empty());
+}
+
+#[test]
+fn restored_leases_run_on_for_the_grace_and_their_workers_may_renew_them() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(specs(2, 2), config());
+    let w = worker(&mut s, t0, 1);
+    let (spec, attempt) = assigned(s.lease(w, t0).unwrap());
+    s.report_epoch(w, spec.id, attempt, metrics(1), t0).unwrap();
+    let trials = s.trials().to_vec();
+    let workers = vec![(w, "w".to_owned(), "cpu".to_owned(), 1)];
+    let t1 = t0 + Duration::from_secs(100);
+    let mut r = Scheduler::restore(
+        trials.clone(),
+        workers.clone(),
+        config(),
+        Duration::from_secs(2),
+        t1,
+    );
+    // Not renewed, a restored lease ends after the grace, not a whole TTL.
+    let mut idle = Scheduler::restore(trials, workers, config(), Duration::from_secs(2), t1);
+    assert!(
+        idle.expire_leases(t1 + Duration::from_secs(2))
+            .contains(&Effect::Requeued(spec.id))
+    );
+    assert_eq!(r.counts().leased, 1);
+    assert_eq!(r.counts().pending, 1);
+    // The worker comes back and carries on under the same lease.
+    assert_eq!(
+        r.heartbeat(w, &[(spec.id, attempt)], t1 + Duration::from_secs(1)),
+        Ok(vec![])
+    );
+    r.report_epoch(w, spec.id, attempt, metrics(2), t1 + Duration::from_secs(1))
+        .unwrap();
+    // Renewed, it lives a whole TTL from its last renewal, then expires.
+    let effects = r.expire_leases(t1 + Duration::from_secs(1) + Duration::from_secs(10));
+    assert!(effects.contains(&Effect::Requeued(spec.id)));
+}
+
 #[test]
 fn happy_path_runs_every_trial_once() {
     let now = Instant::now();

@@ -143,6 +143,9 @@ pub struct WorkerRow {
     pub seen_seconds_ago: f64,
     /// The trials it trains now.
     pub running: Vec<RunningTrial>,
+    /// Its device's memory in use and in all (bytes), from its last heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<(u64, u64)>,
 }
 
 /// A trial a worker trains now.
@@ -307,6 +310,7 @@ pub fn snapshot(sweep: &str, s: &Scheduler, clock: Clock) -> Snapshot {
             slots: w.slots,
             alive: now.saturating_duration_since(w.last_seen) <= s.config().lease_ttl,
             seen_seconds_ago: now.saturating_duration_since(w.last_seen).as_secs_f64(),
+            memory: w.memory,
             running: s
                 .trials()
                 .iter()

@@ -57,6 +57,10 @@ fn best(s: &Snapshot) -> Option<String> {
 
 fn worker_line(w: &WorkerRow) -> String {
     let mut line = format!("  {} [{}]", w.name, w.device);
+    if let Some((used, total)) = w.memory {
+        let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+        let _ = write!(line, " mem {:.1}/{:.1} GiB", gib(used), gib(total));
+    }
     if !w.alive {
         let _ = write!(line, " (silent {})", duration(w.seen_seconds_ago));
     }

@@ -121,6 +121,8 @@ fn worker_to_wire(w: &WorkerRow) -> v1::WorkerStatus {
                 epochs: r.epochs,
             })
             .collect(),
+        memory_used_bytes: w.memory.map(|m| m.0),
+        memory_total_bytes: w.memory.map(|m| m.1),
     }
 }
 
@@ -238,6 +240,7 @@ fn worker_from_wire(w: &v1::WorkerStatus) -> Result<WorkerRow, DecodeError> {
                 epochs: r.epochs,
             })
             .collect(),
+        memory: w.memory_used_bytes.zip(w.memory_total_bytes),
     })
 }
 

@@ -99,7 +99,13 @@ fn reopen(f: &Fixture) -> (Store, Scheduler) {
         })
         .collect();
     store.record_grid(&trials).unwrap();
-    let s = Scheduler::restore(trials, loaded.workers, config(), Instant::now());
+    let s = Scheduler::restore(
+        trials,
+        loaded.workers,
+        config(),
+        Duration::from_secs(10),
+        Instant::now(),
+    );
     (store, s)
 }
 

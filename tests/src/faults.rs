@@ -1,0 +1,323 @@
+//! Fault-injection tests' harness: sweeps of many short trials trained by the workers' test
+//! trainer (`worker --test-trainer EPOCH`, deterministic, no data, no libtorch work), an audit of
+//! the coordinator's database after the faults, and the comparison with a fault-free run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::results::Results;
+use crate::{Coordinator, Process, Sweep, Worker, bin, field};
+
+/// A grid of `trials` trials (`t_1`, `t_2`, ...) of `epochs` epochs each, checkpointed every
+/// `checkpoint_every` epochs.
+pub fn grid(name: &str, trials: usize, epochs: u32, checkpoint_every: u32) -> String {
+    let seeds: Vec<String> = (1..=trials).map(|s| s.to_string()).collect();
+    format!(
+        r#"
+[sweep]
+name = "{name}"
+seed = 7
+max_attempts = 50
+
+[[experiment]]
+name = "e"
+dataset = "fashion-mnist"
+trial_name = "t_{{seed}}"
+checkpoint_every = {checkpoint_every}
+
+[experiment.fixed]
+hidden_layers = 1
+hidden_width = 8
+epochs = {epochs}
+
+[experiment.grid]
+seed = [{}]
+"#,
+        seeds.join(", ")
+    )
+}
+
+/// `worker --test-trainer EPOCH` named `name` on `url`, with `slots` slots.
+pub fn test_worker_command(name: &str, url: &str, epoch: Duration, slots: u32) -> Command {
+    test_worker_command_slots(name, url, epoch, &slots.to_string())
+}
+
+/// [`test_worker_command`] with `--slots` as given (`auto`).
+pub fn test_worker_command_slots(name: &str, url: &str, epoch: Duration, slots: &str) -> Command {
+    let mut command = Command::new(bin("worker"));
+    command
+        .args(["--cpu", "--coordinator", url, "--name", name])
+        .args(["--test-trainer", &format!("{}ms", epoch.as_millis())])
+        .args(["--slots", slots, "--patience", "120s"])
+        .args(["--threads", "1", "--offline"]);
+    command
+}
+
+impl Worker {
+    /// Starts a worker training with the test trainer (see [`test_worker_command`]).
+    pub fn start_test(name: &str, url: &str, epoch: Duration, slots: u32) -> Worker {
+        Worker::from_command(name, test_worker_command(name, url, epoch, slots))
+    }
+}
+
+impl Sweep {
+    /// Starts a coordinator on this sweep listening on `listen` (`127.0.0.1:0` for a free port),
+    /// with `args` added, and waits until it serves.
+    pub fn start_coordinator_at(&self, listen: &str, args: &[&str]) -> Coordinator {
+        let mut command = Command::new(bin("coordinator"));
+        command
+            .arg("--grid")
+            .arg(self.grid())
+            .args(["--listen", listen])
+            .arg("--out")
+            .arg(self.out())
+            .args(args);
+        Coordinator::start(command)
+    }
+
+    /// The coordinator's state database.
+    pub fn database(&self) -> std::path::PathBuf {
+        self.out().join("state").join("sweep.db")
+    }
+}
+
+/// What the audit of a finished sweep's database found.
+#[derive(Debug, Default, Clone)]
+pub struct Audit {
+    /// Trials recorded.
+    pub trials: usize,
+    /// Trials that succeeded.
+    pub succeeded: usize,
+    /// (trial, epoch) pairs with more than one current row: must be 0.
+    pub duplicates: usize,
+    /// Trials of the grid without a result: must be 0.
+    pub lost: usize,
+    /// Epoch rows superseded by a later attempt (trained, accepted, then trained again).
+    pub superseded: usize,
+    /// Leases granted beyond one per trial.
+    pub extra_attempts: u32,
+    /// Trials whose result came from an attempt that resumed from a checkpoint.
+    pub resumed: usize,
+}
+
+/// Checks the invariants over the coordinator's database at `db` after a sweep of `trials`
+/// trials of `epochs` epochs ended, and returns its figures. Panics on any violation.
+///
+/// - every trial of the grid is recorded exactly once, and succeeded;
+/// - each has exactly one current metric per epoch 1..=epochs;
+/// - the current metrics come from attempts in order: those before the successful attempt only
+///   up to the checkpoint it resumed from, the successful attempt's only after it (so no write
+///   of a superseded attempt past its last checkpoint was ever kept);
+/// - no epoch row names an attempt that was never leased.
+pub fn audit(db: &Path, trials: usize, epochs: u32) -> Audit {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", db.display()));
+    let mut a = Audit::default();
+    let rows: Vec<(String, String, String, u32, Option<u32>, u32)> = conn
+        .prepare(
+            "SELECT id, name, state, attempts, success_attempt, resumed_from FROM trials
+             WHERE in_grid = 1",
+        )
+        .and_then(|mut s| {
+            s.query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?
+            .collect()
+        })
+        .expect("read trials");
+    a.trials = rows.len();
+    assert_eq!(a.trials, trials, "trials recorded");
+    let mut current: HashMap<String, Vec<(u32, u32)>> = HashMap::new();
+    let epoch_rows: Vec<(String, u32, u32, bool)> = conn
+        .prepare(
+            "SELECT trial, attempt, epoch, superseded FROM epochs ORDER BY trial, epoch, attempt",
+        )
+        .and_then(|mut s| {
+            s.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? != 0))
+            })?
+            .collect()
+        })
+        .expect("read epochs");
+    let attempts: HashMap<&str, u32> = rows.iter().map(|r| (r.0.as_str(), r.3)).collect();
+    for (trial, attempt, epoch, superseded) in &epoch_rows {
+        let leased = attempts.get(trial.as_str()).copied().unwrap_or(0);
+        assert!(
+            *attempt >= 1 && *attempt <= leased,
+            "trial {trial}: epoch {epoch} from attempt {attempt}, but {leased} leases were granted"
+        );
+        if *superseded {
+            a.superseded += 1;
+        } else {
+            current
+                .entry(trial.clone())
+                .or_default()
+                .push((*epoch, *attempt));
+        }
+    }
+    for (id, name, state, leases, success, resumed_from) in &rows {
+        if state != "succeeded" {
+            a.lost += 1;
+            continue;
+        }
+        a.succeeded += 1;
+        a.extra_attempts += leases - 1;
+        let success = success.unwrap_or_else(|| panic!("{name}: succeeded without an attempt"));
+        if *resumed_from > 0 {
+            a.resumed += 1;
+        }
+        let list = current.remove(id).unwrap_or_default();
+        let mut by_epoch: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for (epoch, attempt) in list {
+            by_epoch.entry(epoch).or_default().push(attempt);
+        }
+        a.duplicates += by_epoch.values().filter(|v| v.len() > 1).count();
+        assert_eq!(
+            by_epoch.keys().copied().collect::<Vec<_>>(),
+            (1..=epochs).collect::<Vec<_>>(),
+            "{name}: current epochs"
+        );
+        let mut previous = 0;
+        for (epoch, attempts) in &by_epoch {
+            let attempt = attempts[0];
+            assert!(
+                attempt >= previous,
+                "{name}: epoch {epoch} from attempt {attempt} after attempt {previous}"
+            );
+            previous = attempt;
+            if *epoch <= *resumed_from {
+                assert!(
+                    attempt < success,
+                    "{name}: epoch {epoch} should come from the checkpoint's attempt, not {attempt}"
+                );
+            } else {
+                assert_eq!(
+                    attempt, success,
+                    "{name}: epoch {epoch} after the checkpoint ({resumed_from}) from attempt {attempt}, not the successful {success}"
+                );
+            }
+        }
+    }
+    assert_eq!(a.duplicates, 0, "duplicated epochs");
+    assert_eq!(a.lost, 0, "trials without a result");
+    a
+}
+
+/// (trial id prefix, attempt) of every result a worker says the coordinator acknowledged.
+pub fn acknowledged_results(logs: &[String]) -> Vec<(String, u32)> {
+    logs.iter()
+        .flat_map(|log| log.lines())
+        .filter(|l| l.contains("completion acknowledged") && field(l, "succeeded") == Some("true"))
+        .filter_map(|l| {
+            Some((
+                field(l, "trial")?.to_owned(),
+                field(l, "attempt")?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// Checks that every acknowledged result is the one recorded.
+pub fn assert_acknowledged_present(db: &Path, acknowledged: &[(String, u32)]) {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open the database");
+    for (prefix, attempt) in acknowledged {
+        let recorded: Option<u32> = conn
+            .query_row(
+                "SELECT success_attempt FROM trials WHERE id LIKE ?1 || '%'",
+                [prefix],
+                |r| r.get(0),
+            )
+            .unwrap_or_else(|e| panic!("trial {prefix}: {e}"));
+        assert_eq!(
+            recorded,
+            Some(*attempt),
+            "trial {prefix}: acknowledged result of attempt {attempt}"
+        );
+    }
+}
+
+/// Epochs the workers trained (from their logs), whether or not the coordinator kept them.
+pub fn epochs_trained(logs: &[String]) -> usize {
+    logs.iter()
+        .flat_map(|log| log.lines())
+        .filter(|l| l.contains(" epoch ") && l.contains(": loss "))
+        .count()
+}
+
+/// Asserts that two runs of the same grid got the same numbers for every trial (timings aside).
+pub fn assert_same_results(got: &Results, want: &Results) {
+    assert_eq!(got.trials.len(), want.trials.len());
+    let want: HashMap<&str, _> = want.trials.iter().map(|t| (t.id.as_str(), t)).collect();
+    for t in &got.trials {
+        let w = want
+            .get(t.id.as_str())
+            .unwrap_or_else(|| panic!("{} is not in the fault-free run", t.name));
+        let curve = |t: &crate::results::Trial| {
+            t.epochs
+                .iter()
+                .map(|e| {
+                    (
+                        e.epoch,
+                        e.train_loss.to_bits(),
+                        e.train_accuracy.to_bits(),
+                        e.test_accuracy.to_bits(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(curve(t), curve(w), "{}: learning curve", t.name);
+        assert_eq!(t.test_accuracy, w.test_accuracy, "{}", t.name);
+        assert_eq!(t.train_accuracy, w.train_accuracy, "{}", t.name);
+        assert_eq!(t.test_confusion, w.test_confusion, "{}", t.name);
+        assert_eq!(t.train_confusion, w.train_confusion, "{}", t.name);
+    }
+}
+
+/// Runs `grid` without faults (one coordinator, `workers` test workers of `slots` slots);
+/// returns its results and how long it took.
+pub fn fault_free_run(
+    grid: &str,
+    workers: usize,
+    slots: u32,
+    epoch: Duration,
+) -> (Results, Duration) {
+    let sweep = Sweep::new(grid);
+    let started = Instant::now();
+    let mut c = sweep.start_coordinator_at(
+        "127.0.0.1:0",
+        &[
+            "--lease-ttl",
+            "2s",
+            "--heartbeat",
+            "200ms",
+            "--linger",
+            "1s",
+        ],
+    );
+    let mut ws: Vec<Worker> = (0..workers)
+        .map(|i| Worker::start_test(&format!("ff{i}"), &c.url(), epoch, slots))
+        .collect();
+    c.expect_exit_code(0, Duration::from_secs(300));
+    let took = started.elapsed();
+    for w in &mut ws {
+        w.wait_exit(Duration::from_secs(30));
+    }
+    (sweep.results(), took)
+}
+
+/// The stderr of every process given.
+pub fn logs<'a>(processes: impl IntoIterator<Item = &'a Process>) -> Vec<String> {
+    processes.into_iter().map(Process::stderr).collect()
+}
