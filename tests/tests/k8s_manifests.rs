@@ -395,6 +395,13 @@ fn check_workers(m: &Manifests) {
                 Some(1),
                 "{id}: nvidia.com/gpu: 1"
             );
+            if let Some(threads) = flag(args, "--threads") {
+                assert_eq!(
+                    str_at(c, "/resources/limits/cpu"),
+                    Some(threads),
+                    "{id}: --threads is the CPU limit"
+                );
+            }
             assert!(
                 array_at(w.pod_spec(), "/tolerations")
                     .iter()

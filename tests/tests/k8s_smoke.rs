@@ -106,6 +106,19 @@ fn start_coordinator(m: &Manifests, w: &Workload<'_>, dir: &Path) -> (Process, P
     (process, pod, grpc)
 }
 
+/// The coordinator's Service: its name and gRPC port.
+fn coordinator_service(m: &Manifests) -> (String, u64) {
+    let service = m.services_of(&m.workload("coordinator"))[0];
+    let name = str_at(service, "/metadata/name").expect("a Service name");
+    let port = array_at(service, "/spec/ports")
+        .iter()
+        .find(|p| str_at(p, "/name") == Some("grpc"))
+        .and_then(|p| p.pointer("/port"))
+        .and_then(Value::as_u64)
+        .expect("the Service's grpc port");
+    (name.to_owned(), port)
+}
+
 /// Starts `w.replicas()` workers of `m`, each in a pod of its own with fixture data in its data
 /// volume, routed to the coordinator at `coordinator`; returns them with their pod names.
 fn start_workers(
@@ -115,14 +128,7 @@ fn start_workers(
     coordinator: SocketAddr,
 ) -> Vec<(Process, String)> {
     let c = w.container();
-    let service = m.services_of(&m.workload("coordinator"))[0];
-    let service_name = str_at(service, "/metadata/name").expect("a Service name");
-    let service_port = array_at(service, "/spec/ports")
-        .iter()
-        .find(|p| str_at(p, "/name") == Some("grpc"))
-        .and_then(|p| p.pointer("/port"))
-        .and_then(Value::as_u64)
-        .expect("the Service's grpc port");
+    let (service_name, service_port) = coordinator_service(m);
     let data_dir = c
         .pointer("/env")
         .and_then(Value::as_array)
@@ -142,7 +148,7 @@ fn start_workers(
         .map(|i| {
             let name = format!("{}-{i}", w.name);
             let mut pod = Pod::new(m, w, &name, &dir.join(&name));
-            pod.route(service_name, service_port, coordinator);
+            pod.route(&service_name, service_port, coordinator);
             let data = pod
                 .host_path(data_dir)
                 .expect("the data folder is a volume");
@@ -257,4 +263,33 @@ fn the_cpu_overlay_runs_a_sweep() {
 #[test]
 fn the_cpu_job_overlay_runs_a_sweep() {
     smoke("cpu-job");
+}
+
+/// The GPU overlays' workers cannot train here, but their command must be one the worker
+/// accepts: run as rendered, it gets as far as the device check (and stops there without a GPU,
+/// exit code 1, not clap's 2 for a bad flag).
+#[test]
+fn the_gpu_overlays_workers_accept_their_flags() {
+    let Some(kubectl) = k8s::kubectl() else {
+        return;
+    };
+    for overlay in ["gpu", "gpu-job"] {
+        let m = k8s::render(&kubectl, &k8s::overlay(overlay));
+        let w = m.workload("worker");
+        let sweep = Sweep::new(GRID);
+        let mut pod = Pod::new(&m, &w, "sweep-worker-0", &sweep.mkdir("worker"));
+        let (service, port) = coordinator_service(&m);
+        // Nothing listens there: a worker that gets past its device check waits for it.
+        pod.route(&service, port, "127.0.0.1:9".parse().expect("an address"));
+        let mut worker = Process::spawn(format!("{overlay} worker"), pod.command(w.container()));
+        let line = worker.wait_for("the device check", START_TIMEOUT, |o| {
+            o.stderr
+                .lines()
+                .find(|l| l.contains("CUDA is not available") || l.contains("device ready"))
+                .map(str::to_owned)
+        });
+        if line.contains("CUDA is not available") {
+            worker.expect_exit_code(1, Duration::from_secs(30));
+        }
+    }
 }
