@@ -75,6 +75,37 @@ fn tool(name: &str, var: &str) -> Option<PathBuf> {
     found
 }
 
+/// The Kubernetes versions the manifests must be valid for: the oldest we claim, the newest the
+/// pinned kubernetes-validate knows.
+pub const KUBERNETES_VERSIONS: [&str; 2] = ["1.30.0", "1.37.0"];
+
+/// The user (and group) both images run as, and the pods ask for.
+pub const USER: u64 = 65532;
+
+/// Every overlay, rendered; `None` (test skipped) without kubectl.
+pub fn render_overlays() -> Option<Vec<Manifests>> {
+    let kubectl = kubectl()?;
+    Some(overlays().iter().map(|dir| render(&kubectl, dir)).collect())
+}
+
+/// Runs `kubernetes-validate --strict` on `yaml` for `version`; returns (success, output).
+pub fn validate(tool: &Path, yaml: &str, version: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let file = dir.path().join("manifests.yaml");
+    std::fs::write(&file, yaml).expect("write the manifests");
+    let out = Command::new(tool)
+        .args(["--strict", "--quiet", "--kubernetes-version", version])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", tool.display()));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// The documents of a rendered kustomization, as JSON.
 pub struct Manifests {
     /// The kustomization's folder name (`cpu`, `gpu-job`...).
