@@ -12,6 +12,7 @@ pub mod artifacts;
 pub mod auth;
 pub mod console;
 mod error;
+pub mod metrics;
 pub mod report;
 pub mod results;
 pub mod service;
@@ -259,6 +260,11 @@ pub async fn run(
     let server = sweep_proto::SweepServiceServer::new(service)
         .max_decoding_message_size(sweep_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(sweep_proto::MAX_MESSAGE_BYTES);
+    // grpc.health.v1 for Kubernetes' probes: "" and sweep.v1.SweepService are SERVING.
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<sweep_proto::SweepServiceServer<service::Service>>()
+        .await;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &options.tls {
@@ -272,6 +278,7 @@ pub async fn run(
     let server_task = tokio::spawn(
         builder
             .layer(auth::AuthLayer::new(options.tokens.clone()))
+            .add_service(health)
             .add_service(server)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = stop_rx.await;

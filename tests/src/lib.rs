@@ -12,6 +12,7 @@
 //! `cargo build --release --bins`.
 
 pub mod faults;
+pub mod k8s;
 mod process;
 pub mod results;
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sweep_common::EpochMetrics;
 use sweep_common::grid::Grid;
 
-use crate::state::{Scheduler, Trial, TrialState};
+use crate::state::{FailureKind, Scheduler, Trial, TrialState};
 
 /// When the coordinator started, and now.
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +87,10 @@ pub struct Snapshot {
     /// Something the operator should act on (no worker for a while).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// Failed attempts so far by kind, retried ones included, in order of first failure (for
+    /// `/metrics`). Not in the JSON nor in `sweep.v1` yet: empty when decoded from either.
+    #[serde(skip)]
+    pub attempt_failures: Vec<(FailureKind, u64)>,
 }
 
 /// Trials by state.
@@ -339,6 +343,13 @@ pub fn snapshot(sweep: &str, s: &Scheduler, clock: Clock) -> Snapshot {
             experiment: t.spec.experiment.clone(),
             test_accuracy: a,
         });
+    let mut attempt_failures: Vec<(FailureKind, u64)> = Vec::new();
+    for kind in s.trials().iter().flat_map(|t| &t.failures).map(|f| f.kind) {
+        match attempt_failures.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => attempt_failures.push((kind, 1)),
+        }
+    }
     let f = forecast::forecast(s, &estimates, now);
     let warning = idle_warning(s, clock);
     Snapshot {
@@ -365,6 +376,7 @@ pub fn snapshot(sweep: &str, s: &Scheduler, clock: Clock) -> Snapshot {
         trials,
         experiments: Vec::new(),
         warning,
+        attempt_failures,
     }
 }
 

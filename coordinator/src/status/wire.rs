@@ -217,6 +217,8 @@ impl TryFrom<&v1::StatusResponse> for Snapshot {
                         .collect(),
                 })
                 .collect(),
+            // Not in `sweep.v1` yet.
+            attempt_failures: Vec::new(),
         })
     }
 }

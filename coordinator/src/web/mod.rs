@@ -8,6 +8,7 @@
 //!   after every visible change (at most [`MAX_EVENTS_PER_SECOND`] per second) and every
 //!   [`REFRESH`] otherwise. The page redraws on each event and never reloads.
 //! - `GET /healthz`: `ok`.
+//! - `GET /metrics`: Prometheus metrics, rendered by [`crate::metrics`] from the status.
 //!
 //! The handlers only ask the actor's handle; the server and every event stream stop when `stop`
 //! turns true (each stream after one last snapshot).
@@ -66,6 +67,7 @@ fn router(handle: Handle, stop: watch::Receiver<bool>) -> Router {
         .route("/api/status", get(status))
         .route("/api/events", get(events))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .with_state(AppState { handle, stop })
 }
 
@@ -90,6 +92,20 @@ async fn status(State(state): State<AppState>) -> Response {
         Ok(snapshot) => {
             ([(header::CACHE_CONTROL, "no-store")], axum::Json(snapshot)).into_response()
         }
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    match state.handle.status(false).await {
+        Ok(snapshot) => (
+            [
+                (header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            crate::metrics::render(&snapshot),
+        )
+            .into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
 }

@@ -108,7 +108,7 @@ async fn nth_event(conn: &mut TcpStream, seen: &mut String, n: usize) -> Snapsho
 }
 
 #[tokio::test]
-async fn serves_the_page_the_snapshot_and_health() {
+async fn serves_the_page_the_snapshot_health_and_metrics() {
     let server = start().await;
     let health = fetch(server.addr, "/healthz").await;
     assert!(health.starts_with("HTTP/1.0 200"), "{health}");
@@ -134,6 +134,20 @@ async fn serves_the_page_the_snapshot_and_health() {
     assert_eq!(snap.sweep, "web");
     assert_eq!(snap.trials.len(), 2);
     assert_eq!(snap.experiments.len(), 1, "the page's snapshot is detailed");
+
+    let metrics = fetch(server.addr, "/metrics").await;
+    assert!(metrics.starts_with("HTTP/1.0 200"), "{metrics}");
+    let head = metrics.split_once("\r\n\r\n").unwrap().0.to_lowercase();
+    assert!(head.contains("content-type: text/plain; version=0.0.4; charset=utf-8"));
+    let text = body(&metrics);
+    assert!(
+        text.contains("\nsweep_trials{state=\"pending\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nsweep_workers{state=\"connected\"} 0\n"),
+        "{text}"
+    );
 
     let missing = fetch(server.addr, "/nope").await;
     assert!(missing.starts_with("HTTP/1.0 404"), "{missing}");
