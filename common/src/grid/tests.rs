@@ -87,7 +87,7 @@ fn table_layout_names_two_grid_axes() {
     for (table, expected) in [
         (
             "{ rows = \"seed\", columns = \"activation\" }",
-            "experiment[0].table.rows: \"seed\" is not a grid axis of this experiment; allowed: activation, hidden_layers, batch_size",
+            "experiment[0].table.rows: seed cannot lay out a table (tables average over seeds); allowed: the experiment's grid axes \"activation\", \"hidden_layers\" or \"batch_size\"",
         ),
         (
             "{ rows = \"epochs\", columns = \"activation\" }",
@@ -185,7 +185,7 @@ fn errors_name_file_line_column_and_key() {
         ),
         (
             format!("{HEAD}[experiment.fixed]\nepochs = \"3\"\n"),
-            "test.toml:7:10: experiment[0].fixed.epochs: invalid type: string \"3\", expected an integer",
+            "test.toml:7:10: experiment[0].fixed.epochs: must be an integer from 1 to 100000, got \"3\"; remove the quotes",
         ),
         (
             format!("{HEAD}[experiment.fixed]\nepochs = 3\n[experiment.grid]\nepochs = [1, 2]\n"),
@@ -201,11 +201,11 @@ fn errors_name_file_line_column_and_key() {
         ),
         (
             format!("{HEAD}trial_name = \"same\"\n[experiment.grid]\nseed = [1, 2]\n"),
-            "experiment[0].trial_name: two trials are named \"same\"",
+            "experiment[0].trial_name: two trials of this experiment are named \"same\"",
         ),
         (
             "[sweep]\nname = \"s\"\n".to_owned(),
-            "test.toml:1:1: missing key `experiment`",
+            "test.toml:1:1: experiment: no [[experiment]] table",
         ),
         (
             format!("{HEAD}[[experiment]]\nname = \"e\"\ndataset = \"cifar10\"\n"),
@@ -226,7 +226,7 @@ fn errors_name_file_line_column_and_key() {
         (
             format!("{HEAD}[experiment.grid]\nseed = [1, 2, 3]\nhidden_width = [1, 2, 3]\n")
                 .replace("[sweep]\n", "[sweep]\nmax_trials = 8\n"),
-            "experiment[0].grid: the grid expands to more than 8 trials",
+            "experiment[0].grid: expands to 9 trials (3 x 3 values of hidden_width, seed), more than sweep.max_trials = 8",
         ),
     ];
     for (text, expected) in cases {
