@@ -295,7 +295,10 @@ impl Checker<'_> {
             return Err(self.err(
                 &t.span(),
                 key,
-                format!("a trial_name template cannot be empty; it may use {PLACEHOLDERS}"),
+                format!(
+                    "a trial_name template cannot be empty; it may use {}",
+                    placeholders()
+                ),
             ));
         }
         self.text(t, key)?;
@@ -328,9 +331,10 @@ impl Checker<'_> {
                     &at(offset + open),
                     key,
                     format!(
-                        "unknown placeholder {{{}}}{}; allowed: {PLACEHOLDERS}",
+                        "unknown placeholder {{{}}}{}; allowed: {}",
                         truncate(placeholder),
-                        did_you_mean(placeholder, PLACEHOLDER_NAMES, Quote::Brace)
+                        did_you_mean(placeholder, PLACEHOLDER_NAMES, Quote::Brace),
+                        placeholders()
                     ),
                 ));
             }
@@ -428,5 +432,31 @@ const PLACEHOLDER_NAMES: &[&str] = &[
 ];
 
 /// Placeholders a `trial_name` template may use, as messages list them.
-const PLACEHOLDERS: &str = "{experiment}, {dataset}, {activation}, {hidden_layers}, {hidden_width}, \
-     {learning_rate}, {batch_size}, {epochs}, {train_fraction}, {seed}";
+fn placeholders() -> String {
+    let braced: Vec<String> = PLACEHOLDER_NAMES
+        .iter()
+        .map(|p| format!("{{{p}}}"))
+        .collect();
+    braced.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_the_experiment_the_dataset_and_every_parameter() {
+        let params: Vec<&str> = Param::ALL.iter().map(|p| p.key()).collect();
+        assert_eq!(PLACEHOLDER_NAMES[..2], ["experiment", "dataset"]);
+        assert_eq!(PLACEHOLDER_NAMES[2..], params[..]);
+        assert!(placeholders().starts_with("{experiment}, {dataset}, {activation}"));
+    }
+
+    #[test]
+    fn lists_read_as_prose() {
+        assert_eq!(one_of(&["a"]), "\"a\"");
+        assert_eq!(one_of(&["a", "b"]), "\"a\" or \"b\"");
+        assert_eq!(one_of(&["a", "b", "c"]), "\"a\", \"b\" or \"c\"");
+        assert_eq!(truncate(&"x".repeat(70)), format!("{}...", "x".repeat(64)));
+    }
+}

@@ -46,7 +46,13 @@ pub(super) fn control_characters(text: &str, origin: &str) -> Result<(), GridErr
 
 /// A TOML syntax error.
 pub(super) fn syntax(text: &str, origin: &str, e: &toml::de::Error) -> GridError {
-    let offset = e.span().map_or(0, |s| s.start);
+    let offset = match e.span() {
+        Some(s) => s.start,
+        // The parser does not say where it gave up on a too deeply dotted key; it is the line
+        // that nests most.
+        None if e.message().contains("recursion") => deepest_line(text),
+        None => 0,
+    };
     let line = line_at(text, offset);
     let m = e.message().trim();
     let (key, message) = if m.contains("duplicate key") {
@@ -93,6 +99,20 @@ pub(super) fn syntax(text: &str, origin: &str, e: &toml::de::Error) -> GridError
         &key,
         format!("invalid TOML: {message}{hint}"),
     )
+}
+
+/// The offset of the line with the most nesting characters.
+fn deepest_line(text: &str) -> usize {
+    let mut best = (0, 0);
+    let mut offset = 0;
+    for line in text.split('\n') {
+        let depth = line.matches(['.', '[', '{']).count();
+        if depth > best.0 {
+            best = (depth, offset);
+        }
+        offset += line.len() + 1;
+    }
+    best.1
 }
 
 /// `a, expected b, c` -> `a, expected b or c`.
