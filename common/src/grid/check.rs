@@ -7,20 +7,20 @@ use toml::Spanned;
 
 use super::parse::{RawTable, Table};
 use super::suggest::{Quote, did_you_mean};
-use super::{Axis, GridError, Param, TableLayout};
+use super::{Axis, GridError, Param, TableLayout, limits};
 use crate::dataset::DatasetKind;
 use crate::trial::Activation;
 
 /// Largest number of hidden layers.
-pub(super) const MAX_HIDDEN_LAYERS: i64 = 64;
+pub(super) const MAX_HIDDEN_LAYERS: i64 = limits::HIDDEN_LAYERS as i64;
 /// Largest hidden width.
-pub(super) const MAX_HIDDEN_WIDTH: i64 = 65_536;
+pub(super) const MAX_HIDDEN_WIDTH: i64 = limits::HIDDEN_WIDTH as i64;
 /// Largest batch size.
-pub(super) const MAX_BATCH_SIZE: i64 = 1 << 20;
+pub(super) const MAX_BATCH_SIZE: i64 = limits::BATCH_SIZE as i64;
 /// Largest number of epochs (and `checkpoint_every`).
-pub(super) const MAX_EPOCHS: i64 = 100_000;
+pub(super) const MAX_EPOCHS: i64 = limits::EPOCHS as i64;
 /// Largest learning rate.
-pub(super) const MAX_LEARNING_RATE: f64 = 10.0;
+pub(super) const MAX_LEARNING_RATE: f64 = limits::LEARNING_RATE;
 /// Largest `max_attempts`.
 pub(super) const MAX_ATTEMPTS: i64 = 100;
 /// Longest name (sweep, experiment); trial names may be twice as long.

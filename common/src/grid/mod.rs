@@ -41,6 +41,22 @@ pub struct UnknownExperiment {
     pub known: Vec<String>,
 }
 
+/// The range of every hyperparameter a grid file may give, which is also what a worker accepts
+/// on the wire (`sweep-proto` refuses a trial outside them): the lower bounds are 0 for
+/// `hidden_layers`, 1 for the other integers, and above 0 for `learning_rate`.
+pub mod limits {
+    /// Largest `hidden_layers`.
+    pub const HIDDEN_LAYERS: u32 = 64;
+    /// Largest `hidden_width`.
+    pub const HIDDEN_WIDTH: u32 = 65_536;
+    /// Largest `batch_size`.
+    pub const BATCH_SIZE: u32 = 1 << 20;
+    /// Largest `epochs` (and `checkpoint_every`).
+    pub const EPOCHS: u32 = 100_000;
+    /// Largest `learning_rate`.
+    pub const LEARNING_RATE: f64 = 10.0;
+}
+
 /// Largest grid file, in bytes: far more than any grid needs (`lab1.toml` is under 2 KiB, a
 /// list of 100 000 seeds about 600 KiB), and little enough to read whole.
 pub const MAX_GRID_FILE_BYTES: u64 = 4 * 1024 * 1024;
