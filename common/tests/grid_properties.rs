@@ -8,13 +8,12 @@
 //! `PROPTEST_CASES=100000 cargo test --release -p sweep-common --test grid_properties` runs them
 //! longer; the cargo-fuzz targets in `fuzz/` explore the same space with coverage guidance.
 
-use std::collections::HashSet;
+mod support;
 
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
+use support::grid::ORIGIN;
 use sweep_common::grid::{Grid, GridError};
-
-const ORIGIN: &str = "fuzz.toml";
 
 /// Valid grids that the mutation tests start from.
 const VALID: &[&str] = &[
@@ -63,60 +62,8 @@ fn cases() -> u32 {
         .unwrap_or(512)
 }
 
-/// Checks what every outcome of the parser must satisfy.
 fn check(text: &str, result: &Result<Grid, GridError>) -> Result<(), TestCaseError> {
-    match result {
-        Ok(grid) => check_grid(grid),
-        Err(e) => check_error(text, e),
-    }
-}
-
-/// An error names the file, a line and column inside `text`, and prints no control character.
-fn check_error(text: &str, e: &GridError) -> Result<(), TestCaseError> {
-    let shown = e.to_string();
-    prop_assert!(
-        !shown.chars().any(char::is_control),
-        "control character in {shown:?}"
-    );
-    let Some(at) = e.location() else {
-        return Err(TestCaseError::fail(format!("no location in {shown:?}")));
-    };
-    prop_assert_eq!(&at.origin, ORIGIN);
-    let prefix = format!("{ORIGIN}:{}:{}: ", at.line, at.column);
-    prop_assert!(shown.starts_with(&prefix), "{shown:?}");
-    let lines: Vec<&str> = text.split('\n').collect();
-    prop_assert!(
-        at.line >= 1 && at.line <= lines.len(),
-        "line {} of {} in {shown:?}",
-        at.line,
-        lines.len()
-    );
-    let width = lines[at.line - 1].chars().count();
-    prop_assert!(
-        at.column >= 1 && at.column <= width + 1,
-        "column {} of a line of {width} characters in {shown:?}",
-        at.column
-    );
-    prop_assert!(!at.message.is_empty());
-    Ok(())
-}
-
-/// A valid grid's expansion: each experiment is the product of its axes, ids are unique and
-/// derived from the content, trial names are unique.
-fn check_grid(grid: &Grid) -> Result<(), TestCaseError> {
-    prop_assert!(!grid.is_empty());
-    let mut ids = HashSet::new();
-    let mut names = HashSet::new();
-    for e in &grid.experiments {
-        let product: usize = e.axes.iter().map(|a| a.values.len()).product();
-        prop_assert_eq!(e.trials.len(), product);
-        for t in &e.trials {
-            prop_assert_eq!(t.content_id(), t.id);
-            prop_assert!(ids.insert(t.id), "two trials with id {}", t.id);
-            prop_assert!(names.insert(t.name.clone()), "two trials named {}", t.name);
-        }
-    }
-    Ok(())
+    support::grid::check(text, result).map_err(TestCaseError::fail)
 }
 
 /// Pieces of TOML that grid files are made of: headers, keys, values, punctuation.
@@ -493,6 +440,6 @@ proptest! {
 fn valid_bases_parse() {
     for base in VALID {
         let grid = Grid::parse(base, ORIGIN).unwrap_or_else(|e| panic!("{e}"));
-        check_grid(&grid).unwrap_or_else(|e| panic!("{e}"));
+        support::grid::check_grid(&grid).unwrap_or_else(|e| panic!("{e}"));
     }
 }

@@ -528,3 +528,91 @@ fn regressions() {
         assert!(e.starts_with(&format!("invalid field {field}: ")), "{e}");
     }
 }
+
+/// Writes a valid encoding of every message as the seed corpus of the `requests` fuzz target
+/// (`fuzz/seeds/requests/`), each prefixed with the byte that picks its message:
+/// `cargo test --release -p sweep-proto --test decode_requests -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore = "writes fuzz/seeds/requests; run it by name"]
+fn write_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/requests");
+    std::fs::create_dir_all(&dir).expect("create the seed folder");
+    let worker_id = "6f1c1f4e-8d2b-5a8e-9c1b-2f7d3e4a5b6c".to_owned();
+    let (_, complete) = &valid_encodings()[0];
+    let request = v1::CompleteRequest::decode(complete.as_slice()).expect("decodes");
+    let lease = request.lease.clone();
+    let mut seeds = valid_encodings();
+    seeds.extend([
+        (
+            0,
+            v1::RegisterRequest {
+                protocol_version: 1,
+                worker_name: "w".into(),
+                device: Some(v1::Device {
+                    kind: 2,
+                    index: 0,
+                    name: "NVIDIA H100".into(),
+                    memory_bytes: 80 << 30,
+                }),
+                slots: 2,
+            }
+            .encode_to_vec(),
+        ),
+        (
+            1,
+            v1::LeaseRequest {
+                worker_id: worker_id.clone(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            2,
+            v1::HeartbeatRequest {
+                worker_id: worker_id.clone(),
+                leases: lease.iter().cloned().collect(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            4,
+            v1::CompleteRequest {
+                worker_id: worker_id.clone(),
+                lease: lease.clone(),
+                outcome: Some(v1::complete_request::Outcome::Failure(v1::TrialFailure {
+                    kind: 3,
+                    message: "out of memory".into(),
+                })),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            5,
+            v1::ArtifactChunk {
+                header: Some(v1::ArtifactHeader {
+                    worker_id,
+                    lease: lease.clone(),
+                    kind: 1,
+                    size: 3,
+                    sha256: "0".repeat(64),
+                    epoch: 0,
+                }),
+                data: vec![1, 2, 3],
+            }
+            .encode_to_vec(),
+        ),
+        (6, v1::StatusRequest { detail: true }.encode_to_vec()),
+        (
+            8,
+            v1::HeartbeatResponse {
+                revoked: lease.into_iter().collect(),
+            }
+            .encode_to_vec(),
+        ),
+    ]);
+    for (i, (which, bytes)) in seeds.into_iter().enumerate() {
+        let mut data = vec![u8::try_from(which).expect("a small index")];
+        data.extend(bytes);
+        let path = dir.join(format!("{i:02}-{}", MESSAGES[which]));
+        std::fs::write(&path, data).expect("write a seed");
+    }
+}
