@@ -1,5 +1,6 @@
 //! Conversions between wire messages and domain types.
 
+use sweep_common::grid::limits;
 use sweep_common::{
     Activation, ConfusionMatrix, DatasetKind, EpochMetrics, HyperParams, SplitSpec, TrialId,
     TrialResult, TrialSpec,
@@ -118,11 +119,12 @@ impl TryFrom<&v1::TrialSpec> for TrialSpec {
                 format!("unknown value {}", t.activation),
             )
         })?;
-        let positive = |field: &'static str, v: u32| {
-            if v == 0 {
-                Err(invalid(field, "must be at least 1"))
-            } else {
+        // The ranges a grid file allows: the worker builds and trains what the spec describes.
+        let within = |field: &'static str, v: u32, min: u32, max: u32| {
+            if (min..=max).contains(&v) {
                 Ok(v)
+            } else {
+                Err(invalid(field, format!("{v} is not in {min}..={max}")))
             }
         };
         let fraction = |field: &'static str, v: f64, allow_one: bool| {
@@ -132,10 +134,10 @@ impl TryFrom<&v1::TrialSpec> for TrialSpec {
                 Err(invalid(field, format!("{v} is not a fraction in range")))
             }
         };
-        if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
+        if !(t.learning_rate > 0.0 && t.learning_rate <= limits::LEARNING_RATE) {
             return Err(invalid(
                 "trial.learning_rate",
-                "must be a finite number > 0",
+                format!("must be a number > 0 and <= {}", limits::LEARNING_RATE),
             ));
         }
         let spec = TrialSpec {
@@ -145,11 +147,21 @@ impl TryFrom<&v1::TrialSpec> for TrialSpec {
             dataset,
             params: HyperParams {
                 activation: activation.try_into()?,
-                hidden_layers: t.hidden_layers,
-                hidden_width: positive("trial.hidden_width", t.hidden_width)?,
+                hidden_layers: within(
+                    "trial.hidden_layers",
+                    t.hidden_layers,
+                    0,
+                    limits::HIDDEN_LAYERS,
+                )?,
+                hidden_width: within(
+                    "trial.hidden_width",
+                    t.hidden_width,
+                    1,
+                    limits::HIDDEN_WIDTH,
+                )?,
                 learning_rate: t.learning_rate,
-                batch_size: positive("trial.batch_size", t.batch_size)?,
-                epochs: positive("trial.epochs", t.epochs)?,
+                batch_size: within("trial.batch_size", t.batch_size, 1, limits::BATCH_SIZE)?,
+                epochs: within("trial.epochs", t.epochs, 1, limits::EPOCHS)?,
                 train_fraction: fraction("trial.train_fraction", t.train_fraction, true)?,
                 seed: t.seed,
             },
@@ -234,6 +246,15 @@ fn confusion(
                 m.classes
             ),
         ));
+    }
+    // The coordinator sums the counts to check them against the split sizes: a sum past u64
+    // would panic (debug) or wrap into a plausible total (release).
+    if m.counts
+        .iter()
+        .try_fold(0u64, |sum, &c| sum.checked_add(c))
+        .is_none()
+    {
+        return Err(invalid(field, "the counts add up to more than 2^64"));
     }
     Ok(ConfusionMatrix {
         classes,

@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+/// Longest key path shown in a message, in characters.
+const MAX_KEY_CHARS: usize = 100;
+
 /// A grid file that cannot be used, with where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GridError {
@@ -12,6 +15,14 @@ pub enum GridError {
         path: String,
         /// What the operating system said.
         message: String,
+    },
+    /// The file is larger than any grid file needs; it was not read.
+    #[error("grid file {path} is larger than {limit} bytes; a grid file lists axes, not data")]
+    TooLarge {
+        /// The path given.
+        path: String,
+        /// The largest size allowed.
+        limit: u64,
     },
     /// The file was read but is not a valid grid.
     #[error("{0}")]
@@ -53,22 +64,44 @@ impl GridError {
         message: impl Into<String>,
     ) -> Self {
         let (line, column) = line_column(text, offset);
+        // A key path quotes the file's keys, which may be of any length and, quoted, hold any
+        // character.
+        let mut shown: String = printable(&key.chars().take(MAX_KEY_CHARS).collect::<String>());
+        if key.chars().count() > MAX_KEY_CHARS {
+            shown.push_str("...");
+        }
         GridError::Invalid(Box::new(Located {
             origin: origin.to_owned(),
             line,
             column,
-            key: key.to_owned(),
-            message: message.into(),
+            key: shown,
+            message: printable(&message.into()),
         }))
     }
 
     /// Where the error is, when it is in the file's text.
     pub fn location(&self) -> Option<&Located> {
         match self {
-            GridError::Io { .. } => None,
+            GridError::Io { .. } | GridError::TooLarge { .. } => None,
             GridError::Invalid(located) => Some(located),
         }
     }
+}
+
+/// `s` with control characters escaped (`\u{1b}`), so that a message cannot garble a terminal.
+fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_owned();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.

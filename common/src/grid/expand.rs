@@ -5,156 +5,23 @@ use std::ops::Range;
 
 use toml::Spanned;
 
+use super::check::{
+    Checker, MAX_ATTEMPTS, MAX_EPOCHS, MAX_TITLE_LEN, MAX_TRIAL_NAME_LEN, RawValue,
+    SPLIT_RATIO_RULE, Value, allowed, integer, truncate,
+};
 use super::parse::{RawAxes, RawExperiment, RawFile, RawFixed, RawList};
 use super::{
     Axis, DEFAULT_CHECKPOINT_EVERY, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_TRIALS, DEFAULT_SPLIT_RATIO,
 };
-use super::{Experiment, Grid, GridError, Param, TableLayout};
+use super::{Experiment, Grid, GridError, Param};
 use crate::dataset::DatasetKind;
 use crate::ids::TrialId;
 use crate::trial::{Activation, HyperParams, SplitSpec, TrialSpec};
 
-/// Largest number of hidden layers.
-pub const MAX_HIDDEN_LAYERS: i64 = 64;
-/// Largest hidden width.
-pub const MAX_HIDDEN_WIDTH: i64 = 65_536;
-/// Largest batch size.
-pub const MAX_BATCH_SIZE: i64 = 1 << 20;
-/// Largest number of epochs.
-pub const MAX_EPOCHS: i64 = 100_000;
-/// Largest learning rate.
-pub const MAX_LEARNING_RATE: f64 = 10.0;
-/// Largest `max_attempts`.
-pub const MAX_ATTEMPTS: i64 = 100;
-/// Largest `max_trials` a grid file may set.
-pub const MAX_TRIALS_LIMIT: i64 = 10_000_000;
-/// Longest name (sweep, experiment, trial).
-pub const MAX_NAME_LEN: usize = 128;
-
-/// A typed parameter value.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Value {
-    Activation(Activation),
-    Int(u64),
-    Float(f64),
-}
-
-impl Value {
-    fn display(self) -> String {
-        match self {
-            Value::Activation(a) => a.display_name().to_owned(),
-            Value::Int(i) => i.to_string(),
-            Value::Float(f) => f.to_string(),
-        }
-    }
-}
-
-/// Checks on one source text; every error names `origin`, line, column and key.
-struct Checker<'a> {
-    text: &'a str,
-    origin: &'a str,
-}
-
-impl Checker<'_> {
-    fn err(&self, span: &Range<usize>, key: &str, message: impl Into<String>) -> GridError {
-        GridError::at(self.origin, self.text, span.start, key, message)
-    }
-
-    fn name(&self, value: &Spanned<String>, key: &str) -> Result<String, GridError> {
-        let name = value.get_ref();
-        let ok = !name.is_empty()
-            && name.len() <= MAX_NAME_LEN
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        if ok {
-            Ok(name.clone())
-        } else {
-            Err(self.err(
-                &value.span(),
-                key,
-                format!(
-                    "invalid name {:?}: use 1 to {MAX_NAME_LEN} letters, digits, '_', '-' or '.'",
-                    truncate(name)
-                ),
-            ))
-        }
-    }
-
-    fn int(&self, v: &Spanned<i64>, key: &str, min: i64, max: i64) -> Result<u64, GridError> {
-        let x = *v.get_ref();
-        if (min..=max).contains(&x) {
-            // In range and min >= 0, so the conversion is exact.
-            Ok(x.unsigned_abs())
-        } else {
-            Err(self.err(
-                &v.span(),
-                key,
-                format!("must be an integer from {min} to {max}, got {x}"),
-            ))
-        }
-    }
-
-    fn value(
-        &self,
-        param: Param,
-        text: Spanned<RawValue<'_>>,
-        key: &str,
-    ) -> Result<Value, GridError> {
-        let span = text.span();
-        let bad = |what: String| Err(self.err(&span, key, what));
-        match (param, text.into_inner()) {
-            (Param::Activation, RawValue::Str(s)) => match s.parse::<Activation>() {
-                Ok(a) => Ok(Value::Activation(a)),
-                Err(e) => bad(e.to_string()),
-            },
-            (Param::HiddenLayers, RawValue::Int(i)) => self
-                .int(&Spanned::new(span.clone(), i), key, 0, MAX_HIDDEN_LAYERS)
-                .map(Value::Int),
-            (Param::HiddenWidth, RawValue::Int(i)) => self
-                .int(&Spanned::new(span.clone(), i), key, 1, MAX_HIDDEN_WIDTH)
-                .map(Value::Int),
-            (Param::BatchSize, RawValue::Int(i)) => self
-                .int(&Spanned::new(span.clone(), i), key, 1, MAX_BATCH_SIZE)
-                .map(Value::Int),
-            (Param::Epochs, RawValue::Int(i)) => self
-                .int(&Spanned::new(span.clone(), i), key, 1, MAX_EPOCHS)
-                .map(Value::Int),
-            (Param::Seed, RawValue::Int(i)) => self
-                .int(&Spanned::new(span.clone(), i), key, 0, i64::MAX)
-                .map(Value::Int),
-            (Param::LearningRate, RawValue::Float(f)) => {
-                if f.is_finite() && f > 0.0 && f <= MAX_LEARNING_RATE {
-                    Ok(Value::Float(f))
-                } else {
-                    bad(format!(
-                        "must be a number greater than 0 and at most {MAX_LEARNING_RATE}, got {f}"
-                    ))
-                }
-            }
-            (Param::TrainFraction, RawValue::Float(f)) => {
-                if f.is_finite() && f > 0.0 && f <= 1.0 {
-                    Ok(Value::Float(f))
-                } else {
-                    bad(format!("must be a fraction in (0, 1], got {f}"))
-                }
-            }
-            // The raw structs give each parameter its type, so no other pair can occur.
-            (param, _) => bad(format!("wrong type of value for {param}")),
-        }
-    }
-}
-
-/// A raw value before its meaning is checked.
-enum RawValue<'a> {
-    Str(&'a str),
-    Int(i64),
-    Float(f64),
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(64).collect()
-}
+/// Largest `max_trials` a grid file may set. Expansion costs about 6 us and 400 bytes per trial
+/// before the coordinator keeps any state for it: a million trials take 6 s and 400 MB, ten
+/// million (from a 50 KB file) a minute and 4 GB, which no sweep of trained models needs.
+pub(super) const MAX_TRIALS_LIMIT: i64 = 1_000_000;
 
 /// Collects (param, fixed value) from `[experiment.fixed]`.
 fn fixed_values(f: &RawFixed) -> Vec<(Param, Spanned<RawValue<'_>>)> {
@@ -195,7 +62,10 @@ fn fixed_values(f: &RawFixed) -> Vec<(Param, Spanned<RawValue<'_>>)> {
 type AxisValues<'a> = (Range<usize>, Vec<Spanned<RawValue<'a>>>);
 
 /// Collects (param, axis values) from `[experiment.grid]`.
-fn axis_values(g: &RawAxes) -> Vec<(Param, AxisValues<'_>)> {
+fn axis_values(g: Option<&RawAxes>) -> Vec<(Param, AxisValues<'_>)> {
+    let Some(g) = g else {
+        return Vec::new();
+    };
     fn l<'a, T, F: Fn(&'a T) -> RawValue<'a>>(v: &'a RawList<T>, f: F) -> Option<AxisValues<'a>> {
         v.as_ref().map(|list| {
             let values = list
@@ -269,30 +139,10 @@ pub(super) fn expand(raw: RawFile, text: &str, origin: &str) -> Result<Grid, Gri
         return Err(c.err(
             &raw.experiments.span(),
             "experiment",
-            "a grid needs at least one [[experiment]]",
+            "a grid needs at least one [[experiment]] table",
         ));
     }
-
-    // Count before allocating anything per trial.
-    let mut total: u64 = 0;
-    for (i, e) in raw.experiments.get_ref().iter().enumerate() {
-        let product = axis_values(&e.get_ref().grid)
-            .iter()
-            .fold(1u64, |acc, (_, (_, values))| {
-                acc.saturating_mul(values.len() as u64)
-            });
-        total = total.saturating_add(product);
-        if total > max_trials {
-            return Err(c.err(
-                &e.span(),
-                &format!("experiment[{i}].grid"),
-                format!(
-                    "the grid expands to more than {max_trials} trials (sweep.max_trials); \
-                     shrink the axes or raise max_trials"
-                ),
-            ));
-        }
-    }
+    count_trials(&c, &raw, max_trials)?;
 
     let mut experiments = Vec::with_capacity(raw.experiments.get_ref().len());
     let mut experiment_names: HashMap<String, usize> = HashMap::new();
@@ -304,26 +154,21 @@ pub(super) fn expand(raw: RawFile, text: &str, origin: &str) -> Result<Grid, Gri
                 &e.get_ref().name.span(),
                 &format!("experiment[{i}].name"),
                 format!(
-                    "duplicate experiment name {:?} (also experiment[{first}])",
+                    "duplicate experiment name {:?} (also experiment[{first}]); experiment names must be unique",
                     exp.name
                 ),
             ));
         }
         for t in &exp.trials {
             if let Some((j, other)) = trial_names.insert(t.name.clone(), (i, exp.name.clone())) {
-                let span = e
-                    .get_ref()
-                    .trial_name
-                    .as_ref()
-                    .map_or(e.get_ref().name.span(), Spanned::span);
-                return Err(c.err(
-                    &span,
-                    &format!("experiment[{i}].trial_name"),
-                    format!(
-                        "two trials are named {:?} (the other in experiment[{j}] {other:?}); \
-                         trial names must be unique: put every varying axis in the template",
-                        t.name
-                    ),
+                return Err(duplicate_trial_name(
+                    &c,
+                    i,
+                    e.get_ref(),
+                    &exp,
+                    &t.name,
+                    j,
+                    &other,
                 ));
             }
         }
@@ -337,6 +182,95 @@ pub(super) fn expand(raw: RawFile, text: &str, origin: &str) -> Result<Grid, Gri
     })
 }
 
+/// Refuses a grid that expands to more than `max_trials` trials, from the axis sizes alone,
+/// before anything is allocated per trial.
+fn count_trials(c: &Checker<'_>, raw: &RawFile, max_trials: u64) -> Result<(), GridError> {
+    let mut total: u64 = 0;
+    for (i, e) in raw.experiments.get_ref().iter().enumerate() {
+        let axes = axis_values(e.get_ref().axes());
+        let product = axes.iter().try_fold(1u64, |acc, (_, (_, values))| {
+            acc.checked_mul(values.len() as u64)
+        });
+        let sum = product.and_then(|p| total.checked_add(p));
+        if sum.is_some_and(|s| s <= max_trials) {
+            total = sum.unwrap_or(u64::MAX);
+            continue;
+        }
+        let sizes: Vec<String> = axes.iter().map(|(_, (_, v))| v.len().to_string()).collect();
+        let names: Vec<&str> = axes.iter().map(|(p, _)| p.key()).collect();
+        let count = match product {
+            Some(p) => format!("{p} trials"),
+            None => format!("more than {} trials", u64::MAX),
+        };
+        let this = if axes.is_empty() {
+            "1 trial (no axis varies)".to_owned()
+        } else {
+            format!(
+                "{count} ({} values of {})",
+                sizes.join(" x "),
+                names.join(", ")
+            )
+        };
+        let what = match (total, sum) {
+            (0, _) => format!("expands to {this}"),
+            (_, Some(sum)) => format!(
+                "expands to {this}; with the {total} trials of the experiments above, the sweep \
+                 has {sum}"
+            ),
+            (_, None) => format!("expands to {this}"),
+        };
+        let span = e
+            .get_ref()
+            .grid
+            .as_ref()
+            .map_or_else(|| e.span(), Spanned::span);
+        return Err(c.err(
+            &span,
+            &format!("experiment[{i}].grid"),
+            format!(
+                "{what}, more than sweep.max_trials = {max_trials}; shrink the axes or raise \
+                 max_trials (at most {MAX_TRIALS_LIMIT})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The error for two trials with one name: which axes the template leaves out, or that two
+/// experiments' templates give the same name.
+fn duplicate_trial_name(
+    c: &Checker<'_>,
+    i: usize,
+    e: &RawExperiment,
+    exp: &Experiment,
+    name: &str,
+    j: usize,
+    other: &str,
+) -> GridError {
+    let span = e.trial_name.as_ref().map_or(e.name.span(), Spanned::span);
+    let template = e.trial_name.as_ref().map(|t| t.get_ref().as_str());
+    let message = if i == j {
+        let missing: Vec<String> = exp
+            .axes
+            .iter()
+            .filter(|a| template.is_some_and(|t| !t.contains(&format!("{{{}}}", a.param))))
+            .map(|a| format!("{{{}}}", a.param))
+            .collect();
+        let axes = if missing.len() == 1 { "axis" } else { "axes" };
+        format!(
+            "two trials of this experiment are named {name:?}; trial names must be unique: add \
+             the varying {axes} {} to the template",
+            missing.join(", ")
+        )
+    } else {
+        format!(
+            "trial name {name:?} is also a trial of experiment[{j}] {other:?}; trial names must \
+             be unique across the sweep: add {{experiment}} to the template"
+        )
+    };
+    c.err(&span, &format!("experiment[{i}].trial_name"), message)
+}
+
 fn experiment(
     c: &Checker<'_>,
     i: usize,
@@ -345,34 +279,45 @@ fn experiment(
 ) -> Result<Experiment, GridError> {
     let at = |k: &str| format!("experiment[{i}].{k}");
     let name = c.name(&e.name, &at("name"))?;
-    let dataset: DatasetKind =
-        e.dataset
-            .get_ref()
-            .parse()
-            .map_err(|err: crate::dataset::UnknownDataset| {
-                c.err(&e.dataset.span(), &at("dataset"), err.to_string())
-            })?;
+    let dataset = c.dataset(&e.dataset, &at("dataset"))?;
     let split_ratio = match &e.split_ratio {
-        Some(r) => {
-            let x = *r.get_ref();
-            if !(x.is_finite() && x > 0.0 && x < 1.0) {
-                return Err(c.err(
-                    &r.span(),
-                    &at("split_ratio"),
-                    format!("must be a fraction in (0, 1) (the train part of the official training set), got {x}"),
-                ));
-            }
-            x
-        }
+        Some(r) => c.fraction(
+            &r.span(),
+            &at("split_ratio"),
+            *r.get_ref(),
+            SPLIT_RATIO_RULE,
+            false,
+        )?,
         None => DEFAULT_SPLIT_RATIO,
     };
     let checkpoint_every = match &e.checkpoint_every {
-        Some(every) => {
-            u32::try_from(c.int(every, &at("checkpoint_every"), 0, MAX_EPOCHS)?).unwrap_or(0)
-        }
+        Some(every) => match u32::try_from(*every.get_ref()) {
+            Ok(n) if i64::from(n) <= MAX_EPOCHS => n,
+            _ => {
+                return Err(c.err(
+                    &every.span(),
+                    &at("checkpoint_every"),
+                    format!(
+                        "must be {} (0: never), got {}",
+                        integer(0, MAX_EPOCHS),
+                        every.get_ref()
+                    ),
+                ));
+            }
+        },
         None => DEFAULT_CHECKPOINT_EVERY,
     };
-    let title = e.title.as_ref().map(|t| truncate(t.get_ref()));
+    let title = match &e.title {
+        Some(t) => {
+            c.text(t, &at("title"))?;
+            let mut title: String = t.get_ref().chars().take(MAX_TITLE_LEN).collect();
+            if title.len() < t.get_ref().len() {
+                title.push_str("...");
+            }
+            Some(title)
+        }
+        None => None,
+    };
 
     let mut values: BTreeMap<Param, Vec<Value>> = BTreeMap::new();
     let mut fixed_params: HashMap<Param, Range<usize>> = HashMap::new();
@@ -382,30 +327,40 @@ fn experiment(
         values.insert(param, vec![value]);
     }
     let mut axes = Vec::new();
-    for (param, (list_span, raw_values)) in axis_values(&e.grid) {
+    for (param, (list_span, raw_values)) in axis_values(e.axes()) {
         let key = at(&format!("grid.{param}"));
         if fixed_params.contains_key(&param) {
             return Err(c.err(
                 &list_span,
                 &key,
                 format!(
-                    "{param} is both fixed and a grid axis; keep it in one of [fixed] or [grid]"
+                    "{param} is both fixed and a grid axis; keep it in one of [experiment.fixed] \
+                     or [experiment.grid]"
                 ),
             ));
         }
         if raw_values.is_empty() {
-            return Err(c.err(&list_span, &key, "an axis needs at least one value"));
+            return Err(c.err(
+                &list_span,
+                &key,
+                format!(
+                    "an axis needs at least one value, each {}; or remove the axis",
+                    allowed(param)
+                ),
+            ));
         }
         let mut axis: Vec<Value> = Vec::with_capacity(raw_values.len());
+        let mut seen: HashMap<(u8, u64), usize> = HashMap::with_capacity(raw_values.len());
         for (j, v) in raw_values.into_iter().enumerate() {
             let span = v.span();
             let value = c.value(param, v, &format!("{key}[{j}]"))?;
-            if let Some(first) = axis.iter().position(|x| *x == value) {
+            if let Some(first) = seen.insert(value.identity(), j) {
                 return Err(c.err(
                     &span,
                     &format!("{key}[{j}]"),
                     format!(
-                        "duplicate value {} (already at index {first})",
+                        "duplicate value {} (already at index {first}); each value of an axis \
+                         must be different",
                         value.display()
                     ),
                 ));
@@ -425,12 +380,12 @@ fn experiment(
     }
 
     let table = match &e.table {
-        Some(t) => Some(table_layout(c, t, &axes, &at("table"))?),
+        Some(t) => Some(c.table_layout(t, &axes, &at("table"))?),
         None => None,
     };
     let template = match &e.trial_name {
         Some(t) => {
-            check_template(c, t, &at("trial_name"))?;
+            c.template(t, &at("trial_name"))?;
             t.get_ref().clone()
         }
         None => default_template(&axes),
@@ -454,12 +409,17 @@ fn experiment(
         let params = hyper_params(&chosen);
         let canonical = TrialSpec::canonical(&name, dataset, &params, &split);
         let trial_name = render(&template, &name, dataset, &chosen);
-        if trial_name.len() > MAX_NAME_LEN * 2 {
+        if trial_name.len() > MAX_TRIAL_NAME_LEN {
             let span = e.trial_name.as_ref().map_or(e.name.span(), Spanned::span);
             return Err(c.err(
                 &span,
                 &at("trial_name"),
-                "trial names may be at most 256 bytes",
+                format!(
+                    "trial names may be at most {MAX_TRIAL_NAME_LEN} bytes; this one gives \
+                     {:?} ({} bytes)",
+                    truncate(&trial_name),
+                    trial_name.len()
+                ),
             ));
         }
         trials.push(TrialSpec {
@@ -480,51 +440,6 @@ fn experiment(
         table,
         trials,
     })
-}
-
-/// Checks `table`: two different grid axes of the experiment, neither of them `seed`.
-fn table_layout(
-    c: &Checker<'_>,
-    t: &Spanned<super::parse::RawTable>,
-    axes: &[Axis],
-    key: &str,
-) -> Result<TableLayout, GridError> {
-    let varying: Vec<&str> = axes
-        .iter()
-        .filter(|a| a.param != Param::Seed)
-        .map(|a| a.param.key())
-        .collect();
-    let axis = |v: &Spanned<String>, which: &str| -> Result<Param, GridError> {
-        Param::ALL
-            .into_iter()
-            .find(|p| p.key() == v.get_ref() && *p != Param::Seed && varying.contains(&p.key()))
-            .ok_or_else(|| {
-                c.err(
-                    &v.span(),
-                    &format!("{key}.{which}"),
-                    format!(
-                        "{:?} is not a grid axis of this experiment; allowed: {}",
-                        truncate(v.get_ref()),
-                        if varying.is_empty() {
-                            "none (no axis varies)".to_owned()
-                        } else {
-                            varying.join(", ")
-                        }
-                    ),
-                )
-            })
-    };
-    let t = t.get_ref();
-    let rows = axis(&t.rows, "rows")?;
-    let columns = axis(&t.columns, "columns")?;
-    if rows == columns {
-        return Err(c.err(
-            &t.columns.span(),
-            &format!("{key}.columns"),
-            "rows and columns must be different axes",
-        ));
-    }
-    Ok(TableLayout { rows, columns })
 }
 
 fn hyper_params(chosen: &BTreeMap<Param, Value>) -> HyperParams {
@@ -550,43 +465,6 @@ fn hyper_params(chosen: &BTreeMap<Param, Value>) -> HyperParams {
         train_fraction: float(Param::TrainFraction),
         seed: int(Param::Seed),
     }
-}
-
-/// Placeholders a `trial_name` template may use.
-const PLACEHOLDERS: &str = "{experiment}, {dataset}, {activation}, {hidden_layers}, {hidden_width}, \
-     {learning_rate}, {batch_size}, {epochs}, {train_fraction}, {seed}";
-
-fn check_template(c: &Checker<'_>, t: &Spanned<String>, key: &str) -> Result<(), GridError> {
-    let text = t.get_ref();
-    if text.is_empty() {
-        return Err(c.err(&t.span(), key, "a trial_name template cannot be empty"));
-    }
-    let mut rest = text.as_str();
-    while let Some(open) = rest.find(['{', '}']) {
-        if rest[open..].starts_with('}') {
-            return Err(c.err(&t.span(), key, "unmatched '}' in trial_name template"));
-        }
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('}') else {
-            return Err(c.err(&t.span(), key, "unclosed '{' in trial_name template"));
-        };
-        let placeholder = &after[..close];
-        let known = placeholder == "experiment"
-            || placeholder == "dataset"
-            || Param::ALL.iter().any(|p| p.key() == placeholder);
-        if !known {
-            return Err(c.err(
-                &t.span(),
-                key,
-                format!(
-                    "unknown placeholder {{{}}}; allowed: {PLACEHOLDERS}",
-                    truncate(placeholder)
-                ),
-            ));
-        }
-        rest = &after[close + 1..];
-    }
-    Ok(())
 }
 
 /// `{experiment}_{axis}-{value}...` over the varying axes.

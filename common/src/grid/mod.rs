@@ -9,11 +9,15 @@
 //! (not the file's), values in the order the file lists them, the first axis outermost. Trial ids
 //! are content-derived ([`crate::TrialId`]), so the same cell has the same id whatever the order.
 
+mod check;
+mod diagnose;
 mod error;
 mod expand;
 mod parse;
+mod suggest;
 
 use std::fmt;
+use std::io::Read as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -23,15 +27,39 @@ use crate::trial::TrialSpec;
 
 pub use error::GridError;
 
-/// An experiment name that the grid does not have.
+/// An experiment name that the grid does not have (`--only`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("no experiment named {given:?} in the grid; its experiments are: {}", known.join(", "))]
+#[error(
+    "--only {given:?}: the grid has no experiment of that name{}; its experiments are: {}",
+    suggest::did_you_mean(given, &known.iter().map(String::as_str).collect::<Vec<_>>(), suggest::Quote::Double),
+    known.join(", ")
+)]
 pub struct UnknownExperiment {
     /// The name asked for.
     pub given: String,
     /// The grid's experiments.
     pub known: Vec<String>,
 }
+
+/// The range of every hyperparameter a grid file may give, which is also what a worker accepts
+/// on the wire (`sweep-proto` refuses a trial outside them): the lower bounds are 0 for
+/// `hidden_layers`, 1 for the other integers, and above 0 for `learning_rate`.
+pub mod limits {
+    /// Largest `hidden_layers`.
+    pub const HIDDEN_LAYERS: u32 = 64;
+    /// Largest `hidden_width`.
+    pub const HIDDEN_WIDTH: u32 = 65_536;
+    /// Largest `batch_size`.
+    pub const BATCH_SIZE: u32 = 1 << 20;
+    /// Largest `epochs` (and `checkpoint_every`).
+    pub const EPOCHS: u32 = 100_000;
+    /// Largest `learning_rate`.
+    pub const LEARNING_RATE: f64 = 10.0;
+}
+
+/// Largest grid file, in bytes: far more than any grid needs (`lab1.toml` is under 2 KiB, a
+/// list of 100 000 seeds about 600 KiB), and little enough to read whole.
+pub const MAX_GRID_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Default `[sweep] max_attempts`: leases of one trial before it fails for good.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
@@ -149,33 +177,35 @@ pub struct Grid {
 }
 
 impl Grid {
-    /// Reads, validates and expands the grid file at `path`.
+    /// Reads, validates and expands the grid file at `path`. A file larger than
+    /// [`MAX_GRID_FILE_BYTES`] is refused without being read.
     pub fn from_file(path: &Path) -> Result<Grid, GridError> {
-        let bytes = std::fs::read(path).map_err(|source| GridError::Io {
-            path: path.display().to_string(),
-            message: source.to_string().to_lowercase(),
-        })?;
         let origin = path.display().to_string();
-        let text = match String::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(e) => {
-                let valid = e.utf8_error().valid_up_to();
-                let bytes = e.into_bytes();
-                let prefix = String::from_utf8_lossy(&bytes[..valid]);
-                return Err(GridError::at(
-                    &origin,
-                    &prefix,
-                    valid,
-                    "",
-                    "invalid UTF-8: a grid file must be UTF-8 text",
-                ));
-            }
+        let io = |source: std::io::Error| GridError::Io {
+            path: origin.clone(),
+            message: source.to_string().to_lowercase(),
         };
-        Self::parse(&text, &origin)
+        let file = std::fs::File::open(path).map_err(io)?;
+        let mut bytes = Vec::new();
+        file.take(MAX_GRID_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        Self::from_bytes(bytes, &origin)
+    }
+
+    /// Validates and expands the bytes of a grid file; `origin` names it in errors.
+    pub fn from_bytes(bytes: Vec<u8>, origin: &str) -> Result<Grid, GridError> {
+        check_size(bytes.len(), origin)?;
+        match String::from_utf8(bytes) {
+            Ok(text) => Self::parse(&text, origin),
+            Err(e) => Err(not_utf8(origin, e)),
+        }
     }
 
     /// Validates and expands grid file text; `origin` names it in errors (usually its path).
     pub fn parse(text: &str, origin: &str) -> Result<Grid, GridError> {
+        check_size(text.len(), origin)?;
+        diagnose::control_characters(text, origin)?;
         let raw = parse::parse(text, origin)?;
         expand::expand(raw, text, origin)
     }
@@ -214,6 +244,35 @@ impl Grid {
     pub fn experiment(&self, name: &str) -> Option<&Experiment> {
         self.experiments.iter().find(|e| e.name == name)
     }
+}
+
+/// Refuses more than [`MAX_GRID_FILE_BYTES`].
+fn check_size(len: usize, origin: &str) -> Result<(), GridError> {
+    if len as u64 > MAX_GRID_FILE_BYTES {
+        return Err(GridError::TooLarge {
+            path: origin.to_owned(),
+            limit: MAX_GRID_FILE_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// The error for a file that is not UTF-8: where the first bad byte is, and what the file
+/// probably is instead.
+fn not_utf8(origin: &str, e: std::string::FromUtf8Error) -> GridError {
+    let valid = e.utf8_error().valid_up_to();
+    let bytes = e.into_bytes();
+    let prefix = String::from_utf8_lossy(&bytes[..valid]);
+    let message = if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+        "the file is UTF-16 text (it starts with a UTF-16 byte order mark); save it as UTF-8"
+            .to_owned()
+    } else {
+        format!(
+            "invalid UTF-8 (byte 0x{:02x}): a grid file is UTF-8 text; save it as UTF-8",
+            bytes.get(valid).copied().unwrap_or_default()
+        )
+    };
+    GridError::at(origin, &prefix, valid, "", message)
 }
 
 #[cfg(test)]

@@ -1,18 +1,23 @@
 //! The grid file as TOML deserializes it: every value with its span, unknown keys rejected.
 //! Range checks happen in `expand`, where the meaning of each value is known.
 
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+
 use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
-use super::GridError;
+use super::{GridError, diagnose};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawFile {
-    pub sweep: Spanned<RawSweep>,
+    pub sweep: Spanned<Table<RawSweep>>,
     #[serde(rename = "experiment")]
-    pub experiments: Spanned<Vec<Spanned<RawExperiment>>>,
+    pub experiments: Spanned<Vec<Spanned<Table<RawExperiment>>>>,
 }
 
 /// `[sweep]`.
@@ -35,11 +40,17 @@ pub(super) struct RawExperiment {
     pub trial_name: Option<Spanned<String>>,
     pub split_ratio: Option<Spanned<f64>>,
     pub checkpoint_every: Option<Spanned<i64>>,
-    pub table: Option<Spanned<RawTable>>,
+    pub table: Option<Spanned<Table<RawTable>>>,
     #[serde(default)]
-    pub fixed: RawFixed,
-    #[serde(default)]
-    pub grid: RawAxes,
+    pub fixed: Table<RawFixed>,
+    pub grid: Option<Spanned<Table<RawAxes>>>,
+}
+
+impl RawExperiment {
+    /// `[experiment.grid]`, when the experiment has one.
+    pub fn axes(&self) -> Option<&RawAxes> {
+        self.grid.as_ref().map(|g| &g.get_ref().0)
+    }
 }
 
 /// `table = { rows = "...", columns = "..." }`: the axes of the report's accuracy pivots.
@@ -81,28 +92,48 @@ pub(super) struct RawAxes {
     pub seed: RawList<i64>,
 }
 
+/// What the grid file writes as a TOML table, deserialized as `T`.
+///
+/// serde also lets a struct be written as an array of its fields, in order, so that
+/// `table = ["hidden_layers", "activation"]` or `[[sweep]]` would be read as something else than
+/// what they say; a grid file may only write these as tables.
+#[derive(Debug, Default)]
+pub(super) struct Table<T>(pub T);
+
+impl<T> Deref for Table<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Table<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OnlyMaps<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OnlyMaps<T> {
+            type Value = Table<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Table<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Table)
+            }
+        }
+
+        deserializer.deserialize_map(OnlyMaps(PhantomData))
+    }
+}
+
 /// Deserializes `text`, turning TOML and serde errors into located grid errors.
 pub(super) fn parse(text: &str, origin: &str) -> Result<RawFile, GridError> {
-    let de = toml::Deserializer::parse(text).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        let key = e
-            .span()
-            .and_then(|s| text.get(s))
-            .filter(|k| !k.is_empty() && k.len() <= 64 && !k.contains('\n'))
-            .unwrap_or_default();
-        GridError::at(
-            origin,
-            text,
-            offset,
-            key,
-            format!("invalid TOML: {}", clean_message(e.message())),
-        )
-    })?;
+    let de = toml::Deserializer::parse(text).map_err(|e| diagnose::syntax(text, origin, &e))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let key = clean_path(&e.path().to_string());
-        let inner = e.into_inner();
-        let offset = inner.span().map_or(0, |s| s.start);
-        GridError::at(origin, text, offset, &key, clean_message(inner.message()))
+        diagnose::shape(text, origin, &key, e.inner())
     })
 }
 
@@ -114,19 +145,6 @@ fn clean_path(path: &str) -> String {
     } else {
         cleaned
     }
-}
-
-/// serde names expected types as Rust types; say them the way a TOML user thinks of them.
-fn clean_message(message: &str) -> String {
-    let m = message
-        .trim()
-        .replace("expected i64", "expected an integer")
-        .replace("expected f64", "expected a number")
-        .replace("expected a sequence", "expected an array of values")
-        .replace("missing field", "missing key")
-        .replace("unknown field", "unknown key");
-    m.replace("expected one of `", "allowed: `")
-        .replace("expected `", "allowed: `")
 }
 
 #[cfg(test)]

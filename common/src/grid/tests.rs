@@ -87,7 +87,7 @@ fn table_layout_names_two_grid_axes() {
     for (table, expected) in [
         (
             "{ rows = \"seed\", columns = \"activation\" }",
-            "experiment[0].table.rows: \"seed\" is not a grid axis of this experiment; allowed: activation, hidden_layers, batch_size",
+            "experiment[0].table.rows: seed cannot lay out a table (tables average over seeds); allowed: the experiment's grid axes \"activation\", \"hidden_layers\" or \"batch_size\"",
         ),
         (
             "{ rows = \"epochs\", columns = \"activation\" }",
@@ -185,7 +185,7 @@ fn errors_name_file_line_column_and_key() {
         ),
         (
             format!("{HEAD}[experiment.fixed]\nepochs = \"3\"\n"),
-            "test.toml:7:10: experiment[0].fixed.epochs: invalid type: string \"3\", expected an integer",
+            "test.toml:7:10: experiment[0].fixed.epochs: must be an integer from 1 to 100000, got \"3\"; remove the quotes",
         ),
         (
             format!("{HEAD}[experiment.fixed]\nepochs = 3\n[experiment.grid]\nepochs = [1, 2]\n"),
@@ -201,11 +201,11 @@ fn errors_name_file_line_column_and_key() {
         ),
         (
             format!("{HEAD}trial_name = \"same\"\n[experiment.grid]\nseed = [1, 2]\n"),
-            "experiment[0].trial_name: two trials are named \"same\"",
+            "experiment[0].trial_name: two trials of this experiment are named \"same\"",
         ),
         (
             "[sweep]\nname = \"s\"\n".to_owned(),
-            "test.toml:1:1: missing key `experiment`",
+            "test.toml:1:1: experiment: no [[experiment]] table",
         ),
         (
             format!("{HEAD}[[experiment]]\nname = \"e\"\ndataset = \"cifar10\"\n"),
@@ -226,7 +226,7 @@ fn errors_name_file_line_column_and_key() {
         (
             format!("{HEAD}[experiment.grid]\nseed = [1, 2, 3]\nhidden_width = [1, 2, 3]\n")
                 .replace("[sweep]\n", "[sweep]\nmax_trials = 8\n"),
-            "experiment[0].grid: the grid expands to more than 8 trials",
+            "experiment[0].grid: expands to 9 trials (3 x 3 values of hidden_width, seed), more than sweep.max_trials = 8",
         ),
     ];
     for (text, expected) in cases {
@@ -295,4 +295,116 @@ proptest! {
         text.insert_str(p, &insert);
         let _ = parse(&text);
     }
+}
+
+#[test]
+fn file_larger_than_the_limit_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.toml");
+    let mut text = String::from(HEAD);
+    text.push_str(&"# padding\n".repeat(usize::try_from(MAX_GRID_FILE_BYTES).unwrap() / 10 + 1));
+    std::fs::write(&path, &text).unwrap();
+    let e = Grid::from_file(&path).unwrap_err();
+    assert!(matches!(e, GridError::TooLarge { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "grid file {} is larger than 4194304 bytes; a grid file lists axes, not data",
+            path.display()
+        )
+    );
+    assert!(matches!(
+        Grid::parse(&text, "t.toml"),
+        Err(GridError::TooLarge { .. })
+    ));
+    // Just under the limit is read (and here, valid).
+    text.truncate(usize::try_from(MAX_GRID_FILE_BYTES).unwrap() - 1);
+    let end = text.rfind('\n').unwrap() + 1;
+    text.truncate(end);
+    std::fs::write(&path, &text).unwrap();
+    assert_eq!(Grid::from_file(&path).unwrap().len(), 1);
+}
+
+#[test]
+fn a_huge_product_is_refused_before_expansion() {
+    // 1000^4 = 10^12 trials: refused from the axis sizes, without allocating a trial.
+    let axis = |name: &str, from: u32| {
+        let values: Vec<String> = (from..from + 1000).map(|i| i.to_string()).collect();
+        format!("{name} = [{}]\n", values.join(", "))
+    };
+    let text = format!(
+        "{HEAD}[experiment.grid]\n{}{}{}{}",
+        axis("hidden_width", 1),
+        axis("batch_size", 1),
+        axis("epochs", 1),
+        axis("seed", 0)
+    );
+    let started = std::time::Instant::now();
+    let e = err(&text);
+    assert!(
+        e.contains("expands to 1000000000000 trials (1000 x 1000 x 1000 x 1000 values"),
+        "{e}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // 65536 x 100000^3 does not fit in a u64: still a clear message, and still fast.
+    let axis = |name: &str, n: u32| {
+        let values: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
+        format!("{name} = [{}]\n", values.join(","))
+    };
+    let text = format!(
+        "{HEAD}[experiment.grid]\n{}{}{}{}",
+        axis("hidden_width", 65_536),
+        axis("batch_size", 100_000),
+        axis("epochs", 100_000),
+        axis("seed", 100_000)
+    );
+    let e = err(&text);
+    assert!(
+        e.contains("expands to more than 18446744073709551615 trials (65536 x 100000 x 100000 x 100000 values"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_long_axis_expands_in_linear_time() {
+    // Duplicate values used to be found by a scan per value: 100 000 seeds took seconds, a
+    // million minutes.
+    let n = 100_000;
+    let seeds: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    let text = format!(
+        "{}[experiment.grid]\nseed = [{}]\n",
+        HEAD.replace("[sweep]\n", &format!("[sweep]\nmax_trials = {n}\n")),
+        seeds.join(",")
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(parse(&text).unwrap().len(), n);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_byte_order_mark_is_accepted() {
+    let g = parse(&format!("\u{feff}{HEAD}"));
+    assert!(g.is_ok(), "{g:?}");
+}
+
+#[test]
+fn tables_cannot_be_written_as_arrays() {
+    // serde reads a struct from an array of its fields; a grid file must write a table.
+    let e = err(&format!(
+        "{HEAD}table = [\"activation\", \"hidden_layers\"]\n[experiment.grid]\nactivation = [\"relu\", \"tanh\"]\nhidden_layers = [1, 2]\n"
+    ));
+    assert!(e.contains("experiment[0].table: must be a table"), "{e}");
+    let e = err("[[sweep]]\nname = \"s\"\n[[experiment]]\nname = \"e\"\ndataset = \"cifar10\"\n");
+    assert!(e.contains("sweep: must be a table"), "{e}");
+}
+
+#[test]
+fn messages_escape_control_characters() {
+    let e = err(&format!("{HEAD}\"a\\u001bb\" = 1\n"));
+    assert!(!e.chars().any(char::is_control), "{e:?}");
+    assert!(e.contains("a\\u{1b}b"), "{e}");
 }

@@ -1,0 +1,5 @@
+//! Code shared by the tests of this folder and the fuzz targets in `fuzz/`.
+
+#![allow(dead_code)]
+
+pub mod grid;

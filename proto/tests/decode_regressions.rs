@@ -1,0 +1,152 @@
+//! What the property tests of the decoders found, kept as plain cases; and the writer of the
+//! `requests` fuzz target's seeds.
+
+mod support;
+
+use prost::Message;
+use support::fixtures::{valid_encodings, valid_result, valid_trial};
+use support::requests::{self, MESSAGES};
+use sweep_common::TrialResult;
+use sweep_proto::v1;
+
+/// The valid encodings decode and convert, so the mutation test starts from real messages.
+#[test]
+fn valid_encodings_convert() {
+    assert_eq!(MESSAGES.len(), 9);
+    for (which, bytes) in valid_encodings() {
+        requests::decode_and_convert(which, &bytes).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let (_, bytes) = &valid_encodings()[0];
+    let request = v1::CompleteRequest::decode(bytes.as_slice()).expect("decodes");
+    let Some(v1::complete_request::Outcome::Result(result)) = &request.outcome else {
+        panic!("a result");
+    };
+    assert!(TrialResult::try_from(result).is_ok());
+}
+
+/// What the property tests found, kept as plain cases.
+#[test]
+fn regressions() {
+    // Counts whose sum overflows a u64 were accepted: the coordinator's total panicked (debug)
+    // or wrapped into a plausible number (release).
+    let mut result = v1::TrialResult::from(&valid_result());
+    result.test_confusion = Some(v1::ConfusionMatrix {
+        classes: 2,
+        counts: vec![0, 0, 1, u64::MAX],
+    });
+    let e = TrialResult::try_from(&result).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "invalid field result.test_confusion: the counts add up to more than 2^64"
+    );
+    // A trial outside the grid's ranges was accepted, with a matching id: the worker would
+    // have built 4 294 967 295 hidden layers.
+    let valid = valid_trial();
+    for (field, set) in [
+        (
+            "trial.hidden_layers",
+            (|s: &mut sweep_common::TrialSpec| s.params.hidden_layers = u32::MAX)
+                as fn(&mut sweep_common::TrialSpec),
+        ),
+        ("trial.hidden_width", |s| s.params.hidden_width = 65_537),
+        ("trial.batch_size", |s| s.params.batch_size = u32::MAX),
+        ("trial.epochs", |s| s.params.epochs = 100_001),
+        ("trial.learning_rate", |s| s.params.learning_rate = 1e300),
+    ] {
+        let mut spec = valid.clone();
+        set(&mut spec);
+        spec.id = spec.content_id();
+        let e = sweep_common::TrialSpec::try_from(&v1::TrialSpec::from(&spec))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(&format!("invalid field {field}: ")), "{e}");
+    }
+}
+
+/// Writes a valid encoding of every message as the seed corpus of the `requests` fuzz target
+/// (`fuzz/seeds/requests/`), each prefixed with the byte that picks its message:
+/// `cargo test --release -p sweep-proto --test decode_regressions -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore = "writes fuzz/seeds/requests; run it by name"]
+fn write_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/requests");
+    std::fs::create_dir_all(&dir).expect("create the seed folder");
+    let worker_id = "6f1c1f4e-8d2b-5a8e-9c1b-2f7d3e4a5b6c".to_owned();
+    let (_, complete) = &valid_encodings()[0];
+    let request = v1::CompleteRequest::decode(complete.as_slice()).expect("decodes");
+    let lease = request.lease.clone();
+    let mut seeds = valid_encodings();
+    seeds.extend([
+        (
+            0,
+            v1::RegisterRequest {
+                protocol_version: 1,
+                worker_name: "w".into(),
+                device: Some(v1::Device {
+                    kind: 2,
+                    index: 0,
+                    name: "NVIDIA H100".into(),
+                    memory_bytes: 80 << 30,
+                }),
+                slots: 2,
+            }
+            .encode_to_vec(),
+        ),
+        (
+            1,
+            v1::LeaseRequest {
+                worker_id: worker_id.clone(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            2,
+            v1::HeartbeatRequest {
+                worker_id: worker_id.clone(),
+                leases: lease.iter().cloned().collect(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            4,
+            v1::CompleteRequest {
+                worker_id: worker_id.clone(),
+                lease: lease.clone(),
+                outcome: Some(v1::complete_request::Outcome::Failure(v1::TrialFailure {
+                    kind: 3,
+                    message: "out of memory".into(),
+                })),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            5,
+            v1::ArtifactChunk {
+                header: Some(v1::ArtifactHeader {
+                    worker_id,
+                    lease: lease.clone(),
+                    kind: 1,
+                    size: 3,
+                    sha256: "0".repeat(64),
+                    epoch: 0,
+                }),
+                data: vec![1, 2, 3],
+            }
+            .encode_to_vec(),
+        ),
+        (6, v1::StatusRequest { detail: true }.encode_to_vec()),
+        (
+            8,
+            v1::HeartbeatResponse {
+                revoked: lease.into_iter().collect(),
+            }
+            .encode_to_vec(),
+        ),
+    ]);
+    for (i, (which, bytes)) in seeds.into_iter().enumerate() {
+        let mut data = vec![u8::try_from(which).expect("a small index")];
+        data.extend(bytes);
+        let path = dir.join(format!("{i:02}-{}", MESSAGES[which]));
+        std::fs::write(&path, data).expect("write a seed");
+    }
+}

@@ -1,0 +1,222 @@
+//! What the coordinator does with each `sweep.v1` request it receives (and the worker with each
+//! response): decode it with prost, then convert every field with `sweep_proto`'s conversions.
+//! Shared by the property tests (`proto/tests/decode_requests.rs`) and the cargo-fuzz target
+//! (`fuzz/fuzz_targets/requests.rs`), so that both exercise the same path.
+//!
+//! Every function returns `Err` with a description when a conversion *accepted* a value that
+//! breaks a domain invariant; a conversion that refuses is fine. A panic anywhere is a bug.
+
+#![allow(dead_code)]
+
+use prost::Message;
+use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, TrialSpec};
+use sweep_proto::{parse_lease, v1};
+
+/// Every message the decoders meet, by name.
+pub const MESSAGES: &[&str] = &[
+    "RegisterRequest",
+    "LeaseRequest",
+    "HeartbeatRequest",
+    "ReportEpochRequest",
+    "CompleteRequest",
+    "ArtifactChunk",
+    "StatusRequest",
+    "LeaseResponse",
+    "HeartbeatResponse",
+];
+
+/// Decodes `bytes` as message number `which` of [`MESSAGES`] and converts what decodes.
+pub fn decode_and_convert(which: usize, bytes: &[u8]) -> Result<(), String> {
+    match which % MESSAGES.len() {
+        0 => v1::RegisterRequest::decode(bytes).map_or(Ok(()), |m| register(&m)),
+        1 => v1::LeaseRequest::decode(bytes).map_or(Ok(()), |m| lease_request(&m)),
+        2 => v1::HeartbeatRequest::decode(bytes).map_or(Ok(()), |m| heartbeat(&m)),
+        3 => v1::ReportEpochRequest::decode(bytes).map_or(Ok(()), |m| report_epoch(&m)),
+        4 => v1::CompleteRequest::decode(bytes).map_or(Ok(()), |m| complete(&m)),
+        5 => v1::ArtifactChunk::decode(bytes).map_or(Ok(()), |m| artifact(&m)),
+        6 => v1::StatusRequest::decode(bytes).map_or(Ok(()), |_| Ok(())),
+        7 => v1::LeaseResponse::decode(bytes).map_or(Ok(()), |m| lease_response(&m)),
+        _ => v1::HeartbeatResponse::decode(bytes).map_or(Ok(()), |m| heartbeat_response(&m)),
+    }
+}
+
+/// Decodes `bytes` as every message in turn.
+pub fn decode_as_every_message(bytes: &[u8]) -> Result<(), String> {
+    for (which, name) in MESSAGES.iter().enumerate() {
+        decode_and_convert(which, bytes).map_err(|e| format!("{name}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+    if ok { Ok(()) } else { Err(what()) }
+}
+
+pub fn register(r: &v1::RegisterRequest) -> Result<(), String> {
+    let _ = v1::ProtocolVersion::try_from(r.protocol_version);
+    if let Some(d) = &r.device {
+        let _ = v1::DeviceKind::try_from(d.kind);
+    }
+    Ok(())
+}
+
+pub fn lease_request(r: &v1::LeaseRequest) -> Result<(), String> {
+    let _ = r.worker_id.parse::<sweep_common::WorkerId>();
+    Ok(())
+}
+
+/// A lease that converts names a trial and an attempt of at least 1.
+fn lease(l: Option<&v1::LeaseRef>) -> Result<(), String> {
+    if let Ok((_, attempt)) = parse_lease(l) {
+        ensure(attempt >= 1, || {
+            format!("lease accepted with attempt {attempt}")
+        })?;
+    }
+    Ok(())
+}
+
+pub fn heartbeat(r: &v1::HeartbeatRequest) -> Result<(), String> {
+    lease_request(&v1::LeaseRequest {
+        worker_id: r.worker_id.clone(),
+    })?;
+    r.leases.iter().try_for_each(|l| lease(Some(l)))
+}
+
+pub fn heartbeat_response(r: &v1::HeartbeatResponse) -> Result<(), String> {
+    r.revoked.iter().try_for_each(|l| lease(Some(l)))
+}
+
+pub fn report_epoch(r: &v1::ReportEpochRequest) -> Result<(), String> {
+    lease(r.lease.as_ref())?;
+    if let Some(m) = &r.metrics
+        && let Ok(metrics) = EpochMetrics::try_from(m)
+    {
+        epoch_metrics(&metrics)?;
+    }
+    Ok(())
+}
+
+/// A converted epoch: numbered from 1, accuracies that are percentages, a duration.
+fn epoch_metrics(m: &EpochMetrics) -> Result<(), String> {
+    ensure(m.epoch >= 1, || format!("epoch {} accepted", m.epoch))?;
+    for a in [m.train_accuracy, m.test_accuracy] {
+        ensure((0.0..=100.0).contains(&a), || {
+            format!("accuracy {a} accepted")
+        })?;
+    }
+    ensure(m.seconds.is_finite() && m.seconds >= 0.0, || {
+        format!("seconds {} accepted", m.seconds)
+    })
+}
+
+pub fn complete(r: &v1::CompleteRequest) -> Result<(), String> {
+    lease(r.lease.as_ref())?;
+    match &r.outcome {
+        Some(v1::complete_request::Outcome::Result(result)) => {
+            if let Ok(result) = TrialResult::try_from(result) {
+                trial_result(&result)?;
+            }
+        }
+        Some(v1::complete_request::Outcome::Failure(f)) => {
+            let _ = v1::FailureKind::try_from(f.kind);
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// A converted result: valid epochs and accuracies, square matrices whose totals fit a u64 (the
+/// coordinator sums them to check them against the split sizes).
+fn trial_result(r: &TrialResult) -> Result<(), String> {
+    r.epochs.iter().try_for_each(epoch_metrics)?;
+    for a in [r.train_accuracy, r.test_accuracy] {
+        ensure((0.0..=100.0).contains(&a), || {
+            format!("accuracy {a} accepted")
+        })?;
+    }
+    ensure(
+        r.train_seconds.is_finite() && r.train_seconds >= 0.0,
+        || format!("train_seconds {} accepted", r.train_seconds),
+    )?;
+    confusion(&r.train_confusion)?;
+    confusion(&r.test_confusion)
+}
+
+fn confusion(m: &ConfusionMatrix) -> Result<(), String> {
+    ensure(
+        m.classes >= 1 && m.counts.len() == m.classes * m.classes,
+        || {
+            format!(
+                "{} counts accepted for {} classes",
+                m.counts.len(),
+                m.classes
+            )
+        },
+    )?;
+    let total = m.counts.iter().try_fold(0u64, |sum, &c| sum.checked_add(c));
+    ensure(total.is_some(), || {
+        format!(
+            "counts accepted whose total overflows a u64: {:?}",
+            m.counts
+        )
+    })?;
+    // What the coordinator computes from an accepted matrix.
+    let _ = (m.total(), m.correct(), m.accuracy());
+    Ok(())
+}
+
+pub fn artifact(c: &v1::ArtifactChunk) -> Result<(), String> {
+    if let Some(h) = &c.header {
+        let _ = h.worker_id.parse::<sweep_common::WorkerId>();
+        lease(h.lease.as_ref())?;
+        let _ = v1::ArtifactKind::try_from(h.kind);
+    }
+    Ok(())
+}
+
+pub fn lease_response(r: &v1::LeaseResponse) -> Result<(), String> {
+    if let Some(v1::lease_response::Outcome::Assignment(a)) = &r.outcome {
+        lease(a.lease.as_ref())?;
+        if let Some(t) = &a.trial
+            && let Ok(spec) = TrialSpec::try_from(t)
+        {
+            trial_spec(&spec)?;
+        }
+    }
+    Ok(())
+}
+
+/// A converted trial: its id is its content's, and every hyperparameter is one a grid file
+/// could have given (the worker builds and trains the model it describes).
+fn trial_spec(t: &TrialSpec) -> Result<(), String> {
+    use sweep_common::grid::limits;
+    ensure(t.content_id() == t.id, || {
+        "a trial accepted with a foreign id".to_owned()
+    })?;
+    let p = &t.params;
+    ensure(p.hidden_layers <= limits::HIDDEN_LAYERS, || {
+        format!("hidden_layers {} accepted", p.hidden_layers)
+    })?;
+    ensure((1..=limits::HIDDEN_WIDTH).contains(&p.hidden_width), || {
+        format!("hidden_width {} accepted", p.hidden_width)
+    })?;
+    ensure((1..=limits::BATCH_SIZE).contains(&p.batch_size), || {
+        format!("batch_size {} accepted", p.batch_size)
+    })?;
+    ensure((1..=limits::EPOCHS).contains(&p.epochs), || {
+        format!("epochs {} accepted", p.epochs)
+    })?;
+    ensure(
+        p.learning_rate.is_finite()
+            && p.learning_rate > 0.0
+            && p.learning_rate <= limits::LEARNING_RATE,
+        || format!("learning_rate {} accepted", p.learning_rate),
+    )?;
+    ensure(p.train_fraction > 0.0 && p.train_fraction <= 1.0, || {
+        format!("train_fraction {} accepted", p.train_fraction)
+    })?;
+    ensure(
+        t.split.train_ratio > 0.0 && t.split.train_ratio < 1.0,
+        || format!("split_ratio {} accepted", t.split.train_ratio),
+    )
+}
