@@ -77,6 +77,7 @@ fn structured(kind: u8, u: &mut Unstructured<'_>) -> Result<(usize, Vec<u8>)> {
                 outcome: Some(v1::lease_response::Outcome::Assignment(v1::Assignment {
                     lease,
                     trial: Some(trial(u)?),
+                    resume: None,
                 })),
             }
             .encode_to_vec(),

@@ -12,7 +12,7 @@ use sweep_proto::v1;
 /// The valid encodings decode and convert, so the mutation test starts from real messages.
 #[test]
 fn valid_encodings_convert() {
-    assert_eq!(MESSAGES.len(), 9);
+    assert_eq!(MESSAGES.len(), 11);
     for (which, bytes) in valid_encodings() {
         requests::decode_and_convert(which, &bytes).unwrap_or_else(|e| panic!("{e}"));
     }
@@ -104,6 +104,11 @@ fn write_fuzz_seeds() {
             v1::HeartbeatRequest {
                 worker_id: worker_id.clone(),
                 leases: lease.iter().cloned().collect(),
+                memory: Some(v1::DeviceMemory {
+                    used_bytes: 1,
+                    free_bytes: 2,
+                    total_bytes: 3,
+                }),
             }
             .encode_to_vec(),
         ),

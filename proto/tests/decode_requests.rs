@@ -259,6 +259,7 @@ fn message() -> impl Strategy<Value = (usize, Vec<u8>)> {
                 v1::HeartbeatRequest {
                     worker_id,
                     leases: leases.into_iter().flatten().collect(),
+                    memory: None,
                 }
                 .encode_to_vec(),
             )
@@ -330,6 +331,7 @@ fn message() -> impl Strategy<Value = (usize, Vec<u8>)> {
                     outcome: Some(v1::lease_response::Outcome::Assignment(v1::Assignment {
                         lease,
                         trial: Some(trial),
+                        resume: None,
                     })),
                 }
                 .encode_to_vec(),

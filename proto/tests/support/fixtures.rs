@@ -71,8 +71,13 @@ pub fn valid_encodings() -> Vec<(usize, Vec<u8>)> {
             7,
             v1::LeaseResponse {
                 outcome: Some(v1::lease_response::Outcome::Assignment(v1::Assignment {
-                    lease,
+                    lease: lease.clone(),
                     trial: Some(spec.into()),
+                    resume: Some(v1::CheckpointRef {
+                        epoch: 1,
+                        size: 10,
+                        sha256: "0".repeat(64),
+                    }),
                 })),
             }
             .encode_to_vec(),

@@ -23,6 +23,8 @@ pub const MESSAGES: &[&str] = &[
     "StatusRequest",
     "LeaseResponse",
     "HeartbeatResponse",
+    "FetchCheckpointRequest",
+    "CancelRequest",
 ];
 
 /// Decodes `bytes` as message number `which` of [`MESSAGES`] and converts what decodes.
@@ -36,7 +38,14 @@ pub fn decode_and_convert(which: usize, bytes: &[u8]) -> Result<(), String> {
         5 => v1::ArtifactChunk::decode(bytes).map_or(Ok(()), |m| artifact(&m)),
         6 => v1::StatusRequest::decode(bytes).map_or(Ok(()), |_| Ok(())),
         7 => v1::LeaseResponse::decode(bytes).map_or(Ok(()), |m| lease_response(&m)),
-        _ => v1::HeartbeatResponse::decode(bytes).map_or(Ok(()), |m| heartbeat_response(&m)),
+        8 => v1::HeartbeatResponse::decode(bytes).map_or(Ok(()), |m| heartbeat_response(&m)),
+        9 => v1::FetchCheckpointRequest::decode(bytes).map_or(Ok(()), |m| {
+            lease_request(&v1::LeaseRequest {
+                worker_id: m.worker_id.clone(),
+            })?;
+            lease(m.lease.as_ref())
+        }),
+        _ => v1::CancelRequest::decode(bytes).map_or(Ok(()), |_| Ok(())),
     }
 }
 
