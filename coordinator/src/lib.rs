@@ -64,6 +64,8 @@ pub struct Options {
     pub tokens: auth::Tokens,
     /// TLS for the gRPC server (none: plain HTTP/2).
     pub tls: Option<Tls>,
+    /// Serving a non-loopback address without TLS and a worker token, as asked (`--insecure`).
+    pub insecure: bool,
 }
 
 /// The gRPC server's TLS settings, as PEM.
@@ -92,6 +94,7 @@ impl Options {
             http: None,
             tokens: auth::Tokens::default(),
             tls: None,
+            insecure: false,
             console: Console::new(false),
         }
     }
@@ -284,7 +287,10 @@ pub async fn run(
                 let _ = stop_rx.await;
             }),
     );
-    info!(%addr, "listening");
+    info!(%addr, tls = options.tls.is_some(), tokens = options.tokens.enabled(), "listening");
+    if options.insecure {
+        warn!(%addr, "--insecure: serving a non-loopback address without TLS and a worker token; anyone who reaches it can take trials, report results and read the sweep");
+    }
     let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
     let http_task = http.map(|(listener, http_addr)| {
         if !http_addr.ip().is_loopback() {

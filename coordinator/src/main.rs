@@ -56,6 +56,27 @@ struct Cli {
     /// trusted.
     #[arg(long, value_name = "ADDR", value_parser = parse_http_addr)]
     http: Option<SocketAddr>,
+    /// File holding the token workers must present (or set SWEEP_WORKER_TOKEN to the token).
+    #[arg(long, value_name = "FILE")]
+    worker_token_file: Option<PathBuf>,
+    /// File holding the token `coordinator status` and `cancel` must present (or set
+    /// SWEEP_OPERATOR_TOKEN). A worker token cannot do what it allows.
+    #[arg(long, value_name = "FILE")]
+    operator_token_file: Option<PathBuf>,
+    /// TLS: the server's certificate chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS: the server's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS: accept only clients presenting a certificate signed by this CA (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Listen on a non-loopback address without TLS and a worker token. Anyone who reaches the
+    /// port can then take trials, report results and read the sweep: only on a network you
+    /// trust (or behind a service mesh that adds mTLS).
+    #[arg(long)]
+    insecure: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -76,6 +97,8 @@ enum Command {
         /// Print the full status as JSON (the same document as the web view's /api/status).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// Cancels trials of a running sweep: pending ones end at once, running ones are stopped by
     /// their workers within a heartbeat. Cancelled trials count as failed and are not retried.
@@ -96,7 +119,58 @@ enum Command {
         /// Why (kept as the trials' failure reason).
         #[arg(long, value_name = "TEXT", default_value = "")]
         reason: String,
+        #[command(flatten)]
+        client: ClientArgs,
     },
+}
+
+/// How an operator command reaches the coordinator.
+#[derive(Debug, clap::Args)]
+struct ClientArgs {
+    /// File holding the operator token (or set SWEEP_OPERATOR_TOKEN to the token).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// TLS: the CA certificate (PEM) that signed the coordinator's (the URL is then https://).
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+}
+
+impl ClientArgs {
+    fn access(&self) -> anyhow::Result<sweep_coordinator::status::client::Access> {
+        let token =
+            sweep_proto::auth::read_token(self.token_file.as_deref(), "SWEEP_OPERATOR_TOKEN")
+                .map_err(anyhow::Error::msg)?;
+        let bearer = match token {
+            Some(t) => sweep_proto::Bearer::new(&t)
+                .ok_or_else(|| anyhow::anyhow!("the token has characters a header cannot carry"))?,
+            None => sweep_proto::Bearer::none(),
+        };
+        let tls_ca = match &self.tls_ca {
+            Some(p) => Some(std::fs::read(p).map_err(|e| {
+                anyhow::anyhow!("cannot read the CA certificate {}: {e}", p.display())
+            })?),
+            None => None,
+        };
+        Ok(sweep_coordinator::status::client::Access { bearer, tls_ca })
+    }
+}
+
+fn read_file(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the {what} {}: {e}", path.display()))
+}
+
+fn secret(
+    file: Option<&Path>,
+    env: &str,
+) -> anyhow::Result<Option<sweep_coordinator::auth::Secret>> {
+    let Some(token) = sweep_proto::auth::read_token(file, env).map_err(anyhow::Error::msg)? else {
+        return Ok(None);
+    };
+    let source = file.map_or_else(|| env.to_owned(), |p| p.display().to_string());
+    sweep_coordinator::auth::Secret::new(&token, &source)
+        .map(Some)
+        .map_err(anyhow::Error::msg)
 }
 
 /// `8080` means `127.0.0.1:8080`; anything else must be a socket address.
@@ -129,6 +203,42 @@ impl TryFrom<Cli> for (Options, Grid) {
             .unwrap_or_else(|| PathBuf::from("runs").join(&grid.name));
         let mut options = Options::new(grid_file, cli.listen, out);
         options.state_dir = cli.state_dir;
+        options.tokens = sweep_coordinator::auth::Tokens {
+            worker: secret(cli.worker_token_file.as_deref(), "SWEEP_WORKER_TOKEN")?,
+            operator: secret(cli.operator_token_file.as_deref(), "SWEEP_OPERATOR_TOKEN")?,
+        };
+        if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
+            options.tls = Some(sweep_coordinator::Tls {
+                cert: read_file(cert, "certificate")?,
+                key: read_file(key, "private key")?,
+                client_ca: cli
+                    .tls_client_ca
+                    .as_deref()
+                    .map(|p| read_file(p, "client CA certificate"))
+                    .transpose()?,
+            });
+        }
+        // Fail closed: reachable from other machines means TLS and a worker token, or a
+        // deliberate --insecure.
+        let exposed = !cli.listen.ip().is_loopback();
+        let protected = options.tls.is_some() && options.tokens.worker.is_some();
+        if exposed && !protected && !cli.insecure {
+            let mut missing = Vec::new();
+            if options.tls.is_none() {
+                missing.push("TLS (--tls-cert, --tls-key)");
+            }
+            if options.tokens.worker.is_none() {
+                missing.push("a worker token (--worker-token-file or SWEEP_WORKER_TOKEN)");
+            }
+            anyhow::bail!(
+                "--listen {} is not a loopback address, and {} missing: anyone who can reach it \
+                 could take trials and report results. Add them, or pass --insecure on a network \
+                 you trust",
+                cli.listen,
+                missing.join(" and ") + if missing.len() > 1 { " are" } else { " is" }
+            );
+        }
+        options.insecure = exposed && !protected;
         options.lease_ttl = cli.lease_ttl;
         options.heartbeat_interval = cli.heartbeat;
         options.linger = cli.linger;
@@ -186,11 +296,20 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 }
 
 /// `coordinator status --addr URL [--json]`: prints the status, or the error and exits 1.
-fn status(addr: &str, json: bool) -> ExitCode {
+fn status(addr: &str, json: bool, client: &ClientArgs) -> ExitCode {
+    let access = match client.access() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
-    let snapshot = match runtime.block_on(sweep_coordinator::status::client::fetch(addr, json)) {
+    let snapshot = match runtime.block_on(sweep_coordinator::status::client::fetch(
+        addr, json, &access,
+    )) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -212,11 +331,20 @@ fn status(addr: &str, json: bool) -> ExitCode {
 }
 
 /// `coordinator cancel ...`: prints what was cancelled, or the error and exits 1.
-fn cancel(addr: &str, request: sweep_proto::v1::CancelRequest) -> ExitCode {
+fn cancel(addr: &str, request: sweep_proto::v1::CancelRequest, client: &ClientArgs) -> ExitCode {
+    let access = match client.access() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
-    match runtime.block_on(sweep_coordinator::status::client::cancel(addr, request)) {
+    match runtime.block_on(sweep_coordinator::status::client::cancel(
+        addr, request, &access,
+    )) {
         Ok(r) => {
             println!("cancelled {} trials", r.cancelled);
             if r.unknown.is_empty() {
@@ -250,13 +378,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Some(Command::Report { out }) => return report(out),
-        Some(Command::Status { addr, json }) => return status(addr, *json),
+        Some(Command::Status { addr, json, client }) => return status(addr, *json, client),
         Some(Command::Cancel {
             addr,
             trial,
             experiment,
             all,
             reason,
+            client,
         }) => {
             let request = sweep_proto::v1::CancelRequest {
                 trials: trial.clone(),
@@ -264,7 +393,7 @@ fn main() -> ExitCode {
                 all: *all,
                 reason: reason.clone(),
             };
-            return cancel(addr, request);
+            return cancel(addr, request, client);
         }
         None => {}
     }

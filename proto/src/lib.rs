@@ -12,8 +12,10 @@ pub mod v1 {
     tonic::include_proto!("sweep.v1");
 }
 
+pub mod auth;
 mod convert;
 
+pub use auth::{Bearer, Client};
 pub use convert::{DecodeError, lease_ref, parse_lease};
 pub use v1::sweep_service_client::SweepServiceClient;
 pub use v1::sweep_service_server::{SweepService, SweepServiceServer};

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sweep_proto::{SweepServiceClient, v1};
+use sweep_proto::{Bearer, v1};
 use tokio::sync::watch;
 use tonic::transport::Endpoint;
 use tracing::info;
@@ -49,6 +49,19 @@ pub struct Options {
     pub drain_timeout: Duration,
     /// Tests only: train with the deterministic stand-in ([`fake`]), this long per epoch.
     pub test_trainer: Option<Duration>,
+    /// The token every call presents (none: calls carry no token).
+    pub bearer: Bearer,
+    /// TLS towards the coordinator (its URL is then `https://`).
+    pub tls: Option<ClientTls>,
+}
+
+/// A worker's TLS settings, as PEM.
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    /// The CA that signed the coordinator's certificate.
+    pub ca: Vec<u8>,
+    /// The worker's own certificate and key, for a coordinator that asks for them (mutual TLS).
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// How many trials a worker trains at once.
@@ -85,11 +98,37 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<()
         "device ready"
     );
 
-    let endpoint =
-        Endpoint::from_shared(options.coordinator.clone()).map_err(|e| Error::Address {
-            addr: options.coordinator.clone(),
-            message: e.to_string(),
-        })?;
+    let address = |message: String| Error::Address {
+        addr: options.coordinator.clone(),
+        message,
+    };
+    let mut endpoint =
+        Endpoint::from_shared(options.coordinator.clone()).map_err(|e| address(e.to_string()))?;
+    let https = options.coordinator.starts_with("https://");
+    match (&options.tls, https) {
+        (Some(tls), true) => {
+            let mut config = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(&tls.ca));
+            if let Some((cert, key)) = &tls.identity {
+                config = config.identity(tonic::transport::Identity::from_pem(cert, key));
+            }
+            endpoint = endpoint
+                .tls_config(config)
+                .map_err(|e| address(format!("TLS: {e}")))?;
+        }
+        (None, true) => {
+            return Err(address(
+                "an https:// coordinator needs --tls-ca (the CA that signed its certificate)"
+                    .into(),
+            ));
+        }
+        (Some(_), false) => {
+            return Err(address(
+                "--tls-ca was given, so the coordinator's URL must start with https://".into(),
+            ));
+        }
+        (None, false) => {}
+    }
     // Keepalive pings find a connection that went dead (a cut network, a coordinator that
     // vanished) within seconds; the channel then reconnects by itself.
     let channel = endpoint
@@ -99,9 +138,7 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<()
         .keep_alive_timeout(Duration::from_secs(4))
         .keep_alive_while_idle(true)
         .connect_lazy();
-    let client = SweepServiceClient::new(channel)
-        .max_decoding_message_size(sweep_proto::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(sweep_proto::MAX_MESSAGE_BYTES);
+    let client = sweep_proto::auth::client(channel, options.bearer.clone());
 
     let (slots, auto_cap) = match options.slots {
         Slots::Fixed(k) => (k.max(1), None),

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{ArgGroup, Parser};
+use sweep_proto::Bearer;
 use sweep_worker::download::Downloads;
-use sweep_worker::{DeviceChoice, Options, Slots, run};
+use sweep_worker::{ClientTls, DeviceChoice, Options, Slots, run};
 
 /// Trains the trials of a sweep on one device, leasing them from a coordinator.
 #[derive(Debug, Parser)]
@@ -57,13 +58,48 @@ struct Cli {
     /// terminationGracePeriodSeconds).
     #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = humantime::parse_duration)]
     drain_timeout: Duration,
+    /// File holding the worker token the coordinator expects (or set SWEEP_TOKEN to the token;
+    /// never pass a token as an argument, `ps` shows arguments to everyone).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// TLS: the CA certificate (PEM) that signed the coordinator's; its URL is then https://.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Mutual TLS: this worker's certificate (PEM), for a coordinator that asks for one.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// Mutual TLS: this worker's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Tests only: train nothing, with a deterministic stand-in taking this long per epoch.
     #[arg(long, value_name = "DURATION", hide = true, value_parser = humantime::parse_duration)]
     test_trainer: Option<Duration>,
 }
 
-impl From<Cli> for Options {
-    fn from(cli: Cli) -> Options {
+fn read(path: &std::path::Path, what: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+}
+
+impl TryFrom<Cli> for Options {
+    type Error = String;
+
+    fn try_from(cli: Cli) -> Result<Options, String> {
+        let bearer = match sweep_proto::auth::read_token(cli.token_file.as_deref(), "SWEEP_TOKEN")?
+        {
+            Some(token) => Bearer::new(&token)
+                .ok_or_else(|| "the token has characters an HTTP header cannot carry".to_owned())?,
+            None => Bearer::none(),
+        };
+        let tls = match &cli.tls_ca {
+            Some(ca) => Some(ClientTls {
+                ca: read(ca, "CA certificate")?,
+                identity: match (&cli.tls_cert, &cli.tls_key) {
+                    (Some(c), Some(k)) => Some((read(c, "certificate")?, read(k, "private key")?)),
+                    _ => None,
+                },
+            }),
+            None => None,
+        };
         let device = match cli.gpu {
             Some(n) => DeviceChoice::Cuda(n),
             None => DeviceChoice::Cpu,
@@ -74,7 +110,9 @@ impl From<Cli> for Options {
                 .unwrap_or_else(|_| "worker".to_owned());
             format!("{host}-{}", std::process::id())
         });
-        Options {
+        Ok(Options {
+            bearer,
+            tls,
             coordinator: cli.coordinator,
             device,
             data_dir: cli.data_dir,
@@ -89,7 +127,7 @@ impl From<Cli> for Options {
             patience: cli.patience,
             drain_timeout: cli.drain_timeout,
             test_trainer: cli.test_trainer,
-        }
+        })
     }
 }
 
@@ -124,7 +162,13 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    let options = Options::from(Cli::parse());
+    let options = match Options::try_from(Cli::parse()) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 
 use sweep_common::{EpochMetrics, TrialSpec, WorkerId};
 use sweep_proto::v1::{self, complete_request, lease_response};
-use sweep_proto::{SweepServiceClient, lease_ref, parse_lease};
+use sweep_proto::{Client, lease_ref, parse_lease};
 use tokio::sync::{mpsc, oneshot, watch};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tracing::{info, warn};
 
@@ -60,7 +59,7 @@ pub enum Engine {
 /// What every slot shares.
 pub struct Session {
     /// The gRPC client (cheap to clone).
-    pub client: SweepServiceClient<Channel>,
+    pub client: Client,
     /// Our id at the coordinator.
     pub worker_id: WorkerId,
     /// How often to heartbeat a lease.

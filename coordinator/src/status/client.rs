@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use sweep_proto::SweepServiceClient;
 use sweep_proto::v1::{CancelRequest, CancelResponse, StatusRequest};
 use tonic::transport::Endpoint;
 
@@ -26,8 +25,8 @@ pub fn normalize_url(url: &str) -> String {
 
 /// The status of the coordinator at `url`; with `detail`, every trial's per-epoch history and
 /// the experiments' tables too.
-pub async fn fetch(url: &str, detail: bool) -> Result<Snapshot, Error> {
-    let mut client = connect(url).await?;
+pub async fn fetch(url: &str, detail: bool, access: &Access) -> Result<Snapshot, Error> {
+    let mut client = connect(url, access).await?;
     let response = client
         .status(StatusRequest { detail })
         .await
@@ -38,25 +37,45 @@ pub async fn fetch(url: &str, detail: bool) -> Result<Snapshot, Error> {
     Ok(Snapshot::try_from(response.get_ref())?)
 }
 
-async fn connect(url: &str) -> Result<SweepServiceClient<tonic::transport::Channel>, Error> {
+/// How an operator reaches the coordinator: the token its calls present, and the CA that
+/// signed the coordinator's certificate (for an `https://` URL).
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// The operator token, if any.
+    pub bearer: sweep_proto::Bearer,
+    /// PEM of the CA, for TLS.
+    pub tls_ca: Option<Vec<u8>>,
+}
+
+async fn connect(url: &str, access: &Access) -> Result<sweep_proto::Client, Error> {
     let url = normalize_url(url);
     let connect = |source| Error::Connect {
         url: url.clone(),
         source,
     };
-    let channel = Endpoint::from_shared(url.clone())
+    let mut endpoint = Endpoint::from_shared(url.clone())
         .map_err(connect)?
         .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(CALL_TIMEOUT)
-        .connect()
-        .await
-        .map_err(connect)?;
-    Ok(SweepServiceClient::new(channel).max_decoding_message_size(sweep_proto::MAX_MESSAGE_BYTES))
+        .timeout(CALL_TIMEOUT);
+    if let Some(ca) = &access.tls_ca {
+        endpoint = endpoint
+            .tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(ca)),
+            )
+            .map_err(connect)?;
+    }
+    let channel = endpoint.connect().await.map_err(connect)?;
+    Ok(sweep_proto::auth::client(channel, access.bearer.clone()))
 }
 
 /// Cancels the trials `request` names at the coordinator at `url`.
-pub async fn cancel(url: &str, request: CancelRequest) -> Result<CancelResponse, Error> {
-    let mut client = connect(url).await?;
+pub async fn cancel(
+    url: &str,
+    request: CancelRequest,
+    access: &Access,
+) -> Result<CancelResponse, Error> {
+    let mut client = connect(url, access).await?;
     let response = client.cancel(request).await.map_err(|s| Error::Remote {
         code: s.code(),
         message: s.message().to_owned(),
