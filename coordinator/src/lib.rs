@@ -34,6 +34,9 @@ use tracing::{info, warn};
 pub use console::Console;
 pub use error::Error;
 
+/// Most concurrent calls (HTTP/2 streams) one connection may have open.
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+
 /// How long the web view may take to close its connections when the coordinator stops.
 const HTTP_SHUTDOWN: Duration = Duration::from_secs(5);
 
@@ -269,7 +272,10 @@ pub async fn run(
         .set_serving::<sweep_proto::SweepServiceServer<service::Service>>()
         .await;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut builder = tonic::transport::Server::builder();
+    // Bounded per connection: one client cannot hold the server with endless concurrent calls.
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .concurrency_limit_per_connection(MAX_STREAMS_PER_CONNECTION as usize);
     if let Some(tls) = &options.tls {
         let mut config = tonic::transport::ServerTlsConfig::new()
             .identity(tonic::transport::Identity::from_pem(&tls.cert, &tls.key));

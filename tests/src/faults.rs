@@ -50,7 +50,7 @@ pub fn test_worker_command_slots(name: &str, url: &str, epoch: Duration, slots: 
     command
         .args(["--cpu", "--coordinator", url, "--name", name])
         .args(["--test-trainer", &format!("{}ms", epoch.as_millis())])
-        .args(["--slots", slots, "--patience", "120s"])
+        .args(["--slots", slots])
         .args(["--threads", "1", "--offline"]);
     command
 }

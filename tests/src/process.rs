@@ -251,6 +251,17 @@ impl Drop for Process {
         if std::thread::panicking() || crate::show_logs() {
             eprint!("{}", self.logs());
         }
+        // No process of the suite may ever print a token (the security tests use these).
+        if !std::thread::panicking() {
+            let logs = self.logs();
+            for token in crate::SENTINEL_TOKENS {
+                assert!(
+                    !logs.contains(token),
+                    "{} printed a token in its output:\n{logs}",
+                    self.label
+                );
+            }
+        }
     }
 }
 
