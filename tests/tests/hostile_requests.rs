@@ -76,7 +76,7 @@ fn hostile_calls_are_refused_and_the_sweep_completes() {
             .report_epoch(v1::ReportEpochRequest {
                 worker_id: w2.clone(),
                 lease: lease.clone(),
-                metrics: Some(metrics.clone()),
+                metrics: Some(metrics),
             })
             .await
             .expect_err("w2 writes on w1's lease");
@@ -130,7 +130,7 @@ fn hostile_calls_are_refused_and_the_sweep_completes() {
                 lease: lease.clone(),
                 metrics: Some(v1::EpochMetrics {
                     test_accuracy: 250.0,
-                    ..metrics.clone()
+                    ..metrics
                 }),
             })
             .await
