@@ -60,6 +60,7 @@ pub async fn receive(
     mut stream: impl Stream<Item = Result<v1::ArtifactChunk, Status>> + Unpin,
     dirs: &Dirs,
     handle: &Handle,
+    verify: impl FnOnce(WorkerId) -> Result<(), Error>,
 ) -> Result<v1::ArtifactReceipt, Error> {
     let first = match stream.next().await {
         Some(Ok(chunk)) => chunk,
@@ -74,6 +75,7 @@ pub async fn receive(
         .worker_id
         .parse()
         .map_err(|e: sweep_common::ids::InvalidId| invalid("header.worker_id", e.to_string()))?;
+    verify(worker)?;
     let (trial, attempt) = parse_lease(header.lease.as_ref())?;
     if header.size > MAX_ARTIFACT_BYTES {
         return Err(invalid(

@@ -125,6 +125,64 @@ pub fn check(tokens: &Tokens, path: &str, authorization: Option<&[u8]>) -> Resul
     }
 }
 
+/// Binds worker ids to the workers they were issued to: `Register` hands each worker
+/// HMAC-SHA256(key, worker id) as its secret, and every later call presents it
+/// ([`sweep_proto::auth::WORKER_SECRET`]). Checking needs no lookup, and the key is kept in the
+/// state database, so secrets stay valid across restarts.
+#[derive(Clone)]
+pub struct WorkerKey([u8; 32]);
+
+impl WorkerKey {
+    /// A key from its bytes.
+    pub fn new(bytes: [u8; 32]) -> Self {
+        WorkerKey(bytes)
+    }
+
+    fn mac(&self, worker: sweep_common::WorkerId) -> [u8; 32] {
+        use hmac::Mac as _;
+        // HMAC accepts a key of any length, so this cannot fail.
+        let mut mac = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(worker.to_string().as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The secret issued to `worker`, as lowercase hex.
+    pub fn secret(&self, worker: sweep_common::WorkerId) -> String {
+        self.mac(worker)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Checks that the caller presented `worker`'s secret.
+    pub fn verify(
+        &self,
+        worker: sweep_common::WorkerId,
+        presented: Option<&[u8]>,
+    ) -> Result<(), crate::Error> {
+        let expected = self.secret(worker);
+        let ok = presented.is_some_and(|p| {
+            p.len() == expected.len()
+                && p.iter()
+                    .zip(expected.as_bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(crate::Error::WorkerIdentity(worker))
+        }
+    }
+}
+
+impl std::fmt::Debug for WorkerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WorkerKey(<redacted>)")
+    }
+}
+
 /// The tower layer that checks every call.
 #[derive(Debug, Clone)]
 pub struct AuthLayer {

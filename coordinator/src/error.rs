@@ -54,6 +54,11 @@ pub enum Error {
     /// The worker speaks another protocol version.
     #[error("unsupported protocol version {0}; this coordinator speaks sweep.v1 (1)")]
     ProtocolVersion(i32),
+    /// A call names a worker id without that worker's secret.
+    #[error(
+        "worker {0} was not registered by this caller (its x-sweep-worker-secret is missing or wrong); register again"
+    )]
+    WorkerIdentity(sweep_common::WorkerId),
     /// The coordinator is stopping.
     #[error("the coordinator is shutting down")]
     ShuttingDown,
@@ -91,6 +96,7 @@ impl From<Error> for Status {
                 StateError::NoCheckpoint { .. } => Code::NotFound,
             },
             Error::Decode(_) | Error::ProtocolVersion(_) => Code::InvalidArgument,
+            Error::WorkerIdentity(_) => Code::PermissionDenied,
             Error::ShuttingDown => Code::Unavailable,
             // A call to another coordinator failed: never while serving, but if it were, its
             // code is the truth.

@@ -232,6 +232,7 @@ pub async fn run(
     };
     let (store, scheduler) = open_state(&options, &grid, config)?;
     let database = store.path().to_owned();
+    let worker_key = auth::WorkerKey::new(store.worker_key()?);
     let (listener, addr) = bind(options.listen).await?;
     let http = match options.http {
         Some(a) => Some(bind(a).await?),
@@ -262,6 +263,7 @@ pub async fn run(
         sweep,
         options.heartbeat_interval,
         options.lease_ttl,
+        worker_key,
     );
     let server = sweep_proto::SweepServiceServer::new(service)
         .max_decoding_message_size(sweep_proto::MAX_MESSAGE_BYTES)

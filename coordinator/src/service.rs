@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 use crate::Error;
 use crate::actor::Handle;
 use crate::artifacts::Dirs;
+use crate::auth::WorkerKey;
 use crate::state::{CancelSelector, FailureKind, LeaseOutcome, Outcome};
 
 /// Longest worker name kept (longer names are cut).
@@ -29,6 +30,14 @@ pub struct Service {
     sweep: String,
     heartbeat_interval: Duration,
     lease_ttl: Duration,
+    key: WorkerKey,
+}
+
+/// The worker secret a call presents (see [`WorkerKey`]).
+fn presented(metadata: &tonic::metadata::MetadataMap) -> Option<&[u8]> {
+    metadata
+        .get(sweep_proto::auth::WORKER_SECRET)
+        .map(tonic::metadata::MetadataValue::as_bytes)
 }
 
 impl Service {
@@ -39,6 +48,7 @@ impl Service {
         sweep: String,
         heartbeat_interval: Duration,
         lease_ttl: Duration,
+        key: WorkerKey,
     ) -> Self {
         Self {
             handle,
@@ -46,7 +56,15 @@ impl Service {
             sweep,
             heartbeat_interval,
             lease_ttl,
+            key,
         }
+    }
+
+    /// The worker a call names, once its secret is checked.
+    fn worker(&self, id: &str, metadata: &tonic::metadata::MetadataMap) -> Result<WorkerId, Error> {
+        let worker = worker_id(id)?;
+        self.key.verify(worker, presented(metadata))?;
+        Ok(worker)
     }
 }
 
@@ -136,6 +154,7 @@ impl sweep_proto::SweepService for Service {
             sweep: self.sweep.clone(),
             heartbeat_interval_ms: millis(self.heartbeat_interval),
             lease_ttl_ms: millis(self.lease_ttl),
+            worker_secret: self.key.secret(id),
         }))
     }
 
@@ -143,7 +162,7 @@ impl sweep_proto::SweepService for Service {
         &self,
         request: Request<v1::LeaseRequest>,
     ) -> Result<Response<v1::LeaseResponse>, Status> {
-        let worker = worker_id(&request.get_ref().worker_id)?;
+        let worker = self.worker(&request.get_ref().worker_id, request.metadata())?;
         let outcome = match self.handle.lease(worker).await? {
             LeaseOutcome::Assigned {
                 spec,
@@ -172,8 +191,8 @@ impl sweep_proto::SweepService for Service {
         &self,
         request: Request<v1::HeartbeatRequest>,
     ) -> Result<Response<v1::HeartbeatResponse>, Status> {
+        let worker = self.worker(&request.get_ref().worker_id, request.metadata())?;
         let r = request.into_inner();
-        let worker = worker_id(&r.worker_id)?;
         let leases = r
             .leases
             .iter()
@@ -192,8 +211,8 @@ impl sweep_proto::SweepService for Service {
         &self,
         request: Request<v1::ReportEpochRequest>,
     ) -> Result<Response<v1::ReportEpochResponse>, Status> {
+        let worker = self.worker(&request.get_ref().worker_id, request.metadata())?;
         let r = request.into_inner();
-        let worker = worker_id(&r.worker_id)?;
         let (trial, attempt) = parse_lease(r.lease.as_ref()).map_err(Error::from)?;
         let metrics = r
             .metrics
@@ -210,8 +229,8 @@ impl sweep_proto::SweepService for Service {
         &self,
         request: Request<v1::CompleteRequest>,
     ) -> Result<Response<v1::CompleteResponse>, Status> {
+        let worker = self.worker(&request.get_ref().worker_id, request.metadata())?;
         let r = request.into_inner();
-        let worker = worker_id(&r.worker_id)?;
         let (trial, attempt) = parse_lease(r.lease.as_ref()).map_err(Error::from)?;
         let outcome = match r.outcome {
             Some(complete_request::Outcome::Result(result)) => {
@@ -233,8 +252,12 @@ impl sweep_proto::SweepService for Service {
         &self,
         request: Request<tonic::Streaming<v1::ArtifactChunk>>,
     ) -> Result<Response<v1::ArtifactReceipt>, Status> {
+        let secret = presented(request.metadata()).map(<[u8]>::to_vec);
         let receipt =
-            crate::artifacts::receive(request.into_inner(), &self.dirs, &self.handle).await?;
+            crate::artifacts::receive(request.into_inner(), &self.dirs, &self.handle, |worker| {
+                self.key.verify(worker, secret.as_deref())
+            })
+            .await?;
         Ok(Response::new(receipt))
     }
 
@@ -242,6 +265,7 @@ impl sweep_proto::SweepService for Service {
         &self,
         request: Request<v1::FetchCheckpointRequest>,
     ) -> Result<Response<Self::FetchCheckpointStream>, Status> {
+        self.worker(&request.get_ref().worker_id, request.metadata())?;
         let chunks =
             crate::artifacts::send_checkpoint(request.get_ref(), &self.dirs.state, &self.handle)
                 .await?;

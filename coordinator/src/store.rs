@@ -212,6 +212,28 @@ impl Store {
             .map_err(|e| self.sqlite(e))
     }
 
+    /// The key worker secrets are derived from, made at the first start and kept.
+    pub fn worker_key(&self) -> Result<[u8; 32], StoreError> {
+        let parse = |hex: &str| -> Option<[u8; 32]> {
+            let bytes: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                .collect::<Option<_>>()?;
+            bytes.try_into().ok()
+        };
+        if let Some(hex) = self.meta("worker_key")? {
+            if let Some(key) = parse(&hex) {
+                return Ok(key);
+            }
+        }
+        let mut key = [0u8; 32];
+        key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        self.set_meta("worker_key", &hex)?;
+        Ok(key)
+    }
+
     /// Claims the database for `sweep`, or refuses if it belongs to another one.
     pub fn claim(&self, sweep: &str) -> Result<(), StoreError> {
         match self.meta("sweep")? {

@@ -153,6 +153,7 @@ async fn status_handler_answers_from_the_actor() {
         sweep,
         Duration::from_secs(1),
         Duration::from_secs(30),
+        sweep_coordinator::auth::WorkerKey::new([7; 32]),
     );
 
     let brief = service

@@ -13,9 +13,12 @@ use crate::SweepServiceClient;
 /// The client every caller uses: the generated one, with [`Bearer`] on every call.
 pub type Client = SweepServiceClient<InterceptedService<Channel, Bearer>>;
 
-/// Adds the token to every call (or nothing, without one).
+/// The metadata key a worker's secret travels in (see `RegisterResponse.worker_secret`).
+pub const WORKER_SECRET: &str = "x-sweep-worker-secret";
+
+/// Adds the token (and, once registered, the worker's secret) to every call.
 #[derive(Clone, Default)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
+pub struct Bearer(Option<MetadataValue<Ascii>>, Option<MetadataValue<Ascii>>);
 
 impl Bearer {
     /// Carries `token` (surrounding whitespace removed); `None` when it cannot be a header
@@ -23,12 +26,20 @@ impl Bearer {
     pub fn new(token: &str) -> Option<Bearer> {
         let mut value: MetadataValue<Ascii> = format!("Bearer {}", token.trim()).parse().ok()?;
         value.set_sensitive(true);
-        Some(Bearer(Some(value)))
+        Some(Bearer(Some(value), None))
     }
 
     /// No token.
     pub fn none() -> Bearer {
-        Bearer(None)
+        Bearer(None, None)
+    }
+
+    /// The same, also presenting the worker secret the coordinator issued at registration
+    /// (`None` if it cannot be a header value).
+    pub fn with_worker_secret(&self, secret: &str) -> Option<Bearer> {
+        let mut value: MetadataValue<Ascii> = secret.parse().ok()?;
+        value.set_sensitive(true);
+        Some(Bearer(self.0.clone(), Some(value)))
     }
 }
 
@@ -48,6 +59,9 @@ impl Interceptor for Bearer {
             request
                 .metadata_mut()
                 .insert("authorization", value.clone());
+        }
+        if let Some(value) = &self.1 {
+            request.metadata_mut().insert(WORKER_SECRET, value.clone());
         }
         Ok(request)
     }

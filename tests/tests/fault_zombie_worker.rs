@@ -121,6 +121,26 @@ fn replay_zombie(url: &str, db: &std::path::Path, trial: &str, worker: &str) -> 
             r.get(0)
         })
         .expect("the trial's id");
+    // The zombie still holds the secret it was issued: derive it as the coordinator does.
+    let key_hex: String = conn
+        .query_row("SELECT value FROM meta WHERE key = 'worker_key'", [], |r| {
+            r.get(0)
+        })
+        .expect("the worker key");
+    let key: Vec<u8> = (0..key_hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&key_hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    let secret: String = {
+        use hmac::Mac as _;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).expect("a key");
+        mac.update(worker.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.block_on(async {
         let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
@@ -128,7 +148,10 @@ fn replay_zombie(url: &str, db: &std::path::Path, trial: &str, worker: &str) -> 
             .connect()
             .await
             .expect("connect");
-        let mut client = sweep_proto::auth::client(channel, sweep_proto::Bearer::none());
+        let bearer = sweep_proto::Bearer::none()
+            .with_worker_secret(&secret)
+            .expect("a header value");
+        let mut client = sweep_proto::auth::client(channel, bearer);
         let lease = Some(v1::LeaseRef {
             trial_id: id.clone(),
             attempt: 1,

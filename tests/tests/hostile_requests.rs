@@ -26,6 +26,7 @@ fn hostile_calls_are_refused_and_the_sweep_completes() {
             .connect()
             .await
             .expect("connect");
+        let channel_for_workers = channel.clone();
         let mut client = sweep_proto::auth::client(channel.clone(), sweep_proto::Bearer::none());
         // A client that sends whatever it is given, to see the server's own limit.
         let mut unbounded = sweep_proto::auth::client(channel, sweep_proto::Bearer::none())
@@ -36,20 +37,45 @@ fn hostile_calls_are_refused_and_the_sweep_completes() {
             device: None,
             slots: 1,
         };
-        let w1 = client
+        let r1 = client
             .register(register("w1"))
             .await
             .expect("w1")
-            .into_inner()
-            .worker_id;
-        let w2 = client
+            .into_inner();
+        let r2 = client
             .register(register("w2"))
             .await
             .expect("w2")
-            .into_inner()
-            .worker_id;
+            .into_inner();
+        let (w1, w2) = (r1.worker_id.clone(), r2.worker_id.clone());
+        // Each worker's calls carry the secret it was issued; `client` carries none.
+        let as_worker = |secret: &str| {
+            sweep_proto::auth::client(
+                channel_for_workers.clone(),
+                sweep_proto::Bearer::none()
+                    .with_worker_secret(secret)
+                    .expect("a header value"),
+            )
+        };
+        let mut c1 = as_worker(&r1.worker_secret);
+        let mut c2 = as_worker(&r2.worker_secret);
+        // A worker id without its secret is refused, whatever the call; so is another's secret.
+        let e = client
+            .lease(v1::LeaseRequest {
+                worker_id: w1.clone(),
+            })
+            .await
+            .expect_err("w1's id without w1's secret");
+        assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+        let e = c2
+            .lease(v1::LeaseRequest {
+                worker_id: w1.clone(),
+            })
+            .await
+            .expect_err("w1's id with w2's secret");
+        assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
         let lease = loop {
-            let r = client
+            let r = c1
                 .lease(v1::LeaseRequest {
                     worker_id: w1.clone(),
                 })
@@ -72,7 +98,7 @@ fn hostile_calls_are_refused_and_the_sweep_completes() {
             seconds: 1.0,
         };
         // Another worker's lease.
-        let e = client
+        let e = c2
             .report_epoch(v1::ReportEpochRequest {
                 worker_id: w2.clone(),
                 lease: lease.clone(),
@@ -81,7 +107,7 @@ fn hostile_calls_are_refused_and_the_sweep_completes() {
             .await
             .expect_err("w2 writes on w1's lease");
         assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
-        let e = client
+        let e = c2
             .complete(v1::CompleteRequest {
                 worker_id: w2.clone(),
                 lease: lease.clone(),
@@ -124,7 +150,7 @@ fn hostile_calls_are_refused_and_the_sweep_completes() {
             .expect_err("zero slots");
         assert_eq!(e.code(), Code::InvalidArgument);
         assert!(e.message().contains("slots"), "{}", e.message());
-        let e = client
+        let e = c1
             .report_epoch(v1::ReportEpochRequest {
                 worker_id: w1.clone(),
                 lease: lease.clone(),
@@ -136,7 +162,7 @@ fn hostile_calls_are_refused_and_the_sweep_completes() {
             .await
             .expect_err("an accuracy over 100 %");
         assert_eq!(e.code(), Code::InvalidArgument);
-        let e = client
+        let e = c1
             .complete(v1::CompleteRequest {
                 worker_id: w1.clone(),
                 lease: lease.clone(),
@@ -159,7 +185,7 @@ fn hostile_calls_are_refused_and_the_sweep_completes() {
             .await
             .expect_err("a result that does not fit the trial");
         assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
-        let e = client
+        let e = c1
             .upload_artifact(tokio_stream::iter(vec![v1::ArtifactChunk {
                 header: Some(v1::ArtifactHeader {
                     worker_id: w1.clone(),
@@ -177,17 +203,16 @@ fn hostile_calls_are_refused_and_the_sweep_completes() {
         assert!(e.message().contains("header.size"), "{}", e.message());
 
         // w1 gives its lease back, so the sweep can end.
-        client
-            .complete(v1::CompleteRequest {
-                worker_id: w1.clone(),
-                lease: lease.clone(),
-                outcome: Some(v1::complete_request::Outcome::Failure(v1::TrialFailure {
-                    kind: v1::FailureKind::WorkerShutdown.into(),
-                    message: "done probing".into(),
-                })),
-            })
-            .await
-            .expect("the real holder ends its lease");
+        c1.complete(v1::CompleteRequest {
+            worker_id: w1.clone(),
+            lease: lease.clone(),
+            outcome: Some(v1::complete_request::Outcome::Failure(v1::TrialFailure {
+                kind: v1::FailureKind::WorkerShutdown.into(),
+                message: "done probing".into(),
+            })),
+        })
+        .await
+        .expect("the real holder ends its lease");
     });
 
     c.expect_exit_code(0, Duration::from_secs(120));

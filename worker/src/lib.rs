@@ -138,7 +138,7 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<()
         .keep_alive_timeout(Duration::from_secs(4))
         .keep_alive_while_idle(true)
         .connect_lazy();
-    let client = sweep_proto::auth::client(channel, options.bearer.clone());
+    let client = sweep_proto::auth::client(channel.clone(), options.bearer.clone());
 
     let (slots, auto_cap) = match options.slots {
         Slots::Fixed(k) => (k.max(1), None),
@@ -194,6 +194,12 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<()
             registered.worker_id
         ))
     })?;
+    // Every later call proves it is this worker.
+    let bearer = options
+        .bearer
+        .with_worker_secret(&registered.worker_secret)
+        .ok_or_else(|| Error::Refused("the coordinator sent an unusable worker secret".into()))?;
+    let client = sweep_proto::auth::client(channel, bearer);
     let heartbeat = Duration::from_millis(u64::from(registered.heartbeat_interval_ms).max(10));
     let lease_ttl = Duration::from_millis(u64::from(registered.lease_ttl_ms).max(100));
     info!(worker = %worker_id, sweep = %registered.sweep, slots, auto = auto_cap.is_some(), "registered");
