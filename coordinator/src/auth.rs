@@ -183,6 +183,53 @@ impl std::fmt::Debug for WorkerKey {
     }
 }
 
+/// Bounds each worker's request rate: a token bucket per worker id (created only for ids whose
+/// secret checked out, so made-up ids cannot fill it).
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_second: f64,
+    burst: f64,
+    buckets: std::sync::Mutex<
+        std::collections::HashMap<sweep_common::WorkerId, (f64, std::time::Instant)>,
+    >,
+}
+
+impl RateLimiter {
+    /// At most `per_second` calls a second per worker on average, `burst` at once.
+    pub fn new(per_second: f64, burst: f64) -> Self {
+        Self {
+            per_second,
+            burst,
+            buckets: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// Takes one call from `worker`'s bucket at `now`.
+    pub fn admit(
+        &self,
+        worker: sweep_common::WorkerId,
+        now: std::time::Instant,
+    ) -> Result<(), crate::Error> {
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (tokens, last) = buckets.entry(worker).or_insert((self.burst, now));
+        let refill = now.saturating_duration_since(*last).as_secs_f64() * self.per_second;
+        *tokens = (*tokens + refill).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(crate::Error::RateLimited {
+                worker,
+                per_second: self.per_second,
+            })
+        }
+    }
+}
+
 /// The tower layer that checks every call.
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
@@ -315,6 +362,39 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    }
+
+    #[test]
+    fn each_worker_gets_its_own_rate() {
+        let limiter = RateLimiter::new(10.0, 3.0);
+        let (a, b) = (
+            sweep_common::WorkerId::random(),
+            sweep_common::WorkerId::random(),
+        );
+        let t0 = std::time::Instant::now();
+        for _ in 0..3 {
+            assert!(limiter.admit(a, t0).is_ok());
+        }
+        assert!(limiter.admit(a, t0).is_err(), "the burst is spent");
+        assert!(
+            limiter.admit(b, t0).is_ok(),
+            "another worker is not held back"
+        );
+        // A tenth of a second refills one call.
+        assert!(
+            limiter
+                .admit(a, t0 + std::time::Duration::from_millis(100))
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .admit(a, t0 + std::time::Duration::from_millis(100))
+                .is_err()
+        );
+        let key = WorkerKey::new([1; 32]);
+        assert!(key.verify(a, Some(key.secret(a).as_bytes())).is_ok());
+        assert!(key.verify(a, Some(key.secret(b).as_bytes())).is_err());
+        assert!(key.verify(a, None).is_err());
     }
 
     #[test]

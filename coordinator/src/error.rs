@@ -59,6 +59,14 @@ pub enum Error {
         "worker {0} was not registered by this caller (its x-sweep-worker-secret is missing or wrong); register again"
     )]
     WorkerIdentity(sweep_common::WorkerId),
+    /// A worker calls faster than its rate allows.
+    #[error("worker {worker} calls more than {per_second} times a second; slow down")]
+    RateLimited {
+        /// The worker.
+        worker: sweep_common::WorkerId,
+        /// Its allowed rate.
+        per_second: f64,
+    },
     /// The coordinator is stopping.
     #[error("the coordinator is shutting down")]
     ShuttingDown,
@@ -97,6 +105,7 @@ impl From<Error> for Status {
             },
             Error::Decode(_) | Error::ProtocolVersion(_) => Code::InvalidArgument,
             Error::WorkerIdentity(_) => Code::PermissionDenied,
+            Error::RateLimited { .. } => Code::ResourceExhausted,
             Error::ShuttingDown => Code::Unavailable,
             // A call to another coordinator failed: never while serving, but if it were, its
             // code is the truth.

@@ -31,7 +31,13 @@ pub struct Service {
     heartbeat_interval: Duration,
     lease_ttl: Duration,
     key: WorkerKey,
+    rate: crate::auth::RateLimiter,
 }
+
+/// Calls a worker may make a second on average (a worker with 64 slots heartbeating every
+/// 100 ms and reporting fast epochs stays well under), and at once.
+const WORKER_CALLS_PER_SECOND: f64 = 1000.0;
+const WORKER_CALLS_BURST: f64 = 2000.0;
 
 /// The worker secret a call presents (see [`WorkerKey`]).
 fn presented(metadata: &tonic::metadata::MetadataMap) -> Option<&[u8]> {
@@ -57,6 +63,7 @@ impl Service {
             heartbeat_interval,
             lease_ttl,
             key,
+            rate: crate::auth::RateLimiter::new(WORKER_CALLS_PER_SECOND, WORKER_CALLS_BURST),
         }
     }
 
@@ -64,6 +71,7 @@ impl Service {
     fn worker(&self, id: &str, metadata: &tonic::metadata::MetadataMap) -> Result<WorkerId, Error> {
         let worker = worker_id(id)?;
         self.key.verify(worker, presented(metadata))?;
+        self.rate.admit(worker, std::time::Instant::now())?;
         Ok(worker)
     }
 }

@@ -22,6 +22,8 @@ struct Pki {
     cert: PathBuf,
     key: PathBuf,
     other_ca: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -46,7 +48,14 @@ fn pki(dir: &Path) -> Pki {
     let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
         .expect("params");
     let cert = params.signed_by(&key, &ca).expect("server certificate");
+    let client_key = KeyPair::generate().expect("key");
+    let client = CertificateParams::new(vec!["worker".to_owned()])
+        .expect("params")
+        .signed_by(&client_key, &ca)
+        .expect("client certificate");
     Pki {
+        client_cert: write(dir, "client.pem", &client.pem()),
+        client_key: write(dir, "client.key", &client_key.serialize_pem()),
         ca: write(dir, "ca.pem", &ca.pem()),
         cert: write(dir, "server.pem", &cert.pem()),
         key: write(dir, "server.key", &key.serialize_pem()),
@@ -349,4 +358,56 @@ fn a_non_loopback_address_needs_tls_and_a_token() {
             && err.contains("worker token"),
         "{err}"
     );
+}
+
+#[test]
+fn mutual_tls_requires_a_client_certificate() {
+    let sweep = Sweep::new(&faults::grid("mtls", 2, 2, 0));
+    let dir = sweep.mkdir("pki");
+    let pki = pki(&dir);
+    let paths = [&pki.cert, &pki.key, &pki.ca].map(|p| p.display().to_string());
+    let mut c = sweep.start_coordinator_at(
+        "127.0.0.1:0",
+        &[
+            "--tls-cert",
+            &paths[0],
+            "--tls-key",
+            &paths[1],
+            "--tls-client-ca",
+            &paths[2],
+            "--linger",
+            "1s",
+        ],
+    );
+    let url = format!("https://127.0.0.1:{}", c.addr().port());
+    let tls = |name: &str| {
+        let mut command = faults::test_worker_command(name, &url, Duration::from_millis(20), 1);
+        command
+            .arg("--tls-ca")
+            .arg(&pki.ca)
+            .args(["--patience", "5s"]);
+        command
+    };
+    let mut anonymous = Worker::from_command("anonymous", tls("anonymous"));
+    let mut command = tls("certified");
+    command
+        .arg("--tls-cert")
+        .arg(&pki.client_cert)
+        .arg("--tls-key")
+        .arg(&pki.client_key);
+    let mut certified = Worker::from_command("certified", command);
+    c.expect_exit_code(0, Duration::from_secs(60));
+    certified.wait_exit(Duration::from_secs(30));
+    assert_eq!(
+        certified.trials_trained().len(),
+        2,
+        "{}",
+        certified.stderr()
+    );
+    let status = anonymous.wait_exit(Duration::from_secs(30));
+    assert!(
+        !status.success(),
+        "a worker without a client certificate got in"
+    );
+    assert!(anonymous.trials_trained().is_empty());
 }
