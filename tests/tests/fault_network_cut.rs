@@ -110,7 +110,9 @@ fn worker_cut_off_for_three_ttls() {
     let sweep = Sweep::new(&grid);
     let mut c = sweep.start_coordinator_at(
         &format!("{}:0", link.host_ip),
+        // A link between this test's own namespaces: plaintext without tokens is deliberate.
         &[
+            "--insecure",
             "--lease-ttl",
             "1s",
             "--heartbeat",
