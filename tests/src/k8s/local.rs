@@ -66,6 +66,29 @@ impl Pod {
                         .expect("write a ConfigMap key");
                 }
             }
+            if let Some(secret) = str_at(&source, "/secret/secretName") {
+                // Secrets are made by the user, not rendered: fill the tokens one with the
+                // harness's sentinel tokens (which no process may ever print).
+                assert_eq!(
+                    secret,
+                    "sweep-tokens",
+                    "{}: unknown Secret {secret}",
+                    w.id()
+                );
+                let all = [
+                    ("worker", crate::SENTINEL_TOKENS[0]),
+                    ("operator", crate::SENTINEL_TOKENS[1]),
+                ];
+                let items: Vec<&str> = array_at(&source, "/secret/items")
+                    .iter()
+                    .filter_map(|i| str_at(i, "/key"))
+                    .collect();
+                for (key, token) in all {
+                    if items.is_empty() || items.contains(&key) {
+                        std::fs::write(host.join(key), token).expect("write a Secret key");
+                    }
+                }
+            }
             mounts.push((path.trim_end_matches('/').to_owned(), host));
         }
         mounts.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
