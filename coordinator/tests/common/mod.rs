@@ -9,10 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, TrialSpec};
-use sweep_proto::SweepServiceClient;
 use sweep_proto::v1::{self, complete_request, lease_response};
 use sweep_tests::Process;
-use tonic::transport::Channel;
 
 /// How long a process may take to start serving.
 pub const START: Duration = Duration::from_secs(30);
@@ -88,14 +86,19 @@ pub enum Leased {
 /// A worker simulated by the test: it registers, leases, reports epochs and completes trials
 /// with results that pass the coordinator's checks, exactly when the test says so.
 pub struct FakeWorker {
-    client: SweepServiceClient<Channel>,
+    client: sweep_proto::Client,
     id: String,
 }
 
 impl FakeWorker {
     /// Connects to `url` and registers as `name` with `slots` slots.
     pub async fn register(url: &str, name: &str, slots: u32) -> FakeWorker {
-        let mut client = SweepServiceClient::connect(url.to_owned()).await.unwrap();
+        let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = sweep_proto::auth::client(channel.clone(), sweep_proto::Bearer::none());
         let r = client
             .register(v1::RegisterRequest {
                 protocol_version: v1::ProtocolVersion::V1.into(),
@@ -111,8 +114,12 @@ impl FakeWorker {
             .await
             .unwrap()
             .into_inner();
+        // Later calls prove they come from this worker.
+        let bearer = sweep_proto::Bearer::none()
+            .with_worker_secret(&r.worker_secret)
+            .unwrap();
         FakeWorker {
-            client,
+            client: sweep_proto::auth::client(channel, bearer),
             id: r.worker_id,
         }
     }
