@@ -45,12 +45,13 @@ impl Secret {
     /// Compares in time independent of where the two differ.
     fn matches(&self, presented: &str) -> bool {
         let other: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        self.0
-            .iter()
-            .zip(other.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+        constant_time_eq(&self.0, &other)
     }
+}
+
+/// `a == b`, in time that depends on the lengths only, not on where the bytes differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl std::fmt::Debug for Secret {
@@ -162,13 +163,7 @@ impl WorkerKey {
         presented: Option<&[u8]>,
     ) -> Result<(), crate::Error> {
         let expected = self.secret(worker);
-        let ok = presented.is_some_and(|p| {
-            p.len() == expected.len()
-                && p.iter()
-                    .zip(expected.as_bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        });
+        let ok = presented.is_some_and(|p| constant_time_eq(p, expected.as_bytes()));
         if ok {
             Ok(())
         } else {
