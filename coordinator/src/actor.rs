@@ -33,6 +33,14 @@ use crate::store::Store;
 /// Most commands applied before one commit.
 pub const MAX_BATCH: usize = 512;
 
+/// `results.json` is rewritten at most this often while trials end (and when the sweep ends or
+/// the coordinator stops).
+const SAVE_EVERY: Duration = Duration::from_secs(2);
+/// ... and at most at 1/this of the time.
+const SAVE_COST_FACTOR: u32 = 20;
+/// A progress line is logged at most this often while trials end.
+const PROGRESS_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+
 /// How often the terminal's status block is redrawn at most.
 const REDRAW_EVERY: Duration = Duration::from_millis(500);
 /// How often it is redrawn when nothing changed (the elapsed time moves on).
@@ -323,7 +331,8 @@ impl Handle {
 pub struct Actor {
     /// The state machine.
     pub scheduler: Scheduler,
-    /// The expanded grid (for the results' experiment records).
+    /// The grid's experiments (for the results' experiment records); their trials have moved
+    /// into the scheduler.
     pub grid: Grid,
     /// The grid file's path as given.
     pub grid_file: String,
@@ -366,6 +375,43 @@ pub fn spawn(
     )
 }
 
+/// When the outputs that cost O(trials) to make were last made: `results.json` and the progress
+/// line. Both are rate-limited so that a sweep of a million short trials does not spend its time
+/// rewriting them after every trial (the database has every result the moment it is
+/// acknowledged; `results.json` is its readable copy).
+#[derive(Debug, Default)]
+struct Outputs {
+    /// `results.json` is older than the state.
+    dirty: bool,
+    /// When it was last written, and how long that took.
+    saved: Option<(Instant, Duration)>,
+    /// When the last progress line was logged.
+    progress_logged: Option<Instant>,
+}
+
+impl Outputs {
+    /// `results.json` is rewritten at most every [`SAVE_EVERY`], and at most at a
+    /// twentieth of the time (writing it costs O(trials): it never takes over the state owner).
+    fn results_due(&self, now: Instant) -> bool {
+        self.dirty
+            && self.saved.is_none_or(|(at, took)| {
+                now.saturating_duration_since(at) >= SAVE_EVERY.max(took * SAVE_COST_FACTOR)
+            })
+    }
+
+    fn saved(&mut self, started: Instant) {
+        self.dirty = false;
+        let now = Instant::now();
+        self.saved = Some((now, now.saturating_duration_since(started)));
+    }
+
+    /// At most one progress line per [`PROGRESS_AT_MOST_EVERY`] while trials end.
+    fn progress_due(&self, now: Instant) -> bool {
+        self.progress_logged
+            .is_none_or(|at| now.saturating_duration_since(at) >= PROGRESS_AT_MOST_EVERY)
+    }
+}
+
 impl Actor {
     async fn run(
         mut self,
@@ -382,8 +428,9 @@ impl Actor {
         let mut last_draw: Option<Instant> = None;
         let mut dirty = true;
         let mut finished_at: Option<Instant> = None;
+        let mut outputs = Outputs::default();
         if self.scheduler.is_finished() {
-            self.perform(vec![Effect::SweepFinished], &finished, &mut finished_at);
+            self.perform(vec![Effect::SweepFinished], &finished, &mut finished_at, &mut outputs);
         }
         loop {
             let mut changed = false;
@@ -406,14 +453,15 @@ impl Actor {
                         last_progress = Instant::now();
                     }
                     changed |= !effects.is_empty();
-                    self.perform(effects, &finished, &mut finished_at);
+                    self.perform(effects, &finished, &mut finished_at, &mut outputs);
                 }
                 _ = ticker.tick() => {
                     let now = Instant::now();
                     let effects = self.scheduler.expire_leases(now);
                     self.commit()?;
                     changed = !effects.is_empty();
-                    self.perform(effects, &finished, &mut finished_at);
+                    self.perform(effects, &finished, &mut finished_at, &mut outputs);
+                    self.save_results_if_due(&mut outputs, now);
                     if !live && finished_at.is_none() && now.duration_since(last_progress) >= self.progress_every {
                         self.log_progress();
                         last_progress = now;
@@ -432,6 +480,9 @@ impl Actor {
                 dirty = true;
                 changes.send_modify(|g| *g = g.wrapping_add(1));
             }
+        }
+        if outputs.dirty {
+            self.save_results(&mut outputs);
         }
         if live {
             self.draw(Instant::now());
@@ -661,6 +712,7 @@ impl Actor {
         effects: Vec<Effect>,
         finished: &watch::Sender<bool>,
         finished_at: &mut Option<Instant>,
+        outputs: &mut Outputs,
     ) {
         if effects.is_empty() {
             return;
@@ -706,14 +758,19 @@ impl Actor {
         {
             return;
         }
-        if !self.console.is_live() {
+        let now = Instant::now();
+        let sweep_finished = effects.contains(&Effect::SweepFinished);
+        if !self.console.is_live() && (sweep_finished || outputs.progress_due(now)) {
             self.log_progress();
+            outputs.progress_logged = Some(now);
         }
-        let doc = results::collect(&self.grid, &self.grid_file, &self.scheduler);
-        if let Err(e) = results::write_results(&self.out_dir, &doc) {
-            tracing::error!(error = %e, "cannot save results");
+        outputs.dirty = true;
+        if !sweep_finished {
+            self.save_results_if_due(outputs, now);
+            return;
         }
-        if effects.contains(&Effect::SweepFinished) {
+        let doc = self.save_results(outputs);
+        {
             if let Err(e) = results::write_summary(&self.out_dir, &doc) {
                 tracing::error!(error = %e, "cannot write the summary");
             }
@@ -730,6 +787,24 @@ impl Actor {
             });
             *finished_at = Some(Instant::now());
         }
+    }
+
+    /// Writes `results.json` when it is out of date and due (see [`Outputs`]).
+    fn save_results_if_due(&self, outputs: &mut Outputs, now: Instant) {
+        if outputs.results_due(now) {
+            self.save_results(outputs);
+        }
+    }
+
+    /// Writes `results.json` now; returns the document.
+    fn save_results(&self, outputs: &mut Outputs) -> results::SweepResults<'_> {
+        let started = Instant::now();
+        let doc = results::collect(&self.grid, &self.grid_file, &self.scheduler);
+        if let Err(e) = results::write_results(&self.out_dir, &doc) {
+            tracing::error!(error = %e, "cannot save results");
+        }
+        outputs.saved(started);
+        doc
     }
 
     fn log_progress(&self) {

@@ -144,7 +144,7 @@ impl Options {
 /// the database but not scheduled (and reported).
 fn open_state(
     options: &Options,
-    grid: &Grid,
+    grid: &mut Grid,
     config: state::Config,
 ) -> Result<(store::Store, state::Scheduler), Error> {
     let state_dir = options.state_dir();
@@ -166,16 +166,20 @@ fn open_state(
     store.claim(&grid.name)?;
     let mut loaded = store.load()?;
     let recorded = loaded.trials.len();
+    // The specs move into the scheduler (one copy of a million trials is enough); the grid
+    // keeps its experiments' descriptions.
     let trials: Vec<state::Trial> = grid
-        .trials()
+        .experiments
+        .iter_mut()
+        .flat_map(|e| std::mem::take(&mut e.trials))
         .map(|spec| match loaded.trials.remove(&spec.id) {
             Some(mut t) => {
                 // The id covers what is trained; settings outside it (checkpoint_every) follow
                 // the grid file as it is now.
-                t.spec = spec.clone();
+                t.spec = spec;
                 t
             }
-            None => state::Trial::new(spec.clone()),
+            None => state::Trial::new(spec),
         })
         .collect();
     let removed = store.record_grid(&trials)?;
@@ -221,7 +225,7 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
 /// bound addresses once both servers listen.
 pub async fn run(
     options: Options,
-    grid: Grid,
+    mut grid: Grid,
     on_listen: impl FnOnce(Listening),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Summary, Error> {
@@ -230,7 +234,8 @@ pub async fn run(
         max_attempts: grid.max_attempts,
         retry_after: options.heartbeat_interval.min(Duration::from_secs(1)),
     };
-    let (store, scheduler) = open_state(&options, &grid, config)?;
+    let experiments = grid.experiments.len();
+    let (store, scheduler) = open_state(&options, &mut grid, config)?;
     let database = store.path().to_owned();
     let worker_key = auth::WorkerKey::new(store.worker_key()?);
     let (listener, addr) = bind(options.listen).await?;
@@ -239,7 +244,7 @@ pub async fn run(
         None => None,
     };
 
-    info!(sweep = %grid.name, trials = grid.len(), experiments = grid.experiments.len(), "grid expanded");
+    info!(sweep = %grid.name, trials = scheduler.trials().len(), experiments, "grid expanded");
     let sweep = grid.name.clone();
     let (handle, mut finished, mut actor_task) = actor::spawn(actor::Actor {
         scheduler,

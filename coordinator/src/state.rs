@@ -155,14 +155,15 @@ pub struct Trial {
     pub counted_attempts: u32,
     /// Accepted epoch metrics of the current (or successful) attempt, one per epoch.
     pub epochs: Vec<EpochMetrics>,
-    /// The result, once succeeded.
-    pub result: Option<TrialResult>,
+    /// The result, once succeeded. Its `epochs` are empty: they are `epochs` above (boxed and
+    /// deduplicated so that a million pending trials stay small).
+    pub result: Option<Box<TrialResult>>,
     /// Every failed attempt.
     pub failures: Vec<AttemptFailure>,
     /// Path of the final weights, relative to the output folder, once uploaded.
     pub weights: Option<String>,
     /// The latest checkpoint, if any (dropped once the trial ends).
-    pub checkpoint: Option<Checkpoint>,
+    pub checkpoint: Option<Box<Checkpoint>>,
     /// Epochs the current (or successful) attempt took over from a checkpoint.
     pub resumed_from: u32,
 }
@@ -467,6 +468,19 @@ impl Scheduler {
         &self.workers
     }
 
+    /// The trials `worker` leases now, in grid order (O(its leases), whatever the grid's size).
+    pub fn leased_by(&self, worker: WorkerId) -> Vec<&Trial> {
+        let mut at: Vec<usize> = self
+            .workers
+            .get(&worker)
+            .into_iter()
+            .flat_map(|w| &w.leases)
+            .filter_map(|id| self.index.get(id).copied())
+            .collect();
+        at.sort_unstable();
+        at.into_iter().map(|i| &self.trials[i]).collect()
+    }
+
     /// True once every trial has ended.
     pub fn is_finished(&self) -> bool {
         self.terminal == self.trials.len()
@@ -540,7 +554,7 @@ impl Scheduler {
         let trial = &mut self.trials[i];
         trial.attempts += 1;
         trial.keep_checkpointed_epochs();
-        let resume = trial.checkpoint.clone();
+        let resume = trial.checkpoint.as_deref().cloned();
         trial.resumed_from = resume.as_ref().map_or(0, |c| c.epoch);
         let attempt = trial.attempts;
         trial.state = TrialState::Leased(Lease {
@@ -574,7 +588,8 @@ impl Scheduler {
         let i = self.current_lease(worker, trial, attempt)?;
         self.trials[i]
             .checkpoint
-            .clone()
+            .as_deref()
+            .cloned()
             .ok_or(StateError::NoCheckpoint { trial, attempt })
     }
 
@@ -609,7 +624,7 @@ impl Scheduler {
         }
         self.renew(i, now);
         let t = &mut self.trials[i];
-        let old = t.checkpoint.replace(checkpoint);
+        let old = t.checkpoint.replace(Box::new(checkpoint));
         self.changes.push(Change::Trial(trial));
         Ok(old
             .filter(|o| Some(&o.file) != t.checkpoint.as_ref().map(|c| &c.file))
@@ -785,8 +800,9 @@ impl Scheduler {
             Outcome::Succeeded(result) => {
                 validate_result(&self.trials[i].spec, &result)?;
                 let t = &mut self.trials[i];
-                t.epochs = result.epochs.clone();
-                t.result = Some(result);
+                let mut result = result;
+                t.epochs = std::mem::take(&mut result.epochs);
+                t.result = Some(Box::new(result));
                 t.state = TrialState::Succeeded {
                     attempt,
                     worker,

@@ -312,9 +312,8 @@ pub fn snapshot(sweep: &str, s: &Scheduler, clock: Clock) -> Snapshot {
             seen_seconds_ago: now.saturating_duration_since(w.last_seen).as_secs_f64(),
             memory: w.memory,
             running: s
-                .trials()
-                .iter()
-                .filter(|t| matches!(&t.state, TrialState::Leased(l) if l.worker == *id))
+                .leased_by(*id)
+                .into_iter()
                 .map(|t| RunningTrial {
                     trial: t.spec.name.clone(),
                     epoch: count(t.epochs.len()),
