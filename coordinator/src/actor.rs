@@ -430,7 +430,12 @@ impl Actor {
         let mut finished_at: Option<Instant> = None;
         let mut outputs = Outputs::default();
         if self.scheduler.is_finished() {
-            self.perform(vec![Effect::SweepFinished], &finished, &mut finished_at, &mut outputs);
+            self.perform(
+                vec![Effect::SweepFinished],
+                &finished,
+                &mut finished_at,
+                &mut outputs,
+            );
         }
         loop {
             let mut changed = false;

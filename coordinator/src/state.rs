@@ -272,8 +272,16 @@ pub enum Change {
         /// The last epoch kept.
         after: u32,
     },
-    /// The trial succeeded: its result's epochs are the learning curve.
-    ResultEpochs(TrialId),
+    /// The trial succeeded and its result's value of `epoch` differs from the one accepted
+    /// (or none was): the result's replaces it, as the attempt's.
+    ResultEpoch {
+        /// The trial.
+        trial: TrialId,
+        /// The epoch.
+        epoch: u32,
+        /// The attempt whose result it is.
+        attempt: u32,
+    },
     /// A worker registered.
     Worker(WorkerId),
 }
@@ -801,6 +809,18 @@ impl Scheduler {
                 validate_result(&self.trials[i].spec, &result)?;
                 let t = &mut self.trials[i];
                 let mut result = result;
+                // Usually the result's learning curve is the one reported epoch by epoch; only
+                // epochs that differ are rewritten.
+                for m in &result.epochs {
+                    let accepted = t.epochs.binary_search_by_key(&m.epoch, |e| e.epoch);
+                    if accepted.map_or(true, |j| t.epochs[j] != *m) {
+                        self.changes.push(Change::ResultEpoch {
+                            trial,
+                            epoch: m.epoch,
+                            attempt,
+                        });
+                    }
+                }
                 t.epochs = std::mem::take(&mut result.epochs);
                 t.result = Some(Box::new(result));
                 t.state = TrialState::Succeeded {
@@ -808,7 +828,7 @@ impl Scheduler {
                     worker,
                     wall_seconds: now.saturating_duration_since(lease.granted).as_secs_f64(),
                 };
-                self.changes.push(Change::ResultEpochs(trial));
+                self.changes.push(Change::Trial(trial));
                 Ok(self.end_lease(i, worker, true))
             }
             Outcome::Failed { kind, message } => Ok(self.fail_attempt(i, lease, kind, message)),

@@ -513,43 +513,42 @@ impl Store {
                     put_epoch(&tx, *trial, *attempt, m).map_err(sqlite)?;
                 }
                 Change::Supersede { trial, after } => {
-                    tx.execute(
+                    tx.prepare_cached(
                         "UPDATE epochs SET superseded = 1
                          WHERE trial = ?1 AND epoch > ?2 AND superseded = 0",
-                        params![trial.to_string(), after],
                     )
+                    .and_then(|mut statement| statement.execute(params![trial.to_string(), after]))
                     .map_err(sqlite)?;
                 }
-                Change::ResultEpochs(id) => {
-                    let Some(t) = scheduler.trial(*id) else {
+                Change::ResultEpoch {
+                    trial,
+                    epoch,
+                    attempt,
+                } => {
+                    let Some(m) = scheduler
+                        .trial(*trial)
+                        .and_then(|t| t.epochs.iter().find(|m| m.epoch == *epoch))
+                    else {
                         continue;
                     };
-                    let TrialState::Succeeded { attempt, .. } = t.state else {
-                        continue;
-                    };
-                    for m in &t.epochs {
-                        let current = current_epoch(&tx, *id, m.epoch).map_err(sqlite)?;
-                        if current.as_ref() == Some(m) {
-                            continue;
-                        }
-                        tx.execute(
-                            "UPDATE epochs SET superseded = 1
-                             WHERE trial = ?1 AND epoch = ?2 AND superseded = 0",
-                            params![id.to_string(), m.epoch],
-                        )
-                        .map_err(sqlite)?;
-                        put_epoch(&tx, *id, attempt, m).map_err(sqlite)?;
-                    }
-                    rows.insert(*id);
+                    tx.prepare_cached(
+                        "UPDATE epochs SET superseded = 1
+                         WHERE trial = ?1 AND epoch = ?2 AND superseded = 0",
+                    )
+                    .and_then(|mut s| s.execute(params![trial.to_string(), epoch]))
+                    .map_err(sqlite)?;
+                    put_epoch(&tx, *trial, *attempt, m).map_err(sqlite)?;
                 }
                 Change::Worker(id) => {
                     if let Some(w) = scheduler.workers().get(id) {
-                        tx.execute(
+                        tx.prepare_cached(
                             "INSERT INTO workers (id, name, device, slots) VALUES (?1, ?2, ?3, ?4)
                              ON CONFLICT (id) DO UPDATE SET name = excluded.name,
                                  device = excluded.device, slots = excluded.slots",
-                            params![id.to_string(), w.name, w.device, w.slots],
                         )
+                        .and_then(|mut statement| {
+                            statement.execute(params![id.to_string(), w.name, w.device, w.slots])
+                        })
                         .map_err(sqlite)?;
                     }
                 }
@@ -564,42 +563,22 @@ impl Store {
     }
 }
 
-fn current_epoch(
-    tx: &rusqlite::Transaction<'_>,
-    trial: TrialId,
-    epoch: u32,
-) -> rusqlite::Result<Option<EpochMetrics>> {
-    tx.query_row(
-        "SELECT train_loss, train_accuracy, test_accuracy, seconds FROM epochs
-         WHERE trial = ?1 AND epoch = ?2 AND superseded = 0",
-        params![trial.to_string(), epoch],
-        |r| {
-            Ok(EpochMetrics {
-                epoch,
-                train_loss: r.get::<_, Option<f64>>(0)?.unwrap_or(f64::NAN),
-                train_accuracy: r.get(1)?,
-                test_accuracy: r.get(2)?,
-                seconds: r.get(3)?,
-            })
-        },
-    )
-    .optional()
-}
-
 fn put_epoch(
     tx: &rusqlite::Transaction<'_>,
     trial: TrialId,
     attempt: u32,
     m: &EpochMetrics,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO epochs (trial, attempt, epoch, train_loss, train_accuracy, test_accuracy,
              seconds, superseded)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)
          ON CONFLICT (trial, attempt, epoch) DO UPDATE SET train_loss = excluded.train_loss,
              train_accuracy = excluded.train_accuracy, test_accuracy = excluded.test_accuracy,
              seconds = excluded.seconds, superseded = 0",
-        params![
+    )
+    .and_then(|mut statement| {
+        statement.execute(params![
             trial.to_string(),
             attempt,
             m.epoch,
@@ -607,8 +586,8 @@ fn put_epoch(
             m.train_accuracy,
             m.test_accuracy,
             m.seconds
-        ],
-    )
+        ])
+    })
     .map(drop)
 }
 
@@ -636,13 +615,15 @@ fn put_trial(tx: &rusqlite::Transaction<'_>, t: &Trial) -> rusqlite::Result<()> 
     // The result's epochs live in the epochs table (their losses may be non-finite, which JSON
     // cannot hold); in memory they are the trial's, and the result's own list is empty.
     let result = t.result.as_deref().map(json);
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE trials SET state = ?2, attempts = ?3, counted_attempts = ?4, lease_worker = ?5,
              lease_attempt = ?6, success_attempt = ?7, success_worker = ?8, wall_seconds = ?9,
              result = ?10, reason = ?11, failures = ?12, weights = ?13, checkpoint = ?14,
              resumed_from = ?15
          WHERE id = ?1",
-        params![
+    )
+    .and_then(|mut statement| {
+        statement.execute(params![
             t.spec.id.to_string(),
             state_name(&t.state),
             t.attempts,
@@ -658,8 +639,8 @@ fn put_trial(tx: &rusqlite::Transaction<'_>, t: &Trial) -> rusqlite::Result<()> 
             t.weights,
             t.checkpoint.as_ref().map(json),
             t.resumed_from,
-        ],
-    )
+        ])
+    })
     .map(drop)
 }
 

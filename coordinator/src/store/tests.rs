@@ -242,3 +242,43 @@ fn trials_dropped_from_the_grid_are_kept_and_named() {
     assert_eq!(removed, [all[2].spec.name.clone()]);
     assert_eq!(store.load().unwrap().trials.len(), 3);
 }
+
+#[test]
+fn a_result_whose_curve_differs_from_the_reports_rewrites_those_epochs() {
+    let f = fixture();
+    let (mut store, mut s) = reopen(&f);
+    let now = Instant::now();
+    let w = WorkerId::random();
+    s.register(w, "w".into(), "cpu".into(), 1, now);
+    let LeaseOutcome::Assigned { spec, attempt, .. } = s.lease(w, now).unwrap() else {
+        panic!()
+    };
+    let want = result(&spec);
+    for m in &want.epochs {
+        let mut reported = m.clone();
+        if m.epoch == 1 {
+            reported.test_accuracy = 1.0;
+        }
+        s.report_epoch(w, spec.id, attempt, reported, now).unwrap();
+    }
+    commit(&mut store, &mut s);
+    s.complete(w, spec.id, attempt, Outcome::Succeeded(want.clone()), now)
+        .unwrap();
+    let changes = s.take_changes();
+    let rewritten: Vec<u32> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::ResultEpoch { epoch, .. } => Some(*epoch),
+            _ => None,
+        })
+        .collect();
+    // Epoch 1 differs; epoch 2's NaN loss never equals itself, so it is rewritten too.
+    assert_eq!(rewritten, [1, 2]);
+    store.commit(&s, &changes).unwrap();
+    let (_store, r) = reopen(&f);
+    let t = r.trial(spec.id).unwrap();
+    assert_eq!(t.epochs.len(), want.epochs.len());
+    assert_eq!(t.epochs[0], want.epochs[0]);
+    assert!(t.epochs[1].train_loss.is_nan());
+    assert_eq!(t.epochs[2..], want.epochs[2..]);
+}
