@@ -28,7 +28,6 @@ use std::time::{Duration, Instant};
 
 use sweep_common::grid::Grid;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
 pub use console::Console;
@@ -210,6 +209,16 @@ fn open_state(
     Ok((store, scheduler))
 }
 
+/// The gRPC server's connections: with `TCP_NODELAY`, because workers' calls are small and
+/// answered at once, and Nagle's algorithm would hold each answer back until the client's
+/// delayed ACK (40 ms); with TCP keepalive, so that connections of machines that vanished are
+/// closed.
+fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)))
+}
+
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
     let bind = |source| Error::Bind {
         addr: addr.to_string(),
@@ -296,7 +305,7 @@ pub async fn run(
             .layer(auth::AuthLayer::new(options.tokens.clone()))
             .add_service(health)
             .add_service(server)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            .serve_with_incoming_shutdown(incoming(listener), async {
                 let _ = stop_rx.await;
             }),
     );
