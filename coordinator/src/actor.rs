@@ -3,10 +3,19 @@
 //! logging progress or redrawing the terminal's status block, signalling the end of the sweep).
 //! No lock is ever held across an `.await`.
 //!
-//! Group commit: the task applies every command already queued (up to [`MAX_BATCH`]), commits
-//! what they changed to the database in one transaction, and only then answers them. A write is
-//! never acknowledged before it is durable; if the database fails, the task stops and the
-//! coordinator exits (a restart resumes from what was committed).
+//! Group commit, pipelined: the task applies every command already queued (up to
+//! [`MAX_BATCH`]) and hands the rows they changed, with the answers to those commands, to the
+//! database's own thread ([`Writer`]). That thread commits them in one transaction (with any
+//! batches that queued up meanwhile) and only then sends the answers, while this task goes on
+//! with the next commands: it never waits for the disk. A write is never acknowledged before it
+//! is durable; if the database fails, the coordinator stops (a restart resumes from what was
+//! committed).
+//!
+//! Two answers do not wait for the disk: a lease granted and a heartbeat. Neither acknowledges
+//! anything a worker produced. A lease lost in a crash is harmless: every later write of its
+//! worker is fenced by (trial, attempt, worker) and is committed after the lease, so nothing is
+//! recorded under a lease the database does not hold, and the worker learns at its next
+//! heartbeat that the lease is gone.
 //!
 //! Every change people can see (a worker registered, a trial leased, an epoch reported, a trial
 //! ended) bumps a generation counter that [`Handle::changes`] watches, so the live web view
@@ -28,10 +37,12 @@ use crate::state::{
     TrialState,
 };
 use crate::status::{self, Clock, Snapshot};
-use crate::store::Store;
+use crate::store::{Store, Writes};
 
-/// Most commands applied before one commit.
+/// Most commands applied before their batch goes to the database's thread.
 pub const MAX_BATCH: usize = 512;
+/// Batches that may wait for the database's thread before the state owner waits for it.
+const WRITER_QUEUE: usize = 64;
 
 /// `results.json` is rewritten at most this often while trials end (and when the sweep ends or
 /// the coordinator stops).
@@ -364,7 +375,30 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(1024);
     let (finished_tx, finished_rx) = watch::channel(false);
     let (changes_tx, changes_rx) = watch::channel(0u64);
-    let task = tokio::spawn(actor.run(rx, finished_tx, changes_tx));
+    let Actor {
+        scheduler,
+        grid,
+        grid_file,
+        out_dir,
+        state_dir,
+        store,
+        tick,
+        progress_every,
+        console,
+        started,
+    } = actor;
+    let writer = Writer::spawn(store, crate::artifacts::checkpoints_dir(&state_dir));
+    let owner = Owner {
+        scheduler,
+        grid,
+        grid_file,
+        out_dir,
+        tick,
+        progress_every,
+        console,
+        started,
+    };
+    let task = tokio::spawn(owner.run(rx, writer, finished_tx, changes_tx));
     (
         Handle {
             tx,
@@ -373,6 +407,122 @@ pub fn spawn(
         finished_rx,
         task,
     )
+}
+
+/// The state owner's task, once its database went to the [`Writer`].
+struct Owner {
+    scheduler: Scheduler,
+    grid: Grid,
+    grid_file: String,
+    out_dir: PathBuf,
+    tick: Duration,
+    progress_every: Duration,
+    console: Console,
+    started: Instant,
+}
+
+/// Rows to commit, and what to do once they are durable.
+#[derive(Default)]
+struct Batch {
+    writes: Writes,
+    /// Answers to the commands whose changes these are.
+    replies: Vec<Deferred>,
+    /// Checkpoint files the committed state no longer names.
+    drop: Vec<String>,
+    /// Told once this batch (and every one before it) is durable.
+    flushed: Option<oneshot::Sender<()>>,
+}
+
+/// The database's own thread: commits batches in order, coalescing those that queued up while it
+/// was syncing into one transaction, then answers their commands and removes the checkpoint
+/// files they no longer need.
+struct Writer {
+    tx: mpsc::Sender<Batch>,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
+}
+
+impl Writer {
+    fn spawn(mut store: Store, checkpoints: PathBuf) -> Writer {
+        let (tx, mut rx) = mpsc::channel::<Batch>(WRITER_QUEUE);
+        let task = tokio::task::spawn_blocking(move || {
+            while let Some(first) = rx.blocking_recv() {
+                let mut batches = vec![first];
+                while let Ok(b) = rx.try_recv() {
+                    batches.push(b);
+                }
+                let writes: Vec<&Writes> = batches.iter().map(|b| &b.writes).collect();
+                if let Err(e) = store.write(&writes) {
+                    tracing::error!(error = %e, "cannot commit to the state database; stopping");
+                    return Err(Error::Store(e));
+                }
+                for b in batches {
+                    b.replies.into_iter().for_each(|reply| reply());
+                    for file in b.drop {
+                        let path = checkpoints.join(file);
+                        if let Err(e) = std::fs::remove_file(&path) {
+                            if e.kind() != std::io::ErrorKind::NotFound {
+                                warn!(path = %path.display(), error = %e, "cannot remove an old checkpoint");
+                            }
+                        }
+                    }
+                    if let Some(flushed) = b.flushed {
+                        let _ = flushed.send(());
+                    }
+                }
+            }
+            Ok(())
+        });
+        Writer { tx, task }
+    }
+
+    /// Queues `batch` (waiting while the queue is full).
+    async fn send(&mut self, batch: Batch) -> Result<(), Error> {
+        if self.tx.send(batch).await.is_err() {
+            return Err(self.failure().await);
+        }
+        Ok(())
+    }
+
+    /// Waits until everything queued so far is durable.
+    async fn flush(&mut self) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Batch {
+            flushed: Some(tx),
+            ..Batch::default()
+        })
+        .await?;
+        if rx.await.is_err() {
+            return Err(self.failure().await);
+        }
+        Ok(())
+    }
+
+    /// Why the thread stopped.
+    async fn failure(&mut self) -> Error {
+        match (&mut self.task).await {
+            Ok(Err(e)) => e,
+            Ok(Ok(())) => Error::ShuttingDown,
+            Err(e) => Error::Io {
+                action: "the state database's thread failed",
+                path: String::new(),
+                source: std::io::Error::other(e.to_string()),
+            },
+        }
+    }
+
+    /// Commits everything queued, then ends the thread.
+    async fn close(self) -> Result<(), Error> {
+        let Writer { tx, mut task } = self;
+        drop(tx);
+        match (&mut task).await {
+            Ok(r) => r,
+            Err(e) => Err(Error::Io {
+                action: "the state database's thread failed",
+                path: String::new(),
+                source: std::io::Error::other(e.to_string()),
+            }),
+        }
+    }
 }
 
 /// When the outputs that cost O(trials) to make were last made: `results.json` and the progress
@@ -412,10 +562,11 @@ impl Outputs {
     }
 }
 
-impl Actor {
+impl Owner {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<Command>,
+        mut writer: Writer,
         finished: watch::Sender<bool>,
         changes: watch::Sender<u64>,
     ) -> Result<(), Error> {
@@ -444,33 +595,44 @@ impl Actor {
                     let Some(cmd) = cmd else { break };
                     let mut replies: Vec<Deferred> = Vec::new();
                     let mut effects = self.handle(cmd, Instant::now(), &mut changed, &mut replies);
-                    while replies.len() < MAX_BATCH {
+                    for _ in 1..MAX_BATCH {
                         let Ok(cmd) = rx.try_recv() else { break };
                         effects.extend(self.handle(cmd, Instant::now(), &mut changed, &mut replies));
                     }
-                    // Nothing is answered before it is durable; on failure the callers see the
-                    // coordinator shutting down.
-                    self.commit()?;
-                    for reply in replies {
-                        reply();
-                    }
+                    // Answered once durable, by the database's thread; on failure the callers
+                    // see the coordinator shutting down.
+                    self.commit(&mut writer, replies, &mut effects).await?;
                     if effects.iter().any(|e| matches!(e, Effect::TrialEnded(_))) {
                         last_progress = Instant::now();
                     }
                     changed |= !effects.is_empty();
+                    if effects.contains(&Effect::SweepFinished) {
+                        // The report and "finished" describe what is on disk.
+                        writer.flush().await?;
+                    }
                     self.perform(effects, &finished, &mut finished_at, &mut outputs);
                 }
                 _ = ticker.tick() => {
                     let now = Instant::now();
-                    let effects = self.scheduler.expire_leases(now);
-                    self.commit()?;
+                    let mut effects = self.scheduler.expire_leases(now);
+                    self.commit(&mut writer, Vec::new(), &mut effects).await?;
                     changed = !effects.is_empty();
+                    if effects.contains(&Effect::SweepFinished) {
+                        writer.flush().await?;
+                    }
                     self.perform(effects, &finished, &mut finished_at, &mut outputs);
                     self.save_results_if_due(&mut outputs, now);
                     if !live && finished_at.is_none() && now.duration_since(last_progress) >= self.progress_every {
                         self.log_progress();
                         last_progress = now;
                     }
+                }
+                e = &mut writer.task => {
+                    // The database's thread only stops on its own when a commit failed.
+                    return match e {
+                        Ok(Err(e)) => Err(e),
+                        _ => Err(Error::ShuttingDown),
+                    };
                 }
                 _ = redraw.tick(), if live => {
                     let now = Instant::now();
@@ -486,6 +648,7 @@ impl Actor {
                 changes.send_modify(|g| *g = g.wrapping_add(1));
             }
         }
+        let closed = writer.close().await;
         if outputs.dirty {
             self.save_results(&mut outputs);
         }
@@ -493,16 +656,37 @@ impl Actor {
             self.draw(Instant::now());
             self.console.finish();
         }
-        Ok(())
+        closed
     }
 
-    /// Commits what the state machine changed since the last commit.
-    fn commit(&mut self) -> Result<(), Error> {
+    /// Hands what the state machine changed since the last batch to the database's thread, with
+    /// the answers that wait for it and the checkpoint files (taken from `effects`) that the new
+    /// state no longer names.
+    async fn commit(
+        &mut self,
+        writer: &mut Writer,
+        replies: Vec<Deferred>,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), Error> {
         let changes = self.scheduler.take_changes();
-        self.store.commit(&self.scheduler, &changes).map_err(|e| {
-            tracing::error!(error = %e, "cannot commit to the state database; stopping");
-            Error::Store(e)
-        })
+        let mut drop = Vec::new();
+        effects.retain(|e| match e {
+            Effect::DropCheckpoint(file) => {
+                drop.push(file.clone());
+                false
+            }
+            _ => true,
+        });
+        if changes.is_empty() && replies.is_empty() && drop.is_empty() {
+            return Ok(());
+        }
+        let batch = Batch {
+            writes: Writes::new(&self.scheduler, &changes),
+            replies,
+            drop,
+            flushed: None,
+        };
+        writer.send(batch).await
     }
 
     fn snapshot(&self, now: Instant) -> Snapshot {
@@ -554,7 +738,13 @@ impl Actor {
                     let from = resume.as_ref().map_or(0, |c| c.epoch);
                     info!(trial = %spec.name, id = %spec.id.short(), attempt, worker = %name, resume_after_epoch = from, "trial leased");
                 }
-                replies.push(defer(reply, outcome));
+                if matches!(outcome, Ok(LeaseOutcome::Finished)) {
+                    // A worker told so exits: only once every result is durable.
+                    replies.push(defer(reply, outcome));
+                } else {
+                    // See the module's documentation.
+                    let _ = reply.send(outcome);
+                }
                 Vec::new()
             }
             Command::Heartbeat {
@@ -572,7 +762,7 @@ impl Actor {
                         warn!(worker = %worker.short(), trial = %trial.short(), attempt, "heartbeat for a lease that is not live: revoked");
                     }
                 }
-                replies.push(defer(reply, r));
+                let _ = reply.send(r);
                 Vec::new()
             }
             Command::ReportEpoch {
@@ -746,22 +936,9 @@ impl Actor {
                         info!(trial = %t.spec.name, attempts = t.attempts, "trial queued again");
                     }
                 }
-                Effect::SweepFinished => {}
-                Effect::DropCheckpoint(file) => {
-                    let path = crate::artifacts::checkpoints_dir(&self.state_dir).join(file);
-                    if let Err(e) = std::fs::remove_file(&path) {
-                        if e.kind() != std::io::ErrorKind::NotFound {
-                            warn!(path = %path.display(), error = %e, "cannot remove an old checkpoint");
-                        }
-                    }
-                }
+                // Done by the caller (and by the database's thread).
+                Effect::SweepFinished | Effect::DropCheckpoint(_) => {}
             }
-        }
-        if effects
-            .iter()
-            .all(|e| matches!(e, Effect::DropCheckpoint(_)))
-        {
-            return;
         }
         let now = Instant::now();
         let sweep_finished = effects.contains(&Effect::SweepFinished);

@@ -484,7 +484,12 @@ impl Store {
 
     /// Commits `changes` (taken from `scheduler` after a batch of requests) in one transaction.
     pub fn commit(&mut self, scheduler: &Scheduler, changes: &[Change]) -> Result<(), StoreError> {
-        if changes.is_empty() {
+        self.write(&[&Writes::new(scheduler, changes)])
+    }
+
+    /// Commits `batches`, in order, in one transaction.
+    pub fn write(&mut self, batches: &[&Writes]) -> Result<(), StoreError> {
+        if batches.iter().all(|w| w.is_empty()) {
             return Ok(());
         }
         let path = self.path.display().to_string();
@@ -493,73 +498,161 @@ impl Store {
             source,
         };
         let tx = self.conn.transaction().map_err(sqlite)?;
+        for w in batches {
+            for op in &w.ops {
+                op.apply(&tx).map_err(sqlite)?;
+            }
+            for row in &w.trials {
+                row.apply(&tx).map_err(sqlite)?;
+            }
+        }
+        tx.commit().map_err(sqlite)
+    }
+}
+
+/// What a batch of changes writes, as owned rows: made from the scheduler on the state owner's
+/// task, written on the database's thread while the state owner goes on.
+#[derive(Debug, Default)]
+pub struct Writes {
+    /// Epoch and worker rows, in the order they changed.
+    ops: Vec<Op>,
+    /// The changed trials' rows as they are at the end of the batch.
+    trials: Vec<TrialRow>,
+}
+
+impl Writes {
+    /// The rows `changes` (taken from `scheduler` after a batch of requests) touch, with their
+    /// values now.
+    pub fn new(scheduler: &Scheduler, changes: &[Change]) -> Writes {
+        let epoch = |trial: TrialId, epoch: u32| {
+            scheduler
+                .trial(trial)
+                .and_then(|t| t.epochs.iter().find(|m| m.epoch == epoch))
+                .cloned()
+        };
+        let mut w = Writes::default();
         let mut rows: BTreeSet<TrialId> = BTreeSet::new();
         for change in changes {
-            match change {
+            match *change {
                 Change::Trial(id) => {
-                    rows.insert(*id);
+                    rows.insert(id);
                 }
                 Change::Epoch {
                     trial,
-                    epoch,
+                    epoch: e,
                     attempt,
                 } => {
-                    let Some(m) = scheduler
-                        .trial(*trial)
-                        .and_then(|t| t.epochs.iter().find(|m| m.epoch == *epoch))
-                    else {
-                        continue;
-                    };
-                    put_epoch(&tx, *trial, *attempt, m).map_err(sqlite)?;
+                    if let Some(metrics) = epoch(trial, e) {
+                        w.ops.push(Op::Epoch {
+                            trial,
+                            attempt,
+                            metrics,
+                            replaces: false,
+                        });
+                    }
                 }
-                Change::Supersede { trial, after } => {
-                    tx.prepare_cached(
-                        "UPDATE epochs SET superseded = 1
-                         WHERE trial = ?1 AND epoch > ?2 AND superseded = 0",
-                    )
-                    .and_then(|mut statement| statement.execute(params![trial.to_string(), after]))
-                    .map_err(sqlite)?;
-                }
+                Change::Supersede { trial, after } => w.ops.push(Op::Supersede { trial, after }),
                 Change::ResultEpoch {
                     trial,
-                    epoch,
+                    epoch: e,
                     attempt,
                 } => {
-                    let Some(m) = scheduler
-                        .trial(*trial)
-                        .and_then(|t| t.epochs.iter().find(|m| m.epoch == *epoch))
-                    else {
-                        continue;
-                    };
-                    tx.prepare_cached(
-                        "UPDATE epochs SET superseded = 1
-                         WHERE trial = ?1 AND epoch = ?2 AND superseded = 0",
-                    )
-                    .and_then(|mut s| s.execute(params![trial.to_string(), epoch]))
-                    .map_err(sqlite)?;
-                    put_epoch(&tx, *trial, *attempt, m).map_err(sqlite)?;
+                    if let Some(metrics) = epoch(trial, e) {
+                        w.ops.push(Op::Epoch {
+                            trial,
+                            attempt,
+                            metrics,
+                            replaces: true,
+                        });
+                    }
                 }
                 Change::Worker(id) => {
-                    if let Some(w) = scheduler.workers().get(id) {
-                        tx.prepare_cached(
-                            "INSERT INTO workers (id, name, device, slots) VALUES (?1, ?2, ?3, ?4)
-                             ON CONFLICT (id) DO UPDATE SET name = excluded.name,
-                                 device = excluded.device, slots = excluded.slots",
-                        )
-                        .and_then(|mut statement| {
-                            statement.execute(params![id.to_string(), w.name, w.device, w.slots])
-                        })
-                        .map_err(sqlite)?;
+                    if let Some(wk) = scheduler.workers().get(&id) {
+                        w.ops.push(Op::Worker {
+                            id,
+                            name: wk.name.clone(),
+                            device: wk.device.clone(),
+                            slots: wk.slots,
+                        });
                     }
                 }
             }
         }
-        for id in rows {
-            if let Some(t) = scheduler.trial(id) {
-                put_trial(&tx, t).map_err(sqlite)?;
+        w.trials = rows
+            .into_iter()
+            .filter_map(|id| scheduler.trial(id))
+            .map(TrialRow::new)
+            .collect();
+        w
+    }
+
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.trials.is_empty()
+    }
+}
+
+/// One write besides trial rows.
+#[derive(Debug)]
+enum Op {
+    /// An accepted epoch; `replaces`: the current value of that epoch (from whatever attempt) is
+    /// superseded first (a result's curve differing from the reports).
+    Epoch {
+        trial: TrialId,
+        attempt: u32,
+        metrics: EpochMetrics,
+        replaces: bool,
+    },
+    /// Epochs after `after` are superseded (a new attempt trains them again).
+    Supersede { trial: TrialId, after: u32 },
+    /// A registered worker.
+    Worker {
+        id: WorkerId,
+        name: String,
+        device: String,
+        slots: u32,
+    },
+}
+
+impl Op {
+    fn apply(&self, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+        match self {
+            Op::Epoch {
+                trial,
+                attempt,
+                metrics,
+                replaces,
+            } => {
+                if *replaces {
+                    tx.prepare_cached(
+                        "UPDATE epochs SET superseded = 1
+                         WHERE trial = ?1 AND epoch = ?2 AND superseded = 0",
+                    )?
+                    .execute(params![trial.to_string(), metrics.epoch])?;
+                }
+                put_epoch(tx, *trial, *attempt, metrics)
             }
+            Op::Supersede { trial, after } => tx
+                .prepare_cached(
+                    "UPDATE epochs SET superseded = 1
+                     WHERE trial = ?1 AND epoch > ?2 AND superseded = 0",
+                )?
+                .execute(params![trial.to_string(), after])
+                .map(drop),
+            Op::Worker {
+                id,
+                name,
+                device,
+                slots,
+            } => tx
+                .prepare_cached(
+                    "INSERT INTO workers (id, name, device, slots) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (id) DO UPDATE SET name = excluded.name,
+                         device = excluded.device, slots = excluded.slots",
+                )?
+                .execute(params![id.to_string(), name, device, slots])
+                .map(drop),
         }
-        tx.commit().map_err(sqlite)
     }
 }
 
@@ -576,72 +669,110 @@ fn put_epoch(
          ON CONFLICT (trial, attempt, epoch) DO UPDATE SET train_loss = excluded.train_loss,
              train_accuracy = excluded.train_accuracy, test_accuracy = excluded.test_accuracy,
              seconds = excluded.seconds, superseded = 0",
-    )
-    .and_then(|mut statement| {
-        statement.execute(params![
-            trial.to_string(),
-            attempt,
-            m.epoch,
-            finite(m.train_loss),
-            m.train_accuracy,
-            m.test_accuracy,
-            m.seconds
-        ])
-    })
+    )?
+    .execute(params![
+        trial.to_string(),
+        attempt,
+        m.epoch,
+        finite(m.train_loss),
+        m.train_accuracy,
+        m.test_accuracy,
+        m.seconds
+    ])
     .map(drop)
 }
 
-fn put_trial(tx: &rusqlite::Transaction<'_>, t: &Trial) -> rusqlite::Result<()> {
-    let (lease_worker, lease_attempt) = match &t.state {
-        TrialState::Leased(l) => (Some(l.worker.to_string()), Some(l.attempt)),
-        _ => (None, None),
-    };
-    let (success_attempt, success_worker, wall_seconds) = match &t.state {
-        TrialState::Succeeded {
-            attempt,
-            worker,
-            wall_seconds,
-        } => (
-            Some(*attempt),
-            Some(worker.to_string()),
-            finite(*wall_seconds),
-        ),
-        _ => (None, None, None),
-    };
-    let reason = match &t.state {
-        TrialState::Failed { reason } => Some(reason.as_str()),
-        _ => None,
-    };
-    // The result's epochs live in the epochs table (their losses may be non-finite, which JSON
-    // cannot hold); in memory they are the trial's, and the result's own list is empty.
-    let result = t.result.as_deref().map(json);
-    tx.prepare_cached(
-        "UPDATE trials SET state = ?2, attempts = ?3, counted_attempts = ?4, lease_worker = ?5,
-             lease_attempt = ?6, success_attempt = ?7, success_worker = ?8, wall_seconds = ?9,
-             result = ?10, reason = ?11, failures = ?12, weights = ?13, checkpoint = ?14,
-             resumed_from = ?15
-         WHERE id = ?1",
-    )
-    .and_then(|mut statement| {
-        statement.execute(params![
-            t.spec.id.to_string(),
-            state_name(&t.state),
-            t.attempts,
-            t.counted_attempts,
+/// A trial's row, except what the grid sets (spec, name, position).
+#[derive(Debug)]
+struct TrialRow {
+    id: String,
+    state: &'static str,
+    attempts: u32,
+    counted_attempts: u32,
+    lease_worker: Option<String>,
+    lease_attempt: Option<u32>,
+    success_attempt: Option<u32>,
+    success_worker: Option<String>,
+    wall_seconds: Option<f64>,
+    result: Option<String>,
+    reason: Option<String>,
+    failures: String,
+    weights: Option<String>,
+    checkpoint: Option<String>,
+    resumed_from: u32,
+}
+
+impl TrialRow {
+    fn new(t: &Trial) -> TrialRow {
+        let (lease_worker, lease_attempt) = match &t.state {
+            TrialState::Leased(l) => (Some(l.worker.to_string()), Some(l.attempt)),
+            _ => (None, None),
+        };
+        let (success_attempt, success_worker, wall_seconds) = match &t.state {
+            TrialState::Succeeded {
+                attempt,
+                worker,
+                wall_seconds,
+            } => (
+                Some(*attempt),
+                Some(worker.to_string()),
+                finite(*wall_seconds),
+            ),
+            _ => (None, None, None),
+        };
+        let reason = match &t.state {
+            TrialState::Failed { reason } => Some(reason.clone()),
+            _ => None,
+        };
+        TrialRow {
+            id: t.spec.id.to_string(),
+            state: state_name(&t.state),
+            attempts: t.attempts,
+            counted_attempts: t.counted_attempts,
             lease_worker,
             lease_attempt,
             success_attempt,
             success_worker,
             wall_seconds,
-            result,
+            // The result's epochs live in the epochs table (their losses may be non-finite,
+            // which JSON cannot hold); in memory they are the trial's, and the result's own
+            // list is empty.
+            result: t.result.as_deref().map(json),
             reason,
-            json(&t.failures),
-            t.weights,
-            t.checkpoint.as_ref().map(json),
-            t.resumed_from,
+            failures: json(&t.failures),
+            weights: t.weights.clone(),
+            checkpoint: t.checkpoint.as_deref().map(json),
+            resumed_from: t.resumed_from,
+        }
+    }
+
+    fn apply(&self, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+        tx.prepare_cached(
+            "UPDATE trials SET state = ?2, attempts = ?3, counted_attempts = ?4,
+                 lease_worker = ?5, lease_attempt = ?6, success_attempt = ?7,
+                 success_worker = ?8, wall_seconds = ?9, result = ?10, reason = ?11,
+                 failures = ?12, weights = ?13, checkpoint = ?14, resumed_from = ?15
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            self.id,
+            self.state,
+            self.attempts,
+            self.counted_attempts,
+            self.lease_worker,
+            self.lease_attempt,
+            self.success_attempt,
+            self.success_worker,
+            self.wall_seconds,
+            self.result,
+            self.reason,
+            self.failures,
+            self.weights,
+            self.checkpoint,
+            self.resumed_from,
         ])
-    })
-    .map(drop)
+        .map(drop)
+    }
 }
 
 /// JSON for the columns that hold it. Our types have string keys only, so encoding cannot fail;
