@@ -1,0 +1,420 @@
+//! `loadgen`: a load generator for the coordinator. Runs the real `coordinator` binary on a
+//! grid of T trials and drives it with N simulated workers speaking the real gRPC protocol over
+//! loopback, all in one tokio runtime; then reports throughput, call latencies, the
+//! coordinator's CPU, memory and database size, and every error. Exits non-zero unless every
+//! trial succeeded without an error.
+//!
+//! ```text
+//! loadgen --workers 1000 --trials 20000 --epochs 30 --json load.json
+//! ```
+
+mod coordinator;
+mod report;
+mod workers;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use tokio::task::JoinSet;
+use tonic::transport::{Channel, Endpoint};
+
+use coordinator::{Coordinator, cpu_seconds, memory};
+use report::{CoordinatorFigures, Latencies, Report};
+use workers::Shared;
+
+/// Drives a real coordinator with simulated workers and measures it.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen")]
+struct Cli {
+    /// Simulated workers (one slot each).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    workers: u32,
+    /// Trials in the sweep.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    trials: u64,
+    /// Epochs per trial.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    epochs: u32,
+    /// How long a simulated epoch takes (0s: report at once).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    epoch_time: Duration,
+    /// The coordinator's --heartbeat (how often workers heartbeat their lease).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    heartbeat: Duration,
+    /// The coordinator's --lease-ttl.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    lease_ttl: Duration,
+    /// HTTP/2 connections the workers share, round-robin: a number, or `per-worker` for one
+    /// each, as real workers have [default: one per 16 workers, which lets one loadgen thread
+    /// drive thousands of workers].
+    #[arg(long, value_name = "C|per-worker", value_parser = parse_connections)]
+    connections: Option<Connections>,
+    /// Threads of the load generator's runtime (the coordinator gets the other cores).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: u16,
+    /// Also write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Run in DIR (grid.toml, coordinator.log, out/) and keep it, instead of a temporary folder.
+    #[arg(long, value_name = "DIR")]
+    keep: Option<PathBuf>,
+    /// The coordinator binary [default: `coordinator` beside this executable].
+    #[arg(long, value_name = "FILE")]
+    coordinator_bin: Option<PathBuf>,
+    /// An extra argument for the coordinator (repeatable).
+    #[arg(
+        long = "coordinator-arg",
+        value_name = "ARG",
+        allow_hyphen_values = true
+    )]
+    coordinator_args: Vec<String>,
+    /// Give up if the sweep has not ended after this long.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+/// How many HTTP/2 connections the workers share.
+#[derive(Debug, Clone, Copy)]
+enum Connections {
+    PerWorker,
+    Count(usize),
+}
+
+fn parse_connections(s: &str) -> Result<Connections, String> {
+    if s == "per-worker" {
+        return Ok(Connections::PerWorker);
+    }
+    match s.parse() {
+        Ok(0) | Err(_) => Err("expected a positive number or `per-worker`".to_owned()),
+        Ok(n) => Ok(Connections::Count(n)),
+    }
+}
+
+/// Workers per connection by default.
+const WORKERS_PER_CONNECTION: usize = 16;
+/// How long the coordinator may take to listen.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the coordinator may take to exit after the last trial (linger, results, report).
+const EXIT_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl Cli {
+    fn connections(&self) -> usize {
+        let workers = self.workers as usize;
+        match self.connections {
+            Some(Connections::PerWorker) => workers,
+            Some(Connections::Count(n)) => n.min(workers),
+            None => workers.div_ceil(WORKERS_PER_CONNECTION),
+        }
+    }
+}
+
+/// A grid of exactly `trials` trials of `epochs` epochs: `seed` x `hidden_width` (about
+/// sqrt(trials) each), plus a second experiment for the remainder.
+fn grid(trials: u64, epochs: u32) -> String {
+    let list = |n: u64| {
+        (1..=n)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let width = trials.isqrt();
+    let (seeds, rest) = (trials / width, trials % width);
+    let experiment = |name: &str, seeds: u64, widths: u64| {
+        format!(
+            "\n[[experiment]]\nname = \"{name}\"\ndataset = \"fashion-mnist\"\n\n\
+             [experiment.fixed]\nhidden_layers = 1\nepochs = {epochs}\n\n\
+             [experiment.grid]\nseed = [{}]\nhidden_width = [{}]\n",
+            list(seeds),
+            list(widths)
+        )
+    };
+    let mut text = format!(
+        "[sweep]\nname = \"loadgen\"\nseed = 7\nmax_attempts = 3\nmax_trials = {trials}\n{}",
+        experiment("load", seeds, width)
+    );
+    if rest > 0 {
+        text.push_str(&experiment("rest", rest, 1));
+    }
+    text
+}
+
+/// The coordinator binary: `--coordinator-bin`, else `coordinator` beside this executable.
+fn coordinator_bin(cli: &Cli) -> anyhow::Result<PathBuf> {
+    if let Some(path) = &cli.coordinator_bin {
+        return Ok(path.clone());
+    }
+    let exe = std::env::current_exe().context("cannot tell where this executable is")?;
+    Ok(exe.with_file_name("coordinator"))
+}
+
+/// Opens `n` connections to `addr`.
+async fn connect(addr: std::net::SocketAddr, n: usize) -> anyhow::Result<Vec<Channel>> {
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))?.tcp_nodelay(true);
+    let mut channels = Vec::with_capacity(n);
+    for _ in 0..n {
+        channels.push(endpoint.connect().await.context("cannot connect")?);
+    }
+    Ok(channels)
+}
+
+/// What driving the sweep measured.
+struct Driven {
+    shared: Arc<Shared>,
+    coordinator_cpu: f64,
+    peak_rss: u64,
+}
+
+/// Runs the simulated workers against `coordinator` until they have all finished; fails if it
+/// exits first or `--timeout` runs out.
+async fn drive(cli: &Cli, coordinator: &mut Coordinator) -> anyhow::Result<Driven> {
+    let channels = connect(coordinator.addr, cli.connections()).await?;
+    let pid = coordinator.pid();
+    let shared = Arc::new(Shared::new(cli.epoch_time, cli.trials, pid.clone()));
+    let cpu_before = cpu_seconds(&pid)?;
+    let deadline = Instant::now() + cli.timeout;
+    let mut workers = JoinSet::new();
+    for i in 0..cli.workers as usize {
+        let channel = channels[i % channels.len()].clone();
+        workers.spawn(workers::run(
+            Arc::clone(&shared),
+            channel,
+            format!("sim-{i}"),
+        ));
+    }
+    let mut peak_rss = coordinator.rss_after_startup;
+    loop {
+        tokio::select! {
+            joined = workers.join_next() => match joined {
+                None => break,
+                Some(Ok(())) => {}
+                Some(Err(e)) => bail!("a simulated worker failed: {e}"),
+            },
+            () = tokio::time::sleep(Duration::from_millis(200)) => {
+                // VmHWM only grows: the last reading before it exits is the peak.
+                peak_rss = memory(&pid, "VmHWM").unwrap_or(peak_rss).max(peak_rss);
+                if let Some(status) = coordinator.try_exited()? {
+                    bail!(
+                        "the coordinator exited ({status}) while workers still ran; its log ends:\n{}",
+                        coordinator.log_tail()
+                    );
+                }
+                if Instant::now() >= deadline {
+                    bail!(
+                        "the sweep has not ended after --timeout {:?}: {} of {} trials completed",
+                        cli.timeout,
+                        shared.completed(),
+                        cli.trials
+                    );
+                }
+            }
+        }
+    }
+    peak_rss = memory(&pid, "VmHWM").unwrap_or(peak_rss).max(peak_rss);
+    let cpu_after = match shared.cpu_at_end() {
+        Some(cpu) => cpu,
+        None => cpu_seconds(&pid)?,
+    };
+    Ok(Driven {
+        shared,
+        coordinator_cpu: cpu_after - cpu_before,
+        peak_rss,
+    })
+}
+
+/// What `results.json` says: trials that succeeded, attempts that failed with `lease_expired`,
+/// and trials recorded.
+fn read_results(path: &Path) -> anyhow::Result<(u64, u64, usize)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let results: sweep_tests::Results = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid results file", path.display()))?;
+    let succeeded = results
+        .trials
+        .iter()
+        .filter(|t| t.status == "succeeded")
+        .count();
+    let expired = results
+        .trials
+        .iter()
+        .flat_map(|t| &t.failed_attempts)
+        .filter(|a| a.kind == "lease_expired")
+        .count();
+    Ok((succeeded as u64, expired as u64, results.trials.len()))
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// Runs the load; returns the report (whose `problems` say whether it passed).
+fn run(cli: &Cli) -> anyhow::Result<Report> {
+    let loadgen_cpu_before = cpu_seconds("self")?;
+    let temp;
+    let dir = match &cli.keep {
+        Some(dir) => {
+            if dir.join("out").exists() {
+                bail!("{} already holds a run (out/)", dir.display());
+            }
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            dir.clone()
+        }
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("sweep-loadgen-")
+                .tempdir()?;
+            temp.path().to_owned()
+        }
+    };
+    let grid_file = dir.join("grid.toml");
+    std::fs::write(&grid_file, grid(cli.trials, cli.epochs))?;
+    let out = dir.join("out");
+    let duration = |d: Duration| format!("{}ms", d.as_millis());
+    let mut command = Command::new(coordinator_bin(cli)?);
+    command
+        .arg("--grid")
+        .arg(&grid_file)
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--linger",
+            "2s",
+            "--progress-every",
+            "1h",
+        ])
+        .args(["--heartbeat", &duration(cli.heartbeat)])
+        .args(["--lease-ttl", &duration(cli.lease_ttl)])
+        .args(&cli.coordinator_args);
+    let mut coordinator = Coordinator::start(command, &dir.join("coordinator.log"), START_TIMEOUT)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.threads.into())
+        .enable_all()
+        .build()?;
+    let driven = runtime.block_on(drive(cli, &mut coordinator))?;
+    let db = out.join("state").join("sweep.db");
+    let (db_bytes, wal_bytes) = (file_len(&db), file_len(&db.with_extension("db-wal")));
+    let status = coordinator.wait(EXIT_TIMEOUT)?;
+    let exited = Instant::now();
+    drop(runtime);
+
+    let stats = driven.shared.stats();
+    let completed = driven.shared.completed();
+    let wall = match (stats.first_lease, stats.last_complete) {
+        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
+        _ => 0.0,
+    };
+    let per_second = |n: u64| if wall > 0.0 { n as f64 / wall } else { 0.0 };
+    let mut problems = Vec::new();
+    let (succeeded, expired) = match read_results(&out.join("results.json")) {
+        Ok((succeeded, expired, recorded)) => {
+            if recorded as u64 != cli.trials || succeeded != cli.trials {
+                problems.push(format!(
+                    "results.json has {succeeded} succeeded trials of {recorded}, expected {}",
+                    cli.trials
+                ));
+            }
+            (succeeded, expired)
+        }
+        Err(e) => {
+            problems.push(format!("{e:#}"));
+            (0, 0)
+        }
+    };
+    if !status.success() {
+        problems.push(format!(
+            "the coordinator exited with {status}; its log ends:\n{}",
+            coordinator.log_tail()
+        ));
+    }
+    if completed != cli.trials {
+        problems.push(format!("{completed} of {} trials completed", cli.trials));
+    }
+    if stats.error_count() > 0 {
+        problems.push(format!("{} calls failed", stats.error_count()));
+    }
+    if stats.revoked + stats.lost + expired > 0 {
+        problems.push(format!(
+            "leases were taken back: {} revoked, {} refused, {expired} expired",
+            stats.revoked, stats.lost
+        ));
+    }
+    let epoch_reports = stats.report_epoch.len();
+    let last_complete = stats.last_complete.unwrap_or(exited);
+    Ok(Report {
+        config: report::Config {
+            workers: cli.workers,
+            trials: cli.trials,
+            epochs: cli.epochs,
+            epoch_time_ms: cli.epoch_time.as_secs_f64() * 1e3,
+            heartbeat_ms: cli.heartbeat.as_secs_f64() * 1e3,
+            lease_ttl_ms: cli.lease_ttl.as_secs_f64() * 1e3,
+            connections: cli.connections(),
+            threads: cli.threads.into(),
+        },
+        trials_completed: completed,
+        trials_succeeded: succeeded,
+        wall_seconds: wall,
+        trials_per_second: per_second(completed),
+        epoch_reports,
+        epoch_reports_per_second: per_second(epoch_reports),
+        metric_points_per_second: per_second(4 * epoch_reports),
+        latency_us: Latencies {
+            lease_assigned: (&stats.lease_assigned).into(),
+            lease: (&stats.lease).into(),
+            report_epoch: (&stats.report_epoch).into(),
+            complete: (&stats.complete).into(),
+            heartbeat: (&stats.heartbeat).into(),
+            register: (&stats.register).into(),
+        },
+        coordinator: CoordinatorFigures {
+            startup_seconds: coordinator.startup.as_secs_f64(),
+            rss_after_startup_bytes: coordinator.rss_after_startup,
+            peak_rss_bytes: driven.peak_rss,
+            cpu_seconds: driven.coordinator_cpu,
+            cpu_us_per_trial: driven.coordinator_cpu * 1e6 / completed.max(1) as f64,
+            db_bytes,
+            wal_bytes,
+            exit_seconds: exited.duration_since(last_complete).as_secs_f64(),
+            exit_code: status.code(),
+        },
+        loadgen_cpu_seconds: cpu_seconds("self")? - loadgen_cpu_before,
+        errors: stats.errors.clone(),
+        leases_revoked: stats.revoked,
+        leases_lost: stats.lost,
+        lease_expiries: expired,
+        problems,
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let report = match run(&cli) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("loadgen: error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    report.print();
+    if let Some(path) = &cli.json {
+        let written = serde_json::to_string_pretty(&report)
+            .map_err(anyhow::Error::from)
+            .and_then(|json| Ok(std::fs::write(path, json + "\n")?));
+        if let Err(e) = written {
+            eprintln!("loadgen: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
