@@ -364,6 +364,12 @@ fn cancel(addr: &str, request: sweep_proto::v1::CancelRequest, client: &ClientAr
     }
 }
 
+/// mimalloc: the coordinator makes and drops a few small allocations per call (HTTP/2 frames,
+/// protobuf messages, rows); glibc's malloc spent about 17 % of its time on them at 1 000 workers
+/// (BENCHMARKS.md, "Control plane at scale").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let terminal = std::io::stderr().is_terminal();
     let console = Console::new(terminal);

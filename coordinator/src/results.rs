@@ -167,27 +167,35 @@ pub fn collect<'a>(grid: &'a Grid, grid_file: &'a str, s: &'a Scheduler) -> Swee
 
 /// Writes `contents` to `path` atomically.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    write_atomic_with(path, |f| f.write_all(contents))
+}
+
+/// Writes what `write` writes to `path` atomically (a temporary file, synced, then renamed).
+fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), Error> {
     let io = |source| Error::Io {
         action: "cannot write",
         path: path.display().to_string(),
         source,
     };
     let tmp: PathBuf = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(contents).map_err(io)?;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
+    write(&mut f).map_err(io)?;
+    let f = f.into_inner().map_err(|e| io(e.into_error()))?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-/// Writes `results.json` into `out`.
+/// Writes `results.json` into `out`, streamed (a sweep of 100 000 trials makes a file of about a
+/// gigabyte, which is never held in memory).
 pub fn write_results(out: &Path, results: &SweepResults<'_>) -> Result<PathBuf, Error> {
     let path = out.join("results.json");
-    let json = serde_json::to_vec_pretty(results).map_err(|e| Error::Io {
-        action: "cannot encode",
-        path: path.display().to_string(),
-        source: std::io::Error::other(e),
+    write_atomic_with(&path, |f| {
+        serde_json::to_writer_pretty(&mut *f, results).map_err(std::io::Error::other)?;
+        f.flush()
     })?;
-    write_atomic(&path, &json)?;
     Ok(path)
 }
 

@@ -140,7 +140,8 @@ pub fn audit(db: &Path, trials: usize, epochs: u32) -> Audit {
     let mut current: HashMap<String, Vec<(u32, u32)>> = HashMap::new();
     let epoch_rows: Vec<(String, u32, u32, bool)> = conn
         .prepare(
-            "SELECT trial, attempt, epoch, superseded FROM epochs ORDER BY trial, epoch, attempt",
+            "SELECT t.id, e.attempt, e.epoch, e.superseded
+             FROM epochs e JOIN trials t ON t.num = e.trial ORDER BY t.id, e.epoch, e.attempt",
         )
         .and_then(|mut s| {
             s.query_map([], |r| {

@@ -86,7 +86,8 @@ fn frozen_worker_writes_are_refused() {
     );
     let zombie_epochs: u32 = conn
         .query_row(
-            "SELECT COALESCE(MAX(epoch), 0) FROM epochs WHERE trial = ?1 AND attempt = 1",
+            "SELECT COALESCE(MAX(e.epoch), 0) FROM epochs e JOIN trials t ON t.num = e.trial
+             WHERE t.id = ?1 AND e.attempt = 1",
             [&id],
             |r| r.get(0),
         )

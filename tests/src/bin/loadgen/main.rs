@@ -376,6 +376,7 @@ fn run(cli: &Cli) -> anyhow::Result<Report> {
         coordinator: CoordinatorFigures {
             startup_seconds: coordinator.startup.as_secs_f64(),
             rss_after_startup_bytes: coordinator.rss_after_startup,
+            peak_rss_serving_bytes: driven.shared.peak_rss_at_end().unwrap_or(driven.peak_rss),
             peak_rss_bytes: driven.peak_rss,
             cpu_seconds: driven.coordinator_cpu,
             cpu_us_per_trial: driven.coordinator_cpu * 1e6 / completed.max(1) as f64,

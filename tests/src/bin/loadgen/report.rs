@@ -96,7 +96,9 @@ pub struct CoordinatorFigures {
     pub startup_seconds: f64,
     /// Resident memory as soon as it listened.
     pub rss_after_startup_bytes: u64,
-    /// Peak resident memory (VmHWM) before it exited.
+    /// Peak resident memory (VmHWM) at the last Complete: serving the sweep.
+    pub peak_rss_serving_bytes: u64,
+    /// Peak resident memory (VmHWM) before it exited: the final results and report too.
     pub peak_rss_bytes: u64,
     /// User plus system CPU from just before the first Register to the last Complete.
     pub cpu_seconds: f64,
@@ -162,9 +164,10 @@ impl Report {
         }
         let k = &self.coordinator;
         println!(
-            "coordinator      startup {:.3} s, RSS {:.1} MiB after startup, peak {:.1} MiB",
+            "coordinator      startup {:.3} s, RSS {:.1} MiB after startup, peak {:.1} MiB serving, {:.1} MiB with the final report",
             k.startup_seconds,
             mib(k.rss_after_startup_bytes),
+            mib(k.peak_rss_serving_bytes),
             mib(k.peak_rss_bytes)
         );
         println!(

@@ -112,6 +112,7 @@ pub struct Shared {
     stats: Mutex<Stats>,
     completed: AtomicU64,
     cpu_at_end: OnceLock<f64>,
+    peak_rss_at_end: OnceLock<u64>,
 }
 
 impl Shared {
@@ -123,6 +124,7 @@ impl Shared {
             stats: Mutex::new(Stats::new()),
             completed: AtomicU64::new(0),
             cpu_at_end: OnceLock::new(),
+            peak_rss_at_end: OnceLock::new(),
         }
     }
 
@@ -141,6 +143,12 @@ impl Shared {
     /// The coordinator's CPU seconds read right after the last trial was acknowledged.
     pub fn cpu_at_end(&self) -> Option<f64> {
         self.cpu_at_end.get().copied()
+    }
+
+    /// The coordinator's peak resident memory (VmHWM) read right after the last trial was
+    /// acknowledged: what serving the sweep took, before the final results and report.
+    pub fn peak_rss_at_end(&self) -> Option<u64> {
+        self.peak_rss_at_end.get().copied()
     }
 
     fn error(&self, rpc: Rpc, status: &Status) {
@@ -163,6 +171,9 @@ impl Shared {
         if self.completed.fetch_add(1, Ordering::Relaxed) + 1 == self.trials {
             if let Ok(cpu) = crate::coordinator::cpu_seconds(&self.coordinator_pid) {
                 let _ = self.cpu_at_end.set(cpu);
+            }
+            if let Ok(rss) = crate::coordinator::memory(&self.coordinator_pid, "VmHWM") {
+                let _ = self.peak_rss_at_end.set(rss);
             }
         }
         let mut stats = self.stats();
