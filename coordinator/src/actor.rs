@@ -47,7 +47,9 @@ const WRITER_QUEUE: usize = 64;
 /// `results.json` is rewritten at most this often while trials end (and when the sweep ends or
 /// the coordinator stops).
 const SAVE_EVERY: Duration = Duration::from_secs(2);
-/// ... and at most at 1/this of the time.
+/// ... a slice of this many trials at a time ...
+const SAVE_SLICE: usize = 200;
+/// ... spending at most 1/this of the state owner's time on it.
 const SAVE_COST_FACTOR: u32 = 20;
 /// A progress line is logged at most this often while trials end.
 const PROGRESS_AT_MOST_EVERY: Duration = Duration::from_secs(1);
@@ -533,26 +535,22 @@ impl Writer {
 struct Outputs {
     /// `results.json` is older than the state.
     dirty: bool,
-    /// When it was last written, and how long that took.
-    saved: Option<(Instant, Duration)>,
+    /// When it was last written whole.
+    saved: Option<Instant>,
+    /// The copy being written, and when to write its next slice.
+    rolling: Option<(results::RollingWrite, Instant)>,
     /// When the last progress line was logged.
     progress_logged: Option<Instant>,
 }
 
 impl Outputs {
-    /// `results.json` is rewritten at most every [`SAVE_EVERY`], and at most at a
-    /// twentieth of the time (writing it costs O(trials): it never takes over the state owner).
+    /// A new copy of `results.json` is started at most every [`SAVE_EVERY`].
     fn results_due(&self, now: Instant) -> bool {
         self.dirty
-            && self.saved.is_none_or(|(at, took)| {
-                now.saturating_duration_since(at) >= SAVE_EVERY.max(took * SAVE_COST_FACTOR)
-            })
-    }
-
-    fn saved(&mut self, started: Instant) {
-        self.dirty = false;
-        let now = Instant::now();
-        self.saved = Some((now, now.saturating_duration_since(started)));
+            && self.rolling.is_none()
+            && self
+                .saved
+                .is_none_or(|at| now.saturating_duration_since(at) >= SAVE_EVERY)
     }
 
     /// At most one progress line per [`PROGRESS_AT_MOST_EVERY`] while trials end.
@@ -611,6 +609,9 @@ impl Owner {
                         writer.flush().await?;
                     }
                     self.perform(effects, &finished, &mut finished_at, &mut outputs);
+                    if finished_at.is_none() {
+                        self.save_results_if_due(&mut outputs, Instant::now());
+                    }
                 }
                 _ = ticker.tick() => {
                     let now = Instant::now();
@@ -649,7 +650,7 @@ impl Owner {
             }
         }
         let closed = writer.close().await;
-        if outputs.dirty {
+        if outputs.dirty || outputs.rolling.is_some() {
             self.save_results(&mut outputs);
         }
         if live {
@@ -971,21 +972,52 @@ impl Owner {
         }
     }
 
-    /// Writes `results.json` when it is out of date and due (see [`Outputs`]).
+    /// Goes on with `results.json` when it is out of date: starts a new copy when one is due,
+    /// and writes the copy's next slice when its time has come (see [`Outputs`]).
     fn save_results_if_due(&self, outputs: &mut Outputs, now: Instant) {
         if outputs.results_due(now) {
-            self.save_results(outputs);
+            match results::RollingWrite::start(
+                &self.out_dir,
+                &self.grid,
+                &self.grid_file,
+                &self.scheduler,
+            ) {
+                Ok(w) => outputs.rolling = Some((w, now)),
+                Err(e) => tracing::error!(error = %e, "cannot save results"),
+            }
+            outputs.dirty = false;
+        }
+        let Some((writer, next)) = &mut outputs.rolling else {
+            return;
+        };
+        if now < *next {
+            return;
+        }
+        let started = Instant::now();
+        match writer.step(&self.scheduler, SAVE_SLICE) {
+            Ok(false) => *next = started + started.elapsed() * SAVE_COST_FACTOR,
+            Ok(true) => {
+                outputs.rolling = None;
+                outputs.saved = Some(started);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot save results");
+                outputs.rolling = None;
+                outputs.saved = Some(started);
+            }
         }
     }
 
-    /// Writes `results.json` now; returns the document.
+    /// Writes `results.json` whole, now; returns the document.
     fn save_results(&self, outputs: &mut Outputs) -> results::SweepResults<'_> {
-        let started = Instant::now();
+        // A copy in progress is dropped: this one is newer.
+        outputs.rolling = None;
         let doc = results::collect(&self.grid, &self.grid_file, &self.scheduler);
         if let Err(e) = results::write_results(&self.out_dir, &doc) {
             tracing::error!(error = %e, "cannot save results");
         }
-        outputs.saved(started);
+        outputs.dirty = false;
+        outputs.saved = Some(Instant::now());
         doc
     }
 

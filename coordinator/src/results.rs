@@ -1,7 +1,10 @@
 //! The sweep's outputs on disk: `results.json` (one record per trial) and `summary.md`.
 //!
-//! Both are written atomically (temporary file, then rename), `results.json` after every trial
-//! that ends, so nothing computed is lost if the coordinator stops.
+//! Both are written atomically (temporary file, then rename). While the sweep runs,
+//! `results.json` is rewritten a slice of trials at a time ([`RollingWrite`]), so that the copy
+//! of a sweep of 100 000 trials never holds up the state owner for more than a few milliseconds;
+//! it is written whole when the sweep ends or the coordinator stops. (The state database holds
+//! every result the moment it is acknowledged; `results.json` is its readable copy.)
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -12,7 +15,7 @@ use sweep_common::grid::{Axis, Grid, TableLayout};
 use sweep_common::{ConfusionMatrix, DatasetKind, EpochMetrics, HyperParams, SplitSpec};
 
 use crate::Error;
-use crate::state::{AttemptFailure, Scheduler, TrialState};
+use crate::state::{AttemptFailure, Scheduler, Trial, TrialState};
 
 /// `results.json`.
 #[derive(Debug, Serialize)]
@@ -95,55 +98,14 @@ pub struct TrialRecord<'a> {
 
 /// Builds the `results.json` document from the current state.
 pub fn collect<'a>(grid: &'a Grid, grid_file: &'a str, s: &'a Scheduler) -> SweepResults<'a> {
-    let worker_name = |id| {
-        s.workers()
-            .get(&id)
-            .map_or_else(|| format!("{id}"), |w| format!("{} ({})", w.name, id))
-    };
-    let trials = s
-        .trials()
-        .iter()
-        .map(|t| {
-            let (status, worker, wall_seconds, failure) = match &t.state {
-                TrialState::Pending => ("pending", None, None, None),
-                TrialState::Leased(l) => ("running", Some(worker_name(l.worker)), None, None),
-                TrialState::Succeeded {
-                    worker,
-                    wall_seconds,
-                    ..
-                } => (
-                    "succeeded",
-                    Some(worker_name(*worker)),
-                    Some(*wall_seconds),
-                    None,
-                ),
-                TrialState::Failed { reason } => ("failed", None, None, Some(reason.as_str())),
-            };
-            let r = t.result.as_ref();
-            TrialRecord {
-                id: t.spec.id.to_string(),
-                experiment: &t.spec.experiment,
-                name: &t.spec.name,
-                dataset: t.spec.dataset,
-                params: &t.spec.params,
-                split: &t.spec.split,
-                status,
-                attempts: t.attempts,
-                worker,
-                wall_seconds,
-                train_seconds: r.map(|r| r.train_seconds),
-                epochs: &t.epochs,
-                train_accuracy: r.map(|r| r.train_accuracy),
-                test_accuracy: r.map(|r| r.test_accuracy),
-                train_confusion: r.map(|r| &r.train_confusion),
-                test_confusion: r.map(|r| &r.test_confusion),
-                dataset_images: r.map(|r| r.dataset_images),
-                weights: t.weights.as_deref(),
-                failure,
-                failed_attempts: &t.failures,
-            }
-        })
-        .collect();
+    SweepResults {
+        trials: s.trials().iter().map(|t| record(s, t)).collect(),
+        ..header(grid, grid_file, s)
+    }
+}
+
+/// The document without its trials.
+fn header<'a>(grid: &'a Grid, grid_file: &'a str, s: &Scheduler) -> SweepResults<'a> {
     SweepResults {
         format: 1,
         sweep: &grid.name,
@@ -161,7 +123,54 @@ pub fn collect<'a>(grid: &'a Grid, grid_file: &'a str, s: &'a Scheduler) -> Swee
                 table: e.table,
             })
             .collect(),
-        trials,
+        trials: Vec::new(),
+    }
+}
+
+/// The record of trial `t`.
+fn record<'a>(s: &Scheduler, t: &'a Trial) -> TrialRecord<'a> {
+    let worker_name = |id| {
+        s.workers()
+            .get(&id)
+            .map_or_else(|| format!("{id}"), |w| format!("{} ({})", w.name, id))
+    };
+    let (status, worker, wall_seconds, failure) = match &t.state {
+        TrialState::Pending => ("pending", None, None, None),
+        TrialState::Leased(l) => ("running", Some(worker_name(l.worker)), None, None),
+        TrialState::Succeeded {
+            worker,
+            wall_seconds,
+            ..
+        } => (
+            "succeeded",
+            Some(worker_name(*worker)),
+            Some(*wall_seconds),
+            None,
+        ),
+        TrialState::Failed { reason } => ("failed", None, None, Some(reason.as_str())),
+    };
+    let r = t.result.as_ref();
+    TrialRecord {
+        id: t.spec.id.to_string(),
+        experiment: &t.spec.experiment,
+        name: &t.spec.name,
+        dataset: t.spec.dataset,
+        params: &t.spec.params,
+        split: &t.spec.split,
+        status,
+        attempts: t.attempts,
+        worker,
+        wall_seconds,
+        train_seconds: r.map(|r| r.train_seconds),
+        epochs: &t.epochs,
+        train_accuracy: r.map(|r| r.train_accuracy),
+        test_accuracy: r.map(|r| r.test_accuracy),
+        train_confusion: r.map(|r| &r.train_confusion),
+        test_confusion: r.map(|r| &r.test_confusion),
+        dataset_images: r.map(|r| r.dataset_images),
+        weights: t.weights.as_deref(),
+        failure,
+        failed_attempts: &t.failures,
     }
 }
 
@@ -197,6 +206,70 @@ pub fn write_results(out: &Path, results: &SweepResults<'_>) -> Result<PathBuf, 
         f.flush()
     })?;
     Ok(path)
+}
+
+/// `results.json` rewritten a slice of trials per call of [`RollingWrite::step`] (compact JSON;
+/// the whole file at the end is pretty-printed). Each trial's record is as it was when its slice
+/// was written.
+#[derive(Debug)]
+pub struct RollingWrite {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+    next: usize,
+}
+
+impl RollingWrite {
+    /// Starts a new copy of `results.json` in `out`: everything but the trials.
+    pub fn start(out: &Path, grid: &Grid, grid_file: &str, s: &Scheduler) -> Result<Self, Error> {
+        let path = out.join("results.json");
+        let tmp = path.with_extension("tmp");
+        let io = |source| Error::Io {
+            action: "cannot write",
+            path: tmp.display().to_string(),
+            source,
+        };
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
+        let head = serde_json::to_string(&header(grid, grid_file, s))
+            .map_err(|e| io(std::io::Error::other(e)))?;
+        // `..."trials":[]}`: everything up to the trials' opening bracket.
+        let open = head.strip_suffix("]}").unwrap_or(&head);
+        file.write_all(open.as_bytes()).map_err(io)?;
+        Ok(RollingWrite {
+            path,
+            tmp,
+            file,
+            next: 0,
+        })
+    }
+
+    /// Writes the records of the next `count` trials; once all are written, finishes the file
+    /// (synced, then renamed over `results.json`) and returns true.
+    pub fn step(&mut self, s: &Scheduler, count: usize) -> Result<bool, Error> {
+        let io = |source| Error::Io {
+            action: "cannot write",
+            path: self.tmp.display().to_string(),
+            source,
+        };
+        let trials = s.trials();
+        let end = (self.next + count).min(trials.len());
+        for (i, t) in trials.iter().enumerate().take(end).skip(self.next) {
+            if i > 0 {
+                self.file.write_all(b",").map_err(io)?;
+            }
+            serde_json::to_writer(&mut self.file, &record(s, t))
+                .map_err(|e| io(std::io::Error::other(e)))?;
+        }
+        self.next = end;
+        if end < trials.len() {
+            return Ok(false);
+        }
+        self.file.write_all(b"]}").map_err(io)?;
+        self.file.flush().map_err(io)?;
+        self.file.get_ref().sync_all().map_err(io)?;
+        std::fs::rename(&self.tmp, &self.path).map_err(io)?;
+        Ok(true)
+    }
 }
 
 fn pct(x: Option<f64>) -> String {
@@ -301,4 +374,53 @@ pub fn write_summary(out: &Path, results: &SweepResults<'_>) -> Result<PathBuf, 
     let path = out.join("summary.md");
     write_atomic(&path, render_summary(results).as_bytes())?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use sweep_common::WorkerId;
+
+    use super::*;
+    use crate::state::{Config, LeaseOutcome};
+
+    const GRID: &str = "[sweep]\nname='r'\n[[experiment]]\nname='e'\ndataset='cifar10'\n\
+                        [experiment.fixed]\nepochs=3\n[experiment.grid]\nseed=[1,2,3,4,5,6,7]\n";
+
+    #[test]
+    fn a_rolling_copy_is_the_same_document_as_a_whole_one() {
+        let grid = Grid::parse(GRID, "g.toml").unwrap();
+        let config = Config {
+            lease_ttl: Duration::from_secs(30),
+            max_attempts: 2,
+            retry_after: Duration::from_millis(100),
+        };
+        let mut s = Scheduler::new(grid.trials().cloned(), config);
+        let (now, w) = (Instant::now(), WorkerId::random());
+        s.register(w, "w".into(), "cpu".into(), 2, now);
+        let Ok(LeaseOutcome::Assigned { spec, attempt, .. }) = s.lease(w, now) else {
+            panic!("a lease")
+        };
+        let metrics = EpochMetrics {
+            epoch: 1,
+            train_loss: 0.5,
+            train_accuracy: 60.0,
+            test_accuracy: 55.0,
+            seconds: 1.0,
+        };
+        s.report_epoch(w, spec.id, attempt, metrics, now).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let mut rolling = RollingWrite::start(out.path(), &grid, "g.toml", &s).unwrap();
+        let mut steps = 1;
+        while !rolling.step(&s, 3).unwrap() {
+            steps += 1;
+        }
+        assert_eq!(steps, 3, "7 trials, 3 at a time");
+        let text = std::fs::read_to_string(out.path().join("results.json")).unwrap();
+        let rolled: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let whole = serde_json::to_value(collect(&grid, "g.toml", &s)).unwrap();
+        assert_eq!(rolled, whole);
+        assert!(!out.path().join("results.tmp").exists());
+    }
 }

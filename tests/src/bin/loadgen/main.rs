@@ -42,6 +42,14 @@ struct Cli {
     /// How long a simulated epoch takes (0s: report at once).
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
     epoch_time: Duration,
+    /// Each simulated epoch takes --epoch-time times a factor drawn uniformly from
+    /// [1 - JITTER, 1 + JITTER], so that workers do not report in lockstep (as real ones do not).
+    #[arg(long, default_value_t = 0.2, value_parser = jitter)]
+    jitter: f64,
+    /// Leave calls that start within this long of the first Register out of the latency
+    /// histograms (the start-up burst: every worker registers and leases at the same instant).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
     /// The coordinator's --heartbeat (how often workers heartbeat their lease).
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
     heartbeat: Duration,
@@ -173,7 +181,13 @@ struct Driven {
 async fn drive(cli: &Cli, coordinator: &mut Coordinator) -> anyhow::Result<Driven> {
     let channels = connect(coordinator.addr, cli.connections()).await?;
     let pid = coordinator.pid();
-    let shared = Arc::new(Shared::new(cli.epoch_time, cli.trials, pid.clone()));
+    let shared = Arc::new(Shared::new(
+        cli.epoch_time,
+        cli.jitter,
+        cli.warmup,
+        cli.trials,
+        pid.clone(),
+    ));
     let cpu_before = cpu_seconds(&pid)?;
     let deadline = Instant::now() + cli.timeout;
     let mut workers = JoinSet::new();
@@ -353,6 +367,8 @@ fn run(cli: &Cli) -> anyhow::Result<Report> {
             trials: cli.trials,
             epochs: cli.epochs,
             epoch_time_ms: cli.epoch_time.as_secs_f64() * 1e3,
+            jitter: cli.jitter,
+            warmup_seconds: cli.warmup.as_secs_f64(),
             heartbeat_ms: cli.heartbeat.as_secs_f64() * 1e3,
             lease_ttl_ms: cli.lease_ttl.as_secs_f64() * 1e3,
             connections: cli.connections(),
@@ -417,5 +433,13 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// A --jitter: a fraction in [0, 1].
+fn jitter(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(j) if (0.0..=1.0).contains(&j) => Ok(j),
+        _ => Err(format!("{text:?} is not a fraction between 0 and 1")),
     }
 }

@@ -46,6 +46,10 @@ pub struct Config {
     pub trials: u64,
     pub epochs: u32,
     pub epoch_time_ms: f64,
+    /// Each epoch takes epoch_time_ms times a factor in [1 - jitter, 1 + jitter].
+    pub jitter: f64,
+    /// Calls started within this long of the first Register are not in the latency figures.
+    pub warmup_seconds: f64,
     pub heartbeat_ms: f64,
     pub lease_ttl_ms: f64,
     pub connections: usize,
@@ -122,13 +126,14 @@ impl Report {
         let c = &self.config;
         println!(
             "loadgen: {} workers on {} connections ({} loadgen threads), {} trials x {} epochs, \
-             epoch time {} ms, heartbeat {} ms, lease TTL {} ms",
+             epoch time {} ms (+-{:.0} %), heartbeat {} ms, lease TTL {} ms",
             c.workers,
             c.connections,
             c.threads,
             c.trials,
             c.epochs,
             c.epoch_time_ms,
+            c.jitter * 100.0,
             c.heartbeat_ms,
             c.lease_ttl_ms
         );
@@ -144,6 +149,12 @@ impl Report {
             "throughput       {:.1} trials/s, {:.0} epoch reports/s, {:.0} metric points/s",
             self.trials_per_second, self.epoch_reports_per_second, self.metric_points_per_second
         );
+        if self.config.warmup_seconds > 0.0 {
+            println!(
+                "latency          of calls started {} s or more after the first Register",
+                self.config.warmup_seconds
+            );
+        }
         println!(
             "latency (us)     {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}",
             "calls", "mean", "p50", "p99", "p99.9", "max"

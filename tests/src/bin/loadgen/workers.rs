@@ -105,6 +105,10 @@ fn record(h: &mut Histogram<u64>, took: Duration) {
 pub struct Shared {
     /// How long each simulated epoch takes.
     pub epoch_time: Duration,
+    /// Each epoch takes `epoch_time` times a factor in [1 - jitter, 1 + jitter].
+    pub jitter: f64,
+    /// Calls that start before this are not in the latency histograms (--warmup).
+    pub measure_from: Instant,
     /// Trials in the sweep.
     pub trials: u64,
     /// The coordinator's process id, to read its CPU time when the last trial is acknowledged.
@@ -116,9 +120,17 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(epoch_time: Duration, trials: u64, coordinator_pid: String) -> Shared {
+    pub fn new(
+        epoch_time: Duration,
+        jitter: f64,
+        warmup: Duration,
+        trials: u64,
+        coordinator_pid: String,
+    ) -> Shared {
         Shared {
             epoch_time,
+            jitter,
+            measure_from: Instant::now() + warmup,
             trials,
             coordinator_pid,
             stats: Mutex::new(Stats::new()),
@@ -193,7 +205,9 @@ impl Shared {
             match f().await {
                 Ok(response) => {
                     let took = started.elapsed();
-                    record(self.stats().histogram(rpc), took);
+                    if started >= self.measure_from {
+                        record(self.stats().histogram(rpc), took);
+                    }
                     return Ok((response.into_inner(), took));
                 }
                 Err(status) => {
@@ -336,7 +350,9 @@ impl Worker {
             failures = 0;
             match response.outcome {
                 Some(lease_response::Outcome::Assignment(a)) => {
-                    record(&mut self.shared.stats().lease_assigned, took);
+                    if took < self.shared.measure_from.elapsed() {
+                        record(&mut self.shared.stats().lease_assigned, took);
+                    }
                     self.train(a).await;
                 }
                 Some(lease_response::Outcome::Wait(w)) => {
@@ -380,7 +396,9 @@ impl Worker {
         for epoch in 1..=spec.params.epochs {
             let epoch_started = Instant::now();
             if !self.shared.epoch_time.is_zero() {
-                tokio::time::sleep(self.shared.epoch_time).await;
+                let factor =
+                    1.0 + self.shared.jitter * spread(&self.id, &spec.id.to_string(), epoch);
+                tokio::time::sleep(self.shared.epoch_time.mul_f64(factor)).await;
             }
             let metrics = metrics(epoch, epoch_started.elapsed());
             let request = v1::ReportEpochRequest {
@@ -533,4 +551,12 @@ fn matrix(classes: usize, total: u64, accuracy: f64) -> ConfusionMatrix {
         m.counts[truth * classes + (truth + 1) % classes] += row - right;
     }
     m
+}
+
+/// A number in [-1, 1] that looks random but is the same for the same worker, trial and epoch.
+fn spread(worker: &str, trial: &str, epoch: u32) -> f64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    (worker, trial, epoch).hash(&mut h);
+    (h.finish() % 2_001) as f64 / 1_000.0 - 1.0
 }
