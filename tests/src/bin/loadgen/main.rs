@@ -359,7 +359,7 @@ fn run(cli: &Cli) -> anyhow::Result<Report> {
             stats.revoked, stats.lost
         ));
     }
-    let epoch_reports = stats.report_epoch.len();
+    let epoch_reports = driven.shared.epoch_reports();
     let last_complete = stats.last_complete.unwrap_or(exited);
     Ok(Report {
         config: report::Config {
@@ -403,6 +403,7 @@ fn run(cli: &Cli) -> anyhow::Result<Report> {
         },
         loadgen_cpu_seconds: cpu_seconds("self")? - loadgen_cpu_before,
         errors: stats.errors.clone(),
+        throttled: stats.throttled,
         leases_revoked: stats.revoked,
         leases_lost: stats.lost,
         lease_expiries: expired,

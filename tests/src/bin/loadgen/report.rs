@@ -29,6 +29,8 @@ pub struct Report {
     pub loadgen_cpu_seconds: f64,
     /// Failed calls by `"Rpc: Code"`.
     pub errors: BTreeMap<String, u64>,
+    /// Calls refused by the coordinator's per-worker rate limit, then tried again.
+    pub throttled: u64,
     /// Leases a heartbeat answer revoked.
     pub leases_revoked: u64,
     /// Leases abandoned because a call about them was refused.
@@ -199,6 +201,12 @@ impl Report {
             "leases           {} revoked by a heartbeat, {} refused, {} expired",
             self.leases_revoked, self.leases_lost, self.lease_expiries
         );
+        if self.throttled > 0 {
+            println!(
+                "throttled        {} calls refused by the per-worker rate limit (RESOURCE_EXHAUSTED), tried again",
+                self.throttled
+            );
+        }
         if self.errors.is_empty() {
             println!("errors           none");
         } else {

@@ -24,6 +24,9 @@ use tonic::{Code, Response, Status};
 const TRIES: u32 = 3;
 /// Pause before trying a failed call again.
 const RETRY_DELAY: Duration = Duration::from_millis(100);
+/// How long a worker waits after the coordinator's rate limit refused a call (RESOURCE_EXHAUSTED:
+/// "slow down"); such calls are tried again without limit and counted apart from errors.
+const THROTTLED_DELAY: Duration = Duration::from_millis(10);
 /// Lease calls failing in a row after which a worker gives up.
 const MAX_LEASE_FAILURES: u32 = 20;
 /// Failed calls printed as they happen (the rest are only counted).
@@ -51,6 +54,8 @@ pub struct Stats {
     pub heartbeat: Histogram<u64>,
     /// Failed calls, by `"Rpc: Code"`.
     pub errors: BTreeMap<String, u64>,
+    /// Calls the coordinator's per-worker rate limit refused (and that were tried again).
+    pub throttled: u64,
     /// Leases a heartbeat answer revoked.
     pub revoked: u64,
     /// Leases abandoned because a call about them was refused.
@@ -73,6 +78,7 @@ impl Stats {
             complete: h(),
             heartbeat: h(),
             errors: BTreeMap::new(),
+            throttled: 0,
             revoked: 0,
             lost: 0,
             first_lease: None,
@@ -115,6 +121,7 @@ pub struct Shared {
     pub coordinator_pid: String,
     stats: Mutex<Stats>,
     completed: AtomicU64,
+    epoch_reports: AtomicU64,
     cpu_at_end: OnceLock<f64>,
     peak_rss_at_end: OnceLock<u64>,
 }
@@ -135,6 +142,7 @@ impl Shared {
             coordinator_pid,
             stats: Mutex::new(Stats::new()),
             completed: AtomicU64::new(0),
+            epoch_reports: AtomicU64::new(0),
             cpu_at_end: OnceLock::new(),
             peak_rss_at_end: OnceLock::new(),
         }
@@ -145,6 +153,11 @@ impl Shared {
         self.stats
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Epoch reports acknowledged (warm-up included).
+    pub fn epoch_reports(&self) -> u64 {
+        self.epoch_reports.load(Ordering::Relaxed)
     }
 
     /// Trials whose Complete was acknowledged.
@@ -205,10 +218,17 @@ impl Shared {
             match f().await {
                 Ok(response) => {
                     let took = started.elapsed();
+                    if matches!(rpc, Rpc::ReportEpoch) {
+                        self.epoch_reports.fetch_add(1, Ordering::Relaxed);
+                    }
                     if started >= self.measure_from {
                         record(self.stats().histogram(rpc), took);
                     }
                     return Ok((response.into_inner(), took));
+                }
+                Err(status) if status.code() == Code::ResourceExhausted => {
+                    self.stats().throttled += 1;
+                    tokio::time::sleep(THROTTLED_DELAY).await;
                 }
                 Err(status) => {
                     self.error(rpc, &status);
