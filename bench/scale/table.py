@@ -16,13 +16,15 @@ print("| workers | trials | trials/s | epoch reports/s | metric points/s | coord
       "| Lease p50 / p99 (ms) | ReportEpoch p99 (ms) | peak RSS serving (MiB) | database + WAL (MiB) | lease expiries "
       "| calls throttled |")
 print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-for name in ["w10-t10k", "w100-t10k", "w1000-t10k", "w1000-t100k", "latency"]:
+for name in ["w10-t10k", "w100-t10k", "w1000-t10k", "w1000-t100k", "latency", "baseline-w1000-t5000",
+             "w1000-t5000"]:
     path = out / f"{name}.json"
     if not path.exists():
         continue
     r = json.loads(path.read_text())
     c, k, l = r["config"], r["coordinator"], r["latency_us"]
     label = f"{c['workers']:,}" + (f" ({c['epoch_time_ms']:.0f} ms epochs)" if c["epoch_time_ms"] else "")
+    label += " (baseline)" if name.startswith("baseline") else ""
     print(f"| {label} | {c['trials']:,} | {r['trials_per_second']:.0f} | {r['epoch_reports_per_second']:,.0f} "
           f"| {r['metric_points_per_second']:,.0f} | {k['cpu_us_per_trial']:,.0f} "
           f"| {l['lease_assigned']['p50'] / 1e3:.1f} / {l['lease_assigned']['p99'] / 1e3:.1f} "
