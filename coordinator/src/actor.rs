@@ -50,7 +50,7 @@ const SAVE_EVERY: Duration = Duration::from_secs(2);
 /// ... a slice of this many trials at a time ...
 const SAVE_SLICE: usize = 200;
 /// ... spending at most 1/this of the state owner's time on it.
-const SAVE_COST_FACTOR: u32 = 20;
+const SAVE_COST_FACTOR: u32 = 50;
 /// A progress line is logged at most this often while trials end.
 const PROGRESS_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 
@@ -695,7 +695,7 @@ impl Owner {
             started: self.started,
             now,
         };
-        status::snapshot(&self.grid.name, &self.scheduler, clock)
+        status::summary(&self.grid.name, &self.scheduler, clock)
     }
 
     fn draw(&self, now: Instant) {

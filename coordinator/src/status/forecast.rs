@@ -52,22 +52,24 @@ pub struct Estimates {
 impl Estimates {
     /// The mean epoch times of `trials`' recorded epochs.
     pub fn new(trials: &[Trial]) -> Self {
-        let mut e = Estimates::default();
+        // Keyed by borrowed names while summing: one allocation per experiment, not per trial.
+        let mut succeeded: HashMap<&str, Sum> = HashMap::new();
+        let mut any: HashMap<&str, Sum> = HashMap::new();
+        let mut global = Sum::default();
         for t in trials.iter().filter(|t| !t.epochs.is_empty()) {
             let experiment = t.spec.experiment.as_str();
             if matches!(t.state, TrialState::Succeeded { .. }) {
-                e.succeeded
-                    .entry(experiment.to_owned())
-                    .or_default()
-                    .add(&t.epochs);
+                succeeded.entry(experiment).or_default().add(&t.epochs);
             }
-            e.any
-                .entry(experiment.to_owned())
-                .or_default()
-                .add(&t.epochs);
-            e.global.add(&t.epochs);
+            any.entry(experiment).or_default().add(&t.epochs);
+            global.add(&t.epochs);
         }
-        e
+        let owned = |m: HashMap<&str, Sum>| m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        Estimates {
+            succeeded: owned(succeeded),
+            any: owned(any),
+            global,
+        }
     }
 
     /// Seconds one epoch of `t` takes, if anything was measured.

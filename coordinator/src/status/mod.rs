@@ -261,12 +261,23 @@ fn phase(t: &Trial) -> Phase {
 
 /// The status of the sweep `sweep` at `clock.now`: no per-epoch history, no tables.
 pub fn snapshot(sweep: &str, s: &Scheduler, clock: Clock) -> Snapshot {
+    build(sweep, s, clock, true)
+}
+
+/// [`snapshot`] without the per-trial rows: what the progress line and the terminal's status
+/// block show, made once a second without copying every trial's name.
+pub fn summary(sweep: &str, s: &Scheduler, clock: Clock) -> Snapshot {
+    build(sweep, s, clock, false)
+}
+
+fn build(sweep: &str, s: &Scheduler, clock: Clock, rows: bool) -> Snapshot {
     let now = clock.now;
     let estimates = forecast::Estimates::new(s.trials());
     let worker_name = |id| s.workers().get(&id).map(|w| w.name.clone());
     let trials: Vec<TrialRow> = s
         .trials()
         .iter()
+        .take(if rows { usize::MAX } else { 0 })
         .map(|t| {
             let (worker, failure) = match &t.state {
                 TrialState::Pending => (None, None),

@@ -317,3 +317,27 @@ fn the_wire_form_round_trips_and_refuses_what_it_cannot_read() {
             .contains("eta_seconds")
     );
 }
+
+#[test]
+fn the_summary_is_the_snapshot_without_trial_rows_and_the_line_names_a_few_running() {
+    let g = grid();
+    let mut s = scheduler(&g);
+    let start = Instant::now();
+    let w = WorkerId::random();
+    s.register(w, "w".into(), "cpu".into(), 1, start);
+    lease(&mut s, w, start);
+    let full = snapshot("s", &s, clock(start, 5));
+    let mut brief = summary("s", &s, clock(start, 5));
+    assert!(brief.trials.is_empty());
+    brief.trials.clone_from(&full.trials);
+    assert_eq!(
+        serde_json::to_value(&brief).unwrap(),
+        serde_json::to_value(&full).unwrap()
+    );
+    // A thousand running trials are not all named in one log line.
+    let running = brief.workers[0].running[0].clone();
+    brief.workers[0].running = vec![running; 1000];
+    let line = text::line(&brief);
+    assert!(line.ends_with(", and 992 more]"), "{line}");
+    assert!(line.len() < 400, "{line}");
+}

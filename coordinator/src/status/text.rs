@@ -126,8 +126,12 @@ pub fn block(s: &Snapshot) -> String {
     out
 }
 
+/// Running trials named in a progress line at most (a sweep on 1 000 workers runs 1 000).
+const RUNNING_SHOWN: usize = 8;
+
 /// The status in one line, for logs: `5/14 done (1 failed), 2 running, 7 pending, 2 workers;
-/// 31.2 epochs/min, eta 4m 10s; best test accuracy 88.41 % (t3) [t5 epoch 2/10 on a, ...]`.
+/// 31.2 epochs/min, eta 4m 10s; best test accuracy 88.41 % (t3) [t5 epoch 2/10 on a, ...]`
+/// (at most [`RUNNING_SHOWN`] running trials named).
 pub fn line(s: &Snapshot) -> String {
     let mut out = format!("{}, {} workers", counts(s), s.workers.len());
     if !s.finished {
@@ -145,7 +149,14 @@ pub fn line(s: &Snapshot) -> String {
                 .map(move |r| format!("{} epoch {}/{} on {}", r.trial, r.epoch, r.epochs, w.name))
         })
         .collect();
-    if !running.is_empty() {
+    if running.len() > RUNNING_SHOWN {
+        let more = running.len() - RUNNING_SHOWN;
+        let _ = write!(
+            out,
+            " [{}, and {more} more]",
+            running[..RUNNING_SHOWN].join(", ")
+        );
+    } else if !running.is_empty() {
         let _ = write!(out, " [{}]", running.join(", "));
     }
     if let Some(w) = &s.warning {
