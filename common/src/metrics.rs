@@ -66,6 +66,23 @@ impl ConfusionMatrix {
         }
     }
 
+    /// A made-up matrix of `total` samples spread evenly over the classes, about `accuracy`
+    /// (0..=1) of each class right and the rest predicted as the next class: for stand-in
+    /// trainers (the worker's test trainer, the load generator), never for real results.
+    pub fn stand_in(classes: usize, total: u64, accuracy: f64) -> Self {
+        let mut m = Self::zeros(classes);
+        let c = classes as u64;
+        for truth in 0..classes {
+            let row = total / c + u64::from((truth as u64) < total % c);
+            // Truncation is intended: whole samples.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let right = ((row as f64) * accuracy) as u64;
+            m.counts[truth * classes + truth] += right;
+            m.counts[truth * classes + (truth + 1) % classes] += row - right;
+        }
+        m
+    }
+
     /// The count of images of class `truth` predicted as `predicted`.
     pub fn get(&self, truth: usize, predicted: usize) -> u64 {
         self.counts

@@ -33,21 +33,6 @@ fn unit(hash: u64, salt: u32) -> f64 {
     (next(hash, salt) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// A confusion matrix of `total` samples over `classes` classes, about `accuracy` correct.
-fn matrix(classes: usize, total: u64, accuracy: f64) -> ConfusionMatrix {
-    let mut m = ConfusionMatrix::zeros(classes);
-    let c = classes as u64;
-    for truth in 0..classes {
-        let row = total / c + u64::from((truth as u64) < total % c);
-        // Truncation is intended: whole samples.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let right = ((row as f64) * accuracy) as u64;
-        m.counts[truth * classes + truth] += right;
-        m.counts[truth * classes + (truth + 1) % classes] += row - right;
-    }
-    m
-}
-
 fn sleep_epoch(epoch_time: Duration, control: &Control, epoch: u32) -> Result<(), TrainError> {
     let end = Instant::now() + epoch_time;
     loop {
@@ -121,8 +106,10 @@ pub fn train(
     let (_, test_len) = spec.split.sizes(n);
     let train_len = spec.train_subset_len(n);
     let classes = spec.dataset.num_classes();
-    let train_confusion = matrix(classes, train_len as u64, 0.8 + 0.1 * unit(state.hash, 4));
-    let test_confusion = matrix(classes, test_len as u64, 0.75 + 0.1 * unit(state.hash, 5));
+    let train_confusion =
+        ConfusionMatrix::stand_in(classes, train_len as u64, 0.8 + 0.1 * unit(state.hash, 4));
+    let test_confusion =
+        ConfusionMatrix::stand_in(classes, test_len as u64, 0.75 + 0.1 * unit(state.hash, 5));
     let weights = serde_json::to_vec(&state).map_err(|e| TrainError::Checkpoint(e.to_string()))?;
     Ok(Trained {
         result: TrialResult {

@@ -545,8 +545,8 @@ fn result(spec: &TrialSpec, epochs: Vec<v1::EpochMetrics>, took: Duration) -> v1
     let (_, test_len) = spec.split.sizes(images);
     let train_len = spec.train_subset_len(images);
     let classes = spec.dataset.num_classes();
-    let train = matrix(classes, train_len as u64, 0.9);
-    let test = matrix(classes, test_len as u64, 0.85);
+    let train = ConfusionMatrix::stand_in(classes, train_len as u64, 0.9);
+    let test = ConfusionMatrix::stand_in(classes, test_len as u64, 0.85);
     v1::TrialResult {
         epochs,
         train_accuracy: train.accuracy(),
@@ -556,21 +556,6 @@ fn result(spec: &TrialSpec, epochs: Vec<v1::EpochMetrics>, took: Duration) -> v1
         train_seconds: took.as_secs_f64(),
         dataset_images: images as u64,
     }
-}
-
-/// A confusion matrix of `total` samples over `classes` classes, about `accuracy` right.
-fn matrix(classes: usize, total: u64, accuracy: f64) -> ConfusionMatrix {
-    let mut m = ConfusionMatrix::zeros(classes);
-    let c = classes as u64;
-    for truth in 0..classes {
-        let row = total / c + u64::from((truth as u64) < total % c);
-        // Truncation is intended: whole samples.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let right = ((row as f64) * accuracy) as u64;
-        m.counts[truth * classes + truth] += right;
-        m.counts[truth * classes + (truth + 1) % classes] += row - right;
-    }
-    m
 }
 
 /// A number in [-1, 1] that looks random but is the same for the same worker, trial and epoch.
