@@ -32,3 +32,18 @@ pub const ARTIFACT_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// Largest artifact the coordinator stores (the biggest lab 1 model's weights are ~21 MB).
 pub const MAX_ARTIFACT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// Whether a failed call may succeed if tried again: the coordinator is restarting or
+/// unreachable, slow, asked to slow down, or the call was cut off. Workers retry these; every
+/// other status is an answer.
+pub fn transient(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    matches!(
+        status.code(),
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Unknown
+            | Code::ResourceExhausted
+            | Code::Aborted
+    )
+}

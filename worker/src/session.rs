@@ -137,18 +137,6 @@ async fn within<T>(
         .unwrap_or_else(|_| Err(Status::deadline_exceeded("no answer in time")))
 }
 
-/// Whether a failed call may succeed if tried again.
-fn transient(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::Unknown
-            | Code::ResourceExhausted
-            | Code::Aborted
-    )
-}
-
 /// Calls `f` until it succeeds, fails for good, `patience` runs out or `stop` turns true.
 pub async fn retry<T, F, Fut>(
     patience: Duration,
@@ -165,7 +153,9 @@ where
         match f().await {
             Ok(v) => return Ok(v),
             Err(status)
-                if transient(&status) && started.elapsed() < patience && !*stop.borrow() =>
+                if sweep_proto::transient(&status)
+                    && started.elapsed() < patience
+                    && !*stop.borrow() =>
             {
                 tokio::time::sleep(delay.min(patience.saturating_sub(started.elapsed()))).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
@@ -220,7 +210,7 @@ pub async fn slot(
                 info!(slot = index, code = ?status.code(), "stopping");
                 return Ok(SlotEnd::Stopped);
             }
-            Err(status) if transient(&status) => {
+            Err(status) if sweep_proto::transient(&status) => {
                 return Err(crate::Error::Unreachable {
                     addr: session.addr.clone(),
                     seconds: session.patience.as_secs_f64(),
@@ -526,7 +516,7 @@ async fn run_trial(
                     }).await;
                     match r {
                         Ok(_) => last_renewed = Instant::now(),
-                        Err(status) if !transient(&status) => {
+                        Err(status) if !sweep_proto::transient(&status) => {
                             give_up(&mut revoked, "epoch report refused", status.message());
                         }
                         Err(status) => {
@@ -545,7 +535,7 @@ async fn run_trial(
                             last_renewed = Instant::now();
                             info!(trial = %spec.name, epoch, bytes = receipt.size, "checkpoint uploaded");
                         }
-                        Err(status) if !transient(&status) && status.code() != Code::InvalidArgument => {
+                        Err(status) if !sweep_proto::transient(&status) && status.code() != Code::InvalidArgument => {
                             give_up(&mut revoked, "checkpoint refused", status.message());
                         }
                         Err(status) => warn!(trial = %spec.name, epoch, message = status.message(), "checkpoint not stored"),
@@ -562,7 +552,7 @@ async fn run_trial(
                 match r {
                     Ok(resp) if resp.get_ref().revoked.is_empty() => last_renewed = Instant::now(),
                     Ok(_) => give_up(&mut revoked, "lease revoked by the coordinator", "cancelled, expired or superseded"),
-                    Err(status) if !transient(&status) => {
+                    Err(status) if !sweep_proto::transient(&status) => {
                         give_up(&mut revoked, "heartbeat refused", status.message());
                     }
                     Err(status) => {

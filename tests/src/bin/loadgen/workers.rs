@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tonic::transport::Channel;
 use tonic::{Code, Response, Status};
 
-/// Tries of a call that failed with an error that may pass (see [`transient`]).
+/// Tries of a call that failed with an error that may pass (see [`sweep_proto::transient`]).
 const TRIES: u32 = 3;
 /// Pause before trying a failed call again.
 const RETRY_DELAY: Duration = Duration::from_millis(100);
@@ -233,7 +233,7 @@ impl Shared {
                 Err(status) => {
                     self.error(rpc, &status);
                     tries += 1;
-                    if !transient(&status) || tries >= TRIES {
+                    if !sweep_proto::transient(&status) || tries >= TRIES {
                         return Err(status);
                     }
                     tokio::time::sleep(RETRY_DELAY).await;
@@ -241,18 +241,6 @@ impl Shared {
             }
         }
     }
-}
-
-/// Whether a failed call may succeed if tried again (as the real worker judges).
-fn transient(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::Unknown
-            | Code::ResourceExhausted
-            | Code::Aborted
-    )
 }
 
 /// The lease a worker holds, as its trial loop and its heartbeat task share it.
