@@ -25,8 +25,12 @@ p.add_argument("--batch", type=int, default=64)
 p.add_argument("--epochs", type=int, default=3)
 p.add_argument("--threads", type=int, default=0)
 p.add_argument("--activation", default="relu")
+p.add_argument("--flush-denormal", action="store_true",
+               help="torch.set_flush_denormal(True): subnormal floats read and written as 0")
 args = p.parse_args()
 set_threads(args.threads)
+if args.flush_denormal and not torch.set_flush_denormal(True):
+    raise SystemExit("--flush-denormal: this CPU cannot flush subnormals")
 torch.manual_seed(0)
 
 input_size = 784 if args.dataset == "fashion-mnist" else 3072
@@ -80,4 +84,4 @@ for _ in range(args.epochs - 1):
     train_times.append(t.seconds)
     epoch_times.append(t.seconds + e.seconds)
 dims = [input_size] + [args.width] * args.hidden_layers + [10]
-report("pytorch-preloaded", args.dataset, dims, args.batch, n_train, epoch_times, train_times)
+report("pytorch-preloaded-ftz" if args.flush_denormal else "pytorch-preloaded", args.dataset, dims, args.batch, n_train, epoch_times, train_times)

@@ -6,13 +6,17 @@
 //! shuffles), so the same trial gives the same numbers on any worker, and on the CPU bit for bit,
 //! whether or not it was interrupted and resumed.
 //!
-//! The training step does no host synchronisation: the loss sum and the correct count stay on
-//! the device and are read once per epoch. Batches are gathered straight from the shared
-//! dataset tensor with one index tensor per epoch; nothing is copied per trial.
+//! The training step ([`backprop`]) computes the gradients itself into preallocated buffers
+//! (no autograd graph), and [`Adam`] updates the parameters in one fused pass on the CPU, on
+//! libtorch's own thread pool ([`pool`]). It does no host synchronisation: each sample's loss
+//! and prediction stay on the device and are read once per epoch. Batches are gathered straight
+//! from the shared dataset tensor with one index tensor per epoch; nothing is copied per trial.
 
 mod adam;
+mod backprop;
 mod checkpoint;
 mod model;
+mod pool;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +28,7 @@ use tch::{Device, Kind, Tensor, nn};
 
 use crate::data_cache::DeviceData;
 pub use adam::Adam;
+use backprop::Workspace;
 pub use model::Mlp;
 
 /// Images per forward pass when evaluating.
@@ -96,6 +101,8 @@ pub struct Trainer<'a> {
     model: Mlp,
     params: Vec<Tensor>,
     adam: Adam,
+    /// The training step's buffers and gradients.
+    workspace: Workspace,
     /// Dataset indices of the training subset.
     subset: Vec<u32>,
     /// The same, on the device (for evaluation).
@@ -133,8 +140,10 @@ impl<'a> Trainer<'a> {
         SplitMix64::for_stream(spec.params.seed, "subset", 0).shuffle(&mut subset);
         subset.truncate(spec.train_subset_len(n));
 
-        let vs = nn::VarStore::new(device);
+        let mut vs = nn::VarStore::new(device);
         let model = Mlp::new(&vs.root(), spec)?;
+        // The step computes the gradients itself (backprop.rs): no autograd graph.
+        vs.freeze();
         let params: Vec<Tensor> = model
             .named_parameters()
             .into_iter()
@@ -143,6 +152,11 @@ impl<'a> Trainer<'a> {
         let adam = Adam::new(
             &params.iter().collect::<Vec<_>>(),
             spec.params.learning_rate,
+        )?;
+        let workspace = Workspace::new(
+            &model,
+            i64::from(spec.params.batch_size),
+            subset.len() as i64,
         )?;
         Ok(Self {
             spec,
@@ -154,6 +168,7 @@ impl<'a> Trainer<'a> {
             model,
             params,
             adam,
+            workspace,
             epochs: Vec::new(),
             started: Instant::now(),
         })
@@ -198,37 +213,30 @@ impl<'a> Trainer<'a> {
         SplitMix64::for_stream(self.spec.params.seed, "shuffle", u64::from(epoch))
             .shuffle(&mut order);
         let perm = index_tensor(order.iter().map(|&i| self.subset[i as usize]), device)?;
-        let mut loss_sum = Tensor::f_zeros([], (Kind::Float, device))?;
-        let mut correct = Tensor::f_zeros([], (Kind::Int64, device))?;
         for b in 0..batches {
             if stop.load(Ordering::Relaxed) {
                 return Err(TrainError::Stopped { epoch });
             }
             let start = b * batch;
             let idx = perm.f_narrow(0, start, batch.min(len - start))?;
-            let x = to_float(&self.data.images().f_index_select(0, &idx)?)?;
-            let y = self.data.labels().f_index_select(0, &idx)?;
-            let logits = self.model.forward(&x)?;
-            let loss =
-                logits.f_cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Mean, -100, 0.0)?;
-            loss.f_backward()?;
-            self.adam.step(&mut self.params)?;
-            let _ = loss_sum.f_add_(&loss.detach())?;
-            let hits = logits
-                .f_argmax(-1, false)?
-                .f_eq_tensor(&y)?
-                .f_sum(Kind::Int64)?;
-            let _ = correct.f_add_(&hits)?;
+            self.workspace.step(
+                &self.model,
+                self.data.images(),
+                self.data.labels(),
+                &idx,
+                start,
+            )?;
+            self.adam.step(&mut self.params, &self.workspace.grads)?;
         }
-        // One host read per epoch.
-        let loss = loss_sum.f_double_value(&[])? / batches as f64;
+        // One read per epoch.
+        let (loss, correct) = self.workspace.epoch_measures()?;
         if !loss.is_finite() {
             return Err(TrainError::NonFiniteLoss { epoch, loss });
         }
         Ok(Fit {
             epoch,
             loss,
-            accuracy: 100.0 * correct.f_int64_value(&[])? as f64 / len as f64,
+            accuracy: 100.0 * correct as f64 / len as f64,
         })
     }
 

@@ -11,7 +11,7 @@ use super::TrainError;
 /// (the activations hold the odd indices), so saved weights load straight into it.
 pub struct Mlp {
     pub(super) layers: Vec<(Tensor, Tensor)>,
-    activation: Activation,
+    pub(super) activation: Activation,
 }
 
 impl Mlp {

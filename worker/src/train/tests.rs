@@ -335,3 +335,52 @@ fn real_fashion_epoch_time() {
         );
     }
 }
+
+/// The hand-written backward pass gives autograd's gradients and loss, for every activation,
+/// through several layers, on a full batch and on a shorter last one.
+#[test]
+fn manual_gradients_equal_autograd() {
+    let (_dir, data) = fashion(40);
+    for activation in ["relu", "tanh", "sigmoid"] {
+        let s = spec(
+            "fashion-mnist",
+            &format!("activation='{activation}'\nhidden_layers=2\nhidden_width=12\nbatch_size=8"),
+        );
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = Mlp::new(&vs.root(), &s).unwrap();
+        let mut ws = backprop::Workspace::new(&model, 8, 13).unwrap();
+        let mut losses = Vec::new();
+        for (start, rows) in [(0i64, 8i64), (8, 5)] {
+            let idx = Tensor::arange_start(3 * start, 3 * start + rows, (Kind::Int64, Device::Cpu));
+            tch::no_grad(|| ws.step(&model, data.images(), data.labels(), &idx, start)).unwrap();
+
+            let x = data.images().index_select(0, &idx).to_kind(Kind::Float) / 255.0;
+            let y = data.labels().index_select(0, &idx);
+            let loss = model.forward(&x).unwrap().cross_entropy_for_logits(&y);
+            for (_, p) in model.named_parameters() {
+                p.shallow_clone().zero_grad();
+            }
+            loss.backward();
+            for (i, (name, p)) in model.named_parameters().into_iter().enumerate() {
+                let (want, got) = (p.grad(), &ws.grads[i]);
+                assert!(
+                    got.allclose(&want, 1e-4, 1e-6, false),
+                    "{activation}, rows {rows}, {name}: max difference {}",
+                    (got - &want).abs().max().double_value(&[])
+                );
+                assert!(
+                    want.abs().max().double_value(&[]) > 0.0,
+                    "{name}: no gradient"
+                );
+            }
+            losses.push(loss.double_value(&[]));
+        }
+        // The epoch's loss is the mean of the two batches' mean losses.
+        let (mean_loss, _) = ws.epoch_measures().unwrap();
+        let want = (losses[0] + losses[1]) / 2.0;
+        assert!(
+            (mean_loss - want).abs() < 1e-5,
+            "{activation}: {mean_loss} vs {want}"
+        );
+    }
+}
