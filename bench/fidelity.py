@@ -31,6 +31,7 @@ print("  `random_split`, `DataLoader`), same hyperparameters; its split and subs
 print("  so it sees other (equally random) images than the sweep.")
 print("- **lab report**: the lab's figure shows every curve saturating near 89 %; its text's \"84.5 % after")
 print("  epoch 1\" at 0.2 is not reproduced by independent PyTorch runs (77-79 %, see SPEC.md).\n")
+print("![Learning curves of the sweep's run](lab1_part2_learning_curves.png)\n")
 print("## Final test accuracy (%) after 30 epochs\n")
 print("| fraction | training images | sweep | PyTorch | expected (independent PyTorch runs) |")
 print("|---:|---:|---:|---:|---|")
