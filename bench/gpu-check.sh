@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # GPU check, prepared on the development machine and run once on a GPU machine (see
 # ../shared/GPU.md): the worker trains lab 1 part 1's three model shapes (3072-1024xN-10,
-# batch 128, ReLU) on CIFAR-10-format data generated here, with K = 1 and K = 4 slots on one GPU,
-# and prints the GPU, epochs per second and images per second for each K.
+# batch 128, ReLU) on CIFAR-10-format data generated here, with K = 1 and K = 4 slots on one GPU
+# (each trial on a CUDA stream of its own), and K = 4 again with every trial on the default
+# stream (--no-cuda-streams), and prints the GPU, epochs per second and images per second for each.
 #
 # Build first (development machine):
 #   source scripts/setup && cargo build --release --bins && \
@@ -22,10 +23,13 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 "$bin/examples/write_fixtures" "$work/data" cifar10-bin "${FIXTURE_N:-10000}"
 
-for k in 1 4; do
-  cat >"$work/grid-$k.toml" <<TOML
+for run in 1 4 4-default-stream; do
+  k=${run%%-*}
+  extra=""
+  [ "$run" = 4-default-stream ] && extra=--no-cuda-streams
+  cat >"$work/grid-$run.toml" <<TOML
 [sweep]
-name = "gpu-check-k$k"
+name = "gpu-check-k$run"
 [[experiment]]
 name = "cifar_shapes"
 dataset = "cifar10"
@@ -38,20 +42,20 @@ epochs = $epochs
 hidden_layers = [1, 2, 3]
 seed = [1, 2, 3, 4]
 TOML
-  "$bin/coordinator" --grid "$work/grid-$k.toml" --listen 127.0.0.1:0 --out "$work/out-$k" --linger 2s \
-    >"$work/coord-$k.out" 2>"$work/coord-$k.log" &
+  "$bin/coordinator" --grid "$work/grid-$run.toml" --listen 127.0.0.1:0 --out "$work/out-$run" --linger 2s \
+    >"$work/coord-$run.out" 2>"$work/coord-$run.log" &
   coord=$!
   addr=""
   for _ in $(seq 1 200); do
-    addr=$(sed -n 's/^listening on //p' "$work/coord-$k.out" | head -n1); [ -n "$addr" ] && break; sleep 0.05
+    addr=$(sed -n 's/^listening on //p' "$work/coord-$run.out" | head -n1); [ -n "$addr" ] && break; sleep 0.05
   done
   start=$(date +%s.%N)
-  "$bin/worker" ${DEVICE:---gpu 0} --slots "$k" --offline --coordinator "http://$addr" --data-dir "$work/data" \
-    2>"$work/worker-$k.log"
+  "$bin/worker" ${DEVICE:---gpu 0} --slots "$k" $extra --offline --coordinator "http://$addr" \
+    --data-dir "$work/data" 2>"$work/worker-$run.log"
   wait "$coord"
   end=$(date +%s.%N)
-  grep -m1 'device ready' "$work/worker-$k.log" || true
-  "$py" - "$work/out-$k/results.json" "$start" "$end" "$k" <<'PY'
+  grep -m1 'device ready' "$work/worker-$run.log" || true
+  "$py" - "$work/out-$run/results.json" "$start" "$end" "$run" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); wall = float(sys.argv[3]) - float(sys.argv[2]); k = sys.argv[4]
 ok = [t for t in r["trials"] if t["status"] == "succeeded"]

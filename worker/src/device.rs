@@ -128,3 +128,61 @@ pub fn tune_malloc() {
         }
     }
 }
+
+/// Whether trials on a GPU get a CUDA stream each (on unless `--no-cuda-streams`).
+static CUDA_STREAMS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turns per-trial CUDA streams on or off for this process (the worker's `--no-cuda-streams`,
+/// there to measure what they bring).
+pub fn set_cuda_streams(on: bool) {
+    CUDA_STREAMS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Gives the calling thread a CUDA stream of its own from libtorch's pool when `device` is a
+/// GPU, so that the trials one worker trains at once on it (`--slots K`) do not all queue on the
+/// default stream. Returns whether the thread now has one: false on the CPU, when turned off,
+/// when the worker was built without libtorch's CUDA headers, or when CUDA refused (the thread
+/// then keeps the default stream, which is correct, only more serialised).
+#[allow(unsafe_code)]
+pub fn use_own_cuda_stream(device: Device) -> bool {
+    let Device::Cuda(index) = device else {
+        return false;
+    };
+    if !CUDA_STREAMS.load(std::sync::atomic::Ordering::Relaxed) {
+        return false;
+    }
+    #[cfg(sweep_cuda_streams)]
+    {
+        unsafe extern "C" {
+            fn sweep_use_pool_stream(device: libc::c_int) -> libc::c_int;
+        }
+        let Ok(index) = libc::c_int::try_from(index) else {
+            return false;
+        };
+        // SAFETY: the function (csrc/cuda_stream.cpp) takes a device index, catches every C++
+        // exception, and only sets the calling thread's current CUDA stream.
+        unsafe { sweep_use_pool_stream(index) == 0 }
+    }
+    #[cfg(not(sweep_cuda_streams))]
+    {
+        let _ = index;
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CPU never gets a stream; a GPU gets one exactly when CUDA is there and the shim was
+    /// built (on a machine without a GPU this calls into the shim, which must refuse cleanly).
+    #[test]
+    fn cuda_stream_only_where_cuda_is() {
+        assert!(!use_own_cuda_stream(Device::Cpu));
+        let expected = cfg!(sweep_cuda_streams) && tch::Cuda::is_available();
+        assert_eq!(use_own_cuda_stream(Device::Cuda(0)), expected);
+        set_cuda_streams(false);
+        assert!(!use_own_cuda_stream(Device::Cuda(0)));
+        set_cuda_streams(true);
+    }
+}

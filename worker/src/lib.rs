@@ -41,6 +41,8 @@ pub struct Options {
     pub slots: Slots,
     /// libtorch intra-op threads (None: libtorch's default, all cores).
     pub threads: Option<usize>,
+    /// On a GPU, one CUDA stream per trial (else all on the default stream).
+    pub cuda_streams: bool,
     /// Name shown in the coordinator's logs and results.
     pub name: String,
     /// How long to keep trying to reach the coordinator.
@@ -90,6 +92,7 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<()
     if let Some(threads) = options.threads {
         tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
     }
+    device::set_cuda_streams(options.cuda_streams);
     info!(
         device = ?info.device,
         name = %info.name,

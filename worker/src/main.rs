@@ -47,6 +47,10 @@ struct Cli {
     /// libtorch threads [default: all cores].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: Option<u32>,
+    /// On a GPU, queue every trial's work on the device's default stream instead of giving each
+    /// trial a CUDA stream of its own (to measure what separate streams bring with --slots).
+    #[arg(long)]
+    no_cuda_streams: bool,
     /// Name shown by the coordinator [default: HOST-PID].
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
@@ -123,6 +127,7 @@ impl TryFrom<Cli> for Options {
             },
             slots: cli.slots,
             threads: cli.threads.map(|t| t as usize),
+            cuda_streams: !cli.no_cuda_streams,
             name,
             patience: cli.patience,
             drain_timeout: cli.drain_timeout,

@@ -398,6 +398,10 @@ pub fn train(
     control: &Control,
     resume: Option<&[u8]>,
 ) -> Result<Trained, TrainError> {
+    // Before any tensor of this trial exists, so that all of them are made on its stream.
+    if crate::device::use_own_cuda_stream(data.device()) {
+        tracing::debug!(trial = %spec.name, "trial on its own CUDA stream");
+    }
     let mut trainer = Trainer::new(spec, data)?;
     if let Some(bytes) = resume {
         trainer.restore(bytes)?;
