@@ -337,14 +337,16 @@ fn real_fashion_epoch_time() {
 }
 
 /// The hand-written backward pass gives autograd's gradients and loss, for every activation,
-/// through several layers, on a full batch and on a shorter last one.
+/// through several layers and none, on a full batch and on a shorter last one.
 #[test]
 fn manual_gradients_equal_autograd() {
     let (_dir, data) = fashion(40);
-    for activation in ["relu", "tanh", "sigmoid"] {
+    for (activation, layers) in [("relu", 2), ("tanh", 2), ("sigmoid", 2), ("relu", 0)] {
         let s = spec(
             "fashion-mnist",
-            &format!("activation='{activation}'\nhidden_layers=2\nhidden_width=12\nbatch_size=8"),
+            &format!(
+                "activation='{activation}'\nhidden_layers={layers}\nhidden_width=12\nbatch_size=8"
+            ),
         );
         let vs = nn::VarStore::new(Device::Cpu);
         let model = Mlp::new(&vs.root(), &s).unwrap();
