@@ -131,7 +131,7 @@ impl Workspace {
         };
         let last = model.layers.len() - 1;
 
-        // Input: gather the rows, convert to float in [0, 1].
+        // Input: gather the rows, convert to float in [0, 1] (as `to_float` does, in place).
         let _ = images.f_index_select_out(&bufs.raw, 0, idx)?;
         bufs.input.f_copy_(&bufs.raw)?;
         let _ = bufs.input.f_mul_scalar_(1.0 / 255.0)?;

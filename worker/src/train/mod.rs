@@ -228,7 +228,7 @@ impl<'a> Trainer<'a> {
             )?;
             self.adam.step(&mut self.params, &self.workspace.grads)?;
         }
-        // One read per epoch.
+        // The epoch's losses and predictions, read from the device once, here.
         let (loss, correct) = self.workspace.epoch_measures()?;
         if !loss.is_finite() {
             return Err(TrainError::NonFiniteLoss { epoch, loss });
