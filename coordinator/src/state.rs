@@ -609,14 +609,12 @@ impl Scheduler {
             w.told_finished = true;
             return Ok(LeaseOutcome::Finished);
         }
-        // Only trials of datasets it cannot run are left: nothing will ever be its.
-        let runnable = unfinished.iter().any(|(&d, &n)| n > 0 && w.can_run(d));
-        if !runnable {
-            w.told_finished = true;
-            let reason = w
-                .problem()
-                .unwrap_or_else(|| "it cannot run the trials left".to_owned());
-            return Ok(LeaseOutcome::CannotRun(reason));
+        // Only trials of datasets it said it cannot run are left: nothing will ever be its.
+        if let Some(reason) = w.problem() {
+            if !unfinished.iter().any(|(&d, &n)| n > 0 && w.can_run(d)) {
+                w.told_finished = true;
+                return Ok(LeaseOutcome::CannotRun(reason));
+            }
         }
         if w.leases.len() >= w.slots as usize {
             return Ok(LeaseOutcome::Wait(retry_after));

@@ -130,4 +130,10 @@ fn retry_failed_flag_requeues_them_when_the_sweep_is_run_again() {
         "{}",
         c.stderr()
     );
+    // The report shows the earlier failure too.
+    let report = std::fs::read_to_string(sweep.out().join("report.md")).expect("report.md");
+    assert!(
+        report.contains("t_1, attempt 1 (lease_expired): lease expired"),
+        "{report}"
+    );
 }
