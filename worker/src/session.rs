@@ -702,3 +702,45 @@ async fn run_trial(
     };
     complete(outcome).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use sweep_common::DatasetKind;
+    use sweep_common::data::DataError;
+
+    use super::*;
+
+    #[test]
+    fn each_failure_goes_to_whom_it_belongs() {
+        // libtorch's words for a failed device; running out of memory is not one.
+        assert!(device_failed(
+            "CUDA error: an illegal memory access was encountered"
+        ));
+        assert!(device_failed(
+            "CUBLAS_STATUS_EXECUTION_FAILED when calling cublasSgemm"
+        ));
+        assert!(!device_failed("CUDA error: out of memory"));
+        assert!(!device_failed(
+            "shape '[2, 3]' is invalid for input of size 7"
+        ));
+        // A dataset this worker cannot find or read is its own data folder's problem.
+        let not_found = || DataError::NotFound {
+            dataset: DatasetKind::Cifar10,
+            tried: vec!["/data/cifar-10-batches-bin".into()],
+            expected: "the batches".into(),
+        };
+        assert_eq!(
+            load_failure(&LoadError::Data(not_found())),
+            FailureKind::Data
+        );
+        let offline = LoadError::Offline {
+            not_found: Box::new(not_found()),
+            hint: "put it there".into(),
+        };
+        assert_eq!(load_failure(&offline), FailureKind::Data);
+        assert_eq!(
+            load_failure(&LoadError::Join("panicked".into())),
+            FailureKind::Internal
+        );
+    }
+}
