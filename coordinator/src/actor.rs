@@ -33,8 +33,8 @@ use crate::Error;
 use crate::console::Console;
 use crate::results;
 use crate::state::{
-    CancelSelector, Checkpoint, Counts, Effect, LeaseOutcome, Outcome, Scheduler, StateError,
-    TrialState,
+    CancelSelector, Checkpoint, Counts, Effect, LeaseOutcome, Outcome, RetrySelector, Scheduler,
+    StateError, TrialState,
 };
 use crate::status::{self, Clock, Snapshot};
 use crate::store::{Store, Writes};
@@ -137,6 +137,10 @@ enum Command {
     Cancel {
         selector: CancelSelector,
         reply: oneshot::Sender<(usize, Vec<String>)>,
+    },
+    Retry {
+        selector: RetrySelector,
+        reply: Reply<(usize, Vec<String>)>,
     },
 }
 
@@ -324,6 +328,14 @@ impl Handle {
         self.call(|reply| Command::Cancel { selector, reply }).await
     }
 
+    /// Puts failed trials back in the queue; returns how many and the names that matched
+    /// nothing. Refused once the sweep has finished.
+    pub async fn retry(&self, selector: RetrySelector) -> Result<(usize, Vec<String>), Error> {
+        Ok(self
+            .call(|reply| Command::Retry { selector, reply })
+            .await??)
+    }
+
     /// The sweep's progress.
     pub async fn progress(&self) -> Result<Progress, Error> {
         self.call(|reply| Command::Progress { reply }).await
@@ -431,13 +443,17 @@ struct Batch {
     replies: Vec<Deferred>,
     /// Checkpoint files the committed state no longer names.
     drop: Vec<String>,
+    /// Checkpoint files found unusable: moved aside before the state that says so is committed
+    /// (a crash in between leaves a state naming a file that is gone, which is found unusable
+    /// again; the other order would leave it among the live checkpoints, named by nothing).
+    set_aside: Vec<String>,
     /// Told once this batch (and every one before it) is durable.
     flushed: Option<oneshot::Sender<()>>,
 }
 
 /// The database's own thread: commits batches in order, coalescing those that queued up while it
 /// was syncing into one transaction, then answers their commands and removes the checkpoint
-/// files they no longer need.
+/// files they no longer need. Checkpoints found unusable are moved into `set-aside/` first.
 struct Writer {
     tx: mpsc::Sender<Batch>,
     task: tokio::task::JoinHandle<Result<(), Error>>,
@@ -451,6 +467,9 @@ impl Writer {
                 let mut batches = vec![first];
                 while let Ok(b) = rx.try_recv() {
                     batches.push(b);
+                }
+                for file in batches.iter().flat_map(|b| &b.set_aside) {
+                    crate::artifacts::set_aside(&checkpoints, file);
                 }
                 let writes: Vec<&Writes> = batches.iter().map(|b| &b.writes).collect();
                 if let Err(e) = store.write(&writes) {
@@ -671,20 +690,26 @@ impl Owner {
     ) -> Result<(), Error> {
         let changes = self.scheduler.take_changes();
         let mut drop = Vec::new();
+        let mut set_aside = Vec::new();
         effects.retain(|e| match e {
             Effect::DropCheckpoint(file) => {
                 drop.push(file.clone());
                 false
             }
+            Effect::SetAsideCheckpoint(file) => {
+                set_aside.push(file.clone());
+                false
+            }
             _ => true,
         });
-        if changes.is_empty() && replies.is_empty() && drop.is_empty() {
+        if changes.is_empty() && replies.is_empty() && drop.is_empty() && set_aside.is_empty() {
             return Ok(());
         }
         let batch = Batch {
             writes: Writes::new(&self.scheduler, &changes),
             replies,
             drop,
+            set_aside,
             flushed: None,
         };
         writer.send(batch).await
@@ -739,6 +764,10 @@ impl Owner {
                     let from = resume.as_ref().map_or(0, |c| c.epoch);
                     info!(trial = %spec.name, id = %spec.id.short(), attempt, worker = %name, resume_after_epoch = from, "trial leased");
                 }
+                if let Ok(LeaseOutcome::CannotRun(reason)) = &outcome {
+                    let name = s.workers().get(&worker).map_or("?", |w| w.name.as_str());
+                    warn!(worker = %name, %reason, "worker cannot run any trial left: told to stop");
+                }
                 if matches!(outcome, Ok(LeaseOutcome::Finished)) {
                     // A worker told so exits: only once every result is durable.
                     replies.push(defer(reply, outcome));
@@ -788,11 +817,18 @@ impl Owner {
                 outcome,
                 reply,
             } => {
-                if let Outcome::Failed { kind, message } = &outcome {
-                    warn!(trial = %trial.short(), attempt, ?kind, %message, "attempt failed");
-                }
+                let failed = match &outcome {
+                    Outcome::Failed { kind, message } => {
+                        warn!(trial = %trial.short(), attempt, %kind, %message, "attempt failed");
+                        Some(*kind)
+                    }
+                    Outcome::Succeeded(_) => None,
+                };
                 match s.complete(worker, trial, attempt, outcome, now) {
                     Ok(effects) => {
+                        if let Some(kind) = failed {
+                            log_failure_consequences(s, worker, trial, kind, &effects);
+                        }
                         *changed = true;
                         replies.push(defer(reply, Ok(())));
                         effects
@@ -865,6 +901,17 @@ impl Owner {
                 replies.push(defer(reply, (cancelled, unknown)));
                 effects
             }
+            Command::Retry { selector, reply } => {
+                if s.is_finished() {
+                    let _ = reply.send(Err(StateError::SweepFinished));
+                    return Vec::new();
+                }
+                let (effects, unknown) = s.retry(&selector);
+                info!(retried = effects.len(), "failed trials queued again");
+                *changed = true;
+                replies.push(defer(reply, Ok((effects.len(), unknown))));
+                effects
+            }
             Command::Status { detail, reply } => {
                 let clock = Clock {
                     started: self.started,
@@ -886,7 +933,7 @@ impl Owner {
                     .trials()
                     .iter()
                     .filter_map(|t| match &t.state {
-                        TrialState::Failed { reason } => {
+                        TrialState::Failed { reason, .. } => {
                             Some((t.spec.name.clone(), reason.clone()))
                         }
                         _ => None,
@@ -925,7 +972,7 @@ impl Owner {
                                 wall_seconds = format!("{wall_seconds:.1}"),
                                 "trial succeeded"
                             ),
-                            (TrialState::Failed { reason }, _) => {
+                            (TrialState::Failed { reason, .. }, _) => {
                                 warn!(trial = %t.spec.name, %reason, "trial failed for good");
                             }
                             _ => {}
@@ -938,7 +985,9 @@ impl Owner {
                     }
                 }
                 // Done by the caller (and by the database's thread).
-                Effect::SweepFinished | Effect::DropCheckpoint(_) => {}
+                Effect::SweepFinished
+                | Effect::DropCheckpoint(_)
+                | Effect::SetAsideCheckpoint(_) => {}
             }
         }
         let now = Instant::now();
@@ -1026,5 +1075,31 @@ impl Owner {
             "progress: {}",
             status::text::line(&self.snapshot(Instant::now()))
         );
+    }
+}
+
+/// Says what an accepted failure changed beyond its trial: a worker that stops taking some
+/// trials, a checkpoint set aside.
+fn log_failure_consequences(
+    s: &Scheduler,
+    worker: WorkerId,
+    trial: TrialId,
+    kind: sweep_common::FailureKind,
+    effects: &[Effect],
+) {
+    use sweep_common::failure::Policy;
+    if let (Policy::Worker(_), Some(w)) = (kind.policy(), s.workers().get(&worker)) {
+        if let Some(problem) = w.problem() {
+            warn!(worker = %w.name, %problem, "worker takes no more trials it cannot run; its trial goes to others");
+        }
+    }
+    for e in effects {
+        if let Effect::SetAsideCheckpoint(file) = e {
+            let resume = s
+                .trial(trial)
+                .and_then(|t| t.checkpoint.as_ref())
+                .map_or(0, |c| c.epoch);
+            warn!(trial = %trial.short(), %file, resume_after_epoch = resume, "checkpoint unusable: set aside; the trial resumes from the previous one");
+        }
     }
 }

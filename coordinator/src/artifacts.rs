@@ -5,7 +5,9 @@
 //!
 //! A file is written to a temporary name, checked against the size and SHA-256 of its header,
 //! synced and renamed into place only if both match; it counts only once the state owner has
-//! recorded it under the still-live lease.
+//! recorded it under the still-live lease. A checkpoint is checked again before it is served: one
+//! that is missing or damaged is answered with `DATA_LOSS`, and once the attempt says so the
+//! state owner sets it aside (moved into `checkpoints/set-aside/`, kept for inspection).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -33,6 +35,27 @@ pub struct Dirs {
 /// The folder of checkpoints in the state directory.
 pub fn checkpoints_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("checkpoints")
+}
+
+/// Where unusable checkpoints are kept, in the checkpoints folder.
+pub const SET_ASIDE: &str = "set-aside";
+
+/// Moves checkpoint `file` of the folder `checkpoints` into its [`SET_ASIDE`] folder. A file
+/// that is already gone (it was missing, or moved before a crash) is fine; any other failure is
+/// logged: the state stops naming the file either way, so it is never offered again.
+pub fn set_aside(checkpoints: &Path, file: &str) {
+    let from = checkpoints.join(file);
+    let dir = checkpoints.join(SET_ASIDE);
+    let moved = std::fs::create_dir_all(&dir).and_then(|()| std::fs::rename(&from, dir.join(file)));
+    match moved {
+        Ok(()) => {
+            tracing::info!(file = %from.display(), to = %dir.display(), "unusable checkpoint set aside")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(file = %from.display(), error = %e, "cannot move an unusable checkpoint aside");
+        }
+    }
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> Error {
@@ -211,22 +234,32 @@ pub async fn send_checkpoint(
     let (trial, attempt) = parse_lease(request.lease.as_ref())?;
     let c = handle.resume_checkpoint(worker, trial, attempt).await?;
     let path = checkpoints_dir(state_dir).join(&c.file);
-    let bytes = std::fs::read(&path).map_err(|source| Error::Io {
-        action: "cannot read the checkpoint",
-        path: path.display().to_string(),
-        source,
-    })?;
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::CheckpointDamaged {
+                path: path.display().to_string(),
+                message: "the file is missing".to_owned(),
+            });
+        }
+        Err(source) => {
+            return Err(Error::Io {
+                action: "cannot read the checkpoint",
+                path: path.display().to_string(),
+                source,
+            });
+        }
+    };
     let actual = format!("{:x}", Sha256::digest(&bytes));
     if bytes.len() as u64 != c.size || actual != c.sha256 {
-        return Err(Error::Io {
-            action: "checkpoint damaged on disk",
+        return Err(Error::CheckpointDamaged {
             path: path.display().to_string(),
-            source: std::io::Error::other(format!(
+            message: format!(
                 "{} bytes with SHA-256 {actual}, recorded {} bytes with {}",
                 bytes.len(),
                 c.size,
                 c.sha256
-            )),
+            ),
         });
     }
     Ok(bytes

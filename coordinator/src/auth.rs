@@ -1,7 +1,7 @@
 //! Who may call what. Workers and operators present bearer tokens (`authorization: Bearer
 //! TOKEN`), one per role, checked by a tower layer around the gRPC server before any handler
-//! runs: a worker token opens the worker RPCs only, an operator token `Status` and `Cancel`
-//! only, and the gRPC health service (Kubernetes' probes) needs none. Tokens are compared in
+//! runs: a worker token opens the worker RPCs only, an operator token `Status`, `Cancel` and
+//! `Retry` only, and the gRPC health service (Kubernetes' probes) needs none. Tokens are compared in
 //! constant time, and only their SHA-256 is kept in memory: they never reach a log, an error or
 //! a report.
 //!
@@ -65,7 +65,7 @@ impl std::fmt::Debug for Secret {
 pub struct Tokens {
     /// For workers.
     pub worker: Option<Secret>,
-    /// For operators (`coordinator status`, `coordinator cancel`).
+    /// For operators (`coordinator status`, `cancel`, `retry`).
     pub operator: Option<Secret>,
 }
 
@@ -81,7 +81,7 @@ impl Tokens {
 pub enum Role {
     /// Worker RPCs.
     Worker,
-    /// `Status` and `Cancel`.
+    /// `Status`, `Cancel` and `Retry`.
     Operator,
     /// The gRPC health service.
     Public,
@@ -91,7 +91,9 @@ pub enum Role {
 /// the health service needs a token: an unknown path is no way around the check.
 pub fn role(path: &str) -> Role {
     match path {
-        "/sweep.v1.SweepService/Status" | "/sweep.v1.SweepService/Cancel" => Role::Operator,
+        "/sweep.v1.SweepService/Status"
+        | "/sweep.v1.SweepService/Cancel"
+        | "/sweep.v1.SweepService/Retry" => Role::Operator,
         p if p.starts_with("/grpc.health.v1.Health/") => Role::Public,
         _ => Role::Worker,
     }
@@ -318,6 +320,13 @@ mod tests {
         assert!(check(&t, cancel, Some(&bearer(OPERATOR))).is_ok());
         let refused = check(&t, cancel, Some(&bearer(WORKER))).unwrap_err();
         assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        let retry = "/sweep.v1.SweepService/Retry";
+        assert!(check(&t, retry, Some(&bearer(OPERATOR))).is_ok());
+        assert_eq!(
+            check(&t, retry, Some(&bearer(WORKER))).unwrap_err().code(),
+            tonic::Code::Unauthenticated,
+            "a worker cannot retry trials"
+        );
         assert_eq!(
             check(&t, lease, Some(&bearer(OPERATOR)))
                 .unwrap_err()

@@ -89,6 +89,14 @@ pub enum Error {
     /// The live web view's HTTP server failed.
     #[error("http server: {0}")]
     Http(std::io::Error),
+    /// A stored checkpoint is missing or fails its size or SHA-256 check.
+    #[error("checkpoint {path} is unusable: {message}")]
+    CheckpointDamaged {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl From<Error> for Status {
@@ -102,7 +110,13 @@ impl From<Error> for Status {
                 StateError::NotLeaseHolder { .. } => Code::PermissionDenied,
                 StateError::InvalidReport { .. } => Code::InvalidArgument,
                 StateError::NoCheckpoint { .. } => Code::NotFound,
+                StateError::SweepFinished => Code::FailedPrecondition,
             },
+            // The worker ends its attempt as CHECKPOINT_UNUSABLE on this code.
+            Error::CheckpointDamaged { .. } => {
+                tracing::warn!(error = %e, "a checkpoint to resume from is unusable");
+                Code::DataLoss
+            }
             Error::Decode(_) | Error::ProtocolVersion(_) => Code::InvalidArgument,
             Error::WorkerIdentity(_) => Code::PermissionDenied,
             Error::RateLimited { .. } => Code::ResourceExhausted,

@@ -68,6 +68,9 @@ pub struct Options {
     pub tls: Option<Tls>,
     /// Serving a non-loopback address without TLS and a worker token, as asked (`--insecure`).
     pub insecure: bool,
+    /// Put the trials that failed for good (cancelled ones aside) back in the queue before
+    /// serving (`--retry-failed`).
+    pub retry_failed: bool,
 }
 
 /// The gRPC server's TLS settings, as PEM.
@@ -97,6 +100,7 @@ impl Options {
             tokens: auth::Tokens::default(),
             tls: None,
             insecure: false,
+            retry_failed: false,
             console: Console::new(false),
         }
     }
@@ -185,8 +189,20 @@ fn open_state(
     // A worker still training a restored lease renews it within a few heartbeats of the
     // restart; one that does not is gone, and its trial should not wait a whole TTL.
     let grace = options.heartbeat_interval * 3;
-    let scheduler =
+    let mut scheduler =
         state::Scheduler::restore(trials, loaded.workers, config, grace, Instant::now());
+    if options.retry_failed {
+        let (requeued, _) = scheduler.retry(&state::RetrySelector {
+            failed: true,
+            ..state::RetrySelector::default()
+        });
+        let changes = scheduler.take_changes();
+        store.commit(&scheduler, &changes)?;
+        info!(
+            trials = requeued.len(),
+            "--retry-failed: trials that had failed for good are queued again"
+        );
+    }
     if recorded > 0 {
         let c = scheduler.counts();
         info!(

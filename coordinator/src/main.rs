@@ -59,7 +59,7 @@ struct Cli {
     /// File holding the token workers must present (or set SWEEP_WORKER_TOKEN to the token).
     #[arg(long, value_name = "FILE")]
     worker_token_file: Option<PathBuf>,
-    /// File holding the token `coordinator status` and `cancel` must present (or set
+    /// File holding the token `coordinator status`, `cancel` and `retry` must present (or set
     /// SWEEP_OPERATOR_TOKEN). A worker token cannot do what it allows.
     #[arg(long, value_name = "FILE")]
     operator_token_file: Option<PathBuf>,
@@ -77,6 +77,11 @@ struct Cli {
     /// trust (or behind a service mesh that adds mTLS).
     #[arg(long)]
     insecure: bool,
+    /// On a sweep recorded in the state directory, put the trials that failed for good back in
+    /// the queue before serving (cancelled ones stay cancelled; `coordinator retry --trial NAME`
+    /// retries those). Their earlier attempts stay in the results.
+    #[arg(long)]
+    retry_failed: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -119,6 +124,29 @@ enum Command {
         /// Why (kept as the trials' failure reason).
         #[arg(long, value_name = "TEXT", default_value = "")]
         reason: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Puts trials of a running sweep that failed for good back in the queue; their earlier
+    /// attempts stay in the results. For a sweep that has ended, rerun the coordinator with
+    /// --retry-failed instead.
+    #[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["trial", "experiment", "failed"])))]
+    Retry {
+        /// The coordinator's gRPC address.
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        /// A failed or cancelled trial to retry, by name or id (repeatable).
+        #[arg(long, value_name = "TRIAL")]
+        trial: Vec<String>,
+        /// Retry the failed trials of this experiment (repeatable).
+        #[arg(long, value_name = "EXPERIMENT")]
+        experiment: Vec<String>,
+        /// Retry every trial that failed.
+        #[arg(long)]
+        failed: bool,
+        /// With --experiment or --failed, cancelled trials too (by default they stay cancelled).
+        #[arg(long)]
+        include_cancelled: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -244,6 +272,7 @@ impl TryFrom<Cli> for (Options, Grid) {
         options.linger = cli.linger;
         options.progress_every = cli.progress_every;
         options.http = cli.http;
+        options.retry_failed = cli.retry_failed;
         Ok((options, grid))
     }
 }
@@ -364,6 +393,40 @@ fn cancel(addr: &str, request: sweep_proto::v1::CancelRequest, client: &ClientAr
     }
 }
 
+/// `coordinator retry ...`: prints how many trials were queued again, or the error and exits 1.
+fn retry(addr: &str, request: sweep_proto::v1::RetryRequest, client: &ClientArgs) -> ExitCode {
+    let access = match client.access() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(sweep_coordinator::status::client::retry(
+        addr, request, &access,
+    )) {
+        Ok(r) => {
+            println!("queued {} failed trials again", r.retried);
+            if r.unknown.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "error: no trial or experiment named {}",
+                    r.unknown.join(", ")
+                );
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// mimalloc: the coordinator makes and drops a few small allocations per call (HTTP/2 frames,
 /// protobuf messages, rows); glibc's malloc spent about 17 % of its time on them at 1 000 workers
 /// (BENCHMARKS.md, "Control plane at scale").
@@ -400,6 +463,22 @@ fn main() -> ExitCode {
                 reason: reason.clone(),
             };
             return cancel(addr, request, client);
+        }
+        Some(Command::Retry {
+            addr,
+            trial,
+            experiment,
+            failed,
+            include_cancelled,
+            client,
+        }) => {
+            let request = sweep_proto::v1::RetryRequest {
+                trials: trial.clone(),
+                experiments: experiment.clone(),
+                failed: *failed,
+                include_cancelled: *include_cancelled,
+            };
+            return retry(addr, request, client);
         }
         None => {}
     }

@@ -17,35 +17,6 @@ use crate::status::Snapshot;
 /// The `Content-Type` of [`render`]'s text.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Every failure kind, in the order they are written.
-const FAILURE_KINDS: [FailureKind; 9] = [
-    FailureKind::Data,
-    FailureKind::NonFiniteLoss,
-    FailureKind::OutOfMemory,
-    FailureKind::Internal,
-    FailureKind::WorkerShutdown,
-    FailureKind::InvalidSpec,
-    FailureKind::LeaseExpired,
-    FailureKind::Panic,
-    FailureKind::Cancelled,
-];
-
-/// A failure kind's label value (as in `results.json`). Exhaustive: a new kind must be named
-/// here, and then added to [`FAILURE_KINDS`].
-fn kind_label(kind: FailureKind) -> &'static str {
-    match kind {
-        FailureKind::Data => "data",
-        FailureKind::NonFiniteLoss => "non_finite_loss",
-        FailureKind::OutOfMemory => "out_of_memory",
-        FailureKind::Internal => "internal",
-        FailureKind::WorkerShutdown => "worker_shutdown",
-        FailureKind::InvalidSpec => "invalid_spec",
-        FailureKind::LeaseExpired => "lease_expired",
-        FailureKind::Panic => "panic",
-        FailureKind::Cancelled => "cancelled",
-    }
-}
-
 /// The metrics of `s`, in the text exposition format.
 pub fn render(s: &Snapshot) -> String {
     let mut out = Exposition::default();
@@ -92,18 +63,15 @@ pub fn render(s: &Snapshot) -> String {
         Type::Counter,
         "Attempts that ended without a result, by kind (retried ones included).",
     );
-    for kind in FAILURE_KINDS {
+    // Every kind, as `results.json` names it (declared once, in `sweep_common::failure`).
+    for kind in FailureKind::ALL {
         let n = s
             .attempt_failures
             .iter()
             .filter(|(k, _)| *k == kind)
             .map(|(_, n)| n)
             .sum::<u64>();
-        out.sample(
-            "sweep_attempt_failures_total",
-            &[("kind", kind_label(kind))],
-            n,
-        );
+        out.sample("sweep_attempt_failures_total", &[("kind", kind.name())], n);
     }
 
     out.family(

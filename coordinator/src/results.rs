@@ -147,7 +147,7 @@ fn record<'a>(s: &Scheduler, t: &'a Trial) -> TrialRecord<'a> {
             Some(*wall_seconds),
             None,
         ),
-        TrialState::Failed { reason } => ("failed", None, None, Some(reason.as_str())),
+        TrialState::Failed { reason, .. } => ("failed", None, None, Some(reason.as_str())),
     };
     let r = t.result.as_ref();
     TrialRecord {

@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use sweep_common::{EpochMetrics, TrialResult, WorkerId};
 use sweep_proto::v1::{self, complete_request, lease_response};
-use sweep_proto::{DecodeError, lease_ref, parse_lease};
+use sweep_proto::{DecodeError, failure_kind, lease_ref, parse_lease};
 use tonic::{Request, Response, Status};
 
 use crate::Error;
 use crate::actor::Handle;
 use crate::artifacts::Dirs;
 use crate::auth::WorkerKey;
-use crate::state::{CancelSelector, FailureKind, LeaseOutcome, Outcome};
+use crate::state::{CancelSelector, LeaseOutcome, Outcome, RetrySelector};
 
 /// Longest worker name kept (longer names are cut).
 const MAX_WORKER_NAME: usize = 128;
@@ -20,7 +20,7 @@ const MAX_WORKER_NAME: usize = 128;
 const MAX_SLOTS: u32 = 1024;
 /// Longest failure message kept.
 const MAX_MESSAGE: usize = 4096;
-/// Most names one cancel request may list.
+/// Most names one cancel or retry request may list.
 const MAX_CANCEL_NAMES: usize = 100_000;
 
 /// The gRPC service.
@@ -115,20 +115,6 @@ fn device_text(d: Option<&v1::Device>) -> String {
     }
 }
 
-fn failure_kind(k: i32) -> FailureKind {
-    match v1::FailureKind::try_from(k) {
-        Ok(v1::FailureKind::Data) => FailureKind::Data,
-        Ok(v1::FailureKind::NonFiniteLoss) => FailureKind::NonFiniteLoss,
-        Ok(v1::FailureKind::OutOfMemory) => FailureKind::OutOfMemory,
-        Ok(v1::FailureKind::WorkerShutdown) => FailureKind::WorkerShutdown,
-        Ok(v1::FailureKind::InvalidSpec) => FailureKind::InvalidSpec,
-        Ok(v1::FailureKind::Panic) => FailureKind::Panic,
-        Ok(v1::FailureKind::Internal | v1::FailureKind::Unspecified) | Err(_) => {
-            FailureKind::Internal
-        }
-    }
-}
-
 #[tonic::async_trait]
 impl sweep_proto::SweepService for Service {
     type FetchCheckpointStream =
@@ -189,6 +175,9 @@ impl sweep_proto::SweepService for Service {
                 retry_after_ms: millis(after),
             }),
             LeaseOutcome::Finished => lease_response::Outcome::Finished(v1::SweepFinished {}),
+            LeaseOutcome::CannotRun(reason) => {
+                lease_response::Outcome::CannotRun(v1::CannotRun { reason })
+            }
         };
         Ok(Response::new(v1::LeaseResponse {
             outcome: Some(outcome),
@@ -310,6 +299,38 @@ impl sweep_proto::SweepService for Service {
         let (cancelled, unknown) = self.handle.cancel(selector).await?;
         Ok(Response::new(v1::CancelResponse {
             cancelled: u32::try_from(cancelled).unwrap_or(u32::MAX),
+            unknown,
+        }))
+    }
+
+    async fn retry(
+        &self,
+        request: Request<v1::RetryRequest>,
+    ) -> Result<Response<v1::RetryResponse>, Status> {
+        let r = request.into_inner();
+        if r.trials.len() + r.experiments.len() > MAX_CANCEL_NAMES {
+            return Err(Error::Decode(DecodeError::Invalid {
+                field: "trials",
+                message: format!("more than {MAX_CANCEL_NAMES} names"),
+            })
+            .into());
+        }
+        if r.trials.is_empty() && r.experiments.is_empty() && !r.failed {
+            return Err(Error::Decode(DecodeError::Invalid {
+                field: "trials",
+                message: "name trials, experiments, or set failed".to_owned(),
+            })
+            .into());
+        }
+        let selector = RetrySelector {
+            trials: r.trials,
+            experiments: r.experiments,
+            failed: r.failed,
+            include_cancelled: r.include_cancelled,
+        };
+        let (retried, unknown) = self.handle.retry(selector).await?;
+        Ok(Response::new(v1::RetryResponse {
+            retried: u32::try_from(retried).unwrap_or(u32::MAX),
             unknown,
         }))
     }

@@ -5,19 +5,27 @@
 //! instance and performs the effects that transitions return.
 //!
 //! Trial states: `Pending -> Leased -> Succeeded | Failed`, and `Leased -> Pending` when a lease
-//! expires or fails in a way that is not the trial's fault, until `max_attempts` leases were
-//! granted. Invariant: a trial has at most one live lease, and only that lease's
-//! (worker, attempt) can write to the trial.
+//! expires or fails in a way that is not the trial's fault, as the failure kind's policy says
+//! ([`sweep_common::failure`]); `Failed -> Pending` when an operator retries it. Invariant: a
+//! trial has at most one live lease, and only that lease's (worker, attempt) can write to the
+//! trial.
 //!
 //! Every transition also notes what it changed in a journal ([`Change`]) that the owner drains
 //! with [`Scheduler::take_changes`] and commits to the database before it answers the callers,
 //! so nothing is acknowledged that a crash could lose. [`Scheduler::restore`] rebuilds the state
 //! from what was committed.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use sweep_common::{EpochMetrics, TrialId, TrialResult, TrialSpec, WorkerId};
+pub use sweep_common::FailureKind;
+use sweep_common::failure::{Policy, UNSTARTED_ATTEMPTS, Unfit};
+use sweep_common::{DatasetKind, EpochMetrics, TrialId, TrialResult, TrialSpec, WorkerId};
+
+mod queue;
+mod retry;
+
+pub use retry::RetrySelector;
 
 /// Timing and retry settings of the state machine.
 #[derive(Debug, Clone, Copy)]
@@ -28,54 +36,6 @@ pub struct Config {
     pub max_attempts: u32,
     /// How long a worker waits before asking again when nothing can be leased.
     pub retry_after: Duration,
-}
-
-/// Why an attempt ended without a result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureKind {
-    /// A dataset file is missing or corrupt.
-    Data,
-    /// The loss became NaN or infinite.
-    NonFiniteLoss,
-    /// The device ran out of memory.
-    OutOfMemory,
-    /// Any other error on the worker.
-    Internal,
-    /// The worker shut down and gave the lease back.
-    WorkerShutdown,
-    /// The worker could not accept the trial spec.
-    InvalidSpec,
-    /// The worker stopped heartbeating.
-    LeaseExpired,
-    /// The trainer panicked (a bug in the worker, or in libtorch).
-    Panic,
-    /// Someone cancelled the trial.
-    Cancelled,
-}
-
-impl FailureKind {
-    /// Whether a failure of this kind may be retried, and whether the retry costs an attempt.
-    fn policy(self) -> Retry {
-        match self {
-            FailureKind::Data
-            | FailureKind::NonFiniteLoss
-            | FailureKind::InvalidSpec
-            | FailureKind::Panic
-            | FailureKind::Cancelled => Retry::Never,
-            FailureKind::OutOfMemory | FailureKind::Internal | FailureKind::LeaseExpired => {
-                Retry::Counted
-            }
-            FailureKind::WorkerShutdown => Retry::Free,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Retry {
-    Never,
-    Counted,
-    Free,
 }
 
 /// One failed attempt, kept for the report.
@@ -120,10 +80,12 @@ pub enum TrialState {
         /// Seconds from that attempt's lease to its result.
         wall_seconds: f64,
     },
-    /// Ended without a result, for good.
+    /// Ended without a result, for good (until an operator retries it).
     Failed {
         /// Why.
         reason: String,
+        /// Whether an operator cancelled it (`coordinator retry --failed` leaves those).
+        cancelled: bool,
     },
 }
 
@@ -142,6 +104,17 @@ pub struct Checkpoint {
     pub sha256: String,
 }
 
+/// A checkpoint that could not be used, kept aside for inspection and never offered again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SetAside {
+    /// The checkpoint (its file now in the checkpoints folder's `set-aside/`).
+    pub checkpoint: Checkpoint,
+    /// The attempt that was to resume from it.
+    pub attempt: u32,
+    /// Why it was unusable (the worker's or the coordinator's words).
+    pub reason: String,
+}
+
 /// A trial and everything recorded about it.
 #[derive(Debug, Clone)]
 pub struct Trial {
@@ -153,6 +126,8 @@ pub struct Trial {
     pub attempts: u32,
     /// Leases that counted against `max_attempts`.
     pub counted_attempts: u32,
+    /// Leases that failed before their first epoch (counted against [`UNSTARTED_ATTEMPTS`]).
+    pub unstarted_attempts: u32,
     /// Accepted epoch metrics of the current (or successful) attempt, one per epoch.
     pub epochs: Vec<EpochMetrics>,
     /// The result, once succeeded. Its `epochs` are empty: they are `epochs` above (boxed and
@@ -162,8 +137,13 @@ pub struct Trial {
     pub failures: Vec<AttemptFailure>,
     /// Path of the final weights, relative to the output folder, once uploaded.
     pub weights: Option<String>,
-    /// The latest checkpoint, if any (dropped once the trial ends).
+    /// The latest checkpoint, if any (dropped once the trial succeeds; kept when it fails, so
+    /// that a retry resumes from it).
     pub checkpoint: Option<Box<Checkpoint>>,
+    /// The one before it, kept in case the latest proves unusable.
+    pub previous_checkpoint: Option<Box<Checkpoint>>,
+    /// Checkpoints found unusable.
+    pub set_aside: Vec<SetAside>,
     /// Epochs the current (or successful) attempt took over from a checkpoint.
     pub resumed_from: u32,
 }
@@ -176,11 +156,14 @@ impl Trial {
             state: TrialState::Pending,
             attempts: 0,
             counted_attempts: 0,
+            unstarted_attempts: 0,
             epochs: Vec::new(),
             result: None,
             failures: Vec::new(),
             weights: None,
             checkpoint: None,
+            previous_checkpoint: None,
+            set_aside: Vec::new(),
             resumed_from: 0,
         }
     }
@@ -189,6 +172,14 @@ impl Trial {
     fn keep_checkpointed_epochs(&mut self) {
         let kept = self.checkpoint.as_ref().map_or(0, |c| c.epoch);
         self.epochs.retain(|m| m.epoch <= kept);
+    }
+
+    /// True when the current attempt reported an epoch of its own (beyond the checkpoint it
+    /// resumed from).
+    fn started(&self) -> bool {
+        self.epochs
+            .last()
+            .is_some_and(|m| m.epoch > self.resumed_from)
     }
 
     /// True once the trial succeeded or failed for good.
@@ -217,6 +208,58 @@ pub struct Worker {
     pub told_finished: bool,
     /// Its device's memory (used, total bytes), from its last heartbeat that said.
     pub memory: Option<(u64, u64)>,
+    /// Why it takes no more trials at all (its device failed).
+    pub unfit: Option<String>,
+    /// Datasets it cannot load, and why.
+    pub cannot_run: BTreeMap<DatasetKind, String>,
+}
+
+impl Worker {
+    fn new(name: String, device: String, slots: u32, last_seen: Instant) -> Worker {
+        Worker {
+            name,
+            device,
+            slots: slots.max(1),
+            last_seen,
+            leases: BTreeSet::new(),
+            told_finished: false,
+            memory: None,
+            unfit: None,
+            cannot_run: BTreeMap::new(),
+        }
+    }
+
+    /// Whether it can train trials of `dataset`.
+    pub fn can_run(&self, dataset: DatasetKind) -> bool {
+        self.unfit.is_none() && !self.cannot_run.contains_key(&dataset)
+    }
+
+    /// Why it takes no more trials, or none of some datasets, in words.
+    pub fn problem(&self) -> Option<String> {
+        if let Some(m) = &self.unfit {
+            return Some(format!("takes no more trials: {m}"));
+        }
+        let each: Vec<String> = self
+            .cannot_run
+            .iter()
+            .map(|(d, m)| format!("cannot run {d} trials: {m}"))
+            .collect();
+        (!each.is_empty()).then(|| each.join("; "))
+    }
+
+    /// Marks it as unable to run what a failure of its own (`scope`) says.
+    fn mark_unfit(&mut self, scope: Unfit, dataset: DatasetKind, message: &str) {
+        match scope {
+            Unfit::Dataset => {
+                self.cannot_run
+                    .entry(dataset)
+                    .or_insert_with(|| message.to_owned());
+            }
+            Unfit::Everything => {
+                self.unfit.get_or_insert_with(|| message.to_owned());
+            }
+        }
+    }
 }
 
 /// What a lease request gets.
@@ -235,6 +278,8 @@ pub enum LeaseOutcome {
     Wait(Duration),
     /// Every trial has ended.
     Finished,
+    /// Trials are left, but none this worker can run (see [`Worker::problem`]): it should stop.
+    CannotRun(String),
 }
 
 /// How a worker ends a lease.
@@ -295,8 +340,10 @@ pub enum Effect {
     Requeued(TrialId),
     /// The last trial ended.
     SweepFinished,
-    /// A checkpoint file is no longer needed (a newer one replaced it, or the trial ended).
+    /// A checkpoint file is no longer needed (newer ones replaced it, or the trial succeeded).
     DropCheckpoint(String),
+    /// A checkpoint file proved unusable: it moves to the checkpoints folder's `set-aside/`.
+    SetAsideCheckpoint(String),
 }
 
 /// A request the state machine refuses. The service maps each to a gRPC status.
@@ -342,6 +389,11 @@ pub enum StateError {
         /// What is wrong.
         message: String,
     },
+    /// Trials cannot be retried once the sweep has finished (the coordinator is exiting).
+    #[error(
+        "the sweep has finished: rerun the coordinator with --retry-failed to retry its failed trials"
+    )]
+    SweepFinished,
 }
 
 /// Counts of trials by state.
@@ -363,10 +415,12 @@ pub struct Scheduler {
     config: Config,
     trials: Vec<Trial>,
     index: HashMap<TrialId, usize>,
-    pending: VecDeque<usize>,
+    pending: queue::Pending,
     leased: BTreeSet<usize>,
     workers: HashMap<WorkerId, Worker>,
     terminal: usize,
+    /// Trials not ended, by dataset (what a worker that cannot load some dataset may still get).
+    unfinished: BTreeMap<DatasetKind, usize>,
     changes: Vec<Change>,
 }
 
@@ -404,25 +458,26 @@ impl Scheduler {
         let long_ago = now.checked_sub(config.lease_ttl).unwrap_or(now);
         let mut workers: HashMap<WorkerId, Worker> = workers
             .into_iter()
-            .map(|(id, name, device, slots)| {
-                let w = Worker {
-                    name,
-                    device,
-                    slots: slots.max(1),
-                    last_seen: long_ago,
-                    leases: BTreeSet::new(),
-                    told_finished: false,
-                    memory: None,
-                };
-                (id, w)
-            })
+            .map(|(id, name, device, slots)| (id, Worker::new(name, device, slots, long_ago)))
             .collect();
-        let mut pending = VecDeque::new();
+        let mut pending = queue::Pending::default();
         let mut leased = BTreeSet::new();
         let mut terminal = 0;
+        let mut unfinished: BTreeMap<DatasetKind, usize> = BTreeMap::new();
         for (i, t) in trials.iter_mut().enumerate() {
+            // What a worker's own failures said it cannot run still holds.
+            for f in &t.failures {
+                if let (Policy::Worker(scope), Some(w)) =
+                    (f.kind.policy(), workers.get_mut(&f.worker))
+                {
+                    w.mark_unfit(scope, t.spec.dataset, &f.message);
+                }
+            }
+            if !t.is_terminal() {
+                *unfinished.entry(t.spec.dataset).or_default() += 1;
+            }
             match &mut t.state {
-                TrialState::Pending => pending.push_back(i),
+                TrialState::Pending => pending.push_back(t.spec.dataset, i),
                 TrialState::Leased(lease) => {
                     lease.granted = now;
                     lease.expires = now + grace.min(config.lease_ttl);
@@ -447,6 +502,7 @@ impl Scheduler {
             leased,
             workers,
             terminal,
+            unfinished,
             changes: Vec::new(),
         }
     }
@@ -489,6 +545,11 @@ impl Scheduler {
         at.into_iter().map(|i| &self.trials[i]).collect()
     }
 
+    /// Pending trials by dataset (datasets with none left out).
+    pub fn pending_by_dataset(&self) -> impl Iterator<Item = (DatasetKind, usize)> + '_ {
+        self.pending.by_dataset()
+    }
+
     /// True once every trial has ended.
     pub fn is_finished(&self) -> bool {
         self.terminal == self.trials.len()
@@ -521,18 +582,8 @@ impl Scheduler {
         now: Instant,
     ) {
         self.changes.push(Change::Worker(id));
-        self.workers.insert(
-            id,
-            Worker {
-                name,
-                device,
-                slots: slots.max(1),
-                last_seen: now,
-                leases: BTreeSet::new(),
-                told_finished: false,
-                memory: None,
-            },
-        );
+        self.workers
+            .insert(id, Worker::new(name, device, slots, now));
     }
 
     fn worker_mut(&mut self, id: WorkerId, now: Instant) -> Result<&mut Worker, StateError> {
@@ -544,19 +595,32 @@ impl Scheduler {
         Ok(w)
     }
 
-    /// Leases the next pending trial to `worker`, if it has a free slot.
+    /// Leases the next pending trial `worker` can run to it, if it has a free slot.
     pub fn lease(&mut self, worker: WorkerId, now: Instant) -> Result<LeaseOutcome, StateError> {
         let finished = self.is_finished();
         let retry_after = self.config.retry_after;
-        let w = self.worker_mut(worker, now)?;
+        let unfinished = &self.unfinished;
+        let w = self
+            .workers
+            .get_mut(&worker)
+            .ok_or(StateError::UnknownWorker(worker))?;
+        w.last_seen = now;
         if finished {
             w.told_finished = true;
             return Ok(LeaseOutcome::Finished);
         }
+        // Only trials of datasets it said it cannot run are left: nothing will ever be its.
+        if let Some(reason) = w.problem() {
+            if !unfinished.iter().any(|(&d, &n)| n > 0 && w.can_run(d)) {
+                w.told_finished = true;
+                return Ok(LeaseOutcome::CannotRun(reason));
+            }
+        }
         if w.leases.len() >= w.slots as usize {
             return Ok(LeaseOutcome::Wait(retry_after));
         }
-        let Some(i) = self.pending.pop_front() else {
+        let w = &*w;
+        let Some(i) = self.pending.pop(|d| w.can_run(d)) else {
             return Ok(LeaseOutcome::Wait(retry_after));
         };
         let trial = &mut self.trials[i];
@@ -632,10 +696,22 @@ impl Scheduler {
         }
         self.renew(i, now);
         let t = &mut self.trials[i];
-        let old = t.checkpoint.replace(Box::new(checkpoint));
         self.changes.push(Change::Trial(trial));
-        Ok(old
-            .filter(|o| Some(&o.file) != t.checkpoint.as_ref().map(|c| &c.file))
+        // The same file again (a resent upload) replaces itself; a new one pushes the latest
+        // back to `previous` and drops the one before.
+        if t.checkpoint
+            .as_ref()
+            .is_some_and(|c| c.file == checkpoint.file)
+        {
+            t.checkpoint = Some(Box::new(checkpoint));
+            return Ok(Vec::new());
+        }
+        let latest = t.checkpoint.replace(Box::new(checkpoint));
+        let oldest = match latest {
+            Some(latest) => t.previous_checkpoint.replace(latest),
+            None => None,
+        };
+        Ok(oldest
             .map(|o| Effect::DropCheckpoint(o.file))
             .into_iter()
             .collect())
@@ -865,27 +941,55 @@ impl Scheduler {
         message: String,
     ) -> Vec<Effect> {
         let max_attempts = self.config.max_attempts;
+        let dataset = self.trials[i].spec.dataset;
         self.trials[i].failures.push(AttemptFailure {
             attempt: lease.attempt,
             worker: lease.worker,
             kind,
             message: message.clone(),
         });
-        if kind == FailureKind::WorkerShutdown {
+        let mut effects = Vec::new();
+        let w = self.workers.get_mut(&lease.worker);
+        match (kind.policy(), w) {
             // The worker is leaving: nobody needs to tell it that the sweep ended.
-            if let Some(w) = self.workers.get_mut(&lease.worker) {
+            (Policy::Free, Some(w)) if kind == FailureKind::WorkerShutdown => {
                 w.told_finished = true;
             }
+            (Policy::Worker(scope), Some(w)) => w.mark_unfit(scope, dataset, &message),
+            _ => {}
         }
         let t = &mut self.trials[i];
-        let policy = kind.policy();
-        if policy == Retry::Counted {
-            t.counted_attempts += 1;
+        let started = t.started();
+        let mut policy = kind.policy();
+        if policy == Policy::SetAside && started {
+            // It trained from that checkpoint: whatever went wrong, it is not the checkpoint.
+            policy = Policy::Counted;
+        }
+        if policy == Policy::SetAside {
+            // Until the attempt reports an epoch it cannot record a checkpoint, so the latest is
+            // still the one it was given.
+            let from = t.resumed_from;
+            if let Some(c) = t.checkpoint.take_if(|c| c.epoch == from) {
+                effects.push(Effect::SetAsideCheckpoint(c.file.clone()));
+                t.set_aside.push(SetAside {
+                    checkpoint: *c,
+                    attempt: lease.attempt,
+                    reason: message.clone(),
+                });
+                t.checkpoint = t.previous_checkpoint.take();
+            }
         }
         let retry = match policy {
-            Retry::Never => false,
-            Retry::Counted => t.counted_attempts < max_attempts,
-            Retry::Free => true,
+            Policy::Final => false,
+            Policy::Free | Policy::Worker(_) => true,
+            Policy::Counted if started => {
+                t.counted_attempts += 1;
+                t.counted_attempts < max_attempts
+            }
+            Policy::Counted | Policy::SetAside => {
+                t.unstarted_attempts += 1;
+                t.unstarted_attempts < UNSTARTED_ATTEMPTS
+            }
         };
         if retry {
             t.state = TrialState::Pending;
@@ -893,19 +997,26 @@ impl Scheduler {
             let id = t.spec.id;
             let after = t.checkpoint.as_ref().map_or(0, |c| c.epoch);
             self.changes.push(Change::Supersede { trial: id, after });
-            let mut effects = self.end_lease(i, lease.worker, false);
-            self.pending.push_front(i);
+            effects.extend(self.end_lease(i, lease.worker, false));
+            self.pending.push_front(dataset, i);
             effects.push(Effect::Requeued(id));
             effects
         } else {
             t.state = TrialState::Failed {
-                reason: if policy == Retry::Never {
-                    message
-                } else {
-                    format!("failed {} times; last: {message}", t.counted_attempts)
+                reason: match policy {
+                    Policy::Final => message,
+                    Policy::Counted if started => {
+                        format!("failed {} times; last: {message}", t.counted_attempts)
+                    }
+                    _ => format!(
+                        "{} attempts ended before their first epoch; last: {message}",
+                        t.unstarted_attempts
+                    ),
                 },
+                cancelled: false,
             };
-            self.end_lease(i, lease.worker, true)
+            effects.extend(self.end_lease(i, lease.worker, true));
+            effects
         }
     }
 
@@ -916,16 +1027,34 @@ impl Scheduler {
             w.leases.remove(&id);
         }
         self.changes.push(Change::Trial(id));
-        let mut effects = Vec::new();
         if terminal {
-            self.terminal += 1;
-            if let Some(c) = self.trials[i].checkpoint.take() {
+            self.trial_ended(i)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Accounts for trial `i` having ended (succeeded, or failed for good): a succeeded trial's
+    /// checkpoints are no longer needed; a failed one keeps them for a retry.
+    fn trial_ended(&mut self, i: usize) -> Vec<Effect> {
+        let t = &mut self.trials[i];
+        let mut effects = Vec::new();
+        if matches!(t.state, TrialState::Succeeded { .. }) {
+            for c in [t.checkpoint.take(), t.previous_checkpoint.take()]
+                .into_iter()
+                .flatten()
+            {
                 effects.push(Effect::DropCheckpoint(c.file));
             }
-            effects.push(Effect::TrialEnded(id));
-            if self.is_finished() {
-                effects.push(Effect::SweepFinished);
-            }
+        }
+        let (id, dataset) = (t.spec.id, t.spec.dataset);
+        self.terminal += 1;
+        if let Some(n) = self.unfinished.get_mut(&dataset) {
+            *n = n.saturating_sub(1);
+        }
+        effects.push(Effect::TrialEnded(id));
+        if self.is_finished() {
+            effects.push(Effect::SweepFinished);
         }
         effects
     }
@@ -934,36 +1063,9 @@ impl Scheduler {
     /// ones too (their workers learn it at their next heartbeat, whose answer revokes the
     /// lease). Returns the effects and the names that matched nothing.
     pub fn cancel(&mut self, selector: &CancelSelector) -> (Vec<Effect>, Vec<String>) {
-        let mut unknown = Vec::new();
-        let mut chosen: BTreeSet<usize> = BTreeSet::new();
-        let mut names: HashMap<&str, Vec<usize>> = HashMap::new();
-        let mut experiments: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (i, t) in self.trials.iter().enumerate() {
-            names.entry(t.spec.name.as_str()).or_default().push(i);
-            experiments
-                .entry(t.spec.experiment.as_str())
-                .or_default()
-                .push(i);
-        }
-        for name in &selector.trials {
-            let by_id = name
-                .parse::<TrialId>()
-                .ok()
-                .and_then(|id| self.index.get(&id).copied());
-            match (by_id, names.get(name.as_str())) {
-                (Some(i), _) => {
-                    chosen.insert(i);
-                }
-                (None, Some(list)) => chosen.extend(list.iter().copied()),
-                (None, None) => unknown.push(name.clone()),
-            }
-        }
-        for name in &selector.experiments {
-            match experiments.get(name.as_str()) {
-                Some(list) => chosen.extend(list.iter().copied()),
-                None => unknown.push(name.clone()),
-            }
-        }
+        let (mut chosen, by_experiment, unknown) =
+            self.select(&selector.trials, &selector.experiments);
+        chosen.extend(by_experiment);
         if selector.all {
             chosen.extend(0..self.trials.len());
         }
@@ -977,7 +1079,7 @@ impl Scheduler {
             .filter(|&i| !self.trials[i].is_terminal())
             .collect();
         let mut effects = Vec::new();
-        self.pending.retain(|i| !cancelled.contains(i));
+        self.pending.retain(|i| !cancelled.contains(&i));
         let mut ordered: Vec<usize> = cancelled.into_iter().collect();
         ordered.sort_unstable();
         for i in ordered {
@@ -995,24 +1097,58 @@ impl Scheduler {
             };
             self.trials[i].state = TrialState::Failed {
                 reason: reason.clone(),
+                cancelled: true,
             };
             match worker {
                 Some(w) => effects.extend(self.end_lease(i, w, true)),
                 None => {
-                    let id = self.trials[i].spec.id;
-                    self.changes.push(Change::Trial(id));
-                    self.terminal += 1;
-                    if let Some(c) = self.trials[i].checkpoint.take() {
-                        effects.push(Effect::DropCheckpoint(c.file));
-                    }
-                    effects.push(Effect::TrialEnded(id));
-                    if self.is_finished() {
-                        effects.push(Effect::SweepFinished);
-                    }
+                    self.changes.push(Change::Trial(self.trials[i].spec.id));
+                    effects.extend(self.trial_ended(i));
                 }
             }
         }
         (effects, unknown)
+    }
+
+    /// The trials `trials` (by id or name) and `experiments` name, in two sets (named, and of
+    /// the experiments), and the names that match nothing.
+    fn select(
+        &self,
+        trials: &[String],
+        experiments: &[String],
+    ) -> (BTreeSet<usize>, BTreeSet<usize>, Vec<String>) {
+        let mut unknown = Vec::new();
+        let mut named: BTreeSet<usize> = BTreeSet::new();
+        let mut of_experiments: BTreeSet<usize> = BTreeSet::new();
+        let mut names: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut by_experiment: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, t) in self.trials.iter().enumerate() {
+            names.entry(t.spec.name.as_str()).or_default().push(i);
+            by_experiment
+                .entry(t.spec.experiment.as_str())
+                .or_default()
+                .push(i);
+        }
+        for name in trials {
+            let by_id = name
+                .parse::<TrialId>()
+                .ok()
+                .and_then(|id| self.index.get(&id).copied());
+            match (by_id, names.get(name.as_str())) {
+                (Some(i), _) => {
+                    named.insert(i);
+                }
+                (None, Some(list)) => named.extend(list.iter().copied()),
+                (None, None) => unknown.push(name.clone()),
+            }
+        }
+        for name in experiments {
+            match by_experiment.get(name.as_str()) {
+                Some(list) => of_experiments.extend(list.iter().copied()),
+                None => unknown.push(name.clone()),
+            }
+        }
+        (named, of_experiments, unknown)
     }
 
     /// True when every worker seen since `since` has been told the sweep is finished.
@@ -1090,3 +1226,5 @@ fn validate_result(spec: &TrialSpec, r: &TrialResult) -> Result<(), StateError> 
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_failures;

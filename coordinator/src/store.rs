@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 use sweep_common::{EpochMetrics, TrialId, TrialResult, TrialSpec, WorkerId};
 
-use crate::state::{AttemptFailure, Change, Checkpoint, Lease, Scheduler, Trial, TrialState};
+use crate::state::{
+    AttemptFailure, Change, Checkpoint, Lease, Scheduler, SetAside, Trial, TrialState,
+};
 
 /// The database file's name in the state directory.
 pub const DATABASE: &str = "sweep.db";
@@ -58,7 +60,11 @@ CREATE TABLE IF NOT EXISTS trials (
     failures TEXT NOT NULL,
     weights TEXT,
     checkpoint TEXT,
-    resumed_from INTEGER NOT NULL
+    resumed_from INTEGER NOT NULL,
+    unstarted_attempts INTEGER NOT NULL DEFAULT 0,
+    previous_checkpoint TEXT,
+    set_aside TEXT,
+    cancelled INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS epochs (
     trial INTEGER NOT NULL REFERENCES trials (num),
@@ -79,6 +85,26 @@ CREATE TABLE IF NOT EXISTS workers (
     slots INTEGER NOT NULL
 );
 ";
+
+/// Columns added to schema 2 after it shipped, with what fills them in an older database (the
+/// migration is `ALTER TABLE ... ADD COLUMN`, then the statement given, once).
+const ADDED_COLUMNS: &[(&str, &str, &str, &str)] = &[
+    (
+        "trials",
+        "unstarted_attempts",
+        "INTEGER NOT NULL DEFAULT 0",
+        "",
+    ),
+    ("trials", "previous_checkpoint", "TEXT", ""),
+    ("trials", "set_aside", "TEXT", ""),
+    (
+        "trials",
+        "cancelled",
+        "INTEGER NOT NULL DEFAULT 0",
+        // Cancels were recorded by their reason only.
+        "UPDATE trials SET cancelled = 1 WHERE state = 'failed' AND reason LIKE 'cancelled%'",
+    ),
+];
 
 /// What can go wrong with the database.
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +209,7 @@ impl Store {
         conn.pragma_update(None, "cache_size", -CACHE_KIB)
             .map_err(sqlite)?;
         conn.execute_batch(SCHEMA).map_err(sqlite)?;
+        add_columns(&conn).map_err(sqlite)?;
         let store = Store {
             conn,
             path,
@@ -314,7 +341,8 @@ impl Store {
             .prepare(
                 "SELECT id, spec, state, attempts, counted_attempts, lease_worker, lease_attempt,
                         success_attempt, success_worker, wall_seconds, result, reason, failures,
-                        weights, checkpoint, resumed_from
+                        weights, checkpoint, resumed_from, unstarted_attempts,
+                        previous_checkpoint, set_aside, cancelled
                  FROM trials",
             )
             .map_err(|e| self.sqlite(e))?;
@@ -335,6 +363,10 @@ impl Store {
             weights: Option<String>,
             checkpoint: Option<String>,
             resumed_from: u32,
+            unstarted_attempts: u32,
+            previous_checkpoint: Option<String>,
+            set_aside: Option<String>,
+            cancelled: bool,
         }
         let rows = stmt
             .query_map([], |r| {
@@ -355,6 +387,10 @@ impl Store {
                     weights: r.get(13)?,
                     checkpoint: r.get(14)?,
                     resumed_from: r.get(15)?,
+                    unstarted_attempts: r.get(16)?,
+                    previous_checkpoint: r.get(17)?,
+                    set_aside: r.get(18)?,
+                    cancelled: r.get(19)?,
                 })
             })
             .map_err(|e| self.sqlite(e))?;
@@ -389,6 +425,7 @@ impl Store {
                 },
                 "failed" => TrialState::Failed {
                     reason: row.reason.clone().unwrap_or_default(),
+                    cancelled: row.cancelled,
                 },
                 other => return Err(corrupt(&row.id, format!("unknown state {other:?}"))),
             };
@@ -404,20 +441,31 @@ impl Store {
             };
             let failures: Vec<AttemptFailure> =
                 serde_json::from_str(&row.failures).map_err(|e| bad("failures", &e))?;
-            let checkpoint: Option<Box<Checkpoint>> = match &row.checkpoint {
-                Some(text) => Some(serde_json::from_str(text).map_err(|e| bad("checkpoint", &e))?),
-                None => None,
+            let checkpoint = |text: &Option<String>, what| -> Result<_, StoreError> {
+                match text {
+                    Some(text) => Ok(Some(Box::<Checkpoint>::new(
+                        serde_json::from_str(text).map_err(|e| bad(what, &e))?,
+                    ))),
+                    None => Ok(None),
+                }
+            };
+            let set_aside: Vec<SetAside> = match &row.set_aside {
+                Some(text) => serde_json::from_str(text).map_err(|e| bad("set_aside", &e))?,
+                None => Vec::new(),
             };
             let trial = Trial {
                 spec,
                 state,
                 attempts: row.attempts,
                 counted_attempts: row.counted_attempts,
+                unstarted_attempts: row.unstarted_attempts,
                 epochs: trial_epochs,
                 result,
                 failures,
                 weights: row.weights.clone(),
-                checkpoint,
+                checkpoint: checkpoint(&row.checkpoint, "checkpoint")?,
+                previous_checkpoint: checkpoint(&row.previous_checkpoint, "previous_checkpoint")?,
+                set_aside,
                 resumed_from: row.resumed_from,
             };
             loaded.trials.insert(trial.spec.id, trial);
@@ -745,6 +793,10 @@ struct TrialRow {
     weights: Option<String>,
     checkpoint: Option<String>,
     resumed_from: u32,
+    unstarted_attempts: u32,
+    previous_checkpoint: Option<String>,
+    set_aside: Option<String>,
+    cancelled: bool,
 }
 
 impl TrialRow {
@@ -765,9 +817,9 @@ impl TrialRow {
             ),
             _ => (None, None, None),
         };
-        let reason = match &t.state {
-            TrialState::Failed { reason } => Some(reason.clone()),
-            _ => None,
+        let (reason, cancelled) = match &t.state {
+            TrialState::Failed { reason, cancelled } => (Some(reason.clone()), *cancelled),
+            _ => (None, false),
         };
         TrialRow {
             trial: t.spec.id,
@@ -788,6 +840,10 @@ impl TrialRow {
             weights: t.weights.clone(),
             checkpoint: t.checkpoint.as_deref().map(json),
             resumed_from: t.resumed_from,
+            unstarted_attempts: t.unstarted_attempts,
+            previous_checkpoint: t.previous_checkpoint.as_deref().map(json),
+            set_aside: (!t.set_aside.is_empty()).then(|| json(&t.set_aside)),
+            cancelled,
         }
     }
 
@@ -796,7 +852,9 @@ impl TrialRow {
             "UPDATE trials SET state = ?2, attempts = ?3, counted_attempts = ?4,
                  lease_worker = ?5, lease_attempt = ?6, success_attempt = ?7,
                  success_worker = ?8, wall_seconds = ?9, result = ?10, reason = ?11,
-                 failures = ?12, weights = ?13, checkpoint = ?14, resumed_from = ?15
+                 failures = ?12, weights = ?13, checkpoint = ?14, resumed_from = ?15,
+                 unstarted_attempts = ?16, previous_checkpoint = ?17, set_aside = ?18,
+                 cancelled = ?19
              WHERE num = ?1",
         )?
         .execute(params![
@@ -815,9 +873,37 @@ impl TrialRow {
             self.weights,
             self.checkpoint,
             self.resumed_from,
+            self.unstarted_attempts,
+            self.previous_checkpoint,
+            self.set_aside,
+            self.cancelled,
         ])
         .map(drop)
     }
+}
+
+/// Adds the columns of [`ADDED_COLUMNS`] an older database lacks, in one transaction.
+fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let mut missing = Vec::new();
+    for &(table, column, declaration, fill) in ADDED_COLUMNS {
+        let present: bool = conn
+            .prepare(&format!(
+                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+            ))?
+            .exists([column])?;
+        if !present {
+            missing.push(format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {declaration};"
+            ));
+            if !fill.is_empty() {
+                missing.push(format!("{fill};"));
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    conn.execute_batch(&format!("BEGIN; {} COMMIT;", missing.join(" ")))
 }
 
 /// JSON for the columns that hold it. Our types have string keys only, so encoding cannot fail;

@@ -149,6 +149,7 @@ fn live_view_updates_in_a_headless_browser() {
                 Leased::Trial(spec, attempt) => w.train(&spec, attempt, &[48.0, 57.0, 61.0]).await,
                 Leased::Wait => tokio::time::sleep(Duration::from_millis(20)).await,
                 Leased::Finished => break,
+                Leased::CannotRun(why) => panic!("told it cannot run trials: {why}"),
             }
         }
     });

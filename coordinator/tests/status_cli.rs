@@ -103,6 +103,7 @@ fn status_command_and_web_json_describe_a_running_sweep() {
                 Leased::Trial(spec, attempt) => w.train(&spec, attempt, &[50.0, 60.0, 65.0]).await,
                 Leased::Wait => tokio::time::sleep(Duration::from_millis(20)).await,
                 Leased::Finished => break,
+                Leased::CannotRun(why) => panic!("told it cannot run trials: {why}"),
             }
         }
     });

@@ -2,8 +2,8 @@
 
 use sweep_common::grid::limits;
 use sweep_common::{
-    Activation, ConfusionMatrix, DatasetKind, EpochMetrics, HyperParams, SplitSpec, TrialId,
-    TrialResult, TrialSpec,
+    Activation, ConfusionMatrix, DatasetKind, EpochMetrics, FailureKind, HyperParams, SplitSpec,
+    TrialId, TrialResult, TrialSpec,
 };
 
 use crate::v1;
@@ -53,6 +53,43 @@ pub fn parse_lease(lease: Option<&v1::LeaseRef>) -> Result<(TrialId, u32), Decod
         return Err(invalid("lease.attempt", "attempts start at 1"));
     }
     Ok((trial, lease.attempt))
+}
+
+/// The kind of a failure a worker reports (`TrialFailure.kind`). No value, or one this build does
+/// not know (a newer worker), is `Internal`: retried, and counted.
+pub fn failure_kind(wire: i32) -> FailureKind {
+    match v1::FailureKind::try_from(wire) {
+        Ok(v1::FailureKind::Data) => FailureKind::Data,
+        Ok(v1::FailureKind::NonFiniteLoss) => FailureKind::NonFiniteLoss,
+        Ok(v1::FailureKind::OutOfMemory) => FailureKind::OutOfMemory,
+        Ok(v1::FailureKind::WorkerShutdown) => FailureKind::WorkerShutdown,
+        Ok(v1::FailureKind::InvalidSpec) => FailureKind::InvalidSpec,
+        Ok(v1::FailureKind::Panic) => FailureKind::Panic,
+        Ok(v1::FailureKind::CheckpointUnusable) => FailureKind::CheckpointUnusable,
+        Ok(v1::FailureKind::Device) => FailureKind::Device,
+        Ok(v1::FailureKind::Internal | v1::FailureKind::Unspecified) | Err(_) => {
+            FailureKind::Internal
+        }
+    }
+}
+
+impl From<FailureKind> for v1::FailureKind {
+    /// The wire value a worker sends. The kinds only the coordinator records (an expired lease,
+    /// a cancel) have none: `Unspecified`, which reads back as `Internal`.
+    fn from(k: FailureKind) -> Self {
+        match k {
+            FailureKind::Data => v1::FailureKind::Data,
+            FailureKind::NonFiniteLoss => v1::FailureKind::NonFiniteLoss,
+            FailureKind::OutOfMemory => v1::FailureKind::OutOfMemory,
+            FailureKind::Internal => v1::FailureKind::Internal,
+            FailureKind::WorkerShutdown => v1::FailureKind::WorkerShutdown,
+            FailureKind::InvalidSpec => v1::FailureKind::InvalidSpec,
+            FailureKind::Panic => v1::FailureKind::Panic,
+            FailureKind::CheckpointUnusable => v1::FailureKind::CheckpointUnusable,
+            FailureKind::Device => v1::FailureKind::Device,
+            FailureKind::LeaseExpired | FailureKind::Cancelled => v1::FailureKind::Unspecified,
+        }
+    }
 }
 
 impl From<Activation> for v1::Activation {
@@ -333,6 +370,25 @@ mod tests {
             bad.activation = 99;
             assert!(TrialSpec::try_from(&bad).is_err());
         }
+    }
+
+    #[test]
+    fn every_failure_a_worker_sends_round_trips() {
+        for kind in FailureKind::ALL {
+            let wire = v1::FailureKind::from(kind);
+            let back = failure_kind(wire.into());
+            match kind {
+                FailureKind::LeaseExpired | FailureKind::Cancelled => {
+                    assert_eq!(
+                        back,
+                        FailureKind::Internal,
+                        "{kind}: not a worker's to send"
+                    );
+                }
+                _ => assert_eq!(back, kind),
+            }
+        }
+        assert_eq!(failure_kind(999), FailureKind::Internal);
     }
 
     #[test]

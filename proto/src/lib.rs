@@ -16,7 +16,7 @@ pub mod auth;
 mod convert;
 
 pub use auth::{Bearer, Client};
-pub use convert::{DecodeError, lease_ref, parse_lease};
+pub use convert::{DecodeError, failure_kind, lease_ref, parse_lease};
 pub use v1::sweep_service_client::SweepServiceClient;
 pub use v1::sweep_service_server::{SweepService, SweepServiceServer};
 

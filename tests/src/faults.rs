@@ -100,6 +100,8 @@ pub struct Audit {
     pub extra_attempts: u32,
     /// Trials whose result came from an attempt that resumed from a checkpoint.
     pub resumed: usize,
+    /// Checkpoints set aside as unusable (each in `checkpoints/set-aside/`, named by no trial).
+    pub set_aside: usize,
 }
 
 /// Checks the invariants over the coordinator's database at `db` after a sweep of `trials`
@@ -110,7 +112,10 @@ pub struct Audit {
 /// - the current metrics come from attempts in order: those before the successful attempt only
 ///   up to the checkpoint it resumed from, the successful attempt's only after it (so no write
 ///   of a superseded attempt past its last checkpoint was ever kept);
-/// - no epoch row names an attempt that was never leased.
+/// - no epoch row names an attempt that was never leased;
+/// - every checkpoint set aside as unusable is in the state directory's
+///   `checkpoints/set-aside/` and is no trial's checkpoint any more (never offered again), and no
+///   succeeded trial still names a checkpoint.
 pub fn audit(db: &Path, trials: usize, epochs: u32) -> Audit {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -211,7 +216,88 @@ pub fn audit(db: &Path, trials: usize, epochs: u32) -> Audit {
     }
     assert_eq!(a.duplicates, 0, "duplicated epochs");
     assert_eq!(a.lost, 0, "trials without a result");
+    a.set_aside = audit_set_aside(&conn, db);
     a
+}
+
+/// The checkpoints each trial set aside: (trial name, file, epoch, reason).
+pub fn set_aside_checkpoints(db: &Path) -> Vec<(String, String, u32, String)> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", db.display()));
+    let rows: Vec<(String, String)> = conn
+        .prepare("SELECT name, set_aside FROM trials WHERE set_aside IS NOT NULL")
+        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .expect("read set-aside checkpoints");
+    let mut out = Vec::new();
+    for (name, json) in rows {
+        let list: Vec<serde_json::Value> =
+            serde_json::from_str(&json).unwrap_or_else(|e| panic!("{name}: set_aside: {e}"));
+        for entry in list {
+            let text = |pointer: &str| {
+                entry
+                    .pointer(pointer)
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_else(|| panic!("{name}: set_aside without {pointer}: {entry}"))
+                    .to_owned()
+            };
+            let epoch = entry
+                .pointer("/checkpoint/epoch")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or_else(|| panic!("{name}: set_aside without an epoch: {entry}"));
+            out.push((
+                name.clone(),
+                text("/checkpoint/file"),
+                u32::try_from(epoch).unwrap_or(u32::MAX),
+                text("/reason"),
+            ));
+        }
+    }
+    out
+}
+
+fn audit_set_aside(conn: &rusqlite::Connection, db: &Path) -> usize {
+    let checkpoints = db
+        .parent()
+        .expect("the state directory")
+        .join("checkpoints");
+    let named: Vec<(String, String, Option<String>, Option<String>)> = conn
+        .prepare("SELECT name, state, checkpoint, previous_checkpoint FROM trials")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect()
+        })
+        .expect("read checkpoints");
+    let file = |json: &str| -> String {
+        serde_json::from_str::<serde_json::Value>(json)
+            .ok()
+            .and_then(|v| v.get("file").and_then(|f| f.as_str().map(str::to_owned)))
+            .unwrap_or_else(|| panic!("a checkpoint without a file: {json}"))
+    };
+    let live: Vec<String> = named
+        .iter()
+        .flat_map(|(name, state, latest, previous)| {
+            assert!(
+                state != "succeeded" || (latest.is_none() && previous.is_none()),
+                "{name} succeeded but still names a checkpoint"
+            );
+            [latest, previous].into_iter().flatten().map(|j| file(j))
+        })
+        .collect();
+    let set_aside = set_aside_checkpoints(db);
+    for (name, f, _, _) in &set_aside {
+        assert!(
+            !live.contains(f),
+            "{name}: checkpoint {f} was set aside but is still offered"
+        );
+        let kept = checkpoints.join("set-aside").join(f);
+        assert!(kept.is_file(), "{name}: {} is not kept", kept.display());
+        assert!(
+            !checkpoints.join(f).exists(),
+            "{name}: {f} is still among the live checkpoints"
+        );
+    }
+    set_aside.len()
 }
 
 /// (trial id prefix, attempt) of every result a worker says the coordinator acknowledged.

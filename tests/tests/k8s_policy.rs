@@ -320,6 +320,31 @@ fn check_workers(m: &Manifests) {
             w.doc.pointer("/spec/completions").is_none(),
             "{id}: a work queue"
         );
+        // Exit 0 (the sweep is finished) is the only success: a drained worker (130) is
+        // replaced without counting, a bad flag (2) ends the Job, and the rest are retried.
+        assert_eq!(
+            str_at(w.pod_spec(), "/restartPolicy"),
+            Some("Never"),
+            "{id}: podFailurePolicy needs restartPolicy Never"
+        );
+        let rules = array_at(w.doc, "/spec/podFailurePolicy/rules");
+        let codes = |action: &str| -> Vec<u64> {
+            rules
+                .iter()
+                .filter(|r| str_at(r, "/action") == Some(action))
+                .flat_map(|r| array_at(r, "/onExitCodes/values"))
+                .filter_map(Value::as_u64)
+                .collect()
+        };
+        assert_eq!(codes("FailJob"), [2], "{id}: a bad flag ends the Job");
+        assert_eq!(codes("Ignore"), [130], "{id}: a drained worker is replaced");
+        assert!(
+            rules.iter().any(|r| str_at(r, "/action") == Some("Ignore")
+                && array_at(r, "/onPodConditions")
+                    .iter()
+                    .any(|c| str_at(c, "/type") == Some("DisruptionTarget"))),
+            "{id}: a disrupted pod is not counted"
+        );
     }
 
     // One device per worker.

@@ -267,7 +267,7 @@ fn the_cpu_job_overlay_runs_a_sweep() {
 
 /// The GPU overlays' workers cannot train here, but their command must be one the worker
 /// accepts: run as rendered, it gets as far as the device check (and stops there without a GPU,
-/// exit code 1, not clap's 2 for a bad flag).
+/// exit code 3, "this worker cannot run trials", not clap's 2 for a bad flag).
 #[test]
 fn the_gpu_overlays_workers_accept_their_flags() {
     let Some(kubectl) = k8s::kubectl() else {
@@ -289,7 +289,7 @@ fn the_gpu_overlays_workers_accept_their_flags() {
                 .map(str::to_owned)
         });
         if line.contains("CUDA is not available") {
-            worker.expect_exit_code(1, Duration::from_secs(30));
+            worker.expect_exit_code(3, Duration::from_secs(30));
         }
     }
 }

@@ -27,4 +27,23 @@ pub enum Error {
     /// The coordinator refused the worker.
     #[error("the coordinator refused this worker: {0}")]
     Refused(String),
+    /// What answers at the address is not a gRPC server.
+    #[error(
+        "{addr} does not speak gRPC ({detail}): is it the coordinator's web view (--http)? \
+         Point --coordinator at the address the coordinator prints as `listening on` (its \
+         --listen, port 50051 by default)"
+    )]
+    NotGrpc {
+        /// The address given.
+        addr: String,
+        /// What came back instead.
+        detail: String,
+    },
+    /// This worker cannot run any of the trials left (its data folder, its device): it stopped
+    /// taking trials.
+    #[error("this worker cannot run the trials left: {0}")]
+    CannotRun(String),
+    /// Something inside the worker failed that should not (a task crashed).
+    #[error("internal error: {0}")]
+    Internal(String),
 }

@@ -59,9 +59,9 @@ pub fn train(
     let mut state = match resume {
         Some(bytes) => {
             let s: State = serde_json::from_slice(bytes)
-                .map_err(|e| TrainError::Checkpoint(format!("unreadable test checkpoint: {e}")))?;
+                .map_err(|e| TrainError::Resume(format!("unreadable test checkpoint: {e}")))?;
             if s.trial != spec.id {
-                return Err(TrainError::Checkpoint(format!(
+                return Err(TrainError::Resume(format!(
                     "checkpoint of trial {}, not {}",
                     s.trial, spec.id
                 )));

@@ -9,8 +9,10 @@ pub mod data_cache;
 pub mod device;
 pub mod download;
 mod error;
+pub mod exit;
 pub mod fake;
 pub mod memory;
+mod probe;
 pub mod session;
 pub mod train;
 
@@ -25,6 +27,7 @@ use tracing::info;
 
 pub use device::DeviceChoice;
 pub use error::Error;
+pub use exit::Exit;
 
 /// Validated settings of a worker.
 #[derive(Debug, Clone)]
@@ -77,9 +80,28 @@ pub enum Slots {
     Auto,
 }
 
-/// Runs the worker until the sweep is finished (Ok) or `shutdown` turns true (Ok, after giving
-/// back its leases).
-pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+/// How a worker's run ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The coordinator said the sweep is finished.
+    Finished,
+    /// `shutdown` turned true first (the leases were given back).
+    Stopped,
+}
+
+impl End {
+    /// The exit code it means.
+    pub fn exit(self) -> Exit {
+        match self {
+            End::Finished => Exit::Finished,
+            End::Stopped => Exit::Stopped,
+        }
+    }
+}
+
+/// Runs the worker until the sweep is finished or `shutdown` turns true (after giving back its
+/// leases). An error says why it stopped otherwise; [`Error::exit`] is its exit code.
+pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<End, Error> {
     device::tune_malloc();
     let info = match options.test_trainer {
         Some(_) => device::DeviceInfo {
@@ -173,14 +195,38 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<()
         slots,
     };
     let started = Instant::now();
+    // Whatever answers plain HTTP/1 there is not a coordinator: say so at once.
+    let not_grpc = std::sync::Mutex::new(None);
     let registered = session::retry(options.patience, &shutdown, || {
         let mut c = client.clone();
         let r = request.clone();
-        async move { c.register(r).await }
+        let not_grpc = &not_grpc;
+        let url = options.coordinator.as_str();
+        async move {
+            let status = match c.register(r).await {
+                Ok(answer) => return Ok(answer),
+                Err(status) => status,
+            };
+            match probe::http1_status_line(url).await {
+                Some(line) => {
+                    if let Ok(mut found) = not_grpc.lock() {
+                        *found = Some(line);
+                    }
+                    Err(tonic::Status::failed_precondition("not a gRPC server"))
+                }
+                None => Err(status),
+            }
+        }
     })
     .await
     .map_err(|status| {
-        if status.code() == tonic::Code::Unavailable || status.code() == tonic::Code::Unknown {
+        if let Some(line) = not_grpc.lock().ok().and_then(|mut f| f.take()) {
+            Error::NotGrpc {
+                addr: options.coordinator.clone(),
+                detail: format!("it answers plain HTTP: {line}"),
+            }
+        } else if status.code() == tonic::Code::Unavailable || status.code() == tonic::Code::Unknown
+        {
             Error::Unreachable {
                 addr: options.coordinator.clone(),
                 seconds: started.elapsed().as_secs_f64(),
@@ -239,6 +285,8 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<()
     for i in 0..slot_count {
         slots.spawn(session::slot(Arc::clone(&session), i, shutdown.clone()));
     }
+    let mut finished = false;
+    let mut cannot_run = None;
     let mut first_error = None;
     while let Some(joined) = slots.join_next().await {
         match joined {
@@ -246,7 +294,16 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<()
                 // Every trial has ended, so no other slot holds a lease: stop them all now
                 // rather than letting them ask a coordinator that is about to exit.
                 info!("the coordinator says the sweep is finished");
+                finished = true;
                 slots.abort_all();
+            }
+            Ok(Ok(session::SlotEnd::CannotRun(reason))) => {
+                // The other slots hear the same at their next lease (a trial one of them still
+                // trains ends first).
+                if cannot_run.is_none() {
+                    tracing::error!(%reason, "the coordinator says this worker cannot run any trial left; it takes no more");
+                }
+                cannot_run.get_or_insert(reason);
             }
             Ok(Ok(end)) => info!(?end, "slot done"),
             Err(e) if e.is_cancelled() => {}
@@ -254,14 +311,26 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<()
                 tracing::error!(error = %e, "slot failed");
                 first_error.get_or_insert(e);
             }
-            Err(e) => tracing::error!(error = %e, "slot task failed"),
+            Err(e) => {
+                tracing::error!(error = %e, "slot task failed");
+                first_error.get_or_insert(Error::Internal(format!("a slot's task failed: {e}")));
+            }
         }
+    }
+    // The sweep finishing trumps everything; a worker that could run nothing says so before
+    // any other error; a worker told to stop has drained.
+    if finished {
+        info!("sweep finished; worker exiting");
+        return Ok(End::Finished);
+    }
+    if let Some(reason) = cannot_run {
+        return Err(Error::CannotRun(reason));
     }
     match first_error {
         Some(e) => Err(e),
         None => {
-            info!("sweep finished or stopped; worker exiting");
-            Ok(())
+            info!("stopped; worker exiting");
+            Ok(End::Stopped)
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Parser};
 use sweep_proto::Bearer;
 use sweep_worker::download::Downloads;
-use sweep_worker::{ClientTls, DeviceChoice, Options, Slots, run};
+use sweep_worker::{ClientTls, DeviceChoice, Exit, Options, Slots, run};
 
 /// Trains the trials of a sweep on one device, leasing them from a coordinator.
 #[derive(Debug, Parser)]
@@ -171,7 +171,7 @@ fn main() -> ExitCode {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return Exit::Usage.into();
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -182,7 +182,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return Exit::Internal.into();
         }
     };
     // Past the drain timeout, trials are stopped; a few more seconds to tell the coordinator,
@@ -197,15 +197,16 @@ fn main() -> ExitCode {
             let _ = tx.send(true);
             tokio::time::sleep(hard_deadline).await;
             tracing::error!("could not finish up in time; exiting");
-            std::process::exit(1);
+            std::process::exit(Exit::Stopped.code().into());
         });
         run(options, rx).await
     });
+    // The one mapping to exit codes: see `sweep_worker::exit`.
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(end) => end.exit().into(),
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            e.exit().into()
         }
     }
 }

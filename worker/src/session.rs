@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use sweep_common::{EpochMetrics, TrialSpec, WorkerId};
+use sweep_common::{EpochMetrics, FailureKind, TrialSpec, WorkerId};
 use sweep_proto::v1::{self, complete_request, lease_response};
 use sweep_proto::{Client, lease_ref, parse_lease};
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::{Code, Status};
 use tracing::{info, warn};
 
-use crate::data_cache::DataCache;
+use crate::data_cache::{DataCache, LoadError};
 use crate::train::{Control, Progress, TrainError, Trained, train};
 
 /// What the trainer's thread tells the async side, in order.
@@ -172,6 +172,8 @@ pub enum SlotEnd {
     Finished,
     /// The worker was told to stop.
     Stopped,
+    /// The coordinator said this worker cannot run any trial left, and why.
+    CannotRun(String),
 }
 
 /// Runs one slot until the sweep is finished or `shutdown` turns true.
@@ -231,6 +233,9 @@ pub async fn slot(
                 }
             }
             Some(lease_response::Outcome::Finished(_)) => return Ok(SlotEnd::Finished),
+            Some(lease_response::Outcome::CannotRun(c)) => {
+                return Ok(SlotEnd::CannotRun(c.reason));
+            }
             None => {
                 warn!(slot = index, "empty lease response; asking again");
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -285,13 +290,15 @@ async fn upload(
     Ok(response.into_inner())
 }
 
-/// Downloads the checkpoint `resume` names for `lease` and checks its size and SHA-256.
+/// Downloads the checkpoint `resume` names for `lease` and checks its size and SHA-256. A
+/// checkpoint the coordinator says is damaged (`DATA_LOSS`), or that arrives damaged, is
+/// `CheckpointUnusable` (the coordinator sets it aside); not getting it at all is `Internal`.
 async fn fetch_checkpoint(
     session: &Session,
     lease: &v1::LeaseRef,
     resume: &v1::CheckpointRef,
     stop: &watch::Receiver<bool>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, (FailureKind, String)> {
     use sha2::Digest as _;
     use tokio_stream::StreamExt as _;
     let request = v1::FetchCheckpointRequest {
@@ -315,29 +322,69 @@ async fn fetch_checkpoint(
     })
     .await
     .map_err(|s| {
-        format!(
-            "cannot fetch the checkpoint to resume from: {}",
-            s.message()
+        let kind = if s.code() == Code::DataLoss {
+            FailureKind::CheckpointUnusable
+        } else {
+            FailureKind::Internal
+        };
+        (
+            kind,
+            format!(
+                "cannot fetch the checkpoint to resume from: {}",
+                s.message()
+            ),
         )
     })?;
     let sha256 = format!("{:x}", sha2::Sha256::digest(&bytes));
     if bytes.len() as u64 != resume.size || sha256 != resume.sha256 {
-        return Err(format!(
-            "the checkpoint to resume from arrived damaged: {} bytes with SHA-256 {sha256}, expected {} bytes with {}",
-            bytes.len(),
-            resume.size,
-            resume.sha256
+        return Err((
+            FailureKind::CheckpointUnusable,
+            format!(
+                "the checkpoint to resume from arrived damaged: {} bytes with SHA-256 {sha256}, expected {} bytes with {}",
+                bytes.len(),
+                resume.size,
+                resume.sha256
+            ),
         ));
     }
     Ok(bytes)
 }
 
-/// Failure kinds as the wire names them.
-fn failure(kind: v1::FailureKind, message: String) -> complete_request::Outcome {
+/// A failed attempt's outcome, on the wire.
+fn failure(kind: FailureKind, message: String) -> complete_request::Outcome {
     complete_request::Outcome::Failure(v1::TrialFailure {
-        kind: kind.into(),
+        kind: v1::FailureKind::from(kind).into(),
         message,
     })
+}
+
+/// Whether a libtorch error says the device failed (rather than the trial: those are caught
+/// before training, as invalid specs). Out of memory is not a device failure.
+fn device_failed(message: &str) -> bool {
+    !message.contains("out of memory")
+        && [
+            "CUDA error",
+            "CUBLAS_STATUS",
+            "CUDNN_STATUS",
+            "cudaError",
+            "NCCL error",
+        ]
+        .iter()
+        .any(|m| message.contains(m))
+}
+
+/// Who a failure to make the dataset resident belongs to: a missing or corrupt file, or a failed
+/// download, is this worker's data folder's (other workers may have it); the device running out
+/// of memory is retried; a device failure is the worker's.
+fn load_failure(e: &LoadError) -> FailureKind {
+    match e {
+        LoadError::Data(_) | LoadError::Offline { .. } | LoadError::Download { .. } => {
+            FailureKind::Data
+        }
+        LoadError::Torch(t) if t.to_string().contains("out of memory") => FailureKind::OutOfMemory,
+        LoadError::Torch(t) if device_failed(&t.to_string()) => FailureKind::Device,
+        LoadError::Torch(_) | LoadError::Join(_) => FailureKind::Internal,
+    }
 }
 
 /// The text of a panic payload.
@@ -394,11 +441,11 @@ async fn run_trial(
     let spec = match a.trial.as_ref().map(TrialSpec::try_from) {
         Some(Ok(spec)) => spec,
         Some(Err(e)) => {
-            return complete(failure(v1::FailureKind::InvalidSpec, e.to_string())).await;
+            return complete(failure(FailureKind::InvalidSpec, e.to_string())).await;
         }
         None => {
             return complete(failure(
-                v1::FailureKind::InvalidSpec,
+                FailureKind::InvalidSpec,
                 "assignment without a trial".into(),
             ))
             .await;
@@ -409,9 +456,9 @@ async fn run_trial(
     let resume = match &a.resume {
         Some(r) => match fetch_checkpoint(session, &lease, r, shutdown).await {
             Ok(bytes) => Some(bytes),
-            Err(message) => {
-                warn!(trial = %spec.name, %message, "cannot resume");
-                return complete(failure(v1::FailureKind::Internal, message)).await;
+            Err((kind, message)) => {
+                warn!(trial = %spec.name, %kind, %message, "cannot resume");
+                return complete(failure(kind, message)).await;
             }
         },
         None => None,
@@ -420,8 +467,9 @@ async fn run_trial(
         Engine::Torch(cache) => match cache.get(spec.dataset).await {
             Ok(d) => Ok(d),
             Err(e) => {
-                warn!(trial = %spec.name, error = %e, "dataset unavailable");
-                return complete(failure(v1::FailureKind::Data, e.to_string())).await;
+                let kind = load_failure(&e);
+                warn!(trial = %spec.name, %kind, error = %e, "dataset unavailable");
+                return complete(failure(kind, e.to_string())).await;
             }
         },
         Engine::Test(epoch_time) => Err(*epoch_time),
@@ -465,7 +513,7 @@ async fn run_trial(
         });
     if let Err(e) = spawned {
         return complete(failure(
-            v1::FailureKind::Internal,
+            FailureKind::Internal,
             format!("cannot start a training thread: {e}"),
         ))
         .await;
@@ -609,22 +657,22 @@ async fn run_trial(
             complete_request::Outcome::Result((&result).into())
         }
         Ok(Ok(Err(TrainError::Stopped { epoch }))) => failure(
-            v1::FailureKind::WorkerShutdown,
+            FailureKind::WorkerShutdown,
             format!("worker shut down during epoch {epoch}"),
         ),
         Ok(Ok(Err(TrainError::Drained { epoch }))) => failure(
-            v1::FailureKind::WorkerShutdown,
+            FailureKind::WorkerShutdown,
             format!("worker shut down after epoch {epoch} (checkpointed)"),
         ),
         Ok(Ok(Err(e @ TrainError::NonFiniteLoss { .. }))) => {
-            failure(v1::FailureKind::NonFiniteLoss, e.to_string())
+            failure(FailureKind::NonFiniteLoss, e.to_string())
         }
-        Ok(Ok(Err(e @ TrainError::Invalid(_)))) => {
-            failure(v1::FailureKind::InvalidSpec, e.to_string())
+        Ok(Ok(Err(e @ TrainError::Invalid(_)))) => failure(FailureKind::InvalidSpec, e.to_string()),
+        Ok(Ok(Err(e @ TrainError::Resume(_)))) => {
+            warn!(trial = %spec.name, error = %e, "the checkpoint to resume from cannot be loaded");
+            failure(FailureKind::CheckpointUnusable, e.to_string())
         }
-        Ok(Ok(Err(e @ TrainError::Checkpoint(_)))) => {
-            failure(v1::FailureKind::Internal, e.to_string())
-        }
+        Ok(Ok(Err(e @ TrainError::Checkpoint(_)))) => failure(FailureKind::Internal, e.to_string()),
         Ok(Ok(Err(e @ TrainError::Torch(_)))) => {
             let message = e.to_string();
             if message.contains("out of memory") {
@@ -636,19 +684,63 @@ async fn run_trial(
                     })
                     .unwrap_or(1);
                 warn!(trial = %spec.name, slots = allowed.saturating_sub(1).max(1), "out of device memory: training fewer trials at once");
-                failure(v1::FailureKind::OutOfMemory, message)
+                failure(FailureKind::OutOfMemory, message)
+            } else if device_failed(&message) {
+                // Not the trial's fault either: it goes to another worker, and this one takes
+                // no more trials (the coordinator tells it so at its next lease).
+                tracing::error!(trial = %spec.name, %message, "the device failed");
+                failure(FailureKind::Device, message)
             } else {
-                failure(v1::FailureKind::Internal, message)
+                failure(FailureKind::Internal, message)
             }
         }
         Ok(Err(panic)) => failure(
-            v1::FailureKind::Panic,
+            FailureKind::Panic,
             format!("the trainer panicked: {}", panic_message(panic.as_ref())),
         ),
-        Err(_) => failure(
-            v1::FailureKind::Internal,
-            "the training thread vanished".into(),
-        ),
+        Err(_) => failure(FailureKind::Internal, "the training thread vanished".into()),
     };
     complete(outcome).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use sweep_common::DatasetKind;
+    use sweep_common::data::DataError;
+
+    use super::*;
+
+    #[test]
+    fn each_failure_goes_to_whom_it_belongs() {
+        // libtorch's words for a failed device; running out of memory is not one.
+        assert!(device_failed(
+            "CUDA error: an illegal memory access was encountered"
+        ));
+        assert!(device_failed(
+            "CUBLAS_STATUS_EXECUTION_FAILED when calling cublasSgemm"
+        ));
+        assert!(!device_failed("CUDA error: out of memory"));
+        assert!(!device_failed(
+            "shape '[2, 3]' is invalid for input of size 7"
+        ));
+        // A dataset this worker cannot find or read is its own data folder's problem.
+        let not_found = || DataError::NotFound {
+            dataset: DatasetKind::Cifar10,
+            tried: vec!["/data/cifar-10-batches-bin".into()],
+            expected: "the batches".into(),
+        };
+        assert_eq!(
+            load_failure(&LoadError::Data(not_found())),
+            FailureKind::Data
+        );
+        let offline = LoadError::Offline {
+            not_found: Box::new(not_found()),
+            hint: "put it there".into(),
+        };
+        assert_eq!(load_failure(&offline), FailureKind::Data);
+        assert_eq!(
+            load_failure(&LoadError::Join("panicked".into())),
+            FailureKind::Internal
+        );
+    }
 }

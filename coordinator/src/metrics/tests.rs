@@ -51,9 +51,9 @@ fn lease(s: &mut Scheduler, w: WorkerId, now: Instant) -> TrialSpec {
     }
 }
 
-/// Five trials: one succeeded, one failed for good (bad data), one retried after running out of
-/// memory and again after its lease expired (pending), one running with an epoch reported, one
-/// never leased. Worker `a` is connected with 2 slots, `b` (1 slot) went quiet.
+/// Five trials: one succeeded, one failed for good (a non-finite loss), one retried after running
+/// out of memory and again after its lease expired (pending), one running with an epoch
+/// reported, one never leased. Worker `a` is connected with 2 slots, `b` (1 slot) went quiet.
 fn sweep_in_progress() -> Snapshot {
     let grid = Grid::parse(GRID, "t.toml").unwrap();
     let config = Config {
@@ -71,11 +71,11 @@ fn sweep_in_progress() -> Snapshot {
     s.complete(a, ok.id, 1, Outcome::Succeeded(result(&ok)), start)
         .unwrap();
     let bad = lease(&mut s, a, start);
-    let data = Outcome::Failed {
-        kind: FailureKind::Data,
-        message: "no such file".into(),
+    let nan = Outcome::Failed {
+        kind: FailureKind::NonFiniteLoss,
+        message: "non-finite training loss".into(),
     };
-    s.complete(a, bad.id, 1, data, start).unwrap();
+    s.complete(a, bad.id, 1, nan, start).unwrap();
     let retried = lease(&mut s, a, start);
     let oom = Outcome::Failed {
         kind: FailureKind::OutOfMemory,
@@ -113,8 +113,8 @@ fn a_sweep_in_progress_in_numbers() {
         "sweep_trials{state=\"failed\"} 1",
         "sweep_leases 1",
         "sweep_leases_granted_total 5",
-        "sweep_attempt_failures_total{kind=\"data\"} 1",
-        "sweep_attempt_failures_total{kind=\"non_finite_loss\"} 0",
+        "sweep_attempt_failures_total{kind=\"data\"} 0",
+        "sweep_attempt_failures_total{kind=\"non_finite_loss\"} 1",
         "sweep_attempt_failures_total{kind=\"out_of_memory\"} 1",
         "sweep_attempt_failures_total{kind=\"internal\"} 0",
         "sweep_attempt_failures_total{kind=\"worker_shutdown\"} 0",
@@ -122,6 +122,8 @@ fn a_sweep_in_progress_in_numbers() {
         "sweep_attempt_failures_total{kind=\"lease_expired\"} 1",
         "sweep_attempt_failures_total{kind=\"panic\"} 0",
         "sweep_attempt_failures_total{kind=\"cancelled\"} 0",
+        "sweep_attempt_failures_total{kind=\"checkpoint_unusable\"} 0",
+        "sweep_attempt_failures_total{kind=\"device\"} 0",
         "sweep_workers{state=\"connected\"} 1",
         "sweep_workers{state=\"lost\"} 1",
         "sweep_worker_slots 2",

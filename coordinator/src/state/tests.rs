@@ -8,7 +8,7 @@ use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, TrialSpec, Worker
 
 use super::*;
 
-fn specs(n: usize, epochs: u32) -> Vec<TrialSpec> {
+pub(super) fn specs(n: usize, epochs: u32) -> Vec<TrialSpec> {
     let seeds: Vec<String> = (0..n).map(|i| i.to_string()).collect();
     let text = format!(
         "[sweep]\nname='s'\n[[experiment]]\nname='e'\ndataset='fashion-mnist'\n[experiment.fixed]\nepochs={epochs}\n[experiment.grid]\nseed=[{}]\n",
@@ -21,7 +21,7 @@ fn specs(n: usize, epochs: u32) -> Vec<TrialSpec> {
         .collect()
 }
 
-fn config() -> Config {
+pub(super) fn config() -> Config {
     Config {
         lease_ttl: Duration::from_secs(10),
         max_attempts: 2,
@@ -29,7 +29,7 @@ fn config() -> Config {
     }
 }
 
-fn metrics(epoch: u32) -> EpochMetrics {
+pub(super) fn metrics(epoch: u32) -> EpochMetrics {
     EpochMetrics {
         epoch,
         train_loss: 0.5,
@@ -40,7 +40,7 @@ fn metrics(epoch: u32) -> EpochMetrics {
 }
 
 /// A valid result for `spec` on a dataset of 100 images (70 train, 30 test).
-fn result(spec: &TrialSpec) -> TrialResult {
+pub(super) fn result(spec: &TrialSpec) -> TrialResult {
     let n = 100;
     let (_, test) = spec.split.sizes(n);
     let train = spec.train_subset_len(n);
@@ -60,20 +60,20 @@ fn result(spec: &TrialSpec) -> TrialResult {
     }
 }
 
-fn worker(s: &mut Scheduler, now: Instant, slots: u32) -> WorkerId {
+pub(super) fn worker(s: &mut Scheduler, now: Instant, slots: u32) -> WorkerId {
     let id = WorkerId::random();
     s.register(id, "w".into(), "cpu".into(), slots, now);
     id
 }
 
-fn assigned(o: LeaseOutcome) -> (TrialSpec, u32) {
+pub(super) fn assigned(o: LeaseOutcome) -> (TrialSpec, u32) {
     match o {
         LeaseOutcome::Assigned { spec, attempt, .. } => (spec, attempt),
         other => panic!("expected an assignment, got {other:?}"),
     }
 }
 
-fn checkpoint(epoch: u32, attempt: u32) -> Checkpoint {
+pub(super) fn checkpoint(epoch: u32, attempt: u32) -> Checkpoint {
     Checkpoint {
         epoch,
         attempt,
@@ -102,10 +102,14 @@ fn a_new_attempt_resumes_from_the_last_checkpoint_and_keeps_its_epochs() {
         s.record_checkpoint(a, spec.id, checkpoint(2, attempt), t0),
         Ok(Vec::new())
     );
-    // A newer checkpoint replaces it, and the old file is dropped.
+    // A newer checkpoint replaces it; the old one is kept as the previous.
     assert_eq!(
         s.record_checkpoint(a, spec.id, checkpoint(3, attempt), t0),
-        Ok(vec![Effect::DropCheckpoint("c-a1-e3".replace("e3", "e2"))])
+        Ok(Vec::new())
+    );
+    assert_eq!(
+        s.trial(spec.id).unwrap().previous_checkpoint.as_deref(),
+        Some(&checkpoint(2, attempt))
     );
     s.take_changes();
     // A's lease expires: epochs 1..=3 are kept (the checkpoint holds them), B resumes after 3.
@@ -145,9 +149,11 @@ fn a_new_attempt_resumes_from_the_last_checkpoint_and_keeps_its_epochs() {
     let effects = s
         .complete(b, spec.id, 2, Outcome::Succeeded(result(&spec)), later)
         .unwrap();
-    // The trial ended: its checkpoint is no longer needed.
+    // The trial succeeded: its checkpoints are no longer needed.
     assert!(effects.contains(&Effect::DropCheckpoint("c-a1-e3".into())));
-    assert!(s.trial(spec.id).unwrap().checkpoint.is_none());
+    assert!(effects.contains(&Effect::DropCheckpoint("c-a1-e2".into())));
+    let t = s.trial(spec.id).unwrap();
+    assert!(t.checkpoint.is_none() && t.previous_checkpoint.is_none());
 }
 
 #[test]
@@ -174,7 +180,8 @@ fn cancel_ends_pending_and_leased_trials_and_names_unknown_ones() {
     assert_eq!(
         t.state,
         TrialState::Failed {
-            reason: "cancelled: enough".into()
+            reason: "cancelled: enough".into(),
+            cancelled: true,
         }
     );
     assert_eq!(t.failures[0].kind, FailureKind::Cancelled);
@@ -311,18 +318,18 @@ fn failures_follow_their_policy() {
     let now = Instant::now();
     let mut s = Scheduler::new(specs(3, 1), config());
     let w = worker(&mut s, now, 3);
-    let (data, _) = assigned(s.lease(w, now).unwrap());
+    let (nan, _) = assigned(s.lease(w, now).unwrap());
     let (flaky, _) = assigned(s.lease(w, now).unwrap());
     let (shut, _) = assigned(s.lease(w, now).unwrap());
     let fail = |kind| Outcome::Failed {
         kind,
         message: format!("{kind:?}"),
     };
-    // A data error fails at once.
-    s.complete(w, data.id, 1, fail(FailureKind::Data), now)
+    // The trial's own fault fails it at once.
+    s.complete(w, nan.id, 1, fail(FailureKind::NonFiniteLoss), now)
         .unwrap();
     assert!(matches!(
-        s.trial(data.id).unwrap().state,
+        s.trial(nan.id).unwrap().state,
         TrialState::Failed { .. }
     ));
     // A shutdown is free: it never uses up attempts.
@@ -332,15 +339,20 @@ fn failures_follow_their_policy() {
         let (again, next) = assigned(s.lease(w, now).unwrap());
         assert_eq!((again.id, next), (shut.id, attempt + 1));
     }
-    // An internal error is retried up to max_attempts (2), then fails for good.
+    // An internal error after training started is retried up to max_attempts (2), then fails
+    // for good.
+    s.report_epoch(w, flaky.id, 1, metrics(1), now).unwrap();
     s.complete(w, flaky.id, 1, fail(FailureKind::Internal), now)
         .unwrap();
     let (again, attempt) = assigned(s.lease(w, now).unwrap());
     assert_eq!((again.id, attempt), (flaky.id, 2));
+    s.report_epoch(w, flaky.id, 2, metrics(1), now).unwrap();
     s.complete(w, flaky.id, 2, fail(FailureKind::Internal), now)
         .unwrap();
     match &s.trial(flaky.id).unwrap().state {
-        TrialState::Failed { reason } => assert!(reason.starts_with("failed 2 times"), "{reason}"),
+        TrialState::Failed { reason, .. } => {
+            assert!(reason.starts_with("failed 2 times"), "{reason}");
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(s.counts().failed, 2);
@@ -399,9 +411,10 @@ enum Op {
     Lease(usize),
     Epoch(usize),
     Succeed(usize),
-    Fail(usize, bool),
+    Fail(usize, usize),
     Heartbeat(usize),
     Advance(u64),
+    Retry,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -409,9 +422,10 @@ fn op() -> impl Strategy<Value = Op> {
         (0..3usize).prop_map(Op::Lease),
         (0..3usize).prop_map(Op::Epoch),
         (0..3usize).prop_map(Op::Succeed),
-        (0..3usize, any::<bool>()).prop_map(|(w, r)| Op::Fail(w, r)),
+        (0..3usize, 0..FailureKind::ALL.len()).prop_map(|(w, k)| Op::Fail(w, k)),
         (0..3usize).prop_map(Op::Heartbeat),
         (0..15_000u64).prop_map(Op::Advance),
+        Just(Op::Retry),
     ]
 }
 
@@ -429,8 +443,19 @@ proptest! {
         for op in ops {
             match op {
                 Op::Lease(w) => {
-                    if let LeaseOutcome::Assigned { spec, attempt, .. } = s.lease(workers[w], now).unwrap() {
-                        held[w].push((spec, attempt));
+                    match s.lease(workers[w], now).unwrap() {
+                        LeaseOutcome::Assigned { spec, attempt, .. } => {
+                            // Never a trial of a dataset the worker said it cannot load.
+                            prop_assert!(s.workers()[&workers[w]].can_run(spec.dataset));
+                            held[w].push((spec, attempt));
+                        }
+                        LeaseOutcome::CannotRun(_) => {
+                            // Told so only when no trial left is one it can run.
+                            let wk = &s.workers()[&workers[w]];
+                            prop_assert!(wk.problem().is_some());
+                            prop_assert!(!s.trials().iter().any(|t| !t.is_terminal() && wk.can_run(t.spec.dataset)));
+                        }
+                        LeaseOutcome::Wait(_) | LeaseOutcome::Finished => {}
                     }
                 }
                 Op::Epoch(w) => {
@@ -444,12 +469,18 @@ proptest! {
                         let _ = s.complete(workers[w], spec.id, a, Outcome::Succeeded(result(&spec)), now);
                     }
                 }
-                Op::Fail(w, retryable) => {
+                Op::Fail(w, k) => {
                     if !held[w].is_empty() {
                         let (spec, a) = held[w].remove(0);
-                        let kind = if retryable { FailureKind::Internal } else { FailureKind::Data };
+                        let kind = FailureKind::ALL[k];
                         let _ = s.complete(workers[w], spec.id, a, Outcome::Failed { kind, message: "x".into() }, now);
                     }
+                }
+                Op::Retry => {
+                    let before = s.counts().failed;
+                    let (effects, _) = s.retry(&RetrySelector { failed: true, include_cancelled: true, ..RetrySelector::default() });
+                    prop_assert_eq!(effects.len(), before);
+                    prop_assert_eq!(s.counts().failed, 0);
                 }
                 Op::Heartbeat(w) => {
                     let leases: Vec<_> = held[w].iter().map(|(t, a)| (t.id, *a)).collect();
@@ -478,6 +509,8 @@ proptest! {
                 prop_assert!(w.leases.len() <= w.slots as usize);
             }
             prop_assert_eq!(s.is_finished(), c.succeeded + c.failed == 5);
+            // Every pending trial is queued once.
+            prop_assert_eq!(s.pending_by_dataset().map(|(_, n)| n).sum::<usize>(), c.pending);
         }
     }
 }

@@ -1,9 +1,9 @@
-//! Operator calls to a running coordinator over gRPC: its status (`coordinator status`) and
-//! cancelling trials (`coordinator cancel`).
+//! Operator calls to a running coordinator over gRPC: its status (`coordinator status`),
+//! cancelling trials (`coordinator cancel`) and retrying failed ones (`coordinator retry`).
 
 use std::time::Duration;
 
-use sweep_proto::v1::{CancelRequest, CancelResponse, StatusRequest};
+use sweep_proto::v1::{CancelRequest, CancelResponse, RetryRequest, RetryResponse, StatusRequest};
 use tonic::transport::Endpoint;
 
 use super::Snapshot;
@@ -77,6 +77,20 @@ pub async fn cancel(
 ) -> Result<CancelResponse, Error> {
     let mut client = connect(url, access).await?;
     let response = client.cancel(request).await.map_err(|s| Error::Remote {
+        code: s.code(),
+        message: s.message().to_owned(),
+    })?;
+    Ok(response.into_inner())
+}
+
+/// Puts the failed trials `request` names back in the queue of the coordinator at `url`.
+pub async fn retry(
+    url: &str,
+    request: RetryRequest,
+    access: &Access,
+) -> Result<RetryResponse, Error> {
+    let mut client = connect(url, access).await?;
+    let response = client.retry(request).await.map_err(|s| Error::Remote {
         code: s.code(),
         message: s.message().to_owned(),
     })?;

@@ -146,6 +146,9 @@ pub struct WorkerRow {
     /// Its device's memory in use and in all (bytes), from its last heartbeat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<(u64, u64)>,
+    /// Why it takes no more trials, or none of some dataset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// A trial a worker trains now.
@@ -283,7 +286,7 @@ fn build(sweep: &str, s: &Scheduler, clock: Clock, rows: bool) -> Snapshot {
                 TrialState::Pending => (None, None),
                 TrialState::Leased(l) => (worker_name(l.worker), None),
                 TrialState::Succeeded { worker, .. } => (worker_name(*worker), None),
-                TrialState::Failed { reason } => (None, Some(reason.clone())),
+                TrialState::Failed { reason, .. } => (None, Some(reason.clone())),
             };
             let last = t.epochs.last();
             let (test, train) = match &t.result {
@@ -322,6 +325,7 @@ fn build(sweep: &str, s: &Scheduler, clock: Clock, rows: bool) -> Snapshot {
             alive: now.saturating_duration_since(w.last_seen) <= s.config().lease_ttl,
             seen_seconds_ago: now.saturating_duration_since(w.last_seen).as_secs_f64(),
             memory: w.memory,
+            problem: w.problem(),
             running: s
                 .leased_by(*id)
                 .into_iter()
@@ -361,7 +365,7 @@ fn build(sweep: &str, s: &Scheduler, clock: Clock, rows: bool) -> Snapshot {
         }
     }
     let f = forecast::forecast(s, &estimates, now);
-    let warning = idle_warning(s, clock);
+    let warning = idle_warning(s, clock).or_else(|| unrunnable_warning(s, clock));
     Snapshot {
         sweep: sweep.to_owned(),
         finished: s.is_finished(),
@@ -419,6 +423,30 @@ fn idle_warning(s: &Scheduler, clock: Clock) -> Option<String> {
         humantime::format_duration(std::time::Duration::from_secs(idle.as_secs())),
         c.pending + c.leased
     ))
+}
+
+/// Says so when trials of some dataset wait and no live worker can run them (each said it
+/// cannot load that dataset, or takes no trials at all): they wait for a worker that can.
+fn unrunnable_warning(s: &Scheduler, clock: Clock) -> Option<String> {
+    let live: Vec<_> = s
+        .workers()
+        .values()
+        .filter(|w| clock.now.saturating_duration_since(w.last_seen) <= s.config().lease_ttl)
+        .collect();
+    if live.is_empty() {
+        return None;
+    }
+    let stuck: Vec<String> = s
+        .pending_by_dataset()
+        .filter(|&(d, _)| !live.iter().any(|w| w.can_run(d)))
+        .map(|(d, n)| format!("{n} {d}"))
+        .collect();
+    (!stuck.is_empty()).then(|| {
+        format!(
+            "no live worker can run the pending trials ({}): see the workers' problems; start a worker that can, or cancel them",
+            stuck.join(", ")
+        )
+    })
 }
 
 /// The status with every trial's per-epoch history and the experiments' accuracy tables: what

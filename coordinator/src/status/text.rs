@@ -64,6 +64,9 @@ fn worker_line(w: &WorkerRow) -> String {
     if !w.alive {
         let _ = write!(line, " (silent {})", duration(w.seen_seconds_ago));
     }
+    if let Some(problem) = &w.problem {
+        let _ = write!(line, " [{problem}]");
+    }
     if w.running.is_empty() {
         line.push_str(": idle");
     } else {

@@ -123,6 +123,7 @@ fn worker_to_wire(w: &WorkerRow) -> v1::WorkerStatus {
             .collect(),
         memory_used_bytes: w.memory.map(|m| m.0),
         memory_total_bytes: w.memory.map(|m| m.1),
+        problem: w.problem.clone(),
     }
 }
 
@@ -241,6 +242,7 @@ fn worker_from_wire(w: &v1::WorkerStatus) -> Result<WorkerRow, DecodeError> {
             })
             .collect(),
         memory: w.memory_used_bytes.zip(w.memory_total_bytes),
+        problem: w.problem.clone(),
     })
 }
 

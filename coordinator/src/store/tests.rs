@@ -4,7 +4,9 @@ use sweep_common::grid::Grid;
 use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, WorkerId};
 
 use super::*;
-use crate::state::{Config, FailureKind, LeaseOutcome, Outcome, Scheduler};
+use crate::state::{
+    CancelSelector, Config, FailureKind, LeaseOutcome, Outcome, RetrySelector, Scheduler,
+};
 
 const GRID: &str = r#"
 [sweep]
@@ -142,8 +144,8 @@ fn every_state_survives_a_restart() {
         s1.id,
         *a1,
         Outcome::Failed {
-            kind: FailureKind::Data,
-            message: "no file".into(),
+            kind: FailureKind::NonFiniteLoss,
+            message: "nan".into(),
         },
         now,
     )
@@ -176,11 +178,12 @@ fn every_state_survives_a_restart() {
     assert_eq!(
         t1.state,
         TrialState::Failed {
-            reason: "no file".into()
+            reason: "nan".into(),
+            cancelled: false,
         }
     );
     assert_eq!(t1.failures.len(), 1);
-    assert_eq!(t1.failures[0].kind, FailureKind::Data);
+    assert_eq!(t1.failures[0].kind, FailureKind::NonFiniteLoss);
     let t2 = r.trial(s2.id).unwrap();
     assert!(matches!(t2.state, TrialState::Leased(l) if l.worker == w && l.attempt == *a2));
     assert_eq!(t2.epochs, vec![metrics(1)]);
@@ -281,4 +284,106 @@ fn a_result_whose_curve_differs_from_the_reports_rewrites_those_epochs() {
     assert_eq!(t.epochs[0], want.epochs[0]);
     assert!(t.epochs[1].train_loss.is_nan());
     assert_eq!(t.epochs[2..], want.epochs[2..]);
+}
+
+fn checkpoint(epoch: u32, attempt: u32) -> Checkpoint {
+    Checkpoint {
+        epoch,
+        attempt,
+        file: format!("c-a{attempt}-e{epoch}.safetensors"),
+        size: 3,
+        sha256: "ab".repeat(32),
+    }
+}
+
+#[test]
+fn checkpoints_set_aside_unusable_ones_and_cancels_survive_a_restart() {
+    let f = fixture();
+    let (mut store, mut s) = reopen(&f);
+    let now = Instant::now();
+    let w = WorkerId::random();
+    s.register(w, "w".into(), "cpu".into(), 1, now);
+    let LeaseOutcome::Assigned { spec, .. } = s.lease(w, now).unwrap() else {
+        panic!()
+    };
+    for e in 1..=2 {
+        s.report_epoch(w, spec.id, 1, metrics(e), now).unwrap();
+        s.record_checkpoint(w, spec.id, checkpoint(e, 1), now)
+            .unwrap();
+    }
+    let shutdown = Outcome::Failed {
+        kind: FailureKind::WorkerShutdown,
+        message: "bye".into(),
+    };
+    s.complete(w, spec.id, 1, shutdown, now).unwrap();
+    s.lease(w, now).unwrap();
+    let unusable = Outcome::Failed {
+        kind: FailureKind::CheckpointUnusable,
+        message: "truncated".into(),
+    };
+    s.complete(w, spec.id, 2, unusable, now).unwrap();
+    let names: Vec<String> = s.trials().iter().map(|t| t.spec.name.clone()).collect();
+    s.cancel(&CancelSelector {
+        trials: vec![names[1].clone()],
+        ..CancelSelector::default()
+    });
+    commit(&mut store, &mut s);
+    drop(store);
+
+    let (mut store, mut r) = reopen(&f);
+    let t = r.trial(spec.id).unwrap();
+    assert_eq!(t.checkpoint.as_deref(), Some(&checkpoint(1, 1)));
+    assert_eq!(t.previous_checkpoint, None);
+    assert_eq!(t.set_aside.len(), 1);
+    assert_eq!(t.set_aside[0].checkpoint, checkpoint(2, 1));
+    assert_eq!(t.set_aside[0].reason, "truncated");
+    assert_eq!(t.unstarted_attempts, 1);
+    let cancelled = &r.trials()[1];
+    assert!(matches!(
+        cancelled.state,
+        TrialState::Failed {
+            cancelled: true,
+            ..
+        }
+    ));
+    // A retry of every failed trial leaves the cancelled one, before and after a restart.
+    let (retried, _) = r.retry(&RetrySelector {
+        failed: true,
+        ..RetrySelector::default()
+    });
+    assert!(retried.is_empty());
+    commit(&mut store, &mut r);
+}
+
+#[test]
+fn an_older_database_gets_the_new_columns_and_its_cancels_recognised() {
+    let f = fixture();
+    let (mut store, mut s) = reopen(&f);
+    let names: Vec<String> = s.trials().iter().map(|t| t.spec.name.clone()).collect();
+    s.cancel(&CancelSelector {
+        trials: vec![names[0].clone()],
+        reason: "enough".into(),
+        ..CancelSelector::default()
+    });
+    commit(&mut store, &mut s);
+    // As the schema was before these columns.
+    store
+        .conn
+        .execute_batch(
+            "ALTER TABLE trials DROP COLUMN unstarted_attempts;
+             ALTER TABLE trials DROP COLUMN previous_checkpoint;
+             ALTER TABLE trials DROP COLUMN set_aside;
+             ALTER TABLE trials DROP COLUMN cancelled;",
+        )
+        .unwrap();
+    drop(store);
+    let (_store, r) = reopen(&f);
+    assert_eq!(
+        r.trials()[0].state,
+        TrialState::Failed {
+            reason: "cancelled: enough".into(),
+            cancelled: true,
+        }
+    );
+    assert_eq!(r.trials()[1].state, TrialState::Pending);
 }

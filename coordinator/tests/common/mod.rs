@@ -81,6 +81,8 @@ pub enum Leased {
     Wait,
     /// The sweep is over.
     Finished,
+    /// Nothing this worker can run is left (why).
+    CannotRun(String),
 }
 
 /// A worker simulated by the test: it registers, leases, reports epochs and completes trials
@@ -141,6 +143,7 @@ impl FakeWorker {
             ),
             lease_response::Outcome::Wait(_) => Leased::Wait,
             lease_response::Outcome::Finished(_) => Leased::Finished,
+            lease_response::Outcome::CannotRun(c) => Leased::CannotRun(c.reason),
         }
     }
 

@@ -25,6 +25,7 @@ pub const MESSAGES: &[&str] = &[
     "HeartbeatResponse",
     "FetchCheckpointRequest",
     "CancelRequest",
+    "RetryRequest",
 ];
 
 /// Decodes `bytes` as message number `which` of [`MESSAGES`] and converts what decodes.
@@ -45,7 +46,8 @@ pub fn decode_and_convert(which: usize, bytes: &[u8]) -> Result<(), String> {
             })?;
             lease(m.lease.as_ref())
         }),
-        _ => v1::CancelRequest::decode(bytes).map_or(Ok(()), |_| Ok(())),
+        10 => v1::CancelRequest::decode(bytes).map_or(Ok(()), |_| Ok(())),
+        _ => v1::RetryRequest::decode(bytes).map_or(Ok(()), |_| Ok(())),
     }
 }
 
@@ -127,7 +129,7 @@ pub fn complete(r: &v1::CompleteRequest) -> Result<(), String> {
             }
         }
         Some(v1::complete_request::Outcome::Failure(f)) => {
-            let _ = v1::FailureKind::try_from(f.kind);
+            let _ = sweep_proto::failure_kind(f.kind);
         }
         None => {}
     }

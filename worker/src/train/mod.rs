@@ -61,12 +61,27 @@ pub enum TrainError {
     /// The trial does not fit the data.
     #[error("invalid trial for this dataset: {0}")]
     Invalid(String),
-    /// A checkpoint could not be written or does not fit this trial.
+    /// A checkpoint could not be written.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// The checkpoint to resume from cannot be used: it is not a checkpoint, not this trial's,
+    /// or does not fit its model.
+    #[error("the checkpoint to resume from cannot be used: {0}")]
+    Resume(String),
     /// libtorch failed.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+}
+
+impl TrainError {
+    /// What a failure to load the checkpoint to resume from is: its content's fault
+    /// ([`TrainError::Resume`]), unless libtorch itself failed.
+    pub fn into_resume(self) -> TrainError {
+        match self {
+            TrainError::Checkpoint(m) => TrainError::Resume(m),
+            other => other,
+        }
+    }
 }
 
 /// Converts a batch of u8 images to float in [0, 1] (`ToTensor()` without the per-sample work).
@@ -404,7 +419,7 @@ pub fn train(
     }
     let mut trainer = Trainer::new(spec, data)?;
     if let Some(bytes) = resume {
-        trainer.restore(bytes)?;
+        trainer.restore(bytes).map_err(TrainError::into_resume)?;
     }
     while trainer.epochs_done() < spec.params.epochs {
         let metrics = trainer.run_epoch(&control.stop)?;

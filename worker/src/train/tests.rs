@@ -251,7 +251,7 @@ fn checkpoints_of_other_trials_or_garbage_are_refused() {
     let e = train(&s, &data, &mut Record::default(), &stop, Some(b"garbage"))
         .err()
         .unwrap();
-    assert!(matches!(e, TrainError::Checkpoint(_)), "{e}");
+    assert!(matches!(e, TrainError::Resume(_)), "{e}");
     let wider = spec("fashion-mnist", "epochs=2\nhidden_width=33");
     let mut hacked = rec.checkpoints[0].1.clone();
     // Same trial id, different shapes: refused by shape, not accepted.

@@ -368,6 +368,12 @@ impl Worker {
                     tokio::time::sleep(wait).await;
                 }
                 Some(lease_response::Outcome::Finished(_)) => return,
+                // Simulated workers fail nothing of their own: never said to them.
+                Some(lease_response::Outcome::CannotRun(c)) => {
+                    let e = Status::internal(format!("told it cannot run trials: {}", c.reason));
+                    self.shared.error(Rpc::Lease, &e);
+                    return;
+                }
                 None => {
                     self.shared.error(
                         Rpc::Lease,
