@@ -109,16 +109,12 @@ mod tests {
     fn canonical_text_is_sweep_trial_v1() {
         // Trial ids are the UUID v5 of this text: it must never change for an existing trial,
         // or state directories stop resuming.
-        let p = HyperParams {
-            activation: Activation::Tanh,
-            hidden_layers: 2,
-            hidden_width: 1024,
-            learning_rate: 0.001,
-            batch_size: 128,
-            epochs: 20,
-            train_fraction: 1.0,
-            seed: 42,
-        };
+        let mut p = HyperParams::defaults(42).unwrap();
+        p.activation = Activation::Tanh;
+        p.hidden_layers = 2;
+        p.hidden_width = 1024;
+        p.batch_size = 128;
+        p.epochs = 20;
         let split = SplitSpec {
             train_ratio: 0.7,
             seed: 0,

@@ -316,9 +316,11 @@ mod tests {
         .unwrap();
         let t = g.trials().next().unwrap();
         let wire = v1::TrialSpec::from(t);
-        // Every hyperparameter, by key, in the table's order.
+        // Every hyperparameter the id names, by key, in the table's order.
         let keys: Vec<&str> = wire.params.iter().map(|p| p.key.as_str()).collect();
-        assert_eq!(keys, sweep_common::grid::Param::KEYS);
+        let named: Vec<&str> = t.params.named().map(|(p, _)| p.key()).collect();
+        assert_eq!(keys, named);
+        assert_eq!(keys[..8], sweep_common::grid::Param::KEYS[..8]);
         let decode = |edit: &dyn Fn(&mut Vec<v1::HyperParam>)| {
             let mut w = wire.clone();
             edit(&mut w.params);

@@ -1,7 +1,7 @@
 //! The protocol version, with the real coordinator: a worker of protocol v1 (whose trials
 //! carried their hyperparameters as fields) is refused when it registers, before it can lease
 //! a trial it would fail to decode; a v2 worker leases a trial whose hyperparameters come by key,
-//! one entry per row of the hyperparameter table, and decode to the grid's trial.
+//! one entry per hyperparameter its id names, and decode to the grid's trial.
 
 use sweep_common::grid::{Grid, Param};
 use sweep_proto::v1;
@@ -66,9 +66,11 @@ fn an_older_worker_is_refused_and_trials_carry_their_hyperparameters_by_key() {
             panic!("no assignment: {leased:?}");
         };
         let wire = a.trial.expect("a trial");
-        let keys: Vec<&str> = wire.params.iter().map(|p| p.key.as_str()).collect();
-        assert_eq!(keys, Param::KEYS);
         let spec = sweep_common::TrialSpec::try_from(&wire).expect("the trial decodes");
+        let keys: Vec<&str> = wire.params.iter().map(|p| p.key.as_str()).collect();
+        let named: Vec<&str> = spec.params.named().map(|(p, _)| p.key()).collect();
+        assert_eq!(keys, named);
+        assert_eq!(keys[..8], Param::KEYS[..8]);
         assert!(
             grid.trials().any(|t| *t == spec),
             "{spec:?} is not a trial of the grid"

@@ -233,7 +233,6 @@ mod tests {
                 (p.key(), Some(raw))
             })
             .collect();
-        assert_eq!(pairs.len(), Param::COUNT);
         assert_eq!(HyperParams::from_pairs(pairs.clone()), Ok(d.clone()));
         let mut twice = pairs.clone();
         twice.push(pairs[1]);
