@@ -61,8 +61,11 @@ impl TrialSpec {
     ) -> String {
         let mut text = format!("sweep-trial-v1|experiment={experiment:?}|dataset={dataset}");
         for (param, value) in p.named() {
+            text.push('|');
+            text.push_str(param.key());
+            text.push('=');
             // Writing to a String cannot fail.
-            let _ = write!(text, "|{param}={}", value.canonical());
+            let _ = write!(text, "{}", value.canonical());
         }
         let _ = write!(
             text,

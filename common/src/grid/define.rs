@@ -116,12 +116,18 @@ impl Value {
     }
 
     /// As a trial's canonical text (and so its id) writes it: `relu`, `2`, `0.001`, `1.0`.
-    pub fn canonical(self) -> String {
-        match self {
-            Value::Choice(c) => c.name.to_owned(),
-            Value::Int(i) => i.to_string(),
-            Value::Float(x) => format!("{x:?}"),
+    pub fn canonical(self) -> impl fmt::Display {
+        struct InCanonicalText(Value);
+        impl fmt::Display for InCanonicalText {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self.0 {
+                    Value::Choice(c) => f.write_str(c.name),
+                    Value::Int(i) => write!(f, "{i}"),
+                    Value::Float(x) => write!(f, "{x:?}"),
+                }
+            }
         }
+        InCanonicalText(self)
     }
 
     /// A key equal for equal values (numbers by their bits; checked values are never NaN or
