@@ -253,14 +253,11 @@ pub trait Field: Copy {
 
 impl Field for u32 {
     fn to_value(self) -> Value {
-        Value::Int(u64::from(self))
+        u64::from(self).to_value()
     }
 
     fn from_value(value: Value) -> Option<Self> {
-        match value {
-            Value::Int(i) => u32::try_from(i).ok(),
-            Value::Choice(_) | Value::Float(_) => None,
-        }
+        u64::from_value(value).and_then(|i| u32::try_from(i).ok())
     }
 }
 

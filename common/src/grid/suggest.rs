@@ -148,16 +148,7 @@ fn distance(a: &str, b: &str) -> usize {
 mod tests {
     use super::*;
 
-    const PARAMS: &[&str] = &[
-        "activation",
-        "hidden_layers",
-        "hidden_width",
-        "learning_rate",
-        "batch_size",
-        "epochs",
-        "train_fraction",
-        "seed",
-    ];
+    const PARAMS: &[&str] = &Param::KEYS;
 
     #[test]
     fn finds_what_people_mistype() {
