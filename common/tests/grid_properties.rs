@@ -281,7 +281,8 @@ fn domain_values(domain: &Domain) -> (Vec<String>, Vec<String>) {
             good.extend(
                 [(min, lo), (max, hi)]
                     .iter()
-                    .filter_map(|(b, x)| matches!(b, Bound::Closed(_)).then(|| number(*x))),
+                    .filter(|(b, _)| matches!(b, Bound::Closed(_)))
+                    .map(|(_, x)| number(*x)),
             );
             (good, vec![number(hi + 1.0), "nan".to_owned()])
         }
