@@ -1,95 +1,13 @@
 //! A trial: one fully resolved grid cell, everything a worker needs to train one model.
 
-use std::fmt;
-use std::str::FromStr;
+use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::DatasetKind;
 use crate::ids::TrialId;
 
-/// The activation after each hidden layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Activation {
-    /// max(0, x)
-    Relu,
-    /// tanh(x)
-    Tanh,
-    /// 1 / (1 + e^-x)
-    Sigmoid,
-}
-
-impl Activation {
-    /// Every activation, in the order error messages list them.
-    pub const ALL: [Activation; 3] = [Activation::Relu, Activation::Tanh, Activation::Sigmoid];
-
-    /// The name used in grid files and on the wire.
-    pub fn name(self) -> &'static str {
-        match self {
-            Activation::Relu => "relu",
-            Activation::Tanh => "tanh",
-            Activation::Sigmoid => "sigmoid",
-        }
-    }
-
-    /// The name PyTorch gives the module (`nn.ReLU`), used in trial names and reports.
-    pub fn display_name(self) -> &'static str {
-        match self {
-            Activation::Relu => "ReLU",
-            Activation::Tanh => "Tanh",
-            Activation::Sigmoid => "Sigmoid",
-        }
-    }
-}
-
-impl fmt::Display for Activation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.display_name())
-    }
-}
-
-/// Error for an activation name that sweep does not know.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown activation {given:?}; allowed: relu, tanh, sigmoid")]
-pub struct UnknownActivation {
-    /// The name that was given.
-    pub given: String,
-}
-
-impl FromStr for Activation {
-    type Err = UnknownActivation;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Activation::ALL
-            .into_iter()
-            .find(|a| a.name() == s)
-            .ok_or_else(|| UnknownActivation {
-                given: s.to_owned(),
-            })
-    }
-}
-
-/// The hyperparameters of one trial: the values every grid axis resolves to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HyperParams {
-    /// Activation after each hidden layer.
-    pub activation: Activation,
-    /// Number of hidden `Linear + activation` blocks (0 gives a linear classifier).
-    pub hidden_layers: u32,
-    /// Width of every hidden layer.
-    pub hidden_width: u32,
-    /// Adam's learning rate.
-    pub learning_rate: f64,
-    /// Mini-batch size; the last batch of an epoch may be shorter.
-    pub batch_size: u32,
-    /// Number of passes over the training subset.
-    pub epochs: u32,
-    /// Fraction of the train split used for training, in (0, 1].
-    pub train_fraction: f64,
-    /// Seed of the weight initialisation, the training subset and the per-epoch shuffles.
-    pub seed: u64,
-}
+pub use crate::grid::{Activation, HyperParams};
 
 /// How the official training set is split into the train and test parts (lab 1's 70:30).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -141,19 +59,20 @@ impl TrialSpec {
         p: &HyperParams,
         split: &SplitSpec,
     ) -> String {
-        format!(
-            "sweep-trial-v1|experiment={experiment:?}|dataset={dataset}|activation={}|hidden_layers={}|hidden_width={}|learning_rate={:?}|batch_size={}|epochs={}|train_fraction={:?}|seed={}|split_ratio={:?}|split_seed={}",
-            p.activation.name(),
-            p.hidden_layers,
-            p.hidden_width,
-            p.learning_rate,
-            p.batch_size,
-            p.epochs,
-            p.train_fraction,
-            p.seed,
-            split.train_ratio,
-            split.seed,
-        )
+        let mut text = format!("sweep-trial-v1|experiment={experiment:?}|dataset={dataset}");
+        for (param, value) in p.named() {
+            text.push('|');
+            text.push_str(param.key());
+            text.push('=');
+            // Writing to a String cannot fail.
+            let _ = write!(text, "{}", value.canonical());
+        }
+        let _ = write!(
+            text,
+            "|split_ratio={:?}|split_seed={}",
+            split.train_ratio, split.seed
+        );
+        text
     }
 
     /// Recomputes the id from the content; a spec whose id does not match was tampered with.
@@ -190,11 +109,27 @@ mod tests {
     }
 
     #[test]
-    fn activation_names() {
-        for a in Activation::ALL {
-            assert_eq!(a.name().parse::<Activation>(), Ok(a));
-        }
-        assert_eq!(Activation::Relu.to_string(), "ReLU");
-        assert!("gelu".parse::<Activation>().is_err());
+    fn canonical_text_is_sweep_trial_v1() {
+        // Trial ids are the UUID v5 of this text: it must never change for an existing trial,
+        // or state directories stop resuming.
+        let mut p = HyperParams::defaults(42).unwrap();
+        p.activation = Activation::Tanh;
+        p.hidden_layers = 2;
+        p.hidden_width = 1024;
+        p.batch_size = 128;
+        p.epochs = 20;
+        let split = SplitSpec {
+            train_ratio: 0.7,
+            seed: 0,
+        };
+        let text = TrialSpec::canonical("p1_cifar10", DatasetKind::Cifar10, &p, &split);
+        assert_eq!(
+            text,
+            "sweep-trial-v1|experiment=\"p1_cifar10\"|dataset=cifar10|activation=tanh|hidden_layers=2|hidden_width=1024|learning_rate=0.001|batch_size=128|epochs=20|train_fraction=1.0|seed=42|split_ratio=0.7|split_seed=0"
+        );
+        assert_eq!(
+            TrialId::from_content(&text).to_string(),
+            "b7bfbbb4-d989-529b-bfdc-20d9cf42e331"
+        );
     }
 }

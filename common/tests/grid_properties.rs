@@ -13,7 +13,7 @@ mod support;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use support::grid::ORIGIN;
-use sweep_common::grid::{Grid, GridError};
+use sweep_common::grid::{Bound, Domain, Grid, GridError, Param};
 
 /// Valid grids that the mutation tests start from.
 const VALID: &[&str] = &[
@@ -234,7 +234,10 @@ fn plausible(key: &'static str) -> BoxedStrategy<String> {
         "batch_size" => (&["1", "32", "1048576"], &["0", "1048577"]),
         "epochs" => (&["1", "2", "100000"], &["0", "100001"]),
         "train_fraction" => (&["0.25", "0.5", "1.0"], &["0.0", "1.5", "20"]),
-        _ => return value().boxed(),
+        _ => match Param::from_key(key) {
+            Some(p) => return from_domain(&p.def().domain),
+            None => return value().boxed(),
+        },
     };
     prop_oneof![
         60 => prop::sample::select(good.to_vec()).prop_map(str::to_owned),
@@ -244,20 +247,75 @@ fn plausible(key: &'static str) -> BoxedStrategy<String> {
     .boxed()
 }
 
+/// A plausible value of a hyperparameter the cases above do not list (one added since), from
+/// its row of the table: its bounds and a value inside, or just past them.
+fn from_domain(domain: &Domain) -> BoxedStrategy<String> {
+    let (good, bad) = domain_values(domain);
+    prop_oneof![
+        60 => prop::sample::select(good),
+        1 => prop::sample::select(bad),
+        1 => value(),
+    ]
+    .boxed()
+}
+
+/// Values inside `domain` and values just outside it, as TOML.
+fn domain_values(domain: &Domain) -> (Vec<String>, Vec<String>) {
+    let number = |x: f64| format!("{x:?}");
+    let (good, bad): (Vec<String>, Vec<String>) = match *domain {
+        Domain::Choice(choices) => (
+            choices.iter().map(|c| format!("{:?}", c.name)).collect(),
+            vec!["\"nope\"".to_owned()],
+        ),
+        Domain::Int { min, max } => (
+            vec![min.to_string(), max.to_string()],
+            vec![
+                (i128::from(max) + 1).to_string(),
+                (i128::from(min) - 1).to_string(),
+            ],
+        ),
+        Domain::Float { min, max } => {
+            let (Bound::Closed(lo) | Bound::Open(lo)) = min;
+            let (Bound::Closed(hi) | Bound::Open(hi)) = max;
+            let mut good = vec![number((lo + hi) / 2.0)];
+            good.extend(
+                [(min, lo), (max, hi)]
+                    .iter()
+                    .filter(|(b, _)| matches!(b, Bound::Closed(_)))
+                    .map(|(_, x)| number(*x)),
+            );
+            (good, vec![number(hi + 1.0), "nan".to_owned()])
+        }
+        Domain::Fraction => (
+            vec!["0.5".to_owned(), "1.0".to_owned()],
+            vec!["0.0".to_owned(), "1.5".to_owned()],
+        ),
+    };
+    (good, bad)
+}
+
+#[test]
+fn values_from_the_table_are_inside_and_outside_their_domains() {
+    let head = "[sweep]\nname = \"s\"\n[[experiment]]\nname = \"e\"\ndataset = \"cifar10\"\n";
+    for p in Param::ALL {
+        let (good, bad) = domain_values(&p.def().domain);
+        for v in good {
+            let text = format!("{head}[experiment.fixed]\n{p} = {v}\n");
+            assert!(Grid::parse(&text, "t.toml").is_ok(), "{p} = {v}");
+        }
+        for v in bad {
+            let text = format!("{head}[experiment.fixed]\n{p} = {v}\n");
+            assert!(Grid::parse(&text, "t.toml").is_err(), "{p} = {v}");
+        }
+    }
+}
+
 fn param() -> impl Strategy<Value = &'static str> {
     prop::sample::select(PARAMS.to_vec())
 }
 
-const PARAMS: &[&str] = &[
-    "activation",
-    "hidden_layers",
-    "hidden_width",
-    "learning_rate",
-    "batch_size",
-    "epochs",
-    "train_fraction",
-    "seed",
-];
+/// Every hyperparameter's key, from the table.
+const PARAMS: &[&str] = &Param::KEYS;
 
 /// `key = value` lines for the `required` keys and a subset of the `optional` ones; for an axis
 /// table, lists of values.

@@ -52,7 +52,10 @@ pub enum Error {
     #[error(transparent)]
     Decode(#[from] DecodeError),
     /// The worker speaks another protocol version.
-    #[error("unsupported protocol version {0}; this coordinator speaks sweep.v1 (1)")]
+    #[error(
+        "unsupported protocol version {0}; this coordinator speaks sweep.v1 version {ours}",
+        ours = sweep_proto::PROTOCOL_VERSION as i32
+    )]
     ProtocolVersion(i32),
     /// A call names a worker id without that worker's secret.
     #[error(

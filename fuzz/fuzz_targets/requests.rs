@@ -150,7 +150,21 @@ fn trial(u: &mut Unstructured<'_>) -> Result<v1::TrialSpec> {
         spec.id = spec.content_id();
     }
     let mut wire = v1::TrialSpec::from(&spec);
-    wire.activation = pick(u, wire.activation)?;
+    for param in &mut wire.params {
+        param.key = pick(u, param.key.clone())?;
+        if let Some(v1::hyper_param::Value::Choice(name)) = &mut param.value {
+            *name = pick(u, name.clone())?;
+        }
+    }
+    if u.arbitrary::<bool>()? {
+        let i = u.choose_index(wire.params.len())?;
+        let copy = wire.params[i].clone();
+        wire.params.push(copy);
+    }
+    if u.arbitrary::<bool>()? && !wire.params.is_empty() {
+        let i = u.choose_index(wire.params.len())?;
+        wire.params.remove(i);
+    }
     wire.dataset = pick(u, wire.dataset)?;
     Ok(wire)
 }

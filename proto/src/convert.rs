@@ -1,9 +1,9 @@
 //! Conversions between wire messages and domain types.
 
-use sweep_common::grid::limits;
+use sweep_common::grid::{ParamError, Raw, Value};
 use sweep_common::{
-    Activation, ConfusionMatrix, DatasetKind, EpochMetrics, FailureKind, HyperParams, SplitSpec,
-    TrialId, TrialResult, TrialSpec,
+    ConfusionMatrix, DatasetKind, EpochMetrics, FailureKind, HyperParams, SplitSpec, TrialId,
+    TrialResult, TrialSpec,
 };
 
 use crate::v1;
@@ -92,45 +92,50 @@ impl From<FailureKind> for v1::FailureKind {
     }
 }
 
-impl From<Activation> for v1::Activation {
-    fn from(a: Activation) -> Self {
-        match a {
-            Activation::Relu => v1::Activation::Relu,
-            Activation::Tanh => v1::Activation::Tanh,
-            Activation::Sigmoid => v1::Activation::Sigmoid,
-        }
-    }
+/// The wire form of the hyperparameters a trial's id names.
+fn params_to_wire(p: &HyperParams) -> Vec<v1::HyperParam> {
+    use v1::hyper_param::Value as Wire;
+    p.named()
+        .map(|(param, value)| v1::HyperParam {
+            key: param.key().to_owned(),
+            value: Some(match value {
+                Value::Choice(c) => Wire::Choice(c.name.to_owned()),
+                Value::Int(i) => Wire::Int(i),
+                Value::Float(x) => Wire::Float(x),
+            }),
+        })
+        .collect()
 }
 
-impl TryFrom<v1::Activation> for Activation {
-    type Error = DecodeError;
-
-    fn try_from(a: v1::Activation) -> Result<Self, Self::Error> {
-        match a {
-            v1::Activation::Relu => Ok(Activation::Relu),
-            v1::Activation::Tanh => Ok(Activation::Tanh),
-            v1::Activation::Sigmoid => Ok(Activation::Sigmoid),
-            v1::Activation::Unspecified => Err(DecodeError::Missing("trial.activation")),
-        }
-    }
+/// Decodes hyperparameters by key, each checked against its row of the table: the ranges a
+/// grid file allows, since the worker builds and trains what the spec describes.
+fn params_from_wire(params: &[v1::HyperParam]) -> Result<HyperParams, DecodeError> {
+    use v1::hyper_param::Value as Wire;
+    let pairs = params.iter().map(|p| {
+        let raw = p.value.as_ref().map(|v| match v {
+            Wire::Choice(name) => Raw::Str(name),
+            Wire::Int(i) => Raw::Int(i128::from(*i)),
+            Wire::Float(x) => Raw::Float(*x),
+        });
+        (p.key.as_str(), raw)
+    });
+    HyperParams::from_pairs(pairs).map_err(|e| match e {
+        ParamError::Unknown(_) => invalid("trial.params", e.to_string()),
+        ParamError::Missing(p) => DecodeError::Missing(p.def().wire_field),
+        ParamError::Duplicate(p) => invalid(p.def().wire_field, "given twice"),
+        ParamError::Invalid { param, message } => invalid(param.def().wire_field, message),
+        ParamError::Type { param, .. } => invalid(param.def().wire_field, e.to_string()),
+    })
 }
 
 impl From<&TrialSpec> for v1::TrialSpec {
     fn from(t: &TrialSpec) -> Self {
-        let p = &t.params;
         v1::TrialSpec {
             trial_id: t.id.to_string(),
             experiment: t.experiment.clone(),
             name: t.name.clone(),
             dataset: t.dataset.name().to_owned(),
-            activation: v1::Activation::from(p.activation).into(),
-            hidden_layers: p.hidden_layers,
-            hidden_width: p.hidden_width,
-            learning_rate: p.learning_rate,
-            batch_size: p.batch_size,
-            epochs: p.epochs,
-            train_fraction: p.train_fraction,
-            seed: p.seed,
+            params: params_to_wire(&t.params),
             split_ratio: t.split.train_ratio,
             split_seed: t.split.seed,
             checkpoint_every: t.checkpoint_every,
@@ -150,31 +155,11 @@ impl TryFrom<&v1::TrialSpec> for TrialSpec {
                 .map_err(|e: sweep_common::dataset::UnknownDataset| {
                     invalid("trial.dataset", e.to_string())
                 })?;
-        let activation = v1::Activation::try_from(t.activation).map_err(|_| {
-            invalid(
-                "trial.activation",
-                format!("unknown value {}", t.activation),
-            )
-        })?;
-        // The ranges a grid file allows: the worker builds and trains what the spec describes.
-        let within = |field: &'static str, v: u32, min: u32, max: u32| {
-            if (min..=max).contains(&v) {
-                Ok(v)
-            } else {
-                Err(invalid(field, format!("{v} is not in {min}..={max}")))
-            }
-        };
-        let fraction = |field: &'static str, v: f64, allow_one: bool| {
-            if v.is_finite() && v > 0.0 && (v < 1.0 || (allow_one && v == 1.0)) {
-                Ok(v)
-            } else {
-                Err(invalid(field, format!("{v} is not a fraction in range")))
-            }
-        };
-        if !(t.learning_rate > 0.0 && t.learning_rate <= limits::LEARNING_RATE) {
+        let split_ratio = t.split_ratio;
+        if !(split_ratio.is_finite() && split_ratio > 0.0 && split_ratio < 1.0) {
             return Err(invalid(
-                "trial.learning_rate",
-                format!("must be a number > 0 and <= {}", limits::LEARNING_RATE),
+                "trial.split_ratio",
+                format!("{split_ratio} is not a fraction in (0, 1)"),
             ));
         }
         let spec = TrialSpec {
@@ -182,28 +167,9 @@ impl TryFrom<&v1::TrialSpec> for TrialSpec {
             experiment: t.experiment.clone(),
             name: t.name.clone(),
             dataset,
-            params: HyperParams {
-                activation: activation.try_into()?,
-                hidden_layers: within(
-                    "trial.hidden_layers",
-                    t.hidden_layers,
-                    0,
-                    limits::HIDDEN_LAYERS,
-                )?,
-                hidden_width: within(
-                    "trial.hidden_width",
-                    t.hidden_width,
-                    1,
-                    limits::HIDDEN_WIDTH,
-                )?,
-                learning_rate: t.learning_rate,
-                batch_size: within("trial.batch_size", t.batch_size, 1, limits::BATCH_SIZE)?,
-                epochs: within("trial.epochs", t.epochs, 1, limits::EPOCHS)?,
-                train_fraction: fraction("trial.train_fraction", t.train_fraction, true)?,
-                seed: t.seed,
-            },
+            params: params_from_wire(&t.params)?,
             split: SplitSpec {
-                train_ratio: fraction("trial.split_ratio", t.split_ratio, false)?,
+                train_ratio: split_ratio,
                 seed: t.split_seed,
             },
             checkpoint_every: t.checkpoint_every,
@@ -364,10 +330,15 @@ mod tests {
             let wire = v1::TrialSpec::from(t);
             assert_eq!(&TrialSpec::try_from(&wire).unwrap(), t);
             let mut tampered = wire.clone();
-            tampered.epochs += 1;
+            let epochs = tampered
+                .params
+                .iter_mut()
+                .find(|p| p.key == "epochs")
+                .unwrap();
+            epochs.value = Some(v1::hyper_param::Value::Int(11));
             assert!(TrialSpec::try_from(&tampered).is_err());
             let mut bad = wire.clone();
-            bad.activation = 99;
+            bad.params[0].value = Some(v1::hyper_param::Value::Choice("gelu".into()));
             assert!(TrialSpec::try_from(&bad).is_err());
         }
     }
@@ -389,6 +360,64 @@ mod tests {
             }
         }
         assert_eq!(failure_kind(999), FailureKind::Internal);
+    }
+
+    #[test]
+    fn hyperparameters_decode_by_key_or_name_the_field() {
+        use v1::hyper_param::Value as Wire;
+        let g = Grid::parse(
+            "[sweep]\nname='s'\n[[experiment]]\nname='e'\ndataset='cifar10'\n",
+            "t.toml",
+        )
+        .unwrap();
+        let t = g.trials().next().unwrap();
+        let wire = v1::TrialSpec::from(t);
+        // Every hyperparameter the id names, by key, in the table's order.
+        let keys: Vec<&str> = wire.params.iter().map(|p| p.key.as_str()).collect();
+        let named: Vec<&str> = t.params.named().map(|(p, _)| p.key()).collect();
+        assert_eq!(keys, named);
+        assert_eq!(keys[..8], sweep_common::grid::Param::KEYS[..8]);
+        let decode = |edit: &dyn Fn(&mut Vec<v1::HyperParam>)| {
+            let mut w = wire.clone();
+            edit(&mut w.params);
+            TrialSpec::try_from(&w)
+        };
+        assert_eq!(decode(&|_| ()).as_ref(), Ok(t));
+        // In any order.
+        assert_eq!(decode(&|p| p.reverse()).as_ref(), Ok(t));
+        assert_eq!(
+            decode(&|p| drop(p.remove(1))),
+            Err(DecodeError::Missing("trial.hidden_layers"))
+        );
+        assert_eq!(
+            decode(&|p| p.push(p[2].clone())).unwrap_err().to_string(),
+            "invalid field trial.hidden_width: given twice"
+        );
+        assert_eq!(
+            decode(&|p| p[0].value = None).unwrap_err().to_string(),
+            "invalid field trial.activation: has no value; it must be \"relu\", \"tanh\" or \"sigmoid\""
+        );
+        assert_eq!(
+            decode(&|p| p[0].value = Some(Wire::Int(1)))
+                .unwrap_err()
+                .to_string(),
+            "invalid field trial.activation: must be \"relu\", \"tanh\" or \"sigmoid\", got 1"
+        );
+        assert_eq!(
+            decode(&|p| p[1].value = Some(Wire::Int(65)))
+                .unwrap_err()
+                .to_string(),
+            "invalid field trial.hidden_layers: must be an integer from 0 to 64, got 65"
+        );
+        assert_eq!(
+            decode(&|p| p.push(v1::HyperParam {
+                key: "momentum".into(),
+                value: Some(Wire::Float(0.9)),
+            }))
+            .unwrap_err()
+            .to_string(),
+            "invalid field trial.params: unknown hyperparameter \"momentum\""
+        );
     }
 
     #[test]

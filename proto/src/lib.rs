@@ -21,7 +21,7 @@ pub use v1::sweep_service_client::SweepServiceClient;
 pub use v1::sweep_service_server::{SweepService, SweepServiceServer};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: v1::ProtocolVersion = v1::ProtocolVersion::V1;
+pub const PROTOCOL_VERSION: v1::ProtocolVersion = v1::ProtocolVersion::V2;
 
 /// Largest encoded message either side accepts (a result with two 10x10 matrices and thousands
 /// of epochs is well under this).

@@ -52,6 +52,9 @@ fn regressions() {
         ("trial.batch_size", |s| s.params.batch_size = u32::MAX),
         ("trial.epochs", |s| s.params.epochs = 100_001),
         ("trial.learning_rate", |s| s.params.learning_rate = 1e300),
+        // A seed no grid file can give (TOML integers end at 2^63 - 1) was accepted.
+        ("trial.seed", |s| s.params.seed = u64::MAX),
+        ("trial.train_fraction", |s| s.params.train_fraction = 1.5),
     ] {
         let mut spec = valid.clone();
         set(&mut spec);
@@ -80,7 +83,7 @@ fn write_fuzz_seeds() {
         (
             0,
             v1::RegisterRequest {
-                protocol_version: 1,
+                protocol_version: sweep_proto::PROTOCOL_VERSION.into(),
                 worker_name: "w".into(),
                 device: Some(v1::Device {
                     kind: 2,

@@ -146,30 +146,49 @@ fn trial_result() -> impl Strategy<Value = v1::TrialResult> {
         )
 }
 
+/// Keys that are hyperparameters, nearly, or anything.
+fn param_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(sweep_common::grid::Param::KEYS.to_vec()).prop_map(str::to_owned),
+        Just("momentum".to_owned()),
+        text(),
+    ]
+}
+
+fn param_value() -> impl Strategy<Value = Option<v1::hyper_param::Value>> {
+    use v1::hyper_param::Value;
+    prop::option::of(prop_oneof![
+        big().prop_map(Value::Int),
+        number().prop_map(Value::Float),
+        prop_oneof![Just("relu".to_owned()), Just("gelu".to_owned()), text()]
+            .prop_map(Value::Choice),
+    ])
+}
+
+fn hyper_params() -> impl Strategy<Value = Vec<v1::HyperParam>> {
+    prop::collection::vec(
+        (param_key(), param_value()).prop_map(|(key, value)| v1::HyperParam { key, value }),
+        0..12,
+    )
+}
+
 fn trial_spec() -> impl Strategy<Value = v1::TrialSpec> {
     (
-        (text(), text(), text(), text(), enum_value()),
-        (small(), small(), number(), small(), small(), number()),
-        (big(), number(), big(), small()),
+        (text(), text(), text(), text()),
+        hyper_params(),
+        (number(), big(), small()),
     )
         .prop_map(
             |(
-                (trial_id, experiment, name, dataset, activation),
-                (hidden_layers, hidden_width, learning_rate, batch_size, epochs, train_fraction),
-                (seed, split_ratio, split_seed, checkpoint_every),
+                (trial_id, experiment, name, dataset),
+                params,
+                (split_ratio, split_seed, checkpoint_every),
             )| v1::TrialSpec {
                 trial_id,
                 experiment,
                 name,
                 dataset,
-                activation,
-                hidden_layers,
-                hidden_width,
-                learning_rate,
-                batch_size,
-                epochs,
-                train_fraction,
-                seed,
+                params,
                 split_ratio,
                 split_seed,
                 checkpoint_every,
@@ -180,7 +199,7 @@ fn trial_spec() -> impl Strategy<Value = v1::TrialSpec> {
 /// A valid trial (its id matches its content) with one field replaced by an arbitrary value,
 /// so that the range checks after the id check are reached.
 fn tampered_trial() -> impl Strategy<Value = v1::TrialSpec> {
-    (0usize..8, small(), number()).prop_map(|(field, n, x)| {
+    (0usize..9, small(), number(), big()).prop_map(|(field, n, x, u)| {
         let mut spec = valid_trial();
         let p = &mut spec.params;
         match field {
@@ -191,6 +210,7 @@ fn tampered_trial() -> impl Strategy<Value = v1::TrialSpec> {
             4 => p.learning_rate = x,
             5 => p.train_fraction = x,
             6 => spec.split.train_ratio = x,
+            7 => p.seed = u,
             _ => spec.experiment = n.to_string(),
         }
         spec.id = spec.content_id();

@@ -32,7 +32,7 @@ fn hostile_calls_are_refused_and_the_sweep_completes() {
         let mut unbounded = sweep_proto::auth::client(channel, sweep_proto::Bearer::none())
             .max_encoding_message_size(64 << 20);
         let register = |name: &str| v1::RegisterRequest {
-            protocol_version: v1::ProtocolVersion::V1.into(),
+            protocol_version: sweep_proto::PROTOCOL_VERSION.into(),
             worker_name: name.to_owned(),
             device: None,
             slots: 1,

@@ -82,7 +82,7 @@ async fn every_rpc(c: &mut sweep_proto::Client) -> Vec<(&'static str, Code)> {
             "Register",
             code(
                 c.register(v1::RegisterRequest {
-                    protocol_version: v1::ProtocolVersion::V1.into(),
+                    protocol_version: sweep_proto::PROTOCOL_VERSION.into(),
                     worker_name: "intruder".into(),
                     device: None,
                     slots: 1,

@@ -81,16 +81,13 @@ fn main() -> anyhow::Result<()> {
     } else {
         DeviceData::load(dataset, std::path::Path::new(&data_dir), tch::Device::Cpu)?
     };
-    let params = HyperParams {
-        activation,
-        hidden_layers: layers,
-        hidden_width: width,
-        learning_rate: 0.001,
-        batch_size: batch,
-        epochs,
-        train_fraction: 1.0,
-        seed: 0,
-    };
+    // A grid's defaults (learning rate 0.001, the whole train split, seed 0), then the flags.
+    let mut params = HyperParams::defaults(0)?;
+    params.activation = activation;
+    params.hidden_layers = layers;
+    params.hidden_width = width;
+    params.batch_size = batch;
+    params.epochs = epochs;
     let split = SplitSpec {
         train_ratio: 0.7,
         seed: 0,

@@ -1,116 +1,21 @@
-//! Checks of single values of a grid file (names, ranges, templates, table layouts), and the
-//! words every message uses for what a key allows.
+//! Checks of single values of a grid file (names, hyperparameter values, templates, table
+//! layouts), each error located in the file; what each key allows is in `rules`.
 
 use std::ops::Range;
 
 use toml::Spanned;
 
-use super::parse::{RawTable, Table};
+use super::params::Param;
+use super::parse::{RawTable, RawValue, Table};
+use super::rules::{self, MAX_NAME_LEN, name_rule, one_of, truncate};
 use super::suggest::{Quote, did_you_mean};
-use super::{Axis, GridError, Param, TableLayout, limits};
+use super::{Axis, GridError, TableLayout, Value};
 use crate::dataset::DatasetKind;
-use crate::trial::Activation;
 
-/// Largest number of hidden layers.
-pub(super) const MAX_HIDDEN_LAYERS: i64 = limits::HIDDEN_LAYERS as i64;
-/// Largest hidden width.
-pub(super) const MAX_HIDDEN_WIDTH: i64 = limits::HIDDEN_WIDTH as i64;
-/// Largest batch size.
-pub(super) const MAX_BATCH_SIZE: i64 = limits::BATCH_SIZE as i64;
-/// Largest number of epochs (and `checkpoint_every`).
-pub(super) const MAX_EPOCHS: i64 = limits::EPOCHS as i64;
-/// Largest learning rate.
-pub(super) const MAX_LEARNING_RATE: f64 = limits::LEARNING_RATE;
-/// Largest `max_attempts`.
-pub(super) const MAX_ATTEMPTS: i64 = 100;
-/// Longest name (sweep, experiment); trial names may be twice as long.
-pub(super) const MAX_NAME_LEN: usize = 128;
 /// Longest trial name, in bytes.
 pub(super) const MAX_TRIAL_NAME_LEN: usize = 2 * MAX_NAME_LEN;
 /// Longest title, in characters (longer ones are cut).
 pub(super) const MAX_TITLE_LEN: usize = 64;
-
-/// What a parameter allows, as messages say it: "an integer from 1 to 100000".
-pub(super) fn allowed(param: Param) -> String {
-    match param {
-        Param::Activation => one_of(&Activation::ALL.map(Activation::name)),
-        Param::HiddenLayers => integer(0, MAX_HIDDEN_LAYERS),
-        Param::HiddenWidth => integer(1, MAX_HIDDEN_WIDTH),
-        Param::LearningRate => {
-            format!("a number greater than 0 and at most {MAX_LEARNING_RATE}")
-        }
-        Param::BatchSize => integer(1, MAX_BATCH_SIZE),
-        Param::Epochs => integer(1, MAX_EPOCHS),
-        Param::TrainFraction => "a fraction in (0, 1]".to_owned(),
-        Param::Seed => integer(0, i64::MAX),
-    }
-}
-
-/// "an integer from MIN to MAX".
-pub(super) fn integer(min: i64, max: i64) -> String {
-    format!("an integer from {min} to {max}")
-}
-
-/// `"a", "b" or "c"`.
-pub(super) fn one_of(names: &[&str]) -> String {
-    let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
-    match quoted.split_last() {
-        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
-        _ => quoted.join(""),
-    }
-}
-
-/// What a name allows: "1 to 128 letters, digits, '_', '-' or '.'".
-pub(super) fn name_rule() -> String {
-    format!("1 to {MAX_NAME_LEN} letters, digits, '_', '-' or '.'")
-}
-
-/// The split ratio's range and meaning.
-pub(super) const SPLIT_RATIO_RULE: &str =
-    "a fraction in (0, 1) (the train part of the official training set)";
-
-/// At most 64 characters of `s`, for quoting user text in messages.
-pub(super) fn truncate(s: &str) -> String {
-    let mut out: String = s.chars().take(64).collect();
-    if out.len() < s.len() {
-        out.push_str("...");
-    }
-    out
-}
-
-/// A typed parameter value.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Value {
-    Activation(Activation),
-    Int(u64),
-    Float(f64),
-}
-
-impl Value {
-    pub(super) fn display(self) -> String {
-        match self {
-            Value::Activation(a) => a.display_name().to_owned(),
-            Value::Int(i) => i.to_string(),
-            Value::Float(f) => f.to_string(),
-        }
-    }
-
-    /// A key equal for equal values (floats by their bits; checked values are never NaN or -0).
-    pub(super) fn identity(self) -> (u8, u64) {
-        match self {
-            Value::Activation(a) => (0, a as u64),
-            Value::Int(i) => (1, i),
-            Value::Float(f) => (2, f.to_bits()),
-        }
-    }
-}
-
-/// A raw value before its meaning is checked.
-pub(super) enum RawValue<'a> {
-    Str(&'a str),
-    Int(i64),
-    Float(f64),
-}
 
 /// Checks on one source text; every error names `origin`, line, column and key.
 pub(super) struct Checker<'a> {
@@ -191,7 +96,7 @@ impl Checker<'_> {
             Err(self.err(
                 &v.span(),
                 key,
-                format!("must be {}, got {x}", integer(min, max)),
+                format!("must be {}, got {x}", rules::integer(min, max)),
             ))
         }
     }
@@ -205,67 +110,18 @@ impl Checker<'_> {
         rule: &str,
         one: bool,
     ) -> Result<f64, GridError> {
-        if x.is_finite() && x > 0.0 && (x < 1.0 || (one && x == 1.0)) {
-            return Ok(x);
-        }
-        let hint = if x > 1.0 && x <= 100.0 && x.fract() == 0.0 {
-            format!(" (a fraction, not a percentage: {x} % is {})", x / 100.0)
-        } else {
-            String::new()
-        };
-        Err(self.err(span, key, format!("must be {rule}, got {x}{hint}")))
+        rules::fraction(x, rule, one).map_err(|message| self.err(span, key, message))
     }
 
+    /// A hyperparameter's value, checked against its row of the table.
     pub(super) fn value(
         &self,
         param: Param,
-        text: Spanned<RawValue<'_>>,
+        value: &Spanned<RawValue>,
         key: &str,
     ) -> Result<Value, GridError> {
-        let span = text.span();
-        let int = |i: i64, min: i64, max: i64| {
-            self.int(&Spanned::new(span.clone(), i), key, min, max)
-                .map(Value::Int)
-        };
-        match (param, text.into_inner()) {
-            (Param::Activation, RawValue::Str(s)) => match s.parse::<Activation>() {
-                Ok(a) => Ok(Value::Activation(a)),
-                Err(_) => {
-                    let names = Activation::ALL.map(Activation::name);
-                    Err(self.err(
-                        &span,
-                        key,
-                        format!(
-                            "unknown activation {:?}{}; allowed: {}",
-                            truncate(s),
-                            did_you_mean(s, &names, Quote::Double),
-                            names.join(", ")
-                        ),
-                    ))
-                }
-            },
-            (Param::HiddenLayers, RawValue::Int(i)) => int(i, 0, MAX_HIDDEN_LAYERS),
-            (Param::HiddenWidth, RawValue::Int(i)) => int(i, 1, MAX_HIDDEN_WIDTH),
-            (Param::BatchSize, RawValue::Int(i)) => int(i, 1, MAX_BATCH_SIZE),
-            (Param::Epochs, RawValue::Int(i)) => int(i, 1, MAX_EPOCHS),
-            (Param::Seed, RawValue::Int(i)) => int(i, 0, i64::MAX),
-            (Param::LearningRate, RawValue::Float(f)) => {
-                if f.is_finite() && f > 0.0 && f <= MAX_LEARNING_RATE {
-                    Ok(Value::Float(f))
-                } else {
-                    Err(self.err(
-                        &span,
-                        key,
-                        format!("must be {}, got {f}", allowed(Param::LearningRate)),
-                    ))
-                }
-            }
-            (Param::TrainFraction, RawValue::Float(f)) => self
-                .fraction(&span, key, f, &allowed(Param::TrainFraction), true)
-                .map(Value::Float),
-            // The raw structs give each parameter its type, so no other pair can occur.
-            (param, _) => Err(self.err(&span, key, format!("must be {}", allowed(param)))),
-        }
+        rules::check(param.def(), value.get_ref().raw())
+            .map_err(|message| self.err(&value.span(), key, message))
     }
 
     pub(super) fn dataset(
@@ -325,7 +181,8 @@ impl Checker<'_> {
                 ));
             };
             let placeholder = &after[..close];
-            let known = PLACEHOLDER_NAMES.contains(&placeholder);
+            let names = placeholder_names();
+            let known = names.contains(&placeholder);
             if !known {
                 return Err(self.err(
                     &at(offset + open),
@@ -333,7 +190,7 @@ impl Checker<'_> {
                     format!(
                         "unknown placeholder {{{}}}{}; allowed: {}",
                         truncate(placeholder),
-                        did_you_mean(placeholder, PLACEHOLDER_NAMES, Quote::Brace),
+                        did_you_mean(placeholder, &names, Quote::Brace),
                         placeholders()
                     ),
                 ));
@@ -417,23 +274,17 @@ impl Checker<'_> {
     }
 }
 
-/// The placeholders a `trial_name` template may use, without braces.
-const PLACEHOLDER_NAMES: &[&str] = &[
-    "experiment",
-    "dataset",
-    "activation",
-    "hidden_layers",
-    "hidden_width",
-    "learning_rate",
-    "batch_size",
-    "epochs",
-    "train_fraction",
-    "seed",
-];
+/// The placeholders a `trial_name` template may use, without braces: the experiment, the
+/// dataset and every hyperparameter.
+fn placeholder_names() -> Vec<&'static str> {
+    let mut names = vec!["experiment", "dataset"];
+    names.extend(Param::KEYS);
+    names
+}
 
 /// Placeholders a `trial_name` template may use, as messages list them.
 fn placeholders() -> String {
-    let braced: Vec<String> = PLACEHOLDER_NAMES
+    let braced: Vec<String> = placeholder_names()
         .iter()
         .map(|p| format!("{{{p}}}"))
         .collect();
@@ -446,17 +297,9 @@ mod tests {
 
     #[test]
     fn placeholders_are_the_experiment_the_dataset_and_every_parameter() {
-        let params: Vec<&str> = Param::ALL.iter().map(|p| p.key()).collect();
-        assert_eq!(PLACEHOLDER_NAMES[..2], ["experiment", "dataset"]);
-        assert_eq!(PLACEHOLDER_NAMES[2..], params[..]);
+        let names = placeholder_names();
+        assert_eq!(names[..2], ["experiment", "dataset"]);
+        assert_eq!(names[2..], Param::KEYS[..]);
         assert!(placeholders().starts_with("{experiment}, {dataset}, {activation}"));
-    }
-
-    #[test]
-    fn lists_read_as_prose() {
-        assert_eq!(one_of(&["a"]), "\"a\"");
-        assert_eq!(one_of(&["a", "b"]), "\"a\" or \"b\"");
-        assert_eq!(one_of(&["a", "b", "c"]), "\"a\", \"b\" or \"c\"");
-        assert_eq!(truncate(&"x".repeat(70)), format!("{}...", "x".repeat(64)));
     }
 }

@@ -2,10 +2,13 @@
 //! values of the wrong type or out of range. Each names what the key allows, and what to write
 //! instead when the mistake is a common one.
 
-use super::check::{self, SPLIT_RATIO_RULE, allowed, integer, name_rule, one_of, truncate};
-use super::expand::MAX_TRIALS_LIMIT;
+use super::GridError;
+use super::params::Param;
+use super::rules::{
+    MAX_ATTEMPTS, MAX_CHECKPOINT_EVERY, MAX_TRIALS_LIMIT, SPLIT_RATIO_RULE, allowed, integer,
+    name_rule, one_of, truncate,
+};
 use super::suggest::{Quote, did_you_mean};
-use super::{GridError, Param};
 use crate::dataset::DatasetKind;
 
 /// The keys of `[[experiment]]`, as serde lists them.
@@ -284,7 +287,7 @@ fn place(path: &str) -> Place<'_> {
 }
 
 fn param(key: &str) -> Option<Param> {
-    Param::ALL.into_iter().find(|p| p.key() == key)
+    Param::from_key(key)
 }
 
 /// What the key at `place` allows.
@@ -295,7 +298,7 @@ fn allows(place: Place<'_>) -> Option<String> {
         Place::Sweep => "a table: [sweep]".to_owned(),
         Place::SweepKey("name") => format!("a name of {}", name_rule()),
         Place::SweepKey("seed") => integer(0, i64::MAX),
-        Place::SweepKey("max_attempts") => integer(1, check::MAX_ATTEMPTS),
+        Place::SweepKey("max_attempts") => integer(1, MAX_ATTEMPTS),
         Place::SweepKey("max_trials") => integer(1, MAX_TRIALS_LIMIT),
         Place::SweepKey(_) => return None,
         Place::Experiments => "tables, each written [[experiment]]".to_owned(),
@@ -308,7 +311,7 @@ fn allows(place: Place<'_>) -> Option<String> {
         }
         Place::ExperimentKey("split_ratio") => SPLIT_RATIO_RULE.to_owned(),
         Place::ExperimentKey("checkpoint_every") => {
-            format!("{} (0: never)", integer(0, check::MAX_EPOCHS))
+            format!("{} (0: never)", integer(0, MAX_CHECKPOINT_EVERY))
         }
         Place::ExperimentKey(_) => return None,
         Place::Table => {
@@ -317,8 +320,11 @@ fn allows(place: Place<'_>) -> Option<String> {
         Place::TableKey(_) => "the name of one of the experiment's grid axes".to_owned(),
         Place::Fixed => "a table of hyperparameters, one value each".to_owned(),
         Place::Grid => "a table of hyperparameters, a list of values each".to_owned(),
-        Place::FixedKey(k) | Place::AxisValue(k) => allowed(param(k)?),
-        Place::Axis(k) => format!("a list of values, each {}", allowed(param(k)?)),
+        Place::FixedKey(k) | Place::AxisValue(k) => allowed(&param(k)?.def().domain),
+        Place::Axis(k) => format!(
+            "a list of values, each {}",
+            allowed(&param(k)?.def().domain)
+        ),
     })
 }
 

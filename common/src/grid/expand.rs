@@ -5,116 +5,24 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::check::{
-    Checker, MAX_ATTEMPTS, MAX_EPOCHS, MAX_TITLE_LEN, MAX_TRIAL_NAME_LEN, RawValue,
-    SPLIT_RATIO_RULE, Value, allowed, integer, truncate,
+use super::check::{Checker, MAX_TITLE_LEN, MAX_TRIAL_NAME_LEN};
+use super::params::{HyperParams, Param};
+use super::parse::{RawAxes, RawExperiment, RawFile, RawList};
+use super::rules::{
+    MAX_ATTEMPTS, MAX_CHECKPOINT_EVERY, MAX_TRIALS_LIMIT, SPLIT_RATIO_RULE, allowed, integer,
+    truncate,
 };
-use super::parse::{RawAxes, RawExperiment, RawFile, RawFixed, RawList};
 use super::{
     Axis, DEFAULT_CHECKPOINT_EVERY, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_TRIALS, DEFAULT_SPLIT_RATIO,
 };
-use super::{Experiment, Grid, GridError, Param};
+use super::{Experiment, Grid, GridError, Value};
 use crate::dataset::DatasetKind;
 use crate::ids::TrialId;
-use crate::trial::{Activation, HyperParams, SplitSpec, TrialSpec};
+use crate::trial::{SplitSpec, TrialSpec};
 
-/// Largest `max_trials` a grid file may set. Expansion costs about 6 us and 400 bytes per trial
-/// before the coordinator keeps any state for it: a million trials take 6 s and 400 MB, ten
-/// million (from a 50 KB file) a minute and 4 GB, which no sweep of trained models needs.
-pub(super) const MAX_TRIALS_LIMIT: i64 = 1_000_000;
-
-/// Collects (param, fixed value) from `[experiment.fixed]`.
-fn fixed_values(f: &RawFixed) -> Vec<(Param, Spanned<RawValue<'_>>)> {
-    fn s<'a, T, F: Fn(&'a T) -> RawValue<'a>>(
-        v: &'a Option<Spanned<T>>,
-        f: F,
-    ) -> Option<Spanned<RawValue<'a>>> {
-        v.as_ref().map(|v| Spanned::new(v.span(), f(v.get_ref())))
-    }
-    [
-        (Param::Activation, s(&f.activation, |x| RawValue::Str(x))),
-        (
-            Param::HiddenLayers,
-            s(&f.hidden_layers, |x| RawValue::Int(*x)),
-        ),
-        (
-            Param::HiddenWidth,
-            s(&f.hidden_width, |x| RawValue::Int(*x)),
-        ),
-        (
-            Param::LearningRate,
-            s(&f.learning_rate, |x| RawValue::Float(*x)),
-        ),
-        (Param::BatchSize, s(&f.batch_size, |x| RawValue::Int(*x))),
-        (Param::Epochs, s(&f.epochs, |x| RawValue::Int(*x))),
-        (
-            Param::TrainFraction,
-            s(&f.train_fraction, |x| RawValue::Float(*x)),
-        ),
-        (Param::Seed, s(&f.seed, |x| RawValue::Int(*x))),
-    ]
-    .into_iter()
-    .filter_map(|(p, v)| v.map(|v| (p, v)))
-    .collect()
-}
-
-/// A list's span and its values, each with its span.
-type AxisValues<'a> = (Range<usize>, Vec<Spanned<RawValue<'a>>>);
-
-/// Collects (param, axis values) from `[experiment.grid]`.
-fn axis_values(g: Option<&RawAxes>) -> Vec<(Param, AxisValues<'_>)> {
-    let Some(g) = g else {
-        return Vec::new();
-    };
-    fn l<'a, T, F: Fn(&'a T) -> RawValue<'a>>(v: &'a RawList<T>, f: F) -> Option<AxisValues<'a>> {
-        v.as_ref().map(|list| {
-            let values = list
-                .get_ref()
-                .iter()
-                .map(|x| Spanned::new(x.span(), f(x.get_ref())))
-                .collect();
-            (list.span(), values)
-        })
-    }
-    [
-        (Param::Activation, l(&g.activation, |x| RawValue::Str(x))),
-        (
-            Param::HiddenLayers,
-            l(&g.hidden_layers, |x| RawValue::Int(*x)),
-        ),
-        (
-            Param::HiddenWidth,
-            l(&g.hidden_width, |x| RawValue::Int(*x)),
-        ),
-        (
-            Param::LearningRate,
-            l(&g.learning_rate, |x| RawValue::Float(*x)),
-        ),
-        (Param::BatchSize, l(&g.batch_size, |x| RawValue::Int(*x))),
-        (Param::Epochs, l(&g.epochs, |x| RawValue::Int(*x))),
-        (
-            Param::TrainFraction,
-            l(&g.train_fraction, |x| RawValue::Float(*x)),
-        ),
-        (Param::Seed, l(&g.seed, |x| RawValue::Int(*x))),
-    ]
-    .into_iter()
-    .filter_map(|(p, v)| v.map(|v| (p, v)))
-    .collect()
-}
-
-/// Default value of each parameter not fixed or varied; `seed` defaults to the sweep's seed.
-fn default_value(param: Param, sweep_seed: u64) -> Value {
-    match param {
-        Param::Activation => Value::Activation(Activation::Relu),
-        Param::HiddenLayers => Value::Int(1),
-        Param::HiddenWidth => Value::Int(256),
-        Param::LearningRate => Value::Float(0.001),
-        Param::BatchSize => Value::Int(64),
-        Param::Epochs => Value::Int(10),
-        Param::TrainFraction => Value::Float(1.0),
-        Param::Seed => Value::Int(sweep_seed),
-    }
+/// The axes of `[experiment.grid]`, in axis order.
+fn axis_values(g: Option<&RawAxes>) -> impl Iterator<Item = (Param, &RawList)> {
+    g.into_iter().flat_map(|g| g.0.iter().map(|(p, l)| (*p, l)))
 }
 
 /// Validates `raw` and expands it.
@@ -127,8 +35,11 @@ pub(super) fn expand(raw: RawFile, text: &str, origin: &str) -> Result<Grid, Gri
         None => 0,
     };
     let max_attempts = match &sweep.max_attempts {
-        Some(m) => u32::try_from(c.int(m, "sweep.max_attempts", 1, MAX_ATTEMPTS)?)
-            .unwrap_or(DEFAULT_MAX_ATTEMPTS),
+        Some(m) => {
+            let n = c.int(m, "sweep.max_attempts", 1, MAX_ATTEMPTS)?;
+            // At most MAX_ATTEMPTS, so it fits.
+            u32::try_from(n).map_err(|_| c.err(&m.span(), "sweep.max_attempts", "too large"))?
+        }
         None => DEFAULT_MAX_ATTEMPTS,
     };
     let max_trials = match &sweep.max_trials {
@@ -187,16 +98,19 @@ pub(super) fn expand(raw: RawFile, text: &str, origin: &str) -> Result<Grid, Gri
 fn count_trials(c: &Checker<'_>, raw: &RawFile, max_trials: u64) -> Result<(), GridError> {
     let mut total: u64 = 0;
     for (i, e) in raw.experiments.get_ref().iter().enumerate() {
-        let axes = axis_values(e.get_ref().axes());
-        let product = axes.iter().try_fold(1u64, |acc, (_, (_, values))| {
-            acc.checked_mul(values.len() as u64)
+        let axes: Vec<(Param, &RawList)> = axis_values(e.get_ref().axes()).collect();
+        let product = axes.iter().try_fold(1u64, |acc, (_, values)| {
+            acc.checked_mul(values.get_ref().len() as u64)
         });
         let sum = product.and_then(|p| total.checked_add(p));
         if sum.is_some_and(|s| s <= max_trials) {
             total = sum.unwrap_or(u64::MAX);
             continue;
         }
-        let sizes: Vec<String> = axes.iter().map(|(_, (_, v))| v.len().to_string()).collect();
+        let sizes: Vec<String> = axes
+            .iter()
+            .map(|(_, v)| v.get_ref().len().to_string())
+            .collect();
         let names: Vec<&str> = axes.iter().map(|(p, _)| p.key()).collect();
         let count = match product {
             Some(p) => format!("{p} trials"),
@@ -292,14 +206,14 @@ fn experiment(
     };
     let checkpoint_every = match &e.checkpoint_every {
         Some(every) => match u32::try_from(*every.get_ref()) {
-            Ok(n) if i64::from(n) <= MAX_EPOCHS => n,
+            Ok(n) if u64::from(n) <= MAX_CHECKPOINT_EVERY => n,
             _ => {
                 return Err(c.err(
                     &every.span(),
                     &at("checkpoint_every"),
                     format!(
                         "must be {} (0: never), got {}",
-                        integer(0, MAX_EPOCHS),
+                        integer(0, MAX_CHECKPOINT_EVERY),
                         every.get_ref()
                     ),
                 ));
@@ -321,14 +235,16 @@ fn experiment(
 
     let mut values: BTreeMap<Param, Vec<Value>> = BTreeMap::new();
     let mut fixed_params: HashMap<Param, Range<usize>> = HashMap::new();
-    for (param, v) in fixed_values(&e.fixed) {
+    for (&param, v) in &e.fixed.0.0 {
         fixed_params.insert(param, v.span());
         let value = c.value(param, v, &at(&format!("fixed.{param}")))?;
         values.insert(param, vec![value]);
     }
     let mut axes = Vec::new();
-    for (param, (list_span, raw_values)) in axis_values(e.axes()) {
+    for (param, list) in axis_values(e.axes()) {
         let key = at(&format!("grid.{param}"));
+        let list_span = list.span();
+        let raw_values = list.get_ref();
         if fixed_params.contains_key(&param) {
             return Err(c.err(
                 &list_span,
@@ -345,18 +261,17 @@ fn experiment(
                 &key,
                 format!(
                     "an axis needs at least one value, each {}; or remove the axis",
-                    allowed(param)
+                    allowed(&param.def().domain)
                 ),
             ));
         }
         let mut axis: Vec<Value> = Vec::with_capacity(raw_values.len());
-        let mut seen: HashMap<(u8, u64), usize> = HashMap::with_capacity(raw_values.len());
-        for (j, v) in raw_values.into_iter().enumerate() {
-            let span = v.span();
+        let mut seen = HashMap::with_capacity(raw_values.len());
+        for (j, v) in raw_values.iter().enumerate() {
             let value = c.value(param, v, &format!("{key}[{j}]"))?;
             if let Some(first) = seen.insert(value.identity(), j) {
                 return Err(c.err(
-                    &span,
+                    &v.span(),
                     &format!("{key}[{j}]"),
                     format!(
                         "duplicate value {} (already at index {first}); each value of an axis \
@@ -376,7 +291,7 @@ fn experiment(
     for param in Param::ALL {
         values
             .entry(param)
-            .or_insert_with(|| vec![default_value(param, sweep_seed)]);
+            .or_insert_with(|| vec![param.def().default.value(sweep_seed)]);
     }
 
     let table = match &e.table {
@@ -395,6 +310,7 @@ fn experiment(
         train_ratio: split_ratio,
         seed: sweep_seed,
     };
+    let name_span = e.name.span();
     let columns: Vec<(Param, Vec<Value>)> = values.into_iter().collect();
     let count: usize = columns.iter().map(|(_, v)| v.len()).product();
     let mut trials = Vec::with_capacity(count);
@@ -406,7 +322,10 @@ fn experiment(
             chosen.insert(*param, vals[rest % vals.len()]);
             rest /= vals.len();
         }
-        let params = hyper_params(&chosen);
+        let params = HyperParams::from_values(|p| chosen.get(&p).copied()).map_err(|e| {
+            // Every value was checked against its domain, which fits its field.
+            c.err(&name_span, &at("name"), format!("internal error: {e}"))
+        })?;
         let canonical = TrialSpec::canonical(&name, dataset, &params, &split);
         let trial_name = render(&template, &name, dataset, &chosen);
         if trial_name.len() > MAX_TRIAL_NAME_LEN {
@@ -440,31 +359,6 @@ fn experiment(
         table,
         trials,
     })
-}
-
-fn hyper_params(chosen: &BTreeMap<Param, Value>) -> HyperParams {
-    let int = |p: Param| match chosen.get(&p) {
-        Some(Value::Int(i)) => *i,
-        _ => 0,
-    };
-    let float = |p: Param| match chosen.get(&p) {
-        Some(Value::Float(f)) => *f,
-        _ => 0.0,
-    };
-    let small = |p: Param| u32::try_from(int(p)).unwrap_or(u32::MAX);
-    HyperParams {
-        activation: match chosen.get(&Param::Activation) {
-            Some(Value::Activation(a)) => *a,
-            _ => Activation::Relu,
-        },
-        hidden_layers: small(Param::HiddenLayers),
-        hidden_width: small(Param::HiddenWidth),
-        learning_rate: float(Param::LearningRate),
-        batch_size: small(Param::BatchSize),
-        epochs: small(Param::Epochs),
-        train_fraction: float(Param::TrainFraction),
-        seed: int(Param::Seed),
-    }
 }
 
 /// `{experiment}_{axis}-{value}...` over the varying axes.

@@ -8,15 +8,22 @@
 //! Expansion is deterministic: experiments in file order, axes in the fixed order of [`Param`]
 //! (not the file's), values in the order the file lists them, the first axis outermost. Trial ids
 //! are content-derived ([`crate::TrialId`]), so the same cell has the same id whatever the order.
+//!
+//! Every hyperparameter is one row of the table in `params.rs` ([`Param::def`]); the modules
+//! read it rather than name hyperparameters. Their imports run one way: `define` (what a row
+//! is) <- `params` (the table) <- `suggest` <- `rules` (what each key allows) <- `diagnose` <-
+//! `parse` <- `check` <- `expand`.
 
 mod check;
+mod define;
 mod diagnose;
 mod error;
 mod expand;
+mod params;
 mod parse;
+mod rules;
 mod suggest;
 
-use std::fmt;
 use std::io::Read as _;
 use std::path::Path;
 
@@ -25,7 +32,12 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::DatasetKind;
 use crate::trial::TrialSpec;
 
+pub use define::{
+    Bound, Canonical, Choice, Domain, Fallback, Field, Identity, ParamDef, Raw, UnknownChoice,
+    Value,
+};
 pub use error::GridError;
+pub use params::{Activation, HyperParams, Param, ParamError};
 
 /// An experiment name that the grid does not have (`--only`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,22 +53,6 @@ pub struct UnknownExperiment {
     pub known: Vec<String>,
 }
 
-/// The range of every hyperparameter a grid file may give, which is also what a worker accepts
-/// on the wire (`sweep-proto` refuses a trial outside them): the lower bounds are 0 for
-/// `hidden_layers`, 1 for the other integers, and above 0 for `learning_rate`.
-pub mod limits {
-    /// Largest `hidden_layers`.
-    pub const HIDDEN_LAYERS: u32 = 64;
-    /// Largest `hidden_width`.
-    pub const HIDDEN_WIDTH: u32 = 65_536;
-    /// Largest `batch_size`.
-    pub const BATCH_SIZE: u32 = 1 << 20;
-    /// Largest `epochs` (and `checkpoint_every`).
-    pub const EPOCHS: u32 = 100_000;
-    /// Largest `learning_rate`.
-    pub const LEARNING_RATE: f64 = 10.0;
-}
-
 /// Largest grid file, in bytes: far more than any grid needs (`lab1.toml` is under 2 KiB, a
 /// list of 100 000 seeds about 600 KiB), and little enough to read whole.
 pub const MAX_GRID_FILE_BYTES: u64 = 4 * 1024 * 1024;
@@ -69,62 +65,6 @@ pub const DEFAULT_MAX_TRIALS: u64 = 100_000;
 pub const DEFAULT_CHECKPOINT_EVERY: u32 = 3;
 /// Default `split_ratio`: the lab's 70:30 split of the official training set.
 pub const DEFAULT_SPLIT_RATIO: f64 = 0.7;
-
-/// A hyperparameter that a grid file can fix or vary. The declaration order is the axis order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Param {
-    /// `activation`: relu, tanh or sigmoid.
-    Activation,
-    /// `hidden_layers`: number of hidden layers.
-    HiddenLayers,
-    /// `hidden_width`: width of each hidden layer.
-    HiddenWidth,
-    /// `learning_rate`: Adam's learning rate.
-    LearningRate,
-    /// `batch_size`: mini-batch size.
-    BatchSize,
-    /// `epochs`: passes over the training subset.
-    Epochs,
-    /// `train_fraction`: fraction of the train split used, in (0, 1].
-    TrainFraction,
-    /// `seed`: initialisation and shuffling seed.
-    Seed,
-}
-
-impl Param {
-    /// Every parameter, in axis order.
-    pub const ALL: [Param; 8] = [
-        Param::Activation,
-        Param::HiddenLayers,
-        Param::HiddenWidth,
-        Param::LearningRate,
-        Param::BatchSize,
-        Param::Epochs,
-        Param::TrainFraction,
-        Param::Seed,
-    ];
-
-    /// The key used in grid files.
-    pub fn key(self) -> &'static str {
-        match self {
-            Param::Activation => "activation",
-            Param::HiddenLayers => "hidden_layers",
-            Param::HiddenWidth => "hidden_width",
-            Param::LearningRate => "learning_rate",
-            Param::BatchSize => "batch_size",
-            Param::Epochs => "epochs",
-            Param::TrainFraction => "train_fraction",
-            Param::Seed => "seed",
-        }
-    }
-}
-
-impl fmt::Display for Param {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.key())
-    }
-}
 
 /// One axis of an experiment: a parameter and the values it takes, in file order, as text
 /// (the way trial names and reports show them).

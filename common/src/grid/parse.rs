@@ -1,15 +1,18 @@
 //! The grid file as TOML deserializes it: every value with its span, unknown keys rejected.
-//! Range checks happen in `expand`, where the meaning of each value is known.
+//! The hyperparameters of `[experiment.fixed]` and `[experiment.grid]` are read by key from the
+//! table, each as the TOML type its domain takes; range checks happen in `expand`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 
 use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
-use super::{GridError, diagnose};
+use super::params::Param;
+use super::{Domain, GridError, Raw, diagnose};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -61,35 +64,145 @@ pub(super) struct RawTable {
     pub columns: Spanned<String>,
 }
 
-/// `[experiment.fixed]`: one value per parameter.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawFixed {
-    pub activation: Option<Spanned<String>>,
-    pub hidden_layers: Option<Spanned<i64>>,
-    pub hidden_width: Option<Spanned<i64>>,
-    pub learning_rate: Option<Spanned<f64>>,
-    pub batch_size: Option<Spanned<i64>>,
-    pub epochs: Option<Spanned<i64>>,
-    pub train_fraction: Option<Spanned<f64>>,
-    pub seed: Option<Spanned<i64>>,
+/// A hyperparameter's value as the file writes it, read as the TOML type its domain takes
+/// (a string for a choice, an integer, a number).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum RawValue {
+    Str(String),
+    Int(i64),
+    Float(f64),
+}
+
+impl RawValue {
+    /// The value for the checks.
+    pub fn raw(&self) -> Raw<'_> {
+        match self {
+            RawValue::Str(s) => Raw::Str(s),
+            RawValue::Int(i) => Raw::Int(i128::from(*i)),
+            RawValue::Float(x) => Raw::Float(*x),
+        }
+    }
 }
 
 /// A list of values with the span of the whole list and of each value.
-pub(super) type RawList<T> = Option<Spanned<Vec<Spanned<T>>>>;
+pub(super) type RawList = Spanned<Vec<Spanned<RawValue>>>;
 
-/// `[experiment.grid]`: a list of values per varying parameter.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawAxes {
-    pub activation: RawList<String>,
-    pub hidden_layers: RawList<i64>,
-    pub hidden_width: RawList<i64>,
-    pub learning_rate: RawList<f64>,
-    pub batch_size: RawList<i64>,
-    pub epochs: RawList<i64>,
-    pub train_fraction: RawList<f64>,
-    pub seed: RawList<i64>,
+/// `[experiment.fixed]`: one value per hyperparameter, in axis order.
+#[derive(Debug, Default)]
+pub(super) struct RawFixed(pub BTreeMap<Param, Spanned<RawValue>>);
+
+/// `[experiment.grid]`: a list of values per varying hyperparameter, in axis order.
+#[derive(Debug, Default)]
+pub(super) struct RawAxes(pub BTreeMap<Param, RawList>);
+
+impl<'de> Deserialize<'de> for RawFixed {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_map(ParamsVisitor(PhantomData))
+            .map(RawFixed)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawAxes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_map(ParamsVisitor(PhantomData))
+            .map(RawAxes)
+    }
+}
+
+/// What a table keyed by hyperparameters holds per key: one value or a list of values.
+trait Entry: Sized {
+    /// Reads the value of `param`'s entry, of the TOML type its domain takes.
+    fn read<'de, A: MapAccess<'de>>(param: Param, map: &mut A) -> Result<Self, A::Error>;
+}
+
+impl Entry for Spanned<RawValue> {
+    fn read<'de, A: MapAccess<'de>>(param: Param, map: &mut A) -> Result<Self, A::Error> {
+        fn one<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
+            map: &mut A,
+            raw: fn(T) -> RawValue,
+        ) -> Result<Spanned<RawValue>, A::Error> {
+            let v: Spanned<T> = map.next_value()?;
+            Ok(Spanned::new(v.span(), raw(v.into_inner())))
+        }
+        match param.def().domain {
+            Domain::Choice(_) => one(map, RawValue::Str),
+            Domain::Int { .. } => one(map, RawValue::Int),
+            Domain::Float { .. } | Domain::Fraction => one(map, RawValue::Float),
+        }
+    }
+}
+
+impl Entry for RawList {
+    fn read<'de, A: MapAccess<'de>>(param: Param, map: &mut A) -> Result<Self, A::Error> {
+        fn list<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
+            map: &mut A,
+            raw: fn(T) -> RawValue,
+        ) -> Result<RawList, A::Error> {
+            let list: Spanned<Vec<Spanned<T>>> = map.next_value()?;
+            let span = list.span();
+            let values = list
+                .into_inner()
+                .into_iter()
+                .map(|v| Spanned::new(v.span(), raw(v.into_inner())))
+                .collect();
+            Ok(Spanned::new(span, values))
+        }
+        match param.def().domain {
+            Domain::Choice(_) => list(map, RawValue::Str),
+            Domain::Int { .. } => list(map, RawValue::Int),
+            Domain::Float { .. } | Domain::Fraction => list(map, RawValue::Float),
+        }
+    }
+}
+
+/// Reads a table keyed by hyperparameters, as a struct with an optional field per
+/// hyperparameter and `deny_unknown_fields` would: an unknown key is serde's "unknown field"
+/// error listing every key, raised while reading the key (so located at it).
+struct ParamsVisitor<E>(PhantomData<E>);
+
+impl<'de, E: Entry> Visitor<'de> for ParamsVisitor<E> {
+    type Value = BTreeMap<Param, E>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a table of hyperparameters")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = BTreeMap::new();
+        while let Some(param) = map.next_key_seed(Key)? {
+            if out.contains_key(&param) {
+                return Err(serde::de::Error::duplicate_field(param.key()));
+            }
+            let entry = E::read(param, &mut map)?;
+            out.insert(param, entry);
+        }
+        Ok(out)
+    }
+}
+
+/// A hyperparameter's key.
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Param;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Param, D::Error> {
+        deserializer.deserialize_identifier(self)
+    }
+}
+
+impl Visitor<'_> for Key {
+    type Value = Param;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a hyperparameter")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Param, E> {
+        Param::from_key(key).ok_or_else(|| E::unknown_field(key, &Param::KEYS))
+    }
 }
 
 /// What the grid file writes as a TOML table, deserialized as `T`.

@@ -1,23 +1,10 @@
 //! "Did you mean": the allowed word closest to a misspelt one.
 
-/// Words people write for a hyperparameter, and the key they mean.
+use super::params::Param;
+
+/// Words people write for a key or value that is not a hyperparameter, and the word they mean
+/// (a hyperparameter's aliases are in its row of the table).
 const ALIASES: &[(&str, &str)] = &[
-    ("lr", "learning_rate"),
-    ("learningrate", "learning_rate"),
-    ("batch", "batch_size"),
-    ("bs", "batch_size"),
-    ("batchsize", "batch_size"),
-    ("depth", "hidden_layers"),
-    ("layers", "hidden_layers"),
-    ("num_layers", "hidden_layers"),
-    ("width", "hidden_width"),
-    ("hidden_size", "hidden_width"),
-    ("units", "hidden_width"),
-    ("act", "activation"),
-    ("activation_function", "activation"),
-    ("epoch", "epochs"),
-    ("num_epochs", "epochs"),
-    ("fraction", "train_fraction"),
     ("train_ratio", "split_ratio"),
     ("retries", "max_attempts"),
     ("attempts", "max_attempts"),
@@ -25,6 +12,19 @@ const ALIASES: &[(&str, &str)] = &[
     ("cifar", "cifar10"),
     ("cifar-10", "cifar10"),
 ];
+
+/// The word that `norm` (normalised) is an alias of, if it is one.
+fn alias_of(norm: &str) -> Option<&'static str> {
+    let table = Param::ALL
+        .into_iter()
+        .flat_map(|p| p.def().aliases.iter().map(move |a| (*a, p.key())));
+    ALIASES
+        .iter()
+        .copied()
+        .chain(table)
+        .find(|(alias, _)| normalise(alias) == norm)
+        .map(|(_, target)| target)
+}
 
 /// Real names of other things, close to ours by spelling but not typos of them.
 const NOT_TYPOS: &[&str] = &[
@@ -54,11 +54,7 @@ pub(crate) fn closest<'a>(given: &str, candidates: &[&'a str]) -> Option<&'a str
     if let Some(c) = candidates.iter().find(|c| normalise(c) == norm) {
         return Some(c);
     }
-    if let Some((_, c)) = ALIASES
-        .iter()
-        .find(|(alias, _)| normalise(alias) == norm)
-        .and_then(|(a, target)| candidates.iter().find(|c| *c == target).map(|c| (a, *c)))
-    {
+    if let Some(c) = alias_of(&norm).and_then(|target| candidates.iter().find(|c| **c == target)) {
         return Some(c);
     }
     let best = candidates
@@ -152,16 +148,7 @@ fn distance(a: &str, b: &str) -> usize {
 mod tests {
     use super::*;
 
-    const PARAMS: &[&str] = &[
-        "activation",
-        "hidden_layers",
-        "hidden_width",
-        "learning_rate",
-        "batch_size",
-        "epochs",
-        "train_fraction",
-        "seed",
-    ];
+    const PARAMS: &[&str] = &Param::KEYS;
 
     #[test]
     fn finds_what_people_mistype() {

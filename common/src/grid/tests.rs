@@ -67,6 +67,44 @@ fn lab1_expands_to_the_lab() {
     assert_eq!(p2.trials[0].train_subset_len(60_000), 8_400);
 }
 
+/// Trial ids are the UUID v5 of `sweep-trial-v1` canonical text: a state directory resumes
+/// only if the same grid gives the same ids. These are lab1.toml's, in expansion order, as
+/// every version since the first computed them.
+#[test]
+fn lab1_keeps_its_trial_ids() {
+    let g = parse(LAB1).unwrap();
+    let ids: Vec<String> = g.trials().map(|t| t.id.to_string()).collect();
+    assert_eq!(
+        ids,
+        [
+            "34886a94-44ae-5cb9-a2f5-e1d98a5ddc1d",
+            "cbe841d8-5187-5cbe-8b4e-d42bb0b9647b",
+            "22eecff4-022a-5f7d-8f8e-de945bee8308",
+            "ee2a7983-5079-5f02-8bd2-3f3ebad9eea6",
+            "04c9dd59-5e1f-5858-98ad-ba45e857d732",
+            "b8e0c64b-d9db-543b-b431-d76f04c9dee6",
+            "311e7ac8-8a69-5378-8984-60ab2b0ffc03",
+            "b9c69a2f-e1ad-5bfe-85f2-6ad267aedfaf",
+            "8cd0a863-80a9-5dbe-8f4b-efa1442cdf15",
+            "de1d26f6-0a02-51eb-b7a8-bd7eeda2d8da",
+            "471fb7b9-8a61-52b0-aaa8-48b4afcdbf66",
+            "2018236d-3f89-5084-9726-848880d2bde2",
+            "fc5c5d59-5959-5e34-b0bb-dcd1146c29eb",
+            "c5cdf95d-1f9d-5bf0-9b5e-1100549d69ca",
+        ]
+    );
+}
+
+/// The README's table of hyperparameters has a row for every row of the table.
+#[test]
+fn readme_lists_every_hyperparameter() {
+    let readme = include_str!("../../../README.md");
+    for p in Param::ALL {
+        let row = format!("\n| `{}` | ", p.key());
+        assert!(readme.contains(&row), "README.md has no row for {p}");
+    }
+}
+
 #[test]
 fn table_layout_names_two_grid_axes() {
     let grid = "[experiment.grid]\nactivation = [\"relu\", \"tanh\"]\nhidden_layers = [1, 2]\nbatch_size = [32, 64]\nseed = [1, 2]\n";

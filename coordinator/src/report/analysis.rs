@@ -10,30 +10,16 @@ use super::model::{Axis, Confusion, Epoch, Experiment, Results, Trial};
 
 /// A human label for a parameter key, used for table headers and legend titles.
 pub fn label(key: &str) -> String {
-    match Param::ALL.into_iter().find(|p| p.key() == key) {
-        Some(Param::Activation) => "Activation".into(),
-        Some(Param::HiddenLayers) => "Hidden layers".into(),
-        Some(Param::HiddenWidth) => "Hidden width".into(),
-        Some(Param::LearningRate) => "Learning rate".into(),
-        Some(Param::BatchSize) => "Batch size".into(),
-        Some(Param::Epochs) => "Epochs".into(),
-        Some(Param::TrainFraction) => "Training split ratio".into(),
-        Some(Param::Seed) => "Seed".into(),
+    match Param::from_key(key) {
+        Some(p) => p.def().label.to_owned(),
         None => key.replace('_', " "),
     }
 }
 
 /// The plural phrase for a parameter key, for titles ("different training split ratios").
 pub fn plural(key: &str) -> String {
-    match Param::ALL.into_iter().find(|p| p.key() == key) {
-        Some(Param::Activation) => "activations".into(),
-        Some(Param::HiddenLayers) => "numbers of hidden layers".into(),
-        Some(Param::HiddenWidth) => "hidden widths".into(),
-        Some(Param::LearningRate) => "learning rates".into(),
-        Some(Param::BatchSize) => "batch sizes".into(),
-        Some(Param::Epochs) => "numbers of epochs".into(),
-        Some(Param::TrainFraction) => "training split ratios".into(),
-        Some(Param::Seed) => "seeds".into(),
+    match Param::from_key(key) {
+        Some(p) => p.def().plural.to_owned(),
         None => format!("values of {}", key.replace('_', " ")),
     }
 }

@@ -81,7 +81,7 @@ pub struct Axis {
 impl Axis {
     /// The known parameter, if the key is one.
     pub fn known(&self) -> Option<Param> {
-        Param::ALL.into_iter().find(|p| p.key() == self.param)
+        Param::from_key(&self.param)
     }
 
     /// True for the `seed` axis (repeats of the same configuration).
@@ -151,13 +151,10 @@ impl Trial {
     pub fn param_display(&self, key: &str) -> Option<String> {
         let v = self.params.get(key)?;
         Some(match v {
-            serde_json::Value::String(s) if key == Param::Activation.key() => {
-                match s.parse::<sweep_common::Activation>() {
-                    Ok(a) => a.display_name().to_owned(),
-                    Err(_) => s.clone(),
-                }
-            }
-            serde_json::Value::String(s) => s.clone(),
+            // A choice's display name (`ReLU`), from the hyperparameter's row of the table.
+            serde_json::Value::String(s) => Param::from_key(key)
+                .and_then(|p| p.def().domain.choice(s))
+                .map_or_else(|| s.clone(), |c| c.display.to_owned()),
             serde_json::Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
                 (Some(u), _, _) => u.to_string(),
                 (None, Some(i), _) => i.to_string(),

@@ -1,9 +1,8 @@
 //! The report's tables, as plain data ([`Table`]) that the Markdown and HTML renderers share.
 //!
 //! Layout rule for the accuracy tables, from the experiment's layout axes (every non-seed axis
-//! with more than one value, in the grid's axis order, which is the order of
-//! `sweep_common::grid::Param`: activation, hidden_layers, hidden_width, learning_rate,
-//! batch_size, epochs, train_fraction):
+//! with more than one value, in the grid's axis order, which is the order of the hyperparameter
+//! table, `sweep_common::grid::Param`):
 //! - two axes: pivot tables (test, train, gap) whose columns are the FIRST axis and rows the
 //!   SECOND (lab 1 part 1: columns ReLU/Tanh/Sigmoid, rows hidden layers 1/2/3, as the lab);
 //! - otherwise (none, one, three or more): one table with a column per axis and a column per

@@ -103,7 +103,7 @@ impl FakeWorker {
         let mut client = sweep_proto::auth::client(channel.clone(), sweep_proto::Bearer::none());
         let r = client
             .register(v1::RegisterRequest {
-                protocol_version: v1::ProtocolVersion::V1.into(),
+                protocol_version: sweep_proto::PROTOCOL_VERSION.into(),
                 worker_name: name.to_owned(),
                 device: Some(v1::Device {
                     kind: v1::DeviceKind::Cpu.into(),

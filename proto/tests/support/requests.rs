@@ -200,32 +200,14 @@ pub fn lease_response(r: &v1::LeaseResponse) -> Result<(), String> {
 /// A converted trial: its id is its content's, and every hyperparameter is one a grid file
 /// could have given (the worker builds and trains the model it describes).
 fn trial_spec(t: &TrialSpec) -> Result<(), String> {
-    use sweep_common::grid::limits;
     ensure(t.content_id() == t.id, || {
         "a trial accepted with a foreign id".to_owned()
     })?;
-    let p = &t.params;
-    ensure(p.hidden_layers <= limits::HIDDEN_LAYERS, || {
-        format!("hidden_layers {} accepted", p.hidden_layers)
-    })?;
-    ensure((1..=limits::HIDDEN_WIDTH).contains(&p.hidden_width), || {
-        format!("hidden_width {} accepted", p.hidden_width)
-    })?;
-    ensure((1..=limits::BATCH_SIZE).contains(&p.batch_size), || {
-        format!("batch_size {} accepted", p.batch_size)
-    })?;
-    ensure((1..=limits::EPOCHS).contains(&p.epochs), || {
-        format!("epochs {} accepted", p.epochs)
-    })?;
-    ensure(
-        p.learning_rate.is_finite()
-            && p.learning_rate > 0.0
-            && p.learning_rate <= limits::LEARNING_RATE,
-        || format!("learning_rate {} accepted", p.learning_rate),
-    )?;
-    ensure(p.train_fraction > 0.0 && p.train_fraction <= 1.0, || {
-        format!("train_fraction {} accepted", p.train_fraction)
-    })?;
+    for (param, value) in t.params.values() {
+        ensure(param.def().domain.contains(value), || {
+            format!("{param} {value:?} accepted")
+        })?;
+    }
     ensure(
         t.split.train_ratio > 0.0 && t.split.train_ratio < 1.0,
         || format!("split_ratio {} accepted", t.split.train_ratio),
