@@ -7,10 +7,12 @@
 #[cfg(feature = "data")]
 pub mod data;
 pub mod dataset;
+pub mod files;
 pub mod grid;
 pub mod ids;
 pub mod metrics;
 pub mod rng;
+pub mod text;
 pub mod trial;
 
 pub use dataset::DatasetKind;

@@ -27,7 +27,7 @@ pub(super) const MAX_ATTEMPTS: i64 = 100;
 pub(super) const MAX_NAME_LEN: usize = 128;
 /// Longest trial name, in bytes.
 pub(super) const MAX_TRIAL_NAME_LEN: usize = 2 * MAX_NAME_LEN;
-/// Longest title, in characters (longer ones are cut).
+/// Longest title, in characters (a longer one is refused).
 pub(super) const MAX_TITLE_LEN: usize = 64;
 
 /// What a parameter allows, as messages say it: "an integer from 1 to 100000".
@@ -57,6 +57,22 @@ pub(super) fn one_of(names: &[&str]) -> String {
     match quoted.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
         _ => quoted.join(""),
+    }
+}
+
+/// Whether a name (sweep, experiment, and the literal text of a trial name) may hold `c`:
+/// names are also file and folder names, and two names must never look alike, so no space, no
+/// punctuation that a shell or a file system treats specially, and nothing invisible.
+pub(super) fn name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+/// `c` as a message quotes it: itself when it is visible ASCII, else its code point.
+fn quote_char(c: char) -> String {
+    if c.is_ascii_graphic() || c == ' ' {
+        format!("{c:?}")
+    } else {
+        format!("U+{:04X}", u32::from(c))
     }
 }
 
@@ -139,10 +155,7 @@ impl Checker<'_> {
                 truncate(name),
                 name.chars().count()
             ))
-        } else if let Some(c) = name
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-        {
+        } else if let Some(c) = name.chars().find(|&c| !name_char(c)) {
             Some(format!(
                 "invalid name {:?}: {c:?} is not allowed",
                 truncate(name)
@@ -174,6 +187,23 @@ impl Checker<'_> {
             )),
             None => Ok(()),
         }
+    }
+
+    /// An experiment's title: free text of at most [`MAX_TITLE_LEN`] characters.
+    pub(super) fn title(&self, value: &Spanned<String>, key: &str) -> Result<String, GridError> {
+        self.text(value, key)?;
+        let chars = value.get_ref().chars().count();
+        if chars > MAX_TITLE_LEN {
+            return Err(self.err(
+                &value.span(),
+                key,
+                format!(
+                    "a title is at most {MAX_TITLE_LEN} characters, this one has {chars}; \
+                     shorten it (the experiment's description belongs in a comment)"
+                ),
+            ));
+        }
+        Ok(value.get_ref().clone())
     }
 
     pub(super) fn int(
@@ -340,6 +370,28 @@ impl Checker<'_> {
             }
             offset += open + 1 + close + 1;
             rest = &after[close + 1..];
+        }
+        // Outside its placeholders, a trial name is made of name characters, like sweep and
+        // experiment names: `run` and `ru\u{200b}n` cannot both exist and look the same.
+        let mut placeholder = false;
+        for (i, c) in text.char_indices() {
+            match c {
+                '{' => placeholder = true,
+                '}' => placeholder = false,
+                c if !placeholder && !name_char(c) => {
+                    return Err(self.err(
+                        &at(i),
+                        key,
+                        format!(
+                            "character {} is not allowed in a trial name; outside its \
+                             placeholders a trial_name template uses letters, digits, '_', '-' \
+                             or '.'",
+                            quote_char(c)
+                        ),
+                    ));
+                }
+                _ => {}
+            }
         }
         Ok(())
     }

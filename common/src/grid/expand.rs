@@ -6,8 +6,8 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::check::{
-    Checker, MAX_ATTEMPTS, MAX_EPOCHS, MAX_TITLE_LEN, MAX_TRIAL_NAME_LEN, RawValue,
-    SPLIT_RATIO_RULE, Value, allowed, integer, truncate,
+    Checker, MAX_ATTEMPTS, MAX_EPOCHS, MAX_TRIAL_NAME_LEN, RawValue, SPLIT_RATIO_RULE, Value,
+    allowed, integer, truncate,
 };
 use super::parse::{RawAxes, RawExperiment, RawFile, RawFixed, RawList};
 use super::{
@@ -308,14 +308,7 @@ fn experiment(
         None => DEFAULT_CHECKPOINT_EVERY,
     };
     let title = match &e.title {
-        Some(t) => {
-            c.text(t, &at("title"))?;
-            let mut title: String = t.get_ref().chars().take(MAX_TITLE_LEN).collect();
-            if title.len() < t.get_ref().len() {
-                title.push_str("...");
-            }
-            Some(title)
-        }
+        Some(t) => Some(c.title(t, &at("title"))?),
         None => None,
     };
 
