@@ -123,7 +123,8 @@ pub fn terminal(s: &str) -> Cow<'_, str> {
 /// `s` as Markdown text that reads as it is, anywhere inline (a paragraph, a heading, a list
 /// item, a table cell): [`terminal`]'s escapes, the characters Markdown gives a meaning to
 /// backslash-escaped (`*`, `|`, `[`, `` ` ``...; `_` only where it could start or end an
-/// emphasis), and HTML (`<`, `>`, `&`) written as entities, so that `<script>` shows as text.
+/// emphasis; `>`, `- ` and `+ ` at the start), and HTML's `<` and `&` written as entities, so
+/// that `<script>` shows as text.
 pub fn markdown(s: &str) -> String {
     let s = terminal(s);
     let chars: Vec<char> = s.chars().collect();
@@ -132,11 +133,12 @@ pub fn markdown(s: &str) -> String {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
+            // At the start, `>` would make a quote; elsewhere (`cat -> dog`) it is text.
             '\\' | '`' | '*' | '[' | ']' | '|' | '~' | '#' => {
                 out.push('\\');
                 out.push(c);
             }
+            '>' if i == 0 => out.push_str("\\>"),
             // At the start, `- ` or `+ ` would make a list item.
             '-' | '+' if i == 0 && chars.get(1).is_some_and(|c| c.is_whitespace()) => {
                 out.push('\\');
@@ -264,8 +266,10 @@ mod tests {
         assert_eq!(markdown("88.41 ± 0.12 (n=3)"), "88.41 ± 0.12 (n=3)");
         assert_eq!(
             markdown("<script>alert(1)</script>"),
-            "&lt;script&gt;alert(1)&lt;/script&gt;"
+            "&lt;script>alert(1)&lt;/script>"
         );
+        assert_eq!(markdown("cat -> dog"), "cat -> dog");
+        assert_eq!(markdown("> quote"), "\\> quote");
         assert_eq!(markdown("a | b\nc"), "a \\| b\\\\nc");
         assert_eq!(
             markdown("_x_ *y* [l](http://e) `c` ![i](p) #h ~s~ &amp;"),
