@@ -12,6 +12,7 @@ pub mod artifacts;
 pub mod auth;
 pub mod console;
 mod error;
+pub mod exit;
 pub mod metrics;
 mod private;
 pub mod report;
@@ -33,6 +34,7 @@ use tracing::{info, warn};
 
 pub use console::Console;
 pub use error::Error;
+pub use exit::Exit;
 
 /// Most concurrent calls (HTTP/2 streams) one connection may have open.
 const MAX_STREAMS_PER_CONNECTION: u32 = 256;
