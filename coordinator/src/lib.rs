@@ -241,7 +241,7 @@ fn make_private(state_dir: &std::path::Path, db: &std::path::Path) -> Result<(),
     let checkpoints = artifacts::checkpoints_dir(state_dir);
     tightened.extend(private::files_in(&checkpoints).map_err(io("cannot open", &checkpoints))?);
     for t in tightened {
-        warn!(path = %t.path.display(), was = format!("{:04o}", t.was), "made private: the state directory is its owner's alone (folder 0700, files 0600)");
+        warn!(path = %t.path.display(), was = %format!("{:04o}", t.was), "made private: the state directory is its owner's alone (folder 0700, files 0600)");
     }
     Ok(())
 }
