@@ -24,6 +24,9 @@ pub struct Tightened {
 /// Creates the folder `dir` `0700` (its missing parents as usual), or makes the existing one
 /// `0700`.
 pub fn dir(dir: &Path) -> io::Result<Option<Tightened>> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(io::Error::other("it exists and is not a folder"));
+    }
     if !dir.exists() {
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
@@ -136,5 +139,8 @@ mod tests {
         for (p, m) in [(&state, 0o700), (&db, 0o600), (&old, 0o600)] {
             assert_eq!(mode(p), m, "{}", p.display());
         }
+        // A file where the folder should be is an error, and keeps its mode.
+        assert!(dir(&old).is_err());
+        assert_eq!(mode(&old), 0o600);
     }
 }
