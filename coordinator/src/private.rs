@@ -106,7 +106,8 @@ fn tighten(_: &Path, _: u32) -> io::Result<Option<Tightened>> {
     Ok(None)
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 

@@ -293,7 +293,7 @@ pub fn render_summary(results: &SweepResults<'_>) -> String {
         .iter()
         .filter(|t| t.status == "failed")
         .count();
-    let _ = writeln!(md, "# Sweep `{}`\n", markdown_code(&results.sweep));
+    let _ = writeln!(md, "# Sweep `{}`\n", markdown_code(results.sweep));
     let _ = writeln!(
         md,
         "Grid file `{}`: {} trials, {ok} succeeded, {failed} failed. Accuracies in %; \
