@@ -112,6 +112,16 @@ impl Exit {
             },
         }
     }
+
+    /// How `coordinator report` ends when it fails with `e`: its input unusable (it could not
+    /// start), or an output that could not be made.
+    pub fn of_report_error(e: &crate::report::Error) -> Exit {
+        use crate::report::Error;
+        match e {
+            Error::Read { .. } | Error::Parse { .. } | Error::Format { .. } => Exit::CannotStart,
+            Error::Write { .. } | Error::Draw { .. } => Exit::StoppedByError,
+        }
+    }
 }
 
 impl From<Exit> for std::process::ExitCode {

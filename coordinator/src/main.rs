@@ -291,7 +291,6 @@ async fn shutdown_signal() {
 
 /// `coordinator report --out DIR`: prints every file written, or the error (see [`Exit`]).
 fn report(out: &Path) -> Exit {
-    use sweep_coordinator::report::Error;
     match sweep_coordinator::report::write(out) {
         Ok(paths) => {
             for p in paths.all() {
@@ -301,12 +300,7 @@ fn report(out: &Path) -> Exit {
         }
         Err(e) => {
             eprintln!("error: {e}");
-            match e {
-                Error::Read { .. } | Error::Parse { .. } | Error::Format { .. } => {
-                    Exit::CannotStart
-                }
-                Error::Write { .. } | Error::Draw { .. } => Exit::StoppedByError,
-            }
+            Exit::of_report_error(&e)
         }
     }
 }
