@@ -9,10 +9,12 @@
 pub mod data;
 pub mod dataset;
 pub mod failure;
+pub mod files;
 pub mod grid;
 pub mod ids;
 pub mod metrics;
 pub mod rng;
+pub mod text;
 pub mod trial;
 
 pub use dataset::DatasetKind;

@@ -21,6 +21,7 @@
 //! ended) bumps a generation counter that [`Handle::changes`] watches, so the live web view
 //! knows when to send a new snapshot.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -33,8 +34,8 @@ use crate::Error;
 use crate::console::Console;
 use crate::results;
 use crate::state::{
-    CancelSelector, Checkpoint, Counts, Effect, LeaseOutcome, Outcome, RetrySelector, Scheduler,
-    StateError, TrialState,
+    CancelSelector, Checkpoint, Counts, Effect, FailureKind, LeaseOutcome, Outcome, RetrySelector,
+    Scheduler, StateError, TrialState,
 };
 use crate::status::{self, Clock, Snapshot};
 use crate::store::{Store, Writes};
@@ -411,6 +412,7 @@ pub fn spawn(
         progress_every,
         console,
         started,
+        silent: HashSet::new(),
     };
     let task = tokio::spawn(owner.run(rx, writer, finished_tx, changes_tx));
     (
@@ -433,6 +435,8 @@ struct Owner {
     progress_every: Duration,
     console: Console,
     started: Instant,
+    /// Workers logged as lost (silent for longer than a lease TTL), until they call again.
+    silent: HashSet<WorkerId>,
 }
 
 /// Rows to commit, and what to do once they are durable.
@@ -634,6 +638,7 @@ impl Owner {
                 }
                 _ = ticker.tick() => {
                     let now = Instant::now();
+                    self.log_silent_workers(now);
                     let mut effects = self.scheduler.expire_leases(now);
                     self.commit(&mut writer, Vec::new(), &mut effects).await?;
                     changed = !effects.is_empty();
@@ -715,6 +720,27 @@ impl Owner {
         writer.send(batch).await
     }
 
+    /// Logs a worker that has not called for longer than a lease TTL (once: it left without a
+    /// word, or cannot reach the coordinator), and such a worker when it calls again.
+    fn log_silent_workers(&mut self, now: Instant) {
+        let ttl = self.scheduler.config().lease_ttl;
+        for (id, w) in self.scheduler.workers() {
+            // Told the sweep is finished, it left as asked; not seen since a restart, it is a
+            // worker of the earlier run, not news.
+            if w.told_finished || w.last_seen < self.started {
+                continue;
+            }
+            let quiet = now.saturating_duration_since(w.last_seen);
+            if quiet > ttl {
+                if self.silent.insert(*id) {
+                    warn!(worker = %w.name, id = %id.short(), silent_seconds = quiet.as_secs(), "worker lost: no call for longer than the lease TTL");
+                }
+            } else if self.silent.remove(id) {
+                info!(worker = %w.name, id = %id.short(), "worker back: it calls again");
+            }
+        }
+    }
+
     fn snapshot(&self, now: Instant) -> Snapshot {
         let clock = Clock {
             started: self.started,
@@ -752,7 +778,12 @@ impl Owner {
                 Vec::new()
             }
             Command::Lease { worker, reply } => {
+                let told = s.workers().get(&worker).is_some_and(|w| w.told_finished);
                 let outcome = s.lease(worker, now);
+                if !told && matches!(outcome, Ok(LeaseOutcome::Finished)) {
+                    let name = s.workers().get(&worker).map_or("?", |w| w.name.as_str());
+                    info!(worker = %name, "worker leaving: told that the sweep is finished");
+                }
                 if let Ok(LeaseOutcome::Assigned {
                     spec,
                     attempt,
@@ -817,24 +848,31 @@ impl Owner {
                 outcome,
                 reply,
             } => {
-                let failed = match &outcome {
-                    Outcome::Failed { kind, message } => {
-                        warn!(trial = %trial.short(), attempt, %kind, %message, "attempt failed");
-                        Some(*kind)
-                    }
+                // Logged once: as what it did if accepted, as refused if not.
+                let failure = match &outcome {
+                    Outcome::Failed { kind, message } => Some((*kind, message.clone())),
                     Outcome::Succeeded(_) => None,
                 };
                 match s.complete(worker, trial, attempt, outcome, now) {
                     Ok(effects) => {
-                        if let Some(kind) = failed {
-                            log_failure_consequences(s, worker, trial, kind, &effects);
+                        match failure {
+                            Some((FailureKind::WorkerShutdown, _)) => {
+                                let name =
+                                    s.workers().get(&worker).map_or("?", |w| w.name.as_str());
+                                info!(worker = %name, trial = %trial.short(), attempt, "worker leaving: it shut down and gave its lease back");
+                            }
+                            Some((kind, message)) => {
+                                warn!(trial = %trial.short(), attempt, %kind, %message, "attempt failed");
+                                log_failure_consequences(s, worker, trial, kind, &effects);
+                            }
+                            None => {}
                         }
                         *changed = true;
                         replies.push(defer(reply, Ok(())));
                         effects
                     }
                     Err(e) => {
-                        warn!(worker = %worker.short(), error = %e, "completion refused");
+                        warn!(worker = %worker.short(), trial = %trial.short(), attempt, error = %e, "completion refused");
                         replies.push(defer(reply, Err(e)));
                         Vec::new()
                     }
@@ -871,7 +909,7 @@ impl Owner {
                 let epoch = checkpoint.epoch;
                 match s.record_checkpoint(worker, trial, checkpoint, now) {
                     Ok(effects) => {
-                        info!(trial = %trial.short(), epoch, "checkpoint recorded");
+                        tracing::debug!(trial = %trial.short(), epoch, "checkpoint recorded");
                         replies.push(defer(reply, Ok(())));
                         effects
                     }

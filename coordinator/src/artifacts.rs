@@ -140,8 +140,17 @@ pub async fn receive(
         }
     };
     std::fs::create_dir_all(&dir).map_err(io("cannot create", &dir))?;
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(&dir).map_err(io("cannot create a file in", &dir))?;
+    // A checkpoint stays its owner's alone (`0600`, in the `0700` state directory); the final
+    // weights are results, made as any file the user makes (`0666` less the umask).
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    if !checkpoint {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder
+        .tempfile_in(&dir)
+        .map_err(io("cannot create a file in", &dir))?;
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
     let mut chunk = Some(first);
@@ -178,15 +187,6 @@ pub async fn receive(
     tmp.as_file()
         .sync_all()
         .map_err(io("cannot write", tmp.path()))?;
-    // Temporary files are private; results are for whoever may read the output folder.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let readable = std::fs::Permissions::from_mode(0o644);
-        tmp.as_file()
-            .set_permissions(readable)
-            .map_err(io("cannot write", tmp.path()))?;
-    }
     let path: PathBuf = dir.join(&name);
     tmp.persist(&path).map_err(|e| Error::Io {
         action: "cannot write",
@@ -213,7 +213,7 @@ pub async fn receive(
         let _ = std::fs::remove_file(&path);
         return Err(e);
     }
-    tracing::info!(trial = %spec.name, attempt, bytes = size, file = %path.display(), "artifact stored");
+    tracing::debug!(trial = %spec.name, attempt, bytes = size, file = %path.display(), "artifact stored");
     Ok(v1::ArtifactReceipt {
         size,
         sha256: actual,

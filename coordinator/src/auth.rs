@@ -42,6 +42,11 @@ impl Secret {
         Ok(Secret(Sha256::digest(token.as_bytes()).into()))
     }
 
+    /// Whether `other` is the same token (the worker's and the operator's must differ).
+    pub fn same_token(&self, other: &Secret) -> bool {
+        constant_time_eq(&self.0, &other.0)
+    }
+
     /// Compares in time independent of where the two differ.
     fn matches(&self, presented: &str) -> bool {
         let other: [u8; 32] = Sha256::digest(presented.as_bytes()).into();

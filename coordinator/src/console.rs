@@ -7,8 +7,15 @@
 //! block is drawn (`ESC[?7l`), so each of its lines takes exactly one row whatever the terminal's
 //! width, and erasing it (cursor up, clear to the end of the screen) is exact.
 //!
-//! Off a terminal the console is plain: logs go to stderr as they are and nothing is drawn.
+//! Off a terminal the console is plain: logs go to stderr and nothing is drawn.
+//!
+//! Either way, a log line is one line: a control or invisible character inside it (from a
+//! worker's name, a failure message, a cancel reason) is written as its escape
+//! (`sweep_common::text::terminal`), so that no text can forge a log line of its own. The
+//! escape character itself is left to `tracing_subscriber`, which escapes it in field values
+//! and uses it for colours on a terminal.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -94,6 +101,7 @@ impl Console {
 
     /// Writes a log line: erases the block, writes `buf`, draws the block below it again.
     fn write_log(&self, buf: &[u8]) -> io::Result<()> {
+        let buf = &*one_line(buf);
         let mut inner = self.lock();
         if inner.rows == 0 && !inner.live {
             return write_stderr(buf);
@@ -107,6 +115,28 @@ impl Console {
         }
         write_stderr(&out)
     }
+}
+
+/// A formatted log event as one line: every control or invisible character but the final
+/// newline (and the escape character, see the module's documentation) written as its escape.
+fn one_line(buf: &[u8]) -> Cow<'_, [u8]> {
+    let Ok(text) = std::str::from_utf8(buf) else {
+        return Cow::Borrowed(buf);
+    };
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    let acting = |c: char| c != '\x1b' && sweep_common::text::forbidden(c);
+    if !body.contains(acting) {
+        return Cow::Borrowed(buf);
+    }
+    let mut line: String = body
+        .split('\x1b')
+        .map(sweep_common::text::terminal)
+        .collect::<Vec<_>>()
+        .join("\x1b");
+    if body.len() < text.len() {
+        line.push('\n');
+    }
+    Cow::Owned(line.into_bytes())
 }
 
 /// Draws the block again after something else was printed.
@@ -168,6 +198,25 @@ mod tests {
         assert_eq!(erase(0), "");
         assert_eq!(erase(3), "\r\x1b[3A\x1b[J");
         assert_eq!(drawn("a\nb\n"), "\x1b[?7la\nb\n\x1b[?7h");
+    }
+
+    #[test]
+    fn a_log_line_stays_one_line() {
+        let plain = b"2026 INFO worker registered name=gpu-1\n";
+        assert!(matches!(one_line(plain), Cow::Borrowed(_)));
+        let forged = "2026 INFO worker registered name=w\n2026 INFO sweep finished: all trials \
+                      succeeded\r\u{202e}\n";
+        assert_eq!(
+            std::str::from_utf8(&one_line(forged.as_bytes())).unwrap(),
+            "2026 INFO worker registered name=w\\n2026 INFO sweep finished: all trials \
+             succeeded\\r\\u{202e}\n"
+        );
+        // Colours stay colours.
+        let coloured = "\x1b[32m INFO\x1b[0m name=a\tb\n";
+        assert_eq!(
+            std::str::from_utf8(&one_line(coloured.as_bytes())).unwrap(),
+            "\x1b[32m INFO\x1b[0m name=a\\tb\n"
+        );
     }
 
     #[test]

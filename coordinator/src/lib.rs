@@ -12,7 +12,9 @@ pub mod artifacts;
 pub mod auth;
 pub mod console;
 mod error;
+pub mod exit;
 pub mod metrics;
+mod private;
 pub mod report;
 pub mod results;
 pub mod service;
@@ -32,6 +34,7 @@ use tracing::{info, warn};
 
 pub use console::Console;
 pub use error::Error;
+pub use exit::Exit;
 
 /// Most concurrent calls (HTTP/2 streams) one connection may have open.
 const MAX_STREAMS_PER_CONNECTION: u32 = 256;
@@ -158,13 +161,12 @@ fn open_state(
             path: options.out_dir.display().to_string(),
         });
     }
-    for dir in [&options.out_dir, &state_dir] {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            action: "cannot create the folder",
-            path: dir.display().to_string(),
-            source,
-        })?;
-    }
+    std::fs::create_dir_all(&options.out_dir).map_err(|source| Error::Io {
+        action: "cannot create the folder",
+        path: options.out_dir.display().to_string(),
+        source,
+    })?;
+    make_private(&state_dir, &db)?;
     let mut store = store::Store::open(&state_dir)?;
     store.claim(&grid.name)?;
     let mut loaded = store.load()?;
@@ -223,6 +225,41 @@ fn open_state(
         );
     }
     Ok((store, scheduler))
+}
+
+/// Creates the state directory `0700` and the database `0600` (see [`private`]), or tightens
+/// those an older version left open (logged). A folder that cannot be made is an error; one
+/// that cannot be tightened (another user's) is a warning.
+fn make_private(state_dir: &std::path::Path, db: &std::path::Path) -> Result<(), Error> {
+    let io = |action: &'static str, path: &std::path::Path| {
+        let path = path.display().to_string();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let mut tightened = Vec::new();
+    match private::dir(state_dir) {
+        Ok(t) => tightened.extend(t),
+        Err(e) if state_dir.is_dir() => {
+            warn!(path = %state_dir.display(), error = %e, "cannot make the state directory private (0700): others may read the key behind worker secrets");
+        }
+        Err(e) => return Err(io("cannot create the folder", state_dir)(e)),
+    }
+    tightened.extend(private::file(db).map_err(io("cannot create", db))?);
+    for suffix in ["-wal", "-shm"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let path = std::path::PathBuf::from(name);
+        tightened.extend(private::existing_file(&path).map_err(io("cannot open", &path))?);
+    }
+    let checkpoints = artifacts::checkpoints_dir(state_dir);
+    tightened.extend(private::files_in(&checkpoints).map_err(io("cannot open", &checkpoints))?);
+    for t in tightened {
+        warn!(path = %t.path.display(), was = %format!("{:04o}", t.was), "made private: the state directory is its owner's alone (folder 0700, files 0600)");
+    }
+    Ok(())
 }
 
 /// The gRPC server's connections: with `TCP_NODELAY`, because workers' calls are small and

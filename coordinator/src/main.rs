@@ -7,8 +7,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use sweep_common::files::{MAX_PEM_FILE_BYTES, read_small};
 use sweep_common::grid::Grid;
-use sweep_coordinator::{Console, Listening, Options, run};
+use sweep_common::text::terminal;
+use sweep_coordinator::{Console, Exit, Listening, Options, run};
 
 /// Runs a hyperparameter sweep: expands the grid file into trials and hands them to workers.
 #[derive(Debug, Parser)]
@@ -48,7 +50,7 @@ struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     linger: Duration,
     /// How often to log a progress line while no trial ends, when stderr is not a terminal (on
-    /// a terminal a status block is redrawn in place instead).
+    /// a terminal a status block is redrawn in place instead); more than 0.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     progress_every: Duration,
     /// Serve a live web view of the sweep on ADDR (HOST:PORT, or a PORT on 127.0.0.1; port 0
@@ -96,8 +98,9 @@ enum Command {
     /// Prints the status of a running coordinator: trials by state, what each worker trains,
     /// throughput, ETA and the best trial so far.
     Status {
-        /// The coordinator's gRPC address (the one workers use).
-        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051")]
+        /// The coordinator's gRPC address (the one workers use): http:// or https:// URL, or
+        /// HOST:PORT.
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051", value_parser = sweep_proto::auth::coordinator_url)]
         addr: String,
         /// Print the full status as JSON (the same document as the web view's /api/status).
         #[arg(long)]
@@ -109,8 +112,8 @@ enum Command {
     /// their workers within a heartbeat. Cancelled trials count as failed and are not retried.
     #[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["trial", "experiment", "all"])))]
     Cancel {
-        /// The coordinator's gRPC address.
-        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051")]
+        /// The coordinator's gRPC address: http:// or https:// URL, or HOST:PORT.
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051", value_parser = sweep_proto::auth::coordinator_url)]
         addr: String,
         /// A trial to cancel, by name or id (repeatable).
         #[arg(long, value_name = "TRIAL")]
@@ -165,38 +168,42 @@ struct ClientArgs {
 
 impl ClientArgs {
     fn access(&self) -> anyhow::Result<sweep_coordinator::status::client::Access> {
-        let token =
-            sweep_proto::auth::read_token(self.token_file.as_deref(), "SWEEP_OPERATOR_TOKEN")
-                .map_err(anyhow::Error::msg)?;
-        let bearer = match token {
-            Some(t) => sweep_proto::Bearer::new(&t)
+        let bearer = match token(self.token_file.as_deref(), "SWEEP_OPERATOR_TOKEN")? {
+            Some(t) => sweep_proto::Bearer::new(&t.value)
                 .ok_or_else(|| anyhow::anyhow!("the token has characters a header cannot carry"))?,
             None => sweep_proto::Bearer::none(),
         };
         let tls_ca = match &self.tls_ca {
-            Some(p) => Some(std::fs::read(p).map_err(|e| {
-                anyhow::anyhow!("cannot read the CA certificate {}: {e}", p.display())
-            })?),
+            Some(p) => Some(read_file(p, "CA certificate")?),
             None => None,
         };
         Ok(sweep_coordinator::status::client::Access { bearer, tls_ca })
     }
 }
 
+/// A PEM file, by the bounded reader (a regular file of at most 1 MiB).
 fn read_file(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path)
-        .map_err(|e| anyhow::anyhow!("cannot read the {what} {}: {e}", path.display()))
+    Ok(read_small(path, what, MAX_PEM_FILE_BYTES)?.bytes)
+}
+
+/// The token in `file` or `env` (see `sweep_proto::auth::read_token`), its warning logged.
+fn token(file: Option<&Path>, env: &str) -> anyhow::Result<Option<sweep_proto::auth::Token>> {
+    let token = sweep_proto::auth::read_token(file, env).map_err(anyhow::Error::msg)?;
+    if let Some(w) = token.as_ref().and_then(|t| t.warning.as_deref()) {
+        tracing::warn!("{w}");
+    }
+    Ok(token)
 }
 
 fn secret(
     file: Option<&Path>,
     env: &str,
 ) -> anyhow::Result<Option<sweep_coordinator::auth::Secret>> {
-    let Some(token) = sweep_proto::auth::read_token(file, env).map_err(anyhow::Error::msg)? else {
+    let Some(token) = token(file, env)? else {
         return Ok(None);
     };
     let source = file.map_or_else(|| env.to_owned(), |p| p.display().to_string());
-    sweep_coordinator::auth::Secret::new(&token, &source)
+    sweep_coordinator::auth::Secret::new(&token.value, &source)
         .map(Some)
         .map_err(anyhow::Error::msg)
 }
@@ -219,6 +226,11 @@ impl TryFrom<Cli> for (Options, Grid) {
             .ok_or_else(|| anyhow::anyhow!("--grid FILE is required to run a sweep"))?;
         let mut grid = Grid::from_file(&grid_file)?;
         grid.select(&cli.only)?;
+        if cli.progress_every.is_zero() {
+            anyhow::bail!(
+                "--progress-every must be greater than 0 (it is how often a progress line is logged)"
+            );
+        }
         if cli.heartbeat.is_zero() || cli.heartbeat >= cli.lease_ttl {
             anyhow::bail!(
                 "--heartbeat ({}) must be greater than 0 and shorter than --lease-ttl ({})",
@@ -235,6 +247,14 @@ impl TryFrom<Cli> for (Options, Grid) {
             worker: secret(cli.worker_token_file.as_deref(), "SWEEP_WORKER_TOKEN")?,
             operator: secret(cli.operator_token_file.as_deref(), "SWEEP_OPERATOR_TOKEN")?,
         };
+        if let (Some(w), Some(o)) = (&options.tokens.worker, &options.tokens.operator)
+            && w.same_token(o)
+        {
+            anyhow::bail!(
+                "the worker token and the operator token are the same: every worker could then \
+                 cancel trials and read the sweep; make two tokens (openssl rand -hex 32)"
+            );
+        }
         if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
             options.tls = Some(sweep_coordinator::Tls {
                 cert: read_file(cert, "certificate")?,
@@ -298,18 +318,18 @@ async fn shutdown_signal() {
     tracing::warn!("signal received: stopping (results so far are saved)");
 }
 
-/// `coordinator report --out DIR`: prints every file written, or the error and exits 1.
-fn report(out: &Path) -> ExitCode {
+/// `coordinator report --out DIR`: prints every file written, or the error (see [`Exit`]).
+fn report(out: &Path) -> Exit {
     match sweep_coordinator::report::write(out) {
         Ok(paths) => {
             for p in paths.all() {
                 println!("{}", p.display());
             }
-            ExitCode::SUCCESS
+            Exit::Success
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            Exit::of_report_error(&e)
         }
     }
 }
@@ -324,25 +344,25 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
-/// `coordinator status --addr URL [--json]`: prints the status, or the error and exits 1.
-fn status(addr: &str, json: bool, client: &ClientArgs) -> ExitCode {
+/// `coordinator status --addr URL [--json]`: prints the status, or the error (see [`Exit`]).
+fn status(addr: &str, json: bool, client: &ClientArgs) -> Exit {
     let access = match client.access() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return Exit::CannotStart;
         }
     };
     let Some(runtime) = runtime() else {
-        return ExitCode::FAILURE;
+        return Exit::CannotStart;
     };
     let snapshot = match runtime.block_on(sweep_coordinator::status::client::fetch(
         addr, json, &access,
     )) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            eprintln!("error: {}", terminal(&e.to_string()));
+            return Exit::of_error(&e, false);
         }
     };
     if json {
@@ -350,26 +370,31 @@ fn status(addr: &str, json: bool, client: &ClientArgs) -> ExitCode {
             Ok(text) => println!("{text}"),
             Err(e) => {
                 eprintln!("error: cannot encode the status: {e}");
-                return ExitCode::FAILURE;
+                return Exit::StoppedByError;
             }
         }
     } else {
         print!("{}", sweep_coordinator::status::text::block(&snapshot));
     }
-    ExitCode::SUCCESS
+    Exit::Success
 }
 
-/// `coordinator cancel ...`: prints what was cancelled, or the error and exits 1.
-fn cancel(addr: &str, request: sweep_proto::v1::CancelRequest, client: &ClientArgs) -> ExitCode {
+/// `coordinator cancel ...`: prints what was cancelled, or the error (see [`Exit`]).
+fn cancel(addr: &str, request: sweep_proto::v1::CancelRequest, client: &ClientArgs) -> Exit {
+    // What the coordinator would refuse is refused here, with the same words.
+    if let Err(e) = sweep_proto::Cancel::try_from(&request) {
+        eprintln!("error: {e}");
+        return Exit::CannotStart;
+    }
     let access = match client.access() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return Exit::CannotStart;
         }
     };
     let Some(runtime) = runtime() else {
-        return ExitCode::FAILURE;
+        return Exit::CannotStart;
     };
     match runtime.block_on(sweep_coordinator::status::client::cancel(
         addr, request, &access,
@@ -377,33 +402,37 @@ fn cancel(addr: &str, request: sweep_proto::v1::CancelRequest, client: &ClientAr
         Ok(r) => {
             println!("cancelled {} trials", r.cancelled);
             if r.unknown.is_empty() {
-                ExitCode::SUCCESS
+                Exit::Success
             } else {
-                eprintln!(
-                    "error: no trial or experiment named {}",
-                    r.unknown.join(", ")
-                );
-                ExitCode::FAILURE
+                let unknown: Vec<String> =
+                    r.unknown.iter().map(|n| terminal(n).into_owned()).collect();
+                eprintln!("error: no trial or experiment named {}", unknown.join(", "));
+                Exit::TrialsFailed
             }
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+            eprintln!("error: {}", terminal(&e.to_string()));
+            Exit::of_error(&e, false)
         }
     }
 }
 
-/// `coordinator retry ...`: prints how many trials were queued again, or the error and exits 1.
-fn retry(addr: &str, request: sweep_proto::v1::RetryRequest, client: &ClientArgs) -> ExitCode {
+/// `coordinator retry ...`: prints how many trials were queued again, or the error (see [`Exit`]).
+fn retry(addr: &str, request: sweep_proto::v1::RetryRequest, client: &ClientArgs) -> Exit {
+    // What the coordinator would refuse is refused here, with the same words.
+    if let Err(e) = sweep_proto::Retry::try_from(&request) {
+        eprintln!("error: {e}");
+        return Exit::CannotStart;
+    }
     let access = match client.access() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return Exit::CannotStart;
         }
     };
     let Some(runtime) = runtime() else {
-        return ExitCode::FAILURE;
+        return Exit::CannotStart;
     };
     match runtime.block_on(sweep_coordinator::status::client::retry(
         addr, request, &access,
@@ -411,18 +440,17 @@ fn retry(addr: &str, request: sweep_proto::v1::RetryRequest, client: &ClientArgs
         Ok(r) => {
             println!("queued {} failed trials again", r.retried);
             if r.unknown.is_empty() {
-                ExitCode::SUCCESS
+                Exit::Success
             } else {
-                eprintln!(
-                    "error: no trial or experiment named {}",
-                    r.unknown.join(", ")
-                );
-                ExitCode::FAILURE
+                let unknown: Vec<String> =
+                    r.unknown.iter().map(|n| terminal(n).into_owned()).collect();
+                eprintln!("error: no trial or experiment named {}", unknown.join(", "));
+                Exit::TrialsFailed
             }
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+            eprintln!("error: {}", terminal(&e.to_string()));
+            Exit::of_error(&e, false)
         }
     }
 }
@@ -434,20 +462,20 @@ fn retry(addr: &str, request: sweep_proto::v1::RetryRequest, client: &ClientArgs
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let terminal = std::io::stderr().is_terminal();
-    let console = Console::new(terminal);
+    let tty = std::io::stderr().is_terminal();
+    let console = Console::new(tty);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_ansi(terminal)
+        .with_ansi(tty)
         .with_writer(console.clone())
         .init();
     let cli = Cli::parse();
-    match &cli.command {
-        Some(Command::Report { out }) => return report(out),
-        Some(Command::Status { addr, json, client }) => return status(addr, *json, client),
+    let exit = match &cli.command {
+        Some(Command::Report { out }) => report(out),
+        Some(Command::Status { addr, json, client }) => status(addr, *json, client),
         Some(Command::Cancel {
             addr,
             trial,
@@ -462,7 +490,7 @@ fn main() -> ExitCode {
                 all: *all,
                 reason: reason.clone(),
             };
-            return cancel(addr, request, client);
+            cancel(addr, request, client)
         }
         Some(Command::Retry {
             addr,
@@ -478,22 +506,29 @@ fn main() -> ExitCode {
                 failed: *failed,
                 include_cancelled: *include_cancelled,
             };
-            return retry(addr, request, client);
+            retry(addr, request, client)
         }
-        None => {}
-    }
+        None => sweep(cli, &console),
+    };
+    exit.into()
+}
+
+/// Runs the sweep `cli` describes; says how it ended (see [`Exit`]).
+fn sweep(cli: Cli, console: &Console) -> Exit {
     let (mut options, grid) = match <(Options, Grid)>::try_from(cli) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return Exit::CannotStart;
         }
     };
     options.console = console.clone();
     let Some(runtime) = runtime() else {
-        return ExitCode::FAILURE;
+        return Exit::CannotStart;
     };
+    let serving = std::cell::Cell::new(false);
     let on_listen = |l: Listening| {
+        serving.set(true);
         console.suspend(|| {
             println!("listening on {}", l.grpc);
             if let Some(http) = l.http {
@@ -506,19 +541,19 @@ fn main() -> ExitCode {
     match result {
         Ok(s) => {
             println!("results: {}", s.results.display());
-            if s.unfinished > 0 {
+            let exit = Exit::of_summary(&s);
+            if exit == Exit::Interrupted {
                 println!(
                     "stopped with {} trials unfinished ({} succeeded, {} failed)",
                     s.unfinished,
                     s.succeeded,
                     s.failed.len()
                 );
-                return ExitCode::from(130);
+                return exit;
             }
             println!("summary: {}", s.summary.display());
             if s.failed.is_empty() {
                 println!("sweep finished: {} trials succeeded", s.succeeded);
-                ExitCode::SUCCESS
             } else {
                 println!(
                     "sweep finished: {} succeeded, {} failed:",
@@ -526,14 +561,15 @@ fn main() -> ExitCode {
                     s.failed.len()
                 );
                 for (name, reason) in &s.failed {
-                    println!("  {name}: {reason}");
+                    println!("  {}: {}", terminal(name), terminal(reason));
                 }
-                ExitCode::FAILURE
             }
+            exit
         }
         Err(e) => {
+            let exit = Exit::of_error(&e, serving.get());
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            exit
         }
     }
 }

@@ -276,8 +276,12 @@ fn pct(x: Option<f64>) -> String {
     x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"))
 }
 
-/// Renders `summary.md`: per experiment, one row per trial and the best trial.
+/// Renders `summary.md`: per experiment, one row per trial and the best trial. Every name and
+/// message is written as Markdown text (`sweep_common::text::markdown`), so that none can break
+/// a table or add markup.
 pub fn render_summary(results: &SweepResults<'_>) -> String {
+    use sweep_common::text::{markdown, markdown_code};
+
     let mut md = String::new();
     let ok = results
         .trials
@@ -289,17 +293,22 @@ pub fn render_summary(results: &SweepResults<'_>) -> String {
         .iter()
         .filter(|t| t.status == "failed")
         .count();
-    let _ = writeln!(md, "# Sweep `{}`\n", results.sweep);
+    let _ = writeln!(md, "# Sweep `{}`\n", markdown_code(results.sweep));
     let _ = writeln!(
         md,
         "Grid file `{}`: {} trials, {ok} succeeded, {failed} failed. Accuracies in %; \
          \"test\" is the held-out part of the official training set.\n",
-        results.grid_file,
+        markdown_code(results.grid_file),
         results.trials.len()
     );
     for e in &results.experiments {
-        let _ = writeln!(md, "## {}\n", e.title.unwrap_or(e.name));
-        let _ = writeln!(md, "Experiment `{}`, dataset {}.\n", e.name, e.dataset);
+        let _ = writeln!(md, "## {}\n", markdown(e.title.unwrap_or(e.name)));
+        let _ = writeln!(
+            md,
+            "Experiment `{}`, dataset {}.\n",
+            markdown_code(e.name),
+            e.dataset
+        );
         let trials: Vec<&TrialRecord<'_>> = results
             .trials
             .iter()
@@ -315,9 +324,11 @@ pub fn render_summary(results: &SweepResults<'_>) -> String {
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                t.name,
-                t.failure
-                    .map_or_else(|| t.status.to_owned(), |f| format!("failed: {f}")),
+                markdown(t.name),
+                t.failure.map_or_else(
+                    || t.status.to_owned(),
+                    |f| format!("failed: {}", markdown(f))
+                ),
                 pct(t.test_accuracy),
                 pct(t.train_accuracy),
                 pct(gap),
@@ -325,7 +336,7 @@ pub fn render_summary(results: &SweepResults<'_>) -> String {
                 t.attempts,
                 t.wall_seconds
                     .map_or_else(|| "-".to_owned(), |w| format!("{w:.1}")),
-                t.worker.as_deref().unwrap_or("-"),
+                t.worker.as_deref().map_or_else(|| "-".to_owned(), markdown),
             );
         }
         let best = trials
@@ -337,7 +348,11 @@ pub fn render_summary(results: &SweepResults<'_>) -> String {
             })
             .max_by(|a, b| a.0.total_cmp(&b.0));
         if let Some((acc, name)) = best {
-            let _ = writeln!(md, "\nBest test accuracy: **{acc:.2} %** ({name}).");
+            let _ = writeln!(
+                md,
+                "\nBest test accuracy: **{acc:.2} %** ({}).",
+                markdown(name)
+            );
         }
         let curves: Vec<&&TrialRecord<'_>> =
             trials.iter().filter(|t| !t.epochs.is_empty()).collect();
@@ -345,7 +360,7 @@ pub fn render_summary(results: &SweepResults<'_>) -> String {
             let _ = writeln!(md, "\nTest accuracy after each epoch:\n");
             let _ = write!(md, "| epoch |");
             for t in &curves {
-                let _ = write!(md, " {} |", t.name);
+                let _ = write!(md, " {} |", markdown(t.name));
             }
             let _ = write!(md, "\n|---:|");
             for _ in &curves {
@@ -422,5 +437,64 @@ mod tests {
         let whole = serde_json::to_value(collect(&grid, "g.toml", &s)).unwrap();
         assert_eq!(rolled, whole);
         assert!(!out.path().join("results.tmp").exists());
+    }
+
+    /// The `|` of a Markdown table row that separate cells (not the escaped ones).
+    fn separators(line: &str) -> usize {
+        let mut n = 0;
+        let mut escaped = false;
+        for c in line.chars() {
+            if c == '|' && !escaped {
+                n += 1;
+            }
+            escaped = c == '\\' && !escaped;
+        }
+        n
+    }
+
+    #[test]
+    fn names_and_messages_cannot_break_the_summary() {
+        let grid = Grid::parse(GRID, "g.toml").unwrap();
+        let config = Config {
+            lease_ttl: Duration::from_secs(30),
+            max_attempts: 2,
+            retry_after: Duration::from_millis(100),
+        };
+        let mut s = Scheduler::new(grid.trials().cloned(), config);
+        let (now, w) = (Instant::now(), WorkerId::random());
+        // What an older database could hold (the wire refuses it now).
+        s.register(w, "w | x\n| forged | row |".into(), "cpu".into(), 1, now);
+        let Ok(LeaseOutcome::Assigned { spec, attempt, .. }) = s.lease(w, now) else {
+            panic!("a lease")
+        };
+        let message = "<script>alert(1)</script> | *bold*\n\n# Sweep finished".to_owned();
+        s.complete(
+            w,
+            spec.id,
+            attempt,
+            crate::state::Outcome::Failed {
+                // The trial's own failure: final at once.
+                kind: crate::state::FailureKind::NonFiniteLoss,
+                message,
+            },
+            now,
+        )
+        .unwrap();
+        let md = render_summary(&collect(&grid, "g.toml", &s));
+        let rows: Vec<&str> = md
+            .lines()
+            .skip_while(|l| !l.starts_with("| trial |"))
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        assert_eq!(rows.len(), 2 + 7, "{md}");
+        assert!(rows.iter().all(|r| separators(r) == 10), "{md}");
+        assert!(
+            md.contains(
+                "failed: &lt;script>alert(1)&lt;/script> \\| \\*bold\\*\\\\n\\\\n\\# Sweep finished"
+            ),
+            "{md}"
+        );
+        assert!(!md.contains("<script>"));
+        assert_eq!(md.matches("\n# ").count(), 0, "{md}");
     }
 }

@@ -14,15 +14,6 @@ use crate::artifacts::Dirs;
 use crate::auth::WorkerKey;
 use crate::state::{CancelSelector, LeaseOutcome, Outcome, RetrySelector};
 
-/// Longest worker name kept (longer names are cut).
-const MAX_WORKER_NAME: usize = 128;
-/// Most slots a worker may claim.
-const MAX_SLOTS: u32 = 1024;
-/// Longest failure message kept.
-const MAX_MESSAGE: usize = 4096;
-/// Most names one cancel or retry request may list.
-const MAX_CANCEL_NAMES: usize = 100_000;
-
 /// The gRPC service.
 pub struct Service {
     handle: Handle,
@@ -89,29 +80,26 @@ fn millis(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
-fn bounded(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
-}
-
-fn device_text(d: Option<&v1::Device>) -> String {
+/// How a device shows in logs and `coordinator status`: `cuda:0 NVIDIA H100 (79.1 GiB)`.
+fn device_text(d: Option<&sweep_proto::Device>) -> String {
     let Some(d) = d else {
         return "unknown".to_owned();
     };
-    let kind = match v1::DeviceKind::try_from(d.kind) {
-        Ok(v1::DeviceKind::Cuda) => format!("cuda:{}", d.index),
-        Ok(v1::DeviceKind::Cpu) => "cpu".to_owned(),
-        _ => "unknown".to_owned(),
+    let kind = match d.kind {
+        v1::DeviceKind::Cuda => format!("cuda:{}", d.index),
+        v1::DeviceKind::Cpu => "cpu".to_owned(),
+        v1::DeviceKind::Unspecified => "unknown".to_owned(),
     };
-    let name = bounded(&d.name, MAX_WORKER_NAME);
     if d.memory_bytes > 0 {
         format!(
-            "{kind} {name} ({:.1} GiB)",
+            "{kind} {} ({:.1} GiB)",
+            d.name,
             d.memory_bytes as f64 / f64::from(1u32 << 30)
         )
-    } else if name.is_empty() {
+    } else if d.name.is_empty() {
         kind
     } else {
-        format!("{kind} {name}")
+        format!("{kind} {}", d.name)
     }
 }
 
@@ -128,20 +116,10 @@ impl sweep_proto::SweepService for Service {
         if r.protocol_version != sweep_proto::PROTOCOL_VERSION as i32 {
             return Err(Error::ProtocolVersion(r.protocol_version).into());
         }
-        if r.slots == 0 || r.slots > MAX_SLOTS {
-            return Err(Error::Decode(DecodeError::Invalid {
-                field: "slots",
-                message: format!("{} is outside 1..={MAX_SLOTS}", r.slots),
-            })
-            .into());
-        }
+        let r = sweep_proto::Registration::try_from(&r).map_err(Error::from)?;
         let id = self
             .handle
-            .register(
-                bounded(&r.worker_name, MAX_WORKER_NAME),
-                device_text(r.device.as_ref()),
-                r.slots,
-            )
+            .register(r.name, device_text(r.device.as_ref()), r.slots)
             .await?;
         Ok(Response::new(v1::RegisterResponse {
             worker_id: id.to_string(),
@@ -193,11 +171,17 @@ impl sweep_proto::SweepService for Service {
         let leases = r
             .leases
             .iter()
-            .take(MAX_SLOTS as usize)
+            .take(sweep_proto::MAX_SLOTS as usize)
             .map(|l| parse_lease(Some(l)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(Error::from)?;
-        let memory = r.memory.map(|m| (m.used_bytes, m.total_bytes));
+        let memory = r
+            .memory
+            .as_ref()
+            .map(sweep_proto::DeviceMemory::try_from)
+            .transpose()
+            .map_err(Error::from)?
+            .map(|m| (m.used, m.total));
         let revoked = self.handle.heartbeat(worker, leases, memory).await?;
         Ok(Response::new(v1::HeartbeatResponse {
             revoked: revoked.into_iter().map(|(t, a)| lease_ref(t, a)).collect(),
@@ -235,7 +219,7 @@ impl sweep_proto::SweepService for Service {
             }
             Some(complete_request::Outcome::Failure(f)) => Outcome::Failed {
                 kind: failure_kind(f.kind),
-                message: bounded(&f.message, MAX_MESSAGE),
+                message: sweep_proto::failure_message(&f).map_err(Error::from)?,
             },
             None => return Err(Error::Decode(DecodeError::Missing("outcome")).into()),
         };
@@ -275,26 +259,12 @@ impl sweep_proto::SweepService for Service {
         &self,
         request: Request<v1::CancelRequest>,
     ) -> Result<Response<v1::CancelResponse>, Status> {
-        let r = request.into_inner();
-        if r.trials.len() + r.experiments.len() > MAX_CANCEL_NAMES {
-            return Err(Error::Decode(DecodeError::Invalid {
-                field: "trials",
-                message: format!("more than {MAX_CANCEL_NAMES} names"),
-            })
-            .into());
-        }
-        if r.trials.is_empty() && r.experiments.is_empty() && !r.all {
-            return Err(Error::Decode(DecodeError::Invalid {
-                field: "trials",
-                message: "name trials, experiments, or set all".to_owned(),
-            })
-            .into());
-        }
+        let r = sweep_proto::Cancel::try_from(request.get_ref()).map_err(Error::from)?;
         let selector = CancelSelector {
             trials: r.trials,
             experiments: r.experiments,
             all: r.all,
-            reason: bounded(&r.reason, MAX_MESSAGE),
+            reason: r.reason,
         };
         let (cancelled, unknown) = self.handle.cancel(selector).await?;
         Ok(Response::new(v1::CancelResponse {
@@ -307,21 +277,7 @@ impl sweep_proto::SweepService for Service {
         &self,
         request: Request<v1::RetryRequest>,
     ) -> Result<Response<v1::RetryResponse>, Status> {
-        let r = request.into_inner();
-        if r.trials.len() + r.experiments.len() > MAX_CANCEL_NAMES {
-            return Err(Error::Decode(DecodeError::Invalid {
-                field: "trials",
-                message: format!("more than {MAX_CANCEL_NAMES} names"),
-            })
-            .into());
-        }
-        if r.trials.is_empty() && r.experiments.is_empty() && !r.failed {
-            return Err(Error::Decode(DecodeError::Invalid {
-                field: "trials",
-                message: "name trials, experiments, or set failed".to_owned(),
-            })
-            .into());
-        }
+        let r = sweep_proto::Retry::try_from(request.get_ref()).map_err(Error::from)?;
         let selector = RetrySelector {
             trials: r.trials,
             experiments: r.experiments,

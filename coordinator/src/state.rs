@@ -317,8 +317,8 @@ pub enum Change {
         /// The last epoch kept.
         after: u32,
     },
-    /// The trial succeeded and its result's value of `epoch` differs from the one accepted
-    /// (or none was): the result's replaces it, as the attempt's.
+    /// The trial succeeded and its result holds `epoch`, which was never accepted (its report
+    /// was lost): the result's is recorded, as the attempt's.
     ResultEpoch {
         /// The trial.
         trial: TrialId,
@@ -804,12 +804,23 @@ impl Scheduler {
                 ),
             });
         }
-        self.renew(i, now);
         let epoch = metrics.epoch;
         let list = &mut self.trials[i].epochs;
-        match list.binary_search_by_key(&epoch, |m| m.epoch) {
-            Ok(j) if list[j] == metrics => return Ok(()),
-            Ok(j) => list[j] = metrics,
+        // An accepted epoch is never replaced: sent again, it must be the same (a worker whose
+        // answer was lost resends it).
+        let at = list.binary_search_by_key(&epoch, |m| m.epoch);
+        if let Ok(j) = at
+            && !same_epoch(&list[j], &metrics)
+        {
+            return Err(StateError::InvalidReport {
+                field: "metrics",
+                message: changed_epoch(&list[j], &metrics),
+            });
+        }
+        self.renew(i, now);
+        let list = &mut self.trials[i].epochs;
+        match at {
+            Ok(_) => return Ok(()),
             Err(j) => list.insert(j, metrics),
         }
         self.changes.push(Change::Epoch {
@@ -884,12 +895,25 @@ impl Scheduler {
             Outcome::Succeeded(result) => {
                 validate_result(&self.trials[i].spec, &result)?;
                 let t = &mut self.trials[i];
-                let mut result = result;
-                // Usually the result's learning curve is the one reported epoch by epoch; only
-                // epochs that differ are rewritten.
+                // The result's learning curve is the one reported epoch by epoch: an accepted
+                // epoch is never replaced, and only epochs whose report was lost are added.
                 for m in &result.epochs {
                     let accepted = t.epochs.binary_search_by_key(&m.epoch, |e| e.epoch);
-                    if accepted.map_or(true, |j| t.epochs[j] != *m) {
+                    if let Ok(j) = accepted
+                        && !same_epoch(&t.epochs[j], m)
+                    {
+                        return Err(StateError::InvalidReport {
+                            field: "result.epochs",
+                            message: changed_epoch(&t.epochs[j], m),
+                        });
+                    }
+                }
+                let mut result = result;
+                for m in &result.epochs {
+                    if t.epochs
+                        .binary_search_by_key(&m.epoch, |e| e.epoch)
+                        .is_err()
+                    {
                         self.changes.push(Change::ResultEpoch {
                             trial,
                             epoch: m.epoch,
@@ -1158,6 +1182,32 @@ impl Scheduler {
             .filter(|w| w.last_seen >= since)
             .all(|w| w.told_finished)
     }
+}
+
+/// Whether two values of an epoch are the same, bit for bit (a NaN loss from an older
+/// database equals itself).
+fn same_epoch(a: &EpochMetrics, b: &EpochMetrics) -> bool {
+    let bits = |m: &EpochMetrics| {
+        [m.train_loss, m.train_accuracy, m.test_accuracy, m.seconds].map(f64::to_bits)
+    };
+    a.epoch == b.epoch && bits(a) == bits(b)
+}
+
+/// Why an epoch sent again with other values is refused, and the two values.
+fn changed_epoch(accepted: &EpochMetrics, sent: &EpochMetrics) -> String {
+    let show = |m: &EpochMetrics| {
+        format!(
+            "loss {}, train {} %, test {} %, {} s",
+            m.train_loss, m.train_accuracy, m.test_accuracy, m.seconds
+        )
+    };
+    format!(
+        "epoch {} was accepted as ({}) and is sent again as ({}); an accepted epoch may only \
+         be sent again unchanged",
+        accepted.epoch,
+        show(accepted),
+        show(sent)
+    )
 }
 
 fn describe(state: &TrialState) -> String {

@@ -687,8 +687,9 @@ impl Writes {
 /// One write besides trial rows.
 #[derive(Debug)]
 enum Op {
-    /// An accepted epoch; `replaces`: the current value of that epoch (from whatever attempt) is
-    /// superseded first (a result's curve differing from the reports).
+    /// An accepted epoch; `replaces`: any current value of that epoch (from whatever attempt)
+    /// is superseded first (an epoch a result adds because its report was lost: none should
+    /// be there, and the partial unique index must hold whatever the database holds).
     Epoch {
         trial: TrialId,
         attempt: u32,

@@ -49,13 +49,14 @@ fn report_subcommand_regenerates_the_report_and_prints_the_paths() {
     assert_eq!(printed.len(), 4 + 2 * 11);
 }
 
+/// Exit status 2: the command could not start on its input (README.md, "Exit statuses").
 #[test]
-fn report_subcommand_names_a_missing_or_invalid_results_file_and_exits_1() {
+fn report_subcommand_names_a_missing_or_invalid_results_file_and_exits_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_dir = dir.path().to_str().expect("utf-8 path");
     let results = dir.path().join("results.json");
     let out = coordinator(&["report", "--out", out_dir]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(&format!("cannot read {}", results.display())),
@@ -64,7 +65,7 @@ fn report_subcommand_names_a_missing_or_invalid_results_file_and_exits_1() {
 
     std::fs::write(&results, "{\"trials\": 3}").expect("write");
     let out = coordinator(&["report", "--out", out_dir]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(&format!(

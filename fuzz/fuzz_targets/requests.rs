@@ -45,14 +45,66 @@ fn pick<'a, T: Arbitrary<'a>>(u: &mut Unstructured<'a>, valid: T) -> Result<T> {
     })
 }
 
-/// A message (its index in `requests::MESSAGES` and its encoding) built from a valid one.
+/// A message (its index in `requests::MESSAGES` and its encoding) built from a valid one: a
+/// report, a result, an assignment, a registration, a heartbeat with memory, a failure, a
+/// cancel.
 fn structured(kind: u8, u: &mut Unstructured<'_>) -> Result<(usize, Vec<u8>)> {
     let lease = Some(v1::LeaseRef {
         trial_id: pick(u, "6f1c1f4e-8d2b-5a8e-9c1b-2f7d3e4a5b6c".to_owned())?,
         attempt: pick(u, 1)?,
     });
     let worker_id = "6f1c1f4e-8d2b-5a8e-9c1b-2f7d3e4a5b6c".to_owned();
-    Ok(match kind % 3 {
+    Ok(match kind % 7 {
+        3 => (
+            0,
+            v1::RegisterRequest {
+                protocol_version: 1,
+                worker_name: pick(u, "gpu-node-1".to_owned())?,
+                device: Some(v1::Device {
+                    kind: pick(u, 2)?,
+                    index: 0,
+                    name: pick(u, "NVIDIA H100".to_owned())?,
+                    memory_bytes: pick(u, 80 << 30)?,
+                }),
+                slots: pick(u, 2)?,
+            }
+            .encode_to_vec(),
+        ),
+        4 => (
+            2,
+            v1::HeartbeatRequest {
+                worker_id,
+                leases: lease.into_iter().collect(),
+                memory: Some(v1::DeviceMemory {
+                    used_bytes: pick(u, 1 << 30)?,
+                    free_bytes: pick(u, 2 << 30)?,
+                    total_bytes: pick(u, 4 << 30)?,
+                }),
+            }
+            .encode_to_vec(),
+        ),
+        5 => (
+            4,
+            v1::CompleteRequest {
+                worker_id,
+                lease,
+                outcome: Some(v1::complete_request::Outcome::Failure(v1::TrialFailure {
+                    kind: pick(u, 1)?,
+                    message: pick(u, "dataset file missing".to_owned())?,
+                })),
+            }
+            .encode_to_vec(),
+        ),
+        6 => (
+            10,
+            v1::CancelRequest {
+                trials: pick(u, vec!["t_1".to_owned()])?,
+                experiments: pick(u, vec![])?,
+                all: u.arbitrary()?,
+                reason: pick(u, "wrong learning rate".to_owned())?,
+            }
+            .encode_to_vec(),
+        ),
         0 => (
             3,
             v1::ReportEpochRequest {

@@ -74,22 +74,161 @@ pub fn client(channel: Channel, bearer: Bearer) -> Client {
         .max_encoding_message_size(crate::MAX_MESSAGE_BYTES)
 }
 
-/// The token in `file` if given, else in the environment variable `env` if set; `None` when
-/// neither is. The message of an error names the file or the variable, never the token. Tokens
-/// never come from a command-line argument, which `ps` shows to everyone.
-pub fn read_token(file: Option<&std::path::Path>, env: &str) -> Result<Option<String>, String> {
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?;
-        let token = text.trim();
-        if token.is_empty() {
-            return Err(format!("the token file {} is empty", path.display()));
-        }
-        return Ok(Some(token.to_owned()));
+/// A token read by [`read_token`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token {
+    /// The token, surrounding whitespace removed.
+    pub value: String,
+    /// Something its owner should fix, never holding the token: a token file that other
+    /// users may read.
+    pub warning: Option<String>,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("value", &"<redacted>")
+            .field("warning", &self.warning)
+            .finish()
     }
-    match std::env::var(env) {
-        Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_owned())),
-        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{env} is not valid UTF-8")),
+}
+
+/// The token in `file` or in the environment variable `env`; `None` when neither is given.
+/// Giving both is refused (which one was meant?). The file is read by the bounded reader
+/// (`sweep_common::files`, a regular file of at most 64 KiB), and a file that group or others
+/// may read gives a warning. An error names the file or the variable, never the token. Tokens
+/// never come from a command-line argument, which `ps` shows to everyone.
+pub fn read_token(file: Option<&std::path::Path>, env: &str) -> Result<Option<Token>, String> {
+    let variable = match std::env::var(env) {
+        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_owned()),
+        Ok(_) | Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(_)) => return Err(format!("{env} is not valid UTF-8")),
+    };
+    let Some(path) = file else {
+        return Ok(variable.map(|value| Token {
+            value,
+            warning: None,
+        }));
+    };
+    if variable.is_some() {
+        return Err(format!(
+            "both the token file {} and the variable {env} give a token; give it one way only \
+             (unset {env}, or drop the file)",
+            path.display()
+        ));
+    }
+    let file = sweep_common::files::read_small(
+        path,
+        "token file",
+        sweep_common::files::MAX_TOKEN_FILE_BYTES,
+    )
+    .map_err(|e| e.to_string())?;
+    let others = file.readable_by_others();
+    let text = String::from_utf8(file.bytes)
+        .map_err(|_| format!("the token file {} is not UTF-8 text", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!("the token file {} is empty", path.display()));
+    }
+    let warning = others.then(|| {
+        format!(
+            "the token file {} may be read by other users (mode {:04o}): chmod 600 it",
+            path.display(),
+            file.mode
+        )
+    });
+    Ok(Some(Token {
+        value: token.to_owned(),
+        warning,
+    }))
+}
+
+/// A coordinator's address as `--coordinator` and `--addr` take it: an `http://` or `https://`
+/// URL with a host (`http://host:50051`), or `HOST:PORT`, which means `http://HOST:PORT`.
+pub fn coordinator_url(s: &str) -> Result<String, String> {
+    let url = if s.contains("://") {
+        s.to_owned()
+    } else {
+        format!("http://{s}")
+    };
+    let bad = |why: &str| format!("{s:?} is not a coordinator address: {why}");
+    let uri: tonic::transport::Uri = url
+        .parse()
+        .map_err(|e: tonic::codegen::http::uri::InvalidUri| bad(&e.to_string()))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(bad("use an http:// or https:// URL (or HOST:PORT)")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(bad("it names no host"));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn coordinator_addresses_are_http_urls() {
+        assert_eq!(
+            coordinator_url("http://10.0.0.1:50051").as_deref(),
+            Ok("http://10.0.0.1:50051")
+        );
+        assert_eq!(
+            coordinator_url("https://sweep.example:443").as_deref(),
+            Ok("https://sweep.example:443")
+        );
+        assert_eq!(
+            coordinator_url("127.0.0.1:50051").as_deref(),
+            Ok("http://127.0.0.1:50051")
+        );
+        for bad in [
+            "ftp://host:21",
+            "file:///etc/passwd",
+            "http://",
+            "unix:///tmp/sweep.sock",
+            "http://a b",
+        ] {
+            let e = coordinator_url(bad).unwrap_err();
+            assert!(
+                e.starts_with(&format!("{bad:?} is not a coordinator address")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_comes_one_way() {
+        let dir = std::env::temp_dir().join(format!("sweep-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token");
+        std::fs::write(&path, "  0123456789abcdef0123\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        // A variable no other test sets.
+        let env = "SWEEP_TEST_TOKEN_UNSET_7f3e";
+        let t = read_token(Some(&path), env).unwrap().unwrap();
+        assert_eq!(t.value, "0123456789abcdef0123");
+        #[cfg(unix)]
+        assert!(
+            t.warning
+                .as_deref()
+                .unwrap()
+                .contains("(mode 0644): chmod 600")
+        );
+        assert!(!format!("{t:?}").contains("0123456789abcdef0123"));
+        assert_eq!(read_token(None, env).unwrap(), None);
+        let e = read_token(Some(Path::new("/dev/zero")), env).unwrap_err();
+        assert!(
+            e.ends_with("is a character device, not a regular file"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,6 +1,7 @@
 //! Conversions between wire messages and domain types.
 
 use sweep_common::grid::{ParamError, Raw, Value};
+use sweep_common::text;
 use sweep_common::{
     ConfusionMatrix, DatasetKind, EpochMetrics, FailureKind, HyperParams, SplitSpec, TrialId,
     TrialResult, TrialSpec,
@@ -28,6 +29,217 @@ fn invalid(field: &'static str, message: impl Into<String>) -> DecodeError {
     DecodeError::Invalid {
         field,
         message: message.into(),
+    }
+}
+
+/// Longest worker name and device name, in characters.
+pub const MAX_NAME_CHARS: usize = 128;
+/// Longest failure message and cancel reason, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 4096;
+/// Longest trial or experiment name a cancel may give, in characters (a trial name has at most
+/// 256 bytes, an id 36 characters).
+pub const MAX_CANCEL_NAME_CHARS: usize = 256;
+/// Most names one cancel request may list.
+pub const MAX_CANCEL_NAMES: usize = 100_000;
+/// Most slots a worker may claim.
+pub const MAX_SLOTS: u32 = 1024;
+/// Longest an epoch, or a trial's training, can have taken: a year. A duration past it is a
+/// broken clock or a lie, and would wreck every throughput and ETA computed from it.
+pub const MAX_SECONDS: f64 = 366.0 * 24.0 * 3600.0;
+
+/// Text from the network: at most `max` characters, none of them a control or invisible
+/// character (`sweep_common::text::check`), else an error naming `field`.
+pub fn checked_text(field: &'static str, s: &str, max: usize) -> Result<String, DecodeError> {
+    text::check(s, max).map_err(|p| invalid(field, p.to_string()))?;
+    Ok(s.to_owned())
+}
+
+/// A duration in seconds: finite, >= 0 and at most [`MAX_SECONDS`].
+fn seconds(field: &'static str, v: f64) -> Result<f64, DecodeError> {
+    if v.is_finite() && (0.0..=MAX_SECONDS).contains(&v) {
+        Ok(v)
+    } else {
+        Err(invalid(
+            field,
+            format!("{v} is not a duration in seconds from 0 to {MAX_SECONDS} (a year)"),
+        ))
+    }
+}
+
+/// A worker's device, as it describes itself at registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// CPU, CUDA, or unknown (an unknown value is kept as unspecified).
+    pub kind: v1::DeviceKind,
+    /// CUDA device index (0 for the CPU).
+    pub index: u32,
+    /// Its name ("NVIDIA H100 80GB HBM3"), checked text.
+    pub name: String,
+    /// Total memory in bytes (0 when unknown).
+    pub memory_bytes: u64,
+}
+
+/// What a `RegisterRequest` says, checked (the protocol version is the service's to check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The worker's name, checked text of at most [`MAX_NAME_CHARS`] characters.
+    pub name: String,
+    /// Its device, if it said.
+    pub device: Option<Device>,
+    /// Trials it trains at once, 1..=[`MAX_SLOTS`].
+    pub slots: u32,
+}
+
+impl TryFrom<&v1::RegisterRequest> for Registration {
+    type Error = DecodeError;
+
+    fn try_from(r: &v1::RegisterRequest) -> Result<Self, Self::Error> {
+        if r.slots == 0 || r.slots > MAX_SLOTS {
+            return Err(invalid(
+                "slots",
+                format!("{} is outside 1..={MAX_SLOTS}", r.slots),
+            ));
+        }
+        let device = match &r.device {
+            Some(d) => Some(Device {
+                kind: v1::DeviceKind::try_from(d.kind).unwrap_or(v1::DeviceKind::Unspecified),
+                index: d.index,
+                name: checked_text("device.name", &d.name, MAX_NAME_CHARS)?,
+                memory_bytes: d.memory_bytes,
+            }),
+            None => None,
+        };
+        Ok(Registration {
+            name: checked_text("worker_name", &r.worker_name, MAX_NAME_CHARS)?,
+            device,
+            slots: r.slots,
+        })
+    }
+}
+
+/// A device's memory in bytes, as a heartbeat reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceMemory {
+    /// Used (on the CPU, the worker's resident memory).
+    pub used: u64,
+    /// Free (on the CPU, what the kernel says is available).
+    pub free: u64,
+    /// Total.
+    pub total: u64,
+}
+
+impl TryFrom<&v1::DeviceMemory> for DeviceMemory {
+    type Error = DecodeError;
+
+    /// Neither the used nor the free memory can be more than the total.
+    fn try_from(m: &v1::DeviceMemory) -> Result<Self, Self::Error> {
+        for (field, v) in [
+            ("memory.used_bytes", m.used_bytes),
+            ("memory.free_bytes", m.free_bytes),
+        ] {
+            if v > m.total_bytes {
+                return Err(invalid(
+                    field,
+                    format!("{v} bytes is more than the total, {}", m.total_bytes),
+                ));
+            }
+        }
+        Ok(DeviceMemory {
+            used: m.used_bytes,
+            free: m.free_bytes,
+            total: m.total_bytes,
+        })
+    }
+}
+
+/// The message of a `TrialFailure`: checked text of at most [`MAX_MESSAGE_CHARS`] characters.
+/// (A worker makes its messages fit with `sweep_common::text::one_line`.)
+pub fn failure_message(f: &v1::TrialFailure) -> Result<String, DecodeError> {
+    checked_text("failure.message", &f.message, MAX_MESSAGE_CHARS)
+}
+
+/// What a `CancelRequest` names, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancel {
+    /// Trials by id or name.
+    pub trials: Vec<String>,
+    /// Whole experiments.
+    pub experiments: Vec<String>,
+    /// Every trial not ended yet.
+    pub all: bool,
+    /// Why, checked text of at most [`MAX_MESSAGE_CHARS`] characters (may be empty).
+    pub reason: String,
+}
+
+/// The names a cancel or retry request lists, checked: at most [`MAX_CANCEL_NAMES`] in all,
+/// each clean text of at most [`MAX_CANCEL_NAME_CHARS`] characters.
+fn checked_names(
+    trials: &[String],
+    experiments: &[String],
+) -> Result<(Vec<String>, Vec<String>), DecodeError> {
+    if trials.len() + experiments.len() > MAX_CANCEL_NAMES {
+        return Err(invalid(
+            "trials",
+            format!("more than {MAX_CANCEL_NAMES} names"),
+        ));
+    }
+    let names = |field: &'static str, list: &[String]| {
+        list.iter()
+            .enumerate()
+            .map(|(i, n)| {
+                text::check(n, MAX_CANCEL_NAME_CHARS)
+                    .map(|()| n.clone())
+                    .map_err(|p| invalid(field, format!("name {}: {p}", i + 1)))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok((names("trials", trials)?, names("experiments", experiments)?))
+}
+
+impl TryFrom<&v1::CancelRequest> for Cancel {
+    type Error = DecodeError;
+
+    fn try_from(r: &v1::CancelRequest) -> Result<Self, Self::Error> {
+        let (trials, experiments) = checked_names(&r.trials, &r.experiments)?;
+        if trials.is_empty() && experiments.is_empty() && !r.all {
+            return Err(invalid("trials", "name trials, experiments, or set all"));
+        }
+        Ok(Cancel {
+            trials,
+            experiments,
+            all: r.all,
+            reason: checked_text("reason", &r.reason, MAX_MESSAGE_CHARS)?,
+        })
+    }
+}
+
+/// What a `RetryRequest` names, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    /// Trials by id or name.
+    pub trials: Vec<String>,
+    /// The failed trials of these experiments.
+    pub experiments: Vec<String>,
+    /// Every failed trial.
+    pub failed: bool,
+    /// Cancelled trials too, where selected by experiment or by `failed`.
+    pub include_cancelled: bool,
+}
+
+impl TryFrom<&v1::RetryRequest> for Retry {
+    type Error = DecodeError;
+
+    fn try_from(r: &v1::RetryRequest) -> Result<Self, Self::Error> {
+        let (trials, experiments) = checked_names(&r.trials, &r.experiments)?;
+        if trials.is_empty() && experiments.is_empty() && !r.failed {
+            return Err(invalid("trials", "name trials, experiments, or set failed"));
+        }
+        Ok(Retry {
+            trials,
+            experiments,
+            failed: r.failed,
+            include_cancelled: r.include_cancelled,
+        })
     }
 }
 
@@ -164,8 +376,8 @@ impl TryFrom<&v1::TrialSpec> for TrialSpec {
         }
         let spec = TrialSpec {
             id,
-            experiment: t.experiment.clone(),
-            name: t.name.clone(),
+            experiment: checked_text("trial.experiment", &t.experiment, MAX_NAME_CHARS)?,
+            name: checked_text("trial.name", &t.name, MAX_CANCEL_NAME_CHARS)?,
             dataset,
             params: params_from_wire(&t.params)?,
             split: SplitSpec {
@@ -199,7 +411,9 @@ impl From<&EpochMetrics> for v1::EpochMetrics {
 impl TryFrom<&v1::EpochMetrics> for EpochMetrics {
     type Error = DecodeError;
 
-    /// Accuracies must be percentages; the loss may be non-finite (the coordinator decides).
+    /// Accuracies must be percentages, the loss (a cross-entropy) a finite number >= 0 (a
+    /// worker whose loss stops being finite fails the trial instead of reporting the epoch), and
+    /// the epoch's duration one that a clock can measure.
     fn try_from(m: &v1::EpochMetrics) -> Result<Self, Self::Error> {
         if m.epoch == 0 {
             return Err(invalid("metrics.epoch", "epochs start at 1"));
@@ -212,15 +426,22 @@ impl TryFrom<&v1::EpochMetrics> for EpochMetrics {
                 return Err(invalid(field, format!("{v} is not a percentage")));
             }
         }
-        if !(m.seconds.is_finite() && m.seconds >= 0.0) {
-            return Err(invalid("metrics.seconds", "must be a finite number >= 0"));
+        if !(m.train_loss.is_finite() && m.train_loss >= 0.0) {
+            return Err(invalid(
+                "metrics.train_loss",
+                format!(
+                    "{} is not a loss: a cross-entropy is a finite number >= 0 (a non-finite \
+                     loss is a failure, FAILURE_KIND_NON_FINITE_LOSS)",
+                    m.train_loss
+                ),
+            ));
         }
         Ok(EpochMetrics {
             epoch: m.epoch,
             train_loss: m.train_loss,
             train_accuracy: m.train_accuracy,
             test_accuracy: m.test_accuracy,
-            seconds: m.seconds,
+            seconds: seconds("metrics.seconds", m.seconds)?,
         })
     }
 }
@@ -296,19 +517,14 @@ impl TryFrom<&v1::TrialResult> for TrialResult {
                 return Err(invalid(field, format!("{v} is not a percentage")));
             }
         }
-        if !(r.train_seconds.is_finite() && r.train_seconds >= 0.0) {
-            return Err(invalid(
-                "result.train_seconds",
-                "must be a finite number >= 0",
-            ));
-        }
+        let train_seconds = seconds("result.train_seconds", r.train_seconds)?;
         Ok(TrialResult {
             epochs,
             train_accuracy: r.train_accuracy,
             test_accuracy: r.test_accuracy,
             train_confusion: confusion("result.train_confusion", r.train_confusion.as_ref())?,
             test_confusion: confusion("result.test_confusion", r.test_confusion.as_ref())?,
-            train_seconds: r.train_seconds,
+            train_seconds,
             dataset_images: r.dataset_images,
         })
     }

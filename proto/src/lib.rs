@@ -16,7 +16,11 @@ pub mod auth;
 mod convert;
 
 pub use auth::{Bearer, Client};
-pub use convert::{DecodeError, failure_kind, lease_ref, parse_lease};
+pub use convert::{
+    Cancel, DecodeError, Device, DeviceMemory, MAX_CANCEL_NAME_CHARS, MAX_CANCEL_NAMES,
+    MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_SECONDS, MAX_SLOTS, Registration, Retry, checked_text,
+    failure_kind, failure_message, lease_ref, parse_lease,
+};
 pub use v1::sweep_service_client::SweepServiceClient;
 pub use v1::sweep_service_server::{SweepService, SweepServiceServer};
 

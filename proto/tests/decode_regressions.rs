@@ -66,6 +66,126 @@ fn regressions() {
     }
 }
 
+/// Issue 15: text from the network holding control or invisible characters, or longer than
+/// allowed, reached terminals, logs and reports; values that cannot be true were accepted.
+/// Each is now refused with a message naming its field.
+#[test]
+fn hostile_text_and_impossible_values_are_refused() {
+    let forged = "w\n2026-01-01T00:00:00Z  INFO sweep finished: all trials succeeded";
+    let register = |name: &str, device: &str| v1::RegisterRequest {
+        protocol_version: 1,
+        worker_name: name.to_owned(),
+        device: Some(v1::Device {
+            kind: 2,
+            index: 0,
+            name: device.to_owned(),
+            memory_bytes: 80 << 30,
+        }),
+        slots: 1,
+    };
+    let refused = |r: Result<sweep_proto::Registration, sweep_proto::DecodeError>| {
+        r.expect_err("refused").to_string()
+    };
+    let e = refused(sweep_proto::Registration::try_from(&register(
+        forged, "H100",
+    )));
+    assert!(
+        e.starts_with("invalid field worker_name: character U+000A at position 1"),
+        "{e}"
+    );
+    let e = refused(sweep_proto::Registration::try_from(&register(
+        "w",
+        "\x1b[2JH100",
+    )));
+    assert!(
+        e.starts_with("invalid field device.name: character U+001B"),
+        "{e}"
+    );
+    let e = refused(sweep_proto::Registration::try_from(&register(
+        &"x".repeat(129),
+        "",
+    )));
+    assert!(e.contains("129 characters long; at most 128"), "{e}");
+    let ok = sweep_proto::Registration::try_from(&register("gpu-node-7", "NVIDIA H100")).unwrap();
+    assert_eq!(ok.name, "gpu-node-7");
+
+    let failure = |message: &str| v1::TrialFailure {
+        kind: 1,
+        message: message.to_owned(),
+    };
+    let e = sweep_proto::failure_message(&failure(forged))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("invalid field failure.message: character U+000A"),
+        "{e}"
+    );
+    assert!(sweep_proto::failure_message(&failure(&"x".repeat(4097))).is_err());
+
+    let cancel = |trials: Vec<String>, reason: &str| v1::CancelRequest {
+        trials,
+        experiments: vec![],
+        all: false,
+        reason: reason.to_owned(),
+    };
+    let e = sweep_proto::Cancel::try_from(&cancel(vec!["t_1".into()], "\u{202e}tuo-emit"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("invalid field reason: character U+202E"),
+        "{e}"
+    );
+    let e = sweep_proto::Cancel::try_from(&cancel(vec!["t_1".into(), "ru\u{200b}n".into()], ""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("invalid field trials: name 2: character U+200B"),
+        "{e}"
+    );
+
+    // Impossible values: a loss that is NaN, infinite or negative; a year-long epoch; more
+    // memory used than the device has.
+    let epoch = v1::EpochMetrics::from(&support::fixtures::valid_epoch());
+    for (loss, field) in [
+        (f64::NAN, "metrics.train_loss"),
+        (f64::INFINITY, "metrics.train_loss"),
+        (-0.5, "metrics.train_loss"),
+    ] {
+        let m = v1::EpochMetrics {
+            train_loss: loss,
+            ..epoch
+        };
+        let e = sweep_common::EpochMetrics::try_from(&m)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(&format!("invalid field {field}: ")), "{e}");
+    }
+    let m = v1::EpochMetrics {
+        seconds: 1e300,
+        ..epoch
+    };
+    let e = sweep_common::EpochMetrics::try_from(&m)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("invalid field metrics.seconds: "), "{e}");
+    let mut result = v1::TrialResult::from(&valid_result());
+    result.train_seconds = 1e300;
+    let e = TrialResult::try_from(&result).unwrap_err().to_string();
+    assert!(e.starts_with("invalid field result.train_seconds: "), "{e}");
+    let mut result = v1::TrialResult::from(&valid_result());
+    result.epochs[0].train_loss = f64::NAN;
+    assert!(TrialResult::try_from(&result).is_err());
+    let memory = v1::DeviceMemory {
+        used_bytes: 90 << 30,
+        free_bytes: 0,
+        total_bytes: 80 << 30,
+    };
+    let e = sweep_proto::DeviceMemory::try_from(&memory)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("invalid field memory.used_bytes: "), "{e}");
+}
+
 /// Writes a valid encoding of every message as the seed corpus of the `requests` fuzz target
 /// (`fuzz/seeds/requests/`), each prefixed with the byte that picks its message:
 /// `cargo test --release -p sweep-proto --test decode_regressions -- --ignored write_fuzz_seeds`.
@@ -147,6 +267,16 @@ fn write_fuzz_seeds() {
             8,
             v1::HeartbeatResponse {
                 revoked: lease.into_iter().collect(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            10,
+            v1::CancelRequest {
+                trials: vec!["t_1".into()],
+                experiments: vec!["e".into()],
+                all: false,
+                reason: "wrong learning rate".into(),
             }
             .encode_to_vec(),
         ),

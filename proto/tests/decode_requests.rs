@@ -37,6 +37,12 @@ fn text() -> impl Strategy<Value = String> {
         Just("urn:uuid:6f1c1f4e-8d2b-5a8e-9c1b-2f7d3e4a5b6c".to_owned()),
         Just("cifar10".to_owned()),
         Just("fashion-mnist".to_owned()),
+        Just("w\n2026-01-01T00:00:00Z  INFO sweep finished: all trials succeeded".to_owned()),
+        Just("ru\u{200b}n".to_owned()),
+        Just("\u{202e}gpj.exe".to_owned()),
+        Just("\x1b[2J\x1b[31mred".to_owned()),
+        Just("x".repeat(5000)),
+        "[a-z\\x00-\\x1f\\x7f\\u{85}\\u{200b}-\\u{200f}\\u{2028}-\\u{202e}\\u{2066}-\\u{2069}\\u{feff}]{0,12}",
         ".{0,40}",
     ]
 }
@@ -199,7 +205,7 @@ fn trial_spec() -> impl Strategy<Value = v1::TrialSpec> {
 /// A valid trial (its id matches its content) with one field replaced by an arbitrary value,
 /// so that the range checks after the id check are reached.
 fn tampered_trial() -> impl Strategy<Value = v1::TrialSpec> {
-    (0usize..9, small(), number(), big()).prop_map(|(field, n, x, u)| {
+    (0usize..11, small(), number(), big(), text()).prop_map(|(field, n, x, u, t)| {
         let mut spec = valid_trial();
         let p = &mut spec.params;
         match field {
@@ -211,7 +217,9 @@ fn tampered_trial() -> impl Strategy<Value = v1::TrialSpec> {
             5 => p.train_fraction = x,
             6 => spec.split.train_ratio = x,
             7 => p.seed = u,
-            _ => spec.experiment = n.to_string(),
+            8 => spec.experiment = n.to_string(),
+            9 => spec.experiment = t,
+            _ => spec.name = t,
         }
         spec.id = spec.content_id();
         v1::TrialSpec::from(&spec)
@@ -273,17 +281,46 @@ fn message() -> impl Strategy<Value = (usize, Vec<u8>)> {
             }
         ),
         text().prop_map(|worker_id| (1, v1::LeaseRequest { worker_id }.encode_to_vec())),
-        (text(), prop::collection::vec(lease(), 0..4)).prop_map(|(worker_id, leases)| {
-            (
-                2,
-                v1::HeartbeatRequest {
-                    worker_id,
-                    leases: leases.into_iter().flatten().collect(),
-                    memory: None,
-                }
-                .encode_to_vec(),
-            )
-        }),
+        (
+            text(),
+            prop::collection::vec(lease(), 0..4),
+            prop::option::of((big(), big(), big()))
+        )
+            .prop_map(|(worker_id, leases, memory)| {
+                (
+                    2,
+                    v1::HeartbeatRequest {
+                        worker_id,
+                        leases: leases.into_iter().flatten().collect(),
+                        memory: memory.map(|(used_bytes, free_bytes, total_bytes)| {
+                            v1::DeviceMemory {
+                                used_bytes,
+                                free_bytes,
+                                total_bytes,
+                            }
+                        }),
+                    }
+                    .encode_to_vec(),
+                )
+            }),
+        (
+            prop::collection::vec(text(), 0..3),
+            prop::collection::vec(text(), 0..3),
+            any::<bool>(),
+            text()
+        )
+            .prop_map(|(trials, experiments, all, reason)| {
+                (
+                    10,
+                    v1::CancelRequest {
+                        trials,
+                        experiments,
+                        all,
+                        reason,
+                    }
+                    .encode_to_vec(),
+                )
+            }),
         (text(), lease(), prop::option::of(metrics())).prop_map(|(worker_id, lease, metrics)| {
             (
                 3,

@@ -189,7 +189,8 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<En
         device: Some(v1::Device {
             kind: kind.into(),
             index,
-            name: info.name.clone(),
+            // As the coordinator accepts it: one line, at most MAX_NAME_CHARS.
+            name: sweep_common::text::one_line(&info.name, sweep_proto::MAX_NAME_CHARS),
             memory_bytes: info.memory_bytes,
         }),
         slots,

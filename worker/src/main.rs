@@ -20,8 +20,8 @@ struct Cli {
     /// Train on the CPU.
     #[arg(long)]
     cpu: bool,
-    /// The coordinator's address.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051")]
+    /// The coordinator's address: an http:// or https:// URL, or HOST:PORT.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051", value_parser = sweep_proto::auth::coordinator_url)]
     coordinator: String,
     /// Folder holding the datasets (Fashion-MNIST gzip IDX files, CIFAR-10 batches or archives).
     #[arg(
@@ -80,17 +80,23 @@ struct Cli {
     test_trainer: Option<Duration>,
 }
 
+/// A PEM file, by the bounded reader (a regular file of at most 1 MiB).
 fn read(path: &std::path::Path, what: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+    sweep_common::files::read_small(path, what, sweep_common::files::MAX_PEM_FILE_BYTES)
+        .map(|f| f.bytes)
+        .map_err(|e| e.to_string())
 }
 
 impl TryFrom<Cli> for Options {
     type Error = String;
 
     fn try_from(cli: Cli) -> Result<Options, String> {
-        let bearer = match sweep_proto::auth::read_token(cli.token_file.as_deref(), "SWEEP_TOKEN")?
-        {
-            Some(token) => Bearer::new(&token)
+        let token = sweep_proto::auth::read_token(cli.token_file.as_deref(), "SWEEP_TOKEN")?;
+        if let Some(w) = token.as_ref().and_then(|t| t.warning.as_deref()) {
+            tracing::warn!("{w}");
+        }
+        let bearer = match token {
+            Some(token) => Bearer::new(&token.value)
                 .ok_or_else(|| "the token has characters an HTTP header cannot carry".to_owned())?,
             None => Bearer::none(),
         };
@@ -114,6 +120,9 @@ impl TryFrom<Cli> for Options {
                 .unwrap_or_else(|_| "worker".to_owned());
             format!("{host}-{}", std::process::id())
         });
+        // What the coordinator would refuse at registration.
+        sweep_common::text::check(&name, sweep_proto::MAX_NAME_CHARS)
+            .map_err(|p| format!("--name {:?}: {p}", sweep_common::text::terminal(&name)))?;
         Ok(Options {
             bearer,
             tls,

@@ -90,11 +90,15 @@ pub struct Session {
 impl Session {
     /// The device memory reading to send with a heartbeat.
     fn memory_now(&self) -> Option<v1::DeviceMemory> {
-        self.memory.borrow().map(|r| v1::DeviceMemory {
-            used_bytes: r.used,
-            free_bytes: r.free,
-            total_bytes: r.total,
-        })
+        self.memory
+            .borrow()
+            // A reading that cannot be true is not sent: the coordinator refuses it.
+            .filter(|r| r.used <= r.total && r.free <= r.total)
+            .map(|r| v1::DeviceMemory {
+                used_bytes: r.used,
+                free_bytes: r.free,
+                total_bytes: r.total,
+            })
     }
 
     /// `--slots auto`: the trial that was alone on the device has trained an epoch; `baseline`
@@ -234,7 +238,10 @@ pub async fn slot(
             }
             Some(lease_response::Outcome::Finished(_)) => return Ok(SlotEnd::Finished),
             Some(lease_response::Outcome::CannotRun(c)) => {
-                return Ok(SlotEnd::CannotRun(c.reason));
+                // Shown on the terminal and in the exit message: one clean line.
+                let reason =
+                    sweep_common::text::one_line(&c.reason, sweep_proto::MAX_MESSAGE_CHARS);
+                return Ok(SlotEnd::CannotRun(reason));
             }
             None => {
                 warn!(slot = index, "empty lease response; asking again");
@@ -350,11 +357,13 @@ async fn fetch_checkpoint(
     Ok(bytes)
 }
 
-/// A failed attempt's outcome, on the wire.
+/// A failed attempt's outcome, on the wire, its message made one line of at most
+/// `sweep_proto::MAX_MESSAGE_CHARS` (a libtorch error carries a multi-line backtrace; the
+/// coordinator refuses control characters).
 fn failure(kind: FailureKind, message: String) -> complete_request::Outcome {
     complete_request::Outcome::Failure(v1::TrialFailure {
         kind: v1::FailureKind::from(kind).into(),
-        message,
+        message: sweep_common::text::one_line(&message, sweep_proto::MAX_MESSAGE_CHARS),
     })
 }
 

@@ -7,15 +7,24 @@ use toml::Spanned;
 
 use super::params::Param;
 use super::parse::{RawTable, RawValue, Table};
-use super::rules::{self, MAX_NAME_LEN, name_rule, one_of, truncate};
+use super::rules::{self, MAX_NAME_LEN, name_char, name_rule, one_of, truncate};
 use super::suggest::{Quote, did_you_mean};
 use super::{Axis, GridError, TableLayout, Value};
 use crate::dataset::DatasetKind;
 
 /// Longest trial name, in bytes.
 pub(super) const MAX_TRIAL_NAME_LEN: usize = 2 * MAX_NAME_LEN;
-/// Longest title, in characters (longer ones are cut).
+/// Longest title, in characters (a longer one is refused).
 pub(super) const MAX_TITLE_LEN: usize = 64;
+
+/// `c` as a message quotes it: itself when it is visible ASCII, else its code point.
+fn quote_char(c: char) -> String {
+    if c.is_ascii_graphic() || c == ' ' {
+        format!("{c:?}")
+    } else {
+        format!("U+{:04X}", u32::from(c))
+    }
+}
 
 /// Checks on one source text; every error names `origin`, line, column and key.
 pub(super) struct Checker<'a> {
@@ -44,10 +53,7 @@ impl Checker<'_> {
                 truncate(name),
                 name.chars().count()
             ))
-        } else if let Some(c) = name
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-        {
+        } else if let Some(c) = name.chars().find(|&c| !name_char(c)) {
             Some(format!(
                 "invalid name {:?}: {c:?} is not allowed",
                 truncate(name)
@@ -79,6 +85,23 @@ impl Checker<'_> {
             )),
             None => Ok(()),
         }
+    }
+
+    /// An experiment's title: free text of at most [`MAX_TITLE_LEN`] characters.
+    pub(super) fn title(&self, value: &Spanned<String>, key: &str) -> Result<String, GridError> {
+        self.text(value, key)?;
+        let chars = value.get_ref().chars().count();
+        if chars > MAX_TITLE_LEN {
+            return Err(self.err(
+                &value.span(),
+                key,
+                format!(
+                    "a title is at most {MAX_TITLE_LEN} characters, this one has {chars}; \
+                     shorten it (the experiment's description belongs in a comment)"
+                ),
+            ));
+        }
+        Ok(value.get_ref().clone())
     }
 
     pub(super) fn int(
@@ -197,6 +220,28 @@ impl Checker<'_> {
             }
             offset += open + 1 + close + 1;
             rest = &after[close + 1..];
+        }
+        // Outside its placeholders, a trial name is made of name characters, like sweep and
+        // experiment names: `run` and `ru\u{200b}n` cannot both exist and look the same.
+        let mut placeholder = false;
+        for (i, c) in text.char_indices() {
+            match c {
+                '{' => placeholder = true,
+                '}' => placeholder = false,
+                c if !placeholder && !name_char(c) => {
+                    return Err(self.err(
+                        &at(i),
+                        key,
+                        format!(
+                            "character {} is not allowed in a trial name; outside its \
+                             placeholders a trial_name template uses letters, digits, '_', '-' \
+                             or '.'",
+                            quote_char(c)
+                        ),
+                    ));
+                }
+                _ => {}
+            }
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::check::{Checker, MAX_TITLE_LEN, MAX_TRIAL_NAME_LEN};
+use super::check::{Checker, MAX_TRIAL_NAME_LEN};
 use super::params::{HyperParams, Param};
 use super::parse::{RawAxes, RawExperiment, RawFile, RawList};
 use super::rules::{
@@ -222,14 +222,7 @@ fn experiment(
         None => DEFAULT_CHECKPOINT_EVERY,
     };
     let title = match &e.title {
-        Some(t) => {
-            c.text(t, &at("title"))?;
-            let mut title: String = t.get_ref().chars().take(MAX_TITLE_LEN).collect();
-            if title.len() < t.get_ref().len() {
-                title.push_str("...");
-            }
-            Some(title)
-        }
+        Some(t) => Some(c.title(t, &at("title"))?),
         None => None,
     };
 

@@ -24,7 +24,6 @@ mod parse;
 mod rules;
 mod suggest;
 
-use std::io::Read as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -117,20 +116,28 @@ pub struct Grid {
 }
 
 impl Grid {
-    /// Reads, validates and expands the grid file at `path`. A file larger than
-    /// [`MAX_GRID_FILE_BYTES`] is refused without being read.
+    /// Reads, validates and expands the grid file at `path`. Anything but a regular file (a
+    /// FIFO, a device), and a file larger than [`MAX_GRID_FILE_BYTES`], is refused without
+    /// being read.
     pub fn from_file(path: &Path) -> Result<Grid, GridError> {
         let origin = path.display().to_string();
-        let io = |source: std::io::Error| GridError::Io {
-            path: origin.clone(),
-            message: source.to_string().to_lowercase(),
-        };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let mut bytes = Vec::new();
-        file.take(MAX_GRID_FILE_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(io)?;
-        Self::from_bytes(bytes, &origin)
+        let file = crate::files::read_small(path, "grid file", MAX_GRID_FILE_BYTES).map_err(
+            |e| match e {
+                crate::files::FileError::TooLarge { limit, .. } => GridError::TooLarge {
+                    path: origin.clone(),
+                    limit,
+                },
+                crate::files::FileError::Io { message, .. } => GridError::Io {
+                    path: origin.clone(),
+                    message,
+                },
+                crate::files::FileError::NotRegular { kind, .. } => GridError::Io {
+                    path: origin.clone(),
+                    message: format!("it is {kind}, not a regular file"),
+                },
+            },
+        )?;
+        Self::from_bytes(file.bytes, &origin)
     }
 
     /// Validates and expands the bytes of a grid file; `origin` names it in errors.

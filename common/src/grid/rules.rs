@@ -59,6 +59,13 @@ pub(super) fn one_of(names: &[&str]) -> String {
     }
 }
 
+/// Whether a name (sweep, experiment, and the literal text of a trial name) may hold `c`:
+/// names are also file and folder names, and two names must never look alike, so no space, no
+/// punctuation that a shell or a file system treats specially, and nothing invisible.
+pub(super) fn name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
 /// What a name allows: "1 to 128 letters, digits, '_', '-' or '.'".
 pub(super) fn name_rule() -> String {
     format!("1 to {MAX_NAME_LEN} letters, digits, '_', '-' or '.'")

@@ -1,17 +1,15 @@
 //! `results.csv` (one row per trial) and `epochs.csv` (one row per trial per epoch), for pandas
-//! and spreadsheets: RFC 4180 quoting, full-precision numbers, empty cells for missing values.
+//! and spreadsheets: RFC 4180 quoting, full-precision numbers, empty cells for missing values,
+//! and no cell that a spreadsheet would run as a formula.
 
 use sweep_common::grid::Param;
 
 use super::model::{Results, Trial};
 
-/// Quotes a CSV field when it holds a comma, a quote or a line break.
+/// One CSV field: see `sweep_common::text::csv` (quoted when needed; text starting with `=`,
+/// `+`, `-` or `@` that is not a number gets a `'` in front).
 pub fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
+    sweep_common::text::csv(s).into_owned()
 }
 
 fn num(x: Option<f64>) -> String {

@@ -1,4 +1,9 @@
 //! `report.md`: the document in GitHub Markdown, figures linked as `figures/<stem>.png`.
+//! Every text of the document is written with `sweep_common::text::markdown` (code spans with
+//! `markdown_code`): a name, a title or a failure message shows as it is, never as markup or
+//! HTML, and never breaks a table.
+
+use sweep_common::text::{markdown, markdown_code};
 
 use super::doc::{Block, Document, Span};
 use super::tables::to_markdown;
@@ -6,9 +11,9 @@ use super::tables::to_markdown;
 fn spans(s: &[Span]) -> String {
     s.iter()
         .map(|s| match s {
-            Span::Text(t) => t.clone(),
-            Span::Strong(t) => format!("**{t}**"),
-            Span::Code(t) => format!("`{}`", t.replace('`', "'")),
+            Span::Text(t) => markdown(t),
+            Span::Strong(t) => format!("**{}**", markdown(t)),
+            Span::Code(t) => format!("`{}`", markdown_code(t)),
         })
         .collect()
 }
@@ -21,7 +26,7 @@ pub fn render(doc: &Document) -> String {
             Block::Heading { level, text, .. } => {
                 md.push_str(&"#".repeat(usize::from(*level).clamp(1, 6)));
                 md.push(' ');
-                md.push_str(text);
+                md.push_str(&markdown(text));
                 md.push_str("\n\n");
             }
             Block::Paragraph(s) => {
@@ -30,7 +35,7 @@ pub fn render(doc: &Document) -> String {
             }
             Block::Table { caption, table } => {
                 if let Some(c) = caption {
-                    md.push_str(&format!("**{c}**\n\n"));
+                    md.push_str(&format!("**{}**\n\n", markdown(c)));
                 }
                 md.push_str(&to_markdown(table));
                 md.push('\n');
@@ -42,10 +47,7 @@ pub fn render(doc: &Document) -> String {
                 md.push('\n');
             }
             Block::Figure { stem, caption } => {
-                md.push_str(&format!(
-                    "![{}](figures/{stem}.png)\n\n",
-                    caption.replace(['[', ']'], "")
-                ));
+                md.push_str(&format!("![{}](figures/{stem}.png)\n\n", markdown(caption)));
             }
         }
     }

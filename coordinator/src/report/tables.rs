@@ -247,7 +247,7 @@ pub fn trials(trials: &[&Trial]) -> Table {
 }
 
 fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    sweep_common::text::markdown(s)
 }
 
 /// The table in GitHub Markdown: text columns left-aligned, numeric columns right-aligned.

@@ -406,6 +406,47 @@ fn results_are_validated() {
     );
 }
 
+#[test]
+fn an_accepted_epoch_is_never_replaced() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(specs(1, 2), config());
+    let w = worker(&mut s, now, 1);
+    let (spec, _) = assigned(s.lease(w, now).unwrap());
+    s.take_changes();
+    s.report_epoch(w, spec.id, 1, metrics(1), now).unwrap();
+    assert_eq!(s.take_changes().len(), 1, "the epoch");
+    // The same again (an answer was lost): accepted, nothing to write.
+    s.report_epoch(w, spec.id, 1, metrics(1), now).unwrap();
+    assert!(s.take_changes().is_empty());
+    // Other values: refused, the first stays.
+    let changed = EpochMetrics {
+        test_accuracy: 99.0,
+        ..metrics(1)
+    };
+    let e = s.report_epoch(w, spec.id, 1, changed, now).unwrap_err();
+    assert!(
+        matches!(&e, StateError::InvalidReport { field: "metrics", message }
+            if message.contains("epoch 1 was accepted") && message.contains("test 70 %")
+                && message.contains("test 99 %")),
+        "{e}"
+    );
+    assert!(s.take_changes().is_empty());
+    assert_eq!(s.trial(spec.id).unwrap().epochs, [metrics(1)]);
+    // A result whose curve differs from what was accepted is refused too.
+    let mut r = result(&spec);
+    r.epochs[0].seconds = 7.0;
+    assert!(matches!(
+        s.complete(w, spec.id, 1, Outcome::Succeeded(r), now),
+        Err(StateError::InvalidReport {
+            field: "result.epochs",
+            ..
+        })
+    ));
+    s.complete(w, spec.id, 1, Outcome::Succeeded(result(&spec)), now)
+        .unwrap();
+    assert_eq!(s.trial(spec.id).unwrap().epochs, [metrics(1), metrics(2)]);
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Lease(usize),

@@ -147,7 +147,9 @@ fn eta_and_throughput_come_from_measured_epoch_times() {
 
     // a succeeds with 1 s epochs: pending trials are now estimated from it (succeeded trials
     // of the experiment win over running ones), b from its own epochs once it has some.
-    let r = result(&a, 1.0, 20);
+    let mut r = result(&a, 1.0, 20);
+    // Its result repeats the epochs accepted (an accepted epoch is never replaced).
+    r.epochs[..2].clone_from_slice(&[metrics(1, 2.0, 60.0), metrics(2, 2.0, 70.0)]);
     s.complete(w, a.id, 1, Outcome::Succeeded(r), start)
         .unwrap();
     s.report_epoch(w, b.id, 1, metrics(1, 4.0, 50.0), start)
@@ -269,6 +271,35 @@ fn text_is_compact_and_names_what_runs() {
         "0/4 done (0 failed), 1 running, 3 pending, 1 workers; 20.0 epochs/min, eta 57s \
          [t_ReLU_1 epoch 1/5 on gpu-a]"
     );
+}
+
+#[test]
+fn names_from_outside_cannot_break_the_text() {
+    let g = grid();
+    let mut s = scheduler(&g);
+    let start = Instant::now();
+    let w = WorkerId::random();
+    // What an older database could hold (the wire refuses it now).
+    s.register(
+        w,
+        "w\n2026-01-01T00:00:00Z  INFO sweep finished: all trials succeeded\x1b[2J".into(),
+        "cuda:0 \u{202e}001H".into(),
+        1,
+        start,
+    );
+    let a = lease(&mut s, w, start);
+    s.report_epoch(w, a.id, 1, metrics(1, 3.0, 40.0), start)
+        .unwrap();
+    let snap = snapshot("s", &s, clock(start, 5));
+    let block = text::block(&snap);
+    assert_eq!(block.lines().count(), 3, "{block}");
+    assert!(
+        block.contains("w\\n2026-01-01T00:00:00Z  INFO sweep finished: all trials succeeded\\u{1b}[2J [cuda:0 \\u{202e}001H]"),
+        "{block}"
+    );
+    for line in block.lines().chain([text::line(&snap).as_str()]) {
+        assert!(!line.contains(sweep_common::text::forbidden), "{line:?}");
+    }
 }
 
 #[test]

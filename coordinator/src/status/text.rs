@@ -1,7 +1,12 @@
 //! The status as text: a few lines for the terminal's live block and `coordinator status`
-//! ([`block`]), and one line for logs that are not a terminal ([`line`]).
+//! ([`block`]), and one line for logs that are not a terminal ([`line`]). Names and messages
+//! from outside (workers, devices, trials, the warning) are written with
+//! `sweep_common::text::terminal`: `coordinator status` prints what a remote coordinator
+//! sent, and no name may break a line or move the cursor.
 
 use std::fmt::Write as _;
+
+use sweep_common::text::terminal;
 
 use super::{Snapshot, WorkerRow};
 
@@ -52,11 +57,11 @@ fn counts(s: &Snapshot) -> String {
 fn best(s: &Snapshot) -> Option<String> {
     s.best
         .as_ref()
-        .map(|b| format!("{:.2} % ({})", b.test_accuracy, b.trial))
+        .map(|b| format!("{:.2} % ({})", b.test_accuracy, terminal(&b.trial)))
 }
 
 fn worker_line(w: &WorkerRow) -> String {
-    let mut line = format!("  {} [{}]", w.name, w.device);
+    let mut line = format!("  {} [{}]", terminal(&w.name), terminal(&w.device));
     if let Some((used, total)) = w.memory {
         let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
         let _ = write!(line, " mem {:.1}/{:.1} GiB", gib(used), gib(total));
@@ -65,7 +70,7 @@ fn worker_line(w: &WorkerRow) -> String {
         let _ = write!(line, " (silent {})", duration(w.seen_seconds_ago));
     }
     if let Some(problem) = &w.problem {
-        let _ = write!(line, " [{problem}]");
+        let _ = write!(line, " [{}]", terminal(problem));
     }
     if w.running.is_empty() {
         line.push_str(": idle");
@@ -73,7 +78,7 @@ fn worker_line(w: &WorkerRow) -> String {
         let trials: Vec<String> = w
             .running
             .iter()
-            .map(|r| format!("{} epoch {}/{}", r.trial, r.epoch, r.epochs))
+            .map(|r| format!("{} epoch {}/{}", terminal(&r.trial), r.epoch, r.epochs))
             .collect();
         let _ = write!(line, ": {}", trials.join(", "));
     }
@@ -88,7 +93,7 @@ pub fn block(s: &Snapshot) -> String {
         let _ = writeln!(
             out,
             "sweep {} finished: {}/{} done ({} failed); elapsed {}",
-            s.sweep,
+            terminal(&s.sweep),
             s.counts.done(),
             s.counts.total,
             s.counts.failed,
@@ -98,7 +103,7 @@ pub fn block(s: &Snapshot) -> String {
         let _ = writeln!(
             out,
             "sweep {} running: {}; {}; eta {}; elapsed {}",
-            s.sweep,
+            terminal(&s.sweep),
             counts(s),
             throughput(s),
             eta(s),
@@ -111,7 +116,7 @@ pub fn block(s: &Snapshot) -> String {
         best(s).unwrap_or_else(|| "none yet".into())
     );
     if let Some(w) = &s.warning {
-        let _ = writeln!(out, "warning: {w}");
+        let _ = writeln!(out, "warning: {}", terminal(w));
     }
     if s.workers.is_empty() {
         out.push_str("  no worker registered yet\n");
@@ -147,9 +152,15 @@ pub fn line(s: &Snapshot) -> String {
         .workers
         .iter()
         .flat_map(|w| {
-            w.running
-                .iter()
-                .map(move |r| format!("{} epoch {}/{} on {}", r.trial, r.epoch, r.epochs, w.name))
+            w.running.iter().map(move |r| {
+                format!(
+                    "{} epoch {}/{} on {}",
+                    terminal(&r.trial),
+                    r.epoch,
+                    r.epochs,
+                    terminal(&w.name)
+                )
+            })
         })
         .collect();
     if running.len() > RUNNING_SHOWN {
@@ -163,7 +174,7 @@ pub fn line(s: &Snapshot) -> String {
         let _ = write!(out, " [{}]", running.join(", "));
     }
     if let Some(w) = &s.warning {
-        let _ = write!(out, "; warning: {w}");
+        let _ = write!(out, "; warning: {}", terminal(w));
     }
     out
 }

@@ -263,7 +263,25 @@ fn trial_from_wire(t: &v1::TrialStatus) -> Result<TrialRow, DecodeError> {
         history: t
             .history
             .iter()
-            .map(|m| EpochMetrics::try_from(m).map(|m| EpochPoint::from(&m)))
+            .map(history_point)
             .collect::<Result<_, _>>()?,
     })
+}
+
+/// A point of a trial's history. Its loss may be missing (a non-finite loss an older version
+/// recorded), which a worker's report may not: the rest is checked as a report is.
+fn history_point(m: &v1::EpochMetrics) -> Result<EpochPoint, DecodeError> {
+    let known = v1::EpochMetrics {
+        train_loss: if m.train_loss.is_nan() {
+            0.0
+        } else {
+            m.train_loss
+        },
+        ..*m
+    };
+    let mut point = EpochPoint::from(&EpochMetrics::try_from(&known)?);
+    if m.train_loss.is_nan() {
+        point.train_loss = None;
+    }
+    Ok(point)
 }

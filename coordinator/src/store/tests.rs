@@ -6,6 +6,7 @@ use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, WorkerId};
 use super::*;
 use crate::state::{
     CancelSelector, Config, FailureKind, LeaseOutcome, Outcome, RetrySelector, Scheduler,
+    StateError,
 };
 
 const GRID: &str = r#"
@@ -247,7 +248,7 @@ fn trials_dropped_from_the_grid_are_kept_and_named() {
 }
 
 #[test]
-fn a_result_whose_curve_differs_from_the_reports_rewrites_those_epochs() {
+fn a_result_adds_the_epochs_whose_report_was_lost_and_never_replaces_one() {
     let f = fixture();
     let (mut store, mut s) = reopen(&f);
     let now = Instant::now();
@@ -257,26 +258,33 @@ fn a_result_whose_curve_differs_from_the_reports_rewrites_those_epochs() {
         panic!()
     };
     let want = result(&spec);
-    for m in &want.epochs {
-        let mut reported = m.clone();
-        if m.epoch == 1 {
-            reported.test_accuracy = 1.0;
-        }
-        s.report_epoch(w, spec.id, attempt, reported, now).unwrap();
+    // Epoch 2's report was lost.
+    for m in want.epochs.iter().filter(|m| m.epoch != 2) {
+        s.report_epoch(w, spec.id, attempt, m.clone(), now).unwrap();
     }
     commit(&mut store, &mut s);
+    // A result whose epoch 1 differs from the one accepted is refused, and changes nothing.
+    let mut other = want.clone();
+    other.epochs[0].test_accuracy = 1.0;
+    let e = s
+        .complete(w, spec.id, attempt, Outcome::Succeeded(other), now)
+        .unwrap_err();
+    assert!(
+        matches!(&e, StateError::InvalidReport { field: "result.epochs", message } if message.contains("epoch 1 was accepted")),
+        "{e}"
+    );
+    assert!(s.take_changes().is_empty());
     s.complete(w, spec.id, attempt, Outcome::Succeeded(want.clone()), now)
         .unwrap();
     let changes = s.take_changes();
-    let rewritten: Vec<u32> = changes
+    let added: Vec<u32> = changes
         .iter()
         .filter_map(|c| match c {
             Change::ResultEpoch { epoch, .. } => Some(*epoch),
             _ => None,
         })
         .collect();
-    // Epoch 1 differs; epoch 2's NaN loss never equals itself, so it is rewritten too.
-    assert_eq!(rewritten, [1, 2]);
+    assert_eq!(added, [2]);
     store.commit(&s, &changes).unwrap();
     let (_store, r) = reopen(&f);
     let t = r.trial(spec.id).unwrap();

@@ -46,8 +46,8 @@ pub fn decode_and_convert(which: usize, bytes: &[u8]) -> Result<(), String> {
             })?;
             lease(m.lease.as_ref())
         }),
-        10 => v1::CancelRequest::decode(bytes).map_or(Ok(()), |_| Ok(())),
-        _ => v1::RetryRequest::decode(bytes).map_or(Ok(()), |_| Ok(())),
+        10 => v1::CancelRequest::decode(bytes).map_or(Ok(()), |m| cancel(&m)),
+        _ => v1::RetryRequest::decode(bytes).map_or(Ok(()), |m| retry(&m)),
     }
 }
 
@@ -63,10 +63,54 @@ fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
     if ok { Ok(()) } else { Err(what()) }
 }
 
+/// Text that converted: within `max` characters, with no control or invisible character (it
+/// is written to terminals, logs and reports).
+fn clean(what: &str, s: &str, max: usize) -> Result<(), String> {
+    ensure(!s.chars().any(sweep_common::text::forbidden), || {
+        format!("{what} accepted with a control or invisible character: {s:?}")
+    })?;
+    ensure(s.chars().count() <= max, || {
+        format!("{what} of {} characters accepted", s.chars().count())
+    })
+}
+
 pub fn register(r: &v1::RegisterRequest) -> Result<(), String> {
     let _ = v1::ProtocolVersion::try_from(r.protocol_version);
-    if let Some(d) = &r.device {
-        let _ = v1::DeviceKind::try_from(d.kind);
+    if let Ok(reg) = sweep_proto::Registration::try_from(r) {
+        clean("worker_name", &reg.name, sweep_proto::MAX_NAME_CHARS)?;
+        ensure((1..=sweep_proto::MAX_SLOTS).contains(&reg.slots), || {
+            format!("slots {} accepted", reg.slots)
+        })?;
+        if let Some(d) = &reg.device {
+            clean("device.name", &d.name, sweep_proto::MAX_NAME_CHARS)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn cancel(r: &v1::CancelRequest) -> Result<(), String> {
+    if let Ok(c) = sweep_proto::Cancel::try_from(r) {
+        for name in c.trials.iter().chain(&c.experiments) {
+            clean("a cancelled name", name, sweep_proto::MAX_CANCEL_NAME_CHARS)?;
+        }
+        clean("reason", &c.reason, sweep_proto::MAX_MESSAGE_CHARS)?;
+        ensure(
+            c.all || !c.trials.is_empty() || !c.experiments.is_empty(),
+            || "a cancel naming nothing accepted".to_owned(),
+        )?;
+    }
+    Ok(())
+}
+
+pub fn retry(r: &v1::RetryRequest) -> Result<(), String> {
+    if let Ok(c) = sweep_proto::Retry::try_from(r) {
+        for name in c.trials.iter().chain(&c.experiments) {
+            clean("a retried name", name, sweep_proto::MAX_CANCEL_NAME_CHARS)?;
+        }
+        ensure(
+            c.failed || !c.trials.is_empty() || !c.experiments.is_empty(),
+            || "a retry naming nothing accepted".to_owned(),
+        )?;
     }
     Ok(())
 }
@@ -90,6 +134,13 @@ pub fn heartbeat(r: &v1::HeartbeatRequest) -> Result<(), String> {
     lease_request(&v1::LeaseRequest {
         worker_id: r.worker_id.clone(),
     })?;
+    if let Some(m) = &r.memory
+        && let Ok(m) = sweep_proto::DeviceMemory::try_from(m)
+    {
+        ensure(m.used <= m.total && m.free <= m.total, || {
+            format!("memory accepted with more used or free than in total: {m:?}")
+        })?;
+    }
     r.leases.iter().try_for_each(|l| lease(Some(l)))
 }
 
@@ -115,9 +166,17 @@ fn epoch_metrics(m: &EpochMetrics) -> Result<(), String> {
             format!("accuracy {a} accepted")
         })?;
     }
-    ensure(m.seconds.is_finite() && m.seconds >= 0.0, || {
+    ensure(m.train_loss.is_finite() && m.train_loss >= 0.0, || {
+        format!("train_loss {} accepted", m.train_loss)
+    })?;
+    ensure(duration(m.seconds), || {
         format!("seconds {} accepted", m.seconds)
     })
+}
+
+/// A duration a clock can have measured: finite, from 0 to a year.
+fn duration(seconds: f64) -> bool {
+    seconds.is_finite() && (0.0..=sweep_proto::MAX_SECONDS).contains(&seconds)
 }
 
 pub fn complete(r: &v1::CompleteRequest) -> Result<(), String> {
@@ -130,6 +189,9 @@ pub fn complete(r: &v1::CompleteRequest) -> Result<(), String> {
         }
         Some(v1::complete_request::Outcome::Failure(f)) => {
             let _ = sweep_proto::failure_kind(f.kind);
+            if let Ok(message) = sweep_proto::failure_message(f) {
+                clean("failure.message", &message, sweep_proto::MAX_MESSAGE_CHARS)?;
+            }
         }
         None => {}
     }
@@ -145,10 +207,9 @@ fn trial_result(r: &TrialResult) -> Result<(), String> {
             format!("accuracy {a} accepted")
         })?;
     }
-    ensure(
-        r.train_seconds.is_finite() && r.train_seconds >= 0.0,
-        || format!("train_seconds {} accepted", r.train_seconds),
-    )?;
+    ensure(duration(r.train_seconds), || {
+        format!("train_seconds {} accepted", r.train_seconds)
+    })?;
     confusion(&r.train_confusion)?;
     confusion(&r.test_confusion)
 }
@@ -203,6 +264,12 @@ fn trial_spec(t: &TrialSpec) -> Result<(), String> {
     ensure(t.content_id() == t.id, || {
         "a trial accepted with a foreign id".to_owned()
     })?;
+    clean(
+        "trial.experiment",
+        &t.experiment,
+        sweep_proto::MAX_NAME_CHARS,
+    )?;
+    clean("trial.name", &t.name, sweep_proto::MAX_CANCEL_NAME_CHARS)?;
     for (param, value) in t.params.values() {
         ensure(param.def().domain.contains(value), || {
             format!("{param} {value:?} accepted")

@@ -361,6 +361,63 @@ fn csv_fields_are_quoted_when_needed() {
 }
 
 #[test]
+fn csv_cells_never_run_as_formulas() {
+    assert_eq!(csv::field("=1+1"), "'=1+1");
+    assert_eq!(csv::field("@SUM(A1:A9)"), "'@SUM(A1:A9)");
+    assert_eq!(csv::field("-0.25"), "-0.25");
+    assert_eq!(
+        csv::field("=HYPERLINK(\"http://x\",\"y\")"),
+        "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""
+    );
+}
+
+/// Names, a title and failure messages holding markup, HTML, table separators and line breaks
+/// (a results.json from an older version, or edited by hand) show as text in report.md and as
+/// inert cells in results.csv.
+#[test]
+fn hostile_text_shows_as_text() {
+    let r = results(json!({
+        "format": 1, "sweep": "s", "finished": true,
+        "experiments": [{"name": "e", "title": "<img src=x onerror=alert(1)> | *t*",
+            "dataset": "cifar10", "classes": cifar(),
+            "axes": [{"param": "activation", "values": ["ReLU", "Tanh"]}]}],
+        "trials": [
+            {"experiment": "e", "name": "a|b\n| x | y |", "status": "failed", "attempts": 1,
+             "worker": "=cmd|' /C calc'!A0",
+             "params": {"activation": "relu"},
+             "failure": "<script>alert(1)</script>\n## Sweep finished | all good",
+             "failed_attempts": [{"attempt": 1, "kind": "data", "message": "x\u{202e}y"}]},
+            {"experiment": "e", "name": "t_tanh", "status": "succeeded", "attempts": 1,
+             "params": {"activation": "tanh"}, "test_accuracy": 50.0, "train_accuracy": 60.0},
+        ],
+    }));
+    let out = render(&r).expect("renders");
+    let md = &out.markdown;
+    assert!(!md.contains('<'), "{md}");
+    assert!(
+        !md.contains(|c: char| c != '\n' && sweep_common::text::forbidden(c)),
+        "{md}"
+    );
+    assert!(
+        md.contains("&lt;img src=x onerror=alert(1)> \\| \\*t\\*"),
+        "{md}"
+    );
+    assert!(
+        !md.lines().any(|l| l.starts_with("## Sweep finished")),
+        "{md}"
+    );
+    // Every table row has as many cells as its header.
+    let cells = |l: &str| l.replace("\\|", "").matches('|').count();
+    for table in md.split("\n\n").filter(|b| b.starts_with('|')) {
+        let mut lines = table.lines();
+        let header = cells(lines.next().expect("a header"));
+        assert!(lines.all(|l| cells(l) == header), "{table}");
+    }
+    let csv = &out.results_csv;
+    assert!(csv.contains(",'=cmd|' /C calc'!A0,"), "{csv}");
+}
+
+#[test]
 fn figure_stems_are_safe_file_names() {
     assert_eq!(
         doc::sanitize("Lab1_P2_TrainingRatioSplit_0.2"),
