@@ -31,6 +31,21 @@ pub enum Error {
         /// The output folder.
         path: String,
     },
+    /// Another process (a coordinator) holds the lock of a folder this one needs.
+    #[error(
+        "the {what} {dir} is in use by another coordinator{}; stop that one first, or give this \
+         one another {}",
+        holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default(),
+        if *what == "output folder" { "--out" } else { "--state-dir" }
+    )]
+    Locked {
+        /// Which folder: "output folder" or "state directory".
+        what: &'static str,
+        /// The folder.
+        dir: String,
+        /// Who holds it, as its lock file says (process id, host, since when).
+        holder: Option<String>,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -113,6 +128,7 @@ impl From<Error> for Status {
             Error::Grid(_)
             | Error::Io { .. }
             | Error::OutputInUse { .. }
+            | Error::Locked { .. }
             | Error::Store(_)
             | Error::Bind { .. }
             | Error::Transport(_)

@@ -12,6 +12,7 @@ pub mod artifacts;
 pub mod auth;
 pub mod console;
 mod error;
+pub mod lock;
 pub mod metrics;
 pub mod report;
 pub mod results;
@@ -154,13 +155,6 @@ fn open_state(
             path: options.out_dir.display().to_string(),
         });
     }
-    for dir in [&options.out_dir, &state_dir] {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            action: "cannot create the folder",
-            path: dir.display().to_string(),
-            source,
-        })?;
-    }
     let mut store = store::Store::open(&state_dir)?;
     store.claim(&grid.name)?;
     let mut loaded = store.load()?;
@@ -209,6 +203,32 @@ fn open_state(
     Ok((store, scheduler))
 }
 
+/// Creates the output folder and the state directory and takes their locks (one lock when both
+/// are one folder), before anything else is written in them: a second coordinator on either
+/// stops here.
+fn lock_folders(options: &Options) -> Result<Vec<lock::DirLock>, Error> {
+    let state_dir = options.state_dir();
+    let mut locks: Vec<lock::DirLock> = Vec::new();
+    for (dir, what) in [
+        (&options.out_dir, "output folder"),
+        (&state_dir, "state directory"),
+    ] {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            action: "cannot create the folder",
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let canonical = std::fs::canonicalize(dir).ok();
+        let held = locks
+            .iter()
+            .any(|l| canonical.is_some() && std::fs::canonicalize(l.dir()).ok() == canonical);
+        if !held {
+            locks.push(lock::DirLock::acquire(dir, what)?);
+        }
+    }
+    Ok(locks)
+}
+
 /// The gRPC server's connections: with `TCP_NODELAY`, because workers' calls are small and
 /// answered at once, and Nagle's algorithm would hold each answer back until the client's
 /// delayed ACK (40 ms); with TCP keepalive, so that connections of machines that vanished are
@@ -244,6 +264,8 @@ pub async fn run(
         retry_after: options.heartbeat_interval.min(Duration::from_secs(1)),
     };
     let experiments = grid.experiments.len();
+    // Held until this function returns (the process ends right after).
+    let _locks = lock_folders(&options)?;
     let (store, scheduler) = open_state(&options, &mut grid, config)?;
     let database = store.path().to_owned();
     let worker_key = auth::WorkerKey::new(store.worker_key()?);

@@ -269,8 +269,21 @@ async fn shutdown_signal() {
     tracing::warn!("signal received: stopping (results so far are saved)");
 }
 
-/// `coordinator report --out DIR`: prints every file written, or the error and exits 1.
+/// `coordinator report --out DIR`: prints every file written, or the error and exits 1; exits 2
+/// without writing anything while a coordinator runs on DIR (it writes the report itself when
+/// its sweep ends).
 fn report(out: &Path) -> ExitCode {
+    let _lock = if out.is_dir() {
+        match sweep_coordinator::lock::DirLock::acquire(out, "output folder") {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
     match sweep_coordinator::report::write(out) {
         Ok(paths) => {
             for p in paths.all() {
@@ -414,7 +427,10 @@ fn main() -> ExitCode {
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
+    // Whether it served: an error before that means it could not start.
+    let serving = std::cell::Cell::new(false);
     let on_listen = |l: Listening| {
+        serving.set(true);
         console.suspend(|| {
             println!("listening on {}", l.grpc);
             if let Some(http) = l.http {
@@ -454,7 +470,9 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            // 2: it could not start (a folder, the lock, the database, the port); 3: stopped by
+            // an error while serving (the database or the storage failed).
+            ExitCode::from(if serving.get() { 3 } else { 2 })
         }
     }
 }
