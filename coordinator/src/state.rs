@@ -424,7 +424,9 @@ impl Scheduler {
             match &mut t.state {
                 TrialState::Pending => pending.push_back(i),
                 TrialState::Leased(lease) => {
-                    lease.granted = now;
+                    // `granted` is kept: the attempt's wall time counts from its lease, not
+                    // from the restart.
+                    lease.granted = lease.granted.min(now);
                     lease.expires = now + grace.min(config.lease_ttl);
                     leased.insert(i);
                     if let Some(w) = workers.get_mut(&lease.worker) {

@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS trials (
     failures TEXT NOT NULL,
     weights TEXT,
     checkpoint TEXT,
-    resumed_from INTEGER NOT NULL
+    resumed_from INTEGER NOT NULL,
+    lease_granted REAL
 );
 CREATE TABLE IF NOT EXISTS epochs (
     trial INTEGER NOT NULL REFERENCES trials (num),
@@ -114,6 +115,24 @@ pub enum StoreError {
         /// The sweep of the grid file.
         expected: String,
     },
+    /// A new database could not be made.
+    #[error("cannot create the state database {path}: {source}")]
+    Create {
+        /// The database file.
+        path: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// A database file that a coordinator did not make (an empty file, another program's).
+    #[error(
+        "{path} is not a sweep's state database (it has no sweep schema: an empty file, or \
+         another program's database); nothing was changed. Move it away (delete it only if \
+         nothing in it matters) and run again, or choose another --state-dir"
+    )]
+    NoSchema {
+        /// The database file.
+        path: String,
+    },
     /// Written by an incompatible version.
     #[error(
         "state database {path} has schema version {found}; this coordinator reads {SCHEMA_VERSION}"
@@ -164,14 +183,59 @@ fn finite(v: f64) -> Option<f64> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database in `state_dir`.
+    /// Opens the database in `state_dir`, creating it if there is none.
+    ///
+    /// A new database appears whole: it is made under a temporary name, with its schema, and
+    /// renamed into place. So a `sweep.db` without the schema (an empty file, another program's
+    /// database) was not made by a coordinator, and is refused rather than taken over: starting
+    /// a new sweep there would bypass the promise that finished results are never overwritten.
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
         let path = state_dir.join(DATABASE);
         let sqlite = |source| StoreError::Sqlite {
             path: path.display().to_string(),
             source,
         };
-        let conn = Connection::open(&path).map_err(sqlite)?;
+        if !path.exists() {
+            create(state_dir, &path)?;
+        }
+        // Without SQLITE_OPEN_CREATE: the file must be the one that exists now.
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(&path, flags).map_err(sqlite)?;
+        // Read before anything is written (setting the journal mode writes the file).
+        let has_meta: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sqlite)?;
+        let version: Option<String> = if has_meta {
+            conn.query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sqlite)?
+        } else {
+            None
+        };
+        match version {
+            Some(v) if v != SCHEMA_VERSION => {
+                return Err(StoreError::Version {
+                    path: path.display().to_string(),
+                    found: v,
+                });
+            }
+            Some(_) => {}
+            None => {
+                return Err(StoreError::NoSchema {
+                    path: path.display().to_string(),
+                });
+            }
+        }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "FULL")
@@ -182,23 +246,32 @@ impl Store {
             .map_err(sqlite)?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)
             .map_err(sqlite)?;
-        conn.execute_batch(SCHEMA).map_err(sqlite)?;
         let store = Store {
             conn,
             path,
             nums: HashMap::new(),
         };
-        match store.meta("schema_version")? {
-            Some(v) if v != SCHEMA_VERSION => {
-                return Err(StoreError::Version {
-                    path: store.path.display().to_string(),
-                    found: v,
-                });
-            }
-            Some(_) => {}
-            None => store.set_meta("schema_version", SCHEMA_VERSION)?,
-        }
+        store.migrate()?;
         Ok(store)
+    }
+
+    /// Brings a database of this schema version written by an earlier coordinator up to date:
+    /// columns added since are added (older coordinators ignore them).
+    fn migrate(&self) -> Result<(), StoreError> {
+        let has_granted: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('trials') WHERE name = 'lease_granted')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sqlite(e))?;
+        if !has_granted {
+            self.conn
+                .execute("ALTER TABLE trials ADD COLUMN lease_granted REAL", [])
+                .map_err(|e| self.sqlite(e))?;
+        }
+        Ok(())
     }
 
     /// The database file.
@@ -314,7 +387,7 @@ impl Store {
             .prepare(
                 "SELECT id, spec, state, attempts, counted_attempts, lease_worker, lease_attempt,
                         success_attempt, success_worker, wall_seconds, result, reason, failures,
-                        weights, checkpoint, resumed_from
+                        weights, checkpoint, resumed_from, lease_granted
                  FROM trials",
             )
             .map_err(|e| self.sqlite(e))?;
@@ -335,6 +408,7 @@ impl Store {
             weights: Option<String>,
             checkpoint: Option<String>,
             resumed_from: u32,
+            lease_granted: Option<f64>,
         }
         let rows = stmt
             .query_map([], |r| {
@@ -355,6 +429,7 @@ impl Store {
                     weights: r.get(13)?,
                     checkpoint: r.get(14)?,
                     resumed_from: r.get(15)?,
+                    lease_granted: r.get(16)?,
                 })
             })
             .map_err(|e| self.sqlite(e))?;
@@ -377,7 +452,12 @@ impl Store {
                     attempt: row
                         .lease_attempt
                         .ok_or_else(|| corrupt(&row.id, "lease_attempt missing".into()))?,
-                    granted: now,
+                    // Its attempt's time runs on through the restart (rows written before this
+                    // column existed count from now).
+                    granted: row
+                        .lease_granted
+                        .and_then(|at| instant_of(at, now))
+                        .unwrap_or(now),
                     expires: now,
                 }),
                 "succeeded" => TrialState::Succeeded {
@@ -554,6 +634,41 @@ impl Store {
     }
 }
 
+/// Makes a new database at `path` (in `state_dir`) with its schema: under a temporary name,
+/// closed (which folds its write-ahead log into it), synced and renamed into place, so that
+/// `sweep.db` never exists without its schema.
+fn create(state_dir: &Path, path: &Path) -> Result<(), StoreError> {
+    let io = |source: std::io::Error| StoreError::Create {
+        path: path.display().to_string(),
+        source,
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".sweep.db.new-")
+        .tempfile_in(state_dir)
+        .map_err(io)?;
+    let sqlite = |source| StoreError::Sqlite {
+        path: tmp.path().display().to_string(),
+        source,
+    };
+    let conn = Connection::open(tmp.path()).map_err(sqlite)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(sqlite)?;
+    conn.execute_batch(SCHEMA).map_err(sqlite)?;
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+        [SCHEMA_VERSION],
+    )
+    .map_err(sqlite)?;
+    conn.close().map_err(|(_, e)| sqlite(e))?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist_noclobber(path).map_err(|e| io(e.error))?;
+    // The rename is durable once the folder is.
+    std::fs::File::open(state_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
+    Ok(())
+}
+
 /// What a batch of changes writes, as owned rows: made from the scheduler on the state owner's
 /// task, written on the database's thread while the state owner goes on.
 #[derive(Debug, Default)]
@@ -622,10 +737,11 @@ impl Writes {
                 }
             }
         }
+        let clock = WallClock::now();
         w.trials = rows
             .into_iter()
             .filter_map(|id| scheduler.trial(id))
-            .map(TrialRow::new)
+            .map(|t| TrialRow::new(t, &clock))
             .collect();
         w
     }
@@ -745,13 +861,18 @@ struct TrialRow {
     weights: Option<String>,
     checkpoint: Option<String>,
     resumed_from: u32,
+    lease_granted: Option<f64>,
 }
 
 impl TrialRow {
-    fn new(t: &Trial) -> TrialRow {
-        let (lease_worker, lease_attempt) = match &t.state {
-            TrialState::Leased(l) => (Some(l.worker.to_string()), Some(l.attempt)),
-            _ => (None, None),
+    fn new(t: &Trial, clock: &WallClock) -> TrialRow {
+        let (lease_worker, lease_attempt, lease_granted) = match &t.state {
+            TrialState::Leased(l) => (
+                Some(l.worker.to_string()),
+                Some(l.attempt),
+                Some(clock.seconds_at(l.granted)),
+            ),
+            _ => (None, None, None),
         };
         let (success_attempt, success_worker, wall_seconds) = match &t.state {
             TrialState::Succeeded {
@@ -788,6 +909,7 @@ impl TrialRow {
             weights: t.weights.clone(),
             checkpoint: t.checkpoint.as_deref().map(json),
             resumed_from: t.resumed_from,
+            lease_granted,
         }
     }
 
@@ -796,7 +918,8 @@ impl TrialRow {
             "UPDATE trials SET state = ?2, attempts = ?3, counted_attempts = ?4,
                  lease_worker = ?5, lease_attempt = ?6, success_attempt = ?7,
                  success_worker = ?8, wall_seconds = ?9, result = ?10, reason = ?11,
-                 failures = ?12, weights = ?13, checkpoint = ?14, resumed_from = ?15
+                 failures = ?12, weights = ?13, checkpoint = ?14, resumed_from = ?15,
+                 lease_granted = ?16
              WHERE num = ?1",
         )?
         .execute(params![
@@ -815,9 +938,50 @@ impl TrialRow {
             self.weights,
             self.checkpoint,
             self.resumed_from,
+            self.lease_granted,
         ])
         .map(drop)
     }
+}
+
+/// The state machine's monotonic instants as wall-clock times (seconds since the Unix epoch),
+/// which outlive the process: read once per batch of rows.
+struct WallClock {
+    instant: std::time::Instant,
+    unix: f64,
+}
+
+impl WallClock {
+    fn now() -> WallClock {
+        WallClock {
+            instant: std::time::Instant::now(),
+            unix: unix_seconds(std::time::SystemTime::now()),
+        }
+    }
+
+    /// `at` in seconds since the Unix epoch.
+    fn seconds_at(&self, at: std::time::Instant) -> f64 {
+        if at <= self.instant {
+            self.unix - self.instant.duration_since(at).as_secs_f64()
+        } else {
+            self.unix + at.duration_since(self.instant).as_secs_f64()
+        }
+    }
+}
+
+fn unix_seconds(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The instant (of this process) of `unix` seconds since the Unix epoch, as of `now`; `None` if
+/// it is in the future (the clock was set back) or not a time.
+fn instant_of(unix: f64, now: std::time::Instant) -> Option<std::time::Instant> {
+    let ago = unix_seconds(std::time::SystemTime::now()) - unix;
+    if !ago.is_finite() || ago < 0.0 {
+        return None;
+    }
+    now.checked_sub(std::time::Duration::try_from_secs_f64(ago).ok()?)
 }
 
 /// JSON for the columns that hold it. Our types have string keys only, so encoding cannot fail;
