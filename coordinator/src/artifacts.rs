@@ -42,19 +42,6 @@ fn invalid(field: &'static str, message: impl Into<String>) -> Error {
     })
 }
 
-/// Keeps a name safe as a file name: letters, digits, '_', '-', '.'; nothing else.
-fn file_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// Receives one upload. Returns its size and SHA-256.
 pub async fn receive(
     mut stream: impl Stream<Item = Result<v1::ArtifactChunk, Status>> + Unpin,
@@ -95,7 +82,8 @@ pub async fn receive(
     let (dir, name) = match v1::ArtifactKind::try_from(header.kind) {
         Ok(v1::ArtifactKind::FinalWeights) => (
             dirs.out.join("models"),
-            format!("{}.safetensors", file_name(&spec.name)),
+            // Unique per trial: the grid refuses names that give one file name.
+            format!("{}.safetensors", sweep_common::trial::file_stem(&spec.name)),
         ),
         Ok(v1::ArtifactKind::Checkpoint) => (
             checkpoints_dir(&dirs.state),

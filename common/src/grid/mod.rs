@@ -13,6 +13,7 @@ mod check;
 mod diagnose;
 mod error;
 mod expand;
+mod files;
 mod parse;
 mod suggest;
 
