@@ -33,8 +33,8 @@ use crate::Error;
 use crate::console::Console;
 use crate::results;
 use crate::state::{
-    CancelSelector, Checkpoint, Counts, Effect, LeaseOutcome, Outcome, Scheduler, StateError,
-    TrialState,
+    CancelSelector, Checkpoint, Counts, Effect, FailureKind, LeaseOutcome, Outcome, Scheduler,
+    StateError, TrialState,
 };
 use crate::status::{self, Clock, Snapshot};
 use crate::store::{Store, Writes};
@@ -933,8 +933,24 @@ impl Owner {
                     }
                 }
                 Effect::Requeued(id) => {
-                    if let Some(t) = self.scheduler.trial(*id) {
+                    let Some(t) = self.scheduler.trial(*id) else {
+                        continue;
+                    };
+                    // Why: the attempt's failure, just recorded (a lease expiry has no other
+                    // log line; a worker's failure was logged when it came in).
+                    let Some(f) = t.failures.last() else {
                         info!(trial = %t.spec.name, attempts = t.attempts, "trial queued again");
+                        continue;
+                    };
+                    let worker = self
+                        .scheduler
+                        .workers()
+                        .get(&f.worker)
+                        .map_or("?", |w| w.name.as_str());
+                    if f.kind == FailureKind::LeaseExpired {
+                        warn!(trial = %t.spec.name, attempt = f.attempt, worker = %worker, worker_id = %f.worker.short(), reason = %f.message, "lease expired: trial queued again");
+                    } else {
+                        info!(trial = %t.spec.name, attempt = f.attempt, worker = %worker, kind = ?f.kind, reason = %f.message, "trial queued again");
                     }
                 }
                 // Done by the caller (and by the database's thread).

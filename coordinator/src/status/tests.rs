@@ -185,6 +185,23 @@ fn eta_is_unknown_without_a_live_worker() {
 }
 
 #[test]
+fn the_progress_line_counts_the_workers_alive() {
+    let g = grid();
+    let mut s = scheduler(&g);
+    let start = Instant::now();
+    let gone: Vec<WorkerId> = (0..3).map(|_| WorkerId::random()).collect();
+    for (i, w) in gone.iter().enumerate() {
+        s.register(*w, format!("gone{i}"), "cpu".into(), 1, start);
+    }
+    let later = start + Duration::from_secs(60);
+    for i in 0..2 {
+        s.register(WorkerId::random(), format!("w{i}"), "cpu".into(), 1, later);
+    }
+    let line = text::line(&snapshot("s", &s, clock(start, 61)));
+    assert!(line.contains(", 2 workers (3 silent);"), "{line}");
+}
+
+#[test]
 fn the_best_trial_is_the_highest_test_accuracy_first_on_ties() {
     let g = grid();
     let mut s = scheduler(&g);
