@@ -19,7 +19,7 @@ use tonic::Status;
 
 use crate::Error;
 use crate::actor::Handle;
-use crate::state::Checkpoint;
+use crate::state::{Checkpoint, Storage};
 
 /// Where uploads go.
 #[derive(Debug, Clone)]
@@ -79,15 +79,17 @@ pub async fn receive(
     }
     let spec = handle.check_lease(worker, trial, attempt).await?;
     let checkpoint = v1::ArtifactKind::try_from(header.kind) == Ok(v1::ArtifactKind::Checkpoint);
-    let (dir, name) = match v1::ArtifactKind::try_from(header.kind) {
+    let (dir, name, what) = match v1::ArtifactKind::try_from(header.kind) {
         Ok(v1::ArtifactKind::FinalWeights) => (
             dirs.out.join("models"),
             // Unique per trial: the grid refuses names that give one file name.
             format!("{}.safetensors", sweep_common::trial::file_stem(&spec.name)),
+            Storage::Weights,
         ),
         Ok(v1::ArtifactKind::Checkpoint) => (
             checkpoints_dir(&dirs.state),
             format!("{}-a{attempt}-e{}.safetensors", spec.id, header.epoch),
+            Storage::Checkpoints,
         ),
         _ => {
             return Err(invalid(
@@ -96,68 +98,22 @@ pub async fn receive(
             ));
         }
     };
-    let io = |action: &'static str, path: &Path| {
-        let path = path.display().to_string();
-        move |source| Error::Io {
+    let written = write(first, &mut stream, header.size, &sha256, &dir, &name, what).await;
+    // The status says when the coordinator cannot store what workers send, until it can again.
+    match &written {
+        Ok(_) => handle.storage_worked(what).await,
+        Err(Error::Storage {
             action,
             path,
             source,
+            ..
+        }) => {
+            let message = format!("{action} {path}: {source}");
+            handle.storage_failed(what, message).await;
         }
-    };
-    std::fs::create_dir_all(&dir).map_err(io("cannot create", &dir))?;
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(&dir).map_err(io("cannot create a file in", &dir))?;
-    let mut hasher = Sha256::new();
-    let mut size: u64 = 0;
-    let mut chunk = Some(first);
-    while let Some(c) = chunk {
-        size += c.data.len() as u64;
-        if size > header.size {
-            return Err(invalid(
-                "data",
-                format!("more than the {} bytes announced", header.size),
-            ));
-        }
-        hasher.update(&c.data);
-        tmp.write_all(&c.data)
-            .map_err(io("cannot write", tmp.path()))?;
-        chunk = match stream.next().await {
-            Some(Ok(c)) if c.header.is_some() => {
-                return Err(invalid("header", "only the first chunk may carry a header"));
-            }
-            Some(Ok(c)) => Some(c),
-            Some(Err(status)) => return Err(invalid("stream", status.message().to_owned())),
-            None => None,
-        };
+        Err(_) => {}
     }
-    let actual = format!("{:x}", hasher.finalize());
-    if size != header.size || actual != sha256 {
-        return Err(invalid(
-            "data",
-            format!(
-                "received {size} bytes with SHA-256 {actual}, the header announced {} bytes with {sha256}",
-                header.size
-            ),
-        ));
-    }
-    tmp.as_file()
-        .sync_all()
-        .map_err(io("cannot write", tmp.path()))?;
-    // Temporary files are private; results are for whoever may read the output folder.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let readable = std::fs::Permissions::from_mode(0o644);
-        tmp.as_file()
-            .set_permissions(readable)
-            .map_err(io("cannot write", tmp.path()))?;
-    }
-    let path: PathBuf = dir.join(&name);
-    tmp.persist(&path).map_err(|e| Error::Io {
-        action: "cannot write",
-        path: path.display().to_string(),
-        source: e.error,
-    })?;
+    let (path, size, actual) = written?;
     let recorded = if checkpoint {
         let c = Checkpoint {
             epoch: header.epoch,
@@ -183,6 +139,82 @@ pub async fn receive(
         size,
         sha256: actual,
     })
+}
+
+/// Writes the upload's chunks (`first`, then the rest of `stream`) into `dir/name`: to a
+/// temporary file, checked against the header's `size` and `sha256`, synced, then renamed into
+/// place. Returns the path, the size and the SHA-256. A failure to write is an
+/// [`Error::Storage`] of `what`; a stream that does not match its header is an
+/// [`Error::Decode`].
+async fn write(
+    first: v1::ArtifactChunk,
+    stream: &mut (impl Stream<Item = Result<v1::ArtifactChunk, Status>> + Unpin),
+    announced: u64,
+    sha256: &str,
+    dir: &Path,
+    name: &str,
+    what: Storage,
+) -> Result<(PathBuf, u64, String), Error> {
+    let storage = |action: &'static str, path: &Path| {
+        let path = path.display().to_string();
+        move |source| Error::Storage {
+            what: what.what(),
+            action,
+            path,
+            source,
+        }
+    };
+    std::fs::create_dir_all(dir).map_err(storage("cannot create", dir))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(storage("cannot create a file in", dir))?;
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    let mut chunk = Some(first);
+    while let Some(c) = chunk {
+        size += c.data.len() as u64;
+        if size > announced {
+            return Err(invalid(
+                "data",
+                format!("more than the {announced} bytes announced"),
+            ));
+        }
+        hasher.update(&c.data);
+        tmp.write_all(&c.data)
+            .map_err(storage("cannot write", tmp.path()))?;
+        chunk = match stream.next().await {
+            Some(Ok(c)) if c.header.is_some() => {
+                return Err(invalid("header", "only the first chunk may carry a header"));
+            }
+            Some(Ok(c)) => Some(c),
+            Some(Err(status)) => return Err(invalid("stream", status.message().to_owned())),
+            None => None,
+        };
+    }
+    let actual = format!("{:x}", hasher.finalize());
+    if size != announced || actual != sha256 {
+        return Err(invalid(
+            "data",
+            format!(
+                "received {size} bytes with SHA-256 {actual}, the header announced {announced} bytes with {sha256}"
+            ),
+        ));
+    }
+    tmp.as_file()
+        .sync_all()
+        .map_err(storage("cannot write", tmp.path()))?;
+    // Temporary files are private; results are for whoever may read the output folder.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let readable = std::fs::Permissions::from_mode(0o644);
+        tmp.as_file()
+            .set_permissions(readable)
+            .map_err(storage("cannot write", tmp.path()))?;
+    }
+    let path: PathBuf = dir.join(name);
+    tmp.persist(&path)
+        .map_err(|e| storage("cannot write", &path)(e.error))?;
+    Ok((path, size, actual))
 }
 
 /// The checkpoint the live lease resumes from, as chunks of at most

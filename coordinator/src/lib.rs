@@ -155,6 +155,7 @@ fn open_state(
             path: options.out_dir.display().to_string(),
         });
     }
+    check_writable(options)?;
     let mut store = store::Store::open(&state_dir)?;
     store.claim(&grid.name)?;
     let mut loaded = store.load()?;
@@ -179,8 +180,9 @@ fn open_state(
     // A worker still training a restored lease renews it within a few heartbeats of the
     // restart; one that does not is gone, and its trial should not wait a whole TTL.
     let grace = options.heartbeat_interval * 3;
-    let scheduler =
+    let mut scheduler =
         state::Scheduler::restore(trials, loaded.workers, config, grace, Instant::now());
+    retrain_missing_weights(&mut scheduler, &options.out_dir);
     if recorded > 0 {
         let c = scheduler.counts();
         info!(
@@ -227,6 +229,72 @@ fn lock_folders(options: &Options) -> Result<Vec<lock::DirLock>, Error> {
         }
     }
     Ok(locks)
+}
+
+/// Puts back in the queue every succeeded trial whose final weights are not in the output folder
+/// (deleted, or never stored because the storage failed): a rerun repairs what is missing. The
+/// state owner commits the change with its first batch.
+fn retrain_missing_weights(s: &mut state::Scheduler, out: &std::path::Path) {
+    let missing: Vec<(sweep_common::TrialId, String, String)> = s
+        .trials()
+        .iter()
+        .filter(|t| matches!(t.state, state::TrialState::Succeeded { .. }))
+        .filter_map(|t| {
+            let why = match &t.weights {
+                Some(file) if out.join(file).is_file() => return None,
+                Some(file) => {
+                    format!("its final weights {file} were missing when the coordinator started")
+                }
+                None => "its final weights were never stored".to_owned(),
+            };
+            Some((t.spec.id, t.spec.name.clone(), why))
+        })
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let shown: Vec<&str> = missing.iter().take(10).map(|m| m.1.as_str()).collect();
+    warn!(
+        count = missing.len(),
+        trials = %shown.join(", "),
+        "succeeded trials without their final weights in the output folder: trained again"
+    );
+    for (id, _, why) in missing {
+        s.retrain_missing_weights(id, why);
+    }
+}
+
+/// Checks that every folder the coordinator writes in can be written (a file is made, written,
+/// synced and removed in each), before it serves: a read-only mount, a full disk or a file
+/// where a folder should be stops it here (exit 2), not after the sweep has trained.
+fn check_writable(options: &Options) -> Result<(), Error> {
+    use std::io::Write as _;
+    let state = options.state_dir();
+    let out = &options.out_dir;
+    for (dir, what) in [
+        (out.clone(), "output folder"),
+        (out.join("models"), "folder of final weights"),
+        (out.join("figures"), "folder of figures"),
+        (state.clone(), "state directory"),
+        (artifacts::checkpoints_dir(&state), "folder of checkpoints"),
+    ] {
+        let not_writable = |source| Error::NotWritable {
+            what,
+            path: dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(not_writable)?;
+        let mut probe = tempfile::Builder::new()
+            .prefix(".sweep-write-check-")
+            .tempfile_in(&dir)
+            .map_err(not_writable)?;
+        probe
+            .write_all(b"sweep")
+            .and_then(|()| probe.as_file().sync_all())
+            .map_err(not_writable)?;
+        probe.close().map_err(not_writable)?;
+    }
+    Ok(())
 }
 
 /// The gRPC server's connections: with `TCP_NODELAY`, because workers' calls are small and
@@ -353,7 +421,7 @@ pub async fn run(
     // been told, so they exit on their own.
     let mut actor_ended = None;
     let stopped_early = tokio::select! {
-        _ = finished.wait_for(|done| *done) => false,
+        _ = finished.wait_for(Option::is_some) => false,
         () = shutdown => true,
         r = &mut actor_task => {
             actor_ended = Some(r);
@@ -408,6 +476,14 @@ pub async fn run(
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e),
         Err(e) => tracing::error!(error = %e, "state owner task failed"),
+    }
+    // Never "finished" with a path that was not written.
+    let not_written = finished.borrow().clone().unwrap_or_default();
+    if !not_written.is_empty() {
+        return Err(Error::Outputs {
+            database: database.display().to_string(),
+            errors: not_written.join("; "),
+        });
     }
     let c = progress.counts;
     Ok(Summary {

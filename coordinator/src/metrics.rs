@@ -18,7 +18,7 @@ use crate::status::Snapshot;
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Every failure kind, in the order they are written.
-const FAILURE_KINDS: [FailureKind; 9] = [
+const FAILURE_KINDS: [FailureKind; 10] = [
     FailureKind::Data,
     FailureKind::NonFiniteLoss,
     FailureKind::OutOfMemory,
@@ -28,6 +28,7 @@ const FAILURE_KINDS: [FailureKind; 9] = [
     FailureKind::LeaseExpired,
     FailureKind::Panic,
     FailureKind::Cancelled,
+    FailureKind::WeightsMissing,
 ];
 
 /// A failure kind's label value (as in `results.json`). Exhaustive: a new kind must be named
@@ -43,6 +44,7 @@ fn kind_label(kind: FailureKind) -> &'static str {
         FailureKind::LeaseExpired => "lease_expired",
         FailureKind::Panic => "panic",
         FailureKind::Cancelled => "cancelled",
+        FailureKind::WeightsMissing => "weights_missing",
     }
 }
 
