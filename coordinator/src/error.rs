@@ -181,3 +181,28 @@ impl From<Error> for Status {
         Status::new(code, e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_failure_asks_the_worker_to_try_again_later() {
+        let e = Error::Storage {
+            what: "final weights",
+            action: "cannot write",
+            path: "out/models/t.safetensors".into(),
+            source: std::io::Error::from_raw_os_error(27),
+        };
+        let status = Status::from(e);
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(sweep_proto::transient(&status));
+        assert!(
+            status.message().starts_with(
+                "the coordinator cannot store final weights: cannot write out/models/t.safetensors:"
+            ),
+            "{}",
+            status.message()
+        );
+    }
+}
