@@ -9,9 +9,12 @@
 //! different file of one name); it holds who took the lock last (process id, host, time), which
 //! a refused coordinator quotes.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 
 use crate::Error;
 
@@ -24,8 +27,8 @@ const MAX_HOLDER_BYTES: u64 = 256;
 /// A folder held by this process until the value drops (or the process ends).
 #[derive(Debug)]
 pub struct DirLock {
-    /// The open lock file: the lock lives as long as it is open.
-    _file: File,
+    /// The locked lock file (`None` once dropped).
+    lock: Option<Flock<File>>,
     /// The folder.
     dir: PathBuf,
 }
@@ -44,29 +47,29 @@ impl DirLock {
                 source,
             }
         };
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
             .map_err(io("cannot open the lock file"))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
+        let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => locked,
+            Err((mut file, Errno::EWOULDBLOCK)) => {
                 return Err(Error::Locked {
                     what,
                     dir: dir.display().to_string(),
                     holder: holder(&mut file),
                 });
             }
-            Err(TryLockError::Error(source)) => {
+            Err((_, errno)) => {
                 // ENOLCK, EOPNOTSUPP: a file system without locks (some network file systems).
                 return Err(io("cannot lock (does this file system support locks?)")(
-                    source,
+                    std::io::Error::from(errno),
                 ));
             }
-        }
+        };
         let note = format!(
             "pid {} on host {} since {}\n",
             std::process::id(),
@@ -78,7 +81,7 @@ impl DirLock {
             .and_then(|_| file.write_all(note.as_bytes()))
             .map_err(io("cannot write the lock file"))?;
         Ok(DirLock {
-            _file: file,
+            lock: Some(file),
             dir: dir.to_owned(),
         })
     }
@@ -86,6 +89,18 @@ impl DirLock {
     /// The folder held.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        if let Some(lock) = self.lock.take() {
+            if let Err((lock, _)) = lock.unlock() {
+                // Released by the kernel when the process ends (or the file is closed): never a
+                // panic here, which dropping the `Flock` would be.
+                std::mem::forget(lock);
+            }
+        }
     }
 }
 
@@ -104,13 +119,12 @@ fn holder(file: &mut File) -> Option<String> {
     (!line.is_empty()).then(|| line.to_owned())
 }
 
-/// This machine's host name (Linux), or `unknown`.
+/// This machine's host name, or `unknown`.
 fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    nix::unistd::gethostname()
         .ok()
-        .map(|h| h.trim().to_owned())
+        .map(|h| h.to_string_lossy().trim().to_owned())
         .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
