@@ -30,6 +30,20 @@ pub struct Dirs {
     pub state: PathBuf,
 }
 
+/// The folder of final weights in the output folder.
+pub const MODELS: &str = "models";
+
+/// The file name of a trial's final weights in [`MODELS`]: the file stem of its name (unique per
+/// trial: the grid refuses names that give one file name).
+fn weights_name(trial_name: &str) -> String {
+    format!("{}.safetensors", sweep_common::trial::file_stem(trial_name))
+}
+
+/// Where a trial's final weights go, relative to the output folder.
+pub fn weights_file(trial_name: &str) -> String {
+    format!("{MODELS}/{}", weights_name(trial_name))
+}
+
 /// The folder of checkpoints in the state directory.
 pub fn checkpoints_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("checkpoints")
@@ -81,9 +95,8 @@ pub async fn receive(
     let checkpoint = v1::ArtifactKind::try_from(header.kind) == Ok(v1::ArtifactKind::Checkpoint);
     let (dir, name, what) = match v1::ArtifactKind::try_from(header.kind) {
         Ok(v1::ArtifactKind::FinalWeights) => (
-            dirs.out.join("models"),
-            // Unique per trial: the grid refuses names that give one file name.
-            format!("{}.safetensors", sweep_common::trial::file_stem(&spec.name)),
+            dirs.out.join(MODELS),
+            weights_name(&spec.name),
             Storage::Weights,
         ),
         Ok(v1::ArtifactKind::Checkpoint) => (
@@ -125,7 +138,7 @@ pub async fn receive(
         handle.record_checkpoint(worker, trial, c).await
     } else {
         handle
-            .record_weights(worker, trial, attempt, format!("models/{name}"))
+            .record_weights(worker, trial, attempt, format!("{MODELS}/{name}"))
             .await
     };
     if let Err(e) = recorded {

@@ -177,6 +177,8 @@ fn open_state(
         })
         .collect();
     let removed = store.record_grid(&trials)?;
+    // What is left of `loaded.trials` is no longer in the grid.
+    keep_weights_of_removed_trials(&mut store, &loaded.trials, &trials, &options.out_dir)?;
     // A worker still training a restored lease renews it within a few heartbeats of the
     // restart; one that does not is gone, and its trial should not wait a whole TTL.
     let grace = options.heartbeat_interval * 3;
@@ -231,6 +233,53 @@ fn lock_folders(options: &Options) -> Result<Vec<lock::DirLock>, Error> {
     Ok(locks)
 }
 
+/// Moves aside the final weights of recorded trials no longer in the grid that a trial of the
+/// grid would overwrite (an edited grid whose trials keep their names: `models/<name>` is
+/// theirs now): `models/<name>.<short id>.safetensors`, recorded in the database. Nothing
+/// trained is lost, and no two trials point at one file.
+fn keep_weights_of_removed_trials(
+    store: &mut store::Store,
+    removed: &std::collections::HashMap<sweep_common::TrialId, state::Trial>,
+    grid: &[state::Trial],
+    out: &std::path::Path,
+) -> Result<(), Error> {
+    if removed.values().all(|t| t.weights.is_none()) {
+        return Ok(());
+    }
+    // The files the grid's trials write, but for those that already wrote theirs.
+    let claimed: std::collections::HashSet<String> = grid
+        .iter()
+        .filter(|t| t.weights.is_none())
+        .map(|t| artifacts::weights_file(&t.spec.name))
+        .collect();
+    let mut ids: Vec<&sweep_common::TrialId> = removed.keys().collect();
+    ids.sort_unstable();
+    for id in ids {
+        let Some(file) = removed[id].weights.as_deref() else {
+            continue;
+        };
+        if !claimed.contains(file) || !out.join(file).is_file() {
+            continue;
+        }
+        let stem = file.strip_suffix(".safetensors").unwrap_or(file);
+        let aside = format!("{stem}.{}.safetensors", id.short());
+        std::fs::rename(out.join(file), out.join(&aside)).map_err(|source| Error::NotWritable {
+            what: "folder of final weights",
+            path: out.join(file).display().to_string(),
+            source,
+        })?;
+        store.move_weights(*id, &aside)?;
+        warn!(
+            trial = %removed[id].spec.name,
+            id = %id.short(),
+            from = %file,
+            to = %aside,
+            "a trial no longer in the grid had the final weights file a trial of the grid writes: moved aside"
+        );
+    }
+    Ok(())
+}
+
 /// Puts back in the queue every succeeded trial whose final weights are not in the output folder
 /// (deleted, or never stored because the storage failed): a rerun repairs what is missing. The
 /// state owner commits the change with its first batch.
@@ -273,7 +322,7 @@ fn check_writable(options: &Options) -> Result<(), Error> {
     let out = &options.out_dir;
     for (dir, what) in [
         (out.clone(), "output folder"),
-        (out.join("models"), "folder of final weights"),
+        (out.join(artifacts::MODELS), "folder of final weights"),
         (out.join("figures"), "folder of figures"),
         (state.clone(), "state directory"),
         (artifacts::checkpoints_dir(&state), "folder of checkpoints"),

@@ -526,6 +526,18 @@ impl Store {
         Ok(loaded)
     }
 
+    /// Records that the final weights of the recorded trial `trial` (one no longer in the grid,
+    /// whose row the state machine does not write) are now at `path`.
+    pub fn move_weights(&mut self, trial: TrialId, path: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE trials SET weights = ?2 WHERE id = ?1",
+                params![trial.to_string(), path],
+            )
+            .map(drop)
+            .map_err(|e| self.sqlite(e))
+    }
+
     /// Records the grid's trials (in grid order; those already recorded keep their state) and
     /// marks recorded trials that are no longer in the grid. Returns the names of those.
     pub fn record_grid(&mut self, trials: &[Trial]) -> Result<Vec<String>, StoreError> {
