@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod report;
 pub mod results;
 pub mod service;
+mod startup;
 pub mod state;
 pub mod status;
 pub mod store;
@@ -155,7 +156,7 @@ fn open_state(
             path: options.out_dir.display().to_string(),
         });
     }
-    check_writable(options)?;
+    startup::check_writable(options)?;
     let mut store = store::Store::open(&state_dir)?;
     store.claim(&grid.name)?;
     let mut loaded = store.load()?;
@@ -178,13 +179,13 @@ fn open_state(
         .collect();
     let removed = store.record_grid(&trials)?;
     // What is left of `loaded.trials` is no longer in the grid.
-    keep_weights_of_removed_trials(&mut store, &loaded.trials, &trials, &options.out_dir)?;
+    startup::keep_weights_of_removed_trials(&mut store, &loaded.trials, &trials, &options.out_dir)?;
     // A worker still training a restored lease renews it within a few heartbeats of the
     // restart; one that does not is gone, and its trial should not wait a whole TTL.
     let grace = options.heartbeat_interval * 3;
     let mut scheduler =
         state::Scheduler::restore(trials, loaded.workers, config, grace, Instant::now());
-    retrain_missing_weights(&mut scheduler, &options.out_dir);
+    startup::retrain_missing_weights(&mut scheduler, &options.out_dir);
     if recorded > 0 {
         let c = scheduler.counts();
         info!(
@@ -205,145 +206,6 @@ fn open_state(
         );
     }
     Ok((store, scheduler))
-}
-
-/// Creates the output folder and the state directory and takes their locks (one lock when both
-/// are one folder), before anything else is written in them: a second coordinator on either
-/// stops here.
-fn lock_folders(options: &Options) -> Result<Vec<lock::DirLock>, Error> {
-    let state_dir = options.state_dir();
-    let mut locks: Vec<lock::DirLock> = Vec::new();
-    for (dir, what) in [
-        (&options.out_dir, "output folder"),
-        (&state_dir, "state directory"),
-    ] {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            action: "cannot create the folder",
-            path: dir.display().to_string(),
-            source,
-        })?;
-        let canonical = std::fs::canonicalize(dir).ok();
-        let held = locks
-            .iter()
-            .any(|l| canonical.is_some() && std::fs::canonicalize(l.dir()).ok() == canonical);
-        if !held {
-            locks.push(lock::DirLock::acquire(dir, what)?);
-        }
-    }
-    Ok(locks)
-}
-
-/// Moves aside the final weights of recorded trials no longer in the grid that a trial of the
-/// grid would overwrite (an edited grid whose trials keep their names: `models/<name>` is
-/// theirs now): `models/<name>.<short id>.safetensors`, recorded in the database. Nothing
-/// trained is lost, and no two trials point at one file.
-fn keep_weights_of_removed_trials(
-    store: &mut store::Store,
-    removed: &std::collections::HashMap<sweep_common::TrialId, state::Trial>,
-    grid: &[state::Trial],
-    out: &std::path::Path,
-) -> Result<(), Error> {
-    if removed.values().all(|t| t.weights.is_none()) {
-        return Ok(());
-    }
-    // The files the grid's trials write, but for those that already wrote theirs.
-    let claimed: std::collections::HashSet<String> = grid
-        .iter()
-        .filter(|t| t.weights.is_none())
-        .map(|t| artifacts::weights_file(&t.spec.name))
-        .collect();
-    let mut ids: Vec<&sweep_common::TrialId> = removed.keys().collect();
-    ids.sort_unstable();
-    for id in ids {
-        let Some(file) = removed[id].weights.as_deref() else {
-            continue;
-        };
-        if !claimed.contains(file) || !out.join(file).is_file() {
-            continue;
-        }
-        let stem = file.strip_suffix(".safetensors").unwrap_or(file);
-        let aside = format!("{stem}.{}.safetensors", id.short());
-        std::fs::rename(out.join(file), out.join(&aside)).map_err(|source| Error::NotWritable {
-            what: "folder of final weights",
-            path: out.join(file).display().to_string(),
-            source,
-        })?;
-        store.move_weights(*id, &aside)?;
-        warn!(
-            trial = %removed[id].spec.name,
-            id = %id.short(),
-            from = %file,
-            to = %aside,
-            "a trial no longer in the grid had the final weights file a trial of the grid writes: moved aside"
-        );
-    }
-    Ok(())
-}
-
-/// Puts back in the queue every succeeded trial whose final weights are not in the output folder
-/// (deleted, or never stored because the storage failed): a rerun repairs what is missing. The
-/// state owner commits the change with its first batch.
-fn retrain_missing_weights(s: &mut state::Scheduler, out: &std::path::Path) {
-    let missing: Vec<(sweep_common::TrialId, String, String)> = s
-        .trials()
-        .iter()
-        .filter(|t| matches!(t.state, state::TrialState::Succeeded { .. }))
-        .filter_map(|t| {
-            let why = match &t.weights {
-                Some(file) if out.join(file).is_file() => return None,
-                Some(file) => {
-                    format!("its final weights {file} were missing when the coordinator started")
-                }
-                None => "its final weights were never stored".to_owned(),
-            };
-            Some((t.spec.id, t.spec.name.clone(), why))
-        })
-        .collect();
-    if missing.is_empty() {
-        return;
-    }
-    let shown: Vec<&str> = missing.iter().take(10).map(|m| m.1.as_str()).collect();
-    warn!(
-        count = missing.len(),
-        trials = %shown.join(", "),
-        "succeeded trials without their final weights in the output folder: trained again"
-    );
-    for (id, _, why) in missing {
-        s.retrain_missing_weights(id, why);
-    }
-}
-
-/// Checks that every folder the coordinator writes in can be written (a file is made, written,
-/// synced and removed in each), before it serves: a read-only mount, a full disk or a file
-/// where a folder should be stops it here (exit 2), not after the sweep has trained.
-fn check_writable(options: &Options) -> Result<(), Error> {
-    use std::io::Write as _;
-    let state = options.state_dir();
-    let out = &options.out_dir;
-    for (dir, what) in [
-        (out.clone(), "output folder"),
-        (out.join(artifacts::MODELS), "folder of final weights"),
-        (out.join("figures"), "folder of figures"),
-        (state.clone(), "state directory"),
-        (artifacts::checkpoints_dir(&state), "folder of checkpoints"),
-    ] {
-        let not_writable = |source| Error::NotWritable {
-            what,
-            path: dir.display().to_string(),
-            source,
-        };
-        std::fs::create_dir_all(&dir).map_err(not_writable)?;
-        let mut probe = tempfile::Builder::new()
-            .prefix(".sweep-write-check-")
-            .tempfile_in(&dir)
-            .map_err(not_writable)?;
-        probe
-            .write_all(b"sweep")
-            .and_then(|()| probe.as_file().sync_all())
-            .map_err(not_writable)?;
-        probe.close().map_err(not_writable)?;
-    }
-    Ok(())
 }
 
 /// The gRPC server's connections: with `TCP_NODELAY`, because workers' calls are small and
@@ -382,7 +244,7 @@ pub async fn run(
     };
     let experiments = grid.experiments.len();
     // Held until this function returns (the process ends right after).
-    let _locks = lock_folders(&options)?;
+    let _locks = startup::lock_folders(&options)?;
     let (store, scheduler) = open_state(&options, &mut grid, config)?;
     let database = store.path().to_owned();
     let worker_key = auth::WorkerKey::new(store.worker_key()?);
