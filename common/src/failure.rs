@@ -38,6 +38,9 @@ pub enum FailureKind {
     CheckpointUnusable,
     /// The worker's device failed (a CUDA error other than running out of memory).
     Device,
+    /// The trial had succeeded, but its final weights were not in the output folder when the
+    /// coordinator started (deleted, or never stored): it is trained again.
+    WeightsMissing,
 }
 
 /// What a failure of some kind does to its trial and its worker.
@@ -75,7 +78,7 @@ pub const UNSTARTED_ATTEMPTS: u32 = 10;
 
 impl FailureKind {
     /// Every kind, in the order `/metrics` lists them.
-    pub const ALL: [FailureKind; 11] = [
+    pub const ALL: [FailureKind; 12] = [
         FailureKind::Data,
         FailureKind::NonFiniteLoss,
         FailureKind::OutOfMemory,
@@ -87,6 +90,7 @@ impl FailureKind {
         FailureKind::Cancelled,
         FailureKind::CheckpointUnusable,
         FailureKind::Device,
+        FailureKind::WeightsMissing,
     ];
 
     /// Its name in `results.json`, the database and `/metrics` labels.
@@ -103,6 +107,7 @@ impl FailureKind {
             FailureKind::Cancelled => "cancelled",
             FailureKind::CheckpointUnusable => "checkpoint_unusable",
             FailureKind::Device => "device",
+            FailureKind::WeightsMissing => "weights_missing",
         }
     }
 
@@ -116,7 +121,7 @@ impl FailureKind {
             FailureKind::OutOfMemory | FailureKind::Internal | FailureKind::LeaseExpired => {
                 Policy::Counted
             }
-            FailureKind::WorkerShutdown => Policy::Free,
+            FailureKind::WorkerShutdown | FailureKind::WeightsMissing => Policy::Free,
             FailureKind::Data => Policy::Worker(Unfit::Dataset),
             FailureKind::Device => Policy::Worker(Unfit::Everything),
             FailureKind::CheckpointUnusable => Policy::SetAside,

@@ -94,9 +94,44 @@ impl TrialSpec {
     }
 }
 
+/// Whether `c` stays as it is in a file name made from a trial name.
+fn file_safe(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+/// The file-name form of a trial name, the one rule for every file named after a trial (its
+/// final weights `models/<stem>.safetensors`): ASCII letters, digits, `_`, `-` and `.` kept,
+/// every other character replaced by `_`.
+pub fn file_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| if file_safe(c) { c } else { '_' })
+        .collect()
+}
+
+/// The characters of the file name a trial name gives, as a file system that ignores case
+/// (macOS's, Windows') compares them: two trial names with equal keys would share their files.
+pub fn file_key_chars(name: &str) -> impl Iterator<Item = char> + '_ {
+    name.chars().map(|c| {
+        if file_safe(c) {
+            c.to_ascii_lowercase()
+        } else {
+            '_'
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names_keep_safe_characters_and_replace_the_rest() {
+        assert_eq!(file_stem("Lab1_P2_0.2-x"), "Lab1_P2_0.2-x");
+        assert_eq!(file_stem("a/b c\\é"), "a_b_c__");
+        let key = |s: &str| file_key_chars(s).collect::<String>();
+        assert_eq!(key("A/b"), key("a_B"));
+        assert_ne!(key("a-b"), key("a_b"));
+    }
 
     #[test]
     fn split_sizes_match_random_split() {

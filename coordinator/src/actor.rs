@@ -35,7 +35,7 @@ use crate::console::Console;
 use crate::results;
 use crate::state::{
     CancelSelector, Checkpoint, Counts, Effect, FailureKind, LeaseOutcome, Outcome, RetrySelector,
-    Scheduler, StateError, TrialState,
+    Scheduler, StateError, Storage, TrialState,
 };
 use crate::status::{self, Clock, Snapshot};
 use crate::store::{Store, Writes};
@@ -143,7 +143,16 @@ enum Command {
         selector: RetrySelector,
         reply: Reply<(usize, Vec<String>)>,
     },
+    /// Storing `what` failed (with this message) or, `None`, worked.
+    Storage {
+        what: Storage,
+        failure: Option<String>,
+    },
 }
+
+/// How the end of a sweep went: `None` until its outputs were written (or failed to be), then
+/// what could not be written (empty: everything was).
+pub type Ended = Option<Vec<String>>;
 
 /// A snapshot of the sweep's progress.
 #[derive(Debug, Clone)]
@@ -337,6 +346,18 @@ impl Handle {
             .await??)
     }
 
+    /// Notes that storing `what` failed: the status says so until storing it works again.
+    pub async fn storage_failed(&self, what: Storage, message: String) {
+        let failure = Some(message);
+        let _ = self.tx.send(Command::Storage { what, failure }).await;
+    }
+
+    /// Notes that storing `what` worked.
+    pub async fn storage_worked(&self, what: Storage) {
+        let failure = None;
+        let _ = self.tx.send(Command::Storage { what, failure }).await;
+    }
+
     /// The sweep's progress.
     pub async fn progress(&self) -> Result<Progress, Error> {
         self.call(|reply| Command::Progress { reply }).await
@@ -378,17 +399,18 @@ pub struct Actor {
     pub started: Instant,
 }
 
-/// Starts the state owner; returns its handle, a receiver that turns true when the sweep is
-/// finished (results written), and the task, which ends with an error if the database fails.
+/// Starts the state owner; returns its handle, a receiver that turns `Some` when the sweep is
+/// finished and its outputs written (see [`Ended`]), and the task, which ends with an error if
+/// the database fails (or the outputs cannot be written when it stops).
 pub fn spawn(
     actor: Actor,
 ) -> (
     Handle,
-    watch::Receiver<bool>,
+    watch::Receiver<Ended>,
     tokio::task::JoinHandle<Result<(), Error>>,
 ) {
     let (tx, rx) = mpsc::channel(1024);
-    let (finished_tx, finished_rx) = watch::channel(false);
+    let (finished_tx, finished_rx) = watch::channel(None);
     let (changes_tx, changes_rx) = watch::channel(0u64);
     let Actor {
         scheduler,
@@ -402,8 +424,10 @@ pub fn spawn(
         console,
         started,
     } = actor;
+    let database = store.path().display().to_string();
     let writer = Writer::spawn(store, crate::artifacts::checkpoints_dir(&state_dir));
     let owner = Owner {
+        database,
         scheduler,
         grid,
         grid_file,
@@ -427,6 +451,8 @@ pub fn spawn(
 
 /// The state owner's task, once its database went to the [`Writer`].
 struct Owner {
+    /// The database's path, for messages.
+    database: String,
     scheduler: Scheduler,
     grid: Grid,
     grid_file: String,
@@ -588,7 +614,7 @@ impl Owner {
         mut self,
         mut rx: mpsc::Receiver<Command>,
         mut writer: Writer,
-        finished: watch::Sender<bool>,
+        finished: watch::Sender<Ended>,
         changes: watch::Sender<u64>,
     ) -> Result<(), Error> {
         let mut ticker = tokio::time::interval(self.tick);
@@ -674,14 +700,20 @@ impl Owner {
             }
         }
         let closed = writer.close().await;
-        if outputs.dirty || outputs.rolling.is_some() {
-            self.save_results(&mut outputs);
-        }
+        let saved = if outputs.dirty || outputs.rolling.is_some() {
+            self.save_results(&mut outputs)
+        } else {
+            Ok(())
+        };
         if live {
             self.draw(Instant::now());
             self.console.finish();
         }
-        closed
+        closed?;
+        saved.map_err(|errors| Error::Outputs {
+            database: self.database.clone(),
+            errors,
+        })
     }
 
     /// Hands what the state machine changed since the last batch to the database's thread, with
@@ -929,6 +961,10 @@ impl Owner {
                 let _ = reply.send(s.resume_checkpoint(worker, trial, attempt, now));
                 Vec::new()
             }
+            Command::Storage { what, failure } => {
+                *changed |= self.note_storage(what, failure, now);
+                Vec::new()
+            }
             Command::Cancel { selector, reply } => {
                 let (effects, unknown) = s.cancel(&selector);
                 let cancelled = effects
@@ -991,7 +1027,7 @@ impl Owner {
     fn perform(
         &mut self,
         effects: Vec<Effect>,
-        finished: &watch::Sender<bool>,
+        finished: &watch::Sender<Ended>,
         finished_at: &mut Option<Instant>,
         outputs: &mut Outputs,
     ) {
@@ -1018,8 +1054,24 @@ impl Owner {
                     }
                 }
                 Effect::Requeued(id) => {
-                    if let Some(t) = self.scheduler.trial(*id) {
+                    let Some(t) = self.scheduler.trial(*id) else {
+                        continue;
+                    };
+                    // Why: the attempt's failure, just recorded (a lease expiry has no other
+                    // log line; a worker's failure was logged when it came in).
+                    let Some(f) = t.failures.last() else {
                         info!(trial = %t.spec.name, attempts = t.attempts, "trial queued again");
+                        continue;
+                    };
+                    let worker = self
+                        .scheduler
+                        .workers()
+                        .get(&f.worker)
+                        .map_or("?", |w| w.name.as_str());
+                    if f.kind == FailureKind::LeaseExpired {
+                        warn!(trial = %t.spec.name, attempt = f.attempt, worker = %worker, worker_id = %f.worker.short(), reason = %f.message, "lease expired: trial queued again");
+                    } else {
+                        info!(trial = %t.spec.name, attempt = f.attempt, worker = %worker, kind = ?f.kind, reason = %f.message, "trial queued again");
                     }
                 }
                 // Done by the caller (and by the database's thread).
@@ -1039,29 +1091,48 @@ impl Owner {
             self.save_results_if_due(outputs, now);
             return;
         }
-        let doc = self.save_results(outputs);
+        // The last results.json, summary.md and the report: what could not be written is said
+        // at the end (and the coordinator exits non-zero); a rerun writes them.
+        let mut errors = Vec::new();
+        if let Err(e) = self.save_results(outputs) {
+            errors.push(e);
+        }
+        // Written once: a later attempt would not be followed by the summary and the report.
+        outputs.dirty = false;
+        let doc = results::collect(&self.grid, &self.grid_file, &self.scheduler);
+        if let Err(e) = results::write_summary(&self.out_dir, &doc) {
+            tracing::error!(error = %e, "cannot write the summary");
+            errors.push(e.to_string());
+        }
         {
-            if let Err(e) = results::write_summary(&self.out_dir, &doc) {
-                tracing::error!(error = %e, "cannot write the summary");
-            }
             // The report takes seconds (figures): off the state owner's task, which keeps
-            // answering workers (and telling them the sweep is finished) meanwhile.
+            // answering workers (and telling them the sweep is finished) meanwhile. It is made
+            // from results.json: not from an older one.
+            let report = errors.is_empty();
             let out_dir = self.out_dir.clone();
             let finished = finished.clone();
             tokio::task::spawn_blocking(move || {
-                match crate::report::write(&out_dir) {
-                    Ok(paths) => info!(report = %paths.html.display(), "report written"),
-                    Err(e) => tracing::error!(error = %e, "cannot write the report"),
+                if report {
+                    match crate::report::write(&out_dir) {
+                        Ok(paths) => info!(report = %paths.html.display(), "report written"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot write the report");
+                            errors.push(format!("cannot write the report: {e}"));
+                        }
+                    }
+                } else {
+                    errors.push("so the report was not written either".to_owned());
                 }
-                let _ = finished.send(true);
+                let _ = finished.send(Some(errors));
             });
             *finished_at = Some(Instant::now());
         }
     }
 
     /// Goes on with `results.json` when it is out of date: starts a new copy when one is due,
-    /// and writes the copy's next slice when its time has come (see [`Outputs`]).
-    fn save_results_if_due(&self, outputs: &mut Outputs, now: Instant) {
+    /// and writes the copy's next slice when its time has come (see [`Outputs`]). A copy that
+    /// cannot be written is tried again [`SAVE_EVERY`] later.
+    fn save_results_if_due(&mut self, outputs: &mut Outputs, now: Instant) {
         if outputs.results_due(now) {
             match results::RollingWrite::start(
                 &self.out_dir,
@@ -1069,10 +1140,15 @@ impl Owner {
                 &self.grid_file,
                 &self.scheduler,
             ) {
-                Ok(w) => outputs.rolling = Some((w, now)),
-                Err(e) => tracing::error!(error = %e, "cannot save results"),
+                Ok(w) => {
+                    outputs.rolling = Some((w, now));
+                    outputs.dirty = false;
+                }
+                Err(e) => {
+                    self.note_storage(Storage::Results, Some(e.to_string()), now);
+                    outputs.saved = Some(now);
+                }
             }
-            outputs.dirty = false;
         }
         let Some((writer, next)) = &mut outputs.rolling else {
             return;
@@ -1086,26 +1162,55 @@ impl Owner {
             Ok(true) => {
                 outputs.rolling = None;
                 outputs.saved = Some(started);
+                self.note_storage(Storage::Results, None, now);
             }
             Err(e) => {
-                tracing::error!(error = %e, "cannot save results");
                 outputs.rolling = None;
                 outputs.saved = Some(started);
+                outputs.dirty = true;
+                self.note_storage(Storage::Results, Some(e.to_string()), now);
             }
         }
     }
 
-    /// Writes `results.json` whole, now; returns the document.
-    fn save_results(&self, outputs: &mut Outputs) -> results::SweepResults<'_> {
+    /// Writes `results.json` whole, now; returns why it could not.
+    fn save_results(&mut self, outputs: &mut Outputs) -> Result<(), String> {
         // A copy in progress is dropped: this one is newer.
         outputs.rolling = None;
+        let now = Instant::now();
         let doc = results::collect(&self.grid, &self.grid_file, &self.scheduler);
-        if let Err(e) = results::write_results(&self.out_dir, &doc) {
-            tracing::error!(error = %e, "cannot save results");
+        let written = results::write_results(&self.out_dir, &doc).map_err(|e| e.to_string());
+        drop(doc);
+        outputs.dirty = written.is_err();
+        outputs.saved = Some(now);
+        self.note_storage(Storage::Results, written.as_ref().err().cloned(), now);
+        written.map(drop)
+    }
+
+    /// Notes in the state (which the status shows) that storing `what` failed, or worked; logs
+    /// the first failure and the recovery. Returns true when the status changed.
+    fn note_storage(&mut self, what: Storage, failure: Option<String>, now: Instant) -> bool {
+        match failure {
+            Some(message) => {
+                if self.scheduler.storage_failed(what, message.clone(), now) {
+                    tracing::error!(what = what.what(), error = %message, "storage failure: trying again (the status shows it until it works)");
+                } else {
+                    tracing::debug!(what = what.what(), error = %message, "storage failure");
+                }
+                true
+            }
+            None => match self.scheduler.storage_worked(what) {
+                Some(f) => {
+                    info!(
+                        what = what.what(),
+                        failures = f.count,
+                        "storage works again"
+                    );
+                    true
+                }
+                None => false,
+            },
         }
-        outputs.dirty = false;
-        outputs.saved = Some(Instant::now());
-        doc
     }
 
     fn log_progress(&self) {

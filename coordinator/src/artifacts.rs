@@ -21,7 +21,7 @@ use tonic::Status;
 
 use crate::Error;
 use crate::actor::Handle;
-use crate::state::Checkpoint;
+use crate::state::{Checkpoint, Storage};
 
 /// Where uploads go.
 #[derive(Debug, Clone)]
@@ -30,6 +30,20 @@ pub struct Dirs {
     pub out: PathBuf,
     /// The state directory (checkpoints).
     pub state: PathBuf,
+}
+
+/// The folder of final weights in the output folder.
+pub const MODELS: &str = "models";
+
+/// The file name of a trial's final weights in [`MODELS`]: the file stem of its name (unique per
+/// trial: the grid refuses names that give one file name).
+fn weights_name(trial_name: &str) -> String {
+    format!("{}.safetensors", sweep_common::trial::file_stem(trial_name))
+}
+
+/// Where a trial's final weights go, relative to the output folder.
+pub fn weights_file(trial_name: &str) -> String {
+    format!("{MODELS}/{}", weights_name(trial_name))
 }
 
 /// The folder of checkpoints in the state directory.
@@ -63,19 +77,6 @@ fn invalid(field: &'static str, message: impl Into<String>) -> Error {
         field,
         message: message.into(),
     })
-}
-
-/// Keeps a name safe as a file name: letters, digits, '_', '-', '.'; nothing else.
-fn file_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// Receives one upload. Returns its size and SHA-256.
@@ -115,14 +116,16 @@ pub async fn receive(
     }
     let spec = handle.check_lease(worker, trial, attempt).await?;
     let checkpoint = v1::ArtifactKind::try_from(header.kind) == Ok(v1::ArtifactKind::Checkpoint);
-    let (dir, name) = match v1::ArtifactKind::try_from(header.kind) {
+    let (dir, name, what) = match v1::ArtifactKind::try_from(header.kind) {
         Ok(v1::ArtifactKind::FinalWeights) => (
-            dirs.out.join("models"),
-            format!("{}.safetensors", file_name(&spec.name)),
+            dirs.out.join(MODELS),
+            weights_name(&spec.name),
+            Storage::Weights,
         ),
         Ok(v1::ArtifactKind::Checkpoint) => (
             checkpoints_dir(&dirs.state),
             format!("{}-a{attempt}-e{}.safetensors", spec.id, header.epoch),
+            Storage::Checkpoints,
         ),
         _ => {
             return Err(invalid(
@@ -131,68 +134,22 @@ pub async fn receive(
             ));
         }
     };
-    let io = |action: &'static str, path: &Path| {
-        let path = path.display().to_string();
-        move |source| Error::Io {
+    let written = write(first, &mut stream, header.size, &sha256, &dir, &name, what).await;
+    // The status says when the coordinator cannot store what workers send, until it can again.
+    match &written {
+        Ok(_) => handle.storage_worked(what).await,
+        Err(Error::Storage {
             action,
             path,
             source,
+            ..
+        }) => {
+            let message = format!("{action} {path}: {source}");
+            handle.storage_failed(what, message).await;
         }
-    };
-    std::fs::create_dir_all(&dir).map_err(io("cannot create", &dir))?;
-    // A checkpoint stays its owner's alone (`0600`, in the `0700` state directory); the final
-    // weights are results, made as any file the user makes (`0666` less the umask).
-    let mut builder = tempfile::Builder::new();
-    #[cfg(unix)]
-    if !checkpoint {
-        use std::os::unix::fs::PermissionsExt as _;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
+        Err(_) => {}
     }
-    let mut tmp = builder
-        .tempfile_in(&dir)
-        .map_err(io("cannot create a file in", &dir))?;
-    let mut hasher = Sha256::new();
-    let mut size: u64 = 0;
-    let mut chunk = Some(first);
-    while let Some(c) = chunk {
-        size += c.data.len() as u64;
-        if size > header.size {
-            return Err(invalid(
-                "data",
-                format!("more than the {} bytes announced", header.size),
-            ));
-        }
-        hasher.update(&c.data);
-        tmp.write_all(&c.data)
-            .map_err(io("cannot write", tmp.path()))?;
-        chunk = match stream.next().await {
-            Some(Ok(c)) if c.header.is_some() => {
-                return Err(invalid("header", "only the first chunk may carry a header"));
-            }
-            Some(Ok(c)) => Some(c),
-            Some(Err(status)) => return Err(invalid("stream", status.message().to_owned())),
-            None => None,
-        };
-    }
-    let actual = format!("{:x}", hasher.finalize());
-    if size != header.size || actual != sha256 {
-        return Err(invalid(
-            "data",
-            format!(
-                "received {size} bytes with SHA-256 {actual}, the header announced {} bytes with {sha256}",
-                header.size
-            ),
-        ));
-    }
-    tmp.as_file()
-        .sync_all()
-        .map_err(io("cannot write", tmp.path()))?;
-    let path: PathBuf = dir.join(&name);
-    tmp.persist(&path).map_err(|e| Error::Io {
-        action: "cannot write",
-        path: path.display().to_string(),
-        source: e.error,
-    })?;
+    let (path, size, actual) = written?;
     let recorded = if checkpoint {
         let c = Checkpoint {
             epoch: header.epoch,
@@ -204,7 +161,7 @@ pub async fn receive(
         handle.record_checkpoint(worker, trial, c).await
     } else {
         handle
-            .record_weights(worker, trial, attempt, format!("models/{name}"))
+            .record_weights(worker, trial, attempt, format!("{MODELS}/{name}"))
             .await
     };
     if let Err(e) = recorded {
@@ -218,6 +175,83 @@ pub async fn receive(
         size,
         sha256: actual,
     })
+}
+
+/// Writes the upload's chunks (`first`, then the rest of `stream`) into `dir/name`: to a
+/// temporary file, checked against the header's `size` and `sha256`, synced, then renamed into
+/// place. Returns the path, the size and the SHA-256. A failure to write is an
+/// [`Error::Storage`] of `what`; a stream that does not match its header is an
+/// [`Error::Decode`].
+async fn write(
+    first: v1::ArtifactChunk,
+    stream: &mut (impl Stream<Item = Result<v1::ArtifactChunk, Status>> + Unpin),
+    announced: u64,
+    sha256: &str,
+    dir: &Path,
+    name: &str,
+    what: Storage,
+) -> Result<(PathBuf, u64, String), Error> {
+    let storage = |action: &'static str, path: &Path| {
+        let path = path.display().to_string();
+        move |source| Error::Storage {
+            what: what.what(),
+            action,
+            path,
+            source,
+        }
+    };
+    std::fs::create_dir_all(dir).map_err(storage("cannot create", dir))?;
+    // A checkpoint stays its owner's alone (`0600`, tempfile's mode, in the `0700` state
+    // directory); the final weights are results, made as any file the user makes (`0666` less
+    // the umask).
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    if what == Storage::Weights {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder
+        .tempfile_in(dir)
+        .map_err(storage("cannot create a file in", dir))?;
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    let mut chunk = Some(first);
+    while let Some(c) = chunk {
+        size += c.data.len() as u64;
+        if size > announced {
+            return Err(invalid(
+                "data",
+                format!("more than the {announced} bytes announced"),
+            ));
+        }
+        hasher.update(&c.data);
+        tmp.write_all(&c.data)
+            .map_err(storage("cannot write", tmp.path()))?;
+        chunk = match stream.next().await {
+            Some(Ok(c)) if c.header.is_some() => {
+                return Err(invalid("header", "only the first chunk may carry a header"));
+            }
+            Some(Ok(c)) => Some(c),
+            Some(Err(status)) => return Err(invalid("stream", status.message().to_owned())),
+            None => None,
+        };
+    }
+    let actual = format!("{:x}", hasher.finalize());
+    if size != announced || actual != sha256 {
+        return Err(invalid(
+            "data",
+            format!(
+                "received {size} bytes with SHA-256 {actual}, the header announced {announced} bytes with {sha256}"
+            ),
+        ));
+    }
+    tmp.as_file()
+        .sync_all()
+        .map_err(storage("cannot write", tmp.path()))?;
+    let path: PathBuf = dir.join(name);
+    tmp.persist(&path)
+        .map_err(|e| storage("cannot write", &path)(e.error))?;
+    Ok((path, size, actual))
 }
 
 /// The checkpoint the live lease resumes from, as chunks of at most

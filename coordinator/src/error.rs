@@ -22,6 +22,43 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Storing a file failed (the disk is full, a file is too large for the process's limit, the
+    /// folder is not writable): the sender should try again later.
+    #[error("the coordinator cannot store {what}: {action} {path}: {source}")]
+    Storage {
+        /// What was being stored ("final weights").
+        what: &'static str,
+        /// What was being done ("cannot write").
+        action: &'static str,
+        /// The path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A folder the coordinator writes in cannot be written (checked before it serves).
+    #[error(
+        "cannot write in the {what} {path}: {source}; make it writable (permissions, free space, \
+         a read-only mount, a file where the folder should be) or choose another folder"
+    )]
+    NotWritable {
+        /// Which folder ("output folder").
+        what: &'static str,
+        /// The folder.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The sweep ended, but some of its outputs could not be written.
+    #[error(
+        "the sweep ended and every trial is recorded in {database}, but {errors}; fix that and \
+         run the same command again: it writes them"
+    )]
+    Outputs {
+        /// The state database.
+        database: String,
+        /// What could not be written, and why.
+        errors: String,
+    },
     /// The output folder holds results but no state database to resume them from.
     #[error(
         "{path} already holds the results of a sweep (results.json) but no state database to \
@@ -30,6 +67,21 @@ pub enum Error {
     OutputInUse {
         /// The output folder.
         path: String,
+    },
+    /// Another process (a coordinator) holds the lock of a folder this one needs.
+    #[error(
+        "the {what} {dir} is in use by another coordinator{}; stop that one first, or give this \
+         one another {}",
+        holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default(),
+        if *what == "output folder" { "--out" } else { "--state-dir" }
+    )]
+    Locked {
+        /// Which folder: "output folder" or "state directory".
+        what: &'static str,
+        /// The folder.
+        dir: String,
+        /// Who holds it, as its lock file says (process id, host, since when).
+        holder: Option<String>,
     },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
@@ -122,7 +174,8 @@ impl From<Error> for Status {
             }
             Error::Decode(_) | Error::ProtocolVersion(_) => Code::InvalidArgument,
             Error::WorkerIdentity(_) => Code::PermissionDenied,
-            Error::RateLimited { .. } => Code::ResourceExhausted,
+            // Both mean "not now": the worker keeps what it has and tries again.
+            Error::RateLimited { .. } | Error::Storage { .. } => Code::ResourceExhausted,
             Error::ShuttingDown => Code::Unavailable,
             // A call to another coordinator failed: never while serving, but if it were, its
             // code is the truth.
@@ -130,6 +183,9 @@ impl From<Error> for Status {
             Error::Grid(_)
             | Error::Io { .. }
             | Error::OutputInUse { .. }
+            | Error::Locked { .. }
+            | Error::NotWritable { .. }
+            | Error::Outputs { .. }
             | Error::Store(_)
             | Error::Bind { .. }
             | Error::Transport(_)
@@ -140,5 +196,30 @@ impl From<Error> for Status {
             }
         };
         Status::new(code, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_failure_asks_the_worker_to_try_again_later() {
+        let e = Error::Storage {
+            what: "final weights",
+            action: "cannot write",
+            path: "out/models/t.safetensors".into(),
+            source: std::io::Error::from_raw_os_error(27),
+        };
+        let status = Status::from(e);
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(sweep_proto::transient(&status));
+        assert!(
+            status.message().starts_with(
+                "the coordinator cannot store final weights: cannot write out/models/t.safetensors:"
+            ),
+            "{}",
+            status.message()
+        );
     }
 }

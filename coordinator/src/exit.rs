@@ -95,8 +95,18 @@ impl Exit {
             Exit::CannotStart
         };
         match e {
-            Error::Grid(_) | Error::OutputInUse { .. } | Error::Bind { .. } => Exit::CannotStart,
-            Error::Io { .. } | Error::Store(_) | Error::Transport(_) | Error::Http(_) => running,
+            Error::Grid(_)
+            | Error::OutputInUse { .. }
+            | Error::Bind { .. }
+            | Error::Locked { .. }
+            | Error::NotWritable { .. } => Exit::CannotStart,
+            Error::Io { .. }
+            | Error::Store(_)
+            | Error::Storage { .. }
+            | Error::Transport(_)
+            | Error::Http(_) => running,
+            // The sweep ended, its outputs could not all be written.
+            Error::Outputs { .. } => Exit::StoppedByError,
             // Errors of single requests never end a run; if one did, the run failed.
             Error::State(_)
             | Error::Decode(_)

@@ -13,11 +13,13 @@ pub mod auth;
 pub mod console;
 mod error;
 pub mod exit;
+pub mod lock;
 pub mod metrics;
 mod private;
 pub mod report;
 pub mod results;
 pub mod service;
+mod startup;
 pub mod state;
 pub mod status;
 pub mod store;
@@ -161,11 +163,7 @@ fn open_state(
             path: options.out_dir.display().to_string(),
         });
     }
-    std::fs::create_dir_all(&options.out_dir).map_err(|source| Error::Io {
-        action: "cannot create the folder",
-        path: options.out_dir.display().to_string(),
-        source,
-    })?;
+    startup::check_writable(options)?;
     make_private(&state_dir, &db)?;
     let mut store = store::Store::open(&state_dir)?;
     store.claim(&grid.name)?;
@@ -188,6 +186,8 @@ fn open_state(
         })
         .collect();
     let removed = store.record_grid(&trials)?;
+    // What is left of `loaded.trials` is no longer in the grid.
+    startup::keep_weights_of_removed_trials(&mut store, &loaded.trials, &trials, &options.out_dir)?;
     // A worker still training a restored lease renews it within a few heartbeats of the
     // restart; one that does not is gone, and its trial should not wait a whole TTL.
     let grace = options.heartbeat_interval * 3;
@@ -205,6 +205,7 @@ fn open_state(
             "--retry-failed: trials that had failed for good are queued again"
         );
     }
+    startup::retrain_missing_weights(&mut scheduler, &options.out_dir);
     if recorded > 0 {
         let c = scheduler.counts();
         info!(
@@ -297,6 +298,8 @@ pub async fn run(
         retry_after: options.heartbeat_interval.min(Duration::from_secs(1)),
     };
     let experiments = grid.experiments.len();
+    // Held until this function returns (the process ends right after).
+    let _locks = startup::lock_folders(&options)?;
     let (store, scheduler) = open_state(&options, &mut grid, config)?;
     let database = store.path().to_owned();
     let worker_key = auth::WorkerKey::new(store.worker_key()?);
@@ -384,7 +387,7 @@ pub async fn run(
     // been told, so they exit on their own.
     let mut actor_ended = None;
     let stopped_early = tokio::select! {
-        _ = finished.wait_for(|done| *done) => false,
+        _ = finished.wait_for(Option::is_some) => false,
         () = shutdown => true,
         r = &mut actor_task => {
             actor_ended = Some(r);
@@ -439,6 +442,14 @@ pub async fn run(
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e),
         Err(e) => tracing::error!(error = %e, "state owner task failed"),
+    }
+    // Never "finished" with a path that was not written.
+    let not_written = finished.borrow().clone().unwrap_or_default();
+    if !not_written.is_empty() {
+        return Err(Error::Outputs {
+            database: database.display().to_string(),
+            errors: not_written.join("; "),
+        });
     }
     let c = progress.counts;
     Ok(Summary {

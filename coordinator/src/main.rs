@@ -318,8 +318,21 @@ async fn shutdown_signal() {
     tracing::warn!("signal received: stopping (results so far are saved)");
 }
 
-/// `coordinator report --out DIR`: prints every file written, or the error (see [`Exit`]).
+/// `coordinator report --out DIR`: prints every file written, or the error (see [`Exit`]);
+/// writes nothing while a coordinator runs on DIR (it writes the report itself when its sweep
+/// ends).
 fn report(out: &Path) -> Exit {
+    let _lock = if out.is_dir() {
+        match sweep_coordinator::lock::DirLock::acquire(out, "output folder") {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::of_error(&e, false);
+            }
+        }
+    } else {
+        None
+    };
     match sweep_coordinator::report::write(out) {
         Ok(paths) => {
             for p in paths.all() {
@@ -526,6 +539,7 @@ fn sweep(cli: Cli, console: &Console) -> Exit {
     let Some(runtime) = runtime() else {
         return Exit::CannotStart;
     };
+    // Whether it served: an error before that means it could not start.
     let serving = std::cell::Cell::new(false);
     let on_listen = |l: Listening| {
         serving.set(true);

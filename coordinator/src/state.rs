@@ -396,6 +396,39 @@ pub enum StateError {
     SweepFinished,
 }
 
+/// What the coordinator stores on disk, as storage failures are told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Storage {
+    /// Final weights uploaded into `OUT/models`.
+    Weights,
+    /// Checkpoints uploaded into `STATE/checkpoints`.
+    Checkpoints,
+    /// `results.json`, `summary.md` and the report in `OUT`.
+    Results,
+}
+
+impl Storage {
+    /// What is stored, in words.
+    pub fn what(self) -> &'static str {
+        match self {
+            Storage::Weights => "final weights",
+            Storage::Checkpoints => "checkpoints",
+            Storage::Results => "results",
+        }
+    }
+}
+
+/// A storage failure that has not been followed by a success yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageFailure {
+    /// The latest error.
+    pub message: String,
+    /// When the first of them happened.
+    pub since: Instant,
+    /// How many happened since.
+    pub count: u64,
+}
+
 /// Counts of trials by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -422,6 +455,7 @@ pub struct Scheduler {
     /// Trials not ended, by dataset (what a worker that cannot load some dataset may still get).
     unfinished: BTreeMap<DatasetKind, usize>,
     changes: Vec<Change>,
+    storage: std::collections::BTreeMap<Storage, StorageFailure>,
 }
 
 /// Which trials a cancel names.
@@ -479,7 +513,9 @@ impl Scheduler {
             match &mut t.state {
                 TrialState::Pending => pending.push_back(t.spec.dataset, i),
                 TrialState::Leased(lease) => {
-                    lease.granted = now;
+                    // `granted` is kept: the attempt's wall time counts from its lease, not
+                    // from the restart.
+                    lease.granted = lease.granted.min(now);
                     lease.expires = now + grace.min(config.lease_ttl);
                     leased.insert(i);
                     if let Some(w) = workers.get_mut(&lease.worker) {
@@ -504,6 +540,7 @@ impl Scheduler {
             terminal,
             unfinished,
             changes: Vec::new(),
+            storage: std::collections::BTreeMap::new(),
         }
     }
 
@@ -1173,6 +1210,73 @@ impl Scheduler {
             }
         }
         (named, of_experiments, unknown)
+    }
+
+    /// Notes that storing `what` failed with `message`; returns true when it was working until
+    /// now (the failure is new, and worth telling).
+    pub fn storage_failed(&mut self, what: Storage, message: String, now: Instant) -> bool {
+        match self.storage.get_mut(&what) {
+            Some(f) => {
+                f.message = message;
+                f.count += 1;
+                false
+            }
+            None => {
+                self.storage.insert(
+                    what,
+                    StorageFailure {
+                        message,
+                        since: now,
+                        count: 1,
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// Notes that storing `what` worked; returns the failure this ends, if it was failing.
+    pub fn storage_worked(&mut self, what: Storage) -> Option<StorageFailure> {
+        self.storage.remove(&what)
+    }
+
+    /// What the coordinator cannot store now.
+    pub fn storage_failures(&self) -> impl Iterator<Item = (Storage, &StorageFailure)> {
+        self.storage.iter().map(|(k, v)| (*k, v))
+    }
+
+    /// Trains a succeeded trial again because its final weights are missing (`why` says where
+    /// they should be): it goes back to the queue, free, its result dropped and its epochs
+    /// superseded (kept in the database), the reason recorded as a failure of the attempt that
+    /// succeeded. Returns false (and changes nothing) when the trial has not succeeded.
+    pub fn retrain_missing_weights(&mut self, trial: TrialId, why: String) -> bool {
+        let Some(&i) = self.index.get(&trial) else {
+            return false;
+        };
+        let t = &mut self.trials[i];
+        let TrialState::Succeeded {
+            attempt, worker, ..
+        } = t.state
+        else {
+            return false;
+        };
+        t.failures.push(AttemptFailure {
+            attempt,
+            worker,
+            kind: FailureKind::WeightsMissing,
+            message: why,
+        });
+        t.state = TrialState::Pending;
+        t.result = None;
+        t.weights = None;
+        t.epochs.clear();
+        t.resumed_from = 0;
+        self.terminal -= 1;
+        let dataset = self.trials[i].spec.dataset;
+        self.pending.push_back(dataset, i);
+        self.changes.push(Change::Supersede { trial, after: 0 });
+        self.changes.push(Change::Trial(trial));
+        true
     }
 
     /// True when every worker seen since `since` has been told the sweep is finished.

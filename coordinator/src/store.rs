@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS trials (
     unstarted_attempts INTEGER NOT NULL DEFAULT 0,
     previous_checkpoint TEXT,
     set_aside TEXT,
-    cancelled INTEGER NOT NULL DEFAULT 0
+    cancelled INTEGER NOT NULL DEFAULT 0,
+    lease_granted REAL
 );
 CREATE TABLE IF NOT EXISTS epochs (
     trial INTEGER NOT NULL REFERENCES trials (num),
@@ -104,6 +105,8 @@ const ADDED_COLUMNS: &[(&str, &str, &str, &str)] = &[
         // Cancels were recorded by their reason only.
         "UPDATE trials SET cancelled = 1 WHERE state = 'failed' AND reason LIKE 'cancelled%'",
     ),
+    // Rows written before it count their lease from the restart.
+    ("trials", "lease_granted", "REAL", ""),
 ];
 
 /// What can go wrong with the database.
@@ -139,6 +142,24 @@ pub enum StoreError {
         found: String,
         /// The sweep of the grid file.
         expected: String,
+    },
+    /// A new database could not be made.
+    #[error("cannot create the state database {path}: {source}")]
+    Create {
+        /// The database file.
+        path: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// A database file that a coordinator did not make (an empty file, another program's).
+    #[error(
+        "{path} is not a sweep's state database (it has no sweep schema: an empty file, or \
+         another program's database); nothing was changed. Move it away (delete it only if \
+         nothing in it matters) and run again, or choose another --state-dir"
+    )]
+    NoSchema {
+        /// The database file.
+        path: String,
     },
     /// Written by an incompatible version.
     #[error(
@@ -190,14 +211,59 @@ fn finite(v: f64) -> Option<f64> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database in `state_dir`.
+    /// Opens the database in `state_dir`, creating it if there is none.
+    ///
+    /// A new database appears whole: it is made under a temporary name, with its schema, and
+    /// renamed into place. So a `sweep.db` without the schema (an empty file, another program's
+    /// database) was not made by a coordinator, and is refused rather than taken over: starting
+    /// a new sweep there would bypass the promise that finished results are never overwritten.
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
         let path = state_dir.join(DATABASE);
         let sqlite = |source| StoreError::Sqlite {
             path: path.display().to_string(),
             source,
         };
-        let conn = Connection::open(&path).map_err(sqlite)?;
+        if !path.exists() {
+            create(state_dir, &path)?;
+        }
+        // Without SQLITE_OPEN_CREATE: the file must be the one that exists now.
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(&path, flags).map_err(sqlite)?;
+        // Read before anything is written (setting the journal mode writes the file).
+        let has_meta: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sqlite)?;
+        let version: Option<String> = if has_meta {
+            conn.query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sqlite)?
+        } else {
+            None
+        };
+        match version {
+            Some(v) if v != SCHEMA_VERSION => {
+                return Err(StoreError::Version {
+                    path: path.display().to_string(),
+                    found: v,
+                });
+            }
+            Some(_) => {}
+            None => {
+                return Err(StoreError::NoSchema {
+                    path: path.display().to_string(),
+                });
+            }
+        }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "FULL")
@@ -208,6 +274,8 @@ impl Store {
             .map_err(sqlite)?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)
             .map_err(sqlite)?;
+        // A database of this schema version written by an earlier coordinator: tables and
+        // columns added since are added (older coordinators ignore them).
         conn.execute_batch(SCHEMA).map_err(sqlite)?;
         add_columns(&conn).map_err(sqlite)?;
         let store = Store {
@@ -215,16 +283,6 @@ impl Store {
             path,
             nums: HashMap::new(),
         };
-        match store.meta("schema_version")? {
-            Some(v) if v != SCHEMA_VERSION => {
-                return Err(StoreError::Version {
-                    path: store.path.display().to_string(),
-                    found: v,
-                });
-            }
-            Some(_) => {}
-            None => store.set_meta("schema_version", SCHEMA_VERSION)?,
-        }
         Ok(store)
     }
 
@@ -342,7 +400,7 @@ impl Store {
                 "SELECT id, spec, state, attempts, counted_attempts, lease_worker, lease_attempt,
                         success_attempt, success_worker, wall_seconds, result, reason, failures,
                         weights, checkpoint, resumed_from, unstarted_attempts,
-                        previous_checkpoint, set_aside, cancelled
+                        previous_checkpoint, set_aside, cancelled, lease_granted
                  FROM trials",
             )
             .map_err(|e| self.sqlite(e))?;
@@ -367,6 +425,7 @@ impl Store {
             previous_checkpoint: Option<String>,
             set_aside: Option<String>,
             cancelled: bool,
+            lease_granted: Option<f64>,
         }
         let rows = stmt
             .query_map([], |r| {
@@ -391,6 +450,7 @@ impl Store {
                     previous_checkpoint: r.get(17)?,
                     set_aside: r.get(18)?,
                     cancelled: r.get(19)?,
+                    lease_granted: r.get(20)?,
                 })
             })
             .map_err(|e| self.sqlite(e))?;
@@ -413,7 +473,12 @@ impl Store {
                     attempt: row
                         .lease_attempt
                         .ok_or_else(|| corrupt(&row.id, "lease_attempt missing".into()))?,
-                    granted: now,
+                    // Its attempt's time runs on through the restart (rows written before this
+                    // column existed count from now).
+                    granted: row
+                        .lease_granted
+                        .and_then(|at| instant_of(at, now))
+                        .unwrap_or(now),
                     expires: now,
                 }),
                 "succeeded" => TrialState::Succeeded {
@@ -492,6 +557,18 @@ impl Store {
             loaded.workers.push((id, name, device, slots));
         }
         Ok(loaded)
+    }
+
+    /// Records that the final weights of the recorded trial `trial` (one no longer in the grid,
+    /// whose row the state machine does not write) are now at `path`.
+    pub fn move_weights(&mut self, trial: TrialId, path: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE trials SET weights = ?2 WHERE id = ?1",
+                params![trial.to_string(), path],
+            )
+            .map(drop)
+            .map_err(|e| self.sqlite(e))
     }
 
     /// Records the grid's trials (in grid order; those already recorded keep their state) and
@@ -602,6 +679,41 @@ impl Store {
     }
 }
 
+/// Makes a new database at `path` (in `state_dir`) with its schema: under a temporary name,
+/// closed (which folds its write-ahead log into it), synced and renamed into place, so that
+/// `sweep.db` never exists without its schema.
+fn create(state_dir: &Path, path: &Path) -> Result<(), StoreError> {
+    let io = |source: std::io::Error| StoreError::Create {
+        path: path.display().to_string(),
+        source,
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".sweep.db.new-")
+        .tempfile_in(state_dir)
+        .map_err(io)?;
+    let sqlite = |source| StoreError::Sqlite {
+        path: tmp.path().display().to_string(),
+        source,
+    };
+    let conn = Connection::open(tmp.path()).map_err(sqlite)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(sqlite)?;
+    conn.execute_batch(SCHEMA).map_err(sqlite)?;
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+        [SCHEMA_VERSION],
+    )
+    .map_err(sqlite)?;
+    conn.close().map_err(|(_, e)| sqlite(e))?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist_noclobber(path).map_err(|e| io(e.error))?;
+    // The rename is durable once the folder is.
+    std::fs::File::open(state_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
+    Ok(())
+}
+
 /// What a batch of changes writes, as owned rows: made from the scheduler on the state owner's
 /// task, written on the database's thread while the state owner goes on.
 #[derive(Debug, Default)]
@@ -670,10 +782,11 @@ impl Writes {
                 }
             }
         }
+        let clock = WallClock::now();
         w.trials = rows
             .into_iter()
             .filter_map(|id| scheduler.trial(id))
-            .map(TrialRow::new)
+            .map(|t| TrialRow::new(t, &clock))
             .collect();
         w
     }
@@ -798,13 +911,18 @@ struct TrialRow {
     previous_checkpoint: Option<String>,
     set_aside: Option<String>,
     cancelled: bool,
+    lease_granted: Option<f64>,
 }
 
 impl TrialRow {
-    fn new(t: &Trial) -> TrialRow {
-        let (lease_worker, lease_attempt) = match &t.state {
-            TrialState::Leased(l) => (Some(l.worker.to_string()), Some(l.attempt)),
-            _ => (None, None),
+    fn new(t: &Trial, clock: &WallClock) -> TrialRow {
+        let (lease_worker, lease_attempt, lease_granted) = match &t.state {
+            TrialState::Leased(l) => (
+                Some(l.worker.to_string()),
+                Some(l.attempt),
+                Some(clock.seconds_at(l.granted)),
+            ),
+            _ => (None, None, None),
         };
         let (success_attempt, success_worker, wall_seconds) = match &t.state {
             TrialState::Succeeded {
@@ -845,6 +963,7 @@ impl TrialRow {
             previous_checkpoint: t.previous_checkpoint.as_deref().map(json),
             set_aside: (!t.set_aside.is_empty()).then(|| json(&t.set_aside)),
             cancelled,
+            lease_granted,
         }
     }
 
@@ -855,7 +974,7 @@ impl TrialRow {
                  success_worker = ?8, wall_seconds = ?9, result = ?10, reason = ?11,
                  failures = ?12, weights = ?13, checkpoint = ?14, resumed_from = ?15,
                  unstarted_attempts = ?16, previous_checkpoint = ?17, set_aside = ?18,
-                 cancelled = ?19
+                 cancelled = ?19, lease_granted = ?20
              WHERE num = ?1",
         )?
         .execute(params![
@@ -878,6 +997,7 @@ impl TrialRow {
             self.previous_checkpoint,
             self.set_aside,
             self.cancelled,
+            self.lease_granted,
         ])
         .map(drop)
     }
@@ -905,6 +1025,46 @@ fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
         return Ok(());
     }
     conn.execute_batch(&format!("BEGIN; {} COMMIT;", missing.join(" ")))
+}
+
+/// The state machine's monotonic instants as wall-clock times (seconds since the Unix epoch),
+/// which outlive the process: read once per batch of rows.
+struct WallClock {
+    instant: std::time::Instant,
+    unix: f64,
+}
+
+impl WallClock {
+    fn now() -> WallClock {
+        WallClock {
+            instant: std::time::Instant::now(),
+            unix: unix_seconds(std::time::SystemTime::now()),
+        }
+    }
+
+    /// `at` in seconds since the Unix epoch.
+    fn seconds_at(&self, at: std::time::Instant) -> f64 {
+        if at <= self.instant {
+            self.unix - self.instant.duration_since(at).as_secs_f64()
+        } else {
+            self.unix + at.duration_since(self.instant).as_secs_f64()
+        }
+    }
+}
+
+fn unix_seconds(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The instant (of this process) of `unix` seconds since the Unix epoch, as of `now`; `None` if
+/// it is in the future (the clock was set back) or not a time.
+fn instant_of(unix: f64, now: std::time::Instant) -> Option<std::time::Instant> {
+    let ago = unix_seconds(std::time::SystemTime::now()) - unix;
+    if !ago.is_finite() || ago < 0.0 {
+        return None;
+    }
+    now.checked_sub(std::time::Duration::try_from_secs_f64(ago).ok()?)
 }
 
 /// JSON for the columns that hold it. Our types have string keys only, so encoding cannot fail;

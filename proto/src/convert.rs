@@ -299,7 +299,9 @@ impl From<FailureKind> for v1::FailureKind {
             FailureKind::Panic => v1::FailureKind::Panic,
             FailureKind::CheckpointUnusable => v1::FailureKind::CheckpointUnusable,
             FailureKind::Device => v1::FailureKind::Device,
-            FailureKind::LeaseExpired | FailureKind::Cancelled => v1::FailureKind::Unspecified,
+            FailureKind::LeaseExpired | FailureKind::Cancelled | FailureKind::WeightsMissing => {
+                v1::FailureKind::Unspecified
+            }
         }
     }
 }
@@ -565,7 +567,9 @@ mod tests {
             let wire = v1::FailureKind::from(kind);
             let back = failure_kind(wire.into());
             match kind {
-                FailureKind::LeaseExpired | FailureKind::Cancelled => {
+                FailureKind::LeaseExpired
+                | FailureKind::Cancelled
+                | FailureKind::WeightsMissing => {
                     assert_eq!(
                         back,
                         FailureKind::Internal,

@@ -300,6 +300,34 @@ fn audit_set_aside(conn: &rusqlite::Connection, db: &Path) -> usize {
     set_aside.len()
 }
 
+/// Checks that every succeeded trial's `wall_seconds` (from its successful attempt's lease to its
+/// result) covers the training that attempt reported (its epochs' seconds), whatever happened
+/// to the coordinator meanwhile: an attempt's time runs from its lease, across restarts.
+pub fn assert_wall_time_covers_training(db: &Path) {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open the database");
+    let rows: Vec<(String, f64, f64)> = conn
+        .prepare(
+            "SELECT t.name, t.wall_seconds, SUM(e.seconds) FROM trials t
+             JOIN epochs e ON e.trial = t.num AND e.attempt = t.success_attempt
+                 AND e.superseded = 0
+             WHERE t.state = 'succeeded' AND t.in_grid = 1 GROUP BY t.num",
+        )
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .expect("read wall times");
+    assert!(!rows.is_empty(), "no succeeded trial");
+    for (name, wall, trained) in rows {
+        assert!(
+            wall + 1e-3 >= trained,
+            "{name}: wall_seconds {wall:.3} is less than the {trained:.3} s its attempt trained"
+        );
+    }
+}
+
 /// (trial id prefix, attempt) of every result a worker says the coordinator acknowledged.
 pub fn acknowledged_results(logs: &[String]) -> Vec<(String, u32)> {
     logs.iter()

@@ -72,6 +72,9 @@ pub struct Trial {
     pub test_confusion: Option<Confusion>,
     /// Images in the dataset the worker loaded.
     pub dataset_images: Option<u64>,
+    /// The final weights (safetensors), relative to the output folder.
+    #[serde(default)]
+    pub weights: Option<String>,
     /// Why the trial failed for good.
     pub failure: Option<String>,
     /// Every failed attempt.

@@ -1,6 +1,6 @@
 //! The coordinator SIGKILLed five times (once right after a commit) and restarted on the same
 //! state directory while workers train: the sweep resumes each time and ends with every trial
-//! recorded once, with a fault-free run's numbers.
+//! recorded once, with a fault-free run's numbers, and wall times that span the restarts.
 
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,7 @@ fn five_coordinator_kills() {
     let db = sweep.database();
     let audit = faults::audit(&db, TRIALS, EPOCHS);
     faults::assert_acknowledged_present(&db, &faults::acknowledged_results(&logs));
+    faults::assert_wall_time_covers_training(&db);
     faults::assert_same_results(&sweep.results(), &baseline);
     // Nothing finished was trained again: each trial was trained to the end once.
     let trained: usize = logs

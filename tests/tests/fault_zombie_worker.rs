@@ -41,10 +41,18 @@ fn frozen_worker_writes_are_refused() {
         .filter(|l| field(l, "trial") == Some(trial.as_str()) && l.contains(": loss "))
         .count() as u32;
     let mut w = Worker::start_test("W", &url, EPOCH, 1);
-    // The fault fires: Z's lease expires and W takes the trial over.
-    c.wait_for_stderr_line(
+    // The fault fires: Z's lease expires and W takes the trial over. The coordinator warns,
+    // saying why and whose lease it was.
+    let expired = c.wait_for_stderr_line(
         &format!("trial queued again trial={trial} "),
         Duration::from_secs(10),
+    );
+    assert!(
+        expired.contains("WARN")
+            && expired.contains("lease expired")
+            && field(&expired, "worker") == Some("Z")
+            && expired.contains("no heartbeat"),
+        "the lease expiry is logged as {expired:?}"
     );
     w.wait_for_stderr_line(&format!("trial={trial} "), Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(3).saturating_sub(frozen_at.elapsed()));

@@ -145,6 +145,20 @@ async fn within<T>(
 pub async fn retry<T, F, Fut>(
     patience: Duration,
     stop: &watch::Receiver<bool>,
+    f: F,
+) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    retry_if(patience, stop, sweep_proto::transient, f).await
+}
+
+/// [`retry`], trying again only after the errors `again` accepts.
+async fn retry_if<T, F, Fut>(
+    patience: Duration,
+    stop: &watch::Receiver<bool>,
+    again: fn(&Status) -> bool,
     mut f: F,
 ) -> Result<T, Status>
 where
@@ -156,11 +170,7 @@ where
     loop {
         match f().await {
             Ok(v) => return Ok(v),
-            Err(status)
-                if sweep_proto::transient(&status)
-                    && started.elapsed() < patience
-                    && !*stop.borrow() =>
-            {
+            Err(status) if again(&status) && started.elapsed() < patience && !*stop.borrow() => {
                 tokio::time::sleep(delay.min(patience.saturating_sub(started.elapsed()))).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
@@ -251,13 +261,22 @@ pub async fn slot(
     }
 }
 
-/// Uploads `bytes` as an artifact of `lease`, in chunks, retrying transient errors.
+/// Whether the coordinator could not store an upload now (its disk is full, a folder is not
+/// writable: RESOURCE_EXHAUSTED, which also asks a worker calling too fast to slow down). What
+/// to do then is the caller's choice: a checkpoint is skipped (the next one tries again), the
+/// final weights wait.
+fn not_stored_now(status: &Status) -> bool {
+    status.code() == Code::ResourceExhausted
+}
+
+/// Uploads `bytes` as an artifact of `lease`, in chunks, retrying transient errors, except that
+/// the coordinator cannot store it now ([`not_stored_now`]), which is answered at once.
 async fn upload(
     session: &Session,
     lease: &v1::LeaseRef,
     kind: v1::ArtifactKind,
     epoch: u32,
-    bytes: Vec<u8>,
+    bytes: Arc<Vec<u8>>,
     stop: &watch::Receiver<bool>,
 ) -> Result<v1::ArtifactReceipt, Status> {
     use sha2::Digest as _;
@@ -266,11 +285,11 @@ async fn upload(
         lease: Some(lease.clone()),
         kind: kind.into(),
         size: bytes.len() as u64,
-        sha256: format!("{:x}", sha2::Sha256::digest(&bytes)),
+        sha256: format!("{:x}", sha2::Sha256::digest(bytes.as_slice())),
         epoch,
     };
-    let bytes = Arc::new(bytes);
-    let response = retry(session.patience, stop, || {
+    let again: fn(&Status) -> bool = |s| sweep_proto::transient(s) && !not_stored_now(s);
+    let response = retry_if(session.patience, stop, again, || {
         let mut c = session.client.clone();
         let header = header.clone();
         let bytes = Arc::clone(&bytes);
@@ -295,6 +314,58 @@ async fn upload(
     })
     .await?;
     Ok(response.into_inner())
+}
+
+/// How uploading the final weights ended.
+enum WeightsUpload {
+    /// Stored.
+    Stored(v1::ArtifactReceipt),
+    /// Refused, or the coordinator could not be reached within the patience.
+    NotStored(Status),
+    /// The worker was told to stop while the coordinator could not store them.
+    Stopped,
+}
+
+/// Uploads a trial's final weights. While the coordinator cannot store them now (its storage
+/// failed: the operator sees it in the status), keeps the result and tries again with backoff,
+/// for as long as it takes: every try renews the lease (so the backoff stops at the heartbeat
+/// interval), and nothing is trained again. Told to stop meanwhile, gives up.
+async fn upload_weights(
+    session: &Session,
+    lease: &v1::LeaseRef,
+    name: &str,
+    weights: Vec<u8>,
+    never: &watch::Receiver<bool>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> WeightsUpload {
+    let weights = Arc::new(weights);
+    let mut delay = Duration::from_millis(100);
+    let mut failures: u64 = 0;
+    loop {
+        let kind = v1::ArtifactKind::FinalWeights;
+        let status = match upload(session, lease, kind, 0, Arc::clone(&weights), never).await {
+            Ok(receipt) => {
+                if failures > 0 {
+                    info!(trial = %name, tries = failures + 1, "the coordinator stored the final weights");
+                }
+                return WeightsUpload::Stored(receipt);
+            }
+            Err(status) if not_stored_now(&status) => status,
+            Err(status) => return WeightsUpload::NotStored(status),
+        };
+        if failures == 0 {
+            warn!(trial = %name, message = status.message(), "the coordinator cannot store the final weights now; keeping the result and trying again");
+        }
+        failures += 1;
+        if *shutdown.borrow() {
+            return WeightsUpload::Stopped;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return WeightsUpload::Stopped,
+        }
+        delay = (delay * 2).min(session.heartbeat);
+    }
 }
 
 /// Downloads the checkpoint `resume` names for `lease` and checks its size and SHA-256. A
@@ -587,7 +658,7 @@ async fn run_trial(
                     if revoked {
                         continue;
                     }
-                    match upload(session, &lease, v1::ArtifactKind::Checkpoint, epoch, bytes, never).await {
+                    match upload(session, &lease, v1::ArtifactKind::Checkpoint, epoch, Arc::new(bytes), never).await {
                         Ok(receipt) => {
                             last_renewed = Instant::now();
                             info!(trial = %spec.name, epoch, bytes = receipt.size, "checkpoint uploaded");
@@ -639,21 +710,21 @@ async fn run_trial(
     let outcome = match finished {
         Ok(Ok(Ok(Trained { result, weights }))) => {
             // The weights go first, while the lease is live; the result ends the lease.
-            match upload(
-                session,
-                &lease,
-                v1::ArtifactKind::FinalWeights,
-                0,
-                weights,
-                never,
-            )
-            .await
-            {
-                Ok(receipt) => {
+            match upload_weights(session, &lease, &spec.name, weights, never, shutdown).await {
+                WeightsUpload::Stored(receipt) => {
                     info!(trial = %spec.name, bytes = receipt.size, "final weights uploaded")
                 }
-                Err(status) => {
+                WeightsUpload::NotStored(status) => {
                     warn!(trial = %spec.name, message = status.message(), "final weights not stored")
+                }
+                WeightsUpload::Stopped => {
+                    // Given back, free: trained again elsewhere (from its last checkpoint).
+                    return complete(failure(
+                        FailureKind::WorkerShutdown,
+                        "worker shut down while the coordinator could not store the final weights"
+                            .into(),
+                    ))
+                    .await;
                 }
             }
             info!(

@@ -85,6 +85,7 @@ pub(super) fn expand(raw: RawFile, text: &str, origin: &str) -> Result<Grid, Gri
         }
         experiments.push(exp);
     }
+    super::files::check_unique(&c, &raw, &experiments)?;
     Ok(Grid {
         name,
         seed,

@@ -19,6 +19,7 @@ mod define;
 mod diagnose;
 mod error;
 mod expand;
+mod files;
 mod params;
 mod parse;
 mod rules;

@@ -94,7 +94,7 @@ pub fn sanitize(s: &str) -> String {
     out
 }
 
-/// Hands out unique figure stems.
+/// Hands out unique figure stems, unique even where file names ignore case (macOS, Windows).
 #[derive(Default)]
 struct Stems(HashSet<String>);
 
@@ -103,7 +103,7 @@ impl Stems {
         let base = sanitize(base);
         let mut stem = base.clone();
         let mut i = 2;
-        while !self.0.insert(stem.clone()) {
+        while !self.0.insert(stem.to_ascii_lowercase()) {
             stem = format!("{base}-{i}");
             i += 1;
         }
@@ -489,5 +489,18 @@ fn confusion(b: &mut Builder, view: &View<'_>) {
                 list.join("; ")
             ))]);
         }
+    }
+}
+
+#[cfg(test)]
+mod stem_tests {
+    use super::Stems;
+
+    #[test]
+    fn stems_stay_apart_where_file_names_ignore_case_or_lose_characters() {
+        let mut s = Stems::default();
+        assert_eq!(s.unique("p-Run_1"), "p-Run_1");
+        assert_eq!(s.unique("p-run_1"), "p-run_1-2");
+        assert_eq!(s.unique("p-run/1"), "p-run_1-3");
     }
 }

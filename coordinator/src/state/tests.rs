@@ -555,3 +555,88 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_succeeded_trial_without_weights_goes_back_to_the_queue_for_free() {
+    let mut s = Scheduler::new(specs(2, 2), config());
+    let now = Instant::now();
+    let w = worker(&mut s, now, 1);
+    let (spec, attempt) = assigned(s.lease(w, now).unwrap());
+    for e in 1..=2 {
+        s.report_epoch(w, spec.id, attempt, metrics(e), now)
+            .unwrap();
+    }
+    s.complete(w, spec.id, attempt, Outcome::Succeeded(result(&spec)), now)
+        .unwrap();
+    s.take_changes();
+    assert_eq!(s.counts().succeeded, 1);
+
+    assert!(s.retrain_missing_weights(spec.id, "gone".into()));
+    let t = s.trial(spec.id).unwrap();
+    assert_eq!(t.state, TrialState::Pending);
+    assert!(t.result.is_none() && t.epochs.is_empty() && t.weights.is_none());
+    assert_eq!(
+        t.failures.last().map(|f| f.kind),
+        Some(FailureKind::WeightsMissing)
+    );
+    assert_eq!(
+        t.counted_attempts, 0,
+        "free: it does not use up max_attempts"
+    );
+    assert_eq!(
+        s.take_changes(),
+        [
+            Change::Supersede {
+                trial: spec.id,
+                after: 0
+            },
+            Change::Trial(spec.id)
+        ]
+    );
+    assert_eq!(s.counts().pending, 2);
+    assert!(!s.is_finished());
+    // Only a succeeded trial: a pending one is left as it is.
+    assert!(!s.retrain_missing_weights(spec.id, "gone".into()));
+    // Leased again (after the trial that was waiting), it trains as a new attempt.
+    let w2 = worker(&mut s, now, 2);
+    let leased: Vec<(TrialId, u32)> = (0..2)
+        .map(|_| {
+            let (t, a) = assigned(s.lease(w2, now).unwrap());
+            (t.id, a)
+        })
+        .collect();
+    assert_eq!(leased[1], (spec.id, 2));
+    assert_eq!(s.trial(spec.id).unwrap().resumed_from, 0);
+}
+
+#[test]
+fn storage_failures_are_counted_until_a_write_works() {
+    let mut s = Scheduler::new(specs(1, 1), config());
+    let now = Instant::now();
+    assert!(s.storage_failed(Storage::Weights, "disk full".into(), now));
+    assert!(!s.storage_failed(
+        Storage::Weights,
+        "still full".into(),
+        now + Duration::from_secs(1)
+    ));
+    assert!(s.storage_failed(Storage::Results, "read-only".into(), now));
+    let failures: Vec<(Storage, u64, &str)> = s
+        .storage_failures()
+        .map(|(what, f)| (what, f.count, f.message.as_str()))
+        .collect();
+    assert_eq!(
+        failures,
+        [
+            (Storage::Weights, 2, "still full"),
+            (Storage::Results, 1, "read-only")
+        ]
+    );
+    assert_eq!(
+        s.storage_worked(Storage::Weights).map(|f| f.since),
+        Some(now)
+    );
+    assert_eq!(s.storage_worked(Storage::Weights), None);
+    assert_eq!(s.storage_failures().count(), 1);
+    // Storage never touches the trials' state.
+    assert!(s.take_changes().is_empty());
+}

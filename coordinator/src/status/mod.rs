@@ -84,7 +84,7 @@ pub struct Snapshot {
     pub trials: Vec<TrialRow>,
     /// Per experiment, its accuracy tables (only in a detailed snapshot).
     pub experiments: Vec<ExperimentRow>,
-    /// Something the operator should act on (no worker for a while).
+    /// Something the operator should act on (storage failing, no worker for a while).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
     /// Failed attempts so far by kind, retried ones included, in order of first failure (for
@@ -365,7 +365,12 @@ fn build(sweep: &str, s: &Scheduler, clock: Clock, rows: bool) -> Snapshot {
         }
     }
     let f = forecast::forecast(s, &estimates, now);
-    let warning = idle_warning(s, clock).or_else(|| unrunnable_warning(s, clock));
+    let warnings: Vec<String> = storage_warnings(s, clock)
+        .into_iter()
+        .chain(idle_warning(s, clock))
+        .chain(unrunnable_warning(s, clock))
+        .collect();
+    let warning = (!warnings.is_empty()).then(|| warnings.join("; "));
     Snapshot {
         sweep: sweep.to_owned(),
         finished: s.is_finished(),
@@ -392,6 +397,24 @@ fn build(sweep: &str, s: &Scheduler, clock: Clock, rows: bool) -> Snapshot {
         warning,
         attempt_failures,
     }
+}
+
+/// One warning per kind of file the coordinator cannot store now (its disk is full, a folder
+/// is not writable): what, since when, the latest error, and what to do.
+fn storage_warnings(s: &Scheduler, clock: Clock) -> Vec<String> {
+    s.storage_failures()
+        .map(|(what, f)| {
+            let since = clock.now.saturating_duration_since(f.since);
+            format!(
+                "the coordinator cannot store {} ({} failures over {}); last: {}; workers keep \
+                 what they trained and try again: free space or make the folder writable",
+                what.what(),
+                f.count,
+                humantime::format_duration(std::time::Duration::from_secs(since.as_secs())),
+                f.message
+            )
+        })
+        .collect()
 }
 
 /// Says so when trials wait and no worker has called for longer than a lease TTL (since the

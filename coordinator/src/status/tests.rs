@@ -187,6 +187,23 @@ fn eta_is_unknown_without_a_live_worker() {
 }
 
 #[test]
+fn the_progress_line_counts_the_workers_alive() {
+    let g = grid();
+    let mut s = scheduler(&g);
+    let start = Instant::now();
+    let gone: Vec<WorkerId> = (0..3).map(|_| WorkerId::random()).collect();
+    for (i, w) in gone.iter().enumerate() {
+        s.register(*w, format!("gone{i}"), "cpu".into(), 1, start);
+    }
+    let later = start + Duration::from_secs(60);
+    for i in 0..2 {
+        s.register(WorkerId::random(), format!("w{i}"), "cpu".into(), 1, later);
+    }
+    let line = text::line(&snapshot("s", &s, clock(start, 61)));
+    assert!(line.contains(", 2 workers (3 silent);"), "{line}");
+}
+
+#[test]
 fn the_best_trial_is_the_highest_test_accuracy_first_on_ties() {
     let g = grid();
     let mut s = scheduler(&g);
@@ -371,4 +388,30 @@ fn the_summary_is_the_snapshot_without_trial_rows_and_the_line_names_a_few_runni
     let line = text::line(&brief);
     assert!(line.ends_with(", and 992 more]"), "{line}");
     assert!(line.len() < 400, "{line}");
+}
+
+#[test]
+fn the_status_warns_of_storage_failures_until_a_write_works() {
+    let g = grid();
+    let mut s = scheduler(&g);
+    let start = Instant::now();
+    let w = WorkerId::random();
+    s.register(w, "w".into(), "cpu".into(), 1, start);
+    s.storage_failed(
+        crate::state::Storage::Weights,
+        "cannot write out/models/x: No space left on device (os error 28)".into(),
+        start,
+    );
+    s.storage_failed(crate::state::Storage::Weights, "again".into(), start);
+    let snap = snapshot("s", &s, clock(start, 3));
+    let warning = snap.warning.as_deref().unwrap_or_default();
+    assert!(
+        warning.starts_with(
+            "the coordinator cannot store final weights (2 failures over 3s); last: again;"
+        ),
+        "{warning}"
+    );
+    assert!(text::block(&snap).contains("warning: the coordinator cannot store final weights"));
+    s.storage_worked(crate::state::Storage::Weights);
+    assert_eq!(snapshot("s", &s, clock(start, 4)).warning, None);
 }

@@ -137,11 +137,17 @@ pub fn block(s: &Snapshot) -> String {
 /// Running trials named in a progress line at most (a sweep on 1 000 workers runs 1 000).
 const RUNNING_SHOWN: usize = 8;
 
-/// The status in one line, for logs: `5/14 done (1 failed), 2 running, 7 pending, 2 workers;
-/// 31.2 epochs/min, eta 4m 10s; best test accuracy 88.41 % (t3) [t5 epoch 2/10 on a, ...]`
-/// (at most [`RUNNING_SHOWN`] running trials named).
+/// The status in one line, for logs: `5/14 done (1 failed), 2 running, 7 pending, 2 workers
+/// (3 silent); 31.2 epochs/min, eta 4m 10s; best test accuracy 88.41 % (t3) [t5 epoch 2/10 on
+/// a, ...]` (at most [`RUNNING_SHOWN`] running trials named). Workers count those alive (heard
+/// from within a lease TTL); the silent ones are counted apart.
 pub fn line(s: &Snapshot) -> String {
-    let mut out = format!("{}, {} workers", counts(s), s.workers.len());
+    let alive = s.workers.iter().filter(|w| w.alive).count();
+    let mut out = format!("{}, {alive} workers", counts(s));
+    let silent = s.workers.len() - alive;
+    if silent > 0 {
+        let _ = write!(out, " ({silent} silent)");
+    }
     if !s.finished {
         let _ = write!(out, "; {}, eta {}", throughput(s), eta(s));
     }

@@ -395,3 +395,108 @@ fn an_older_database_gets_the_new_columns_and_its_cancels_recognised() {
     );
     assert_eq!(r.trials()[1].state, TrialState::Pending);
 }
+
+#[test]
+fn a_database_without_the_schema_is_refused_and_left_alone() {
+    // An empty file (what `touch sweep.db` leaves), and another program's database.
+    let f = fixture();
+    let db = f.path.join(DATABASE);
+    std::fs::write(&db, b"").unwrap();
+    let e = Store::open(&f.path).unwrap_err();
+    assert!(matches!(e, StoreError::NoSchema { .. }), "{e}");
+    assert!(
+        e.to_string().contains("is not a sweep's state database"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().len(),
+        0,
+        "the file was written"
+    );
+
+    let g = fixture();
+    let db = g.path.join(DATABASE);
+    {
+        let other = Connection::open(&db).unwrap();
+        other
+            .execute_batch("CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('mine');")
+            .unwrap();
+    }
+    let e = Store::open(&g.path).unwrap_err();
+    assert!(matches!(e, StoreError::NoSchema { .. }), "{e}");
+    let other = Connection::open(&db).unwrap();
+    let tables: i64 = other
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 1, "tables were added to another program's database");
+}
+
+#[test]
+fn a_new_database_is_made_whole_and_opens_again() {
+    let f = fixture();
+    drop(Store::open(&f.path).unwrap());
+    // Only the database (no temporary file left behind), and it reopens.
+    let names: Vec<String> = std::fs::read_dir(&f.path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("sweep.db-"))
+        .collect();
+    assert_eq!(names, [DATABASE]);
+    let store = Store::open(&f.path).unwrap();
+    assert_eq!(
+        store.meta("schema_version").unwrap().as_deref(),
+        Some(SCHEMA_VERSION)
+    );
+}
+
+#[test]
+fn a_lease_keeps_its_start_across_a_restart() {
+    // The attempt's wall time runs from its lease, not from the coordinator's restart.
+    let f = fixture();
+    let (mut store, mut s) = reopen(&f);
+    let Some(granted) = Instant::now().checked_sub(Duration::from_secs(60)) else {
+        return; // a machine up for less than a minute: nothing to look back at
+    };
+    let w = WorkerId::random();
+    s.register(w, "w".into(), "cpu".into(), 1, granted);
+    let LeaseOutcome::Assigned { spec, attempt, .. } = s.lease(w, granted).unwrap() else {
+        panic!()
+    };
+    commit(&mut store, &mut s);
+    drop(store);
+
+    let (_store, mut r) = reopen(&f);
+    let now = Instant::now();
+    let want = result(&spec);
+    r.heartbeat(w, &[(spec.id, attempt)], now).unwrap();
+    for m in &want.epochs {
+        r.report_epoch(w, spec.id, attempt, m.clone(), now).unwrap();
+    }
+    r.complete(w, spec.id, attempt, Outcome::Succeeded(want), now)
+        .unwrap();
+    let TrialState::Succeeded { wall_seconds, .. } = r.trial(spec.id).unwrap().state else {
+        panic!("not succeeded")
+    };
+    assert!(
+        (59.0..70.0).contains(&wall_seconds),
+        "wall_seconds {wall_seconds} should count from the lease a minute ago"
+    );
+}
+
+#[test]
+fn a_database_without_the_lease_start_column_gets_it() {
+    // A database written before `lease_granted` existed: the column is added, nothing else.
+    let f = fixture();
+    drop(Store::open(&f.path).unwrap());
+    {
+        let c = Connection::open(f.path.join(DATABASE)).unwrap();
+        c.execute("ALTER TABLE trials DROP COLUMN lease_granted", [])
+            .unwrap();
+    }
+    let (_store, s) = reopen(&f);
+    assert_eq!(s.trials().len(), 3);
+}

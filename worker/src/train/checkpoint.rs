@@ -58,7 +58,9 @@ fn corrupt(message: impl Into<String>) -> TrainError {
     TrainError::Checkpoint(message.into())
 }
 
-/// Serializes named float tensors with string metadata.
+/// Serializes named float tensors with string metadata. The same tensors and metadata give the
+/// same bytes, every time: tensors are in the order safetensors sorts them, and the metadata's
+/// keys in sorted order (see [`with_metadata`]).
 pub fn encode(
     tensors: &[(String, &Tensor)],
     metadata: HashMap<String, String>,
@@ -67,8 +69,54 @@ pub fn encode(
         .iter()
         .map(|(name, t)| Ok((name.clone(), to_host(t)?)))
         .collect::<Result<Vec<_>, TrainError>>()?;
-    safetensors::serialize(host.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
-        .map_err(|e| corrupt(format!("cannot encode: {e}")))
+    let bare = safetensors::serialize(host.iter().map(|(n, t)| (n.as_str(), t)), None)
+        .map_err(|e| corrupt(format!("cannot encode: {e}")))?;
+    with_metadata(&bare, &metadata.into_iter().collect())
+}
+
+/// Length of the header-size prefix of a safetensors file.
+const PREFIX: usize = 8;
+
+/// `bare` (a safetensors file without metadata) with `metadata` as its `__metadata__`, keys in
+/// sorted order. safetensors writes the metadata from a `HashMap`, whose order changes from one
+/// map to the next, so identical weights would give different bytes (and hashes); the header is
+/// a JSON object whose tensors' offsets are relative to the data after it, so the metadata can be
+/// put first without touching anything else.
+fn with_metadata(
+    bare: &[u8],
+    metadata: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<u8>, TrainError> {
+    let bad = || corrupt("cannot encode: unexpected safetensors header");
+    let len = bare
+        .get(..PREFIX)
+        .and_then(|b| <[u8; PREFIX]>::try_from(b).ok())
+        .map(u64::from_le_bytes)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(bad)?;
+    let header = bare.get(PREFIX..PREFIX + len).ok_or_else(bad)?;
+    let data = &bare[PREFIX + len..];
+    let tensors = std::str::from_utf8(header)
+        .map_err(|_| bad())?
+        .trim_end()
+        .strip_prefix('{')
+        .and_then(|h| h.strip_suffix('}'))
+        .ok_or_else(bad)?;
+    let meta = serde_json::to_string(metadata).map_err(|e| corrupt(e.to_string()))?;
+    let mut json = format!("{{\"__metadata__\":{meta}");
+    if !tensors.is_empty() {
+        json.push(',');
+        json.push_str(tensors);
+    }
+    json.push('}');
+    // The data stays aligned to 8 bytes, as safetensors pads it.
+    while json.len() % PREFIX != 0 {
+        json.push(' ');
+    }
+    let mut out = Vec::with_capacity(PREFIX + json.len() + data.len());
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(json.as_bytes());
+    out.extend_from_slice(data);
+    Ok(out)
 }
 
 /// A decoded checkpoint.

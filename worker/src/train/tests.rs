@@ -183,7 +183,11 @@ fn resumed_run_equals_uninterrupted_run() {
         );
         assert_eq!(resumed.result.test_confusion, full.result.test_confusion);
         assert_eq!(resumed.result.train_confusion, full.result.train_confusion);
-        // Same weights, bit for bit (the files' metadata order may differ).
+        // Same weights, bit for bit, and the same file, byte for byte.
+        assert!(
+            resumed.weights == full.weights,
+            "the weights files differ after resuming at epoch {epoch}"
+        );
         let a = checkpoint::decode(&resumed.weights).unwrap().tensors;
         let b = checkpoint::decode(&full.weights).unwrap().tensors;
         assert_eq!(a.len(), 6);
@@ -385,4 +389,33 @@ fn manual_gradients_equal_autograd() {
             "{activation}: {mean_loss} vs {want}"
         );
     }
+}
+
+/// Identical tensors and metadata give identical bytes (the metadata's keys sorted, whatever
+/// order the map holds them in), which read back as they were written.
+#[test]
+fn identical_tensors_give_identical_files() {
+    let w = Tensor::from_slice(&[1.0f32, -2.5, 3.25, 0.0]).reshape([2, 2]);
+    let b = Tensor::from_slice(&[0.5f32, 7.0]);
+    let named = vec![("0.weight".to_owned(), &w), ("0.bias".to_owned(), &b)];
+    let meta = || -> std::collections::HashMap<String, String> {
+        (0..12)
+            .map(|i| (format!("key{i:02}"), format!("value \"{i}\"")))
+            .collect()
+    };
+    let first = checkpoint::encode(&named, meta()).unwrap();
+    for _ in 0..20 {
+        assert!(checkpoint::encode(&named, meta()).unwrap() == first);
+    }
+    let header_len = usize::try_from(u64::from_le_bytes(first[..8].try_into().unwrap())).unwrap();
+    assert_eq!(header_len % 8, 0, "the data stays 8-byte aligned");
+    let header = std::str::from_utf8(&first[8..8 + header_len]).unwrap();
+    let keys: Vec<usize> = (0..12)
+        .map(|i| header.find(&format!("\"key{i:02}\"")).unwrap())
+        .collect();
+    assert!(keys.is_sorted(), "metadata keys out of order: {header}");
+    let decoded = checkpoint::decode(&first).unwrap();
+    assert_eq!(decoded.metadata, meta());
+    assert!(decoded.tensors["0.weight"].equal(&w));
+    assert!(decoded.tensors["0.bias"].equal(&b));
 }

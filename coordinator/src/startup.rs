@@ -1,0 +1,151 @@
+//! What the coordinator makes sure of in its folders before it serves: it alone uses them (the
+//! locks), it can write in each of them, and what an earlier run left there is whole: the final
+//! weights of trials an edited grid replaced are not overwritten, and succeeded trials whose
+//! weights are missing are trained again.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use sweep_common::TrialId;
+use tracing::warn;
+
+use crate::{Error, Options, artifacts, lock, state, store};
+
+/// Creates the output folder and the state directory and takes their locks (one lock when both
+/// are one folder), before anything else is written in them: a second coordinator on either
+/// stops here.
+pub(crate) fn lock_folders(options: &Options) -> Result<Vec<lock::DirLock>, Error> {
+    let state_dir = options.state_dir();
+    let mut locks: Vec<lock::DirLock> = Vec::new();
+    for (dir, what) in [
+        (&options.out_dir, "output folder"),
+        (&state_dir, "state directory"),
+    ] {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            action: "cannot create the folder",
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let canonical = std::fs::canonicalize(dir).ok();
+        let held = locks
+            .iter()
+            .any(|l| canonical.is_some() && std::fs::canonicalize(l.dir()).ok() == canonical);
+        if !held {
+            locks.push(lock::DirLock::acquire(dir, what)?);
+        }
+    }
+    Ok(locks)
+}
+
+/// Moves aside the final weights of recorded trials no longer in the grid that a trial of the
+/// grid would overwrite (an edited grid whose trials keep their names: `models/<name>` is
+/// theirs now): `models/<name>.<short id>.safetensors`, recorded in the database. Nothing
+/// trained is lost, and no two trials point at one file.
+pub(crate) fn keep_weights_of_removed_trials(
+    store: &mut store::Store,
+    removed: &HashMap<TrialId, state::Trial>,
+    grid: &[state::Trial],
+    out: &Path,
+) -> Result<(), Error> {
+    if removed.values().all(|t| t.weights.is_none()) {
+        return Ok(());
+    }
+    // The files the grid's trials write, but for those that already wrote theirs.
+    let claimed: HashSet<String> = grid
+        .iter()
+        .filter(|t| t.weights.is_none())
+        .map(|t| artifacts::weights_file(&t.spec.name))
+        .collect();
+    let mut ids: Vec<&TrialId> = removed.keys().collect();
+    ids.sort_unstable();
+    for id in ids {
+        let Some(file) = removed[id].weights.as_deref() else {
+            continue;
+        };
+        if !claimed.contains(file) || !out.join(file).is_file() {
+            continue;
+        }
+        let stem = file.strip_suffix(".safetensors").unwrap_or(file);
+        let aside = format!("{stem}.{}.safetensors", id.short());
+        std::fs::rename(out.join(file), out.join(&aside)).map_err(|source| Error::NotWritable {
+            what: "folder of final weights",
+            path: out.join(file).display().to_string(),
+            source,
+        })?;
+        store.move_weights(*id, &aside)?;
+        warn!(
+            trial = %removed[id].spec.name,
+            id = %id.short(),
+            from = %file,
+            to = %aside,
+            "a trial no longer in the grid had the final weights file a trial of the grid writes: moved aside"
+        );
+    }
+    Ok(())
+}
+
+/// Puts back in the queue every succeeded trial whose final weights are not in the output folder
+/// (deleted, or never stored because the storage failed): a rerun repairs what is missing. The
+/// state owner commits the change with its first batch.
+pub(crate) fn retrain_missing_weights(s: &mut state::Scheduler, out: &Path) {
+    let missing: Vec<(TrialId, String, String)> = s
+        .trials()
+        .iter()
+        .filter(|t| matches!(t.state, state::TrialState::Succeeded { .. }))
+        .filter_map(|t| {
+            let why = match &t.weights {
+                Some(file) if out.join(file).is_file() => return None,
+                Some(file) => {
+                    format!("its final weights {file} were missing when the coordinator started")
+                }
+                None => "its final weights were never stored".to_owned(),
+            };
+            Some((t.spec.id, t.spec.name.clone(), why))
+        })
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let shown: Vec<&str> = missing.iter().take(10).map(|m| m.1.as_str()).collect();
+    warn!(
+        count = missing.len(),
+        trials = %shown.join(", "),
+        "succeeded trials without their final weights in the output folder: trained again"
+    );
+    for (id, _, why) in missing {
+        s.retrain_missing_weights(id, why);
+    }
+}
+
+/// Checks that every folder the coordinator writes in can be written (a file is made, written,
+/// synced and removed in each), before it serves: a read-only mount, a full disk or a file
+/// where a folder should be stops it here (exit 2), not after the sweep has trained.
+pub(crate) fn check_writable(options: &Options) -> Result<(), Error> {
+    use std::io::Write as _;
+    let state = options.state_dir();
+    let out = &options.out_dir;
+    for (dir, what) in [
+        (out.clone(), "output folder"),
+        (out.join(artifacts::MODELS), "folder of final weights"),
+        (out.join("figures"), "folder of figures"),
+        (state.clone(), "state directory"),
+        (artifacts::checkpoints_dir(&state), "folder of checkpoints"),
+    ] {
+        let not_writable = |source| Error::NotWritable {
+            what,
+            path: dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(not_writable)?;
+        let mut probe = tempfile::Builder::new()
+            .prefix(".sweep-write-check-")
+            .tempfile_in(&dir)
+            .map_err(not_writable)?;
+        probe
+            .write_all(b"sweep")
+            .and_then(|()| probe.as_file().sync_all())
+            .map_err(not_writable)?;
+        probe.close().map_err(not_writable)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! No two trials share a file, across grid edits too: a grid edited so that its trials are new
+//! (another `epochs`) but keep their names would write its weights over those of the recorded
+//! trials it replaced. The coordinator moves those aside first (`models/NAME.SHORTID.safetensors`)
+//! and records where they went. (Two trials of one grid that would share a file are refused at
+//! load time: `tests/grids/bad/trial_file_names_*.toml`.)
+
+use std::time::Duration;
+
+use sweep_tests::{Sweep, Worker, faults};
+
+const EPOCH: Duration = Duration::from_millis(50);
+const ARGS: &[&str] = &[
+    "--lease-ttl",
+    "2s",
+    "--heartbeat",
+    "200ms",
+    "--linger",
+    "1s",
+];
+
+#[test]
+fn an_edited_grid_does_not_overwrite_the_weights_of_the_trials_it_replaced() {
+    let sweep = Sweep::new(&faults::grid("edited", 2, 2, 1));
+    let mut c = sweep.start_coordinator_at("127.0.0.1:0", ARGS);
+    let mut w = Worker::start_test("w", &c.url(), EPOCH, 1);
+    c.expect_exit_code(0, Duration::from_secs(120));
+    w.wait_exit(Duration::from_secs(30));
+    let before = sweep.results();
+    let old = before.trial("t_1");
+    let old_file = old.weights.clone().expect("weights");
+    let old_bytes = std::fs::read(sweep.out().join(&old_file)).unwrap();
+
+    // Three epochs instead of two: new trials, the same names.
+    std::fs::write(sweep.grid(), faults::grid("edited", 2, 3, 1)).unwrap();
+    let mut c = sweep.start_coordinator_at("127.0.0.1:0", ARGS);
+    let mut w = Worker::start_test("w2", &c.url(), EPOCH, 1);
+    c.expect_exit_code(0, Duration::from_secs(120));
+    w.wait_exit(Duration::from_secs(30));
+    let log = c.stderr();
+    assert!(log.contains("moved aside"), "{log}");
+
+    let after = sweep.results();
+    let new = after.trial("t_1");
+    assert_ne!(new.id, old.id);
+    assert_eq!(new.weights.as_deref(), Some(old_file.as_str()));
+    let aside = format!("models/t_1.{}.safetensors", &old.id.replace('-', "")[..8]);
+    assert_eq!(
+        std::fs::read(sweep.out().join(&aside)).expect("the old weights, moved aside"),
+        old_bytes
+    );
+    assert_ne!(
+        std::fs::read(sweep.out().join(&old_file)).unwrap(),
+        old_bytes,
+        "the new trial's weights"
+    );
+    let conn = rusqlite::Connection::open(sweep.database()).unwrap();
+    let recorded: String = conn
+        .query_row(
+            "SELECT weights FROM trials WHERE id = ?1 AND in_grid = 0",
+            [&old.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(recorded, aside);
+}
