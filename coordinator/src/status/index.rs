@@ -490,7 +490,8 @@ impl Index {
     }
 
     /// Positions of the trials in `state` (any when `None`) of experiment number `experiment`
-    /// (any when `None`), in grid order, from the experiment's first trial.
+    /// (any when `None`), in grid order: a scan from the experiment's first trial that stops at
+    /// the last one matching.
     pub fn matching(
         &self,
         state: Option<Phase>,
@@ -508,6 +509,7 @@ impl Index {
                     && experiment.is_none_or(|x| e.experiment as usize == x)
             })
             .map(|(pos, _)| pos)
+            .take(self.matched(state, experiment) as usize)
     }
 
     /// How many trials [`Index::matching`] lists.

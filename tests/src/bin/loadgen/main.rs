@@ -307,7 +307,8 @@ fn run(cli: &Cli) -> anyhow::Result<Report> {
         .args(["--heartbeat", &duration(cli.heartbeat)])
         .args(["--lease-ttl", &duration(cli.lease_ttl)])
         .args(&cli.coordinator_args);
-    let mut coordinator = Coordinator::start(command, &dir.join("coordinator.log"), cli.start_timeout)?;
+    let mut coordinator =
+        Coordinator::start(command, &dir.join("coordinator.log"), cli.start_timeout)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.threads.into())
