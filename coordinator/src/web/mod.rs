@@ -394,10 +394,9 @@ async fn pump(
         let Ok(p) = live.latest(last).await else {
             break;
         };
-        if !sent.as_ref().is_some_and(|s| Arc::ptr_eq(s, &p)) {
-            if tx.send(Ok(p.event.clone())).await.is_err() {
-                break;
-            }
+        let new = !sent.as_ref().is_some_and(|s| Arc::ptr_eq(s, &p));
+        if new && tx.send(Ok(p.event.clone())).await.is_err() {
+            break;
         }
         let generation = p.generation;
         sent = Some(p);
