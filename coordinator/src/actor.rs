@@ -19,10 +19,15 @@
 //!
 //! Every change people can see (a worker registered, a trial leased, an epoch reported, a trial
 //! ended) bumps a generation counter that [`Handle::changes`] watches, so the live web view
-//! knows when to send a new snapshot.
+//! knows when to make a new snapshot.
+//!
+//! The status summary reads running totals ([`status::Index`]) that the task refreshes for the
+//! trials each batch changed, so that a status costs O(running trials + workers), not O(trials);
+//! the accuracy tables of a detailed status are laid out off this task ([`Handle::status`]).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sweep_common::grid::Grid;
@@ -32,12 +37,13 @@ use tracing::{info, warn};
 
 use crate::Error;
 use crate::console::Console;
+use crate::report::model;
 use crate::results;
 use crate::state::{
     CancelSelector, Checkpoint, Counts, Effect, FailureKind, LeaseOutcome, Outcome, RetrySelector,
     Scheduler, StateError, Storage, TrialState,
 };
-use crate::status::{self, Clock, Snapshot};
+use crate::status::{self, Clock, Index, Snapshot, View, tables};
 use crate::store::{Store, Writes};
 
 /// Most commands applied before their batch goes to the database's thread.
@@ -107,8 +113,8 @@ enum Command {
         reply: oneshot::Sender<Progress>,
     },
     Status {
-        detail: bool,
-        reply: oneshot::Sender<Snapshot>,
+        view: View,
+        reply: oneshot::Sender<(Snapshot, Option<tables::Input>)>,
     },
     CheckLease {
         worker: WorkerId,
@@ -363,9 +369,19 @@ impl Handle {
         self.call(|reply| Command::Progress { reply }).await
     }
 
-    /// The sweep's status now; with `detail`, per-epoch histories and accuracy tables too.
-    pub async fn status(&self, detail: bool) -> Result<Snapshot, Error> {
-        self.call(|reply| Command::Status { detail, reply }).await
+    /// The sweep's status now, as `view` asks. The accuracy tables of a detailed one are laid
+    /// out here, on a blocking thread, not on the state owner's task.
+    pub async fn status(&self, view: View) -> Result<Snapshot, Error> {
+        let (mut snapshot, input) = self.call(|reply| Command::Status { view, reply }).await?;
+        if let Some(input) = input {
+            snapshot = tokio::task::spawn_blocking(move || {
+                tables::fill(&mut snapshot, input);
+                snapshot
+            })
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        }
+        Ok(snapshot)
     }
 
     /// A receiver whose value changes whenever the status visibly changes.
@@ -428,6 +444,8 @@ pub fn spawn(
     let writer = Writer::spawn(store, crate::artifacts::checkpoints_dir(&state_dir));
     let owner = Owner {
         database,
+        index: Index::new(&scheduler),
+        table_experiments: tables::experiments_of(&grid),
         scheduler,
         grid,
         grid_file,
@@ -454,6 +472,10 @@ struct Owner {
     /// The database's path, for messages.
     database: String,
     scheduler: Scheduler,
+    /// The status summary's running totals, refreshed with every batch of changes.
+    index: Index,
+    /// The grid's experiments as the report reads them, for the live accuracy tables.
+    table_experiments: Arc<[model::Experiment]>,
     grid: Grid,
     grid_file: String,
     out_dir: PathBuf,
@@ -726,6 +748,7 @@ impl Owner {
         effects: &mut Vec<Effect>,
     ) -> Result<(), Error> {
         let changes = self.scheduler.take_changes();
+        self.index.update(&self.scheduler, &changes);
         let mut drop = Vec::new();
         let mut set_aside = Vec::new();
         effects.retain(|e| match e {
@@ -778,7 +801,7 @@ impl Owner {
             started: self.started,
             now,
         };
-        status::summary(&self.grid.name, &self.scheduler, clock)
+        status::summary(&self.grid.name, &self.scheduler, &self.index, clock)
     }
 
     fn draw(&self, now: Instant) {
@@ -986,17 +1009,18 @@ impl Owner {
                 replies.push(defer(reply, Ok((effects.len(), unknown))));
                 effects
             }
-            Command::Status { detail, reply } => {
+            Command::Status { view, reply } => {
                 let clock = Clock {
                     started: self.started,
                     now,
                 };
-                let snapshot = if detail {
-                    status::detailed(&self.grid, s, clock)
-                } else {
-                    status::snapshot(&self.grid.name, s, clock)
-                };
-                let _ = reply.send(snapshot);
+                // Commands earlier in this batch changed trials that are not committed yet.
+                self.index.update(s, s.pending_changes());
+                let snapshot = status::snapshot(&self.grid.name, s, &self.index, clock, &view);
+                let input = view
+                    .detail
+                    .then(|| tables::input(&self.table_experiments, s, &self.index, &snapshot));
+                let _ = reply.send((snapshot, input));
                 Vec::new()
             }
             Command::Progress { reply } => {

@@ -96,15 +96,18 @@ enum Command {
         out: PathBuf,
     },
     /// Prints the status of a running coordinator: trials by state, what each worker trains,
-    /// throughput, ETA and the best trial so far.
+    /// throughput, ETA and the best trial so far; with --trials (or a filter), a page of trials.
     Status {
         /// The coordinator's gRPC address (the one workers use): http:// or https:// URL, or
         /// HOST:PORT.
         #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051", value_parser = sweep_proto::auth::coordinator_url)]
         addr: String,
-        /// Print the full status as JSON (the same document as the web view's /api/status).
+        /// Print the status as JSON (the same document as the web view's /api/status): the
+        /// summary with the listed trials' curves and the experiments' tables.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        trials: TrialArgs,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -153,6 +156,48 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+}
+
+/// Which trials `coordinator status` lists: a page of them, in grid order.
+#[derive(Debug, clap::Args)]
+struct TrialArgs {
+    /// List the trials page by page instead of the summary's (the running ones and the best).
+    #[arg(long)]
+    trials: bool,
+    /// Only trials in this state (implies --trials).
+    #[arg(long, value_name = "STATE", value_parser = ["pending", "running", "succeeded", "failed"])]
+    state: Option<String>,
+    /// Only trials of this experiment (implies --trials).
+    #[arg(long, value_name = "NAME")]
+    experiment: Option<String>,
+    /// Only this trial, by name or id (implies --trials).
+    #[arg(long, value_name = "TRIAL")]
+    trial: Option<String>,
+    /// Skip this many matching trials (implies --trials).
+    #[arg(long, value_name = "N")]
+    offset: Option<u32>,
+    /// List at most this many trials (implies --trials).
+    #[arg(long, value_name = "N", default_value_t = sweep_coordinator::status::PAGE_DEFAULT,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(sweep_coordinator::status::MAX_PAGE)))]
+    limit: u32,
+}
+
+impl TrialArgs {
+    /// The page asked for, if any.
+    fn query(&self) -> Option<sweep_coordinator::status::Query> {
+        let asked = self.trials
+            || self.state.is_some()
+            || self.experiment.is_some()
+            || self.trial.is_some()
+            || self.offset.is_some();
+        asked.then(|| sweep_coordinator::status::Query {
+            offset: self.offset.unwrap_or(0),
+            limit: self.limit,
+            state: self.state.as_deref().and_then(|s| s.parse().ok()),
+            experiment: self.experiment.clone(),
+            trial: self.trial.clone(),
+        })
+    }
 }
 
 /// How an operator command reaches the coordinator.
@@ -357,8 +402,9 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
-/// `coordinator status --addr URL [--json]`: prints the status, or the error (see [`Exit`]).
-fn status(addr: &str, json: bool, client: &ClientArgs) -> Exit {
+/// `coordinator status --addr URL [--json] [--trials ...]`: prints the status (and a page of
+/// trials), or the error (see [`Exit`]).
+fn status(addr: &str, json: bool, trials: &TrialArgs, client: &ClientArgs) -> Exit {
     let access = match client.access() {
         Ok(a) => a,
         Err(e) => {
@@ -369,8 +415,12 @@ fn status(addr: &str, json: bool, client: &ClientArgs) -> Exit {
     let Some(runtime) = runtime() else {
         return Exit::CannotStart;
     };
+    let view = sweep_coordinator::status::View {
+        detail: json,
+        trials: trials.query(),
+    };
     let snapshot = match runtime.block_on(sweep_coordinator::status::client::fetch(
-        addr, json, &access,
+        addr, &view, &access,
     )) {
         Ok(s) => s,
         Err(e) => {
@@ -388,6 +438,9 @@ fn status(addr: &str, json: bool, client: &ClientArgs) -> Exit {
         }
     } else {
         print!("{}", sweep_coordinator::status::text::block(&snapshot));
+        if snapshot.page.is_some() {
+            print!("{}", sweep_coordinator::status::text::trials(&snapshot));
+        }
     }
     Exit::Success
 }
@@ -488,7 +541,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let exit = match &cli.command {
         Some(Command::Report { out }) => report(out),
-        Some(Command::Status { addr, json, client }) => status(addr, *json, client),
+        Some(Command::Status {
+            addr,
+            json,
+            trials,
+            client,
+        }) => status(addr, *json, trials, client),
         Some(Command::Cancel {
             addr,
             trial,

@@ -56,8 +56,7 @@ pub fn render(s: &Snapshot) -> String {
         Type::Counter,
         "Leases granted since the coordinator started (first attempts and retries).",
     );
-    let granted: u64 = s.trials.iter().map(|t| u64::from(t.attempt)).sum();
-    out.sample("sweep_leases_granted_total", &[], granted);
+    out.sample("sweep_leases_granted_total", &[], s.leases_granted);
     out.family(
         "sweep_attempt_failures_total",
         Type::Counter,

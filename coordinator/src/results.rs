@@ -111,20 +111,24 @@ fn header<'a>(grid: &'a Grid, grid_file: &'a str, s: &Scheduler) -> SweepResults
         sweep: &grid.name,
         grid_file,
         finished: s.is_finished(),
-        experiments: grid
-            .experiments
-            .iter()
-            .map(|e| ExperimentRecord {
-                name: &e.name,
-                title: e.title.as_deref(),
-                dataset: e.dataset,
-                classes: e.dataset.class_names(),
-                axes: &e.axes,
-                table: e.table,
-            })
-            .collect(),
+        experiments: experiment_records(grid),
         trials: Vec::new(),
     }
+}
+
+/// The records of `grid`'s experiments.
+pub fn experiment_records(grid: &Grid) -> Vec<ExperimentRecord<'_>> {
+    grid.experiments
+        .iter()
+        .map(|e| ExperimentRecord {
+            name: &e.name,
+            title: e.title.as_deref(),
+            dataset: e.dataset,
+            classes: e.dataset.class_names(),
+            axes: &e.axes,
+            table: e.table,
+        })
+        .collect()
 }
 
 /// The record of trial `t`.

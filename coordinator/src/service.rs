@@ -295,7 +295,8 @@ impl sweep_proto::SweepService for Service {
         &self,
         request: Request<v1::StatusRequest>,
     ) -> Result<Response<v1::StatusResponse>, Status> {
-        let snapshot = self.handle.status(request.get_ref().detail).await?;
+        let view = crate::status::View::try_from(request.get_ref()).map_err(Error::Decode)?;
+        let snapshot = self.handle.status(view).await?;
         Ok(Response::new(v1::StatusResponse::from(&snapshot)))
     }
 }

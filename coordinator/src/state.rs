@@ -564,6 +564,16 @@ impl Scheduler {
         self.index.get(&id).map(|&i| &self.trials[i])
     }
 
+    /// Where the trial with this id is in [`Scheduler::trials`].
+    pub fn position(&self, id: TrialId) -> Option<usize> {
+        self.index.get(&id).copied()
+    }
+
+    /// What changed since the last [`Scheduler::take_changes`], without taking it.
+    pub fn pending_changes(&self) -> &[Change] {
+        &self.changes
+    }
+
     /// The registered workers.
     pub fn workers(&self) -> &HashMap<WorkerId, Worker> {
         &self.workers

@@ -1,6 +1,7 @@
 //! The live web view in a real headless browser: Debian's chromium driven by playwright-core
 //! (`tests/browser/live_view.mjs`) loads the page of a running coordinator, sees every trial,
-//! and sees it update, without reloading, when the simulated worker finishes a trial.
+//! and sees it update, without reloading, when the simulated worker finishes a trial; then finds
+//! that trial with the page's "Find trials" (a page of `/api/status`).
 //!
 //! Needs `node`, `/usr/bin/chromium` and `tests/browser/node_modules/playwright-core` (`.ci/run`
 //! installs them). Without them the test is skipped with a loud message, unless

@@ -158,7 +158,10 @@ async fn status_handler_answers_from_the_actor() {
     );
 
     let brief = service
-        .status(Request::new(v1::StatusRequest { detail: false }))
+        .status(Request::new(v1::StatusRequest {
+            detail: false,
+            trials: None,
+        }))
         .await
         .unwrap()
         .into_inner();
@@ -172,7 +175,10 @@ async fn status_handler_answers_from_the_actor() {
     assert_eq!(snap.counts.total, 4);
 
     let detailed = service
-        .status(Request::new(v1::StatusRequest { detail: true }))
+        .status(Request::new(v1::StatusRequest {
+            detail: true,
+            trials: None,
+        }))
         .await
         .unwrap()
         .into_inner();

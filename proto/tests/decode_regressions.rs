@@ -262,7 +262,20 @@ fn write_fuzz_seeds() {
             }
             .encode_to_vec(),
         ),
-        (6, v1::StatusRequest { detail: true }.encode_to_vec()),
+        (
+            6,
+            v1::StatusRequest {
+                detail: true,
+                trials: Some(v1::TrialQuery {
+                    offset: 10,
+                    limit: 50,
+                    state: 3,
+                    experiment: Some("e".into()),
+                    trial: None,
+                }),
+            }
+            .encode_to_vec(),
+        ),
         (
             8,
             v1::HeartbeatResponse {

@@ -6,6 +6,8 @@
 //      prints "page loaded";
 //   2. without reloading, waits until that trial has succeeded, its learning curve has all its
 //      points and the accuracy table has a value, and the other running trial's curve grows;
+//      then finds it among the succeeded trials with the page's "Find trials" (a page of
+//      /api/status);
 //   3. takes a full-page screenshot and prints "page updated".
 //
 // Settings come from the environment: SWEEP_LIVE_URL, SWEEP_LIVE_TRIALS (comma-separated),
@@ -125,6 +127,14 @@ expectEqual("marker set before the updates (a reload would clear it)",
   await page.evaluate(() => window.sweepTestMarker), "not reloaded");
 const updates = Number(await page.evaluate(() => document.body.dataset.updates));
 if (!(updates >= 2)) await fail(`the page rendered ${updates} snapshots; expected several`);
+await step("finding the succeeded trials", async () => {
+  await page.locator("#f-state").selectOption("succeeded");
+  await page.locator("#f-list").click();
+  await page.locator(`tr[data-found="${finishing}"][data-state="succeeded"]`)
+    .waitFor({ timeout: STEP_TIMEOUT });
+});
+expectEqual("trials found", (await page.locator("#f-where").textContent()).trim(),
+  "trials 1 to 1 of 1");
 
 // 3. A picture for people, and a clean exit.
 await step("taking the screenshot", () => page.screenshot({ path: screenshot, fullPage: true }));

@@ -161,7 +161,14 @@ async fn every_rpc(c: &mut sweep_proto::Client) -> Vec<(&'static str, Code)> {
         ),
         (
             "Status",
-            code(c.status(v1::StatusRequest { detail: true }).await.map(drop)),
+            code(
+                c.status(v1::StatusRequest {
+                    detail: true,
+                    trials: None,
+                })
+                .await
+                .map(drop),
+            ),
         ),
         (
             "Cancel",

@@ -8,7 +8,7 @@ use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, TrialSpec, Worker
 
 use super::*;
 use crate::state::{Config, LeaseOutcome, Outcome, Scheduler};
-use crate::status::{Clock, snapshot};
+use crate::status::{Clock, Index, View, snapshot};
 
 const GRID: &str = "[sweep]\nname='metrics-1'\n[[experiment]]\nname='e'\n\
                     dataset='fashion-mnist'\n[experiment.fixed]\nepochs=2\n\
@@ -62,6 +62,8 @@ fn sweep_in_progress() -> Snapshot {
         retry_after: Duration::from_millis(100),
     };
     let mut s = Scheduler::new(grid.trials().cloned(), config);
+    // Kept up to date as the coordinator does, not made afresh.
+    let mut index = Index::new(&s);
     let start = Instant::now();
     let (a, b) = (WorkerId::random(), WorkerId::random());
     s.register(a, "a".into(), "cpu".into(), 2, start);
@@ -93,7 +95,9 @@ fn sweep_in_progress() -> Snapshot {
         started: start,
         now: later,
     };
-    snapshot("metrics-1", &s, clock)
+    let changes = s.take_changes();
+    index.update(&s, &changes);
+    snapshot("metrics-1", &s, &index, clock, &View::default())
 }
 
 /// The sample lines of `text` (comments left out).

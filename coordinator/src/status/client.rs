@@ -6,7 +6,7 @@ use std::time::Duration;
 use sweep_proto::v1::{CancelRequest, CancelResponse, RetryRequest, RetryResponse, StatusRequest};
 use tonic::transport::Endpoint;
 
-use super::Snapshot;
+use super::{Snapshot, View};
 use crate::Error;
 
 /// How long connecting may take.
@@ -23,12 +23,11 @@ pub fn normalize_url(url: &str) -> String {
     }
 }
 
-/// The status of the coordinator at `url`; with `detail`, every trial's per-epoch history and
-/// the experiments' tables too.
-pub async fn fetch(url: &str, detail: bool, access: &Access) -> Result<Snapshot, Error> {
+/// The status of the coordinator at `url`, as `view` asks.
+pub async fn fetch(url: &str, view: &View, access: &Access) -> Result<Snapshot, Error> {
     let mut client = connect(url, access).await?;
     let response = client
-        .status(StatusRequest { detail })
+        .status(StatusRequest::from(view))
         .await
         .map_err(|s| Error::Remote {
             code: s.code(),

@@ -9,93 +9,40 @@
 //!   more), and never less than the longest remaining running trial.
 //! - Throughput: the epochs per minute the running trials train at, summed.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
-use sweep_common::EpochMetrics;
+use super::index::Index;
+use crate::state::{Scheduler, Trial};
 
-use crate::state::{Scheduler, Trial, TrialState};
-
-/// Epoch times under this are taken as this (fixture-sized trials), so rates stay finite.
-const MIN_EPOCH_SECONDS: f64 = 1e-3;
-
-/// Sum of seconds and number of epochs.
-#[derive(Debug, Clone, Copy, Default)]
-struct Sum {
-    seconds: f64,
-    epochs: u64,
+/// Seconds one epoch of experiment number `experiment` takes, if anything was measured: the mean
+/// of its succeeded trials' epochs, else of any of its epochs, else of every epoch of the sweep.
+fn experiment_seconds(index: &Index, experiment: usize) -> Option<f64> {
+    let x = index.experiments().get(experiment).map(|e| &e.totals);
+    x.and_then(|t| t.succeeded_time.mean_seconds())
+        .or_else(|| x.and_then(|t| t.any_time.mean_seconds()))
+        .or_else(|| index.totals().any_time.mean_seconds())
 }
 
-impl Sum {
-    fn add(&mut self, epochs: &[EpochMetrics]) {
-        for m in epochs {
-            if m.seconds.is_finite() && m.seconds >= 0.0 {
-                self.seconds += m.seconds;
-                self.epochs += 1;
-            }
-        }
-    }
-
-    fn mean(self) -> Option<f64> {
-        (self.epochs > 0).then(|| (self.seconds / self.epochs as f64).max(MIN_EPOCH_SECONDS))
-    }
+/// Seconds one epoch of the trial at `pos` takes, if anything was measured.
+pub fn epoch_seconds(index: &Index, pos: usize) -> Option<f64> {
+    index
+        .own_timing(pos)
+        .mean_seconds()
+        .or_else(|| experiment_seconds(index, index.experiment_of(pos)))
 }
 
-/// Mean epoch times per experiment and over the sweep.
-#[derive(Debug, Clone, Default)]
-pub struct Estimates {
-    succeeded: HashMap<String, Sum>,
-    any: HashMap<String, Sum>,
-    global: Sum,
-}
-
-impl Estimates {
-    /// The mean epoch times of `trials`' recorded epochs.
-    pub fn new(trials: &[Trial]) -> Self {
-        // Keyed by borrowed names while summing: one allocation per experiment, not per trial.
-        let mut succeeded: HashMap<&str, Sum> = HashMap::new();
-        let mut any: HashMap<&str, Sum> = HashMap::new();
-        let mut global = Sum::default();
-        for t in trials.iter().filter(|t| !t.epochs.is_empty()) {
-            let experiment = t.spec.experiment.as_str();
-            if matches!(t.state, TrialState::Succeeded { .. }) {
-                succeeded.entry(experiment).or_default().add(&t.epochs);
-            }
-            any.entry(experiment).or_default().add(&t.epochs);
-            global.add(&t.epochs);
-        }
-        let owned = |m: HashMap<&str, Sum>| m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        Estimates {
-            succeeded: owned(succeeded),
-            any: owned(any),
-            global,
-        }
+/// Seconds until `t` (at `pos`) ends (0 once it ended), if anything was measured.
+pub fn remaining_seconds(index: &Index, t: &Trial, pos: usize) -> Option<f64> {
+    if t.is_terminal() {
+        return Some(0.0);
     }
-
-    /// Seconds one epoch of `t` takes, if anything was measured.
-    pub fn epoch_seconds(&self, t: &Trial) -> Option<f64> {
-        let mut own = Sum::default();
-        own.add(&t.epochs);
-        let experiment = t.spec.experiment.as_str();
-        own.mean()
-            .or_else(|| self.succeeded.get(experiment).and_then(|s| s.mean()))
-            .or_else(|| self.any.get(experiment).and_then(|s| s.mean()))
-            .or_else(|| self.global.mean())
+    let done = u32::try_from(t.epochs.len()).unwrap_or(u32::MAX);
+    let left = t.spec.params.epochs.saturating_sub(done);
+    if left == 0 {
+        // Every epoch reported: only the final evaluation is left.
+        return Some(0.0);
     }
-
-    /// Seconds until `t` ends (0 once it ended), if anything was measured.
-    pub fn remaining_seconds(&self, t: &Trial) -> Option<f64> {
-        if t.is_terminal() {
-            return Some(0.0);
-        }
-        let done = u32::try_from(t.epochs.len()).unwrap_or(u32::MAX);
-        let left = t.spec.params.epochs.saturating_sub(done);
-        if left == 0 {
-            // Every epoch reported: only the final evaluation is left.
-            return Some(0.0);
-        }
-        self.epoch_seconds(t).map(|s| f64::from(left) * s)
-    }
+    epoch_seconds(index, pos).map(|s| f64::from(left) * s)
 }
 
 /// The sweep's time estimates.
@@ -107,45 +54,52 @@ pub struct Forecast {
     pub eta_seconds: Option<f64>,
 }
 
-/// Throughput and ETA of the sweep at `now` (see the module's documentation).
-pub fn forecast(s: &Scheduler, estimates: &Estimates, now: Instant) -> Forecast {
+/// Throughput and ETA of the sweep at `now` (see the module's documentation), from the running
+/// trials, the workers and the index's totals: O(running trials + workers + experiments).
+pub fn forecast(s: &Scheduler, index: &Index, now: Instant) -> Forecast {
     if s.is_finished() {
         return Forecast {
             throughput_epochs_per_minute: None,
             eta_seconds: Some(0.0),
         };
     }
-    let running: Vec<&Trial> = s
-        .trials()
-        .iter()
-        .filter(|t| matches!(t.state, TrialState::Leased(_)))
-        .collect();
+    let running: Vec<usize> = index.running().collect();
     let rates: Vec<f64> = running
         .iter()
-        .filter_map(|t| estimates.epoch_seconds(t))
+        .filter_map(|&pos| epoch_seconds(index, pos))
         .map(|secs| 60.0 / secs)
         .collect();
     let throughput = (!rates.is_empty()).then(|| rates.iter().sum());
 
-    let unfinished: Vec<&Trial> = s.trials().iter().filter(|t| !t.is_terminal()).collect();
-    let remaining: Option<Vec<f64>> = unfinished
+    // The unfinished trials' remaining time: at their own pace when they measured an epoch, else
+    // at their experiment's; unknown if some experiment has nothing to go by.
+    let untimed: Option<f64> = index
+        .experiments()
         .iter()
-        .map(|t| estimates.remaining_seconds(t))
-        .collect();
+        .enumerate()
+        .filter(|(_, e)| e.totals.untimed > 0)
+        .map(|(x, e)| experiment_seconds(index, x).map(|s| e.totals.untimed_left as f64 * s))
+        .sum();
+    let remaining = untimed.map(|u| u + index.own_left_seconds());
+    let c = &index.totals().counts;
+    let unfinished = (c.pending + c.running) as usize;
     let live_slots: usize = s
         .workers()
         .values()
         .filter(|w| now.saturating_duration_since(w.last_seen) <= s.config().lease_ttl)
         .map(|w| w.slots as usize)
         .sum();
-    let parallel = running.len().max(live_slots.min(unfinished.len()));
+    let parallel = running.len().max(live_slots.min(unfinished));
     let eta = match remaining {
         Some(remaining) if parallel > 0 => {
             let longest_running = running
                 .iter()
-                .filter_map(|t| estimates.remaining_seconds(t))
+                .filter_map(|&pos| {
+                    let t = s.trials().get(pos)?;
+                    remaining_seconds(index, t, pos)
+                })
                 .fold(0.0, f64::max);
-            Some((remaining.iter().sum::<f64>() / parallel as f64).max(longest_running))
+            Some((remaining / parallel as f64).max(longest_running))
         }
         _ => None,
     };

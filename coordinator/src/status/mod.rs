@@ -1,14 +1,23 @@
 //! The sweep's status as people see it: trials by state, what each worker trains, throughput,
-//! ETA and the best trial so far. One [`Snapshot`] feeds the terminal's status block, the
+//! ETA and the best trials so far. One [`Snapshot`] feeds the terminal's status block, the
 //! `Status` RPC (`coordinator status`) and the live web view.
 //!
-//! Pure: [`snapshot`] and [`detailed`] read the scheduler's state and a [`Clock`], do no I/O,
-//! and are unit-tested. [`forecast`] estimates times, [`text`] renders for terminals, [`wire`]
-//! converts to and from `sweep.v1`, [`tables`] lays out the live accuracy tables with the
-//! report's code, [`client`] asks a running coordinator.
+//! A snapshot is a summary whose size does not grow with the number of trials: the counts, the
+//! workers, a few trials (every trial of a small sweep; else the running ones and the best,
+//! [`ALL_TRIALS_UP_TO`] and the other bounds below), per experiment its counts and bounded
+//! accuracy tables, and curves of at most [`HISTORY_POINTS`] points. Per-trial detail comes a
+//! page at a time on request ([`Query`]).
+//!
+//! Pure: [`summary`], [`snapshot`] and [`detailed`] read the scheduler's state, the running
+//! totals of [`index`] and a [`Clock`], do no I/O, and are unit-tested; they cost
+//! O(rows listed + running trials + workers + experiments), not O(trials). [`forecast`]
+//! estimates times, [`text`] renders for terminals, [`wire`] converts to and from `sweep.v1`,
+//! [`tables`] lays out the live accuracy tables with the report's code, [`client`] asks a running
+//! coordinator.
 
 pub mod client;
 pub mod forecast;
+pub mod index;
 pub mod tables;
 pub mod text;
 pub mod wire;
@@ -16,10 +25,31 @@ pub mod wire;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use sweep_common::EpochMetrics;
 use sweep_common::grid::Grid;
+use sweep_common::{EpochMetrics, TrialId};
 
 use crate::state::{FailureKind, Scheduler, Trial, TrialState};
+
+pub use index::Index;
+
+/// A sweep of at most this many trials lists every one of them in its summary.
+pub const ALL_TRIALS_UP_TO: usize = 100;
+/// Otherwise the summary lists at most this many running trials (the first in grid order) ...
+pub const RUNNING_SHOWN: usize = 20;
+/// ... the best trials of the sweep (highest final test accuracy) ...
+pub const BEST_SHOWN: usize = 10;
+/// ... and the best of each experiment it shows.
+pub const BEST_PER_EXPERIMENT: usize = 3;
+/// Experiments a detailed snapshot describes at most (the first, in grid order).
+pub const EXPERIMENTS_SHOWN: usize = 20;
+/// Points of a trial's history at most: longer ones are thinned evenly (the last one kept).
+pub const HISTORY_POINTS: usize = 200;
+/// Trials a page lists when the query does not say.
+pub const PAGE_DEFAULT: u32 = 50;
+/// Trials a page lists at most.
+pub const MAX_PAGE: u32 = 500;
+/// Longest experiment or trial name a query may give.
+pub const MAX_QUERY_NAME: usize = 1024;
 
 /// When the coordinator started, and now.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +75,14 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase, in order.
+    pub const ALL: [Phase; 4] = [
+        Phase::Pending,
+        Phase::Running,
+        Phase::Succeeded,
+        Phase::Failed,
+    ];
+
     /// Its name, as in JSON.
     pub fn name(self) -> &'static str {
         match self {
@@ -53,6 +91,19 @@ impl Phase {
             Phase::Succeeded => "succeeded",
             Phase::Failed => "failed",
         }
+    }
+}
+
+impl std::str::FromStr for Phase {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Phase::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                format!("unknown state {s:?}; expected pending, running, succeeded or failed")
+            })
     }
 }
 
@@ -80,10 +131,19 @@ pub struct Snapshot {
     pub best: Option<Best>,
     /// Registered workers, by name.
     pub workers: Vec<WorkerRow>,
-    /// Every trial, in grid order.
+    /// Trials, in grid order: with a [`Query`], its page (see `page`); else every trial of a sweep
+    /// of at most [`ALL_TRIALS_UP_TO`], or the first [`RUNNING_SHOWN`] running ones, the
+    /// [`BEST_SHOWN`] best, and the [`BEST_PER_EXPERIMENT`] best of each experiment shown.
     pub trials: Vec<TrialRow>,
-    /// Per experiment, its accuracy tables (only in a detailed snapshot).
+    /// The page `trials` is, when a [`Query`] asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<Page>,
+    /// Per experiment (at most [`EXPERIMENTS_SHOWN`]), its counts and accuracy tables (only in a
+    /// detailed snapshot).
     pub experiments: Vec<ExperimentRow>,
+    /// Experiments in the sweep (`experiments` may show fewer).
+    #[serde(default)]
+    pub experiments_total: u32,
     /// Something the operator should act on (storage failing, no worker for a while).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
@@ -91,6 +151,83 @@ pub struct Snapshot {
     /// `/metrics`). Not in the JSON nor in `sweep.v1` yet: empty when decoded from either.
     #[serde(skip)]
     pub attempt_failures: Vec<(FailureKind, u64)>,
+    /// Leases granted so far (for `/metrics`). Not in the JSON nor in `sweep.v1` yet: 0 when
+    /// decoded from either.
+    #[serde(skip)]
+    pub leases_granted: u64,
+}
+
+/// Which page of trials a snapshot lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// Matching trials skipped before it.
+    pub offset: u32,
+    /// Trials it lists at most.
+    pub limit: u32,
+    /// Trials that match the query, in all.
+    pub matched: u32,
+}
+
+/// What a status request asks for besides the summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct View {
+    /// The histories of the trials listed and the experiments' counts and accuracy tables.
+    pub detail: bool,
+    /// A page of trials instead of the summary's own.
+    pub trials: Option<Query>,
+}
+
+/// A page of trials: those in `state` of `experiment` (or the one named `trial`), in grid order,
+/// `limit` of them after the first `offset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// Matching trials to skip.
+    pub offset: u32,
+    /// Trials to list at most (1..=[`MAX_PAGE`]).
+    pub limit: u32,
+    /// Only trials in this state.
+    pub state: Option<Phase>,
+    /// Only trials of this experiment.
+    pub experiment: Option<String>,
+    /// Only the trial with this name or id.
+    pub trial: Option<String>,
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Query {
+            offset: 0,
+            limit: PAGE_DEFAULT,
+            state: None,
+            experiment: None,
+            trial: None,
+        }
+    }
+}
+
+impl Query {
+    /// `limit` as a page size: [`PAGE_DEFAULT`] for 0, at most [`MAX_PAGE`].
+    pub fn page_size(limit: u32) -> u32 {
+        if limit == 0 {
+            PAGE_DEFAULT
+        } else {
+            limit.min(MAX_PAGE)
+        }
+    }
+
+    /// Checks a name the query gives: not longer than [`MAX_QUERY_NAME`], no control character.
+    pub fn check_name(field: &'static str, name: &str) -> Result<(), String> {
+        if name.len() > MAX_QUERY_NAME {
+            return Err(format!(
+                "{field} is {} bytes long; at most {MAX_QUERY_NAME}",
+                name.len()
+            ));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(format!("{field} holds a control character"));
+        }
+        Ok(())
+    }
 }
 
 /// Trials by state.
@@ -189,7 +326,8 @@ pub struct TrialRow {
     pub eta_seconds: Option<f64>,
     /// Why it failed for good.
     pub failure: Option<String>,
-    /// Every epoch of the current (or successful) attempt (only in a detailed snapshot).
+    /// The epochs of the current (or successful) attempt, at most [`HISTORY_POINTS`] of them
+    /// (only in a detailed snapshot).
     pub history: Vec<EpochPoint>,
 }
 
@@ -220,15 +358,21 @@ impl From<&EpochMetrics> for EpochPoint {
     }
 }
 
-/// An experiment's live tables.
+/// An experiment's counts and live tables.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExperimentRow {
     /// Its name.
     pub name: String,
     /// Its title, if the grid gives one.
     pub title: Option<String>,
-    /// Its accuracy tables, laid out as in the report.
+    /// Its trials by state.
+    #[serde(default)]
+    pub counts: TrialCounts,
+    /// Its accuracy tables, laid out as in the report (bounded: see [`tables`]).
     pub tables: Vec<TableView>,
+    /// Why its tables are missing or cut, if they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A table of text cells.
@@ -262,56 +406,216 @@ fn phase(t: &Trial) -> Phase {
     }
 }
 
-/// The status of the sweep `sweep` at `clock.now`: no per-epoch history, no tables.
-pub fn snapshot(sweep: &str, s: &Scheduler, clock: Clock) -> Snapshot {
-    build(sweep, s, clock, true)
+/// The summary of the sweep `sweep` at `clock.now` without trial rows: what the progress line
+/// and the terminal's status block show.
+pub fn summary(sweep: &str, s: &Scheduler, index: &Index, clock: Clock) -> Snapshot {
+    build(sweep, s, index, clock, Vec::new())
 }
 
-/// [`snapshot`] without the per-trial rows: what the progress line and the terminal's status
-/// block show, made once a second without copying every trial's name.
-pub fn summary(sweep: &str, s: &Scheduler, clock: Clock) -> Snapshot {
-    build(sweep, s, clock, false)
-}
-
-fn build(sweep: &str, s: &Scheduler, clock: Clock, rows: bool) -> Snapshot {
-    let now = clock.now;
-    let estimates = forecast::Estimates::new(s.trials());
-    let worker_name = |id| s.workers().get(&id).map(|w| w.name.clone());
-    let trials: Vec<TrialRow> = s
-        .trials()
-        .iter()
-        .take(if rows { usize::MAX } else { 0 })
-        .map(|t| {
-            let (worker, failure) = match &t.state {
-                TrialState::Pending => (None, None),
-                TrialState::Leased(l) => (worker_name(l.worker), None),
-                TrialState::Succeeded { worker, .. } => (worker_name(*worker), None),
-                TrialState::Failed { reason, .. } => (None, Some(reason.clone())),
-            };
-            let last = t.epochs.last();
-            let (test, train) = match &t.result {
-                Some(r) => (finite(r.test_accuracy), finite(r.train_accuracy)),
-                None => (
-                    last.and_then(|m| finite(m.test_accuracy)),
-                    last.and_then(|m| finite(m.train_accuracy)),
-                ),
-            };
-            TrialRow {
-                id: t.spec.id.to_string(),
-                name: t.spec.name.clone(),
-                experiment: t.spec.experiment.clone(),
-                state: phase(t),
-                attempt: t.attempts,
-                worker,
-                epoch: count(t.epochs.len()),
-                epochs: t.spec.params.epochs,
-                test_accuracy: test,
-                train_accuracy: train,
-                eta_seconds: estimates.remaining_seconds(t).filter(|_| !t.is_terminal()),
-                failure,
-                history: Vec::new(),
+/// The status of the sweep `sweep` at `clock.now` as `view` asks: the summary's trials or a
+/// page of them, with their histories and the experiments' counts when `view.detail` (the
+/// accuracy tables are [`tables`]' to fill in, off the state owner's task).
+pub fn snapshot(sweep: &str, s: &Scheduler, index: &Index, clock: Clock, view: &View) -> Snapshot {
+    let (rows, page) = match &view.trials {
+        Some(q) => {
+            let (rows, page) = select(s, index, q);
+            (rows, Some(page))
+        }
+        None => (featured(index), None),
+    };
+    let mut snap = build(sweep, s, index, clock, rows);
+    snap.page = page;
+    if view.detail {
+        for row in &mut snap.trials {
+            let trial = row.id.parse::<TrialId>().ok().and_then(|id| s.trial(id));
+            if let Some(t) = trial {
+                row.history = history(&t.epochs);
             }
-        })
+        }
+        let only = view.trials.as_ref().and_then(|q| q.experiment.as_deref());
+        snap.experiments = experiments(index, only);
+    }
+    snap
+}
+
+/// [`snapshot`] with the accuracy tables filled in: what the live web view shows.
+pub fn detailed(grid: &Grid, s: &Scheduler, index: &Index, clock: Clock, view: &View) -> Snapshot {
+    let view = View {
+        detail: true,
+        ..view.clone()
+    };
+    let mut snap = snapshot(&grid.name, s, index, clock, &view);
+    let input = tables::input(&tables::experiments_of(grid), s, index, &snap);
+    tables::fill(&mut snap, input);
+    snap
+}
+
+/// The summary's trials: every trial of a small sweep; else the first running ones, the best of
+/// the sweep and the best of each experiment shown. Positions in grid order.
+fn featured(index: &Index) -> Vec<usize> {
+    let total = index.totals().counts.total as usize;
+    if total <= ALL_TRIALS_UP_TO {
+        return (0..total).collect();
+    }
+    let mut rows: Vec<usize> = index.running().take(RUNNING_SHOWN).collect();
+    rows.extend(index.best(None));
+    for x in 0..index.experiments().len().min(EXPERIMENTS_SHOWN) {
+        rows.extend(index.best(Some(x)));
+    }
+    rows.sort_unstable();
+    rows.dedup();
+    rows
+}
+
+/// The page `q` asks for: positions in grid order, and where it is.
+fn select(s: &Scheduler, index: &Index, q: &Query) -> (Vec<usize>, Page) {
+    let limit = Query::page_size(q.limit);
+    let page = |rows: Vec<usize>, matched: u32| {
+        let rows = rows
+            .into_iter()
+            .skip(q.offset as usize)
+            .take(limit as usize)
+            .collect();
+        (
+            rows,
+            Page {
+                offset: q.offset,
+                limit,
+                matched,
+            },
+        )
+    };
+    let experiment = match q.experiment.as_deref() {
+        Some(name) => match index.experiment(name) {
+            Some((x, _)) => Some(x),
+            None => return page(Vec::new(), 0),
+        },
+        None => None,
+    };
+    if let Some(name) = q.trial.as_deref() {
+        // By id, else by name (a scan: names are not indexed, and asking for one trial is rare).
+        let by_id = name.parse::<TrialId>().ok().and_then(|id| s.position(id));
+        let found: Vec<usize> = match by_id {
+            Some(pos) => vec![pos],
+            None => s
+                .trials()
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.spec.name == name)
+                .map(|(pos, _)| pos)
+                .collect(),
+        };
+        let found: Vec<usize> = found
+            .into_iter()
+            .filter(|&pos| {
+                q.state.is_none_or(|st| index.phase(pos) == Some(st))
+                    && experiment.is_none_or(|x| index.experiment_of(pos) == x)
+            })
+            .collect();
+        let matched = u32::try_from(found.len()).unwrap_or(u32::MAX);
+        return page(found, matched);
+    }
+    let matched = index.matched(q.state, experiment);
+    let rows = if q.state == Some(Phase::Running) && experiment.is_none() {
+        index
+            .running()
+            .skip(q.offset as usize)
+            .take(limit as usize)
+            .collect()
+    } else {
+        index
+            .matching(q.state, experiment)
+            .skip(q.offset as usize)
+            .take(limit as usize)
+            .collect()
+    };
+    (
+        rows,
+        Page {
+            offset: q.offset,
+            limit,
+            matched,
+        },
+    )
+}
+
+/// `epochs` as points, at most [`HISTORY_POINTS`]: evenly thinned, the last one kept.
+fn history(epochs: &[EpochMetrics]) -> Vec<EpochPoint> {
+    let n = epochs.len();
+    if n <= HISTORY_POINTS {
+        return epochs.iter().map(EpochPoint::from).collect();
+    }
+    (0..HISTORY_POINTS)
+        .map(|i| &epochs[(i * (n - 1)) / (HISTORY_POINTS - 1)])
+        .map(EpochPoint::from)
+        .collect()
+}
+
+/// The experiments a detailed snapshot describes: the one named `only`, else the first
+/// [`EXPERIMENTS_SHOWN`]; their counts, titles, and no tables yet.
+fn experiments(index: &Index, only: Option<&str>) -> Vec<ExperimentRow> {
+    let row = |e: &index::Experiment| ExperimentRow {
+        name: e.name.clone(),
+        title: None,
+        counts: e.totals.counts,
+        tables: Vec::new(),
+        note: None,
+    };
+    match only {
+        Some(name) => index
+            .experiment(name)
+            .map(|(_, e)| row(e))
+            .into_iter()
+            .collect(),
+        None => index
+            .experiments()
+            .iter()
+            .take(EXPERIMENTS_SHOWN)
+            .map(row)
+            .collect(),
+    }
+}
+
+/// One trial's row.
+fn trial_row(s: &Scheduler, index: &Index, pos: usize) -> Option<TrialRow> {
+    let t = s.trials().get(pos)?;
+    let worker_name = |id| s.workers().get(&id).map(|w| w.name.clone());
+    let (worker, failure) = match &t.state {
+        TrialState::Pending => (None, None),
+        TrialState::Leased(l) => (worker_name(l.worker), None),
+        TrialState::Succeeded { worker, .. } => (worker_name(*worker), None),
+        TrialState::Failed { reason, .. } => (None, Some(reason.clone())),
+    };
+    let last = t.epochs.last();
+    let (test, train) = match &t.result {
+        Some(r) => (finite(r.test_accuracy), finite(r.train_accuracy)),
+        None => (
+            last.and_then(|m| finite(m.test_accuracy)),
+            last.and_then(|m| finite(m.train_accuracy)),
+        ),
+    };
+    Some(TrialRow {
+        id: t.spec.id.to_string(),
+        name: t.spec.name.clone(),
+        experiment: t.spec.experiment.clone(),
+        state: phase(t),
+        attempt: t.attempts,
+        worker,
+        epoch: count(t.epochs.len()),
+        epochs: t.spec.params.epochs,
+        test_accuracy: test,
+        train_accuracy: train,
+        eta_seconds: forecast::remaining_seconds(index, t, pos).filter(|_| !t.is_terminal()),
+        failure,
+        history: Vec::new(),
+    })
+}
+
+fn build(sweep: &str, s: &Scheduler, index: &Index, clock: Clock, rows: Vec<usize>) -> Snapshot {
+    let now = clock.now;
+    let trials: Vec<TrialRow> = rows
+        .into_iter()
+        .filter_map(|pos| trial_row(s, index, pos))
         .collect();
 
     let mut workers: Vec<WorkerRow> = s
@@ -339,35 +643,19 @@ fn build(sweep: &str, s: &Scheduler, clock: Clock, rows: bool) -> Snapshot {
         .collect();
     workers.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
 
-    let c = s.counts();
-    let best = s
-        .trials()
-        .iter()
-        .filter(|t| matches!(t.state, TrialState::Succeeded { .. }))
-        .filter_map(|t| {
-            let a = t.result.as_ref().and_then(|r| finite(r.test_accuracy))?;
-            Some((t, a))
-        })
-        .fold(None::<(&Trial, f64)>, |best, (t, a)| match best {
-            Some((_, b)) if b >= a => best,
-            _ => Some((t, a)),
-        })
-        .map(|(t, a)| Best {
+    let totals = index.totals();
+    let best = index.best(None).next().and_then(|pos| {
+        let t = s.trials().get(pos)?;
+        Some(Best {
             trial: t.spec.name.clone(),
             experiment: t.spec.experiment.clone(),
-            test_accuracy: a,
-        });
-    let mut attempt_failures: Vec<(FailureKind, u64)> = Vec::new();
-    for kind in s.trials().iter().flat_map(|t| &t.failures).map(|f| f.kind) {
-        match attempt_failures.iter_mut().find(|(k, _)| *k == kind) {
-            Some((_, n)) => *n += 1,
-            None => attempt_failures.push((kind, 1)),
-        }
-    }
-    let f = forecast::forecast(s, &estimates, now);
+            test_accuracy: t.result.as_ref().and_then(|r| finite(r.test_accuracy))?,
+        })
+    });
+    let f = forecast::forecast(s, index, now);
     let warnings: Vec<String> = storage_warnings(s, clock)
         .into_iter()
-        .chain(idle_warning(s, clock))
+        .chain(idle_warning(s, &totals.counts, clock))
         .chain(unrunnable_warning(s, clock))
         .collect();
     let warning = (!warnings.is_empty()).then(|| warnings.join("; "));
@@ -375,27 +663,20 @@ fn build(sweep: &str, s: &Scheduler, clock: Clock, rows: bool) -> Snapshot {
         sweep: sweep.to_owned(),
         finished: s.is_finished(),
         elapsed_seconds: now.saturating_duration_since(clock.started).as_secs_f64(),
-        counts: TrialCounts {
-            pending: count(c.pending),
-            running: count(c.leased),
-            succeeded: count(c.succeeded),
-            failed: count(c.failed),
-            total: count(s.trials().len()),
-        },
-        epochs_done: s.trials().iter().map(|t| t.epochs.len() as u64).sum(),
-        epochs_total: s
-            .trials()
-            .iter()
-            .map(|t| u64::from(t.spec.params.epochs))
-            .sum(),
+        counts: totals.counts,
+        epochs_done: totals.epochs_done,
+        epochs_total: totals.epochs_total,
         throughput_epochs_per_minute: f.throughput_epochs_per_minute,
         eta_seconds: f.eta_seconds,
         best,
         workers,
         trials,
+        page: None,
         experiments: Vec::new(),
+        experiments_total: count(index.experiments().len()),
         warning,
-        attempt_failures,
+        attempt_failures: index.attempt_failures().to_vec(),
+        leases_granted: index.leases_granted(),
     }
 }
 
@@ -420,7 +701,7 @@ fn storage_warnings(s: &Scheduler, clock: Clock) -> Vec<String> {
 /// Says so when trials wait and no worker has called for longer than a lease TTL (since the
 /// coordinator started, or since the last worker was heard from): the sweep is stalled, not
 /// slow.
-fn idle_warning(s: &Scheduler, clock: Clock) -> Option<String> {
+fn idle_warning(s: &Scheduler, counts: &TrialCounts, clock: Clock) -> Option<String> {
     if s.is_finished()
         || s.workers().values().any(|w| {
             !w.leases.is_empty()
@@ -440,11 +721,10 @@ fn idle_warning(s: &Scheduler, clock: Clock) -> Option<String> {
     if idle <= s.config().lease_ttl {
         return None;
     }
-    let c = s.counts();
     Some(format!(
         "no worker has called for {}; {} trials are waiting: start workers (worker --coordinator URL) and the sweep goes on",
         humantime::format_duration(std::time::Duration::from_secs(idle.as_secs())),
-        c.pending + c.leased
+        counts.pending + counts.running
     ))
 }
 
@@ -472,16 +752,7 @@ fn unrunnable_warning(s: &Scheduler, clock: Clock) -> Option<String> {
     })
 }
 
-/// The status with every trial's per-epoch history and the experiments' accuracy tables: what
-/// the live web view shows.
-pub fn detailed(grid: &Grid, s: &Scheduler, clock: Clock) -> Snapshot {
-    let mut snap = snapshot(&grid.name, s, clock);
-    for (row, t) in snap.trials.iter_mut().zip(s.trials()) {
-        row.history = t.epochs.iter().map(EpochPoint::from).collect();
-    }
-    snap.experiments = tables::experiments(grid, s);
-    snap
-}
-
+#[cfg(test)]
+mod scale_tests;
 #[cfg(test)]
 mod tests;

@@ -67,6 +67,11 @@ fn lease(s: &mut Scheduler, w: WorkerId, now: Instant) -> TrialSpec {
     }
 }
 
+/// The snapshot the `Status` RPC answers without a query, from a fresh index.
+fn status_of(s: &Scheduler, clock: Clock) -> Snapshot {
+    snapshot("s", s, &Index::new(s), clock, &View::default())
+}
+
 fn clock(start: Instant, after: u64) -> Clock {
     Clock {
         started: start,
@@ -79,7 +84,7 @@ fn a_fresh_sweep_is_all_pending_with_nothing_measured() {
     let g = grid();
     let s = scheduler(&g);
     let start = Instant::now();
-    let snap = snapshot("s", &s, clock(start, 3));
+    let snap = status_of(&s, clock(start, 3));
     assert_eq!(
         snap.counts,
         TrialCounts {
@@ -115,7 +120,7 @@ fn eta_and_throughput_come_from_measured_epoch_times() {
         .unwrap();
     s.report_epoch(w, a.id, 1, metrics(2, 2.0, 70.0), start)
         .unwrap();
-    let snap = snapshot("s", &s, clock(start, 4));
+    let snap = status_of(&s, clock(start, 4));
     // a: 3 epochs left at its own 2 s; b and the two pending trials: 5 epochs at the
     // experiment's 2 s. 6 + 3 x 10 = 36 s of work over 2 busy slots.
     assert_eq!(snap.eta_seconds, Some(18.0));
@@ -154,7 +159,7 @@ fn eta_and_throughput_come_from_measured_epoch_times() {
         .unwrap();
     s.report_epoch(w, b.id, 1, metrics(1, 4.0, 50.0), start)
         .unwrap();
-    let snap = snapshot("s", &s, clock(start, 10));
+    let snap = status_of(&s, clock(start, 10));
     // b: 4 x 4 = 16 s; two pending: 5 x 1 = 5 s each; 26 s over the worker's 2 slots = 13 s,
     // but never less than b's 16 s.
     assert_eq!(snap.eta_seconds, Some(16.0));
@@ -178,7 +183,7 @@ fn eta_is_unknown_without_a_live_worker() {
     s.complete(w, a.id, 1, Outcome::Succeeded(r), start)
         .unwrap();
     // The worker went silent for longer than the lease TTL: nothing will work on the rest.
-    let snap = snapshot("s", &s, clock(start, 60));
+    let snap = status_of(&s, clock(start, 60));
     assert_eq!(snap.eta_seconds, None);
     assert_eq!(snap.throughput_epochs_per_minute, None);
     assert!(!snap.workers[0].alive);
@@ -199,7 +204,7 @@ fn the_progress_line_counts_the_workers_alive() {
     for i in 0..2 {
         s.register(WorkerId::random(), format!("w{i}"), "cpu".into(), 1, later);
     }
-    let line = text::line(&snapshot("s", &s, clock(start, 61)));
+    let line = text::line(&status_of(&s, clock(start, 61)));
     assert!(line.contains(", 2 workers (3 silent);"), "{line}");
 }
 
@@ -216,7 +221,7 @@ fn the_best_trial_is_the_highest_test_accuracy_first_on_ties() {
         s.complete(w, spec.id, 1, Outcome::Succeeded(r), now)
             .unwrap();
     }
-    let snap = snapshot("s", &s, clock(now, 1));
+    let snap = status_of(&s, clock(now, 1));
     assert!(snap.finished);
     assert_eq!(snap.best.as_ref().unwrap().trial, specs[1].name);
     assert_eq!(snap.eta_seconds, Some(0.0));
@@ -237,7 +242,7 @@ fn a_detailed_snapshot_has_histories_and_the_reports_tables() {
     let a = lease(&mut s, w, now);
     let r = result(&a, 1.0, 15);
     s.complete(w, a.id, 1, Outcome::Succeeded(r), now).unwrap();
-    let snap = detailed(&g, &s, clock(now, 1));
+    let snap = detailed(&g, &s, &Index::new(&s), clock(now, 1), &View::default());
     assert_eq!(snap.trials[0].history.len(), 5);
     assert_eq!(snap.trials[0].history[4].test_accuracy, 50.0);
     let e = &snap.experiments[0];
@@ -271,7 +276,7 @@ fn text_is_compact_and_names_what_runs() {
     let a = lease(&mut s, w, start);
     s.report_epoch(w, a.id, 1, metrics(1, 3.0, 40.0), start)
         .unwrap();
-    let snap = snapshot("s", &s, clock(start, 5));
+    let snap = status_of(&s, clock(start, 5));
     let block = text::block(&snap);
     let lines: Vec<&str> = block.lines().collect();
     assert_eq!(
@@ -307,7 +312,7 @@ fn names_from_outside_cannot_break_the_text() {
     let a = lease(&mut s, w, start);
     s.report_epoch(w, a.id, 1, metrics(1, 3.0, 40.0), start)
         .unwrap();
-    let snap = snapshot("s", &s, clock(start, 5));
+    let snap = status_of(&s, clock(start, 5));
     let block = text::block(&snap);
     assert_eq!(block.lines().count(), 3, "{block}");
     assert!(
@@ -333,8 +338,11 @@ fn the_wire_form_round_trips_and_refuses_what_it_cannot_read() {
     s.report_epoch(w, b.id, 1, nan, now).unwrap();
     let r = result(&a, 1.0, 12);
     s.complete(w, a.id, 1, Outcome::Succeeded(r), now).unwrap();
-    let snap = detailed(&g, &s, clock(now, 2));
+    let mut snap = detailed(&g, &s, &Index::new(&s), clock(now, 2), &View::default());
     assert_eq!(snap.trials[1].history[0].train_loss, None);
+    // Not on the wire nor in the JSON yet.
+    assert_eq!(snap.leases_granted, 2);
+    snap.leases_granted = 0;
 
     let wire = v1::StatusResponse::from(&snap);
     assert_eq!(Snapshot::try_from(&wire).unwrap(), snap);
@@ -374,8 +382,8 @@ fn the_summary_is_the_snapshot_without_trial_rows_and_the_line_names_a_few_runni
     let w = WorkerId::random();
     s.register(w, "w".into(), "cpu".into(), 1, start);
     lease(&mut s, w, start);
-    let full = snapshot("s", &s, clock(start, 5));
-    let mut brief = summary("s", &s, clock(start, 5));
+    let full = status_of(&s, clock(start, 5));
+    let mut brief = summary("s", &s, &Index::new(&s), clock(start, 5));
     assert!(brief.trials.is_empty());
     brief.trials.clone_from(&full.trials);
     assert_eq!(
@@ -403,7 +411,7 @@ fn the_status_warns_of_storage_failures_until_a_write_works() {
         start,
     );
     s.storage_failed(crate::state::Storage::Weights, "again".into(), start);
-    let snap = snapshot("s", &s, clock(start, 3));
+    let snap = status_of(&s, clock(start, 3));
     let warning = snap.warning.as_deref().unwrap_or_default();
     assert!(
         warning.starts_with(
@@ -413,5 +421,5 @@ fn the_status_warns_of_storage_failures_until_a_write_works() {
     );
     assert!(text::block(&snap).contains("warning: the coordinator cannot store final weights"));
     s.storage_worked(crate::state::Storage::Weights);
-    assert_eq!(snapshot("s", &s, clock(start, 4)).warning, None);
+    assert_eq!(status_of(&s, clock(start, 4)).warning, None);
 }

@@ -184,3 +184,49 @@ pub fn line(s: &Snapshot) -> String {
     }
     out
 }
+
+/// The page of trials a snapshot lists, one line each (`t3 [e] succeeded epoch 5/5, test
+/// 88.41 %, on gpu-a`), under a line saying which page it is. Empty without a page.
+pub fn trials(s: &Snapshot) -> String {
+    let Some(page) = s.page else {
+        return String::new();
+    };
+    let mut out = String::new();
+    if s.trials.is_empty() {
+        let _ = writeln!(
+            out,
+            "no trial on this page ({} match, from {})",
+            page.matched, page.offset
+        );
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "trials {} to {} of {} matching:",
+        u64::from(page.offset) + 1,
+        u64::from(page.offset) + s.trials.len() as u64,
+        page.matched
+    );
+    for t in &s.trials {
+        let _ = write!(
+            out,
+            "  {} [{}] {} epoch {}/{}",
+            t.name,
+            t.experiment,
+            t.state.name(),
+            t.epoch,
+            t.epochs
+        );
+        if let Some(a) = t.test_accuracy {
+            let _ = write!(out, ", test {a:.2} %");
+        }
+        if let Some(w) = &t.worker {
+            let _ = write!(out, ", on {w}");
+        }
+        if let Some(f) = &t.failure {
+            let _ = write!(out, ": {f}");
+        }
+        out.push('\n');
+    }
+    out
+}

@@ -1,14 +1,15 @@
 //! Conversions between the [`Snapshot`] and its `sweep.v1` form (`StatusResponse`), both ways:
-//! the service encodes, `coordinator status` decodes. Decoding never panics: a missing message
-//! or an unknown state is a [`DecodeError`] naming the field.
+//! the service encodes, `coordinator status` decodes; and between a [`View`] and the
+//! `StatusRequest` that asks for it. Decoding never panics: a missing message, an unknown state
+//! or a name that is too long is a [`DecodeError`] naming the field.
 
 use sweep_common::EpochMetrics;
 use sweep_proto::DecodeError;
 use sweep_proto::v1;
 
 use super::{
-    Best, EpochPoint, ExperimentRow, Phase, RunningTrial, Snapshot, TableView, TrialCounts,
-    TrialRow, WorkerRow,
+    Best, EpochPoint, ExperimentRow, Page, Phase, Query, RunningTrial, Snapshot, TableView,
+    TrialCounts, TrialRow, View, WorkerRow,
 };
 
 impl From<Phase> for v1::TrialState {
@@ -22,17 +23,92 @@ impl From<Phase> for v1::TrialState {
     }
 }
 
-fn phase(state: i32) -> Result<Phase, DecodeError> {
+/// A state field: `None` when unspecified.
+fn optional_phase(field: &'static str, state: i32) -> Result<Option<Phase>, DecodeError> {
     match v1::TrialState::try_from(state) {
-        Ok(v1::TrialState::Pending) => Ok(Phase::Pending),
-        Ok(v1::TrialState::Running) => Ok(Phase::Running),
-        Ok(v1::TrialState::Succeeded) => Ok(Phase::Succeeded),
-        Ok(v1::TrialState::Failed) => Ok(Phase::Failed),
-        Ok(v1::TrialState::Unspecified) => Err(DecodeError::Missing("trials.state")),
+        Ok(v1::TrialState::Pending) => Ok(Some(Phase::Pending)),
+        Ok(v1::TrialState::Running) => Ok(Some(Phase::Running)),
+        Ok(v1::TrialState::Succeeded) => Ok(Some(Phase::Succeeded)),
+        Ok(v1::TrialState::Failed) => Ok(Some(Phase::Failed)),
+        Ok(v1::TrialState::Unspecified) => Ok(None),
         Err(_) => Err(DecodeError::Invalid {
-            field: "trials.state",
+            field,
             message: format!("unknown value {state}"),
         }),
+    }
+}
+
+fn phase(state: i32) -> Result<Phase, DecodeError> {
+    optional_phase("trials.state", state)?.ok_or(DecodeError::Missing("trials.state"))
+}
+
+fn counts_to_wire(c: &TrialCounts) -> v1::TrialCounts {
+    v1::TrialCounts {
+        pending: c.pending,
+        running: c.running,
+        succeeded: c.succeeded,
+        failed: c.failed,
+        total: c.total,
+    }
+}
+
+fn counts_from_wire(c: &v1::TrialCounts) -> TrialCounts {
+    TrialCounts {
+        pending: c.pending,
+        running: c.running,
+        succeeded: c.succeeded,
+        failed: c.failed,
+        total: c.total,
+    }
+}
+
+impl From<&View> for v1::StatusRequest {
+    fn from(v: &View) -> Self {
+        v1::StatusRequest {
+            detail: v.detail,
+            trials: v.trials.as_ref().map(|q| v1::TrialQuery {
+                offset: q.offset,
+                limit: q.limit,
+                state: q
+                    .state
+                    .map_or(v1::TrialState::Unspecified, v1::TrialState::from)
+                    .into(),
+                experiment: q.experiment.clone(),
+                trial: q.trial.clone(),
+            }),
+        }
+    }
+}
+
+/// A name a query gives, checked.
+fn query_name(field: &'static str, name: Option<&String>) -> Result<Option<String>, DecodeError> {
+    match name {
+        Some(n) => match Query::check_name(field, n) {
+            Ok(()) => Ok(Some(n.clone())),
+            Err(message) => Err(DecodeError::Invalid { field, message }),
+        },
+        None => Ok(None),
+    }
+}
+
+impl TryFrom<&v1::StatusRequest> for View {
+    type Error = DecodeError;
+
+    fn try_from(r: &v1::StatusRequest) -> Result<Self, Self::Error> {
+        let trials = match &r.trials {
+            Some(q) => Some(Query {
+                offset: q.offset,
+                limit: Query::page_size(q.limit),
+                state: optional_phase("trials.state", q.state)?,
+                experiment: query_name("trials.experiment", q.experiment.as_ref())?,
+                trial: query_name("trials.trial", q.trial.as_ref())?,
+            }),
+            None => None,
+        };
+        Ok(View {
+            detail: r.detail,
+            trials,
+        })
     }
 }
 
@@ -59,13 +135,7 @@ impl From<&Snapshot> for v1::StatusResponse {
             sweep: s.sweep.clone(),
             finished: s.finished,
             elapsed_seconds: s.elapsed_seconds,
-            counts: Some(v1::TrialCounts {
-                pending: c.pending,
-                running: c.running,
-                succeeded: c.succeeded,
-                failed: c.failed,
-                total: c.total,
-            }),
+            counts: Some(counts_to_wire(c)),
             epochs_done: s.epochs_done,
             epochs_total: s.epochs_total,
             throughput_epochs_per_minute: s.throughput_epochs_per_minute,
@@ -78,12 +148,20 @@ impl From<&Snapshot> for v1::StatusResponse {
             workers: s.workers.iter().map(worker_to_wire).collect(),
             trials: s.trials.iter().map(trial_to_wire).collect(),
             warning: s.warning.clone(),
+            page: s.page.map(|p| v1::TrialPage {
+                offset: p.offset,
+                limit: p.limit,
+                matched: p.matched,
+            }),
+            experiments_total: s.experiments_total,
             experiments: s
                 .experiments
                 .iter()
                 .map(|e| v1::ExperimentStatus {
                     name: e.name.clone(),
                     title: e.title.clone(),
+                    counts: Some(counts_to_wire(&e.counts)),
+                    note: e.note.clone(),
                     tables: e
                         .tables
                         .iter()
@@ -174,13 +252,7 @@ impl TryFrom<&v1::StatusResponse> for Snapshot {
             sweep: r.sweep.clone(),
             finished: r.finished,
             elapsed_seconds: number("elapsed_seconds", r.elapsed_seconds)?,
-            counts: TrialCounts {
-                pending: c.pending,
-                running: c.running,
-                succeeded: c.succeeded,
-                failed: c.failed,
-                total: c.total,
-            },
+            counts: counts_from_wire(c),
             epochs_done: r.epochs_done,
             epochs_total: r.epochs_total,
             throughput_epochs_per_minute: optional(
@@ -199,6 +271,12 @@ impl TryFrom<&v1::StatusResponse> for Snapshot {
                 .iter()
                 .map(trial_from_wire)
                 .collect::<Result<_, _>>()?,
+            page: r.page.map(|p| Page {
+                offset: p.offset,
+                limit: p.limit,
+                matched: p.matched,
+            }),
+            experiments_total: r.experiments_total,
             warning: r.warning.clone(),
             experiments: r
                 .experiments
@@ -206,6 +284,8 @@ impl TryFrom<&v1::StatusResponse> for Snapshot {
                 .map(|e| ExperimentRow {
                     name: e.name.clone(),
                     title: e.title.clone(),
+                    counts: e.counts.as_ref().map(counts_from_wire).unwrap_or_default(),
+                    note: e.note.clone(),
                     tables: e
                         .tables
                         .iter()
@@ -220,6 +300,7 @@ impl TryFrom<&v1::StatusResponse> for Snapshot {
                 .collect(),
             // Not in `sweep.v1` yet.
             attempt_failures: Vec::new(),
+            leases_granted: 0,
         })
     }
 }

@@ -51,8 +51,14 @@ pub struct Coordinator {
 /// Starts `coordinator --grid GRID` (in `dir`, gRPC and HTTP on free loopback ports) with
 /// `args` added, and waits until it serves.
 pub fn start_coordinator(dir: &Path, args: &[&str]) -> Coordinator {
+    start_coordinator_with(dir, GRID, args)
+}
+
+/// [`start_coordinator`] with the grid file `grid`.
+pub fn start_coordinator_with(dir: &Path, grid: &str, args: &[&str]) -> Coordinator {
+    let text = grid;
     let grid = dir.join("grid.toml");
-    std::fs::write(&grid, GRID).unwrap();
+    std::fs::write(&grid, text).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_coordinator"));
     command
         .arg("--grid")
@@ -238,7 +244,7 @@ pub fn http_get(addr: &str, path: &str) -> (String, String) {
     let mut conn = std::net::TcpStream::connect(addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").as_bytes())
+    conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
         .unwrap();
     let mut text = String::new();
     conn.read_to_string(&mut text).unwrap();

@@ -298,7 +298,7 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
         .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
     conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .expect("set a timeout");
-    conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").as_bytes())
+    conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
         .expect("send the request");
     let mut text = String::new();
     conn.read_to_string(&mut text).expect("read the response");

@@ -83,6 +83,10 @@ struct Cli {
     /// Give up if the sweep has not ended after this long.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// Give up if the coordinator does not listen after this long (a grid of a million trials
+    /// takes about 15 s on an idle 2-core machine, longer on a busy one).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    start_timeout: Duration,
 }
 
 /// How many HTTP/2 connections the workers share.
@@ -104,8 +108,6 @@ fn parse_connections(s: &str) -> Result<Connections, String> {
 
 /// Workers per connection by default.
 const WORKERS_PER_CONNECTION: usize = 16;
-/// How long the coordinator may take to listen.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the coordinator may take to exit after the last trial (linger, results, report).
 const EXIT_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -305,7 +307,8 @@ fn run(cli: &Cli) -> anyhow::Result<Report> {
         .args(["--heartbeat", &duration(cli.heartbeat)])
         .args(["--lease-ttl", &duration(cli.lease_ttl)])
         .args(&cli.coordinator_args);
-    let mut coordinator = Coordinator::start(command, &dir.join("coordinator.log"), START_TIMEOUT)?;
+    let mut coordinator =
+        Coordinator::start(command, &dir.join("coordinator.log"), cli.start_timeout)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.threads.into())
