@@ -9,11 +9,11 @@ use std::path::Path;
 use sweep_common::TrialId;
 use tracing::warn;
 
-use crate::{Error, Options, artifacts, lock, state, store};
+use crate::{Error, Options, artifacts, lock, private, state, store};
 
-/// Creates the output folder and the state directory and takes their locks (one lock when both
-/// are one folder), before anything else is written in them: a second coordinator on either
-/// stops here.
+/// Creates the output folder and the state directory (a new state directory `0700` from the
+/// start, see [`private`]) and takes their locks (one lock when both are one folder), before
+/// anything else is written in them: a second coordinator on either stops here.
 pub(crate) fn lock_folders(options: &Options) -> Result<Vec<lock::DirLock>, Error> {
     let state_dir = options.state_dir();
     let mut locks: Vec<lock::DirLock> = Vec::new();
@@ -21,7 +21,12 @@ pub(crate) fn lock_folders(options: &Options) -> Result<Vec<lock::DirLock>, Erro
         (&options.out_dir, "output folder"),
         (&state_dir, "state directory"),
     ] {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        let created = if dir == &state_dir && !dir.exists() {
+            private::dir(dir).map(drop)
+        } else {
+            std::fs::create_dir_all(dir)
+        };
+        created.map_err(|source| Error::Io {
             action: "cannot create the folder",
             path: dir.display().to_string(),
             source,

@@ -88,9 +88,10 @@ fn under_way(g: &Grid) -> (Scheduler, Index, Instant) {
         }
         let outcome = match i {
             0..16 => Outcome::Succeeded(result(spec, i as u64)),
+            // Failures of the trial's own: final at once.
             16..18 => Outcome::Failed {
-                kind: FailureKind::Data,
-                message: "no such file".into(),
+                kind: FailureKind::NonFiniteLoss,
+                message: "loss is NaN".into(),
             },
             _ => continue,
         };

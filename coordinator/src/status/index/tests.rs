@@ -137,7 +137,8 @@ fn apply(s: &mut Scheduler, workers: &mut Vec<WorkerId>, op: &Op, now: &mut Inst
                 FailureKind::OutOfMemory,
                 FailureKind::Data,
                 FailureKind::WorkerShutdown,
-            ][pick(kind, 3)];
+                FailureKind::NonFiniteLoss,
+            ][pick(kind, 4)];
             let failed = Outcome::Failed {
                 kind,
                 message: "boom".into(),
