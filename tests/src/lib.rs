@@ -41,7 +41,7 @@ pub fn show_logs() -> bool {
     std::env::var_os("SWEEP_TESTS_LOGS").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-/// The folder holding the `coordinator` and `worker` binaries.
+/// The folder holding the `coordinator`, `worker` and `loadgen` binaries.
 pub fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("SWEEP_BIN_DIR") {
         return PathBuf::from(dir);
@@ -60,7 +60,7 @@ pub fn bin_dir() -> PathBuf {
         .unwrap_or_else(|| panic!("cannot tell the build folder from {}", exe.display()))
 }
 
-/// The path of the binary `name` (`coordinator` or `worker`), which must exist.
+/// The path of the binary `name` (`coordinator`, `worker` or `loadgen`), which must exist.
 pub fn bin(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
     assert!(
