@@ -228,8 +228,9 @@ fn open_state(
     Ok((store, scheduler))
 }
 
-/// Creates the state directory `0700` and the database `0600` (see [`private`]), or tightens
-/// those an older version left open (logged). A folder that cannot be made is an error; one
+/// Creates the state directory `0700` (see [`private`]), or tightens it and the database an older
+/// version left open (logged). The database itself is made by `store` (`0600`): an empty file
+/// made here would be refused as not a sweep's. A folder that cannot be made is an error; one
 /// that cannot be tightened (another user's) is a warning.
 fn make_private(state_dir: &std::path::Path, db: &std::path::Path) -> Result<(), Error> {
     let io = |action: &'static str, path: &std::path::Path| {
@@ -248,7 +249,7 @@ fn make_private(state_dir: &std::path::Path, db: &std::path::Path) -> Result<(),
         }
         Err(e) => return Err(io("cannot create the folder", state_dir)(e)),
     }
-    tightened.extend(private::file(db).map_err(io("cannot create", db))?);
+    tightened.extend(private::existing_file(db).map_err(io("cannot open", db))?);
     for suffix in ["-wal", "-shm"] {
         let mut name = db.as_os_str().to_owned();
         name.push(suffix);
