@@ -2,11 +2,9 @@
 //! expansion into trial specs, per-epoch metrics, confusion matrices, dataset metadata, and the
 //! failure kinds with their retry policies.
 //!
-//! This crate does no networking and links no libtorch; the optional `data` feature adds the
-//! readers of the official dataset files (and fixture writers for tests), used by the worker.
+//! This crate does no networking and links no libtorch. The readers of the official dataset files
+//! are crate `sweep-data`.
 
-#[cfg(feature = "data")]
-pub mod data;
 pub mod dataset;
 pub mod failure;
 pub mod files;

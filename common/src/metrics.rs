@@ -75,7 +75,6 @@ impl ConfusionMatrix {
         for truth in 0..classes {
             let row = total / c + u64::from((truth as u64) < total % c);
             // Truncation is intended: whole samples.
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let right = ((row as f64) * accuracy) as u64;
             m.counts[truth * classes + truth] += right;
             m.counts[truth * classes + (truth + 1) % classes] += row - right;

@@ -46,7 +46,6 @@ impl SplitMix64 {
         loop {
             let m = u128::from(self.next_u64()) * u128::from(bound);
             // Truncation keeps the low 64 bits, which is the point of Lemire's method.
-            #[allow(clippy::cast_possible_truncation)]
             let low = m as u64;
             if low >= threshold {
                 return (m >> 64) as u64;

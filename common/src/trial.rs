@@ -23,7 +23,6 @@ impl SplitSpec {
     /// in the lab: `int(n * ratio)` and the rest.
     pub fn sizes(&self, n: usize) -> (usize, usize) {
         // Truncation is the lab's `int(...)`; the product is < n, so it fits.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let train = ((n as f64) * self.train_ratio) as usize;
         let train = train.min(n);
         (train, n - train)
@@ -88,7 +87,6 @@ impl TrialSpec {
     /// Number of training images this trial trains on, given the official training set size.
     pub fn train_subset_len(&self, official_len: usize) -> usize {
         let (train, _) = self.split.sizes(official_len);
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let n = ((train as f64) * self.params.train_fraction) as usize;
         n.clamp(1, train.max(1))
     }

@@ -4,10 +4,8 @@
 //! Decoding never panics: a missing field, an unknown enum value or a malformed id becomes a
 //! [`DecodeError`] naming the field, which the service shell maps to `INVALID_ARGUMENT`.
 
-#![allow(clippy::doc_markdown)]
-
 /// Generated code for package `sweep.v1`.
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
+#[allow(clippy::all)]
 pub mod v1 {
     tonic::include_proto!("sweep.v1");
 }

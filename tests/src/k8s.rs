@@ -384,8 +384,6 @@ pub fn flag<'a>(args: &'a [Value], flag: &str) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     #[test]

@@ -41,7 +41,7 @@ pub fn show_logs() -> bool {
     std::env::var_os("SWEEP_TESTS_LOGS").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-/// The folder holding the `coordinator` and `worker` binaries.
+/// The folder holding the `coordinator`, `worker` and `loadgen` binaries.
 pub fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("SWEEP_BIN_DIR") {
         return PathBuf::from(dir);
@@ -60,7 +60,7 @@ pub fn bin_dir() -> PathBuf {
         .unwrap_or_else(|| panic!("cannot tell the build folder from {}", exe.display()))
 }
 
-/// The path of the binary `name` (`coordinator` or `worker`), which must exist.
+/// The path of the binary `name` (`coordinator`, `worker` or `loadgen`), which must exist.
 pub fn bin(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
     assert!(
@@ -332,7 +332,7 @@ impl Cifar10 {
     /// Writes this distribution into `dir`: 5 training batches of `per_batch` images made from
     /// `seed` (the same images whatever the distribution). Returns the training set's size.
     pub fn write(self, dir: &Path, per_batch: usize, seed: u64) -> u64 {
-        use sweep_common::data::fixtures;
+        use sweep_data::fixtures;
         let written = match self {
             Cifar10::BinDir => fixtures::write_cifar10_bin(dir, per_batch, seed),
             Cifar10::PyDir => fixtures::write_cifar10_py(dir, per_batch, seed),
@@ -347,7 +347,7 @@ impl Cifar10 {
 /// Writes a Fashion-MNIST training set of `n` images made from `seed` (gzipped IDX files, the
 /// official names) into `dir`. Returns `n`.
 pub fn write_fashion_mnist(dir: &Path, n: usize, seed: u64) -> u64 {
-    let set = sweep_common::data::fixtures::write_fashion_mnist(dir, n, seed)
+    let set = sweep_data::fixtures::write_fashion_mnist(dir, n, seed)
         .unwrap_or_else(|e| panic!("cannot write Fashion-MNIST: {e}"));
     set.labels.len() as u64
 }

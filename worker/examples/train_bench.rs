@@ -13,9 +13,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use sweep_common::data::ImageSet;
 use sweep_common::rng::SplitMix64;
 use sweep_common::{Activation, DatasetKind, HyperParams, SplitSpec, TrialId, TrialSpec};
+use sweep_data::ImageSet;
 use sweep_worker::data_cache::DeviceData;
 use sweep_worker::train::Trainer;
 

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use sweep_common::data::fixtures;
+use sweep_data::fixtures;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sweep_common::DatasetKind;
-use sweep_common::data::{DataError, ImageSet, load_train_set};
+use sweep_data::{DataError, ImageSet, load_train_set};
 use tch::{Device, Kind, Tensor};
 use tokio::sync::Mutex;
 

@@ -1,7 +1,7 @@
 //! Downloads of a missing dataset from its official source: every file is fetched into a
 //! temporary file beside its final place, checked against the MD5 its publisher gives, and only
 //! then renamed to its official name, so a later run finds it with the normal search of
-//! [`sweep_common::data`]. A partial or corrupt download is deleted, never used.
+//! [`sweep_data`]. A partial or corrupt download is deleted, never used.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -786,7 +786,7 @@ async fn run_trial(
 #[cfg(test)]
 mod tests {
     use sweep_common::DatasetKind;
-    use sweep_common::data::DataError;
+    use sweep_data::DataError;
 
     use super::*;
 

@@ -29,11 +29,16 @@ pub async fn fetch(url: &str, view: &View, access: &Access) -> Result<Snapshot, 
     let response = client
         .status(StatusRequest::from(view))
         .await
-        .map_err(|s| Error::Remote {
-            code: s.code(),
-            message: s.message().to_owned(),
-        })?;
+        .map_err(remote)?;
     Ok(Snapshot::try_from(response.get_ref())?)
+}
+
+/// The coordinator's refusal of an operator call, as [`Error::Remote`].
+fn remote(status: tonic::Status) -> Error {
+    Error::Remote {
+        code: status.code(),
+        message: status.message().to_owned(),
+    }
 }
 
 /// How an operator reaches the coordinator: the token its calls present, and the CA that
@@ -75,10 +80,7 @@ pub async fn cancel(
     access: &Access,
 ) -> Result<CancelResponse, Error> {
     let mut client = connect(url, access).await?;
-    let response = client.cancel(request).await.map_err(|s| Error::Remote {
-        code: s.code(),
-        message: s.message().to_owned(),
-    })?;
+    let response = client.cancel(request).await.map_err(remote)?;
     Ok(response.into_inner())
 }
 
@@ -89,9 +91,6 @@ pub async fn retry(
     access: &Access,
 ) -> Result<RetryResponse, Error> {
     let mut client = connect(url, access).await?;
-    let response = client.retry(request).await.map_err(|s| Error::Remote {
-        code: s.code(),
-        message: s.message().to_owned(),
-    })?;
+    let response = client.retry(request).await.map_err(remote)?;
     Ok(response.into_inner())
 }

@@ -22,7 +22,6 @@ const MIN_EPOCH_NANOS: u64 = 1_000_000;
 /// An epoch time in whole nanoseconds (saturating; `None` when it is not a finite time >= 0).
 fn nanos(seconds: f64) -> Option<u64> {
     // A finite, non-negative f64 converts saturating at u64::MAX (584 years).
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     (seconds.is_finite() && seconds >= 0.0).then(|| (seconds * 1e9).round() as u64)
 }
 

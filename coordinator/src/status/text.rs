@@ -19,7 +19,6 @@ pub fn duration(seconds: f64) -> String {
         return "-".into();
     }
     // Rounded to whole seconds; far below u64::MAX for any real sweep.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let s = seconds.round() as u64;
     match s {
         0..60 => format!("{s}s"),

@@ -311,8 +311,6 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

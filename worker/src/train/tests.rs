@@ -2,9 +2,9 @@
 
 use std::sync::atomic::AtomicBool;
 
-use sweep_common::data::fixtures;
 use sweep_common::grid::Grid;
 use sweep_common::{EpochMetrics, TrialSpec};
+use sweep_data::fixtures;
 use tch::Device;
 
 use super::*;

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use sweep_common::DatasetKind;
-use sweep_common::data::{ImageSet, fixtures};
+use sweep_data::{ImageSet, fixtures};
 use tch::Device;
 
 use md5::{Digest, Md5};
@@ -135,7 +135,7 @@ async fn cifar10_binary_archive_is_downloaded_and_loaded_by_the_real_reader() {
     assert_eq!(data.len(), 20);
     assert_eq!(server.requests(), [format!("/mirror/{CIFAR}")]);
     assert_eq!(listing(tmp.path()), [CIFAR]);
-    let loaded = sweep_common::data::load_train_set(DatasetKind::Cifar10, tmp.path()).unwrap();
+    let loaded = sweep_data::load_train_set(DatasetKind::Cifar10, tmp.path()).unwrap();
     assert_eq!(loaded, set);
 }
 

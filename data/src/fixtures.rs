@@ -1,5 +1,5 @@
 //! Writers of small datasets in the REAL official formats, for tests: the same files, names and
-//! folder layouts as the official downloads, so the readers in [`crate::data`] are exercised as
+//! folder layouts as the official downloads, so the readers in [`crate`] are exercised as
 //! on real data.
 //!
 //! The images are learnable: each class has its own fixed random prototype image (from the seed)
@@ -16,13 +16,13 @@ use std::path::Path;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use sweep_common::DatasetKind;
+use sweep_common::rng::SplitMix64;
 
 use super::ImageSet;
 use super::cifar::{BATCHES, BIN_DIR, BIN_TAR, Flavor, PY_DIR, PY_TAR};
 use super::idx::{IMAGES, IMAGES_MAGIC, LABELS, LABELS_MAGIC};
 use super::pickler::{Item, Py2Pickler};
-use crate::dataset::DatasetKind;
-use crate::rng::SplitMix64;
 
 /// Half-width of the noise added to a class prototype.
 const NOISE: i32 = 64;

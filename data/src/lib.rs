@@ -1,4 +1,5 @@
-//! Readers of the official dataset files, and writers of small fixtures in the same formats.
+//! `sweep-data`: readers of the official dataset files, and writers of small fixtures in the same
+//! formats. Used by the worker and the tests; no networking, no libtorch.
 //!
 //! [`load_train_set`] decodes the official TRAINING set of a dataset from a data folder into an
 //! [`ImageSet`]: every image channel-major (C, H, W) `u8`, flattened, with its label. Nothing is
@@ -43,8 +44,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
-
-use crate::dataset::DatasetKind;
+use sweep_common::DatasetKind;
 
 /// Largest size a dataset file (or archive member) may have once decompressed: 256 MiB, about five
 /// times the largest official file (Fashion-MNIST's 47 MB of training images).

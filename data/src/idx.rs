@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use sweep_common::DatasetKind;
+
 use super::{Corruption, DataError, FileLoc, ImageSet, read_file};
-use crate::dataset::DatasetKind;
 
 /// Base name of the training images file.
 pub(crate) const IMAGES: &str = "train-images-idx3-ubyte";
@@ -197,8 +198,8 @@ fn check_len(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::fixtures::{self, gzip, idx_images, idx_labels};
-    use crate::data::load_train_set;
+    use crate::fixtures::{self, gzip, idx_images, idx_labels};
+    use crate::load_train_set;
     use proptest::prelude::*;
     use std::fs;
 

@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use flate2::read::GzDecoder;
+use sweep_common::DatasetKind;
 
 use super::pickle;
 use super::{
     Corruption, DataError, FileLoc, GZIP_MAGIC, ImageSet, MAX_FILE_BYTES, hex_prefix,
     is_decode_error, read_bounded, read_file,
 };
-use crate::dataset::DatasetKind;
 
 /// Folder of the extracted binary version.
 pub(crate) const BIN_DIR: &str = "cifar-10-batches-bin";

@@ -5,8 +5,8 @@ use std::fs;
 use std::io::Write;
 
 use super::*;
-use crate::data::fixtures::{self, bin_batch, gzip, py_batch, synth};
-use crate::data::load_train_set;
+use crate::fixtures::{self, bin_batch, gzip, py_batch, synth};
+use crate::load_train_set;
 use proptest::prelude::*;
 
 const BATCH_P2: &[u8] = include_bytes!("../testdata/cifar_batch_py3_p2.pickle");

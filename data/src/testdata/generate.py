@@ -1,4 +1,4 @@
-# Generates the real-Python pickles under common/src/data/testdata (run with numpy installed).
+# Generates the real-Python pickles under data/src/testdata (run with numpy installed).
 import pickle, numpy as np
 data = (np.arange(2 * 3072) * 7 % 128).astype(np.uint8).reshape(2, 3072)
 batch = {'batch_label': 'training batch 1 of 5', 'labels': [3, 7], 'data': data,
