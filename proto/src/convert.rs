@@ -4,7 +4,7 @@ use sweep_common::grid::{ParamError, Raw, Value};
 use sweep_common::text;
 use sweep_common::{
     ConfusionMatrix, DatasetKind, EpochMetrics, FailureKind, HyperParams, SplitSpec, TrialId,
-    TrialResult, TrialSpec,
+    TrialResult, TrialSpec, WorkerId,
 };
 
 use crate::v1;
@@ -532,6 +532,166 @@ impl TryFrom<&v1::TrialResult> for TrialResult {
     }
 }
 
+// What a worker sends. Each message a worker builds comes from one function here, from domain
+// values; a lease is (trial, attempt), as [`parse_lease`] decodes it.
+
+impl From<&Registration> for v1::RegisterRequest {
+    /// At this build's [`crate::PROTOCOL_VERSION`].
+    fn from(r: &Registration) -> Self {
+        v1::RegisterRequest {
+            protocol_version: crate::PROTOCOL_VERSION.into(),
+            worker_name: r.name.clone(),
+            device: r.device.as_ref().map(|d| v1::Device {
+                kind: d.kind.into(),
+                index: d.index,
+                name: d.name.clone(),
+                memory_bytes: d.memory_bytes,
+            }),
+            slots: r.slots,
+        }
+    }
+}
+
+impl From<DeviceMemory> for v1::DeviceMemory {
+    fn from(m: DeviceMemory) -> Self {
+        v1::DeviceMemory {
+            used_bytes: m.used,
+            free_bytes: m.free,
+            total_bytes: m.total,
+        }
+    }
+}
+
+/// A worker asking for a trial.
+pub fn lease_request(worker: WorkerId) -> v1::LeaseRequest {
+    v1::LeaseRequest {
+        worker_id: worker.to_string(),
+    }
+}
+
+/// A worker renewing `leases`, with its device's memory when it can tell.
+pub fn heartbeat_request(
+    worker: WorkerId,
+    leases: &[(TrialId, u32)],
+    memory: Option<DeviceMemory>,
+) -> v1::HeartbeatRequest {
+    v1::HeartbeatRequest {
+        worker_id: worker.to_string(),
+        leases: leases.iter().map(|&(t, a)| lease_ref(t, a)).collect(),
+        memory: memory.map(Into::into),
+    }
+}
+
+/// A worker reporting an epoch of the trial it leased.
+pub fn report_epoch_request(
+    worker: WorkerId,
+    (trial, attempt): (TrialId, u32),
+    metrics: &EpochMetrics,
+) -> v1::ReportEpochRequest {
+    v1::ReportEpochRequest {
+        worker_id: worker.to_string(),
+        lease: Some(lease_ref(trial, attempt)),
+        metrics: Some(metrics.into()),
+    }
+}
+
+/// A worker asking for the checkpoint its lease resumes from.
+pub fn fetch_checkpoint_request(
+    worker: WorkerId,
+    (trial, attempt): (TrialId, u32),
+) -> v1::FetchCheckpointRequest {
+    v1::FetchCheckpointRequest {
+        worker_id: worker.to_string(),
+        lease: Some(lease_ref(trial, attempt)),
+    }
+}
+
+/// How a worker's attempt at a trial ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completion {
+    /// Trained to the end.
+    Result(TrialResult),
+    /// Failed.
+    Failure {
+        /// Whose fault, and so whether it is tried again.
+        kind: FailureKind,
+        /// What happened, in any length and over any number of lines: it is sent as one line of
+        /// at most [`MAX_MESSAGE_CHARS`] (a libtorch error carries a multi-line backtrace; the
+        /// coordinator refuses control characters).
+        message: String,
+    },
+}
+
+/// A worker ending its lease with `completion`.
+pub fn complete_request(
+    worker: WorkerId,
+    (trial, attempt): (TrialId, u32),
+    completion: &Completion,
+) -> v1::CompleteRequest {
+    use v1::complete_request::Outcome;
+    let outcome = match completion {
+        Completion::Result(r) => Outcome::Result(r.into()),
+        Completion::Failure { kind, message } => Outcome::Failure(v1::TrialFailure {
+            kind: v1::FailureKind::from(*kind).into(),
+            message: text::one_line(message, MAX_MESSAGE_CHARS),
+        }),
+    };
+    v1::CompleteRequest {
+        worker_id: worker.to_string(),
+        lease: Some(lease_ref(trial, attempt)),
+        outcome: Some(outcome),
+    }
+}
+
+/// A file a worker uploads for its lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Artifact {
+    /// The trial's state after `epoch` epochs, to resume from.
+    Checkpoint {
+        /// The epochs it holds.
+        epoch: u32,
+    },
+    /// The trained model's weights.
+    FinalWeights,
+}
+
+/// The chunks that upload `bytes` as `artifact` of a lease, `sha256` its lowercase hex SHA-256:
+/// the header on the first chunk only, at most [`crate::ARTIFACT_CHUNK_BYTES`] of data in each,
+/// and one chunk (the header's) for an empty file.
+pub fn artifact_chunks(
+    worker: WorkerId,
+    (trial, attempt): (TrialId, u32),
+    artifact: Artifact,
+    sha256: &str,
+    bytes: &[u8],
+) -> Vec<v1::ArtifactChunk> {
+    let (kind, epoch) = match artifact {
+        Artifact::Checkpoint { epoch } => (v1::ArtifactKind::Checkpoint, epoch),
+        Artifact::FinalWeights => (v1::ArtifactKind::FinalWeights, 0),
+    };
+    let mut header = Some(v1::ArtifactHeader {
+        worker_id: worker.to_string(),
+        lease: Some(lease_ref(trial, attempt)),
+        kind: kind.into(),
+        size: bytes.len() as u64,
+        sha256: sha256.to_owned(),
+        epoch,
+    });
+    if bytes.is_empty() {
+        return vec![v1::ArtifactChunk {
+            header,
+            data: Vec::new(),
+        }];
+    }
+    bytes
+        .chunks(crate::ARTIFACT_CHUNK_BYTES)
+        .map(|data| v1::ArtifactChunk {
+            header: header.take(),
+            data: data.to_vec(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -685,5 +845,126 @@ mod tests {
             }))
             .is_err()
         );
+    }
+
+    #[test]
+    fn what_a_worker_sends_decodes_as_sent() {
+        let worker = WorkerId::random();
+        let trial = TrialId::from_content("t");
+        let lease = (trial, 2);
+        let worker_of = |id: &str| id.parse::<WorkerId>().unwrap();
+
+        let registration = Registration {
+            name: "w1".into(),
+            device: Some(Device {
+                kind: v1::DeviceKind::Cuda,
+                index: 1,
+                name: "NVIDIA H200".into(),
+                memory_bytes: 1 << 37,
+            }),
+            slots: 3,
+        };
+        let wire = v1::RegisterRequest::from(&registration);
+        assert_eq!(wire.protocol_version, i32::from(crate::PROTOCOL_VERSION));
+        assert_eq!(Registration::try_from(&wire), Ok(registration));
+
+        assert_eq!(worker_of(&lease_request(worker).worker_id), worker);
+
+        let memory = DeviceMemory {
+            used: 3,
+            free: 5,
+            total: 8,
+        };
+        let beat = heartbeat_request(worker, &[lease], Some(memory));
+        assert_eq!(worker_of(&beat.worker_id), worker);
+        assert_eq!(beat.leases.len(), 1);
+        assert_eq!(parse_lease(beat.leases.first()), Ok(lease));
+        let sent = beat.memory.as_ref().map(DeviceMemory::try_from);
+        assert_eq!(sent, Some(Ok(memory)));
+        assert_eq!(heartbeat_request(worker, &[], None).memory, None);
+
+        let metrics = EpochMetrics {
+            epoch: 1,
+            train_loss: 0.5,
+            train_accuracy: 80.0,
+            test_accuracy: 75.0,
+            seconds: 1.0,
+        };
+        let report = report_epoch_request(worker, lease, &metrics);
+        assert_eq!(parse_lease(report.lease.as_ref()), Ok(lease));
+        let sent = report.metrics.as_ref().map(EpochMetrics::try_from);
+        assert_eq!(sent, Some(Ok(metrics)));
+
+        let fetch = fetch_checkpoint_request(worker, lease);
+        assert_eq!(worker_of(&fetch.worker_id), worker);
+        assert_eq!(parse_lease(fetch.lease.as_ref()), Ok(lease));
+    }
+
+    #[test]
+    fn a_failure_goes_as_one_line_the_coordinator_accepts() {
+        use v1::complete_request::Outcome;
+        let lease = (TrialId::from_content("t"), 1);
+        // A libtorch error: a message, then a backtrace of many lines.
+        let mut message = "CUDA out of memory. Tried to allocate 2.00 GiB.\nException raised from \
+                           malloc at /pytorch/c10/cuda/CUDACachingAllocator.cpp:1165"
+            .to_owned();
+        for frame in 0..400 {
+            message.push_str(&format!(
+                "\nframe #{frame}: at::native::op() + 0x{frame:x}\t(libtorch.so)"
+            ));
+        }
+        let completion = Completion::Failure {
+            kind: FailureKind::OutOfMemory,
+            message,
+        };
+        let request = complete_request(WorkerId::random(), lease, &completion);
+        assert_eq!(parse_lease(request.lease.as_ref()), Ok(lease));
+        let Some(Outcome::Failure(f)) = &request.outcome else {
+            panic!("not a failure: {:?}", request.outcome);
+        };
+        assert_eq!(failure_kind(f.kind), FailureKind::OutOfMemory);
+        let sent = failure_message(f).unwrap();
+        assert!(sent.starts_with("CUDA out of memory. Tried to allocate 2.00 GiB. Exception"));
+        assert!(sent.ends_with("...") && sent.chars().count() <= MAX_MESSAGE_CHARS);
+    }
+
+    #[test]
+    fn artifacts_go_in_chunks_with_one_header() {
+        let worker = WorkerId::random();
+        let lease = (TrialId::from_content("t"), 3);
+        let empty = artifact_chunks(worker, lease, Artifact::FinalWeights, "e3b0", &[]);
+        assert_eq!(empty.len(), 1);
+        let header = empty[0].header.as_ref().unwrap();
+        assert_eq!(header.kind, i32::from(v1::ArtifactKind::FinalWeights));
+        assert_eq!(
+            (header.size, header.epoch, header.sha256.as_str()),
+            (0, 0, "e3b0")
+        );
+        assert!(empty[0].data.is_empty());
+
+        let bytes: Vec<u8> = (0..2 * crate::ARTIFACT_CHUNK_BYTES + 5)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let chunks = artifact_chunks(
+            worker,
+            lease,
+            Artifact::Checkpoint { epoch: 4 },
+            "ab",
+            &bytes,
+        );
+        assert_eq!(chunks.len(), 3);
+        let header = chunks[0].header.as_ref().unwrap();
+        assert_eq!(header.kind, i32::from(v1::ArtifactKind::Checkpoint));
+        assert_eq!((header.size, header.epoch), (bytes.len() as u64, 4));
+        assert_eq!(parse_lease(header.lease.as_ref()), Ok(lease));
+        assert_eq!(header.worker_id.parse::<WorkerId>().unwrap(), worker);
+        assert!(chunks[1..].iter().all(|c| c.header.is_none()));
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c.data.len() <= crate::ARTIFACT_CHUNK_BYTES)
+        );
+        let sent: Vec<u8> = chunks.iter().flat_map(|c| c.data.clone()).collect();
+        assert_eq!(sent, bytes);
     }
 }

@@ -368,7 +368,48 @@ fn download(
             path: dir.to_owned(),
             source,
         })?;
-    let mut body = response.into_body().into_reader();
+    let body = response.into_body().into_reader();
+    let (received, actual) = copy_body(url, body, &mut file, total, max_bytes)?;
+    if let Some(total) = total.filter(|&t| t != received) {
+        return Err(DownloadError::Transfer {
+            url: url.to_owned(),
+            received,
+            message: format!("the server announced {total} bytes"),
+        });
+    }
+    if !actual.eq_ignore_ascii_case(expected_md5) {
+        // Dropping `file` deletes it.
+        return Err(DownloadError::Checksum {
+            url: url.to_owned(),
+            expected: expected_md5.to_ascii_lowercase(),
+            actual,
+        });
+    }
+    file.as_file()
+        .sync_all()
+        .map_err(|source| DownloadError::Io {
+            path: file.path().to_owned(),
+            source,
+        })?;
+    info!(
+        url,
+        bytes = received,
+        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+        md5 = %actual,
+        "downloaded; checksum verified"
+    );
+    Ok(file)
+}
+
+/// Copies a response's `body` into `file`, at most `max_bytes` of it, logging the progress
+/// towards `total` (when the server announced it). Returns the bytes received and their MD5.
+fn copy_body(
+    url: &str,
+    mut body: impl Read,
+    file: &mut NamedTempFile,
+    total: Option<u64>,
+    max_bytes: u64,
+) -> Result<(u64, String), DownloadError> {
     let mut hasher = Md5::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut received = 0u64;
@@ -401,36 +442,7 @@ fn download(
             })?;
         progress.update(received);
     }
-    if let Some(total) = total.filter(|&t| t != received) {
-        return Err(DownloadError::Transfer {
-            url: url.to_owned(),
-            received,
-            message: format!("the server announced {total} bytes"),
-        });
-    }
-    let actual = format!("{:x}", hasher.finalize());
-    if !actual.eq_ignore_ascii_case(expected_md5) {
-        // Dropping `file` deletes it.
-        return Err(DownloadError::Checksum {
-            url: url.to_owned(),
-            expected: expected_md5.to_ascii_lowercase(),
-            actual,
-        });
-    }
-    file.as_file()
-        .sync_all()
-        .map_err(|source| DownloadError::Io {
-            path: file.path().to_owned(),
-            source,
-        })?;
-    info!(
-        url,
-        bytes = received,
-        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
-        md5 = %actual,
-        "downloaded; checksum verified"
-    );
-    Ok(file)
+    Ok((received, format!("{:x}", hasher.finalize())))
 }
 
 /// Logs a download's progress every 10 % (or every [`PROGRESS_STEP_BYTES`] without a size).

@@ -1,15 +1,18 @@
 //! The sweep worker: registers with a coordinator, leases trials, trains each one with
-//! libtorch on the CPU or a CUDA GPU, streams its per-epoch metrics and ends the lease with the
-//! result, until the coordinator says the sweep is finished.
+//! libtorch on the CPU or a CUDA GPU, reports each epoch's metrics as it ends (one unary call
+//! per epoch, like every call but the artifact upload and the checkpoint download) and ends the
+//! lease with the result, until the coordinator says the sweep is finished.
 //!
-//! [`train`] is the synchronous trainer; [`session`] the gRPC conversation; [`data_cache`]
-//! keeps datasets resident on the device; [`device`] checks and tunes the device.
+//! [`train`] is the synchronous trainer; [`session`] the gRPC conversation; [`failure`] says
+//! whose fault a failed trial is; [`data_cache`] keeps datasets resident on the device;
+//! [`device`] checks and tunes the device.
 
 pub mod data_cache;
 pub mod device;
 pub mod download;
 mod error;
 pub mod exit;
+pub mod failure;
 pub mod fake;
 pub mod memory;
 mod probe;
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use sweep_proto::{Bearer, v1};
 use tokio::sync::watch;
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
 use tracing::info;
 
 pub use device::DeviceChoice;
@@ -102,6 +105,59 @@ impl End {
 /// Runs the worker until the sweep is finished or `shutdown` turns true (after giving back its
 /// leases). An error says why it stopped otherwise; [`Error::exit`] is its exit code.
 pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<End, Error> {
+    let info = open_device(&options)?;
+    let channel = connect(&options)?;
+    let (slots, auto_cap) = slot_count(&options, info.device);
+    let client = sweep_proto::auth::client(channel.clone(), options.bearer.clone());
+    let registered = register(&options, client, &info, slots, &shutdown).await?;
+    let worker_id = registered.worker_id.parse().map_err(|_| {
+        Error::Refused(format!(
+            "the coordinator sent an invalid worker id {:?}",
+            registered.worker_id
+        ))
+    })?;
+    // Every later call proves it is this worker.
+    let bearer = options
+        .bearer
+        .with_worker_secret(&registered.worker_secret)
+        .ok_or_else(|| Error::Refused("the coordinator sent an unusable worker secret".into()))?;
+    let heartbeat = Duration::from_millis(u64::from(registered.heartbeat_interval_ms).max(10));
+    let lease_ttl = Duration::from_millis(u64::from(registered.lease_ttl_ms).max(100));
+    info!(worker = %worker_id, sweep = %registered.sweep, slots, auto = auto_cap.is_some(), "registered");
+
+    let session = Arc::new(session::Session {
+        client: sweep_proto::auth::client(channel, bearer),
+        worker_id,
+        heartbeat,
+        lease_ttl,
+        patience: options.patience,
+        addr: options.coordinator.clone(),
+        engine: match options.test_trainer {
+            Some(epoch_time) => session::Engine::Test(epoch_time),
+            None => session::Engine::Torch(data_cache::DataCache::new(
+                options.data_dir.clone(),
+                info.device,
+                options.downloads.clone(),
+            )),
+        },
+        drain_timeout: options.drain_timeout,
+        // With --slots auto, one trial runs until its memory use is measured.
+        slots_allowed: std::sync::atomic::AtomicU32::new(if auto_cap.is_some() {
+            1
+        } else {
+            slots
+        }),
+        auto_slots: auto_cap,
+        calibrated: std::sync::atomic::AtomicBool::new(false),
+        device: info.device,
+        memory: memory::monitor(info.device),
+    });
+    run_slots(session, slots as usize, &shutdown).await
+}
+
+/// Opens the training device (none for the test trainer) and sets libtorch's threads and CUDA
+/// streams.
+fn open_device(options: &Options) -> Result<device::DeviceInfo, Error> {
     device::tune_malloc();
     let info = match options.test_trainer {
         Some(_) => device::DeviceInfo {
@@ -122,7 +178,11 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<En
         threads = tch::get_num_threads(),
         "device ready"
     );
+    Ok(info)
+}
 
+/// The channel to the coordinator (connected on first use), over TLS for an `https://` one.
+fn connect(options: &Options) -> Result<Channel, Error> {
     let address = |message: String| Error::Address {
         addr: options.coordinator.clone(),
         message,
@@ -156,19 +216,21 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<En
     }
     // Keepalive pings find a connection that went dead (a cut network, a coordinator that
     // vanished) within seconds; the channel then reconnects by itself.
-    let channel = endpoint
+    Ok(endpoint
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(2))
         .keep_alive_timeout(Duration::from_secs(4))
         .keep_alive_while_idle(true)
-        .connect_lazy();
-    let client = sweep_proto::auth::client(channel.clone(), options.bearer.clone());
+        .connect_lazy())
+}
 
-    let (slots, auto_cap) = match options.slots {
+/// How many slots the worker registers, and with `--slots auto` the most it may allow.
+fn slot_count(options: &Options, device: tch::Device) -> (u32, Option<u32>) {
+    match options.slots {
         Slots::Fixed(k) => (k.max(1), None),
         Slots::Auto => {
-            let cap = match info.device {
+            let cap = match device {
                 tch::Device::Cuda(_) => memory::MAX_AUTO_SLOTS,
                 _ => {
                     let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -178,27 +240,36 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<En
             };
             (cap, Some(cap))
         }
-    };
+    }
+}
+
+/// Registers with the coordinator, trying for as long as the patience allows.
+async fn register(
+    options: &Options,
+    client: sweep_proto::Client,
+    info: &device::DeviceInfo,
+    slots: u32,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<v1::RegisterResponse, Error> {
     let (kind, index) = match info.device {
         tch::Device::Cuda(i) => (v1::DeviceKind::Cuda, u32::try_from(i).unwrap_or(u32::MAX)),
         _ => (v1::DeviceKind::Cpu, 0),
     };
-    let request = v1::RegisterRequest {
-        protocol_version: sweep_proto::PROTOCOL_VERSION.into(),
-        worker_name: options.name.clone(),
-        device: Some(v1::Device {
-            kind: kind.into(),
+    let request = v1::RegisterRequest::from(&sweep_proto::Registration {
+        name: options.name.clone(),
+        device: Some(sweep_proto::Device {
+            kind,
             index,
             // As the coordinator accepts it: one line, at most MAX_NAME_CHARS.
             name: sweep_common::text::one_line(&info.name, sweep_proto::MAX_NAME_CHARS),
             memory_bytes: info.memory_bytes,
         }),
         slots,
-    };
+    });
     let started = Instant::now();
     // Whatever answers plain HTTP/1 there is not a coordinator: say so at once.
     let not_grpc = std::sync::Mutex::new(None);
-    let registered = session::retry(options.patience, &shutdown, || {
+    let registered = session::retry(options.patience, shutdown, || {
         let mut c = client.clone();
         let r = request.clone();
         let not_grpc = &not_grpc;
@@ -219,8 +290,12 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<En
             }
         }
     })
-    .await
-    .map_err(|status| {
+    .await;
+    let status = match registered {
+        Ok(answer) => return Ok(answer.into_inner()),
+        Err(status) => status,
+    };
+    Err(
         if let Some(line) = not_grpc.lock().ok().and_then(|mut f| f.take()) {
             Error::NotGrpc {
                 addr: options.coordinator.clone(),
@@ -235,55 +310,18 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<En
             }
         } else {
             Error::Refused(status.message().to_owned())
-        }
-    })?
-    .into_inner();
-    let worker_id = registered.worker_id.parse().map_err(|_| {
-        Error::Refused(format!(
-            "the coordinator sent an invalid worker id {:?}",
-            registered.worker_id
-        ))
-    })?;
-    // Every later call proves it is this worker.
-    let bearer = options
-        .bearer
-        .with_worker_secret(&registered.worker_secret)
-        .ok_or_else(|| Error::Refused("the coordinator sent an unusable worker secret".into()))?;
-    let client = sweep_proto::auth::client(channel, bearer);
-    let heartbeat = Duration::from_millis(u64::from(registered.heartbeat_interval_ms).max(10));
-    let lease_ttl = Duration::from_millis(u64::from(registered.lease_ttl_ms).max(100));
-    info!(worker = %worker_id, sweep = %registered.sweep, slots, auto = auto_cap.is_some(), "registered");
-
-    let session = Arc::new(session::Session {
-        client,
-        worker_id,
-        heartbeat,
-        lease_ttl,
-        patience: options.patience,
-        addr: options.coordinator.clone(),
-        engine: match options.test_trainer {
-            Some(epoch_time) => session::Engine::Test(epoch_time),
-            None => session::Engine::Torch(data_cache::DataCache::new(
-                options.data_dir.clone(),
-                info.device,
-                options.downloads.clone(),
-            )),
         },
-        drain_timeout: options.drain_timeout,
-        // With --slots auto, one trial runs until its memory use is measured.
-        slots_allowed: std::sync::atomic::AtomicU32::new(if auto_cap.is_some() {
-            1
-        } else {
-            slots
-        }),
-        auto_slots: auto_cap,
-        calibrated: std::sync::atomic::AtomicBool::new(false),
-        device: info.device,
-        memory: memory::monitor(info.device),
-    });
-    let slot_count = slots as usize;
+    )
+}
+
+/// Runs `count` slots until they all end, and says how the worker ends.
+async fn run_slots(
+    session: Arc<session::Session>,
+    count: usize,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<End, Error> {
     let mut slots = tokio::task::JoinSet::new();
-    for i in 0..slot_count {
+    for i in 0..count {
         slots.spawn(session::slot(Arc::clone(&session), i, shutdown.clone()));
     }
     let mut finished = false;

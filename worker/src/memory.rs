@@ -105,7 +105,6 @@ pub fn auto_slots(per_trial: u64, free: u64, cap: u32) -> u32 {
     let per_trial = per_trial.max(1) as f64;
     let more = (free as f64 / (per_trial * (1.0 + HEADROOM))).floor();
     // The float is finite and non-negative; the cast saturates.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let k = 1 + more.min(f64::from(cap)) as u32;
     k.clamp(1, cap.max(1))
 }

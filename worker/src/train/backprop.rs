@@ -53,6 +53,69 @@ impl Buffers {
             minus_one: Tensor::f_full([batch, 1], -1.0, float)?,
         })
     }
+
+    /// The forward pass of the batch in [`Buffers::input`]: each layer's output, activated but
+    /// for the logits.
+    fn forward(
+        &mut self,
+        model: &Mlp,
+        weights_t: &[Tensor],
+        activation: Activation,
+    ) -> Result<(), TrainError> {
+        let last = model.layers.len() - 1;
+        for (l, (_, b)) in model.layers.iter().enumerate() {
+            let input = if l == 0 {
+                &self.input
+            } else {
+                &self.outputs[l - 1]
+            };
+            let _ = b.f_addmm_out(&self.outputs[l], input, &weights_t[l])?;
+            if l < last {
+                let h = &mut self.outputs[l];
+                let _ = match activation {
+                    Activation::Relu => h.f_relu_()?,
+                    Activation::Tanh => h.f_tanh_()?,
+                    Activation::Sigmoid => h.f_sigmoid_()?,
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// The backward pass from the logits' delta: each layer's weight and bias gradients into
+    /// `grads` (weight, bias, weight, ...), and the deltas of the layers below.
+    fn backward(
+        &self,
+        model: &Mlp,
+        grads: &[Tensor],
+        activation: Activation,
+    ) -> Result<(), TrainError> {
+        let last = model.layers.len() - 1;
+        for l in (0..=last).rev() {
+            let input = if l == 0 {
+                &self.input
+            } else {
+                &self.outputs[l - 1]
+            };
+            let delta = &self.deltas[l];
+            let _ = delta.f_tr()?.f_mm_out(&grads[2 * l], input)?;
+            let _ = delta.f_sum_intlist_out(&grads[2 * l + 1], [0i64].as_slice(), false, None)?;
+            if l > 0 {
+                let (w, _) = &model.layers[l];
+                let prev = &self.deltas[l - 1];
+                let _ = delta.f_mm_out(prev, w)?;
+                // Through the activation, whose output is `input`.
+                let _ = match activation {
+                    Activation::Relu => input.f_threshold_backward_grad_input(prev, prev, 0.0)?,
+                    Activation::Tanh => Tensor::f_tanh_backward_grad_input(prev, prev, input)?,
+                    Activation::Sigmoid => {
+                        Tensor::f_sigmoid_backward_grad_input(prev, prev, input)?
+                    }
+                };
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What the epoch's steps measured, row by row in training order.
@@ -139,22 +202,7 @@ impl Workspace {
         let _ = labels.f_index_select_out(&y, 0, idx)?;
 
         // Forward.
-        for (l, (_, b)) in model.layers.iter().enumerate() {
-            let input = if l == 0 {
-                &bufs.input
-            } else {
-                &bufs.outputs[l - 1]
-            };
-            let _ = b.f_addmm_out(&bufs.outputs[l], input, &self.weights_t[l])?;
-            if l < last {
-                let h = &mut bufs.outputs[l];
-                let _ = match self.activation {
-                    Activation::Relu => h.f_relu_()?,
-                    Activation::Tanh => h.f_tanh_()?,
-                    Activation::Sigmoid => h.f_sigmoid_()?,
-                };
-            }
-        }
+        bufs.forward(model, &self.weights_t, self.activation)?;
 
         // Loss: mean over the batch of -log softmax(logits)[label]. Its gradient with respect to
         // the logits is (softmax - one_hot(label)) / rows.
@@ -174,31 +222,7 @@ impl Workspace {
         let _ = dz.f_mul_scalar_(1.0 / rows as f64)?;
 
         // Backward.
-        for l in (0..=last).rev() {
-            let input = if l == 0 {
-                &bufs.input
-            } else {
-                &bufs.outputs[l - 1]
-            };
-            let delta = &bufs.deltas[l];
-            let _ = delta.f_tr()?.f_mm_out(&self.grads[2 * l], input)?;
-            let _ =
-                delta.f_sum_intlist_out(&self.grads[2 * l + 1], [0i64].as_slice(), false, None)?;
-            if l > 0 {
-                let (w, _) = &model.layers[l];
-                let prev = &bufs.deltas[l - 1];
-                let _ = delta.f_mm_out(prev, w)?;
-                // Through the activation, whose output is `input`.
-                let _ = match self.activation {
-                    Activation::Relu => input.f_threshold_backward_grad_input(prev, prev, 0.0)?,
-                    Activation::Tanh => Tensor::f_tanh_backward_grad_input(prev, prev, input)?,
-                    Activation::Sigmoid => {
-                        Tensor::f_sigmoid_backward_grad_input(prev, prev, input)?
-                    }
-                };
-            }
-        }
-        Ok(())
+        bufs.backward(model, &self.grads, self.activation)
     }
 
     /// The epoch's mean batch loss (the mean of the per-batch mean losses, as the lab computed
