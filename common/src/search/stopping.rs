@@ -246,7 +246,7 @@ fn rungs(first: u32, reduction: u32, epochs: u32) -> Vec<u32> {
 }
 
 /// `configs` ranked best first by `score`, ties to the smaller key.
-fn ranked<'a, K: Ord>(mut entries: Vec<(&'a K, f64)>) -> Vec<(&'a K, f64)> {
+fn ranked<K: Ord>(mut entries: Vec<(&K, f64)>) -> Vec<(&K, f64)> {
     entries.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
     entries
 }
