@@ -666,3 +666,32 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod readme {
+    use crate::grid::Grid;
+
+    #[test]
+    fn the_readme_example_is_a_valid_grid() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("### Early stopping and sampled search")
+            .nth(1)
+            .expect("the README's section");
+        let example = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|s| s.split("```").next())
+            .expect("its toml example");
+        let text = format!(
+            "[sweep]\nname = \"s\"\n[[experiment]]\nname = \"e\"\ndataset = \"fashion-mnist\"\n\
+             [experiment.fixed]\nepochs = 20\n{example}"
+        );
+        let g = Grid::parse(&text, "README.md").unwrap();
+        let e = &g.experiments[0];
+        assert_eq!(e.sample.as_ref().map(|s| s.space.len()), Some(5));
+        assert!(e.stopping.is_some());
+        // TPE's first ten configurations, drawn when the grid is loaded.
+        assert_eq!(e.trials.len(), 10);
+    }
+}
