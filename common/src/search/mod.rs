@@ -7,6 +7,7 @@
 //! inputs can replay them. The scheduler does not apply any of it yet (README.md, "Early
 //! stopping and sampled search").
 
+pub mod replay;
 pub mod sample;
 mod sobol;
 pub mod stopping;
