@@ -12,6 +12,7 @@ pub mod grid;
 pub mod ids;
 pub mod metrics;
 pub mod rng;
+pub mod search;
 pub mod text;
 pub mod trial;
 

@@ -2,13 +2,13 @@
 //! values of the wrong type or out of range. Each names what the key allows, and what to write
 //! instead when the mistake is a common one.
 
-use super::GridError;
 use super::params::Param;
 use super::rules::{
     MAX_ATTEMPTS, MAX_CHECKPOINT_EVERY, MAX_TRIALS_LIMIT, SPLIT_RATIO_RULE, allowed, integer,
     name_rule, one_of, truncate,
 };
 use super::suggest::{Quote, did_you_mean};
+use super::{GridError, search};
 use crate::dataset::DatasetKind;
 
 /// The keys of `[[experiment]]`, as serde lists them.
@@ -22,6 +22,8 @@ const EXPERIMENT_KEYS: &[&str] = &[
     "table",
     "fixed",
     "grid",
+    "stopping",
+    "sample",
 ];
 
 /// Refuses what no grid file holds before the TOML parser sees it: control characters, which
@@ -226,7 +228,7 @@ fn floor_char_boundary(text: &str, offset: usize) -> usize {
 
 /// Where in the grid file's structure a key path points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Place<'a> {
+pub(super) enum Place<'a> {
     /// The file itself.
     Root,
     /// `[sweep]`.
@@ -253,6 +255,18 @@ enum Place<'a> {
     Axis(&'a str),
     /// One value of an axis.
     AxisValue(&'a str),
+    /// `[experiment.stopping]`.
+    Stopping,
+    /// A key of `[experiment.stopping]`.
+    StoppingKey(&'a str),
+    /// `[experiment.sample]`.
+    Sample,
+    /// A key of `[experiment.sample]`.
+    SampleKey(&'a str),
+    /// A key of `[experiment.sample.space]`: a sampled hyperparameter's distribution.
+    Distribution(&'a str),
+    /// A distribution's bounds or values (`loguniform`, `choice`, ...) of a sampled key.
+    DistributionKind(&'a str, &'a str),
     /// Anything else.
     Other,
 }
@@ -281,6 +295,18 @@ fn place(path: &str) -> Place<'_> {
         [("experiment", _), ("grid", _)] => Place::Grid,
         [("experiment", _), ("grid", _), (k, false)] => Place::Axis(k),
         [("experiment", _), ("grid", _), (k, true)] => Place::AxisValue(k),
+        [("experiment", _), ("stopping", _)] => Place::Stopping,
+        [("experiment", _), ("stopping", _), (k, _)] => Place::StoppingKey(k),
+        [("experiment", _), ("sample", _)] => Place::Sample,
+        [("experiment", _), ("sample", _), ("space", _), (k, _)] => Place::Distribution(k),
+        [
+            ("experiment", _),
+            ("sample", _),
+            ("space", _),
+            (k, _),
+            (d, _),
+        ] => Place::DistributionKind(k, d),
+        [("experiment", _), ("sample", _), (k, _)] => Place::SampleKey(k),
         [("experiment", _), (k, _)] => Place::ExperimentKey(k),
         _ => Place::Other,
     }
@@ -325,6 +351,12 @@ fn allows(place: Place<'_>) -> Option<String> {
             "a list of values, each {}",
             allowed(&param(k)?.def().domain)
         ),
+        Place::Stopping
+        | Place::StoppingKey(_)
+        | Place::Sample
+        | Place::SampleKey(_)
+        | Place::Distribution(_)
+        | Place::DistributionKind(..) => return search::allows(place),
     })
 }
 
@@ -410,6 +442,9 @@ fn unknown_key(at: Place<'_>, rest: &str) -> String {
             "; it belongs to an experiment: write it after [[experiment]]"
         }
         Place::SweepKey("experiment") => "; write each experiment as a [[experiment]] table",
+        Place::Sample | Place::SampleKey(_) if is_param => {
+            "; sampled hyperparameters go in [experiment.sample.space], each with a distribution"
+        }
         _ => "",
     };
     format!(

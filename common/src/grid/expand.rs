@@ -18,6 +18,8 @@ use super::{
 use super::{Experiment, Grid, GridError, Value};
 use crate::dataset::DatasetKind;
 use crate::ids::TrialId;
+use crate::search::SampleSpec;
+use crate::search::sample::Sampler;
 use crate::trial::{SplitSpec, TrialSpec};
 
 /// The axes of `[experiment.grid]`, in axis order.
@@ -100,7 +102,13 @@ fn count_trials(c: &Checker<'_>, raw: &RawFile, max_trials: u64) -> Result<(), G
     let mut total: u64 = 0;
     for (i, e) in raw.experiments.get_ref().iter().enumerate() {
         let axes: Vec<(Param, &RawList)> = axis_values(e.get_ref().axes()).collect();
-        let product = axes.iter().try_fold(1u64, |acc, (_, values)| {
+        // A sampled experiment runs its grid cells once per sampled configuration.
+        let sampled = e
+            .get_ref()
+            .sample
+            .as_ref()
+            .map_or(1, |s| s.get_ref().trials.get_ref().unsigned_abs().max(1));
+        let product = axes.iter().try_fold(sampled, |acc, (_, values)| {
             acc.checked_mul(values.get_ref().len() as u64)
         });
         let sum = product.and_then(|p| total.checked_add(p));
@@ -117,7 +125,13 @@ fn count_trials(c: &Checker<'_>, raw: &RawFile, max_trials: u64) -> Result<(), G
             Some(p) => format!("{p} trials"),
             None => format!("more than {} trials", u64::MAX),
         };
-        let this = if axes.is_empty() {
+        let this = if sampled > 1 {
+            format!(
+                "{count} ({sampled} sampled configurations{}{})",
+                if axes.is_empty() { "" } else { " x " },
+                sizes.join(" x ")
+            )
+        } else if axes.is_empty() {
             "1 trial (no axis varies)".to_owned()
         } else {
             format!(
@@ -134,16 +148,23 @@ fn count_trials(c: &Checker<'_>, raw: &RawFile, max_trials: u64) -> Result<(), G
             ),
             (_, None) => format!("expands to {this}"),
         };
-        let span = e
-            .get_ref()
-            .grid
-            .as_ref()
-            .map_or_else(|| e.span(), Spanned::span);
+        let (span, key, shrink) = match (&e.get_ref().sample, &e.get_ref().grid) {
+            (Some(s), _) => (
+                s.get_ref().trials.span(),
+                "sample.trials",
+                "sample fewer configurations, shrink the axes,",
+            ),
+            (None, grid) => (
+                grid.as_ref().map_or_else(|| e.span(), Spanned::span),
+                "grid",
+                "shrink the axes",
+            ),
+        };
         return Err(c.err(
             &span,
-            &format!("experiment[{i}].grid"),
+            &format!("experiment[{i}].{key}"),
             format!(
-                "{what}, more than sweep.max_trials = {max_trials}; shrink the axes or raise \
+                "{what}, more than sweep.max_trials = {max_trials}; {shrink} or raise \
                  max_trials (at most {MAX_TRIALS_LIMIT})"
             ),
         ));
@@ -288,6 +309,25 @@ fn experiment(
             .or_insert_with(|| vec![param.def().default.value(sweep_seed)]);
     }
 
+    let fixed_or_grid: HashMap<Param, &'static str> = fixed_params
+        .keys()
+        .map(|p| (*p, "fixed"))
+        .chain(axes.iter().map(|a| (a.param, "grid")))
+        .collect();
+    let sample = match &e.sample {
+        Some(s) => Some(c.sample(s, &at("sample"), sweep_seed, &fixed_or_grid)?),
+        None => None,
+    };
+    let points = match &sample {
+        Some(spec) => Sampler::new(spec).draw(spec.up_front()).map_err(|err| {
+            c.err(
+                &e.sample.as_ref().map_or(e.name.span(), Spanned::span),
+                &at("sample"),
+                err.to_string(),
+            )
+        })?,
+        None => vec![Vec::new()],
+    };
     let table = match &e.table {
         Some(t) => Some(c.table_layout(t, &axes, &at("table"))?),
         None => None,
@@ -297,7 +337,7 @@ fn experiment(
             c.template(t, &at("trial_name"))?;
             t.get_ref().clone()
         }
-        None => default_template(&axes),
+        None => default_template(&axes, sample.as_ref()),
     };
 
     let split = SplitSpec {
@@ -305,46 +345,64 @@ fn experiment(
         seed: sweep_seed,
     };
     let name_span = e.name.span();
-    let columns: Vec<(Param, Vec<Value>)> = values.into_iter().collect();
-    let count: usize = columns.iter().map(|(_, v)| v.len()).product();
-    let mut trials = Vec::with_capacity(count);
-    for n in 0..count {
-        // Mixed-radix decomposition of n, the first axis outermost.
-        let mut rest = n;
-        let mut chosen: BTreeMap<Param, Value> = BTreeMap::new();
-        for (param, vals) in columns.iter().rev() {
-            chosen.insert(*param, vals[rest % vals.len()]);
-            rest /= vals.len();
+    let sampled: Vec<Param> = sample
+        .iter()
+        .flat_map(|s| s.space.iter().map(|(p, _)| *p))
+        .collect();
+    let mut trials = Vec::new();
+    for point in &points {
+        // A sampled configuration fixes its keys; the grid's axes vary as without sampling.
+        for (param, value) in sampled.iter().zip(point) {
+            values.insert(*param, vec![*value]);
         }
-        let params = HyperParams::from_values(|p| chosen.get(&p).copied()).map_err(|e| {
-            // Every value was checked against its domain, which fits its field.
-            c.err(&name_span, &at("name"), format!("internal error: {e}"))
-        })?;
-        let canonical = TrialSpec::canonical(&name, dataset, &params, &split);
-        let trial_name = render(&template, &name, dataset, &chosen);
-        if trial_name.len() > MAX_TRIAL_NAME_LEN {
-            let span = e.trial_name.as_ref().map_or(e.name.span(), Spanned::span);
-            return Err(c.err(
-                &span,
-                &at("trial_name"),
-                format!(
-                    "trial names may be at most {MAX_TRIAL_NAME_LEN} bytes; this one gives \
+        let columns: Vec<(Param, Vec<Value>)> = values.clone().into_iter().collect();
+        let count: usize = columns.iter().map(|(_, v)| v.len()).product();
+        trials.reserve(count);
+        for n in 0..count {
+            // Mixed-radix decomposition of n, the first axis outermost.
+            let mut rest = n;
+            let mut chosen: BTreeMap<Param, Value> = BTreeMap::new();
+            for (param, vals) in columns.iter().rev() {
+                chosen.insert(*param, vals[rest % vals.len()]);
+                rest /= vals.len();
+            }
+            let params = HyperParams::from_values(|p| chosen.get(&p).copied()).map_err(|e| {
+                // Every value was checked against its domain, which fits its field.
+                c.err(&name_span, &at("name"), format!("internal error: {e}"))
+            })?;
+            let canonical = TrialSpec::canonical(&name, dataset, &params, &split);
+            let trial_name = render(&template, &name, dataset, &chosen);
+            if trial_name.len() > MAX_TRIAL_NAME_LEN {
+                let span = e.trial_name.as_ref().map_or(e.name.span(), Spanned::span);
+                return Err(c.err(
+                    &span,
+                    &at("trial_name"),
+                    format!(
+                        "trial names may be at most {MAX_TRIAL_NAME_LEN} bytes; this one gives \
                      {:?} ({} bytes)",
-                    truncate(&trial_name),
-                    trial_name.len()
-                ),
-            ));
+                        truncate(&trial_name),
+                        trial_name.len()
+                    ),
+                ));
+            }
+            trials.push(TrialSpec {
+                id: TrialId::from_content(&canonical),
+                experiment: name.clone(),
+                name: trial_name,
+                dataset,
+                params,
+                split,
+                checkpoint_every,
+            });
         }
-        trials.push(TrialSpec {
-            id: TrialId::from_content(&canonical),
-            experiment: name.clone(),
-            name: trial_name,
-            dataset,
-            params,
-            split,
-            checkpoint_every,
-        });
     }
+    let stopping = match &e.stopping {
+        Some(s) => {
+            let epochs = trials.iter().map(|t| u64::from(t.params.epochs)).max();
+            Some(c.stopping(s, &at("stopping"), epochs.unwrap_or(0))?)
+        }
+        None => None,
+    };
     Ok(Experiment {
         name,
         title,
@@ -352,14 +410,19 @@ fn experiment(
         axes,
         table,
         trials,
+        stopping,
+        sample,
     })
 }
 
-/// `{experiment}_{axis}-{value}...` over the varying axes.
-fn default_template(axes: &[Axis]) -> String {
+/// `{experiment}_{axis}-{value}...` over the varying axes and the sampled keys, in axis order.
+fn default_template(axes: &[Axis], sample: Option<&SampleSpec>) -> String {
+    let mut varying: Vec<Param> = axes.iter().map(|a| a.param).collect();
+    varying.extend(sample.iter().flat_map(|s| s.space.iter().map(|(p, _)| *p)));
+    varying.sort();
     let mut t = String::from("{experiment}");
-    for a in axes {
-        t.push_str(&format!("_{0}-{{{0}}}", a.param.key()));
+    for p in varying {
+        t.push_str(&format!("_{0}-{{{0}}}", p.key()));
     }
     t
 }

@@ -12,7 +12,11 @@
 //! Every hyperparameter is one row of the table in `params.rs` ([`Param::def`]); the modules
 //! read it rather than name hyperparameters. Their imports run one way: `define` (what a row
 //! is) <- `params` (the table) <- `suggest` <- `rules` (what each key allows) <- `diagnose` <-
-//! `parse` <- `check` <- `expand`.
+//! `parse` <- `check` <- `search` (the stopping and sample tables) <- `expand`.
+//!
+//! An experiment may also give `[experiment.stopping]` (an early-stopping rule) and
+//! `[experiment.sample]` (configurations drawn from distributions, each crossed with the grid's
+//! axes); see [`crate::search`]. Without them, expansion is exactly as above.
 
 mod check;
 mod define;
@@ -23,6 +27,7 @@ mod files;
 mod params;
 mod parse;
 mod rules;
+mod search;
 mod suggest;
 
 use std::path::Path;
@@ -30,6 +35,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::DatasetKind;
+use crate::search::{SampleSpec, StoppingSpec};
 use crate::trial::TrialSpec;
 
 pub use define::{
@@ -101,6 +107,12 @@ pub struct Experiment {
     pub table: Option<TableLayout>,
     /// The trials, in expansion order.
     pub trials: Vec<TrialSpec>,
+    /// `[experiment.stopping]`, when given. Not persisted: it is read from the grid file.
+    #[serde(skip)]
+    pub stopping: Option<StoppingSpec>,
+    /// `[experiment.sample]`, when given. Not persisted: it is read from the grid file.
+    #[serde(skip)]
+    pub sample: Option<SampleSpec>,
 }
 
 /// A validated, expanded grid file.

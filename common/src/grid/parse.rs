@@ -47,6 +47,8 @@ pub(super) struct RawExperiment {
     #[serde(default)]
     pub fixed: Table<RawFixed>,
     pub grid: Option<Spanned<Table<RawAxes>>>,
+    pub stopping: Option<Spanned<Table<RawStopping>>>,
+    pub sample: Option<Spanned<Table<RawSample>>>,
 }
 
 impl RawExperiment {
@@ -62,6 +64,74 @@ impl RawExperiment {
 pub(super) struct RawTable {
     pub rows: Spanned<String>,
     pub columns: Spanned<String>,
+}
+
+/// `[experiment.stopping]`: an early-stopping rule; which keys a rule takes is checked in
+/// `search`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStopping {
+    pub rule: Spanned<String>,
+    pub metric: Option<Spanned<String>>,
+    pub mode: Option<Spanned<String>>,
+    pub min_epochs: Option<Spanned<i64>>,
+    pub reduction: Option<Spanned<i64>>,
+    pub brackets: Option<Spanned<i64>>,
+    pub min_trials: Option<Spanned<i64>>,
+}
+
+/// `[experiment.sample]`: a budget, a method, a seed, and `[experiment.sample.space]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSample {
+    pub trials: Spanned<i64>,
+    pub method: Option<Spanned<String>>,
+    pub seed: Option<Spanned<i64>>,
+    pub space: Spanned<Table<RawSpace>>,
+}
+
+/// `[experiment.sample.space]`: a distribution per sampled hyperparameter, in axis order.
+#[derive(Debug, Default)]
+pub(super) struct RawSpace(pub BTreeMap<Param, Spanned<Table<RawDistribution>>>);
+
+impl<'de> Deserialize<'de> for RawSpace {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_map(ParamsVisitor(PhantomData))
+            .map(RawSpace)
+    }
+}
+
+/// One sampled key's distribution, `{ loguniform = [1e-4, 0.1] }`: exactly one of these
+/// (checked in `search`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDistribution {
+    pub uniform: Option<Spanned<Vec<Spanned<f64>>>>,
+    pub loguniform: Option<Spanned<Vec<Spanned<f64>>>>,
+    pub int: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub choice: Option<Spanned<Vec<Spanned<RawScalar>>>>,
+}
+
+/// A value of a `choice` list, of whichever TOML type the file gives; it is checked against
+/// the hyperparameter's row like a grid value.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawScalar {
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl RawScalar {
+    /// The value for the checks.
+    pub fn raw(&self) -> Raw<'_> {
+        match self {
+            RawScalar::Str(s) => Raw::Str(s),
+            RawScalar::Int(i) => Raw::Int(i128::from(*i)),
+            RawScalar::Float(x) => Raw::Float(*x),
+        }
+    }
 }
 
 /// A hyperparameter's value as the file writes it, read as the TOML type its domain takes
@@ -154,6 +224,12 @@ impl Entry for RawList {
             Domain::Int { .. } => list(map, RawValue::Int),
             Domain::Float { .. } | Domain::Fraction => list(map, RawValue::Float),
         }
+    }
+}
+
+impl Entry for Spanned<Table<RawDistribution>> {
+    fn read<'de, A: MapAccess<'de>>(_: Param, map: &mut A) -> Result<Self, A::Error> {
+        map.next_value()
     }
 }
 

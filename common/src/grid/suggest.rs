@@ -11,6 +11,16 @@ const ALIASES: &[(&str, &str)] = &[
     ("fmnist", "fashion-mnist"),
     ("cifar", "cifar10"),
     ("cifar-10", "cifar10"),
+    // [experiment.stopping] and [experiment.sample], as Ray Tune and Optuna name them.
+    ("grace_period", "min_epochs"),
+    ("reduction_factor", "reduction"),
+    ("eta", "reduction"),
+    ("min_samples_required", "min_trials"),
+    ("maximize", "max"),
+    ("minimize", "min"),
+    ("num_samples", "trials"),
+    ("n_trials", "trials"),
+    ("sampler", "method"),
 ];
 
 /// The word that `norm` (normalised) is an alias of, if it is one.

@@ -1,0 +1,240 @@
+//! The tree-structured Parzen estimator (Bergstra et al. 2011), as Optuna's `TPESampler` does
+//! it by default (independent per key): the completed configurations are split into a good
+//! part (the best `gamma(n) = min(ceil(n / 10), 25)`) and the rest; each part gives every key a
+//! Parzen estimator (a mixture of truncated normals around the observed values, plus a wide
+//! prior, for numbers; smoothed frequencies for choices), `l` for the good part and `g` for the
+//! rest; [`CANDIDATES`] candidates are drawn from `l` and the one with the largest
+//! `l(x) / g(x)` is proposed. With fewer than [`STARTUP`] results it draws uniformly.
+//!
+//! It works in the sampler's unit coordinates (`sample::coordinate_of`), so a log-uniform key
+//! is modelled in its logarithm, and it is fitted only on the observations it is given, in the
+//! order given: the same results give the same proposal, so a coordinator can replay it.
+
+use super::sample::{Observation, coordinate_of, unit};
+use super::{Distribution, Objective};
+use crate::grid::Param;
+use crate::rng::SplitMix64;
+
+/// Results needed before the estimators are used (Optuna's `n_startup_trials`).
+pub(super) const STARTUP: usize = 10;
+/// Candidates drawn from `l` per proposal (Optuna's `n_ei_candidates`).
+pub(super) const CANDIDATES: usize = 24;
+/// Largest good part (Optuna's default `gamma`).
+const MAX_GOOD: usize = 25;
+
+/// The unit coordinates of the next configuration to try.
+pub(super) fn propose(
+    space: &[(Param, Distribution)],
+    history: &[Observation],
+    objective: Objective,
+    rng: &mut SplitMix64,
+) -> Vec<f64> {
+    // Observations whose every value the space can give, as coordinates, with their scores.
+    let points: Vec<(Vec<f64>, f64)> = history
+        .iter()
+        .filter(|o| o.point.len() == space.len())
+        .filter_map(|o| {
+            let u: Option<Vec<f64>> = space
+                .iter()
+                .zip(&o.point)
+                .map(|((_, d), v)| coordinate_of(d, *v))
+                .collect();
+            Some((u?, objective.score(o.value)))
+        })
+        .collect();
+    if points.len() < STARTUP {
+        return (0..space.len()).map(|_| unit(rng)).collect();
+    }
+    // Best first; ties keep the order the results were given in (the sort is stable).
+    let mut order: Vec<usize> = (0..points.len()).collect();
+    order.sort_by(|&a, &b| points[b].1.total_cmp(&points[a].1));
+    let good_len = points.len().div_ceil(10).clamp(1, MAX_GOOD);
+    let (good, bad) = order.split_at(good_len);
+
+    let estimators: Vec<(Parzen, Parzen)> = space
+        .iter()
+        .enumerate()
+        .map(|(d, (_, dist))| {
+            let column =
+                |part: &[usize]| -> Vec<f64> { part.iter().map(|&i| points[i].0[d]).collect() };
+            (
+                Parzen::fit(dist, &column(good)),
+                Parzen::fit(dist, &column(bad)),
+            )
+        })
+        .collect();
+    let mut best: Option<(f64, Vec<f64>)> = None;
+    for _ in 0..CANDIDATES {
+        let x: Vec<f64> = estimators.iter().map(|(l, _)| l.sample(rng)).collect();
+        let score: f64 = estimators
+            .iter()
+            .zip(&x)
+            .map(|((l, g), x)| l.log_pdf(*x) - g.log_pdf(*x))
+            .sum();
+        if best.as_ref().is_none_or(|(s, _)| score > *s) {
+            best = Some((score, x));
+        }
+    }
+    best.map_or_else(|| (0..space.len()).map(|_| unit(rng)).collect(), |(_, x)| x)
+}
+
+/// A Parzen estimator of one key on its unit coordinate.
+#[derive(Debug, Clone)]
+enum Parzen {
+    /// Equally weighted normals truncated to [0, 1]: `(mean, sigma)`.
+    Numbers(Vec<(f64, f64)>),
+    /// The probability of each choice, and each choice's coordinate width `1 / len`.
+    Choices(Vec<f64>),
+}
+
+impl Parzen {
+    /// The estimator of `xs` (coordinates) for `dist`.
+    fn fit(dist: &Distribution, xs: &[f64]) -> Parzen {
+        if let Distribution::Choice(values) = dist {
+            let k = values.len();
+            // Counts plus a prior of weight one spread evenly.
+            let mut p = vec![1.0 / k as f64; k];
+            for x in xs {
+                let i = ((x * k as f64).floor() as usize).min(k - 1);
+                p[i] += 1.0;
+            }
+            let total: f64 = p.iter().sum();
+            return Parzen::Choices(p.into_iter().map(|w| w / total).collect());
+        }
+        // The prior: one wide normal in the middle. Each observation's sigma is the larger
+        // distance to its neighbours (the bounds included), clipped as Optuna clips it.
+        let mut mus: Vec<f64> = xs.to_vec();
+        mus.push(0.5);
+        mus.sort_by(f64::total_cmp);
+        let min_sigma = 1.0 / (mus.len() as f64).min(100.0);
+        let mut components = Vec::with_capacity(mus.len());
+        let mut prior_done = false;
+        for (i, &mu) in mus.iter().enumerate() {
+            let sigma = if !prior_done && mu == 0.5 {
+                prior_done = true;
+                1.0
+            } else {
+                let left = if i == 0 { mu } else { mu - mus[i - 1] };
+                let right = if i + 1 == mus.len() {
+                    1.0 - mu
+                } else {
+                    mus[i + 1] - mu
+                };
+                left.max(right).clamp(min_sigma, 1.0)
+            };
+            components.push((mu, sigma));
+        }
+        Parzen::Numbers(components)
+    }
+
+    /// A draw from the estimator.
+    fn sample(&self, rng: &mut SplitMix64) -> f64 {
+        match self {
+            Parzen::Choices(p) => {
+                let k = p.len();
+                let mut u = unit(rng);
+                for (i, w) in p.iter().enumerate() {
+                    if u < *w {
+                        return (i as f64 + 0.5) / k as f64;
+                    }
+                    u -= w;
+                }
+                (k as f64 - 0.5) / k as f64
+            }
+            Parzen::Numbers(components) => {
+                let i = (unit(rng) * components.len() as f64) as usize;
+                let (mu, sigma) = components[i.min(components.len() - 1)];
+                // Rejection sampling of the truncated normal: each component keeps at least a
+                // third of its mass inside [0, 1], so a few tries suffice.
+                for _ in 0..64 {
+                    let x = mu + sigma * normal(rng);
+                    if (0.0..=1.0).contains(&x) {
+                        return x;
+                    }
+                }
+                mu.clamp(0.0, 1.0)
+            }
+        }
+    }
+
+    /// The log density at `x`.
+    fn log_pdf(&self, x: f64) -> f64 {
+        match self {
+            Parzen::Choices(p) => {
+                let k = p.len();
+                let i = ((x * k as f64).floor() as usize).min(k - 1);
+                p[i].ln()
+            }
+            Parzen::Numbers(components) => {
+                let n = components.len() as f64;
+                let density: f64 = components
+                    .iter()
+                    .map(|&(mu, sigma)| {
+                        let z = (x - mu) / sigma;
+                        let mass = phi((1.0 - mu) / sigma) - phi(-mu / sigma);
+                        (-0.5 * z * z).exp()
+                            / (sigma * (2.0 * std::f64::consts::PI).sqrt() * mass.max(1e-12))
+                    })
+                    .sum();
+                (density / n).max(1e-300).ln()
+            }
+        }
+    }
+}
+
+/// A standard normal draw (Box-Muller).
+fn normal(rng: &mut SplitMix64) -> f64 {
+    let u1 = 1.0 - unit(rng); // in (0, 1]
+    let u2 = unit(rng);
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+/// The standard normal distribution function.
+fn phi(z: f64) -> f64 {
+    0.5 * (1.0 + erf(z / std::f64::consts::SQRT_2))
+}
+
+/// The error function (Abramowitz and Stegun 7.1.26, absolute error below 1.5e-7).
+fn erf(x: f64) -> f64 {
+    let sign = x.signum();
+    let x = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    sign * (1.0 - poly * (-x * x).exp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erf_matches_known_values() {
+        for (x, e) in [
+            (0.0, 0.0),
+            (0.5, 0.520_499_877_8),
+            (1.0, 0.842_700_792_9),
+            (2.0, 0.995_322_265_0),
+            (-1.0, -0.842_700_792_9),
+        ] {
+            assert!((erf(x) - e).abs() < 2e-7, "erf({x}) = {}", erf(x));
+        }
+    }
+
+    #[test]
+    fn densities_integrate_to_one() {
+        let dist = Distribution::Uniform {
+            low: 0.0,
+            high: 1.0,
+        };
+        let p = Parzen::fit(&dist, &[0.05, 0.2, 0.21, 0.9, 0.99]);
+        let n = 20_000;
+        let integral: f64 = (0..n)
+            .map(|i| p.log_pdf((f64::from(i) + 0.5) / f64::from(n)).exp())
+            .sum::<f64>()
+            / f64::from(n);
+        assert!((integral - 1.0).abs() < 1e-3, "{integral}");
+    }
+}
