@@ -228,8 +228,8 @@ fn open_state(
     Ok((store, scheduler))
 }
 
-/// Creates the state directory `0700` and the database `0600` (see [`private`]), or tightens
-/// those an older version left open (logged). A folder that cannot be made is an error; one
+/// Creates the state directory `0700` (see [`private`]), or tightens it and the database's
+/// files (`0600`) where an older version left them open (logged). A folder that cannot be made is an error; one
 /// that cannot be tightened (another user's) is a warning.
 fn make_private(state_dir: &std::path::Path, db: &std::path::Path) -> Result<(), Error> {
     let io = |action: &'static str, path: &std::path::Path| {
@@ -248,8 +248,9 @@ fn make_private(state_dir: &std::path::Path, db: &std::path::Path) -> Result<(),
         }
         Err(e) => return Err(io("cannot create the folder", state_dir)(e)),
     }
-    tightened.extend(private::file(db).map_err(io("cannot create", db))?);
-    for suffix in ["-wal", "-shm"] {
+    // Only existing files: a new database is made whole by the store (`0600`, under a
+    // temporary name); an empty file made here would be refused as not a sweep's database.
+    for suffix in ["", "-wal", "-shm"] {
         let mut name = db.as_os_str().to_owned();
         name.push(suffix);
         let path = std::path::PathBuf::from(name);

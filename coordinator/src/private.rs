@@ -46,19 +46,6 @@ pub fn dir(dir: &Path) -> io::Result<Option<Tightened>> {
     tighten(dir, DIR_MODE)
 }
 
-/// Creates the empty file `path` `0600` if it does not exist, or makes it `0600`.
-pub fn file(path: &Path) -> io::Result<Option<Tightened>> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(FILE_MODE);
-    }
-    options.open(path)?;
-    tighten(path, FILE_MODE)
-}
-
 /// Makes the existing files of folder `dir` `0600` (a missing folder has none).
 pub fn files_in(dir: &Path) -> io::Result<Vec<Tightened>> {
     let entries = match std::fs::read_dir(dir) {
@@ -124,9 +111,9 @@ mod tests {
         assert_eq!(dir(&state).unwrap(), None);
         assert_eq!(mode(&state), 0o700);
         assert_ne!(mode(&root.path().join("out")), 0o700, "parents as usual");
+        // The database is made `0600` by the store (a temporary file renamed into place).
         let db = state.join("sweep.db");
-        assert_eq!(file(&db).unwrap(), None);
-        assert_eq!(mode(&db), 0o600);
+        std::fs::write(&db, "").unwrap();
 
         std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -134,7 +121,7 @@ mod tests {
         std::fs::write(&old, "x").unwrap();
         std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(dir(&state).unwrap().map(|t| t.was), Some(0o755));
-        assert_eq!(file(&db).unwrap().map(|t| t.was), Some(0o644));
+        assert_eq!(existing_file(&db).unwrap().map(|t| t.was), Some(0o644));
         assert_eq!(files_in(&state).unwrap().len(), 1);
         assert_eq!(existing_file(&state.join("missing")).unwrap(), None);
         for (p, m) in [(&state, 0o700), (&db, 0o600), (&old, 0o600)] {
