@@ -288,9 +288,11 @@ async fn cancel_and_retry_say_what_they_did() {
     let dir = tempfile::tempdir().unwrap();
     let c = TestCoordinator::start(dir.path()).await;
     let mut operator = c.operator().await;
+    let grid = sweep_common::grid::Grid::parse(GRID, "grid.toml").unwrap();
+    let name = grid.trials().next().unwrap().name.clone();
     let r = operator
         .cancel(v1::CancelRequest {
-            trials: vec!["t_relu_1".into(), "t_nope".into()],
+            trials: vec![name.clone(), "t_nope".into()],
             experiments: vec![],
             all: false,
             reason: "not needed".into(),
@@ -311,7 +313,7 @@ async fn cancel_and_retry_say_what_they_did() {
     assert_eq!(r.retried, 0);
     let r = operator
         .retry(v1::RetryRequest {
-            trials: vec!["t_relu_1".into()],
+            trials: vec![name],
             experiments: vec!["nope".into()],
             ..Default::default()
         })
