@@ -111,6 +111,7 @@ mod tests {
         assert_eq!(dir(&state).unwrap(), None);
         assert_eq!(mode(&state), 0o700);
         assert_ne!(mode(&root.path().join("out")), 0o700, "parents as usual");
+        // The database is made `0600` by the store (a temporary file renamed into place).
         let db = state.join("sweep.db");
         std::fs::write(&db, "").unwrap();
 

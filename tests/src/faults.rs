@@ -256,6 +256,123 @@ pub fn set_aside_checkpoints(db: &Path) -> Vec<(String, String, u32, String)> {
     out
 }
 
+/// A trial's row as the state database records it: for the audits of durable state that no
+/// public output shows (trials no longer in the grid, checkpoints, attempts that did not count).
+/// Every read of the database's columns by the tests is in this module.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Its id.
+    pub id: String,
+    /// Whether the grid file still has it.
+    pub in_grid: bool,
+    /// Its state ("pending", "leased", "succeeded", "failed").
+    pub state: String,
+    /// Its final weights, relative to the output folder.
+    pub weights: Option<String>,
+    /// The attempt its result came from.
+    pub success_attempt: Option<u32>,
+    /// The epoch its current attempt resumed from (0: from the start).
+    pub resumed_from: u32,
+    /// Attempts that counted against `max_attempts`.
+    pub counted_attempts: u32,
+    /// Its latest checkpoint and the one before, as recorded (JSON).
+    pub checkpoints: (Option<serde_json::Value>, Option<serde_json::Value>),
+}
+
+fn open_read_only(db: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", db.display()))
+}
+
+/// Every trial named `name` the database at `db` records (one in the grid, and any number the
+/// grid no longer has).
+pub fn recorded(db: &Path, name: &str) -> Vec<Recorded> {
+    let conn = open_read_only(db);
+    let json = |name: &str, j: Option<String>| {
+        j.map(|j| {
+            serde_json::from_str::<serde_json::Value>(&j)
+                .unwrap_or_else(|e| panic!("{name}: checkpoint JSON: {e}"))
+        })
+    };
+    conn.prepare(
+        "SELECT id, in_grid, state, weights, success_attempt, resumed_from, counted_attempts,
+                checkpoint, previous_checkpoint
+         FROM trials WHERE name = ?1",
+    )
+    .and_then(|mut s| {
+        s.query_map([name], |r| {
+            Ok(Recorded {
+                id: r.get(0)?,
+                in_grid: r.get::<_, i64>(1)? != 0,
+                state: r.get(2)?,
+                weights: r.get(3)?,
+                success_attempt: r.get(4)?,
+                resumed_from: r.get(5)?,
+                counted_attempts: r.get(6)?,
+                checkpoints: (json(name, r.get(7)?), json(name, r.get(8)?)),
+            })
+        })?
+        .collect()
+    })
+    .unwrap_or_else(|e| panic!("{}: cannot read trial {name}: {e}", db.display()))
+}
+
+/// The one trial named `name` the grid has, as recorded.
+pub fn recorded_in_grid(db: &Path, name: &str) -> Recorded {
+    let mut in_grid: Vec<Recorded> = recorded(db, name)
+        .into_iter()
+        .filter(|t| t.in_grid)
+        .collect();
+    assert_eq!(in_grid.len(), 1, "{name}: {in_grid:?}");
+    in_grid.remove(0)
+}
+
+/// The last epoch kept of attempt `attempt` of trial `id` (0: none).
+pub fn last_epoch_kept(db: &Path, id: &str, attempt: u32) -> u32 {
+    open_read_only(db)
+        .query_row(
+            "SELECT COALESCE(MAX(e.epoch), 0) FROM epochs e JOIN trials t ON t.num = e.trial
+             WHERE t.id = ?1 AND e.attempt = ?2",
+            rusqlite::params![id, attempt],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("{}: cannot read the epochs of {id}: {e}", db.display()))
+}
+
+/// The secret the coordinator whose database is `db` issued to `worker`: derived as it does,
+/// from the key it keeps there (for a test that speaks as a worker process it cannot ask).
+pub fn worker_secret(db: &Path, worker: &str) -> String {
+    use hmac::Mac as _;
+    let key_hex: String = open_read_only(db)
+        .query_row("SELECT value FROM meta WHERE key = 'worker_key'", [], |r| {
+            r.get(0)
+        })
+        .unwrap_or_else(|e| panic!("{}: cannot read the worker key: {e}", db.display()));
+    let key: Vec<u8> = (0..key_hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&key_hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).expect("a key");
+    mac.update(worker.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Records `checkpoint` (JSON) as trial `name`'s latest: a fault only the worker's trainer can
+/// tell (a file whose size and SHA-256 match the record but is not a checkpoint).
+pub fn record_latest_checkpoint(db: &Path, name: &str, checkpoint: &serde_json::Value) {
+    let conn = rusqlite::Connection::open(db)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", db.display()));
+    conn.execute(
+        "UPDATE trials SET checkpoint = ?1 WHERE name = ?2 AND in_grid = 1",
+        [checkpoint.to_string(), name.to_owned()],
+    )
+    .unwrap_or_else(|e| panic!("{}: cannot record {name}'s checkpoint: {e}", db.display()));
+}
+
 fn audit_set_aside(conn: &rusqlite::Connection, db: &Path) -> usize {
     let checkpoints = db
         .parent()

@@ -26,19 +26,12 @@ const FLAGS: [&str; 6] = [
 ];
 
 /// (latest, previous) checkpoints of trial `name` as recorded: their JSON.
-fn checkpoints(conn: &rusqlite::Connection, name: &str) -> (serde_json::Value, serde_json::Value) {
-    let (latest, previous): (Option<String>, Option<String>) = conn
-        .query_row(
-            "SELECT checkpoint, previous_checkpoint FROM trials WHERE name = ?1",
-            [name],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .expect("read the checkpoints");
-    let parse = |j: Option<String>, what: &str| -> serde_json::Value {
-        serde_json::from_str(&j.unwrap_or_else(|| panic!("{name} has no {what} checkpoint")))
-            .expect("checkpoint JSON")
+fn checkpoints(db: &std::path::Path, name: &str) -> (serde_json::Value, serde_json::Value) {
+    let (latest, previous) = faults::recorded_in_grid(db, name).checkpoints;
+    let some = |c: Option<serde_json::Value>, what: &str| {
+        c.unwrap_or_else(|| panic!("{name} has no {what} checkpoint"))
     };
-    (parse(latest, "latest"), parse(previous, "previous"))
+    (some(latest, "latest"), some(previous, "previous"))
 }
 
 fn epoch_of(c: &serde_json::Value) -> u32 {
@@ -77,9 +70,8 @@ fn damaged_checkpoints_are_set_aside_and_the_trials_resume_from_the_previous_one
     // Damage two trials' newest checkpoints.
     let db = sweep.database();
     let dir = sweep.out().join("state").join("checkpoints");
-    let conn = rusqlite::Connection::open(&db).expect("open the database");
-    let (truncated, (latest_a, previous_a)) = ("t_1", checkpoints(&conn, "t_1"));
-    let (garbled, (latest_b, previous_b)) = ("t_2", checkpoints(&conn, "t_2"));
+    let (truncated, (latest_a, previous_a)) = ("t_1", checkpoints(&db, "t_1"));
+    let (garbled, (latest_b, previous_b)) = ("t_2", checkpoints(&db, "t_2"));
     let file_a = dir.join(latest_a["file"].as_str().expect("file"));
     let bytes = std::fs::read(&file_a).expect("read the checkpoint");
     std::fs::write(&file_a, &bytes[..bytes.len() / 2]).expect("truncate it");
@@ -89,12 +81,8 @@ fn damaged_checkpoints_are_set_aside_and_the_trials_resume_from_the_previous_one
     let mut recorded = latest_b.clone();
     recorded["size"] = garbage.len().into();
     recorded["sha256"] = format!("{:x}", Sha256::digest(&garbage)).into();
-    conn.execute(
-        "UPDATE trials SET checkpoint = ?1 WHERE name = ?2",
-        [recorded.to_string(), garbled.to_owned()],
-    )
-    .expect("record the garbage's size and SHA-256");
-    drop(conn);
+    // Its size and SHA-256 recorded: only the trainer can tell.
+    faults::record_latest_checkpoint(&db, garbled, &recorded);
 
     let mut c = sweep.start_coordinator_at(&listen, &FLAGS);
     let mut w2 = Worker::start_test("W2", &c.url(), EPOCH, TRIALS as u32);
@@ -128,15 +116,9 @@ fn damaged_checkpoints_are_set_aside_and_the_trials_resume_from_the_previous_one
 
     // Each resumed from the checkpoint before the damaged one; the attempts that could not
     // use theirs cost nothing.
-    let conn = rusqlite::Connection::open(&db).expect("open the database");
     for (trial, previous) in [(truncated, &previous_a), (garbled, &previous_b)] {
-        let (resumed_from, counted): (u32, u32) = conn
-            .query_row(
-                "SELECT resumed_from, counted_attempts FROM trials WHERE name = ?1",
-                [trial],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .expect("read the trial");
+        let t = faults::recorded_in_grid(&db, trial);
+        let (resumed_from, counted) = (t.resumed_from, t.counted_attempts);
         assert_eq!(resumed_from, epoch_of(previous), "{trial}");
         assert_eq!(counted, 0, "{trial}");
     }

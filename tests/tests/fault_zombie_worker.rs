@@ -80,26 +80,13 @@ fn frozen_worker_writes_are_refused() {
     );
     // And none of it was kept: Z's attempt has only the epochs it reported before it froze.
     let db = sweep.database();
-    let conn = rusqlite::Connection::open(&db).expect("database");
-    let (id, success): (String, u32) = conn
-        .query_row(
-            "SELECT id, success_attempt FROM trials WHERE name = ?1",
-            [&trial],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .expect("the trial");
+    let recorded = faults::recorded_in_grid(&db, &trial);
+    let success = recorded.success_attempt.expect("the trial succeeded");
     assert_ne!(
         success, 1,
         "{trial}'s result came from the zombie's attempt"
     );
-    let zombie_epochs: u32 = conn
-        .query_row(
-            "SELECT COALESCE(MAX(e.epoch), 0) FROM epochs e JOIN trials t ON t.num = e.trial
-             WHERE t.id = ?1 AND e.attempt = 1",
-            [&id],
-            |r| r.get(0),
-        )
-        .expect("epochs");
+    let zombie_epochs = faults::last_epoch_kept(&db, &recorded.id, 1);
     assert!(
         zombie_epochs <= reported_before,
         "epoch {zombie_epochs} of the zombie's attempt was kept; it had reported {reported_before} before it froze"
@@ -124,32 +111,9 @@ fn frozen_worker_writes_are_refused() {
 /// heartbeat revoking the lease). Returns how many calls were made.
 fn replay_zombie(url: &str, db: &std::path::Path, trial: &str, worker: &str) -> usize {
     use sweep_proto::v1;
-    let conn = rusqlite::Connection::open(db).expect("database");
-    let id: String = conn
-        .query_row("SELECT id FROM trials WHERE name = ?1", [trial], |r| {
-            r.get(0)
-        })
-        .expect("the trial's id");
+    let id = faults::recorded_in_grid(db, trial).id;
     // The zombie still holds the secret it was issued: derive it as the coordinator does.
-    let key_hex: String = conn
-        .query_row("SELECT value FROM meta WHERE key = 'worker_key'", [], |r| {
-            r.get(0)
-        })
-        .expect("the worker key");
-    let key: Vec<u8> = (0..key_hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&key_hex[i..i + 2], 16).expect("hex"))
-        .collect();
-    let secret: String = {
-        use hmac::Mac as _;
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).expect("a key");
-        mac.update(worker.as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
+    let secret = faults::worker_secret(db, worker);
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.block_on(async {
         let channel = tonic::transport::Endpoint::from_shared(url.to_owned())

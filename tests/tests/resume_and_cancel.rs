@@ -65,15 +65,11 @@ fn edited_grid_trains_only_new_cells() {
         }
     }
     // The dropped trial is still in the database, with its result.
-    let conn = rusqlite::Connection::open(sweep.database()).expect("database");
-    let (in_grid, state): (i64, String) = conn
-        .query_row(
-            "SELECT in_grid, state FROM trials WHERE name = 't_1'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .expect("t_1 kept");
-    assert_eq!((in_grid, state.as_str()), (0, "succeeded"));
+    let kept = faults::recorded(&sweep.database(), "t_1");
+    assert!(
+        matches!(&kept[..], [t] if !t.in_grid && t.state == "succeeded"),
+        "t_1 kept: {kept:?}"
+    );
 }
 
 #[test]

@@ -53,13 +53,10 @@ fn an_edited_grid_does_not_overwrite_the_weights_of_the_trials_it_replaced() {
         old_bytes,
         "the new trial's weights"
     );
-    let conn = rusqlite::Connection::open(sweep.database()).unwrap();
-    let recorded: String = conn
-        .query_row(
-            "SELECT weights FROM trials WHERE id = ?1 AND in_grid = 0",
-            [&old.id],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(recorded, aside);
+    let recorded = faults::recorded(&sweep.database(), "t_1");
+    let replaced = recorded
+        .iter()
+        .find(|t| t.id == old.id && !t.in_grid)
+        .unwrap_or_else(|| panic!("the replaced t_1 is kept: {recorded:?}"));
+    assert_eq!(replaced.weights.as_deref(), Some(aside.as_str()));
 }
