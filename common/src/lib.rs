@@ -13,6 +13,7 @@ pub mod files;
 pub mod grid;
 pub mod ids;
 pub mod metrics;
+pub mod results;
 pub mod rng;
 pub mod text;
 pub mod trial;
