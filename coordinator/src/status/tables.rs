@@ -251,7 +251,22 @@ pub enum Tables {
 /// to (`None`: every experiment shown), shared by every caller of the state owner's handle.
 #[derive(Default)]
 pub struct Shared {
-    made: Mutex<(u64, HashMap<Option<String>, Arc<Filled>>)>,
+    made: Mutex<Versioned>,
+}
+
+/// The tables made for one version of the trials, by the experiment a status is limited to.
+#[derive(Default)]
+struct Versioned {
+    version: u64,
+    by_only: HashMap<Option<String>, Arc<Filled>>,
+}
+
+impl Versioned {
+    fn get(&self, version: u64, only: &Option<String>) -> Option<Arc<Filled>> {
+        (self.version == version)
+            .then(|| self.by_only.get(only).cloned())
+            .flatten()
+    }
 }
 
 impl Shared {
@@ -267,16 +282,18 @@ impl Shared {
         only: Option<&str>,
     ) -> Tables {
         let version = index.version();
-        if let Ok(made) = self.made.try_lock() {
-            if made.0 == version {
-                if let Some(filled) = made.1.get(&only.map(str::to_owned)) {
-                    return Tables::Ready(Arc::clone(filled));
-                }
-            }
+        let only = only.map(str::to_owned);
+        if let Some(filled) = self
+            .made
+            .try_lock()
+            .ok()
+            .and_then(|made| made.get(version, &only))
+        {
+            return Tables::Ready(filled);
         }
         Tables::Make {
             version,
-            only: only.map(str::to_owned),
+            only,
             input: input(experiments, s, index, snap),
         }
     }
@@ -294,21 +311,23 @@ impl Shared {
             } => (version, only, input),
         };
         let mut made = self.made.lock().await;
-        if made.0 == version {
-            if let Some(filled) = made.1.get(&only) {
-                return Some(Arc::clone(filled));
-            }
+        if let Some(filled) = made.get(version, &only) {
+            return Some(filled);
         }
         let filled = Arc::new(
             tokio::task::spawn_blocking(move || make(input))
                 .await
                 .ok()?,
         );
-        if version > made.0 || made.1.is_empty() {
-            *made = (version, HashMap::new());
+        // Kept only for the newest version asked for (an older one is already out of date).
+        if version > made.version || made.by_only.is_empty() {
+            *made = Versioned {
+                version,
+                by_only: HashMap::new(),
+            };
         }
-        if made.0 == version {
-            made.1.insert(only, Arc::clone(&filled));
+        if made.version == version {
+            made.by_only.insert(only, Arc::clone(&filled));
         }
         Some(filled)
     }
