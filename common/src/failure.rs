@@ -10,6 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::WorkerId;
+
 /// Why an attempt ended without a result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -41,6 +43,19 @@ pub enum FailureKind {
     /// The trial had succeeded, but its final weights were not in the output folder when the
     /// coordinator started (deleted, or never stored): it is trained again.
     WeightsMissing,
+}
+
+/// One failed attempt: kept in the state database and listed in `results.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptFailure {
+    /// The attempt that failed.
+    pub attempt: u32,
+    /// The worker that held it.
+    pub worker: WorkerId,
+    /// What kind of failure.
+    pub kind: FailureKind,
+    /// The worker's (or the coordinator's) message.
+    pub message: String,
 }
 
 /// What a failure of some kind does to its trial and its worker.

@@ -8,13 +8,23 @@ pub struct EpochMetrics {
     /// 1-based epoch number.
     pub epoch: u32,
     /// Mean of the per-batch mean cross-entropy losses over the epoch (the lab's printed loss).
+    #[serde(deserialize_with = "number_or_nan")]
     pub train_loss: f64,
     /// Accuracy (%) on the training batches as they were trained (running, no extra pass).
+    #[serde(deserialize_with = "number_or_nan")]
     pub train_accuracy: f64,
     /// Accuracy (%) on the test split after the epoch.
+    #[serde(deserialize_with = "number_or_nan")]
     pub test_accuracy: f64,
     /// Wall-clock seconds of the epoch (training and evaluation).
+    #[serde(deserialize_with = "number_or_nan")]
     pub seconds: f64,
+}
+
+/// A number, or NaN for `null`: JSON has no NaN or infinity, and serde_json writes them as
+/// `null` (a diverged epoch's loss in `results.json`), so that they read back.
+fn number_or_nan<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
 }
 
 /// A confusion matrix: `counts[true * classes + predicted]`.
@@ -82,12 +92,22 @@ impl ConfusionMatrix {
         m
     }
 
-    /// The count of images of class `truth` predicted as `predicted`.
+    /// The count of images of class `truth` predicted as `predicted` (0 outside the matrix).
     pub fn get(&self, truth: usize, predicted: usize) -> u64 {
-        self.counts
-            .get(truth * self.classes + predicted)
+        if truth >= self.classes || predicted >= self.classes {
+            return 0;
+        }
+        truth
+            .checked_mul(self.classes)
+            .and_then(|row| self.counts.get(row + predicted))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// True when the matrix has classes and `counts` holds `classes * classes` cells (a matrix
+    /// read from a file may not).
+    pub fn is_square(&self) -> bool {
+        self.classes > 0 && self.classes.checked_mul(self.classes) == Some(self.counts.len())
     }
 
     /// Total number of images counted.

@@ -31,13 +31,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sweep_common::grid::Grid;
+use sweep_common::results::Experiment;
 use sweep_common::{EpochMetrics, TrialId, TrialSpec, WorkerId};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use crate::Error;
 use crate::console::Console;
-use crate::report::model;
 use crate::results;
 use crate::state::{
     CancelSelector, Checkpoint, Counts, Effect, FailureKind, LeaseOutcome, Outcome, RetrySelector,
@@ -114,7 +114,7 @@ enum Command {
     },
     Status {
         view: View,
-        reply: oneshot::Sender<(Snapshot, Option<tables::Input>)>,
+        reply: oneshot::Sender<(Snapshot, Option<tables::Tables>)>,
     },
     CheckLease {
         worker: WorkerId,
@@ -178,6 +178,7 @@ pub struct Progress {
 pub struct Handle {
     tx: mpsc::Sender<Command>,
     changes: watch::Receiver<u64>,
+    tables: Arc<tables::Shared>,
 }
 
 impl Handle {
@@ -370,16 +371,17 @@ impl Handle {
     }
 
     /// The sweep's status now, as `view` asks. The accuracy tables of a detailed one are laid
-    /// out here, on a blocking thread, not on the state owner's task.
+    /// out here, on a blocking thread, not on the state owner's task, once per change of the
+    /// trials for every caller ([`tables::Shared`]).
     pub async fn status(&self, view: View) -> Result<Snapshot, Error> {
-        let (mut snapshot, input) = self.call(|reply| Command::Status { view, reply }).await?;
-        if let Some(input) = input {
-            snapshot = tokio::task::spawn_blocking(move || {
-                tables::fill(&mut snapshot, input);
-                snapshot
-            })
-            .await
-            .map_err(|_| Error::ShuttingDown)?;
+        let (mut snapshot, tables) = self.call(|reply| Command::Status { view, reply }).await?;
+        if let Some(tables) = tables {
+            let filled = self
+                .tables
+                .resolve(tables)
+                .await
+                .ok_or(Error::ShuttingDown)?;
+            tables::fill(&mut snapshot, &filled);
         }
         Ok(snapshot)
     }
@@ -441,11 +443,13 @@ pub fn spawn(
         started,
     } = actor;
     let database = store.path().display().to_string();
+    let shared_tables = Arc::new(tables::Shared::default());
     let writer = Writer::spawn(store, crate::artifacts::checkpoints_dir(&state_dir));
     let owner = Owner {
         database,
         index: Index::new(&scheduler),
         table_experiments: tables::experiments_of(&grid),
+        tables: Arc::clone(&shared_tables),
         scheduler,
         grid,
         grid_file,
@@ -461,6 +465,7 @@ pub fn spawn(
         Handle {
             tx,
             changes: changes_rx,
+            tables: shared_tables,
         },
         finished_rx,
         task,
@@ -474,8 +479,10 @@ struct Owner {
     scheduler: Scheduler,
     /// The status summary's running totals, refreshed with every batch of changes.
     index: Index,
-    /// The grid's experiments as the report reads them, for the live accuracy tables.
-    table_experiments: Arc<[model::Experiment]>,
+    /// The grid's experiments as `results.json` records them, for the live accuracy tables.
+    table_experiments: Arc<[Experiment]>,
+    /// The live accuracy tables made so far, shared with the handle.
+    tables: Arc<tables::Shared>,
     grid: Grid,
     grid_file: String,
     out_dir: PathBuf,
@@ -1017,10 +1024,12 @@ impl Owner {
                 // Commands earlier in this batch changed trials that are not committed yet.
                 self.index.update(s, s.pending_changes());
                 let snapshot = status::snapshot(&self.grid.name, s, &self.index, clock, &view);
-                let input = view
-                    .detail
-                    .then(|| tables::input(&self.table_experiments, s, &self.index, &snapshot));
-                let _ = reply.send((snapshot, input));
+                let tables = view.detail.then(|| {
+                    let only = view.trials.as_ref().and_then(|q| q.experiment.as_deref());
+                    self.tables
+                        .tables(&self.table_experiments, s, &self.index, &snapshot, only)
+                });
+                let _ = reply.send((snapshot, tables));
                 Vec::new()
             }
             Command::Progress { reply } => {

@@ -6,110 +6,31 @@
 //! it is written whole when the sweep ends or the coordinator stops. (The state database holds
 //! every result the moment it is acknowledged; `results.json` is its readable copy.)
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-use sweep_common::grid::{Axis, Grid, TableLayout};
-use sweep_common::{ConfusionMatrix, DatasetKind, EpochMetrics, HyperParams, SplitSpec};
+use sweep_common::grid::Grid;
+use sweep_common::results::{Experiment, Results, Status, Trial as TrialRecord};
 
 use crate::Error;
-use crate::state::{AttemptFailure, Scheduler, Trial, TrialState};
+use crate::state::{Scheduler, Trial, TrialState};
 
-/// `results.json`.
-#[derive(Debug, Serialize)]
-pub struct SweepResults<'a> {
-    /// Format version of this file.
-    pub format: u32,
-    /// The sweep's name.
-    pub sweep: &'a str,
-    /// The grid file it came from.
-    pub grid_file: &'a str,
-    /// True once every trial has ended.
-    pub finished: bool,
-    /// The experiments, with their axes and class names.
-    pub experiments: Vec<ExperimentRecord<'a>>,
-    /// One record per trial, in grid order.
-    pub trials: Vec<TrialRecord<'a>>,
-}
-
-/// An experiment in `results.json`.
-#[derive(Debug, Serialize)]
-pub struct ExperimentRecord<'a> {
-    /// Name.
-    pub name: &'a str,
-    /// Title, if any.
-    pub title: Option<&'a str>,
-    /// Dataset.
-    pub dataset: DatasetKind,
-    /// Class names, by label.
-    pub classes: &'static [&'static str],
-    /// Axes that vary.
-    pub axes: &'a [Axis],
-    /// The accuracy tables' layout the grid file names, if any.
-    pub table: Option<TableLayout>,
-}
-
-/// A trial in `results.json`.
-#[derive(Debug, Serialize)]
-pub struct TrialRecord<'a> {
-    /// Content id.
-    pub id: String,
-    /// Experiment.
-    pub experiment: &'a str,
-    /// Name.
-    pub name: &'a str,
-    /// Dataset.
-    pub dataset: DatasetKind,
-    /// Hyperparameters.
-    pub params: &'a HyperParams,
-    /// Split.
-    pub split: &'a SplitSpec,
-    /// pending, running, succeeded or failed.
-    pub status: &'static str,
-    /// Leases granted.
-    pub attempts: u32,
-    /// Name and id of the worker that produced the result (or holds the lease).
-    pub worker: Option<String>,
-    /// Seconds from the successful attempt's lease to its result.
-    pub wall_seconds: Option<f64>,
-    /// Seconds of training on the worker (data loading excluded).
-    pub train_seconds: Option<f64>,
-    /// Per-epoch metrics.
-    pub epochs: &'a [EpochMetrics],
-    /// Final accuracy (%) on the training subset.
-    pub train_accuracy: Option<f64>,
-    /// Final accuracy (%) on the test split.
-    pub test_accuracy: Option<f64>,
-    /// Confusion matrix on the training subset.
-    pub train_confusion: Option<&'a ConfusionMatrix>,
-    /// Confusion matrix on the test split.
-    pub test_confusion: Option<&'a ConfusionMatrix>,
-    /// Images in the dataset the worker trained from.
-    pub dataset_images: Option<u64>,
-    /// The final weights (safetensors), relative to the output folder.
-    pub weights: Option<&'a str>,
-    /// Why the trial failed for good.
-    pub failure: Option<&'a str>,
-    /// Every failed attempt.
-    pub failed_attempts: &'a [AttemptFailure],
-}
-
-/// Builds the `results.json` document from the current state.
-pub fn collect<'a>(grid: &'a Grid, grid_file: &'a str, s: &'a Scheduler) -> SweepResults<'a> {
-    SweepResults {
+/// Builds the `results.json` document from the current state (borrowing it).
+pub fn collect<'a>(grid: &Grid, grid_file: &str, s: &'a Scheduler) -> Results<'a> {
+    Results {
         trials: s.trials().iter().map(|t| record(s, t)).collect(),
         ..header(grid, grid_file, s)
     }
 }
 
 /// The document without its trials.
-fn header<'a>(grid: &'a Grid, grid_file: &'a str, s: &Scheduler) -> SweepResults<'a> {
-    SweepResults {
-        format: 1,
-        sweep: &grid.name,
-        grid_file,
+fn header(grid: &Grid, grid_file: &str, s: &Scheduler) -> Results<'static> {
+    Results {
+        format: sweep_common::results::FORMAT,
+        sweep: grid.name.clone(),
+        grid_file: grid_file.to_owned(),
         finished: s.is_finished(),
         experiments: experiment_records(grid),
         trials: Vec::new(),
@@ -117,15 +38,20 @@ fn header<'a>(grid: &'a Grid, grid_file: &'a str, s: &Scheduler) -> SweepResults
 }
 
 /// The records of `grid`'s experiments.
-pub fn experiment_records(grid: &Grid) -> Vec<ExperimentRecord<'_>> {
+pub fn experiment_records(grid: &Grid) -> Vec<Experiment> {
     grid.experiments
         .iter()
-        .map(|e| ExperimentRecord {
-            name: &e.name,
-            title: e.title.as_deref(),
+        .map(|e| Experiment {
+            name: e.name.clone(),
+            title: e.title.clone(),
             dataset: e.dataset,
-            classes: e.dataset.class_names(),
-            axes: &e.axes,
+            classes: e
+                .dataset
+                .class_names()
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
+            axes: e.axes.clone(),
             table: e.table,
         })
         .collect()
@@ -139,42 +65,44 @@ fn record<'a>(s: &Scheduler, t: &'a Trial) -> TrialRecord<'a> {
             .map_or_else(|| format!("{id}"), |w| format!("{} ({})", w.name, id))
     };
     let (status, worker, wall_seconds, failure) = match &t.state {
-        TrialState::Pending => ("pending", None, None, None),
-        TrialState::Leased(l) => ("running", Some(worker_name(l.worker)), None, None),
+        TrialState::Pending => (Status::Pending, None, None, None),
+        TrialState::Leased(l) => (Status::Running, Some(worker_name(l.worker)), None, None),
         TrialState::Succeeded {
             worker,
             wall_seconds,
             ..
         } => (
-            "succeeded",
+            Status::Succeeded,
             Some(worker_name(*worker)),
             Some(*wall_seconds),
             None,
         ),
-        TrialState::Failed { reason, .. } => ("failed", None, None, Some(reason.as_str())),
+        TrialState::Failed { reason, .. } => {
+            (Status::Failed, None, None, Some(Cow::from(reason.as_str())))
+        }
     };
     let r = t.result.as_ref();
     TrialRecord {
-        id: t.spec.id.to_string(),
-        experiment: &t.spec.experiment,
-        name: &t.spec.name,
+        id: t.spec.id,
+        experiment: Cow::from(t.spec.experiment.as_str()),
+        name: Cow::from(t.spec.name.as_str()),
         dataset: t.spec.dataset,
-        params: &t.spec.params,
-        split: &t.spec.split,
+        params: Cow::Borrowed(&t.spec.params),
+        split: t.spec.split,
         status,
         attempts: t.attempts,
         worker,
         wall_seconds,
         train_seconds: r.map(|r| r.train_seconds),
-        epochs: &t.epochs,
+        epochs: Cow::from(t.epochs.as_slice()),
         train_accuracy: r.map(|r| r.train_accuracy),
         test_accuracy: r.map(|r| r.test_accuracy),
-        train_confusion: r.map(|r| &r.train_confusion),
-        test_confusion: r.map(|r| &r.test_confusion),
+        train_confusion: r.map(|r| Cow::Borrowed(&r.train_confusion)),
+        test_confusion: r.map(|r| Cow::Borrowed(&r.test_confusion)),
         dataset_images: r.map(|r| r.dataset_images),
-        weights: t.weights.as_deref(),
+        weights: t.weights.as_deref().map(Cow::from),
         failure,
-        failed_attempts: &t.failures,
+        failed_attempts: Cow::from(t.failures.as_slice()),
     }
 }
 
@@ -203,7 +131,7 @@ fn write_atomic_with(
 
 /// Writes `results.json` into `out`, streamed (a sweep of 100 000 trials makes a file of about a
 /// gigabyte, which is never held in memory).
-pub fn write_results(out: &Path, results: &SweepResults<'_>) -> Result<PathBuf, Error> {
+pub fn write_results(out: &Path, results: &Results<'_>) -> Result<PathBuf, Error> {
     let path = out.join("results.json");
     write_atomic_with(&path, |f| {
         serde_json::to_writer_pretty(&mut *f, results).map_err(std::io::Error::other)?;
@@ -283,40 +211,36 @@ fn pct(x: Option<f64>) -> String {
 /// Renders `summary.md`: per experiment, one row per trial and the best trial. Every name and
 /// message is written as Markdown text (`sweep_common::text::markdown`), so that none can break
 /// a table or add markup.
-pub fn render_summary(results: &SweepResults<'_>) -> String {
+pub fn render_summary(results: &Results<'_>) -> String {
     use sweep_common::text::{markdown, markdown_code};
 
     let mut md = String::new();
-    let ok = results
-        .trials
-        .iter()
-        .filter(|t| t.status == "succeeded")
-        .count();
-    let failed = results
-        .trials
-        .iter()
-        .filter(|t| t.status == "failed")
-        .count();
-    let _ = writeln!(md, "# Sweep `{}`\n", markdown_code(results.sweep));
+    let ok = results.trials.iter().filter(|t| t.succeeded()).count();
+    let failed = results.trials.iter().filter(|t| t.failed()).count();
+    let _ = writeln!(md, "# Sweep `{}`\n", markdown_code(&results.sweep));
     let _ = writeln!(
         md,
         "Grid file `{}`: {} trials, {ok} succeeded, {failed} failed. Accuracies in %; \
          \"test\" is the held-out part of the official training set.\n",
-        markdown_code(results.grid_file),
+        markdown_code(&results.grid_file),
         results.trials.len()
     );
     for e in &results.experiments {
-        let _ = writeln!(md, "## {}\n", markdown(e.title.unwrap_or(e.name)));
+        let _ = writeln!(
+            md,
+            "## {}\n",
+            markdown(e.title.as_deref().unwrap_or(&e.name))
+        );
         let _ = writeln!(
             md,
             "Experiment `{}`, dataset {}.\n",
-            markdown_code(e.name),
+            markdown_code(&e.name),
             e.dataset
         );
         let trials: Vec<&TrialRecord<'_>> = results
             .trials
             .iter()
-            .filter(|t| t.experiment == e.name)
+            .filter(|t| t.experiment == e.name.as_str())
             .collect();
         let _ = writeln!(
             md,
@@ -328,9 +252,9 @@ pub fn render_summary(results: &SweepResults<'_>) -> String {
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                markdown(t.name),
-                t.failure.map_or_else(
-                    || t.status.to_owned(),
+                markdown(&t.name),
+                t.failure.as_deref().map_or_else(
+                    || t.status.name().to_owned(),
                     |f| format!("failed: {}", markdown(f))
                 ),
                 pct(t.test_accuracy),
@@ -348,7 +272,7 @@ pub fn render_summary(results: &SweepResults<'_>) -> String {
             .filter_map(|t| {
                 t.test_accuracy
                     .filter(|a| a.is_finite())
-                    .map(|a| (a, t.name))
+                    .map(|a| (a, &t.name))
             })
             .max_by(|a, b| a.0.total_cmp(&b.0));
         if let Some((acc, name)) = best {
@@ -364,7 +288,7 @@ pub fn render_summary(results: &SweepResults<'_>) -> String {
             let _ = writeln!(md, "\nTest accuracy after each epoch:\n");
             let _ = write!(md, "| epoch |");
             for t in &curves {
-                let _ = write!(md, " {} |", markdown(t.name));
+                let _ = write!(md, " {} |", markdown(&t.name));
             }
             let _ = write!(md, "\n|---:|");
             for _ in &curves {
@@ -389,7 +313,7 @@ pub fn render_summary(results: &SweepResults<'_>) -> String {
 }
 
 /// Writes `summary.md` into `out`.
-pub fn write_summary(out: &Path, results: &SweepResults<'_>) -> Result<PathBuf, Error> {
+pub fn write_summary(out: &Path, results: &Results<'_>) -> Result<PathBuf, Error> {
     let path = out.join("summary.md");
     write_atomic(&path, render_summary(results).as_bytes())?;
     Ok(path)
@@ -399,7 +323,7 @@ pub fn write_summary(out: &Path, results: &SweepResults<'_>) -> Result<PathBuf, 
 mod tests {
     use std::time::{Duration, Instant};
 
-    use sweep_common::WorkerId;
+    use sweep_common::{EpochMetrics, WorkerId};
 
     use super::*;
     use crate::state::{Config, LeaseOutcome};

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 pub use sweep_common::FailureKind;
+pub use sweep_common::failure::AttemptFailure;
 use sweep_common::failure::{Policy, UNSTARTED_ATTEMPTS, Unfit};
 use sweep_common::{DatasetKind, EpochMetrics, TrialId, TrialResult, TrialSpec, WorkerId};
 
@@ -36,19 +37,6 @@ pub struct Config {
     pub max_attempts: u32,
     /// How long a worker waits before asking again when nothing can be leased.
     pub retry_after: Duration,
-}
-
-/// One failed attempt, kept for the report.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct AttemptFailure {
-    /// The attempt that failed.
-    pub attempt: u32,
-    /// The worker that held it.
-    pub worker: WorkerId,
-    /// What kind of failure.
-    pub kind: FailureKind,
-    /// The worker's (or the coordinator's) message.
-    pub message: String,
 }
 
 /// A live lease.

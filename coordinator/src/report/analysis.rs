@@ -4,24 +4,18 @@
 
 use std::collections::BTreeMap;
 
-use sweep_common::grid::Param;
+use sweep_common::grid::{Identity, Param, Value};
+use sweep_common::results::{Experiment, Results, Trial};
+use sweep_common::{ConfusionMatrix, EpochMetrics};
 
-use super::model::{Axis, Confusion, Epoch, Experiment, Results, Trial};
-
-/// A human label for a parameter key, used for table headers and legend titles.
-pub fn label(key: &str) -> String {
-    match Param::from_key(key) {
-        Some(p) => p.def().label.to_owned(),
-        None => key.replace('_', " "),
-    }
+/// A human label for a parameter, used for table headers and legend titles.
+pub fn label(param: Param) -> String {
+    param.def().label.to_owned()
 }
 
-/// The plural phrase for a parameter key, for titles ("different training split ratios").
-pub fn plural(key: &str) -> String {
-    match Param::from_key(key) {
-        Some(p) => p.def().plural.to_owned(),
-        None => format!("values of {}", key.replace('_', " ")),
-    }
+/// The plural phrase for a parameter, for titles ("different training split ratios").
+pub fn plural(param: Param) -> String {
+    param.def().plural.to_owned()
 }
 
 /// Mean, sample standard deviation (n - 1; `None` for one value) and count of finite values.
@@ -50,27 +44,61 @@ pub fn stat(values: impl IntoIterator<Item = f64>) -> Option<Stat> {
     Some(Stat { mean, std, n })
 }
 
+/// An axis that lays out tables and legends: a hyperparameter and its values, typed, in the
+/// grid file's order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayoutAxis {
+    /// The hyperparameter.
+    pub param: Param,
+    /// Its values (those of the file's that are values of the hyperparameter).
+    pub values: Vec<Value>,
+}
+
+impl LayoutAxis {
+    /// Where `value` is among the axis's values.
+    pub fn position(&self, value: Value) -> Option<usize> {
+        self.values
+            .iter()
+            .position(|v| v.identity() == value.identity())
+    }
+}
+
 /// The trials of one configuration: equal values on every non-seed axis.
 #[derive(Debug, Clone)]
 pub struct Config<'a> {
     /// The values of the experiment's layout axes, in [`View::axes`] order.
-    pub key: Vec<String>,
+    pub key: Vec<Value>,
     /// Its trials (one per seed).
-    pub trials: Vec<&'a Trial>,
+    pub trials: Vec<&'a Trial<'a>>,
 }
 
 impl Config<'_> {
+    /// The key's values as shown (`ReLU`, `2`).
+    pub fn shown(&self) -> Vec<String> {
+        self.key.iter().map(|v| v.display()).collect()
+    }
+
     /// The key as one label (`ReLU, 2`), or `all` when nothing varies.
     pub fn label(&self) -> String {
         if self.key.is_empty() {
             "all".into()
         } else {
-            self.key.join(", ")
+            self.shown().join(", ")
         }
     }
 
+    /// True when the configuration's key is `key` (compared as values).
+    pub fn is(&self, key: &[Value]) -> bool {
+        self.key.len() == key.len()
+            && self
+                .key
+                .iter()
+                .zip(key)
+                .all(|(a, b)| a.identity() == b.identity())
+    }
+
     /// Statistics of `metric` over the succeeded trials.
-    pub fn stat(&self, metric: impl Fn(&Trial) -> Option<f64>) -> Option<Stat> {
+    pub fn stat(&self, metric: impl Fn(&Trial<'_>) -> Option<f64>) -> Option<Stat> {
         stat(
             self.trials
                 .iter()
@@ -91,32 +119,26 @@ pub struct View<'a> {
     /// The experiment.
     pub experiment: Experiment,
     /// Its trials, in grid order.
-    pub trials: Vec<&'a Trial>,
+    pub trials: Vec<&'a Trial<'a>>,
     /// The axes that lay out tables and legends: every non-seed axis with more than one value,
-    /// sorted in the grid's axis order (the order of [`Param`]; unknown keys last).
-    pub axes: Vec<Axis>,
+    /// sorted in the grid's axis order (the order of [`Param`]).
+    pub axes: Vec<LayoutAxis>,
     /// The configurations, sorted by the axes' value order.
     pub configs: Vec<Config<'a>>,
     /// True when some configuration ran more than once (a seed axis, or repeats).
     pub repeats: bool,
 }
 
-fn param_rank(axis: &Axis) -> usize {
-    axis.known()
-        .and_then(|p| Param::ALL.iter().position(|q| *q == p))
-        .unwrap_or(Param::ALL.len())
-}
-
 /// Every experiment of `results`, with trials whose experiment is not listed gathered under
 /// their experiment's name (no axes, no class names).
-pub fn views(results: &Results) -> Vec<View<'_>> {
+pub fn views<'a>(results: &'a Results<'a>) -> Vec<View<'a>> {
     let mut experiments = results.experiments.clone();
     for t in &results.trials {
         if !experiments.iter().any(|e| e.name == t.experiment) {
             experiments.push(Experiment {
-                name: t.experiment.clone(),
+                name: t.experiment.to_string(),
                 title: None,
-                dataset: t.dataset.clone(),
+                dataset: t.dataset,
                 classes: Vec::new(),
                 table: None,
                 axes: Vec::new(),
@@ -136,15 +158,19 @@ pub fn views(results: &Results) -> Vec<View<'_>> {
         .collect()
 }
 
-/// Groups `trials` of `experiment` into configurations.
-pub fn view<'a>(experiment: Experiment, trials: Vec<&'a Trial>) -> View<'a> {
-    let mut axes: Vec<Axis> = experiment
+/// Groups `trials` of `experiment` into configurations, matching each trial's hyperparameters
+/// to the axes' values as typed values.
+pub fn view<'a>(experiment: Experiment, trials: Vec<&'a Trial<'a>>) -> View<'a> {
+    let mut axes: Vec<LayoutAxis> = experiment
         .axes
         .iter()
-        .filter(|a| !a.is_seed() && a.values.len() > 1)
-        .cloned()
+        .filter(|a| a.param != Param::Seed && a.values.len() > 1)
+        .map(|a| LayoutAxis {
+            param: a.param,
+            values: a.typed_values().into_iter().flatten().collect(),
+        })
         .collect();
-    axes.sort_by_key(param_rank);
+    axes.sort_by_key(|a| a.param);
     // A layout named in the grid file puts its columns first and its rows second (the pivots'
     // order); the other axes follow, one pivot per combination of their values.
     if let Some(t) = &experiment.table {
@@ -157,25 +183,31 @@ pub fn view<'a>(experiment: Experiment, trials: Vec<&'a Trial>) -> View<'a> {
             axes.insert(0, c);
         }
     }
-    let mut groups: BTreeMap<Vec<String>, Vec<&Trial>> = BTreeMap::new();
+    let mut groups: BTreeMap<Vec<Identity>, (Vec<Value>, Vec<&Trial<'_>>)> = BTreeMap::new();
     for t in &trials {
-        let key = axes
-            .iter()
-            .map(|a| t.param_display(&a.param).unwrap_or_else(|| "?".into()))
-            .collect();
-        groups.entry(key).or_default().push(t);
+        let key: Vec<Value> = axes.iter().map(|a| t.params.get(a.param)).collect();
+        let identity = key.iter().map(|v| v.identity()).collect();
+        groups
+            .entry(identity)
+            .or_insert((key, Vec::new()))
+            .1
+            .push(t);
     }
-    let order = |key: &Vec<String>| -> Vec<usize> {
+    let order = |key: &[Value]| -> Vec<usize> {
         key.iter()
             .zip(&axes)
-            .map(|(v, a)| a.values.iter().position(|x| x == v).unwrap_or(usize::MAX))
+            .map(|(v, a)| a.position(*v).unwrap_or(usize::MAX))
             .collect()
     };
     let mut configs: Vec<Config<'_>> = groups
-        .into_iter()
+        .into_values()
         .map(|(key, trials)| Config { key, trials })
         .collect();
-    configs.sort_by(|a, b| order(&a.key).cmp(&order(&b.key)).then(a.key.cmp(&b.key)));
+    configs.sort_by(|a, b| {
+        order(&a.key)
+            .cmp(&order(&b.key))
+            .then_with(|| identities(&a.key).cmp(&identities(&b.key)))
+    });
     let repeats = configs.iter().any(|c| c.trials.len() > 1);
     View {
         experiment,
@@ -186,9 +218,13 @@ pub fn view<'a>(experiment: Experiment, trials: Vec<&'a Trial>) -> View<'a> {
     }
 }
 
+fn identities(key: &[Value]) -> Vec<Identity> {
+    key.iter().map(|v| v.identity()).collect()
+}
+
 /// The succeeded trial with the highest finite test accuracy (ties: the first in grid order).
-pub fn best_trial<'a>(trials: &[&'a Trial]) -> Option<(&'a Trial, f64)> {
-    let mut best: Option<(&Trial, f64)> = None;
+pub fn best_trial<'a>(trials: &[&'a Trial<'a>]) -> Option<(&'a Trial<'a>, f64)> {
+    let mut best: Option<(&Trial<'_>, f64)> = None;
     for t in trials.iter().filter(|t| t.succeeded()) {
         let Some(a) = t.test_accuracy.filter(|a| a.is_finite()) else {
             continue;
@@ -237,8 +273,8 @@ pub fn class_name(classes: &[String], i: usize) -> String {
 }
 
 /// The `top` largest non-zero off-diagonal cells of `m`, largest first (ties: row-major order).
-pub fn confused_pairs(m: &Confusion, classes: &[String], top: usize) -> Vec<ConfusedPair> {
-    if !m.is_valid() {
+pub fn confused_pairs(m: &ConfusionMatrix, classes: &[String], top: usize) -> Vec<ConfusedPair> {
+    if !m.is_square() {
         return Vec::new();
     }
     let n = m.classes;
@@ -261,9 +297,11 @@ pub fn confused_pairs(m: &Confusion, classes: &[String], top: usize) -> Vec<Conf
 }
 
 /// The cell-wise sum of the valid matrices of the most common size, `None` if there are none.
-pub fn sum_confusions<'a>(ms: impl IntoIterator<Item = &'a Confusion>) -> Option<Confusion> {
-    let mut sum: Option<Confusion> = None;
-    for m in ms.into_iter().filter(|m| m.is_valid()) {
+pub fn sum_confusions<'a>(
+    ms: impl IntoIterator<Item = &'a ConfusionMatrix>,
+) -> Option<ConfusionMatrix> {
+    let mut sum: Option<ConfusionMatrix> = None;
+    for m in ms.into_iter().filter(|m| m.is_square()) {
         match &mut sum {
             None => sum = Some(m.clone()),
             Some(s) if s.classes == m.classes => {
@@ -301,7 +339,7 @@ pub struct Curve {
 /// epochs (a running or failed trial contributes the epochs it reported), labelled by `label`.
 pub fn curves(
     configs: &[Config<'_>],
-    metric: impl Fn(&Epoch) -> Option<f64>,
+    metric: impl Fn(&EpochMetrics) -> f64,
     label: impl Fn(&Config<'_>) -> String,
 ) -> Vec<Curve> {
     configs
@@ -309,8 +347,9 @@ pub fn curves(
         .filter_map(|c| {
             let mut by_epoch: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
             for t in &c.trials {
-                for e in &t.epochs {
-                    if let Some(v) = metric(e).filter(|v| v.is_finite()) {
+                for e in t.epochs.iter() {
+                    let v = metric(e);
+                    if v.is_finite() {
                         by_epoch.entry(e.epoch).or_default().push(v);
                     }
                 }

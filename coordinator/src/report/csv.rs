@@ -2,9 +2,8 @@
 //! and spreadsheets: RFC 4180 quoting, full-precision numbers, empty cells for missing values,
 //! and no cell that a spreadsheet would run as a formula.
 
-use sweep_common::grid::Param;
-
-use super::model::{Results, Trial};
+use sweep_common::grid::{Param, Value};
+use sweep_common::results::{Results, Trial};
 
 /// One CSV field: see `sweep_common::text::csv` (quoted when needed; text starting with `=`,
 /// `+`, `-` or `@` that is not a number gets a `'` in front).
@@ -22,29 +21,25 @@ fn line(cells: &[String]) -> String {
     format!("{}\n", cells.join(","))
 }
 
-/// The hyperparameter columns: every known parameter in axis order, then any other key found
-/// in the trials' params, sorted.
-pub fn param_columns(trials: &[Trial]) -> Vec<String> {
-    let mut cols: Vec<String> = Param::ALL.iter().map(|p| p.key().to_owned()).collect();
-    let mut extra: Vec<String> = trials
-        .iter()
-        .flat_map(|t| t.params.keys())
-        .filter(|k| !cols.contains(k))
-        .cloned()
-        .collect();
-    extra.sort();
-    extra.dedup();
-    cols.extend(extra);
-    cols
+/// A hyperparameter's value as `results.json` writes it: a choice's name, an integer, a number
+/// as JSON writes it (`1.0`, `0.001`).
+fn param_cell(value: Value) -> String {
+    match value {
+        Value::Choice(c) => c.name.to_owned(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(x) => {
+            serde_json::Number::from_f64(x).map_or_else(String::new, |n| n.to_string())
+        }
+    }
 }
 
-/// The header of `results.csv` for these parameter columns.
-pub fn results_header(params: &[String]) -> Vec<String> {
+/// The header of `results.csv`: a column per hyperparameter, in axis order, among the trial's.
+pub fn results_header() -> Vec<String> {
     let mut h: Vec<String> = ["id", "experiment", "name", "dataset"]
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-    h.extend(params.iter().cloned());
+    h.extend(Param::KEYS.iter().map(|k| (*k).to_owned()));
     h.extend(
         [
             "status",
@@ -65,16 +60,16 @@ pub fn results_header(params: &[String]) -> Vec<String> {
 }
 
 /// One `results.csv` row.
-pub fn results_row(t: &Trial, params: &[String]) -> Vec<String> {
+pub fn results_row(t: &Trial<'_>) -> Vec<String> {
     let mut row = vec![
-        t.id.clone(),
-        t.experiment.clone(),
-        t.name.clone(),
-        t.dataset.clone(),
+        t.id.to_string(),
+        t.experiment.to_string(),
+        t.name.to_string(),
+        t.dataset.name().to_owned(),
     ];
-    row.extend(params.iter().map(|k| t.param_raw(k)));
+    row.extend(t.params.values().map(|(_, v)| param_cell(v)));
     row.extend([
-        t.status.clone(),
+        t.status.name().to_owned(),
         t.attempts.to_string(),
         t.worker.clone().unwrap_or_default(),
         num(t.train_accuracy),
@@ -83,17 +78,16 @@ pub fn results_row(t: &Trial, params: &[String]) -> Vec<String> {
         num(t.wall_seconds),
         num(t.train_seconds),
         t.epochs.len().to_string(),
-        t.failure.clone().unwrap_or_default(),
+        t.failure.as_deref().unwrap_or_default().to_owned(),
     ]);
     row
 }
 
 /// `results.csv`.
-pub fn results_csv(results: &Results) -> String {
-    let params = param_columns(&results.trials);
-    let mut s = line(&results_header(&params));
+pub fn results_csv(results: &Results<'_>) -> String {
+    let mut s = line(&results_header());
     for t in &results.trials {
-        s.push_str(&line(&results_row(t, &params)));
+        s.push_str(&line(&results_row(t)));
     }
     s
 }
@@ -112,21 +106,21 @@ pub const EPOCHS_HEADER: [&str; 9] = [
 ];
 
 /// `epochs.csv`: every epoch every trial reported, in grid order, then epoch order.
-pub fn epochs_csv(results: &Results) -> String {
+pub fn epochs_csv(results: &Results<'_>) -> String {
     let header: Vec<String> = EPOCHS_HEADER.iter().map(|s| (*s).to_owned()).collect();
     let mut s = line(&header);
     for t in &results.trials {
-        for e in &t.epochs {
+        for e in t.epochs.iter() {
             s.push_str(&line(&[
-                t.id.clone(),
-                t.experiment.clone(),
-                t.name.clone(),
+                t.id.to_string(),
+                t.experiment.to_string(),
+                t.name.to_string(),
                 e.epoch.to_string(),
-                num(e.train_loss),
-                num(e.train_accuracy),
-                num(e.test_accuracy),
-                num(e.seconds),
-                t.status.clone(),
+                num(Some(e.train_loss)),
+                num(Some(e.train_accuracy)),
+                num(Some(e.test_accuracy)),
+                num(Some(e.seconds)),
+                t.status.name().to_owned(),
             ]));
         }
     }

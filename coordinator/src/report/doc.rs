@@ -6,8 +6,8 @@ use std::collections::HashSet;
 
 use super::analysis::{self, View, best_config, best_trial, confused_pairs, curves, plural};
 use super::figures::{ConfusionPlot, CurvePlot, Panel, Plot};
-use super::model::{Results, Trial};
 use super::tables::{self, Metric, Table, fmt_stat};
+use sweep_common::results::{Results, Status, Trial};
 
 /// Confused pairs listed per trial.
 pub const TOP_PAIRS_TRIAL: usize = 3;
@@ -147,7 +147,7 @@ impl Builder {
     }
 }
 
-fn count(trials: &[&Trial], status: &str) -> usize {
+fn count(trials: &[&Trial<'_>], status: Status) -> usize {
     trials.iter().filter(|t| t.status == status).count()
 }
 
@@ -163,15 +163,15 @@ fn status_counts(trials: &[&Trial]) -> String {
     format!(
         "{}: {} succeeded, {} failed, {} running, {} pending",
         trials_word(trials.len()),
-        count(trials, "succeeded"),
-        count(trials, "failed"),
-        count(trials, "running"),
-        count(trials, "pending"),
+        count(trials, Status::Succeeded),
+        count(trials, Status::Failed),
+        count(trials, Status::Running),
+        count(trials, Status::Pending),
     )
 }
 
 /// Builds the report of `results`.
-pub fn build(results: &Results) -> Document {
+pub fn build(results: &Results<'_>) -> Document {
     let mut b = Builder {
         blocks: Vec::new(),
         figures: Vec::new(),
@@ -209,14 +209,21 @@ fn axes_sentence(view: &View<'_>) -> String {
     let described: Vec<String> = view
         .axes
         .iter()
-        .map(|a| format!("{} ({})", analysis::label(&a.param), a.values.join(", ")))
+        .map(|a| {
+            let shown: Vec<String> = a.values.iter().map(|v| v.display()).collect();
+            format!("{} ({})", analysis::label(a.param), shown.join(", "))
+        })
         .collect();
     let mut s = if described.is_empty() {
         "Nothing varies: one configuration.".to_owned()
     } else {
         format!("Varies {}.", described.join(" and "))
     };
-    let seeds = view.experiment.axes.iter().find(|a| a.is_seed());
+    let seeds = view
+        .experiment
+        .axes
+        .iter()
+        .find(|a| a.param == sweep_common::grid::Param::Seed);
     if view.repeats {
         s.push_str(&match seeds {
             Some(a) => format!(
@@ -295,7 +302,7 @@ fn best(b: &mut Builder, view: &View<'_>) {
                 .map_or_else(String::new, |a| format!(" (training {a:.2} %)"));
             b.para(vec![
                 text("Best trial: "),
-                Span::Strong(t.name.clone()),
+                Span::Strong(t.name.to_string()),
                 text(", test accuracy "),
                 Span::Strong(format!("{acc:.2} %")),
                 text(format!("{train}.")),
@@ -309,7 +316,7 @@ fn best(b: &mut Builder, view: &View<'_>) {
                 .axes
                 .iter()
                 .zip(&c.key)
-                .map(|(a, v)| format!("{} = {v}", analysis::label(&a.param)))
+                .map(|(a, v)| format!("{} = {}", analysis::label(a.param), v.display()))
                 .collect();
             let name = if named.is_empty() {
                 c.label()
@@ -325,12 +332,12 @@ fn best(b: &mut Builder, view: &View<'_>) {
     }
 }
 
-fn failures(b: &mut Builder, trials: &[&Trial]) {
+fn failures(b: &mut Builder, trials: &[&Trial<'_>]) {
     let mut items = Vec::new();
     for t in trials {
         if t.failed() {
             items.push(vec![
-                Span::Strong(t.name.clone()),
+                Span::Strong(t.name.to_string()),
                 text(format!(
                     " failed after {} attempts: {}",
                     t.attempts,
@@ -338,14 +345,10 @@ fn failures(b: &mut Builder, trials: &[&Trial]) {
                 )),
             ]);
         }
-        for a in &t.failed_attempts {
-            let kind = a
-                .kind
-                .as_deref()
-                .map_or_else(String::new, |k| format!(" ({k})"));
+        for a in t.failed_attempts.iter() {
             items.push(vec![text(format!(
-                "{}, attempt {}{kind}: {}",
-                t.name, a.attempt, a.message
+                "{}, attempt {} ({}): {}",
+                t.name, a.attempt, a.kind, a.message
             ))]);
         }
     }
@@ -358,16 +361,12 @@ fn failures(b: &mut Builder, trials: &[&Trial]) {
 fn learning_curves(b: &mut Builder, view: &View<'_>) {
     let e = &view.experiment;
     let label_of = |c: &analysis::Config<'_>| match (view.axes.is_empty(), c.trials.as_slice()) {
-        (true, [t]) => t.name.clone(),
+        (true, [t]) => t.name.to_string(),
         (true, ts) => format!("mean of {} trials", ts.len()),
         (false, _) => c.label(),
     };
     let legend_title = (!view.axes.is_empty()).then(|| {
-        let labels: Vec<String> = view
-            .axes
-            .iter()
-            .map(|a| analysis::label(&a.param))
-            .collect();
+        let labels: Vec<String> = view.axes.iter().map(|a| analysis::label(a.param)).collect();
         labels.join(", ")
     });
     let different = if let (true, [only]) = (view.axes.is_empty(), view.trials.as_slice()) {
@@ -375,7 +374,7 @@ fn learning_curves(b: &mut Builder, view: &View<'_>) {
     } else if view.axes.is_empty() {
         String::new()
     } else {
-        let p: Vec<String> = view.axes.iter().map(|a| plural(&a.param)).collect();
+        let p: Vec<String> = view.axes.iter().map(|a| plural(a.param)).collect();
         format!(" for different {}", p.join(" and "))
     };
     let specs = [
@@ -427,13 +426,16 @@ fn pairs_spans(pairs: &[analysis::ConfusedPair]) -> Vec<Vec<Span>> {
 
 fn confusion(b: &mut Builder, view: &View<'_>) {
     let e = &view.experiment;
-    let with_matrix: Vec<&&Trial> = view
+    let with_matrix: Vec<&&Trial<'_>> = view
         .trials
         .iter()
         .filter(|t| t.train_confusion.is_some() || t.test_confusion.is_some())
         .collect();
-    let summed =
-        analysis::sum_confusions(with_matrix.iter().filter_map(|t| t.test_confusion.as_ref()));
+    let summed = analysis::sum_confusions(
+        with_matrix
+            .iter()
+            .filter_map(|t| t.test_confusion.as_deref()),
+    );
     let pairs = summed
         .map(|m| confused_pairs(&m, &e.classes, TOP_PAIRS_EXPERIMENT))
         .unwrap_or_default();
@@ -464,11 +466,11 @@ fn confusion(b: &mut Builder, view: &View<'_>) {
             panels: vec![
                 Panel {
                     title: acc_title("Train", t.train_accuracy),
-                    matrix: t.train_confusion.clone(),
+                    matrix: t.train_confusion.as_deref().cloned(),
                 },
                 Panel {
                     title: acc_title("Test", t.test_accuracy),
-                    matrix: t.test_confusion.clone(),
+                    matrix: t.test_confusion.as_deref().cloned(),
                 },
             ],
         };
@@ -479,7 +481,7 @@ fn confusion(b: &mut Builder, view: &View<'_>) {
         );
         let top = t
             .test_confusion
-            .as_ref()
+            .as_deref()
             .map(|m| confused_pairs(m, &e.classes, TOP_PAIRS_TRIAL))
             .unwrap_or_default();
         if !top.is_empty() {

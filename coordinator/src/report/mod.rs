@@ -2,7 +2,8 @@
 //! remake it at any time without retraining): `report.md`, a self-contained `report.html`,
 //! `results.csv`, `epochs.csv` and every figure as `figures/<stem>.svg` and `.png`.
 //!
-//! Everything but the file I/O in [`write`] is pure: [`model`] parses, [`analysis`] groups
+//! Everything but the file I/O in [`write`] is pure: [`parse`] reads the document
+//! ([`sweep_common::results`], its one model), [`analysis`] groups
 //! trials into configurations and aggregates, [`tables`] and [`doc`] lay out the content,
 //! [`markdown`], [`html`] and [`csv`] render it, [`figures`] draws the plots.
 
@@ -12,14 +13,14 @@ pub mod doc;
 pub mod figures;
 pub mod html;
 pub mod markdown;
-pub mod model;
 pub mod tables;
 
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-pub use model::Results;
+use sweep_common::results::FORMAT;
+pub use sweep_common::results::Results;
 
 /// Why the report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +44,7 @@ pub enum Error {
     /// `results.json` was written by a newer coordinator.
     #[error(
         "{path} has results format {found}; this coordinator reads format {} or older",
-        model::FORMAT
+        FORMAT
     )]
     Format {
         /// The file.
@@ -125,12 +126,12 @@ pub struct Rendered {
 }
 
 /// Parses `results.json` text; `path` names it in errors.
-pub fn parse(text: &str, path: &Path) -> Result<Results, Error> {
-    let results: Results = serde_json::from_str(text).map_err(|source| Error::Parse {
+pub fn parse(text: &str, path: &Path) -> Result<Results<'static>, Error> {
+    let results: Results<'static> = serde_json::from_str(text).map_err(|source| Error::Parse {
         path: path.to_owned(),
         source,
     })?;
-    if results.format > model::FORMAT {
+    if results.format > FORMAT {
         return Err(Error::Format {
             path: path.to_owned(),
             found: results.format,
@@ -140,7 +141,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Results, Error> {
 }
 
 /// Makes every output of the report of `results`, without touching the disk.
-pub fn render(results: &Results) -> Result<Rendered, Error> {
+pub fn render(results: &Results<'_>) -> Result<Rendered, Error> {
     let document = doc::build(results);
     let mut figures = Vec::with_capacity(document.figures.len());
     for (stem, plot) in &document.figures {

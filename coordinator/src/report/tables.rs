@@ -11,7 +11,8 @@
 //! With repeats each cell is `mean ± sample std (n=N)` over the seeds that succeeded.
 
 use super::analysis::{Config, Stat, View, label};
-use super::model::Trial;
+use sweep_common::grid::Value;
+use sweep_common::results::Trial;
 
 /// A table: a header row and body rows of text cells.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +62,7 @@ impl Metric {
     }
 
     /// Its value for one trial.
-    pub fn of(self, t: &Trial) -> Option<f64> {
+    pub fn of(self, t: &Trial<'_>) -> Option<f64> {
         match self {
             Metric::Test => t.test_accuracy,
             Metric::Train => t.train_accuracy,
@@ -108,14 +109,14 @@ pub fn pivot_slices(view: &View<'_>, metric: Metric) -> Vec<(String, Table)> {
         return Vec::new();
     }
     let rest = &view.axes[2..];
-    let mut combos: Vec<Vec<String>> = vec![Vec::new()];
+    let mut combos: Vec<Vec<Value>> = vec![Vec::new()];
     for axis in rest {
         combos = combos
             .into_iter()
             .flat_map(|c| {
                 axis.values.iter().map(move |v| {
                     let mut c = c.clone();
-                    c.push(v.clone());
+                    c.push(*v);
                     c
                 })
             })
@@ -127,7 +128,7 @@ pub fn pivot_slices(view: &View<'_>, metric: Metric) -> Vec<(String, Table)> {
             let caption = rest
                 .iter()
                 .zip(&combo)
-                .map(|(a, v)| format!("{} {v}", label(&a.param)))
+                .map(|(a, v)| format!("{} {}", label(a.param), v.display()))
                 .collect::<Vec<_>>()
                 .join(", ");
             pivot_slice(view, metric, &combo).map(|t| (caption, t))
@@ -136,24 +137,20 @@ pub fn pivot_slices(view: &View<'_>, metric: Metric) -> Vec<(String, Table)> {
 }
 
 /// The pivot over the configurations whose other axes (after the first two) take `rest`.
-fn pivot_slice(view: &View<'_>, metric: Metric, rest: &[String]) -> Option<Table> {
+fn pivot_slice(view: &View<'_>, metric: Metric, rest: &[Value]) -> Option<Table> {
     let [cols, rows, ..] = view.axes.as_slice() else {
         return None;
     };
-    let mut header = vec![format!("{} / {}", label(&rows.param), label(&cols.param))];
-    header.extend(cols.values.iter().cloned());
+    let mut header = vec![format!("{} / {}", label(rows.param), label(cols.param))];
+    header.extend(cols.values.iter().map(|v| v.display()));
     let body = rows
         .values
         .iter()
         .map(|r| {
-            let mut row = vec![r.clone()];
+            let mut row = vec![r.display()];
             row.extend(cols.values.iter().map(|c| {
-                let config = view.configs.iter().find(|k| {
-                    k.key.len() == 2 + rest.len()
-                        && k.key[0] == *c
-                        && k.key[1] == *r
-                        && k.key[2..] == *rest
-                });
+                let key: Vec<Value> = [*c, *r].into_iter().chain(rest.iter().copied()).collect();
+                let config = view.configs.iter().find(|k| k.is(&key));
                 cell(config, metric, view.repeats)
             }));
             row
@@ -168,7 +165,7 @@ fn pivot_slice(view: &View<'_>, metric: Metric, rest: &[String]) -> Option<Table
 
 /// One row per configuration: a column per layout axis, then test, train and gap.
 pub fn configurations(view: &View<'_>) -> Table {
-    let mut header: Vec<String> = view.axes.iter().map(|a| label(&a.param)).collect();
+    let mut header: Vec<String> = view.axes.iter().map(|a| label(a.param)).collect();
     let lead = if view.axes.is_empty() {
         header.push("Configuration".into());
         1
@@ -182,11 +179,11 @@ pub fn configurations(view: &View<'_>) -> Table {
         .map(|c| {
             let mut row = if view.axes.is_empty() {
                 vec![match c.trials.as_slice() {
-                    [t] => t.name.clone(),
+                    [t] => t.name.to_string(),
                     ts => format!("all {} trials", ts.len()),
                 }]
             } else {
-                c.key.clone()
+                c.shown()
             };
             row.extend(Metric::ALL.iter().map(|m| cell(Some(c), *m, view.repeats)));
             row
@@ -205,7 +202,7 @@ fn opt(x: Option<f64>, decimals: usize) -> String {
 }
 
 /// One row per trial: status, final metrics, epochs, attempts, timings and worker.
-pub fn trials(trials: &[&Trial]) -> Table {
+pub fn trials(trials: &[&Trial<'_>]) -> Table {
     let header = [
         "Trial",
         "Status",
@@ -222,8 +219,8 @@ pub fn trials(trials: &[&Trial]) -> Table {
         .iter()
         .map(|t| {
             vec![
-                t.name.clone(),
-                t.status.clone(),
+                t.name.to_string(),
+                t.status.name().to_owned(),
                 opt(t.test_accuracy, 2),
                 opt(t.train_accuracy, 2),
                 opt(t.gap(), 2),

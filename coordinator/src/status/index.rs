@@ -231,6 +231,8 @@ pub struct Index {
     best: Top,
     failures: Vec<(FailureKind, u64)>,
     leases_granted: u64,
+    /// Changes of what it keeps of any trial so far.
+    version: u64,
 }
 
 /// A trial's final test accuracy, once it succeeded with a finite one.
@@ -258,6 +260,7 @@ impl Index {
             best: Top::new(BEST_SHOWN),
             failures: Vec::new(),
             leases_granted: 0,
+            version: 0,
         };
         for (pos, t) in s.trials().iter().enumerate() {
             let experiment = match index.by_name.get(t.spec.experiment.as_str()) {
@@ -326,6 +329,7 @@ impl Index {
         if new == old {
             return;
         }
+        self.version += 1;
         let epochs = t.spec.params.epochs;
         self.tally(old, epochs, position(pos), false);
         self.tally(new, epochs, position(pos), true);
@@ -427,6 +431,12 @@ impl Index {
     /// The sweep's totals.
     pub fn totals(&self) -> &Totals {
         &self.totals
+    }
+
+    /// How many times what it keeps of a trial (its state, epochs, attempts, failures) has
+    /// changed: equal versions mean the same trials, so what is made from them can be reused.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// Every experiment, in the order of their first trial.

@@ -60,52 +60,8 @@ pub struct Clock {
     pub now: Instant,
 }
 
-/// Where a trial is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Waiting for a worker.
-    Pending,
-    /// Being trained under a lease.
-    Running,
-    /// Ended with a result.
-    Succeeded,
-    /// Ended without one, for good.
-    Failed,
-}
-
-impl Phase {
-    /// Every phase, in order.
-    pub const ALL: [Phase; 4] = [
-        Phase::Pending,
-        Phase::Running,
-        Phase::Succeeded,
-        Phase::Failed,
-    ];
-
-    /// Its name, as in JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Pending => "pending",
-            Phase::Running => "running",
-            Phase::Succeeded => "succeeded",
-            Phase::Failed => "failed",
-        }
-    }
-}
-
-impl std::str::FromStr for Phase {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Phase::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| {
-                format!("unknown state {s:?}; expected pending, running, succeeded or failed")
-            })
-    }
-}
+/// Where a trial is: the same states, by the same names, as `results.json` gives.
+pub use sweep_common::results::Status as Phase;
 
 /// The sweep's status at one moment. Its JSON form (field names as here) is what
 /// `coordinator status --json` prints and `GET /api/status` serves.
@@ -446,7 +402,7 @@ pub fn detailed(grid: &Grid, s: &Scheduler, index: &Index, clock: Clock, view: &
     };
     let mut snap = snapshot(&grid.name, s, index, clock, &view);
     let input = tables::input(&tables::experiments_of(grid), s, index, &snap);
-    tables::fill(&mut snap, input);
+    tables::fill(&mut snap, &tables::make(input));
     snap
 }
 

@@ -1,5 +1,6 @@
 //! Tests of the status: counts, ETA, throughput, best trial, rendering and the wire form.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sweep_common::grid::Grid;
@@ -422,4 +423,56 @@ fn the_status_warns_of_storage_failures_until_a_write_works() {
     assert!(text::block(&snap).contains("warning: the coordinator cannot store final weights"));
     s.storage_worked(crate::state::Storage::Weights);
     assert_eq!(status_of(&s, clock(start, 4)).warning, None);
+}
+
+/// The live tables are made once per change of the trials, whoever asks: a second detailed
+/// status of the same trials gets the tables already made; a change of a trial makes them again.
+#[tokio::test]
+async fn live_tables_are_made_once_per_change_for_every_caller() {
+    let g = grid();
+    let mut s = scheduler(&g);
+    let mut index = Index::new(&s);
+    let now = Instant::now();
+    let w = WorkerId::random();
+    s.register(w, "w".into(), "cpu".into(), 1, now);
+    let experiments = tables::experiments_of(&g);
+    let shared = tables::Shared::default();
+    let view = View {
+        detail: true,
+        trials: None,
+    };
+    let status = |s: &Scheduler, index: &Index| {
+        let snap = snapshot("s", s, index, clock(now, 1), &view);
+        let made = shared.tables(&experiments, s, index, &snap, None);
+        (snap, made)
+    };
+    let (mut first, made) = status(&s, &index);
+    assert!(
+        matches!(made, tables::Tables::Make { .. }),
+        "nothing made yet"
+    );
+    let filled = shared.resolve(made).await.expect("made");
+    tables::fill(&mut first, &filled);
+    assert_eq!(first.experiments[0].tables[0].rows[0][1], "-");
+
+    let (mut second, made) = status(&s, &index);
+    let tables::Tables::Ready(again) = made else {
+        panic!("the same trials: the tables already made")
+    };
+    assert!(Arc::ptr_eq(&again, &filled));
+    tables::fill(&mut second, &again);
+    assert_eq!(second.experiments, first.experiments);
+
+    let a = lease(&mut s, w, now);
+    let r = result(&a, 1.0, 15);
+    s.complete(w, a.id, 1, Outcome::Succeeded(r), now).unwrap();
+    let changes = s.take_changes();
+    index.update(&s, &changes);
+    let (mut third, made) = status(&s, &index);
+    assert!(
+        matches!(made, tables::Tables::Make { .. }),
+        "a trial changed"
+    );
+    tables::fill(&mut third, &shared.resolve(made).await.expect("made"));
+    assert_eq!(third.experiments[0].tables[0].rows[0][1], "50.00");
 }

@@ -12,14 +12,13 @@ use super::{
     TrialCounts, TrialRow, View, WorkerRow,
 };
 
-impl From<Phase> for v1::TrialState {
-    fn from(p: Phase) -> Self {
-        match p {
-            Phase::Pending => v1::TrialState::Pending,
-            Phase::Running => v1::TrialState::Running,
-            Phase::Succeeded => v1::TrialState::Succeeded,
-            Phase::Failed => v1::TrialState::Failed,
-        }
+/// A state on the wire.
+fn phase_to_wire(p: Phase) -> v1::TrialState {
+    match p {
+        Phase::Pending => v1::TrialState::Pending,
+        Phase::Running => v1::TrialState::Running,
+        Phase::Succeeded => v1::TrialState::Succeeded,
+        Phase::Failed => v1::TrialState::Failed,
     }
 }
 
@@ -71,7 +70,7 @@ impl From<&View> for v1::StatusRequest {
                 limit: q.limit,
                 state: q
                     .state
-                    .map_or(v1::TrialState::Unspecified, v1::TrialState::from)
+                    .map_or(v1::TrialState::Unspecified, phase_to_wire)
                     .into(),
                 experiment: q.experiment.clone(),
                 trial: q.trial.clone(),
@@ -210,7 +209,7 @@ fn trial_to_wire(t: &TrialRow) -> v1::TrialStatus {
         trial_id: t.id.clone(),
         name: t.name.clone(),
         experiment: t.experiment.clone(),
-        state: v1::TrialState::from(t.state).into(),
+        state: phase_to_wire(t.state).into(),
         attempt: t.attempt,
         worker: t.worker.clone(),
         epoch: t.epoch,

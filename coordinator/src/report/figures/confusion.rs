@@ -8,7 +8,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontDesc, FontTransform};
 
 use super::{DrawError, err, font, text_size};
-use crate::report::model::Confusion;
+use sweep_common::ConfusionMatrix;
 
 const OUTER: i32 = 24;
 const TITLE_FONT: f64 = 28.0;
@@ -34,7 +34,7 @@ pub struct Panel {
     /// Panel title (`Train Acc = 56.92 %`).
     pub title: String,
     /// The matrix; `None` draws a "not recorded" panel.
-    pub matrix: Option<Confusion>,
+    pub matrix: Option<ConfusionMatrix>,
 }
 
 /// Pixel layout of the figure.
@@ -233,7 +233,7 @@ impl ConfusionPlot {
             ))
             .map_err(err)?;
         }
-        let Some(m) = panel.matrix.as_ref().filter(|m| m.is_valid()) else {
+        let Some(m) = panel.matrix.as_ref().filter(|m| m.is_square()) else {
             root.draw(&Rectangle::new(
                 [(left, top), (right, bottom)],
                 BLACK.stroke_width(1),

@@ -5,8 +5,9 @@
 use super::cifar;
 use crate::report::doc::{self, Block};
 use crate::report::figures::{ConfusionPlot, Panel, Plot};
-use crate::report::model::{Confusion, Results};
 use crate::report::write;
+use sweep_common::ConfusionMatrix as Confusion;
+use sweep_common::results::Results;
 
 const FIXTURE: &str = include_str!("../../../tests/fixtures/results_small.json");
 
@@ -182,7 +183,7 @@ fn report_from_the_stored_fixture() {
 
 #[test]
 fn document_lists_every_figure_it_references() {
-    let r: Results = serde_json::from_str(FIXTURE).expect("fixture parses");
+    let r: Results<'static> = serde_json::from_str(FIXTURE).expect("fixture parses");
     let d = doc::build(&r);
     let referenced: Vec<&String> = d
         .blocks

@@ -10,17 +10,70 @@ use serde_json::json;
 
 use super::analysis::{self, Stat, best_trial, confused_pairs, stat};
 use super::doc;
-use super::model::{Confusion, Results, Trial};
 use super::tables::{self, Metric, to_markdown};
 use super::{Error, csv, parse, render, write};
+use sweep_common::ConfusionMatrix as Confusion;
+use sweep_common::results::Results;
 
 /// CIFAR-10's class names, as results.json carries them.
 fn cifar() -> &'static [&'static str] {
     sweep_common::DatasetKind::Cifar10.class_names()
 }
 
-fn results(v: serde_json::Value) -> Results {
+/// The document `v`, its trials completed with what every `results.json` holds and these tests
+/// leave out (an id, the dataset, the hyperparameters they do not vary, the split, the epochs'
+/// other metrics, the failed attempts' worker).
+fn results(mut v: serde_json::Value) -> Results<'static> {
+    if let Some(trials) = v.get_mut("trials").and_then(|t| t.as_array_mut()) {
+        for t in trials {
+            complete(t);
+        }
+    }
     serde_json::from_value(v).expect("valid results")
+}
+
+fn complete(t: &mut serde_json::Value) {
+    let Some(t) = t.as_object_mut() else { return };
+    let name = t
+        .get("name")
+        .and_then(|n| n.as_str())
+        .unwrap_or("")
+        .to_owned();
+    let id = sweep_common::TrialId::from_content(&name);
+    t.insert("id".into(), json!(id));
+    t.entry("dataset").or_insert(json!("cifar10"));
+    t.entry("split")
+        .or_insert(json!({"train_ratio": 0.7, "seed": 0}));
+    t.entry("status").or_insert(json!("pending"));
+    let mut params = params("relu", 1, 1.0, 0);
+    if let (Some(all), Some(given)) = (
+        params.as_object_mut(),
+        t.get("params").and_then(|p| p.as_object()),
+    ) {
+        all.extend(given.clone());
+    }
+    t.insert("params".into(), params);
+    for e in t
+        .get_mut("epochs")
+        .and_then(|e| e.as_array_mut())
+        .into_iter()
+        .flatten()
+    {
+        for key in ["train_loss", "train_accuracy", "test_accuracy", "seconds"] {
+            if let Some(e) = e.as_object_mut() {
+                e.entry(key).or_insert(serde_json::Value::Null);
+            }
+        }
+    }
+    let attempts = t.get_mut("failed_attempts").and_then(|a| a.as_array_mut());
+    for a in attempts
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_object_mut())
+    {
+        a.entry("worker")
+            .or_insert(json!("11111111-1111-4111-8111-111111111111"));
+    }
 }
 
 fn params(activation: &str, layers: u32, fraction: f64, seed: u64) -> serde_json::Value {
@@ -43,7 +96,7 @@ const LAB_TRAIN: [[f64; 3]; 3] = [
 
 /// The lab's nine trials in grid order (activation outermost), with the axes listed in
 /// `axis_order`.
-fn lab_part1(axis_order: &[&str]) -> Results {
+fn lab_part1(axis_order: &[&str]) -> Results<'static> {
     let acts = [("relu", "ReLU"), ("tanh", "Tanh"), ("sigmoid", "Sigmoid")];
     let mut trials = Vec::new();
     for (c, (act, display)) in acts.iter().enumerate() {
@@ -124,7 +177,7 @@ fn pivot_layout_follows_the_axis_order_of_param_not_the_file() {
 }
 
 /// Two configurations (train_fraction 0.2 and 1) times three seeds.
-fn repeats(statuses: [&str; 3]) -> Results {
+fn repeats(statuses: [&str; 3]) -> Results<'static> {
     let mut trials = Vec::new();
     for (fraction, base) in [(0.2, 80.0), (1.0, 88.0)] {
         for (seed, status) in statuses.iter().enumerate() {
@@ -243,19 +296,18 @@ fn stat_uses_the_sample_std_and_skips_non_finite_values() {
 
 #[test]
 fn nan_never_ranks_as_best() {
-    let t = |name: &str, acc: f64| Trial {
-        name: name.into(),
-        status: "succeeded".into(),
-        test_accuracy: Some(acc),
-        ..Trial::default()
-    };
-    let (nan, low, high) = (t("nan", f64::NAN), t("low", 10.0), t("high", 20.0));
-    let pending = Trial {
-        status: "running".into(),
-        test_accuracy: Some(99.0),
-        ..t("running", 0.0)
-    };
-    let best = best_trial(&[&nan, &low, &pending, &high, &nan]).expect("a best");
+    let t = |name: &str, status: &str, acc: f64| json!({"experiment": "e", "name": name, "status": status, "test_accuracy": acc});
+    // serde_json writes NaN as null: the document holds it as a trial without an accuracy.
+    let mut nan = t("nan", "succeeded", 0.0);
+    nan["test_accuracy"] = serde_json::Value::Null;
+    let r = results(json!({"trials": [
+        nan, t("low", "succeeded", 10.0), t("running", "running", 99.0),
+        t("high", "succeeded", 20.0), t("nan2", "succeeded", 0.0)
+    ]}));
+    let [nan, low, pending, high, _] = [0, 1, 2, 3, 4].map(|i| &r.trials[i]);
+    let mut nan = nan.clone();
+    nan.test_accuracy = Some(f64::NAN);
+    let best = best_trial(&[&nan, low, pending, high, &nan]).expect("a best");
     assert_eq!(best.0.name, "high");
     assert!(best_trial(&[&nan]).is_none());
 }
@@ -280,7 +332,7 @@ fn confused_pairs_are_the_largest_off_diagonal_cells() {
     assert!(confused_pairs(&bad, &names, 3).is_empty());
 }
 
-fn one_trial_per(axes: serde_json::Value, trials: &[serde_json::Value]) -> Results {
+fn one_trial_per(axes: serde_json::Value, trials: &[serde_json::Value]) -> Results<'static> {
     results(json!({
         "format": 1, "sweep": "s", "finished": true,
         "experiments": [{"name": "e", "dataset": "cifar10", "axes": axes}],
