@@ -26,7 +26,7 @@ pub use retry::RetrySelector;
 pub use scheduler::Scheduler;
 pub use sweep_common::FailureKind;
 pub use types::{
-    AttemptFailure, CancelSelector, Change, Checkpoint, Config, Counts, Effect, Lease,
+    AttemptFailure, CancelSelector, Change, Checkpoint, Config, Counts, Effect, Lease, LeaseKey,
     LeaseOutcome, Outcome, SetAside, StateError, Storage, StorageFailure, Trial, TrialState,
     Worker,
 };

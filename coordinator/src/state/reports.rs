@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use sweep_common::{EpochMetrics, TrialId, TrialResult, TrialSpec, WorkerId};
 
-use super::{Change, Checkpoint, Effect, Outcome, Scheduler, StateError, TrialState};
+use super::{Change, Checkpoint, Effect, LeaseKey, Outcome, Scheduler, StateError, TrialState};
 
 impl Scheduler {
     /// Renews the given leases of `worker`; returns those it must stop (not live any more).
@@ -19,7 +19,7 @@ impl Scheduler {
         self.worker_mut(worker, now)?;
         let mut revoked = Vec::new();
         for &(trial, attempt) in leases {
-            match self.current_lease(worker, trial, attempt) {
+            match self.current_lease(LeaseKey::new(worker, trial, attempt)) {
                 Ok(i) => self.renew(i, now),
                 Err(_) => revoked.push((trial, attempt)),
             }
@@ -30,14 +30,17 @@ impl Scheduler {
     /// Records one epoch of a live lease (and renews it).
     pub fn report_epoch(
         &mut self,
-        worker: WorkerId,
-        trial: TrialId,
-        attempt: u32,
+        key: LeaseKey,
         metrics: EpochMetrics,
         now: Instant,
     ) -> Result<(), StateError> {
+        let LeaseKey {
+            worker,
+            trial,
+            attempt,
+        } = key;
         self.worker_mut(worker, now)?;
-        let i = self.current_lease(worker, trial, attempt)?;
+        let i = self.current_lease(key)?;
         let epochs = self.trials[i].spec.params.epochs;
         if metrics.epoch == 0 || metrics.epoch > epochs {
             return Err(StateError::InvalidReport {
@@ -84,15 +87,9 @@ impl Scheduler {
 
     /// Checks that (`trial`, `attempt`) is `worker`'s live lease, for an upload under it;
     /// returns the trial's spec.
-    pub fn check_lease(
-        &mut self,
-        worker: WorkerId,
-        trial: TrialId,
-        attempt: u32,
-        now: Instant,
-    ) -> Result<&TrialSpec, StateError> {
-        self.worker_mut(worker, now)?;
-        let i = self.current_lease(worker, trial, attempt)?;
+    pub fn check_lease(&mut self, key: LeaseKey, now: Instant) -> Result<&TrialSpec, StateError> {
+        self.worker_mut(key.worker, now)?;
+        let i = self.current_lease(key)?;
         self.renew(i, now);
         Ok(&self.trials[i].spec)
     }
@@ -100,29 +97,30 @@ impl Scheduler {
     /// Records that the final weights of a live lease were stored at `path`.
     pub fn record_weights(
         &mut self,
-        worker: WorkerId,
-        trial: TrialId,
-        attempt: u32,
+        key: LeaseKey,
         path: String,
         now: Instant,
     ) -> Result<(), StateError> {
-        self.worker_mut(worker, now)?;
-        let i = self.current_lease(worker, trial, attempt)?;
+        self.worker_mut(key.worker, now)?;
+        let i = self.current_lease(key)?;
         self.trials[i].weights = Some(path);
-        self.changes.push(Change::Trial(trial));
+        self.changes.push(Change::Trial(key.trial));
         Ok(())
     }
 
     /// The checkpoint the live lease (`trial`, `attempt`) of `worker` resumes from.
     pub fn resume_checkpoint(
         &mut self,
-        worker: WorkerId,
-        trial: TrialId,
-        attempt: u32,
+        key: LeaseKey,
         now: Instant,
     ) -> Result<Checkpoint, StateError> {
+        let LeaseKey {
+            worker,
+            trial,
+            attempt,
+        } = key;
         self.worker_mut(worker, now)?;
-        let i = self.current_lease(worker, trial, attempt)?;
+        let i = self.current_lease(key)?;
         self.trials[i]
             .checkpoint
             .as_deref()
@@ -140,7 +138,7 @@ impl Scheduler {
         now: Instant,
     ) -> Result<Vec<Effect>, StateError> {
         self.worker_mut(worker, now)?;
-        let i = self.current_lease(worker, trial, checkpoint.attempt)?;
+        let i = self.current_lease(LeaseKey::new(worker, trial, checkpoint.attempt))?;
         let t = &mut self.trials[i];
         let epochs = t.spec.params.epochs;
         // Epochs are kept sorted and unique from 1, so 1..=e are there iff entry e-1 is epoch e.
@@ -188,12 +186,15 @@ impl Scheduler {
     /// nothing (a worker may resend when the first answer was lost).
     pub fn complete(
         &mut self,
-        worker: WorkerId,
-        trial: TrialId,
-        attempt: u32,
+        key: LeaseKey,
         outcome: Outcome,
         now: Instant,
     ) -> Result<Vec<Effect>, StateError> {
+        let LeaseKey {
+            worker,
+            trial,
+            attempt,
+        } = key;
         self.worker_mut(worker, now)?;
         if let Some(&i) = self.index.get(&trial) {
             if let TrialState::Succeeded {
@@ -207,7 +208,7 @@ impl Scheduler {
                 }
             }
         }
-        let i = self.current_lease(worker, trial, attempt)?;
+        let i = self.current_lease(key)?;
         let TrialState::Leased(lease) = self.trials[i].state else {
             return Err(StateError::UnknownTrial(trial));
         };

@@ -9,8 +9,8 @@ use sweep_common::{DatasetKind, FailureKind, TrialId, TrialSpec, WorkerId};
 
 use super::queue;
 use super::{
-    Change, Config, Counts, Effect, Lease, LeaseOutcome, StateError, Storage, StorageFailure,
-    Trial, TrialState, Worker,
+    Change, Config, Counts, Effect, Lease, LeaseKey, LeaseOutcome, StateError, Storage,
+    StorageFailure, Trial, TrialState, Worker,
 };
 
 /// The coordinator's scheduling state.
@@ -258,12 +258,12 @@ impl Scheduler {
     }
 
     /// Checks that (`trial`, `attempt`) is the live lease of `worker`; returns the trial's index.
-    pub(super) fn current_lease(
-        &self,
-        worker: WorkerId,
-        trial: TrialId,
-        attempt: u32,
-    ) -> Result<usize, StateError> {
+    pub(super) fn current_lease(&self, key: LeaseKey) -> Result<usize, StateError> {
+        let LeaseKey {
+            worker,
+            trial,
+            attempt,
+        } = key;
         let &i = self
             .index
             .get(&trial)

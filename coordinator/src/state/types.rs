@@ -46,6 +46,29 @@ pub struct Lease {
     pub expires: Instant,
 }
 
+/// A lease as its holder names it: every write under a lease is fenced by all three (only the
+/// trial's live lease, held by that worker under that attempt, writes to the trial).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeaseKey {
+    /// The worker holding it.
+    pub worker: WorkerId,
+    /// The trial leased.
+    pub trial: TrialId,
+    /// The attempt (1-based).
+    pub attempt: u32,
+}
+
+impl LeaseKey {
+    /// The lease of `trial` under `attempt`, held by `worker`.
+    pub fn new(worker: WorkerId, trial: TrialId, attempt: u32) -> LeaseKey {
+        LeaseKey {
+            worker,
+            trial,
+            attempt,
+        }
+    }
+}
+
 /// Where a trial is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrialState {
