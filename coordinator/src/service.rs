@@ -1,5 +1,6 @@
 //! The tonic shell of the `sweep.v1` service: each handler decodes its request, delegates to the
-//! state owner's handle and encodes the answer. Nothing else happens here.
+//! state owner's handle and encodes the answer. Besides that, every call that names a worker has
+//! its secret checked and is rate-limited per worker (`Service::worker`).
 
 use std::time::Duration;
 

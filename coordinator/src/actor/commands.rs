@@ -12,8 +12,8 @@ use super::handle::{Progress, Reply};
 use super::owner::Owner;
 use super::writer::{Deferred, defer};
 use crate::state::{
-    CancelSelector, Effect, FailureKind, LeaseKey, LeaseOutcome, Outcome, RetrySelector, Scheduler,
-    StateError, TrialState,
+    CancelSelector, Checkpoint, Effect, FailureKind, LeaseKey, LeaseOutcome, Outcome,
+    RetrySelector, Scheduler, StateError, TrialState,
 };
 use crate::status::{self, Clock, Snapshot, View, tables};
 
@@ -48,14 +48,7 @@ impl Owner {
                 memory,
                 reply,
             } => {
-                let r = s.heartbeat(worker, &leases, now);
-                if let (Ok(_), Some((used, total))) = (&r, memory) {
-                    s.record_memory(worker, used, total);
-                }
-                for (trial, attempt) in r.iter().flatten() {
-                    warn!(worker = %worker.short(), trial = %trial.short(), attempt, "heartbeat for a lease that is not live: revoked");
-                }
-                let _ = reply.send(r);
+                let _ = reply.send(heartbeat(s, worker, &leases, memory, now));
             }
             Command::ReportEpoch {
                 key,
@@ -87,20 +80,7 @@ impl Owner {
                 trial,
                 checkpoint,
                 reply,
-            } => {
-                let epoch = checkpoint.epoch;
-                let r = s.record_checkpoint(worker, trial, checkpoint, now);
-                match &r {
-                    Ok(_) => tracing::debug!(trial = %trial.short(), epoch, "checkpoint recorded"),
-                    Err(e) => warn!(worker = %worker.short(), error = %e, "checkpoint refused"),
-                }
-                let (answer, effects) = match r {
-                    Ok(effects) => (Ok(()), effects),
-                    Err(e) => (Err(e), Vec::new()),
-                };
-                replies.push(defer(reply, answer));
-                return effects;
-            }
+            } => return record_checkpoint(s, worker, trial, checkpoint, reply, now, replies),
             Command::ResumeCheckpoint { key, reply } => {
                 let _ = reply.send(s.resume_checkpoint(key, now));
             }
@@ -177,6 +157,48 @@ impl Owner {
             .then(|| tables::input(&self.table_experiments, s, &self.index, &snapshot));
         (snapshot, input)
     }
+}
+
+/// Renews `worker`'s leases and notes its device's memory; answers the leases revoked.
+fn heartbeat(
+    s: &mut Scheduler,
+    worker: WorkerId,
+    leases: &[(TrialId, u32)],
+    memory: Option<(u64, u64)>,
+    now: Instant,
+) -> Result<Vec<(TrialId, u32)>, StateError> {
+    let r = s.heartbeat(worker, leases, now);
+    if let (Ok(_), Some((used, total))) = (&r, memory) {
+        s.record_memory(worker, used, total);
+    }
+    for (trial, attempt) in r.iter().flatten() {
+        warn!(worker = %worker.short(), trial = %trial.short(), attempt, "heartbeat for a lease that is not live: revoked");
+    }
+    r
+}
+
+/// Records a checkpoint uploaded under a live lease; the answer waits for the commit.
+fn record_checkpoint(
+    s: &mut Scheduler,
+    worker: WorkerId,
+    trial: TrialId,
+    checkpoint: Checkpoint,
+    reply: Reply<()>,
+    now: Instant,
+    replies: &mut Vec<Deferred>,
+) -> Vec<Effect> {
+    let epoch = checkpoint.epoch;
+    let r = s.record_checkpoint(worker, trial, checkpoint, now);
+    match &r {
+        Ok(_) => tracing::debug!(trial = %trial.short(), epoch, "checkpoint recorded"),
+        Err(e) => warn!(worker = %worker.short(), error = %e, "checkpoint refused"),
+    }
+    let (answer, effects) = match r {
+        Ok(effects) => (Ok(()), effects),
+        Err(e) => (Err(e), Vec::new()),
+    };
+    replies.push(defer(reply, answer));
+    effects
 }
 
 /// Ends lease `key` with `outcome`. Logged once: as what it did if accepted, as refused if not.
