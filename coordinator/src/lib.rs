@@ -6,24 +6,22 @@
 //! is the thin tonic shell, [`results`] and [`report`] write the outputs. [`status`] computes
 //! what people see while it runs, shown by [`console`] (the terminal), the `Status` RPC and
 //! [`web`] (the live web view). [`run`] wires them together.
+//!
+//! The folders show the architecture: `engine/` is the core (state machine, its owner, the
+//! database), `serve/` the ways in (gRPC service, authentication, uploads, web view, metrics),
+//! `outputs/` the ways out (results, report, status, console). Every module is also re-exported
+//! at the crate's root under its old path (`crate::state`, ...).
 
-pub mod actor;
-pub mod artifacts;
-pub mod auth;
-pub mod console;
+mod engine;
 mod error;
 pub mod exit;
-pub mod lock;
-pub mod metrics;
-mod private;
-pub mod report;
-pub mod results;
-pub mod service;
-mod startup;
-pub mod state;
-pub mod status;
-pub mod store;
-pub mod web;
+mod outputs;
+mod serve;
+
+pub use engine::{actor, lock, state, store};
+use engine::{private, startup};
+pub use outputs::{console, report, results, status};
+pub use serve::{artifacts, auth, metrics, service, web};
 
 use std::future::Future;
 use std::net::SocketAddr;

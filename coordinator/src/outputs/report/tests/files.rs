@@ -8,7 +8,7 @@ use crate::report::figures::{ConfusionPlot, Panel, Plot};
 use crate::report::model::{Confusion, Results};
 use crate::report::write;
 
-const FIXTURE: &str = include_str!("../../../tests/fixtures/results_small.json");
+const FIXTURE: &str = include_str!("../../../../tests/fixtures/results_small.json");
 
 fn svg_texts(svg: &str) -> Vec<String> {
     let tree = roxmltree::Document::parse(svg).expect("well-formed svg");
