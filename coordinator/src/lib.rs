@@ -6,24 +6,22 @@
 //! is the thin tonic shell, [`results`] and [`report`] write the outputs. [`status`] computes
 //! what people see while it runs, shown by [`console`] (the terminal), the `Status` RPC and
 //! [`web`] (the live web view). [`run`] wires them together.
+//!
+//! The folders show the architecture: `engine/` is the core (state machine, its owner, the
+//! database), `serve/` the ways in (gRPC service, authentication, uploads, web view, metrics),
+//! `outputs/` the ways out (results, report, status, console). Every module is also re-exported
+//! at the crate's root under its old path (`crate::state`, ...).
 
-pub mod actor;
-pub mod artifacts;
-pub mod auth;
-pub mod console;
+mod engine;
 mod error;
 pub mod exit;
-pub mod lock;
-pub mod metrics;
-mod private;
-pub mod report;
-pub mod results;
-pub mod service;
-mod startup;
-pub mod state;
-pub mod status;
-pub mod store;
-pub mod web;
+mod outputs;
+mod serve;
+
+pub use engine::{actor, lock, state, store};
+use engine::{private, startup};
+pub use outputs::{console, report, results, status};
+pub use serve::{artifacts, auth, metrics, service, web};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -325,8 +323,113 @@ pub async fn run(
         started: Instant::now(),
     });
 
+    let (server_task, stop_tx) =
+        serve_grpc(&options, handle.clone(), sweep, worker_key, listener).await?;
+    info!(%addr, tls = options.tls.is_some(), tokens = options.tokens.enabled(), "listening");
+    if options.insecure {
+        warn!(%addr, "--insecure: serving a non-loopback address without TLS and a worker token; anyone who reaches it can take trials, report results and read the sweep");
+    }
+    let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
+    let http_task = http
+        .map(|(listener, http_addr)| serve_http(listener, http_addr, handle.clone(), http_stopped));
+    on_listen(Listening {
+        grpc: addr,
+        http: http_task.as_ref().map(|(a, _)| *a),
+    });
+
+    // Wait for the end of the sweep (or a shutdown request), then linger until the workers have
+    // been told, so they exit on their own.
+    let mut actor_ended = None;
+    let stopped_early = tokio::select! {
+        _ = finished.wait_for(Option::is_some) => false,
+        () = shutdown => true,
+        r = &mut actor_task => {
+            actor_ended = Some(r);
+            true
+        }
+    };
+    if let Some(r) = actor_ended {
+        // The state owner stopped on its own: only a database failure does that.
+        let _ = stop_tx.send(());
+        let _ = http_stop.send(true);
+        return Err(owner_stopped(r, &database));
+    }
+    if !stopped_early {
+        linger(&handle, options.linger).await;
+    }
+    let progress = handle.progress().await?;
+    let _ = stop_tx.send(());
+    let _ = http_stop.send(true);
+    if let Some((_, task)) = http_task {
+        stop_http(task).await;
+    }
+    drop(handle);
+    match server_task.await {
+        Ok(result) => result?,
+        Err(e) => tracing::error!(error = %e, "grpc server task failed"),
+    }
+    match actor_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(e) => tracing::error!(error = %e, "state owner task failed"),
+    }
+    // Never "finished" with a path that was not written.
+    let not_written = finished.borrow().clone().unwrap_or_default();
+    if !not_written.is_empty() {
+        return Err(Error::Outputs {
+            database: database.display().to_string(),
+            errors: not_written.join("; "),
+        });
+    }
+    Ok(summary(&options, progress, database))
+}
+
+/// What a run that ended leaves, from its last progress.
+fn summary(options: &Options, progress: actor::Progress, database: PathBuf) -> Summary {
+    let c = progress.counts;
+    Summary {
+        succeeded: c.succeeded,
+        failed: progress.failed,
+        unfinished: c.pending + c.leased,
+        results: options.out_dir.join("results.json"),
+        summary: options.out_dir.join("summary.md"),
+        database,
+    }
+}
+
+/// Why the state owner's task stopped on its own (only a database failure does that).
+fn owner_stopped(
+    r: Result<Result<(), Error>, tokio::task::JoinError>,
+    database: &std::path::Path,
+) -> Error {
+    match r {
+        Ok(Ok(())) => Error::ShuttingDown,
+        Ok(Err(e)) => e,
+        Err(e) => Error::Io {
+            action: "state owner task failed",
+            path: database.display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        },
+    }
+}
+
+/// Serves the workers' gRPC service (with `grpc.health.v1`, authentication and TLS as
+/// `options` say) on `listener`; returns the server's task and what stops it.
+async fn serve_grpc(
+    options: &Options,
+    handle: actor::Handle,
+    sweep: String,
+    worker_key: auth::WorkerKey,
+    listener: TcpListener,
+) -> Result<
+    (
+        tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+        tokio::sync::oneshot::Sender<()>,
+    ),
+    Error,
+> {
     let service = service::Service::new(
-        handle.clone(),
+        handle,
         artifacts::Dirs {
             out: options.out_dir.clone(),
             state: options.state_dir(),
@@ -366,99 +469,48 @@ pub async fn run(
                 let _ = stop_rx.await;
             }),
     );
-    info!(%addr, tls = options.tls.is_some(), tokens = options.tokens.enabled(), "listening");
-    if options.insecure {
-        warn!(%addr, "--insecure: serving a non-loopback address without TLS and a worker token; anyone who reaches it can take trials, report results and read the sweep");
-    }
-    let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
-    let http_task = http.map(|(listener, http_addr)| {
-        if !http_addr.ip().is_loopback() {
-            warn!(%http_addr, "the live web view has no authentication: anyone who can reach this address sees the sweep");
-        }
-        info!(%http_addr, "live web view");
-        let task = tokio::spawn(web::serve(listener, handle.clone(), http_stopped));
-        (http_addr, task)
-    });
-    on_listen(Listening {
-        grpc: addr,
-        http: http_task.as_ref().map(|(a, _)| *a),
-    });
+    Ok((server_task, stop_tx))
+}
 
-    // Wait for the end of the sweep (or a shutdown request), then linger until the workers have
-    // been told, so they exit on their own.
-    let mut actor_ended = None;
-    let stopped_early = tokio::select! {
-        _ = finished.wait_for(Option::is_some) => false,
-        () = shutdown => true,
-        r = &mut actor_task => {
-            actor_ended = Some(r);
-            true
-        }
-    };
-    if let Some(r) = actor_ended {
-        // The state owner stopped on its own: only a database failure does that.
-        let _ = stop_tx.send(());
-        let _ = http_stop.send(true);
-        return match r {
-            Ok(Ok(())) => Err(Error::ShuttingDown),
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err(Error::Io {
-                action: "state owner task failed",
-                path: database.display().to_string(),
-                source: std::io::Error::other(e.to_string()),
-            }),
-        };
+/// Serves the live web view on `listener` until `stopped` turns true.
+fn serve_http(
+    listener: TcpListener,
+    http_addr: SocketAddr,
+    handle: actor::Handle,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> (SocketAddr, tokio::task::JoinHandle<Result<(), Error>>) {
+    if !http_addr.ip().is_loopback() {
+        warn!(%http_addr, "the live web view has no authentication: anyone who can reach this address sees the sweep");
     }
-    if !stopped_early {
-        let deadline = tokio::time::Instant::now() + options.linger;
-        while tokio::time::Instant::now() < deadline {
-            match handle.progress().await {
-                Ok(p) if p.workers_told => break,
-                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                Err(_) => break,
-            }
+    info!(%http_addr, "live web view");
+    let task = tokio::spawn(web::serve(listener, handle, stopped));
+    (http_addr, task)
+}
+
+/// Waits (at most [`HTTP_SHUTDOWN`]) for the live web view to close its connections, then
+/// drops them.
+async fn stop_http(task: tokio::task::JoinHandle<Result<(), Error>>) {
+    let abort = task.abort_handle();
+    match tokio::time::timeout(HTTP_SHUTDOWN, task).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "live web view failed"),
+        Ok(Err(e)) => tracing::error!(error = %e, "live web view task failed"),
+        Err(_) => {
+            warn!("the live web view did not close its connections in time");
+            abort.abort();
         }
     }
-    let progress = handle.progress().await?;
-    let _ = stop_tx.send(());
-    let _ = http_stop.send(true);
-    if let Some((_, task)) = http_task {
-        let abort = task.abort_handle();
-        match tokio::time::timeout(HTTP_SHUTDOWN, task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::error!(error = %e, "live web view failed"),
-            Ok(Err(e)) => tracing::error!(error = %e, "live web view task failed"),
-            Err(_) => {
-                warn!("the live web view did not close its connections in time");
-                abort.abort();
-            }
+}
+
+/// Waits (at most `linger`) until every recently seen worker has been told that the sweep is
+/// finished, so that they exit on their own.
+async fn linger(handle: &actor::Handle, linger: Duration) {
+    let deadline = tokio::time::Instant::now() + linger;
+    while tokio::time::Instant::now() < deadline {
+        match handle.progress().await {
+            Ok(p) if p.workers_told => break,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => break,
         }
     }
-    drop(handle);
-    match server_task.await {
-        Ok(result) => result?,
-        Err(e) => tracing::error!(error = %e, "grpc server task failed"),
-    }
-    match actor_task.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e),
-        Err(e) => tracing::error!(error = %e, "state owner task failed"),
-    }
-    // Never "finished" with a path that was not written.
-    let not_written = finished.borrow().clone().unwrap_or_default();
-    if !not_written.is_empty() {
-        return Err(Error::Outputs {
-            database: database.display().to_string(),
-            errors: not_written.join("; "),
-        });
-    }
-    let c = progress.counts;
-    Ok(Summary {
-        succeeded: c.succeeded,
-        failed: progress.failed,
-        unfinished: c.pending + c.leased,
-        results: options.out_dir.join("results.json"),
-        summary: options.out_dir.join("summary.md"),
-        database,
-    })
 }

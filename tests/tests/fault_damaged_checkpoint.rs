@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use sweep_tests::faults::{self, assert_same_results, audit, fault_free_run};
-use sweep_tests::{Signal, Sweep, Worker, field};
+use sweep_tests::{Signal, Sweep, Worker};
 
 const TRIALS: usize = 4;
 const EPOCHS: u32 = 10;
@@ -50,18 +50,26 @@ fn damaged_checkpoints_are_set_aside_and_the_trials_resume_from_the_previous_one
     let mut w = Worker::start_test("W", &c.url(), EPOCH, TRIALS as u32);
     // Every trial has checkpoints after epochs 2 and 4; then the worker drains (one more
     // checkpoint each, after the epoch in progress) and the coordinator stops.
-    c.wait_for(
-        "a checkpoint after epoch 4 of every trial",
-        Duration::from_secs(60),
-        |o| {
-            let n = o
-                .stderr
-                .lines()
-                .filter(|l| l.contains("checkpoint recorded") && field(l, "epoch") == Some("4"))
-                .count();
-            (n >= TRIALS).then_some(())
-        },
-    );
+    let stored = sweep.out().join("state").join("checkpoints");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let after_4 = std::fs::read_dir(&stored)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with("-e4.safetensors"))
+                    .count()
+            })
+            .unwrap_or(0);
+        if after_4 >= TRIALS {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint after epoch 4 of every trial within 60 s: {}",
+            c.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     w.signal(Signal::SIGTERM);
     w.expect_exit_code(130, Duration::from_secs(30));
     c.signal(Signal::SIGTERM);

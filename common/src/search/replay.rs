@@ -89,11 +89,11 @@ pub fn replay<K: Ord + Clone + Debug>(
     let mut trained = 0u64;
     loop {
         // Idle workers take the next trial.
-        for w in 0..slots.len() {
-            if slots[w].is_none()
+        for slot in &mut slots {
+            if slot.is_none()
                 && let Some(i) = queue.pop_front()
             {
-                slots[w] = Some(Busy {
+                *slot = Some(Busy {
                     trial: i,
                     until: now + seconds(i, curves[i].values.len()),
                 });
@@ -229,7 +229,7 @@ mod tests {
             out.epochs_trained,
             out.epochs_full
         );
-        let (best, _) = out.best.clone().unwrap();
+        let (best, _) = out.best.unwrap();
         assert!(best.abs_diff(13) <= 1, "{best}");
         assert!(!out.stopped.contains(&best));
         // The same inputs replay the same way.

@@ -7,7 +7,7 @@ use sweep_common::grid::Grid;
 use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, TrialSpec, WorkerId};
 
 use super::*;
-use crate::state::{Config, LeaseOutcome, Outcome, Scheduler};
+use crate::state::{Config, LeaseKey, LeaseOutcome, Outcome, Scheduler};
 use crate::status::{Clock, Index, View, snapshot};
 
 const GRID: &str = "[sweep]\nname='metrics-1'\n[[experiment]]\nname='e'\n\
@@ -70,26 +70,32 @@ fn sweep_in_progress() -> Snapshot {
     s.register(b, "b".into(), "cpu".into(), 1, start);
 
     let ok = lease(&mut s, a, start);
-    s.complete(a, ok.id, 1, Outcome::Succeeded(result(&ok)), start)
-        .unwrap();
+    s.complete(
+        LeaseKey::new(a, ok.id, 1),
+        Outcome::Succeeded(result(&ok)),
+        start,
+    )
+    .unwrap();
     let bad = lease(&mut s, a, start);
     let nan = Outcome::Failed {
         kind: FailureKind::NonFiniteLoss,
         message: "non-finite training loss".into(),
     };
-    s.complete(a, bad.id, 1, nan, start).unwrap();
+    s.complete(LeaseKey::new(a, bad.id, 1), nan, start).unwrap();
     let retried = lease(&mut s, a, start);
     let oom = Outcome::Failed {
         kind: FailureKind::OutOfMemory,
         message: "out of memory".into(),
     };
-    s.complete(a, retried.id, 1, oom, start).unwrap();
+    s.complete(LeaseKey::new(a, retried.id, 1), oom, start)
+        .unwrap();
     assert_eq!(lease(&mut s, b, start).id, retried.id, "retried first");
 
     // b never calls again: its lease expires; a keeps training one trial.
     let later = start + Duration::from_secs(11);
     let running = lease(&mut s, a, later);
-    s.report_epoch(a, running.id, 1, metrics(1), later).unwrap();
+    s.report_epoch(LeaseKey::new(a, running.id, 1), metrics(1), later)
+        .unwrap();
     s.expire_leases(later);
     let clock = Clock {
         started: start,

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use sweep_common::grid::Grid;
-use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, TrialSpec, WorkerId};
+use sweep_common::{ConfusionMatrix, EpochMetrics, TrialId, TrialResult, TrialSpec, WorkerId};
 
 use super::*;
 
@@ -96,7 +96,8 @@ fn a_new_attempt_resumes_from_the_last_checkpoint_and_keeps_its_epochs() {
         Err(StateError::InvalidReport { .. })
     ));
     for e in 1..=3 {
-        s.report_epoch(a, spec.id, attempt, metrics(e), t0).unwrap();
+        s.report_epoch(LeaseKey::new(a, spec.id, attempt), metrics(e), t0)
+            .unwrap();
     }
     assert_eq!(
         s.record_checkpoint(a, spec.id, checkpoint(2, attempt), t0),
@@ -130,24 +131,30 @@ fn a_new_attempt_resumes_from_the_last_checkpoint_and_keeps_its_epochs() {
     assert_eq!(second, 2);
     assert_eq!(resume, Some(checkpoint(3, 1)));
     assert_eq!(
-        s.resume_checkpoint(b, spec.id, 2, later),
+        s.resume_checkpoint(LeaseKey::new(b, spec.id, 2), later),
         Ok(checkpoint(3, 1))
     );
     assert!(
-        s.resume_checkpoint(a, spec.id, 1, later).is_err(),
+        s.resume_checkpoint(LeaseKey::new(a, spec.id, 1), later)
+            .is_err(),
         "the old lease gets nothing"
     );
     // Epochs the checkpoint holds cannot be reported again by the new attempt.
     assert!(matches!(
-        s.report_epoch(b, spec.id, 2, metrics(3), later),
+        s.report_epoch(LeaseKey::new(b, spec.id, 2), metrics(3), later),
         Err(StateError::InvalidReport { .. })
     ));
     for e in 4..=6 {
-        s.report_epoch(b, spec.id, 2, metrics(e), later).unwrap();
+        s.report_epoch(LeaseKey::new(b, spec.id, 2), metrics(e), later)
+            .unwrap();
     }
     assert_eq!(s.trial(spec.id).unwrap().epochs.len(), 6);
     let effects = s
-        .complete(b, spec.id, 2, Outcome::Succeeded(result(&spec)), later)
+        .complete(
+            LeaseKey::new(b, spec.id, 2),
+            Outcome::Succeeded(result(&spec)),
+            later,
+        )
         .unwrap();
     // The trial succeeded: its checkpoints are no longer needed.
     assert!(effects.contains(&Effect::DropCheckpoint("c-a1-e3".into())));
@@ -191,7 +198,7 @@ fn cancel_ends_pending_and_leased_trials_and_names_unknown_ones() {
         Ok(vec![(running.id, attempt)])
     );
     assert!(
-        s.report_epoch(w, running.id, attempt, metrics(1), now)
+        s.report_epoch(LeaseKey::new(w, running.id, attempt), metrics(1), now)
             .is_err()
     );
     // The last one ends the sweep.
@@ -215,7 +222,8 @@ fn restored_leases_run_on_for_the_grace_and_their_workers_may_renew_them() {
     let mut s = Scheduler::new(specs(2, 2), config());
     let w = worker(&mut s, t0, 1);
     let (spec, attempt) = assigned(s.lease(w, t0).unwrap());
-    s.report_epoch(w, spec.id, attempt, metrics(1), t0).unwrap();
+    s.report_epoch(LeaseKey::new(w, spec.id, attempt), metrics(1), t0)
+        .unwrap();
     let trials = s.trials().to_vec();
     let workers = vec![(w, "w".to_owned(), "cpu".to_owned(), 1)];
     let t1 = t0 + Duration::from_secs(100);
@@ -239,8 +247,12 @@ fn restored_leases_run_on_for_the_grace_and_their_workers_may_renew_them() {
         r.heartbeat(w, &[(spec.id, attempt)], t1 + Duration::from_secs(1)),
         Ok(vec![])
     );
-    r.report_epoch(w, spec.id, attempt, metrics(2), t1 + Duration::from_secs(1))
-        .unwrap();
+    r.report_epoch(
+        LeaseKey::new(w, spec.id, attempt),
+        metrics(2),
+        t1 + Duration::from_secs(1),
+    )
+    .unwrap();
     // Renewed, it lives a whole TTL from its last renewal, then expires.
     let effects = r.expire_leases(t1 + Duration::from_secs(1) + Duration::from_secs(10));
     assert!(effects.contains(&Effect::Requeued(spec.id)));
@@ -256,14 +268,23 @@ fn happy_path_runs_every_trial_once() {
         assert_eq!(attempt, 1);
         // One slot: a second lease must wait.
         assert!(matches!(s.lease(w, now).unwrap(), LeaseOutcome::Wait(_)));
-        s.report_epoch(w, spec.id, 1, metrics(1), now).unwrap();
+        s.report_epoch(LeaseKey::new(w, spec.id, 1), metrics(1), now)
+            .unwrap();
         let effects = s
-            .complete(w, spec.id, 1, Outcome::Succeeded(result(&spec)), now)
+            .complete(
+                LeaseKey::new(w, spec.id, 1),
+                Outcome::Succeeded(result(&spec)),
+                now,
+            )
             .unwrap();
         assert!(effects.contains(&Effect::TrialEnded(spec.id)));
         // Resending the same result is idempotent.
         assert_eq!(
-            s.complete(w, spec.id, 1, Outcome::Succeeded(result(&spec)), now),
+            s.complete(
+                LeaseKey::new(w, spec.id, 1),
+                Outcome::Succeeded(result(&spec)),
+                now
+            ),
             Ok(Vec::new())
         );
     }
@@ -291,21 +312,29 @@ fn expired_lease_is_leased_again_and_the_old_attempt_is_refused() {
     assert_eq!((again.id, attempt), (spec.id, 2));
     // The zombie's writes are refused, and it is told to stop.
     assert!(matches!(
-        s.report_epoch(a, spec.id, 1, metrics(1), t2),
+        s.report_epoch(LeaseKey::new(a, spec.id, 1), metrics(1), t2),
         Err(StateError::StaleLease { .. })
     ));
     assert!(matches!(
-        s.complete(a, spec.id, 1, Outcome::Succeeded(result(&spec)), t2),
+        s.complete(
+            LeaseKey::new(a, spec.id, 1),
+            Outcome::Succeeded(result(&spec)),
+            t2
+        ),
         Err(StateError::StaleLease { .. })
     ));
     assert_eq!(s.heartbeat(a, &[(spec.id, 1)], t2), Ok(vec![(spec.id, 1)]));
     // Another worker cannot write to b's lease either.
     assert!(matches!(
-        s.report_epoch(a, spec.id, 2, metrics(1), t2),
+        s.report_epoch(LeaseKey::new(a, spec.id, 2), metrics(1), t2),
         Err(StateError::NotLeaseHolder { .. })
     ));
-    s.complete(b, spec.id, 2, Outcome::Succeeded(result(&spec)), t2)
-        .unwrap();
+    s.complete(
+        LeaseKey::new(b, spec.id, 2),
+        Outcome::Succeeded(result(&spec)),
+        t2,
+    )
+    .unwrap();
     assert!(s.is_finished());
     let t = s.trial(spec.id).unwrap();
     assert_eq!(t.attempts, 2);
@@ -326,29 +355,47 @@ fn failures_follow_their_policy() {
         message: format!("{kind:?}"),
     };
     // The trial's own fault fails it at once.
-    s.complete(w, nan.id, 1, fail(FailureKind::NonFiniteLoss), now)
-        .unwrap();
+    s.complete(
+        LeaseKey::new(w, nan.id, 1),
+        fail(FailureKind::NonFiniteLoss),
+        now,
+    )
+    .unwrap();
     assert!(matches!(
         s.trial(nan.id).unwrap().state,
         TrialState::Failed { .. }
     ));
     // A shutdown is free: it never uses up attempts.
     for attempt in 1..=5 {
-        s.complete(w, shut.id, attempt, fail(FailureKind::WorkerShutdown), now)
-            .unwrap();
+        s.complete(
+            LeaseKey::new(w, shut.id, attempt),
+            fail(FailureKind::WorkerShutdown),
+            now,
+        )
+        .unwrap();
         let (again, next) = assigned(s.lease(w, now).unwrap());
         assert_eq!((again.id, next), (shut.id, attempt + 1));
     }
     // An internal error after training started is retried up to max_attempts (2), then fails
     // for good.
-    s.report_epoch(w, flaky.id, 1, metrics(1), now).unwrap();
-    s.complete(w, flaky.id, 1, fail(FailureKind::Internal), now)
+    s.report_epoch(LeaseKey::new(w, flaky.id, 1), metrics(1), now)
         .unwrap();
+    s.complete(
+        LeaseKey::new(w, flaky.id, 1),
+        fail(FailureKind::Internal),
+        now,
+    )
+    .unwrap();
     let (again, attempt) = assigned(s.lease(w, now).unwrap());
     assert_eq!((again.id, attempt), (flaky.id, 2));
-    s.report_epoch(w, flaky.id, 2, metrics(1), now).unwrap();
-    s.complete(w, flaky.id, 2, fail(FailureKind::Internal), now)
+    s.report_epoch(LeaseKey::new(w, flaky.id, 2), metrics(1), now)
         .unwrap();
+    s.complete(
+        LeaseKey::new(w, flaky.id, 2),
+        fail(FailureKind::Internal),
+        now,
+    )
+    .unwrap();
     match &s.trial(flaky.id).unwrap().state {
         TrialState::Failed { reason, .. } => {
             assert!(reason.starts_with("failed 2 times"), "{reason}");
@@ -367,7 +414,7 @@ fn results_are_validated() {
     let mut r = result(&spec);
     r.epochs.pop();
     assert!(matches!(
-        s.complete(w, spec.id, 1, Outcome::Succeeded(r), now),
+        s.complete(LeaseKey::new(w, spec.id, 1), Outcome::Succeeded(r), now),
         Err(StateError::InvalidReport {
             field: "result.epochs",
             ..
@@ -376,7 +423,7 @@ fn results_are_validated() {
     let mut r = result(&spec);
     r.test_confusion.counts[0] += 1;
     assert!(matches!(
-        s.complete(w, spec.id, 1, Outcome::Succeeded(r), now),
+        s.complete(LeaseKey::new(w, spec.id, 1), Outcome::Succeeded(r), now),
         Err(StateError::InvalidReport {
             field: "result.test_confusion",
             ..
@@ -385,19 +432,23 @@ fn results_are_validated() {
     let mut r = result(&spec);
     r.train_accuracy = 50.0;
     assert!(
-        s.complete(w, spec.id, 1, Outcome::Succeeded(r), now)
+        s.complete(LeaseKey::new(w, spec.id, 1), Outcome::Succeeded(r), now)
             .is_err()
     );
     assert!(matches!(
-        s.report_epoch(w, spec.id, 1, metrics(3), now),
+        s.report_epoch(LeaseKey::new(w, spec.id, 1), metrics(3), now),
         Err(StateError::InvalidReport {
             field: "metrics.epoch",
             ..
         })
     ));
     // Still leased: a valid result is accepted afterwards.
-    s.complete(w, spec.id, 1, Outcome::Succeeded(result(&spec)), now)
-        .unwrap();
+    s.complete(
+        LeaseKey::new(w, spec.id, 1),
+        Outcome::Succeeded(result(&spec)),
+        now,
+    )
+    .unwrap();
     assert!(s.is_finished());
     let unknown = WorkerId::random();
     assert_eq!(
@@ -413,17 +464,21 @@ fn an_accepted_epoch_is_never_replaced() {
     let w = worker(&mut s, now, 1);
     let (spec, _) = assigned(s.lease(w, now).unwrap());
     s.take_changes();
-    s.report_epoch(w, spec.id, 1, metrics(1), now).unwrap();
+    s.report_epoch(LeaseKey::new(w, spec.id, 1), metrics(1), now)
+        .unwrap();
     assert_eq!(s.take_changes().len(), 1, "the epoch");
     // The same again (an answer was lost): accepted, nothing to write.
-    s.report_epoch(w, spec.id, 1, metrics(1), now).unwrap();
+    s.report_epoch(LeaseKey::new(w, spec.id, 1), metrics(1), now)
+        .unwrap();
     assert!(s.take_changes().is_empty());
     // Other values: refused, the first stays.
     let changed = EpochMetrics {
         test_accuracy: 99.0,
         ..metrics(1)
     };
-    let e = s.report_epoch(w, spec.id, 1, changed, now).unwrap_err();
+    let e = s
+        .report_epoch(LeaseKey::new(w, spec.id, 1), changed, now)
+        .unwrap_err();
     assert!(
         matches!(&e, StateError::InvalidReport { field: "metrics", message }
             if message.contains("epoch 1 was accepted") && message.contains("test 70 %")
@@ -436,14 +491,18 @@ fn an_accepted_epoch_is_never_replaced() {
     let mut r = result(&spec);
     r.epochs[0].seconds = 7.0;
     assert!(matches!(
-        s.complete(w, spec.id, 1, Outcome::Succeeded(r), now),
+        s.complete(LeaseKey::new(w, spec.id, 1), Outcome::Succeeded(r), now),
         Err(StateError::InvalidReport {
             field: "result.epochs",
             ..
         })
     ));
-    s.complete(w, spec.id, 1, Outcome::Succeeded(result(&spec)), now)
-        .unwrap();
+    s.complete(
+        LeaseKey::new(w, spec.id, 1),
+        Outcome::Succeeded(result(&spec)),
+        now,
+    )
+    .unwrap();
     assert_eq!(s.trial(spec.id).unwrap().epochs, [metrics(1), metrics(2)]);
 }
 
@@ -501,20 +560,20 @@ proptest! {
                 }
                 Op::Epoch(w) => {
                     if let Some((spec, a)) = held[w].first() {
-                        let _ = s.report_epoch(workers[w], spec.id, *a, metrics(1), now);
+                        let _ = s.report_epoch(LeaseKey::new(workers[w], spec.id, *a), metrics(1), now);
                     }
                 }
                 Op::Succeed(w) => {
                     if !held[w].is_empty() {
                         let (spec, a) = held[w].remove(0);
-                        let _ = s.complete(workers[w], spec.id, a, Outcome::Succeeded(result(&spec)), now);
+                        let _ = s.complete(LeaseKey::new(workers[w], spec.id, a), Outcome::Succeeded(result(&spec)), now);
                     }
                 }
                 Op::Fail(w, k) => {
                     if !held[w].is_empty() {
                         let (spec, a) = held[w].remove(0);
                         let kind = FailureKind::ALL[k];
-                        let _ = s.complete(workers[w], spec.id, a, Outcome::Failed { kind, message: "x".into() }, now);
+                        let _ = s.complete(LeaseKey::new(workers[w], spec.id, a), Outcome::Failed { kind, message: "x".into() }, now);
                     }
                 }
                 Op::Retry => {
@@ -563,11 +622,15 @@ fn a_succeeded_trial_without_weights_goes_back_to_the_queue_for_free() {
     let w = worker(&mut s, now, 1);
     let (spec, attempt) = assigned(s.lease(w, now).unwrap());
     for e in 1..=2 {
-        s.report_epoch(w, spec.id, attempt, metrics(e), now)
+        s.report_epoch(LeaseKey::new(w, spec.id, attempt), metrics(e), now)
             .unwrap();
     }
-    s.complete(w, spec.id, attempt, Outcome::Succeeded(result(&spec)), now)
-        .unwrap();
+    s.complete(
+        LeaseKey::new(w, spec.id, attempt),
+        Outcome::Succeeded(result(&spec)),
+        now,
+    )
+    .unwrap();
     s.take_changes();
     assert_eq!(s.counts().succeeded, 1);
 

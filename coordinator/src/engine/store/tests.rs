@@ -5,8 +5,8 @@ use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, WorkerId};
 
 use super::*;
 use crate::state::{
-    CancelSelector, Config, FailureKind, LeaseOutcome, Outcome, RetrySelector, Scheduler,
-    StateError,
+    CancelSelector, Checkpoint, Config, FailureKind, LeaseKey, LeaseOutcome, Outcome,
+    RetrySelector, Scheduler, StateError, TrialState,
 };
 
 const GRID: &str = r#"
@@ -135,15 +135,18 @@ fn every_state_survives_a_restart() {
     // leased with one epoch reported and a checkpoint.
     let (s0, a0) = &leases[0];
     for e in 1..=3 {
-        s.report_epoch(w, s0.id, *a0, metrics(e), now).unwrap();
+        s.report_epoch(LeaseKey::new(w, s0.id, *a0), metrics(e), now)
+            .unwrap();
     }
-    s.complete(w, s0.id, *a0, Outcome::Succeeded(result(s0)), now)
-        .unwrap();
+    s.complete(
+        LeaseKey::new(w, s0.id, *a0),
+        Outcome::Succeeded(result(s0)),
+        now,
+    )
+    .unwrap();
     let (s1, a1) = &leases[1];
     s.complete(
-        w,
-        s1.id,
-        *a1,
+        LeaseKey::new(w, s1.id, *a1),
         Outcome::Failed {
             kind: FailureKind::NonFiniteLoss,
             message: "nan".into(),
@@ -152,7 +155,8 @@ fn every_state_survives_a_restart() {
     )
     .unwrap();
     let (s2, a2) = &leases[2];
-    s.report_epoch(w, s2.id, *a2, metrics(1), now).unwrap();
+    s.report_epoch(LeaseKey::new(w, s2.id, *a2), metrics(1), now)
+        .unwrap();
     let c = Checkpoint {
         epoch: 1,
         attempt: *a2,
@@ -206,9 +210,9 @@ fn superseded_epochs_are_kept_but_not_current() {
     let LeaseOutcome::Assigned { spec, attempt, .. } = s.lease(w, now).unwrap() else {
         panic!()
     };
-    s.report_epoch(w, spec.id, attempt, metrics(1), now)
+    s.report_epoch(LeaseKey::new(w, spec.id, attempt), metrics(1), now)
         .unwrap();
-    s.report_epoch(w, spec.id, attempt, metrics(2), now)
+    s.report_epoch(LeaseKey::new(w, spec.id, attempt), metrics(2), now)
         .unwrap();
     commit(&mut store, &mut s);
     // The lease expires: epochs 1 and 2 are superseded (no checkpoint).
@@ -260,22 +264,31 @@ fn a_result_adds_the_epochs_whose_report_was_lost_and_never_replaces_one() {
     let want = result(&spec);
     // Epoch 2's report was lost.
     for m in want.epochs.iter().filter(|m| m.epoch != 2) {
-        s.report_epoch(w, spec.id, attempt, m.clone(), now).unwrap();
+        s.report_epoch(LeaseKey::new(w, spec.id, attempt), m.clone(), now)
+            .unwrap();
     }
     commit(&mut store, &mut s);
     // A result whose epoch 1 differs from the one accepted is refused, and changes nothing.
     let mut other = want.clone();
     other.epochs[0].test_accuracy = 1.0;
     let e = s
-        .complete(w, spec.id, attempt, Outcome::Succeeded(other), now)
+        .complete(
+            LeaseKey::new(w, spec.id, attempt),
+            Outcome::Succeeded(other),
+            now,
+        )
         .unwrap_err();
     assert!(
         matches!(&e, StateError::InvalidReport { field: "result.epochs", message } if message.contains("epoch 1 was accepted")),
         "{e}"
     );
     assert!(s.take_changes().is_empty());
-    s.complete(w, spec.id, attempt, Outcome::Succeeded(want.clone()), now)
-        .unwrap();
+    s.complete(
+        LeaseKey::new(w, spec.id, attempt),
+        Outcome::Succeeded(want.clone()),
+        now,
+    )
+    .unwrap();
     let changes = s.take_changes();
     let added: Vec<u32> = changes
         .iter()
@@ -315,7 +328,8 @@ fn checkpoints_set_aside_unusable_ones_and_cancels_survive_a_restart() {
         panic!()
     };
     for e in 1..=2 {
-        s.report_epoch(w, spec.id, 1, metrics(e), now).unwrap();
+        s.report_epoch(LeaseKey::new(w, spec.id, 1), metrics(e), now)
+            .unwrap();
         s.record_checkpoint(w, spec.id, checkpoint(e, 1), now)
             .unwrap();
     }
@@ -323,13 +337,15 @@ fn checkpoints_set_aside_unusable_ones_and_cancels_survive_a_restart() {
         kind: FailureKind::WorkerShutdown,
         message: "bye".into(),
     };
-    s.complete(w, spec.id, 1, shutdown, now).unwrap();
+    s.complete(LeaseKey::new(w, spec.id, 1), shutdown, now)
+        .unwrap();
     s.lease(w, now).unwrap();
     let unusable = Outcome::Failed {
         kind: FailureKind::CheckpointUnusable,
         message: "truncated".into(),
     };
-    s.complete(w, spec.id, 2, unusable, now).unwrap();
+    s.complete(LeaseKey::new(w, spec.id, 2), unusable, now)
+        .unwrap();
     let names: Vec<String> = s.trials().iter().map(|t| t.spec.name.clone()).collect();
     s.cancel(&CancelSelector {
         trials: vec![names[1].clone()],
@@ -474,10 +490,15 @@ fn a_lease_keeps_its_start_across_a_restart() {
     let want = result(&spec);
     r.heartbeat(w, &[(spec.id, attempt)], now).unwrap();
     for m in &want.epochs {
-        r.report_epoch(w, spec.id, attempt, m.clone(), now).unwrap();
+        r.report_epoch(LeaseKey::new(w, spec.id, attempt), m.clone(), now)
+            .unwrap();
     }
-    r.complete(w, spec.id, attempt, Outcome::Succeeded(want), now)
-        .unwrap();
+    r.complete(
+        LeaseKey::new(w, spec.id, attempt),
+        Outcome::Succeeded(want),
+        now,
+    )
+    .unwrap();
     let TrialState::Succeeded { wall_seconds, .. } = r.trial(spec.id).unwrap().state else {
         panic!("not succeeded")
     };

@@ -21,7 +21,7 @@ use tonic::Status;
 
 use crate::Error;
 use crate::actor::Handle;
-use crate::state::{Checkpoint, Storage};
+use crate::state::{Checkpoint, LeaseKey, Storage};
 
 /// Where uploads go.
 #[derive(Debug, Clone)]
@@ -114,7 +114,9 @@ pub async fn receive(
     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(invalid("header.sha256", "expected 64 hex digits"));
     }
-    let spec = handle.check_lease(worker, trial, attempt).await?;
+    let spec = handle
+        .check_lease(LeaseKey::new(worker, trial, attempt))
+        .await?;
     let checkpoint = v1::ArtifactKind::try_from(header.kind) == Ok(v1::ArtifactKind::Checkpoint);
     let (dir, name, what) = match v1::ArtifactKind::try_from(header.kind) {
         Ok(v1::ArtifactKind::FinalWeights) => (
@@ -161,7 +163,10 @@ pub async fn receive(
         handle.record_checkpoint(worker, trial, c).await
     } else {
         handle
-            .record_weights(worker, trial, attempt, format!("{MODELS}/{name}"))
+            .record_weights(
+                LeaseKey::new(worker, trial, attempt),
+                format!("{MODELS}/{name}"),
+            )
             .await
     };
     if let Err(e) = recorded {
@@ -266,7 +271,9 @@ pub async fn send_checkpoint(
         .parse()
         .map_err(|e: sweep_common::ids::InvalidId| invalid("worker_id", e.to_string()))?;
     let (trial, attempt) = parse_lease(request.lease.as_ref())?;
-    let c = handle.resume_checkpoint(worker, trial, attempt).await?;
+    let c = handle
+        .resume_checkpoint(LeaseKey::new(worker, trial, attempt))
+        .await?;
     let path = checkpoints_dir(state_dir).join(&c.file);
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,

@@ -8,7 +8,7 @@ use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, TrialSpec, Worker
 use sweep_proto::v1;
 
 use super::*;
-use crate::state::{Config, LeaseOutcome, Outcome, Scheduler};
+use crate::state::{Config, LeaseKey, LeaseOutcome, Outcome, Scheduler};
 
 const GRID: &str = "[sweep]\nname='s'\n[[experiment]]\nname='e'\ntitle='Two axes'\n\
                     dataset='fashion-mnist'\ntrial_name='t_{activation}_{hidden_layers}'\n\
@@ -117,9 +117,9 @@ fn eta_and_throughput_come_from_measured_epoch_times() {
     s.register(w, "gpu-a".into(), "cuda:0".into(), 2, start);
     let a = lease(&mut s, w, start);
     let b = lease(&mut s, w, start);
-    s.report_epoch(w, a.id, 1, metrics(1, 2.0, 60.0), start)
+    s.report_epoch(LeaseKey::new(w, a.id, 1), metrics(1, 2.0, 60.0), start)
         .unwrap();
-    s.report_epoch(w, a.id, 1, metrics(2, 2.0, 70.0), start)
+    s.report_epoch(LeaseKey::new(w, a.id, 1), metrics(2, 2.0, 70.0), start)
         .unwrap();
     let snap = status_of(&s, clock(start, 4));
     // a: 3 epochs left at its own 2 s; b and the two pending trials: 5 epochs at the
@@ -156,9 +156,9 @@ fn eta_and_throughput_come_from_measured_epoch_times() {
     let mut r = result(&a, 1.0, 20);
     // Its result repeats the epochs accepted (an accepted epoch is never replaced).
     r.epochs[..2].clone_from_slice(&[metrics(1, 2.0, 60.0), metrics(2, 2.0, 70.0)]);
-    s.complete(w, a.id, 1, Outcome::Succeeded(r), start)
+    s.complete(LeaseKey::new(w, a.id, 1), Outcome::Succeeded(r), start)
         .unwrap();
-    s.report_epoch(w, b.id, 1, metrics(1, 4.0, 50.0), start)
+    s.report_epoch(LeaseKey::new(w, b.id, 1), metrics(1, 4.0, 50.0), start)
         .unwrap();
     let snap = status_of(&s, clock(start, 10));
     // b: 4 x 4 = 16 s; two pending: 5 x 1 = 5 s each; 26 s over the worker's 2 slots = 13 s,
@@ -181,7 +181,7 @@ fn eta_is_unknown_without_a_live_worker() {
     s.register(w, "w".into(), "cpu".into(), 1, start);
     let a = lease(&mut s, w, start);
     let r = result(&a, 1.0, 30);
-    s.complete(w, a.id, 1, Outcome::Succeeded(r), start)
+    s.complete(LeaseKey::new(w, a.id, 1), Outcome::Succeeded(r), start)
         .unwrap();
     // The worker went silent for longer than the lease TTL: nothing will work on the rest.
     let snap = status_of(&s, clock(start, 60));
@@ -219,7 +219,7 @@ fn the_best_trial_is_the_highest_test_accuracy_first_on_ties() {
     let specs: Vec<TrialSpec> = (0..4).map(|_| lease(&mut s, w, now)).collect();
     for (spec, correct) in specs.iter().zip([10, 25, 25, 5]) {
         let r = result(spec, 1.0, correct);
-        s.complete(w, spec.id, 1, Outcome::Succeeded(r), now)
+        s.complete(LeaseKey::new(w, spec.id, 1), Outcome::Succeeded(r), now)
             .unwrap();
     }
     let snap = status_of(&s, clock(now, 1));
@@ -242,7 +242,8 @@ fn a_detailed_snapshot_has_histories_and_the_reports_tables() {
     s.register(w, "w".into(), "cpu".into(), 1, now);
     let a = lease(&mut s, w, now);
     let r = result(&a, 1.0, 15);
-    s.complete(w, a.id, 1, Outcome::Succeeded(r), now).unwrap();
+    s.complete(LeaseKey::new(w, a.id, 1), Outcome::Succeeded(r), now)
+        .unwrap();
     let snap = detailed(&g, &s, &Index::new(&s), clock(now, 1), &View::default());
     assert_eq!(snap.trials[0].history.len(), 5);
     assert_eq!(snap.trials[0].history[4].test_accuracy, 50.0);
@@ -275,7 +276,7 @@ fn text_is_compact_and_names_what_runs() {
     let w = WorkerId::random();
     s.register(w, "gpu-a".into(), "cuda:0 H100".into(), 1, start);
     let a = lease(&mut s, w, start);
-    s.report_epoch(w, a.id, 1, metrics(1, 3.0, 40.0), start)
+    s.report_epoch(LeaseKey::new(w, a.id, 1), metrics(1, 3.0, 40.0), start)
         .unwrap();
     let snap = status_of(&s, clock(start, 5));
     let block = text::block(&snap);
@@ -311,7 +312,7 @@ fn names_from_outside_cannot_break_the_text() {
         start,
     );
     let a = lease(&mut s, w, start);
-    s.report_epoch(w, a.id, 1, metrics(1, 3.0, 40.0), start)
+    s.report_epoch(LeaseKey::new(w, a.id, 1), metrics(1, 3.0, 40.0), start)
         .unwrap();
     let snap = status_of(&s, clock(start, 5));
     let block = text::block(&snap);
@@ -336,9 +337,10 @@ fn the_wire_form_round_trips_and_refuses_what_it_cannot_read() {
     let b = lease(&mut s, w, now);
     let mut nan = metrics(1, 1.0, 30.0);
     nan.train_loss = f64::NAN;
-    s.report_epoch(w, b.id, 1, nan, now).unwrap();
+    s.report_epoch(LeaseKey::new(w, b.id, 1), nan, now).unwrap();
     let r = result(&a, 1.0, 12);
-    s.complete(w, a.id, 1, Outcome::Succeeded(r), now).unwrap();
+    s.complete(LeaseKey::new(w, a.id, 1), Outcome::Succeeded(r), now)
+        .unwrap();
     let mut snap = detailed(&g, &s, &Index::new(&s), clock(now, 2), &View::default());
     assert_eq!(snap.trials[1].history[0].train_loss, None);
     // Not on the wire nor in the JSON yet.
@@ -465,7 +467,8 @@ async fn live_tables_are_made_once_per_change_for_every_caller() {
 
     let a = lease(&mut s, w, now);
     let r = result(&a, 1.0, 15);
-    s.complete(w, a.id, 1, Outcome::Succeeded(r), now).unwrap();
+    s.complete(LeaseKey::new(w, a.id, 1), Outcome::Succeeded(r), now)
+        .unwrap();
     let changes = s.take_changes();
     index.update(&s, &changes);
     let (mut third, made) = status(&s, &index);

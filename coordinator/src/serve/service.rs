@@ -1,5 +1,6 @@
 //! The tonic shell of the `sweep.v1` service: each handler decodes its request, delegates to the
-//! state owner's handle and encodes the answer. Nothing else happens here.
+//! state owner's handle and encodes the answer. Besides that, every call that names a worker has
+//! its secret checked and is rate-limited per worker (`Service::worker`).
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use crate::Error;
 use crate::actor::Handle;
 use crate::artifacts::Dirs;
 use crate::auth::WorkerKey;
-use crate::state::{CancelSelector, LeaseOutcome, Outcome, RetrySelector};
+use crate::state::{CancelSelector, LeaseKey, LeaseOutcome, Outcome, RetrySelector};
 
 /// The gRPC service.
 pub struct Service {
@@ -201,7 +202,7 @@ impl sweep_proto::SweepService for Service {
             .ok_or(Error::Decode(DecodeError::Missing("metrics")))?;
         let metrics = EpochMetrics::try_from(metrics).map_err(Error::from)?;
         self.handle
-            .report_epoch(worker, trial, attempt, metrics)
+            .report_epoch(LeaseKey::new(worker, trial, attempt), metrics)
             .await?;
         Ok(Response::new(v1::ReportEpochResponse {}))
     }
@@ -224,7 +225,7 @@ impl sweep_proto::SweepService for Service {
             None => return Err(Error::Decode(DecodeError::Missing("outcome")).into()),
         };
         self.handle
-            .complete(worker, trial, attempt, outcome)
+            .complete(LeaseKey::new(worker, trial, attempt), outcome)
             .await?;
         Ok(Response::new(v1::CompleteResponse {}))
     }

@@ -9,7 +9,7 @@ use sweep_common::grid::Grid;
 use sweep_common::{ConfusionMatrix, EpochMetrics, TrialId, TrialResult, TrialSpec, WorkerId};
 
 use super::*;
-use crate::state::{CancelSelector, Config, LeaseOutcome, Outcome};
+use crate::state::{CancelSelector, Config, LeaseKey, LeaseOutcome, Outcome};
 use crate::status::forecast;
 
 const GRID: &str = "[sweep]\nname='s'\n\
@@ -123,13 +123,17 @@ fn apply(s: &mut Scheduler, workers: &mut Vec<WorkerId>, op: &Op, now: &mut Inst
             } else {
                 f64::from(secs % 5 + 1) / 2.0
             };
-            let _ = s.report_epoch(w, id, attempt, metrics(done + 1, seconds), *now);
+            let _ = s.report_epoch(
+                LeaseKey::new(w, id, attempt),
+                metrics(done + 1, seconds),
+                *now,
+            );
         }
         Op::Succeed(i, correct) if !leased.is_empty() => {
             let (w, id, attempt, _) = leased[pick(i, leased.len())];
             let spec = s.trial(id).unwrap().spec.clone();
             let r = result(&spec, u64::from(correct % 31), f64::from(correct % 3 + 1));
-            let _ = s.complete(w, id, attempt, Outcome::Succeeded(r), *now);
+            let _ = s.complete(LeaseKey::new(w, id, attempt), Outcome::Succeeded(r), *now);
         }
         Op::Fail(i, kind) if !leased.is_empty() => {
             let (w, id, attempt, _) = leased[pick(i, leased.len())];
@@ -143,7 +147,7 @@ fn apply(s: &mut Scheduler, workers: &mut Vec<WorkerId>, op: &Op, now: &mut Inst
                 kind,
                 message: "boom".into(),
             };
-            let _ = s.complete(w, id, attempt, failed, *now);
+            let _ = s.complete(LeaseKey::new(w, id, attempt), failed, *now);
         }
         Op::Expire => {
             *now += Duration::from_secs(11);
@@ -277,7 +281,7 @@ fn the_best_are_the_highest_accuracies_first_in_grid_order_on_ties() {
     let mut index = Index::new(&s);
     for (spec, correct) in specs.iter().zip([10, 25, 25, 5, 30, 1, 25]) {
         let r = result(spec, correct, 1.0);
-        s.complete(w, spec.id, 1, Outcome::Succeeded(r), now)
+        s.complete(LeaseKey::new(w, spec.id, 1), Outcome::Succeeded(r), now)
             .unwrap();
     }
     let changes = s.take_changes();

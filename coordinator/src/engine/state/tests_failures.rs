@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use sweep_common::failure::UNSTARTED_ATTEMPTS;
 use sweep_common::grid::Grid;
 use sweep_common::{DatasetKind, TrialSpec};
 
@@ -35,15 +36,20 @@ fn an_unusable_checkpoint_is_set_aside_and_the_trial_falls_back_to_the_previous_
     let a = worker(&mut s, t0, 1);
     let (spec, _) = assigned(s.lease(a, t0).unwrap());
     for e in 1..=4 {
-        s.report_epoch(a, spec.id, 1, metrics(e), t0).unwrap();
+        s.report_epoch(LeaseKey::new(a, spec.id, 1), metrics(e), t0)
+            .unwrap();
     }
     s.record_checkpoint(a, spec.id, checkpoint(2, 1), t0)
         .unwrap();
     s.record_checkpoint(a, spec.id, checkpoint(4, 1), t0)
         .unwrap();
     // A shuts down; the next attempt is to resume after epoch 4.
-    s.complete(a, spec.id, 1, fail(FailureKind::WorkerShutdown, "bye"), t0)
-        .unwrap();
+    s.complete(
+        LeaseKey::new(a, spec.id, 1),
+        fail(FailureKind::WorkerShutdown, "bye"),
+        t0,
+    )
+    .unwrap();
     let LeaseOutcome::Assigned { resume, .. } = s.lease(a, t0).unwrap() else {
         panic!("an assignment");
     };
@@ -52,9 +58,7 @@ fn an_unusable_checkpoint_is_set_aside_and_the_trial_falls_back_to_the_previous_
     // Its checkpoint is unusable: set aside, and the trial goes back to epoch 2.
     let effects = s
         .complete(
-            a,
-            spec.id,
-            2,
+            LeaseKey::new(a, spec.id, 2),
             fail(FailureKind::CheckpointUnusable, "truncated"),
             t0,
         )
@@ -80,9 +84,7 @@ fn an_unusable_checkpoint_is_set_aside_and_the_trial_falls_back_to_the_previous_
     assert_eq!(resume, Some(checkpoint(2, 1)));
     let effects = s
         .complete(
-            a,
-            spec.id,
-            3,
+            LeaseKey::new(a, spec.id, 3),
             fail(FailureKind::CheckpointUnusable, "not a checkpoint"),
             t0,
         )
@@ -97,10 +99,15 @@ fn an_unusable_checkpoint_is_set_aside_and_the_trial_falls_back_to_the_previous_
     );
     assert!(s.trial(spec.id).unwrap().epochs.is_empty());
     for e in 1..=6 {
-        s.report_epoch(a, spec.id, 4, metrics(e), t0).unwrap();
+        s.report_epoch(LeaseKey::new(a, spec.id, 4), metrics(e), t0)
+            .unwrap();
     }
-    s.complete(a, spec.id, 4, Outcome::Succeeded(result(&spec)), t0)
-        .unwrap();
+    s.complete(
+        LeaseKey::new(a, spec.id, 4),
+        Outcome::Succeeded(result(&spec)),
+        t0,
+    )
+    .unwrap();
     assert!(s.is_finished());
     assert_eq!(s.trial(spec.id).unwrap().set_aside.len(), 2);
 }
@@ -111,15 +118,15 @@ fn a_checkpoint_blamed_after_training_from_it_is_not_set_aside() {
     let mut s = Scheduler::new(specs(1, 6), config());
     let a = worker(&mut s, t0, 1);
     let (spec, _) = assigned(s.lease(a, t0).unwrap());
-    s.report_epoch(a, spec.id, 1, metrics(1), t0).unwrap();
+    s.report_epoch(LeaseKey::new(a, spec.id, 1), metrics(1), t0)
+        .unwrap();
     s.record_checkpoint(a, spec.id, checkpoint(1, 1), t0)
         .unwrap();
-    s.report_epoch(a, spec.id, 1, metrics(2), t0).unwrap();
+    s.report_epoch(LeaseKey::new(a, spec.id, 1), metrics(2), t0)
+        .unwrap();
     let effects = s
         .complete(
-            a,
-            spec.id,
-            1,
+            LeaseKey::new(a, spec.id, 1),
             fail(FailureKind::CheckpointUnusable, "?"),
             t0,
         )
@@ -143,9 +150,7 @@ fn attempts_that_never_started_do_not_use_up_max_attempts_but_are_bounded() {
         let (spec, got) = assigned(s.lease(a, t0).unwrap());
         assert_eq!(got, attempt);
         s.complete(
-            a,
-            spec.id,
-            attempt,
+            LeaseKey::new(a, spec.id, attempt),
             fail(FailureKind::Internal, "cannot start"),
             t0,
         )
@@ -187,9 +192,7 @@ fn a_worker_that_cannot_load_a_dataset_gets_no_more_of_its_trials() {
     let (cifar, _) = assigned(s.lease(bad, t0).unwrap());
     assert_eq!(cifar.dataset, DatasetKind::Cifar10);
     s.complete(
-        bad,
-        cifar.id,
-        1,
+        LeaseKey::new(bad, cifar.id, 1),
         fail(FailureKind::Data, "cifar10 training set not found in /data"),
         t0,
     )
@@ -205,8 +208,12 @@ fn a_worker_that_cannot_load_a_dataset_gets_no_more_of_its_trials() {
     for _ in 0..2 {
         let (spec, attempt) = assigned(s.lease(bad, t0).unwrap());
         assert_eq!(spec.dataset, DatasetKind::FashionMnist);
-        s.complete(bad, spec.id, attempt, Outcome::Succeeded(result(&spec)), t0)
-            .unwrap();
+        s.complete(
+            LeaseKey::new(bad, spec.id, attempt),
+            Outcome::Succeeded(result(&spec)),
+            t0,
+        )
+        .unwrap();
     }
     // Only trials it cannot run are left: it is told to stop, saying why.
     match s.lease(bad, t0).unwrap() {
@@ -242,9 +249,7 @@ fn a_failed_device_stops_the_worker_not_the_trial() {
     let w = worker(&mut s, t0, 1);
     let (spec, _) = assigned(s.lease(w, t0).unwrap());
     s.complete(
-        w,
-        spec.id,
-        1,
+        LeaseKey::new(w, spec.id, 1),
         fail(FailureKind::Device, "CUDA error: ECC"),
         t0,
     )
@@ -273,7 +278,7 @@ fn retry_requeues_failed_trials_keeping_their_history_and_checkpoint() {
             assert_eq!(assigned(s.lease(w, t0).unwrap()).0.id, flaky.id);
         }
         for e in (2 * attempt - 1)..=(2 * attempt).min(3) {
-            s.report_epoch(w, flaky.id, attempt, metrics(e), t0)
+            s.report_epoch(LeaseKey::new(w, flaky.id, attempt), metrics(e), t0)
                 .unwrap();
         }
         if attempt == 1 {
@@ -281,17 +286,20 @@ fn retry_requeues_failed_trials_keeping_their_history_and_checkpoint() {
                 .unwrap();
         }
         s.complete(
-            w,
-            flaky.id,
-            attempt,
+            LeaseKey::new(w, flaky.id, attempt),
             fail(FailureKind::OutOfMemory, "oom"),
             t0,
         )
         .unwrap();
     }
-    s.report_epoch(w, nan.id, 1, metrics(1), t0).unwrap();
-    s.complete(w, nan.id, 1, fail(FailureKind::NonFiniteLoss, "nan"), t0)
+    s.report_epoch(LeaseKey::new(w, nan.id, 1), metrics(1), t0)
         .unwrap();
+    s.complete(
+        LeaseKey::new(w, nan.id, 1),
+        fail(FailureKind::NonFiniteLoss, "nan"),
+        t0,
+    )
+    .unwrap();
     s.cancel(&CancelSelector {
         trials: vec![cancelled.name.clone()],
         ..CancelSelector::default()

@@ -10,7 +10,7 @@ use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, TrialSpec, Worker
 use sweep_proto::v1;
 
 use super::*;
-use crate::state::{Config, LeaseOutcome, Outcome};
+use crate::state::{Config, LeaseKey, LeaseOutcome, Outcome};
 
 /// A grid of `seeds` x `widths` trials of `epochs` epochs, in one experiment `e`.
 fn grid(seeds: u32, widths: u32, epochs: u32) -> Grid {
@@ -83,19 +83,21 @@ fn under_way(g: &Grid) -> (Scheduler, Index, Instant) {
     }
     for (i, (w, spec, attempt)) in leased.iter().enumerate() {
         for e in 1..=2 {
-            s.report_epoch(*w, spec.id, *attempt, metrics(e), now)
+            s.report_epoch(LeaseKey::new(*w, spec.id, *attempt), metrics(e), now)
                 .unwrap();
         }
         let outcome = match i {
             0..16 => Outcome::Succeeded(result(spec, i as u64)),
-            // Failures of the trial's own: final at once.
+            // A fault of the trial's own, so that it fails for good (a data fault is the
+            // worker's: the trial would go back to the queue).
             16..18 => Outcome::Failed {
                 kind: FailureKind::NonFiniteLoss,
                 message: "loss is NaN".into(),
             },
             _ => continue,
         };
-        s.complete(*w, spec.id, *attempt, outcome, now).unwrap();
+        s.complete(LeaseKey::new(*w, spec.id, *attempt), outcome, now)
+            .unwrap();
         let changes = s.take_changes();
         index.update(&s, &changes);
     }
@@ -273,7 +275,7 @@ fn long_curves_are_thinned_and_the_last_epoch_kept() {
         panic!("no assignment");
     };
     for e in 1..=1000 {
-        s.report_epoch(w, spec.id, attempt, metrics(e), now)
+        s.report_epoch(LeaseKey::new(w, spec.id, attempt), metrics(e), now)
             .unwrap();
     }
     let snap = detailed(&g, &s, &Index::new(&s), clock(now), &View::default());

@@ -9,7 +9,7 @@ use crate::report::write;
 use sweep_common::ConfusionMatrix as Confusion;
 use sweep_common::results::Results;
 
-const FIXTURE: &str = include_str!("../../../tests/fixtures/results_small.json");
+const FIXTURE: &str = include_str!("../../../../tests/fixtures/results_small.json");
 
 fn svg_texts(svg: &str) -> Vec<String> {
     let tree = roxmltree::Document::parse(svg).expect("well-formed svg");

@@ -326,7 +326,7 @@ mod tests {
     use sweep_common::{EpochMetrics, WorkerId};
 
     use super::*;
-    use crate::state::{Config, LeaseOutcome};
+    use crate::state::{Config, LeaseKey, LeaseOutcome};
 
     const GRID: &str = "[sweep]\nname='r'\n[[experiment]]\nname='e'\ndataset='cifar10'\n\
                         [experiment.fixed]\nepochs=3\n[experiment.grid]\nseed=[1,2,3,4,5,6,7]\n";
@@ -352,7 +352,8 @@ mod tests {
             test_accuracy: 55.0,
             seconds: 1.0,
         };
-        s.report_epoch(w, spec.id, attempt, metrics, now).unwrap();
+        s.report_epoch(LeaseKey::new(w, spec.id, attempt), metrics, now)
+            .unwrap();
         let out = tempfile::tempdir().unwrap();
         let mut rolling = RollingWrite::start(out.path(), &grid, "g.toml", &s).unwrap();
         let mut steps = 1;
@@ -397,9 +398,7 @@ mod tests {
         };
         let message = "<script>alert(1)</script> | *bold*\n\n# Sweep finished".to_owned();
         s.complete(
-            w,
-            spec.id,
-            attempt,
+            LeaseKey::new(w, spec.id, attempt),
             crate::state::Outcome::Failed {
                 // The trial's own failure: final at once.
                 kind: crate::state::FailureKind::NonFiniteLoss,

@@ -1,0 +1,273 @@
+//! The handle the gRPC handlers hold: a cheap clone that sends commands to the state owner and
+//! awaits their answers.
+
+use std::sync::Arc;
+
+use sweep_common::{EpochMetrics, TrialId, TrialSpec, WorkerId};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::Error;
+use crate::state::{
+    CancelSelector, Checkpoint, Counts, LeaseKey, LeaseOutcome, Outcome, RetrySelector, StateError,
+    Storage,
+};
+use crate::status::{Snapshot, View, tables};
+
+pub(super) type Reply<T> = oneshot::Sender<Result<T, StateError>>;
+
+/// A request to the state owner.
+pub(super) enum Command {
+    Register {
+        name: String,
+        device: String,
+        slots: u32,
+        reply: oneshot::Sender<WorkerId>,
+    },
+    Lease {
+        worker: WorkerId,
+        reply: Reply<LeaseOutcome>,
+    },
+    Heartbeat {
+        worker: WorkerId,
+        leases: Vec<(TrialId, u32)>,
+        memory: Option<(u64, u64)>,
+        reply: Reply<Vec<(TrialId, u32)>>,
+    },
+    ReportEpoch {
+        key: LeaseKey,
+        metrics: EpochMetrics,
+        reply: Reply<()>,
+    },
+    Complete {
+        key: LeaseKey,
+        outcome: Outcome,
+        reply: Reply<()>,
+    },
+    Progress {
+        reply: oneshot::Sender<Progress>,
+    },
+    Status {
+        view: View,
+        reply: oneshot::Sender<(Snapshot, Option<tables::Tables>)>,
+    },
+    CheckLease {
+        key: LeaseKey,
+        reply: Reply<TrialSpec>,
+    },
+    RecordWeights {
+        key: LeaseKey,
+        path: String,
+        reply: Reply<()>,
+    },
+    RecordCheckpoint {
+        worker: WorkerId,
+        trial: TrialId,
+        checkpoint: Checkpoint,
+        reply: Reply<()>,
+    },
+    ResumeCheckpoint {
+        key: LeaseKey,
+        reply: Reply<Checkpoint>,
+    },
+    Cancel {
+        selector: CancelSelector,
+        reply: oneshot::Sender<(usize, Vec<String>)>,
+    },
+    Retry {
+        selector: RetrySelector,
+        reply: Reply<(usize, Vec<String>)>,
+    },
+    /// Storing `what` failed (with this message) or, `None`, worked.
+    Storage {
+        what: Storage,
+        failure: Option<String>,
+    },
+}
+
+/// How the end of a sweep went: `None` until its outputs were written (or failed to be), then
+/// what could not be written (empty: everything was).
+pub type Ended = Option<Vec<String>>;
+
+/// A snapshot of the sweep's progress.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// Trials by state.
+    pub counts: Counts,
+    /// True once every trial has ended.
+    pub finished: bool,
+    /// True when every recently seen worker has been told that the sweep is finished.
+    pub workers_told: bool,
+    /// (name, reason) of every trial that failed for good.
+    pub failed: Vec<(String, String)>,
+}
+
+/// A cheap, cloneable handle to the state owner.
+#[derive(Clone)]
+pub struct Handle {
+    pub(super) tx: mpsc::Sender<Command>,
+    pub(super) changes: watch::Receiver<u64>,
+    pub(super) tables: Arc<tables::Shared>,
+}
+
+impl Handle {
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        rx.await.map_err(|_| Error::ShuttingDown)
+    }
+
+    /// Registers a worker; returns its new id.
+    pub async fn register(
+        &self,
+        name: String,
+        device: String,
+        slots: u32,
+    ) -> Result<WorkerId, Error> {
+        self.call(|reply| Command::Register {
+            name,
+            device,
+            slots,
+            reply,
+        })
+        .await
+    }
+
+    /// Leases a trial to `worker`.
+    pub async fn lease(&self, worker: WorkerId) -> Result<LeaseOutcome, Error> {
+        Ok(self
+            .call(|reply| Command::Lease { worker, reply })
+            .await??)
+    }
+
+    /// Renews leases (and notes the worker's device memory: used, total bytes); returns the
+    /// revoked ones.
+    pub async fn heartbeat(
+        &self,
+        worker: WorkerId,
+        leases: Vec<(TrialId, u32)>,
+        memory: Option<(u64, u64)>,
+    ) -> Result<Vec<(TrialId, u32)>, Error> {
+        Ok(self
+            .call(|reply| Command::Heartbeat {
+                worker,
+                leases,
+                memory,
+                reply,
+            })
+            .await??)
+    }
+
+    /// Records an epoch.
+    pub async fn report_epoch(&self, key: LeaseKey, metrics: EpochMetrics) -> Result<(), Error> {
+        Ok(self
+            .call(|reply| Command::ReportEpoch {
+                key,
+                metrics,
+                reply,
+            })
+            .await??)
+    }
+
+    /// Ends a lease.
+    pub async fn complete(&self, key: LeaseKey, outcome: Outcome) -> Result<(), Error> {
+        Ok(self
+            .call(|reply| Command::Complete {
+                key,
+                outcome,
+                reply,
+            })
+            .await??)
+    }
+
+    /// Checks that the lease is live (for an upload under it); returns the trial.
+    pub async fn check_lease(&self, key: LeaseKey) -> Result<TrialSpec, Error> {
+        Ok(self
+            .call(|reply| Command::CheckLease { key, reply })
+            .await??)
+    }
+
+    /// Records where the final weights of a live lease were stored.
+    pub async fn record_weights(&self, key: LeaseKey, path: String) -> Result<(), Error> {
+        Ok(self
+            .call(|reply| Command::RecordWeights { key, path, reply })
+            .await??)
+    }
+
+    /// Records a checkpoint uploaded under a live lease.
+    pub async fn record_checkpoint(
+        &self,
+        worker: WorkerId,
+        trial: TrialId,
+        checkpoint: Checkpoint,
+    ) -> Result<(), Error> {
+        Ok(self
+            .call(|reply| Command::RecordCheckpoint {
+                worker,
+                trial,
+                checkpoint,
+                reply,
+            })
+            .await??)
+    }
+
+    /// The checkpoint a live lease resumes from.
+    pub async fn resume_checkpoint(&self, key: LeaseKey) -> Result<Checkpoint, Error> {
+        Ok(self
+            .call(|reply| Command::ResumeCheckpoint { key, reply })
+            .await??)
+    }
+
+    /// Cancels trials; returns how many were cancelled and the names that matched nothing.
+    pub async fn cancel(&self, selector: CancelSelector) -> Result<(usize, Vec<String>), Error> {
+        self.call(|reply| Command::Cancel { selector, reply }).await
+    }
+
+    /// Puts failed trials back in the queue; returns how many and the names that matched
+    /// nothing. Refused once the sweep has finished.
+    pub async fn retry(&self, selector: RetrySelector) -> Result<(usize, Vec<String>), Error> {
+        Ok(self
+            .call(|reply| Command::Retry { selector, reply })
+            .await??)
+    }
+
+    /// Notes that storing `what` failed: the status says so until storing it works again.
+    pub async fn storage_failed(&self, what: Storage, message: String) {
+        let failure = Some(message);
+        let _ = self.tx.send(Command::Storage { what, failure }).await;
+    }
+
+    /// Notes that storing `what` worked.
+    pub async fn storage_worked(&self, what: Storage) {
+        let failure = None;
+        let _ = self.tx.send(Command::Storage { what, failure }).await;
+    }
+
+    /// The sweep's progress.
+    pub async fn progress(&self) -> Result<Progress, Error> {
+        self.call(|reply| Command::Progress { reply }).await
+    }
+
+    /// The sweep's status now, as `view` asks. The accuracy tables of a detailed one are laid
+    /// out here, on a blocking thread, not on the state owner's task, once per change of the
+    /// trials for every caller ([`tables::Shared`]).
+    pub async fn status(&self, view: View) -> Result<Snapshot, Error> {
+        let (mut snapshot, tables) = self.call(|reply| Command::Status { view, reply }).await?;
+        if let Some(tables) = tables {
+            let filled = self
+                .tables
+                .resolve(tables)
+                .await
+                .ok_or(Error::ShuttingDown)?;
+            tables::fill(&mut snapshot, &filled);
+        }
+        Ok(snapshot)
+    }
+
+    /// A receiver whose value changes whenever the status visibly changes.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.clone()
+    }
+}

@@ -1,0 +1,37 @@
+//! The scheduling state machine: which trial is pending, leased to whom, or ended.
+//!
+//! Pure and synchronous: every transition takes `now` as an argument and does no I/O, so it is
+//! unit- and property-tested without a network. The actor loop (`server`) owns the only
+//! instance and performs the effects that transitions return.
+//!
+//! Trial states: `Pending -> Leased -> Succeeded | Failed`, and `Leased -> Pending` when a lease
+//! expires or fails in a way that is not the trial's fault, as the failure kind's policy says
+//! ([`sweep_common::failure`]); `Failed -> Pending` when an operator retries it. Invariant: a
+//! trial has at most one live lease, and only that lease's (worker, attempt) can write to the
+//! trial.
+//!
+//! Every transition also notes what it changed in a journal ([`Change`]) that the owner drains
+//! with [`Scheduler::take_changes`] and commits to the database before it answers the callers,
+//! so nothing is acknowledged that a crash could lose. [`Scheduler::restore`] rebuilds the state
+//! from what was committed.
+
+mod failures;
+mod queue;
+mod reports;
+mod retry;
+mod scheduler;
+mod types;
+
+pub use retry::RetrySelector;
+pub use scheduler::Scheduler;
+pub use sweep_common::FailureKind;
+pub use sweep_common::failure::AttemptFailure;
+pub use types::{
+    CancelSelector, Change, Checkpoint, Config, Counts, Effect, Lease, LeaseKey, LeaseOutcome,
+    Outcome, SetAside, StateError, Storage, StorageFailure, Trial, TrialState, Worker,
+};
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_failures;

@@ -1,0 +1,337 @@
+//! What the holder of a live lease reports: heartbeats, epochs, checkpoints, final weights and
+//! the attempt's end. Every report is fenced by its (worker, trial, attempt): only the live
+//! lease writes to its trial.
+
+use std::time::Instant;
+
+use sweep_common::{EpochMetrics, TrialId, TrialResult, TrialSpec, WorkerId};
+
+use super::{Change, Checkpoint, Effect, LeaseKey, Outcome, Scheduler, StateError, TrialState};
+
+impl Scheduler {
+    /// Renews the given leases of `worker`; returns those it must stop (not live any more).
+    pub fn heartbeat(
+        &mut self,
+        worker: WorkerId,
+        leases: &[(TrialId, u32)],
+        now: Instant,
+    ) -> Result<Vec<(TrialId, u32)>, StateError> {
+        self.worker_mut(worker, now)?;
+        let mut revoked = Vec::new();
+        for &(trial, attempt) in leases {
+            match self.current_lease(LeaseKey::new(worker, trial, attempt)) {
+                Ok(i) => self.renew(i, now),
+                Err(_) => revoked.push((trial, attempt)),
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// Records one epoch of a live lease (and renews it).
+    pub fn report_epoch(
+        &mut self,
+        key: LeaseKey,
+        metrics: EpochMetrics,
+        now: Instant,
+    ) -> Result<(), StateError> {
+        let LeaseKey {
+            worker,
+            trial,
+            attempt,
+        } = key;
+        self.worker_mut(worker, now)?;
+        let i = self.current_lease(key)?;
+        let epochs = self.trials[i].spec.params.epochs;
+        if metrics.epoch == 0 || metrics.epoch > epochs {
+            return Err(StateError::InvalidReport {
+                field: "metrics.epoch",
+                message: format!("epoch {} is outside 1..={epochs}", metrics.epoch),
+            });
+        }
+        let resumed_from = self.trials[i].resumed_from;
+        if metrics.epoch <= resumed_from {
+            return Err(StateError::InvalidReport {
+                field: "metrics.epoch",
+                message: format!(
+                    "epoch {} comes from the checkpoint this attempt resumed from (epochs 1..={resumed_from})",
+                    metrics.epoch
+                ),
+            });
+        }
+        let epoch = metrics.epoch;
+        let list = &mut self.trials[i].epochs;
+        // An accepted epoch is never replaced: sent again, it must be the same (a worker whose
+        // answer was lost resends it).
+        let at = list.binary_search_by_key(&epoch, |m| m.epoch);
+        if let Ok(j) = at
+            && !same_epoch(&list[j], &metrics)
+        {
+            return Err(StateError::InvalidReport {
+                field: "metrics",
+                message: changed_epoch(&list[j], &metrics),
+            });
+        }
+        self.renew(i, now);
+        let list = &mut self.trials[i].epochs;
+        match at {
+            Ok(_) => return Ok(()),
+            Err(j) => list.insert(j, metrics),
+        }
+        self.changes.push(Change::Epoch {
+            trial,
+            epoch,
+            attempt,
+        });
+        Ok(())
+    }
+
+    /// Checks that (`trial`, `attempt`) is `worker`'s live lease, for an upload under it;
+    /// returns the trial's spec.
+    pub fn check_lease(&mut self, key: LeaseKey, now: Instant) -> Result<&TrialSpec, StateError> {
+        self.worker_mut(key.worker, now)?;
+        let i = self.current_lease(key)?;
+        self.renew(i, now);
+        Ok(&self.trials[i].spec)
+    }
+
+    /// Records that the final weights of a live lease were stored at `path`.
+    pub fn record_weights(
+        &mut self,
+        key: LeaseKey,
+        path: String,
+        now: Instant,
+    ) -> Result<(), StateError> {
+        self.worker_mut(key.worker, now)?;
+        let i = self.current_lease(key)?;
+        self.trials[i].weights = Some(path);
+        self.changes.push(Change::Trial(key.trial));
+        Ok(())
+    }
+
+    /// The checkpoint the live lease (`trial`, `attempt`) of `worker` resumes from.
+    pub fn resume_checkpoint(
+        &mut self,
+        key: LeaseKey,
+        now: Instant,
+    ) -> Result<Checkpoint, StateError> {
+        let LeaseKey {
+            worker,
+            trial,
+            attempt,
+        } = key;
+        self.worker_mut(worker, now)?;
+        let i = self.current_lease(key)?;
+        self.trials[i]
+            .checkpoint
+            .as_deref()
+            .cloned()
+            .ok_or(StateError::NoCheckpoint { trial, attempt })
+    }
+
+    /// Records a checkpoint uploaded under a live lease. It must come after the epochs it holds
+    /// were accepted. Returns the effect of dropping the checkpoint it replaces.
+    pub fn record_checkpoint(
+        &mut self,
+        worker: WorkerId,
+        trial: TrialId,
+        checkpoint: Checkpoint,
+        now: Instant,
+    ) -> Result<Vec<Effect>, StateError> {
+        self.worker_mut(worker, now)?;
+        let i = self.current_lease(LeaseKey::new(worker, trial, checkpoint.attempt))?;
+        let t = &mut self.trials[i];
+        let epochs = t.spec.params.epochs;
+        // Epochs are kept sorted and unique from 1, so 1..=e are there iff entry e-1 is epoch e.
+        let complete = (checkpoint.epoch as usize)
+            .checked_sub(1)
+            .and_then(|j| t.epochs.get(j))
+            .is_some_and(|m| m.epoch == checkpoint.epoch);
+        if checkpoint.epoch == 0 || checkpoint.epoch > epochs || !complete {
+            return Err(StateError::InvalidReport {
+                field: "header.epoch",
+                message: format!(
+                    "a checkpoint after epoch {} needs epochs 1..={} reported first ({} are)",
+                    checkpoint.epoch,
+                    checkpoint.epoch,
+                    t.epochs.len()
+                ),
+            });
+        }
+        self.renew(i, now);
+        let t = &mut self.trials[i];
+        self.changes.push(Change::Trial(trial));
+        // The same file again (a resent upload) replaces itself; a new one pushes the latest
+        // back to `previous` and drops the one before.
+        if t.checkpoint
+            .as_ref()
+            .is_some_and(|c| c.file == checkpoint.file)
+        {
+            t.checkpoint = Some(Box::new(checkpoint));
+            return Ok(Vec::new());
+        }
+        let latest = t.checkpoint.replace(Box::new(checkpoint));
+        let oldest = match latest {
+            Some(latest) => t.previous_checkpoint.replace(latest),
+            None => None,
+        };
+        Ok(oldest
+            .map(|o| Effect::DropCheckpoint(o.file))
+            .into_iter()
+            .collect())
+    }
+
+    /// Ends a live lease with a result or a failure.
+    ///
+    /// Completing an already recorded success again with the same lease is accepted and changes
+    /// nothing (a worker may resend when the first answer was lost).
+    pub fn complete(
+        &mut self,
+        key: LeaseKey,
+        outcome: Outcome,
+        now: Instant,
+    ) -> Result<Vec<Effect>, StateError> {
+        let LeaseKey {
+            worker,
+            trial,
+            attempt,
+        } = key;
+        self.worker_mut(worker, now)?;
+        if let Some(&i) = self.index.get(&trial) {
+            if let TrialState::Succeeded {
+                attempt: a,
+                worker: w,
+                ..
+            } = self.trials[i].state
+            {
+                if a == attempt && w == worker && matches!(outcome, Outcome::Succeeded(_)) {
+                    return Ok(Vec::new());
+                }
+            }
+        }
+        let i = self.current_lease(key)?;
+        let TrialState::Leased(lease) = self.trials[i].state else {
+            return Err(StateError::UnknownTrial(trial));
+        };
+        match outcome {
+            Outcome::Succeeded(result) => {
+                validate_result(&self.trials[i].spec, &result)?;
+                let t = &mut self.trials[i];
+                // The result's learning curve is the one reported epoch by epoch: an accepted
+                // epoch is never replaced, and only epochs whose report was lost are added.
+                for m in &result.epochs {
+                    let accepted = t.epochs.binary_search_by_key(&m.epoch, |e| e.epoch);
+                    if let Ok(j) = accepted
+                        && !same_epoch(&t.epochs[j], m)
+                    {
+                        return Err(StateError::InvalidReport {
+                            field: "result.epochs",
+                            message: changed_epoch(&t.epochs[j], m),
+                        });
+                    }
+                }
+                let mut result = result;
+                for m in &result.epochs {
+                    if t.epochs
+                        .binary_search_by_key(&m.epoch, |e| e.epoch)
+                        .is_err()
+                    {
+                        self.changes.push(Change::ResultEpoch {
+                            trial,
+                            epoch: m.epoch,
+                            attempt,
+                        });
+                    }
+                }
+                t.epochs = std::mem::take(&mut result.epochs);
+                t.result = Some(Box::new(result));
+                t.state = TrialState::Succeeded {
+                    attempt,
+                    worker,
+                    wall_seconds: now.saturating_duration_since(lease.granted).as_secs_f64(),
+                };
+                self.changes.push(Change::Trial(trial));
+                Ok(self.end_lease(i, worker, true))
+            }
+            Outcome::Failed { kind, message } => Ok(self.fail_attempt(i, lease, kind, message)),
+        }
+    }
+}
+
+/// Whether two values of an epoch are the same, bit for bit (a NaN loss from an older
+/// database equals itself).
+fn same_epoch(a: &EpochMetrics, b: &EpochMetrics) -> bool {
+    let bits = |m: &EpochMetrics| {
+        [m.train_loss, m.train_accuracy, m.test_accuracy, m.seconds].map(f64::to_bits)
+    };
+    a.epoch == b.epoch && bits(a) == bits(b)
+}
+
+/// Why an epoch sent again with other values is refused, and the two values.
+fn changed_epoch(accepted: &EpochMetrics, sent: &EpochMetrics) -> String {
+    let show = |m: &EpochMetrics| {
+        format!(
+            "loss {}, train {} %, test {} %, {} s",
+            m.train_loss, m.train_accuracy, m.test_accuracy, m.seconds
+        )
+    };
+    format!(
+        "epoch {} was accepted as ({}) and is sent again as ({}); an accepted epoch may only \
+         be sent again unchanged",
+        accepted.epoch,
+        show(accepted),
+        show(sent)
+    )
+}
+
+/// Checks a result against its trial: one metric per epoch, matrices of the dataset's classes
+/// whose totals match the split sizes, accuracies that agree with the matrices.
+fn validate_result(spec: &TrialSpec, r: &TrialResult) -> Result<(), StateError> {
+    let invalid =
+        |field: &'static str, message: String| StateError::InvalidReport { field, message };
+    let epochs = spec.params.epochs as usize;
+    let numbered = r
+        .epochs
+        .iter()
+        .enumerate()
+        .all(|(i, m)| m.epoch as usize == i + 1);
+    if r.epochs.len() != epochs || !numbered {
+        return Err(invalid(
+            "result.epochs",
+            format!(
+                "expected epochs 1..={epochs} in order, got {} entries",
+                r.epochs.len()
+            ),
+        ));
+    }
+    let n = usize::try_from(r.dataset_images).unwrap_or(usize::MAX);
+    let (_, test_len) = spec.split.sizes(n);
+    let train_len = spec.train_subset_len(n);
+    let classes = spec.dataset.num_classes();
+    for (field, m, total, accuracy) in [
+        (
+            "result.train_confusion",
+            &r.train_confusion,
+            train_len,
+            r.train_accuracy,
+        ),
+        (
+            "result.test_confusion",
+            &r.test_confusion,
+            test_len,
+            r.test_accuracy,
+        ),
+    ] {
+        m.validate(classes, Some(total as u64))
+            .map_err(|e| invalid(field, e.to_string()))?;
+        if (m.accuracy() - accuracy).abs() > 1e-6 {
+            return Err(invalid(
+                field,
+                format!(
+                    "accuracy {accuracy} does not match the matrix ({})",
+                    m.accuracy()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,413 @@
+//! The scheduler itself: the trials in grid order, the queue of pending ones, the workers and
+//! their leases; granting and expiring leases, and the bookkeeping when a trial ends.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use sweep_common::failure::Policy;
+use sweep_common::{DatasetKind, FailureKind, TrialId, TrialSpec, WorkerId};
+
+use super::queue;
+use super::{
+    Change, Config, Counts, Effect, Lease, LeaseKey, LeaseOutcome, StateError, Storage,
+    StorageFailure, Trial, TrialState, Worker,
+};
+
+/// The coordinator's scheduling state.
+#[derive(Debug)]
+pub struct Scheduler {
+    pub(super) config: Config,
+    pub(super) trials: Vec<Trial>,
+    pub(super) index: HashMap<TrialId, usize>,
+    pub(super) pending: queue::Pending,
+    pub(super) leased: BTreeSet<usize>,
+    pub(super) workers: HashMap<WorkerId, Worker>,
+    pub(super) terminal: usize,
+    /// Trials not ended, by dataset (what a worker that cannot load some dataset may still get).
+    pub(super) unfinished: BTreeMap<DatasetKind, usize>,
+    pub(super) changes: Vec<Change>,
+    pub(super) storage: std::collections::BTreeMap<Storage, StorageFailure>,
+}
+
+impl Scheduler {
+    /// A scheduler with every trial pending, in the given order.
+    pub fn new(specs: impl IntoIterator<Item = TrialSpec>, config: Config) -> Self {
+        let trials = specs.into_iter().map(Trial::new).collect();
+        Self::restore(trials, Vec::new(), config, config.lease_ttl, Instant::now())
+    }
+
+    /// A scheduler from recorded trials (in grid order) and workers, as of `now`: live leases
+    /// run on for `grace` from `now` (their workers may still be training, and renew them if
+    /// so), and the workers count as not seen since a TTL ago until they call.
+    pub fn restore(
+        trials: Vec<Trial>,
+        workers: Vec<(WorkerId, String, String, u32)>,
+        config: Config,
+        grace: Duration,
+        now: Instant,
+    ) -> Self {
+        let mut trials = trials;
+        let long_ago = now.checked_sub(config.lease_ttl).unwrap_or(now);
+        let mut workers: HashMap<WorkerId, Worker> = workers
+            .into_iter()
+            .map(|(id, name, device, slots)| (id, Worker::new(name, device, slots, long_ago)))
+            .collect();
+        let mut pending = queue::Pending::default();
+        let mut leased = BTreeSet::new();
+        let mut terminal = 0;
+        let mut unfinished: BTreeMap<DatasetKind, usize> = BTreeMap::new();
+        for (i, t) in trials.iter_mut().enumerate() {
+            // What a worker's own failures said it cannot run still holds.
+            for f in &t.failures {
+                if let (Policy::Worker(scope), Some(w)) =
+                    (f.kind.policy(), workers.get_mut(&f.worker))
+                {
+                    w.mark_unfit(scope, t.spec.dataset, &f.message);
+                }
+            }
+            if !t.is_terminal() {
+                *unfinished.entry(t.spec.dataset).or_default() += 1;
+            }
+            match &mut t.state {
+                TrialState::Pending => pending.push_back(t.spec.dataset, i),
+                TrialState::Leased(lease) => {
+                    // `granted` is kept: the attempt's wall time counts from its lease, not
+                    // from the restart.
+                    lease.granted = lease.granted.min(now);
+                    lease.expires = now + grace.min(config.lease_ttl);
+                    leased.insert(i);
+                    if let Some(w) = workers.get_mut(&lease.worker) {
+                        w.leases.insert(t.spec.id);
+                    }
+                }
+                TrialState::Succeeded { .. } | TrialState::Failed { .. } => terminal += 1,
+            }
+        }
+        let index = trials
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.spec.id, i))
+            .collect();
+        Self {
+            config,
+            trials,
+            index,
+            pending,
+            leased,
+            workers,
+            terminal,
+            unfinished,
+            changes: Vec::new(),
+            storage: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// What changed since the last call, for the owner to commit.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Every trial, in grid order.
+    pub fn trials(&self) -> &[Trial] {
+        &self.trials
+    }
+
+    /// The trial with this id.
+    pub fn trial(&self, id: TrialId) -> Option<&Trial> {
+        self.index.get(&id).map(|&i| &self.trials[i])
+    }
+
+    /// Where the trial with this id is in [`Scheduler::trials`].
+    pub fn position(&self, id: TrialId) -> Option<usize> {
+        self.index.get(&id).copied()
+    }
+
+    /// What changed since the last [`Scheduler::take_changes`], without taking it.
+    pub fn pending_changes(&self) -> &[Change] {
+        &self.changes
+    }
+
+    /// The registered workers.
+    pub fn workers(&self) -> &HashMap<WorkerId, Worker> {
+        &self.workers
+    }
+
+    /// The trials `worker` leases now, in grid order (O(its leases), whatever the grid's size).
+    pub fn leased_by(&self, worker: WorkerId) -> Vec<&Trial> {
+        let mut at: Vec<usize> = self
+            .workers
+            .get(&worker)
+            .into_iter()
+            .flat_map(|w| &w.leases)
+            .filter_map(|id| self.index.get(id).copied())
+            .collect();
+        at.sort_unstable();
+        at.into_iter().map(|i| &self.trials[i]).collect()
+    }
+
+    /// Pending trials by dataset (datasets with none left out).
+    pub fn pending_by_dataset(&self) -> impl Iterator<Item = (DatasetKind, usize)> + '_ {
+        self.pending.by_dataset()
+    }
+
+    /// True once every trial has ended.
+    pub fn is_finished(&self) -> bool {
+        self.terminal == self.trials.len()
+    }
+
+    /// Trials by state.
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts {
+            pending: self.pending.len(),
+            leased: self.leased.len(),
+            ..Counts::default()
+        };
+        for t in &self.trials {
+            match t.state {
+                TrialState::Succeeded { .. } => c.succeeded += 1,
+                TrialState::Failed { .. } => c.failed += 1,
+                TrialState::Pending | TrialState::Leased(_) => {}
+            }
+        }
+        c
+    }
+
+    /// Registers a worker under `id` (chosen by the caller, so this stays deterministic).
+    pub fn register(
+        &mut self,
+        id: WorkerId,
+        name: String,
+        device: String,
+        slots: u32,
+        now: Instant,
+    ) {
+        self.changes.push(Change::Worker(id));
+        self.workers
+            .insert(id, Worker::new(name, device, slots, now));
+    }
+
+    pub(super) fn worker_mut(
+        &mut self,
+        id: WorkerId,
+        now: Instant,
+    ) -> Result<&mut Worker, StateError> {
+        let w = self
+            .workers
+            .get_mut(&id)
+            .ok_or(StateError::UnknownWorker(id))?;
+        w.last_seen = now;
+        Ok(w)
+    }
+
+    /// Leases the next pending trial `worker` can run to it, if it has a free slot.
+    pub fn lease(&mut self, worker: WorkerId, now: Instant) -> Result<LeaseOutcome, StateError> {
+        let finished = self.is_finished();
+        let retry_after = self.config.retry_after;
+        let unfinished = &self.unfinished;
+        let w = self
+            .workers
+            .get_mut(&worker)
+            .ok_or(StateError::UnknownWorker(worker))?;
+        w.last_seen = now;
+        if finished {
+            w.told_finished = true;
+            return Ok(LeaseOutcome::Finished);
+        }
+        // Only trials of datasets it said it cannot run are left: nothing will ever be its.
+        if let Some(reason) = w.problem() {
+            if !unfinished.iter().any(|(&d, &n)| n > 0 && w.can_run(d)) {
+                w.told_finished = true;
+                return Ok(LeaseOutcome::CannotRun(reason));
+            }
+        }
+        if w.leases.len() >= w.slots as usize {
+            return Ok(LeaseOutcome::Wait(retry_after));
+        }
+        let w = &*w;
+        let Some(i) = self.pending.pop(|d| w.can_run(d)) else {
+            return Ok(LeaseOutcome::Wait(retry_after));
+        };
+        let trial = &mut self.trials[i];
+        trial.attempts += 1;
+        trial.keep_checkpointed_epochs();
+        let resume = trial.checkpoint.as_deref().cloned();
+        trial.resumed_from = resume.as_ref().map_or(0, |c| c.epoch);
+        let attempt = trial.attempts;
+        trial.state = TrialState::Leased(Lease {
+            worker,
+            attempt,
+            granted: now,
+            expires: now + self.config.lease_ttl,
+        });
+        let spec = trial.spec.clone();
+        self.leased.insert(i);
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.leases.insert(spec.id);
+        }
+        self.changes.push(Change::Trial(spec.id));
+        Ok(LeaseOutcome::Assigned {
+            spec,
+            attempt,
+            resume,
+        })
+    }
+
+    /// Checks that (`trial`, `attempt`) is the live lease of `worker`; returns the trial's index.
+    pub(super) fn current_lease(&self, key: LeaseKey) -> Result<usize, StateError> {
+        let LeaseKey {
+            worker,
+            trial,
+            attempt,
+        } = key;
+        let &i = self
+            .index
+            .get(&trial)
+            .ok_or(StateError::UnknownTrial(trial))?;
+        let t = &self.trials[i];
+        match &t.state {
+            TrialState::Leased(lease) if lease.attempt == attempt => {
+                if lease.worker == worker {
+                    Ok(i)
+                } else {
+                    Err(StateError::NotLeaseHolder { trial, attempt })
+                }
+            }
+            state => Err(StateError::StaleLease {
+                trial,
+                attempt,
+                current: describe(state),
+            }),
+        }
+    }
+
+    pub(super) fn renew(&mut self, i: usize, now: Instant) {
+        if let TrialState::Leased(lease) = &mut self.trials[i].state {
+            lease.expires = now + self.config.lease_ttl;
+        }
+    }
+
+    /// Records what a worker says about its device's memory (used, total bytes).
+    pub fn record_memory(&mut self, worker: WorkerId, used: u64, total: u64) {
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.memory = Some((used, total));
+        }
+    }
+
+    /// Expires every lease not renewed by `now`; returns what happened.
+    pub fn expire_leases(&mut self, now: Instant) -> Vec<Effect> {
+        let expired: Vec<(usize, Lease)> = self
+            .leased
+            .iter()
+            .filter_map(|&i| match self.trials[i].state {
+                TrialState::Leased(lease) if lease.expires <= now => Some((i, lease)),
+                _ => None,
+            })
+            .collect();
+        let mut effects = Vec::new();
+        for (i, lease) in expired {
+            let message = format!(
+                "lease expired: no heartbeat from worker {} for {:.1} s",
+                lease.worker.short(),
+                self.config.lease_ttl.as_secs_f64()
+            );
+            effects.extend(self.fail_attempt(i, lease, FailureKind::LeaseExpired, message));
+        }
+        effects
+    }
+
+    pub(super) fn end_lease(&mut self, i: usize, worker: WorkerId, terminal: bool) -> Vec<Effect> {
+        self.leased.remove(&i);
+        let id = self.trials[i].spec.id;
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.leases.remove(&id);
+        }
+        self.changes.push(Change::Trial(id));
+        if terminal {
+            self.trial_ended(i)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Accounts for trial `i` having ended (succeeded, or failed for good): a succeeded trial's
+    /// checkpoints are no longer needed; a failed one keeps them for a retry.
+    pub(super) fn trial_ended(&mut self, i: usize) -> Vec<Effect> {
+        let t = &mut self.trials[i];
+        let mut effects = Vec::new();
+        if matches!(t.state, TrialState::Succeeded { .. }) {
+            for c in [t.checkpoint.take(), t.previous_checkpoint.take()]
+                .into_iter()
+                .flatten()
+            {
+                effects.push(Effect::DropCheckpoint(c.file));
+            }
+        }
+        let (id, dataset) = (t.spec.id, t.spec.dataset);
+        self.terminal += 1;
+        if let Some(n) = self.unfinished.get_mut(&dataset) {
+            *n = n.saturating_sub(1);
+        }
+        effects.push(Effect::TrialEnded(id));
+        if self.is_finished() {
+            effects.push(Effect::SweepFinished);
+        }
+        effects
+    }
+
+    /// Notes that storing `what` failed with `message`; returns true when it was working until
+    /// now (the failure is new, and worth telling).
+    pub fn storage_failed(&mut self, what: Storage, message: String, now: Instant) -> bool {
+        match self.storage.get_mut(&what) {
+            Some(f) => {
+                f.message = message;
+                f.count += 1;
+                false
+            }
+            None => {
+                self.storage.insert(
+                    what,
+                    StorageFailure {
+                        message,
+                        since: now,
+                        count: 1,
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// Notes that storing `what` worked; returns the failure this ends, if it was failing.
+    pub fn storage_worked(&mut self, what: Storage) -> Option<StorageFailure> {
+        self.storage.remove(&what)
+    }
+
+    /// What the coordinator cannot store now.
+    pub fn storage_failures(&self) -> impl Iterator<Item = (Storage, &StorageFailure)> {
+        self.storage.iter().map(|(k, v)| (*k, v))
+    }
+
+    /// True when every worker seen since `since` has been told the sweep is finished.
+    pub fn all_workers_told(&self, since: Instant) -> bool {
+        self.workers
+            .values()
+            .filter(|w| w.last_seen >= since)
+            .all(|w| w.told_finished)
+    }
+}
+
+fn describe(state: &TrialState) -> String {
+    match state {
+        TrialState::Pending => "the trial is pending".to_owned(),
+        TrialState::Leased(l) => format!("attempt {} is leased", l.attempt),
+        TrialState::Succeeded { attempt, .. } => {
+            format!("the trial succeeded on attempt {attempt}")
+        }
+        TrialState::Failed { .. } => "the trial failed".to_owned(),
+    }
+}

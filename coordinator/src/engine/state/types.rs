@@ -1,0 +1,448 @@
+//! The scheduling state's data: trials and their states, workers, leases, checkpoints, and what
+//! transitions return (outcomes, changes to commit, effects to perform, refusals).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use sweep_common::failure::{AttemptFailure, Unfit};
+use sweep_common::{
+    DatasetKind, EpochMetrics, FailureKind, TrialId, TrialResult, TrialSpec, WorkerId,
+};
+
+/// Timing and retry settings of the state machine.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// A lease not renewed for this long expires.
+    pub lease_ttl: Duration,
+    /// Leases granted to one trial before a retryable failure fails it for good.
+    pub max_attempts: u32,
+    /// How long a worker waits before asking again when nothing can be leased.
+    pub retry_after: Duration,
+}
+
+/// A live lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// The worker holding it.
+    pub worker: WorkerId,
+    /// Its attempt number (1-based).
+    pub attempt: u32,
+    /// When it was granted.
+    pub granted: Instant,
+    /// When it expires unless renewed.
+    pub expires: Instant,
+}
+
+/// A lease as its holder names it: every write under a lease is fenced by all three (only the
+/// trial's live lease, held by that worker under that attempt, writes to the trial).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeaseKey {
+    /// The worker holding it.
+    pub worker: WorkerId,
+    /// The trial leased.
+    pub trial: TrialId,
+    /// The attempt (1-based).
+    pub attempt: u32,
+}
+
+impl LeaseKey {
+    /// The lease of `trial` under `attempt`, held by `worker`.
+    pub fn new(worker: WorkerId, trial: TrialId, attempt: u32) -> LeaseKey {
+        LeaseKey {
+            worker,
+            trial,
+            attempt,
+        }
+    }
+}
+
+/// Where a trial is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrialState {
+    /// Waiting for a worker.
+    Pending,
+    /// Being trained under a lease.
+    Leased(Lease),
+    /// Ended with a result.
+    Succeeded {
+        /// The attempt whose result was recorded.
+        attempt: u32,
+        /// The worker that produced it.
+        worker: WorkerId,
+        /// Seconds from that attempt's lease to its result.
+        wall_seconds: f64,
+    },
+    /// Ended without a result, for good (until an operator retries it).
+    Failed {
+        /// Why.
+        reason: String,
+        /// Whether an operator cancelled it (`coordinator retry --failed` leaves those).
+        cancelled: bool,
+    },
+}
+
+/// A checkpoint stored for a trial: the next attempt resumes from it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// Epochs it holds (the next attempt starts at `epoch + 1`).
+    pub epoch: u32,
+    /// The attempt that made it.
+    pub attempt: u32,
+    /// File name in the state directory's `checkpoints/` folder.
+    pub file: String,
+    /// Bytes.
+    pub size: u64,
+    /// Lowercase hex SHA-256.
+    pub sha256: String,
+}
+
+/// A checkpoint that could not be used, kept aside for inspection and never offered again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SetAside {
+    /// The checkpoint (its file now in the checkpoints folder's `set-aside/`).
+    pub checkpoint: Checkpoint,
+    /// The attempt that was to resume from it.
+    pub attempt: u32,
+    /// Why it was unusable (the worker's or the coordinator's words).
+    pub reason: String,
+}
+
+/// A trial and everything recorded about it.
+#[derive(Debug, Clone)]
+pub struct Trial {
+    /// What to train.
+    pub spec: TrialSpec,
+    /// Where it is.
+    pub state: TrialState,
+    /// Leases granted so far (the attempt number of the latest lease).
+    pub attempts: u32,
+    /// Leases that counted against `max_attempts`.
+    pub counted_attempts: u32,
+    /// Leases that failed before their first epoch (counted against [`UNSTARTED_ATTEMPTS`]).
+    pub unstarted_attempts: u32,
+    /// Accepted epoch metrics of the current (or successful) attempt, one per epoch.
+    pub epochs: Vec<EpochMetrics>,
+    /// The result, once succeeded. Its `epochs` are empty: they are `epochs` above (boxed and
+    /// deduplicated so that a million pending trials stay small).
+    pub result: Option<Box<TrialResult>>,
+    /// Every failed attempt.
+    pub failures: Vec<AttemptFailure>,
+    /// Path of the final weights, relative to the output folder, once uploaded.
+    pub weights: Option<String>,
+    /// The latest checkpoint, if any (dropped once the trial succeeds; kept when it fails, so
+    /// that a retry resumes from it).
+    pub checkpoint: Option<Box<Checkpoint>>,
+    /// The one before it, kept in case the latest proves unusable.
+    pub previous_checkpoint: Option<Box<Checkpoint>>,
+    /// Checkpoints found unusable.
+    pub set_aside: Vec<SetAside>,
+    /// Epochs the current (or successful) attempt took over from a checkpoint.
+    pub resumed_from: u32,
+}
+
+impl Trial {
+    /// A trial that was never leased.
+    pub fn new(spec: TrialSpec) -> Self {
+        Trial {
+            spec,
+            state: TrialState::Pending,
+            attempts: 0,
+            counted_attempts: 0,
+            unstarted_attempts: 0,
+            epochs: Vec::new(),
+            result: None,
+            failures: Vec::new(),
+            weights: None,
+            checkpoint: None,
+            previous_checkpoint: None,
+            set_aside: Vec::new(),
+            resumed_from: 0,
+        }
+    }
+
+    /// Drops the epochs a new attempt will train again (those after the checkpoint).
+    pub(super) fn keep_checkpointed_epochs(&mut self) {
+        let kept = self.checkpoint.as_ref().map_or(0, |c| c.epoch);
+        self.epochs.retain(|m| m.epoch <= kept);
+    }
+
+    /// True when the current attempt reported an epoch of its own (beyond the checkpoint it
+    /// resumed from).
+    pub(super) fn started(&self) -> bool {
+        self.epochs
+            .last()
+            .is_some_and(|m| m.epoch > self.resumed_from)
+    }
+
+    /// True once the trial succeeded or failed for good.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self.state,
+            TrialState::Succeeded { .. } | TrialState::Failed { .. }
+        )
+    }
+}
+
+/// A registered worker.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    /// Free-form name it gave.
+    pub name: String,
+    /// Device description for logs and reports (`cuda:0 NVIDIA H100`, `cpu`).
+    pub device: String,
+    /// Trials it trains at once.
+    pub slots: u32,
+    /// Last time it called.
+    pub last_seen: Instant,
+    /// Trials it currently leases.
+    pub leases: BTreeSet<TrialId>,
+    /// Whether it has been told that the sweep is finished.
+    pub told_finished: bool,
+    /// Its device's memory (used, total bytes), from its last heartbeat that said.
+    pub memory: Option<(u64, u64)>,
+    /// Why it takes no more trials at all (its device failed).
+    pub unfit: Option<String>,
+    /// Datasets it cannot load, and why.
+    pub cannot_run: BTreeMap<DatasetKind, String>,
+}
+
+impl Worker {
+    pub(super) fn new(name: String, device: String, slots: u32, last_seen: Instant) -> Worker {
+        Worker {
+            name,
+            device,
+            slots: slots.max(1),
+            last_seen,
+            leases: BTreeSet::new(),
+            told_finished: false,
+            memory: None,
+            unfit: None,
+            cannot_run: BTreeMap::new(),
+        }
+    }
+
+    /// Whether it can train trials of `dataset`.
+    pub fn can_run(&self, dataset: DatasetKind) -> bool {
+        self.unfit.is_none() && !self.cannot_run.contains_key(&dataset)
+    }
+
+    /// Why it takes no more trials, or none of some datasets, in words.
+    pub fn problem(&self) -> Option<String> {
+        if let Some(m) = &self.unfit {
+            return Some(format!("takes no more trials: {m}"));
+        }
+        let each: Vec<String> = self
+            .cannot_run
+            .iter()
+            .map(|(d, m)| format!("cannot run {d} trials: {m}"))
+            .collect();
+        (!each.is_empty()).then(|| each.join("; "))
+    }
+
+    /// Marks it as unable to run what a failure of its own (`scope`) says.
+    pub(super) fn mark_unfit(&mut self, scope: Unfit, dataset: DatasetKind, message: &str) {
+        match scope {
+            Unfit::Dataset => {
+                self.cannot_run
+                    .entry(dataset)
+                    .or_insert_with(|| message.to_owned());
+            }
+            Unfit::Everything => {
+                self.unfit.get_or_insert_with(|| message.to_owned());
+            }
+        }
+    }
+}
+
+/// What a lease request gets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LeaseOutcome {
+    /// Train this trial under this attempt.
+    Assigned {
+        /// The trial.
+        spec: TrialSpec,
+        /// The attempt number of the new lease.
+        attempt: u32,
+        /// The checkpoint to resume from, if an earlier attempt left one.
+        resume: Option<Checkpoint>,
+    },
+    /// Nothing to lease now; ask again after this long.
+    Wait(Duration),
+    /// Every trial has ended.
+    Finished,
+    /// Trials are left, but none this worker can run (see [`Worker::problem`]): it should stop.
+    CannotRun(String),
+}
+
+/// How a worker ends a lease.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The trial trained to the end.
+    Succeeded(TrialResult),
+    /// The attempt failed.
+    Failed {
+        /// What kind of failure.
+        kind: FailureKind,
+        /// The worker's message.
+        message: String,
+    },
+}
+
+/// What a transition changed, for the owner to commit to the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The trial's row (state, attempts, result, failures, checkpoint...) changed.
+    Trial(TrialId),
+    /// An epoch of the trial was accepted from this attempt.
+    Epoch {
+        /// The trial.
+        trial: TrialId,
+        /// The epoch.
+        epoch: u32,
+        /// The attempt that reported it.
+        attempt: u32,
+    },
+    /// The trial's epochs after `after` were superseded (a new attempt trains them again).
+    Supersede {
+        /// The trial.
+        trial: TrialId,
+        /// The last epoch kept.
+        after: u32,
+    },
+    /// The trial succeeded and its result holds `epoch`, which was never accepted (its report
+    /// was lost): the result's is recorded, as the attempt's.
+    ResultEpoch {
+        /// The trial.
+        trial: TrialId,
+        /// The epoch.
+        epoch: u32,
+        /// The attempt whose result it is.
+        attempt: u32,
+    },
+    /// A worker registered.
+    Worker(WorkerId),
+}
+
+/// What a transition did that the owner of the state must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// A trial ended (succeeded or failed for good): persist it.
+    TrialEnded(TrialId),
+    /// A trial went back to pending.
+    Requeued(TrialId),
+    /// The last trial ended.
+    SweepFinished,
+    /// A checkpoint file is no longer needed (newer ones replaced it, or the trial succeeded).
+    DropCheckpoint(String),
+    /// A checkpoint file proved unusable: it moves to the checkpoints folder's `set-aside/`.
+    SetAsideCheckpoint(String),
+}
+
+/// A request the state machine refuses. The service maps each to a gRPC status.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StateError {
+    /// The worker id is not registered (the coordinator restarted, or the id is made up).
+    #[error("unknown worker {0}; register again")]
+    UnknownWorker(WorkerId),
+    /// No trial has this id.
+    #[error("unknown trial {0}")]
+    UnknownTrial(TrialId),
+    /// The lease named is not the trial's current one.
+    #[error("stale lease: trial {trial} attempt {attempt} is not the current lease ({current})")]
+    StaleLease {
+        /// The trial.
+        trial: TrialId,
+        /// The attempt named.
+        attempt: u32,
+        /// What the trial's state is now, in words.
+        current: String,
+    },
+    /// The lease belongs to another worker.
+    #[error("trial {trial} attempt {attempt} is leased to another worker")]
+    NotLeaseHolder {
+        /// The trial.
+        trial: TrialId,
+        /// The attempt named.
+        attempt: u32,
+    },
+    /// A checkpoint that is not the lease's to give.
+    #[error("no checkpoint to resume for trial {trial} attempt {attempt}")]
+    NoCheckpoint {
+        /// The trial.
+        trial: TrialId,
+        /// The attempt named.
+        attempt: u32,
+    },
+    /// A report that does not fit the trial.
+    #[error("invalid {field}: {message}")]
+    InvalidReport {
+        /// The field at fault.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// Trials cannot be retried once the sweep has finished (the coordinator is exiting).
+    #[error(
+        "the sweep has finished: rerun the coordinator with --retry-failed to retry its failed trials"
+    )]
+    SweepFinished,
+}
+
+/// What the coordinator stores on disk, as storage failures are told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Storage {
+    /// Final weights uploaded into `OUT/models`.
+    Weights,
+    /// Checkpoints uploaded into `STATE/checkpoints`.
+    Checkpoints,
+    /// `results.json`, `summary.md` and the report in `OUT`.
+    Results,
+}
+
+impl Storage {
+    /// What is stored, in words.
+    pub fn what(self) -> &'static str {
+        match self {
+            Storage::Weights => "final weights",
+            Storage::Checkpoints => "checkpoints",
+            Storage::Results => "results",
+        }
+    }
+}
+
+/// A storage failure that has not been followed by a success yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageFailure {
+    /// The latest error.
+    pub message: String,
+    /// When the first of them happened.
+    pub since: Instant,
+    /// How many happened since.
+    pub count: u64,
+}
+
+/// Counts of trials by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Waiting for a worker.
+    pub pending: usize,
+    /// Being trained.
+    pub leased: usize,
+    /// Ended with a result.
+    pub succeeded: usize,
+    /// Ended without one.
+    pub failed: usize,
+}
+
+/// Which trials a cancel names.
+#[derive(Debug, Clone, Default)]
+pub struct CancelSelector {
+    /// Trials by id or name.
+    pub trials: Vec<String>,
+    /// Whole experiments.
+    pub experiments: Vec<String>,
+    /// Every trial.
+    pub all: bool,
+    /// The reason recorded.
+    pub reason: String,
+}

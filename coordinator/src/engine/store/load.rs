@@ -1,0 +1,105 @@
+//! Reading the database back at a restart: every trial with its current epochs, and the
+//! registered workers.
+
+use std::collections::HashMap;
+
+use sweep_common::{EpochMetrics, TrialId, WorkerId};
+
+use super::row::{SELECT, TrialRow};
+use super::{Loaded, Store, StoreError};
+
+impl Store {
+    /// Reads back every recorded trial and worker.
+    pub fn load(&self) -> Result<Loaded, StoreError> {
+        let mut epochs = self.load_epochs()?;
+        let mut loaded = Loaded::default();
+        let mut stmt = self.conn.prepare(&SELECT).map_err(|e| self.sqlite(e))?;
+        let rows = stmt
+            .query_map([], TrialRow::read)
+            .map_err(|e| self.sqlite(e))?;
+        let now = std::time::Instant::now();
+        for row in rows {
+            let row = row
+                .map_err(|e| self.sqlite(e))?
+                .map_err(|id| self.corrupt(&id, "the trial id does not decode".to_owned()))?;
+            let id = row.id;
+            let trial = row
+                .into_trial(epochs.remove(&id).unwrap_or_default(), now)
+                .map_err(|message| self.corrupt(&id.to_string(), message))?;
+            loaded.trials.insert(trial.spec.id, trial);
+        }
+        loaded.workers = self.load_workers()?;
+        Ok(loaded)
+    }
+
+    fn corrupt(&self, trial: &str, message: String) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.display().to_string(),
+            trial: trial.to_owned(),
+            message,
+        }
+    }
+
+    /// The current (not superseded) epochs of every trial, in order.
+    fn load_epochs(&self) -> Result<HashMap<TrialId, Vec<EpochMetrics>>, StoreError> {
+        let mut epochs: HashMap<TrialId, Vec<EpochMetrics>> = HashMap::new();
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT t.id, e.epoch, e.train_loss, e.train_accuracy, e.test_accuracy,
+                        e.seconds
+                 FROM epochs e JOIN trials t ON t.num = e.trial
+                 WHERE e.superseded = 0 ORDER BY e.trial, e.epoch",
+            )
+            .map_err(|e| self.sqlite(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    EpochMetrics {
+                        epoch: r.get(1)?,
+                        train_loss: r.get::<_, Option<f64>>(2)?.unwrap_or(f64::NAN),
+                        train_accuracy: r.get(3)?,
+                        test_accuracy: r.get(4)?,
+                        seconds: r.get(5)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.sqlite(e))?;
+        for row in rows {
+            let (trial, m) = row.map_err(|e| self.sqlite(e))?;
+            let id = trial
+                .parse()
+                .map_err(|_| self.corrupt(&trial, "the trial id does not decode".to_owned()))?;
+            epochs.entry(id).or_default().push(m);
+        }
+        Ok(epochs)
+    }
+
+    /// The registered workers: (id, name, device, slots).
+    fn load_workers(&self) -> Result<Vec<(WorkerId, String, String, u32)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, name, device, slots FROM workers")
+            .map_err(|e| self.sqlite(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, u32>(3)?,
+                ))
+            })
+            .map_err(|e| self.sqlite(e))?;
+        let mut workers = Vec::new();
+        for row in rows {
+            let (id, name, device, slots) = row.map_err(|e| self.sqlite(e))?;
+            let id = id.parse().map_err(|e: sweep_common::ids::InvalidId| {
+                self.corrupt(&id, format!("worker id: {e}"))
+            })?;
+            workers.push((id, name, device, slots));
+        }
+        Ok(workers)
+    }
+}

@@ -1,0 +1,185 @@
+//! What a batch of changes writes, as owned rows: made from the scheduler on the state owner's
+//! task, written on the database's thread.
+
+use std::collections::BTreeSet;
+
+use rusqlite::params;
+use sweep_common::{EpochMetrics, TrialId, WorkerId};
+
+use super::row::{TrialRow, WallClock, finite};
+use crate::state::{Change, Scheduler};
+
+/// What a batch of changes writes, as owned rows: made from the scheduler on the state owner's
+/// task, written on the database's thread while the state owner goes on.
+#[derive(Debug, Default)]
+pub struct Writes {
+    /// Epoch and worker rows, in the order they changed.
+    pub(super) ops: Vec<Op>,
+    /// The changed trials' rows as they are at the end of the batch.
+    pub(super) trials: Vec<TrialRow>,
+}
+
+impl Writes {
+    /// The rows `changes` (taken from `scheduler` after a batch of requests) touch, with their
+    /// values now.
+    pub fn new(scheduler: &Scheduler, changes: &[Change]) -> Writes {
+        let epoch = |trial: TrialId, epoch: u32| {
+            scheduler
+                .trial(trial)
+                .and_then(|t| t.epochs.iter().find(|m| m.epoch == epoch))
+                .cloned()
+        };
+        let mut w = Writes::default();
+        let mut rows: BTreeSet<TrialId> = BTreeSet::new();
+        for change in changes {
+            match *change {
+                Change::Trial(id) => {
+                    rows.insert(id);
+                }
+                Change::Epoch {
+                    trial,
+                    epoch: e,
+                    attempt,
+                } => {
+                    if let Some(metrics) = epoch(trial, e) {
+                        w.ops.push(Op::Epoch {
+                            trial,
+                            attempt,
+                            metrics,
+                            replaces: false,
+                        });
+                    }
+                }
+                Change::Supersede { trial, after } => w.ops.push(Op::Supersede { trial, after }),
+                Change::ResultEpoch {
+                    trial,
+                    epoch: e,
+                    attempt,
+                } => {
+                    if let Some(metrics) = epoch(trial, e) {
+                        w.ops.push(Op::Epoch {
+                            trial,
+                            attempt,
+                            metrics,
+                            replaces: true,
+                        });
+                    }
+                }
+                Change::Worker(id) => {
+                    if let Some(wk) = scheduler.workers().get(&id) {
+                        w.ops.push(Op::Worker {
+                            id,
+                            name: wk.name.clone(),
+                            device: wk.device.clone(),
+                            slots: wk.slots,
+                        });
+                    }
+                }
+            }
+        }
+        let clock = WallClock::now();
+        w.trials = rows
+            .into_iter()
+            .filter_map(|id| scheduler.trial(id))
+            .map(|t| TrialRow::new(t, &clock))
+            .collect();
+        w
+    }
+
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.trials.is_empty()
+    }
+}
+
+/// One write besides trial rows.
+#[derive(Debug)]
+pub(super) enum Op {
+    /// An accepted epoch; `replaces`: any current value of that epoch (from whatever attempt)
+    /// is superseded first (an epoch a result adds because its report was lost: none should
+    /// be there, and the partial unique index must hold whatever the database holds).
+    Epoch {
+        trial: TrialId,
+        attempt: u32,
+        metrics: EpochMetrics,
+        replaces: bool,
+    },
+    /// Epochs after `after` are superseded (a new attempt trains them again).
+    Supersede { trial: TrialId, after: u32 },
+    /// A registered worker.
+    Worker {
+        id: WorkerId,
+        name: String,
+        device: String,
+        slots: u32,
+    },
+}
+
+impl Op {
+    /// Writes it; `num` is the row number of its trial.
+    pub(super) fn apply(&self, tx: &rusqlite::Transaction<'_>, num: i64) -> rusqlite::Result<()> {
+        match self {
+            Op::Epoch {
+                trial: _,
+                attempt,
+                metrics,
+                replaces,
+            } => {
+                if *replaces {
+                    tx.prepare_cached(
+                        "UPDATE epochs SET superseded = 1
+                         WHERE trial = ?1 AND epoch = ?2 AND superseded = 0",
+                    )?
+                    .execute(params![num, metrics.epoch])?;
+                }
+                put_epoch(tx, num, *attempt, metrics)
+            }
+            Op::Supersede { trial: _, after } => tx
+                .prepare_cached(
+                    "UPDATE epochs SET superseded = 1
+                     WHERE trial = ?1 AND epoch > ?2 AND superseded = 0",
+                )?
+                .execute(params![num, after])
+                .map(drop),
+            Op::Worker {
+                id,
+                name,
+                device,
+                slots,
+            } => tx
+                .prepare_cached(
+                    "INSERT INTO workers (id, name, device, slots) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (id) DO UPDATE SET name = excluded.name,
+                         device = excluded.device, slots = excluded.slots",
+                )?
+                .execute(params![id.to_string(), name, device, slots])
+                .map(drop),
+        }
+    }
+}
+
+fn put_epoch(
+    tx: &rusqlite::Transaction<'_>,
+    num: i64,
+    attempt: u32,
+    m: &EpochMetrics,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO epochs (trial, attempt, epoch, train_loss, train_accuracy, test_accuracy,
+             seconds, superseded)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)
+         ON CONFLICT (trial, attempt, epoch) DO UPDATE SET train_loss = excluded.train_loss,
+             train_accuracy = excluded.train_accuracy, test_accuracy = excluded.test_accuracy,
+             seconds = excluded.seconds, superseded = 0",
+    )?
+    .execute(params![
+        num,
+        attempt,
+        m.epoch,
+        finite(m.train_loss),
+        m.train_accuracy,
+        m.test_accuracy,
+        m.seconds
+    ])
+    .map(drop)
+}
