@@ -19,7 +19,7 @@ const FORGED: &str = "w\n2026-01-01T00:00:00.000000Z  INFO sweep finished: all t
 
 fn register(name: &str, device: &str) -> v1::RegisterRequest {
     v1::RegisterRequest {
-        protocol_version: v1::ProtocolVersion::V1.into(),
+        protocol_version: sweep_proto::PROTOCOL_VERSION.into(),
         worker_name: name.to_owned(),
         device: Some(v1::Device {
             kind: v1::DeviceKind::Cpu.into(),
