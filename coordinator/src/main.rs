@@ -448,45 +448,41 @@ fn status(addr: &str, json: bool, trials: &TrialArgs, client: &ClientArgs) -> Ex
 /// `coordinator cancel ...`: prints what was cancelled, or the error (see [`Exit`]).
 fn cancel(addr: &str, request: sweep_proto::v1::CancelRequest, client: &ClientArgs) -> Exit {
     // What the coordinator would refuse is refused here, with the same words.
-    if let Err(e) = sweep_proto::Cancel::try_from(&request) {
-        eprintln!("error: {e}");
-        return Exit::CannotStart;
-    }
-    let access = match client.access() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::CannotStart;
-        }
-    };
-    let Some(runtime) = runtime() else {
-        return Exit::CannotStart;
-    };
-    match runtime.block_on(sweep_coordinator::status::client::cancel(
-        addr, request, &access,
-    )) {
-        Ok(r) => {
-            println!("cancelled {} trials", r.cancelled);
-            if r.unknown.is_empty() {
-                Exit::Success
-            } else {
-                let unknown: Vec<String> =
-                    r.unknown.iter().map(|n| terminal(n).into_owned()).collect();
-                eprintln!("error: no trial or experiment named {}", unknown.join(", "));
-                Exit::TrialsFailed
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {}", terminal(&e.to_string()));
-            Exit::of_error(&e, false)
-        }
-    }
+    let checked = sweep_proto::Cancel::try_from(&request).map(drop);
+    naming_command(checked, client, |runtime, access| {
+        let r = runtime.block_on(sweep_coordinator::status::client::cancel(
+            addr, request, &access,
+        ))?;
+        Ok((format!("cancelled {} trials", r.cancelled), r.unknown))
+    })
 }
 
 /// `coordinator retry ...`: prints how many trials were queued again, or the error (see [`Exit`]).
 fn retry(addr: &str, request: sweep_proto::v1::RetryRequest, client: &ClientArgs) -> Exit {
-    // What the coordinator would refuse is refused here, with the same words.
-    if let Err(e) = sweep_proto::Retry::try_from(&request) {
+    let checked = sweep_proto::Retry::try_from(&request).map(drop);
+    naming_command(checked, client, |runtime, access| {
+        let r = runtime.block_on(sweep_coordinator::status::client::retry(
+            addr, request, &access,
+        ))?;
+        Ok((
+            format!("queued {} failed trials again", r.retried),
+            r.unknown,
+        ))
+    })
+}
+
+/// An operator command that names trials and experiments (`cancel`, `retry`): refused here when
+/// the request is (`checked`); else `call` sends it and answers what it did and the names that
+/// matched nothing, which make it end as [`Exit::TrialsFailed`].
+fn naming_command(
+    checked: Result<(), sweep_proto::DecodeError>,
+    client: &ClientArgs,
+    call: impl FnOnce(
+        &tokio::runtime::Runtime,
+        sweep_coordinator::status::client::Access,
+    ) -> Result<(String, Vec<String>), sweep_coordinator::Error>,
+) -> Exit {
+    if let Err(e) = checked {
         eprintln!("error: {e}");
         return Exit::CannotStart;
     }
@@ -500,16 +496,14 @@ fn retry(addr: &str, request: sweep_proto::v1::RetryRequest, client: &ClientArgs
     let Some(runtime) = runtime() else {
         return Exit::CannotStart;
     };
-    match runtime.block_on(sweep_coordinator::status::client::retry(
-        addr, request, &access,
-    )) {
-        Ok(r) => {
-            println!("queued {} failed trials again", r.retried);
-            if r.unknown.is_empty() {
+    match call(&runtime, access) {
+        Ok((done, unknown)) => {
+            println!("{done}");
+            if unknown.is_empty() {
                 Exit::Success
             } else {
                 let unknown: Vec<String> =
-                    r.unknown.iter().map(|n| terminal(n).into_owned()).collect();
+                    unknown.iter().map(|n| terminal(n).into_owned()).collect();
                 eprintln!("error: no trial or experiment named {}", unknown.join(", "));
                 Exit::TrialsFailed
             }
