@@ -20,5 +20,5 @@ pub mod trial;
 pub use dataset::DatasetKind;
 pub use failure::FailureKind;
 pub use ids::{TrialId, WorkerId};
-pub use metrics::{ConfusionMatrix, EpochMetrics, TrialResult};
+pub use metrics::{ConfusionMatrix, EpochMetrics, FinalMetrics, TrialResult};
 pub use trial::{Activation, HyperParams, SplitSpec, TrialSpec};

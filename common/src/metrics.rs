@@ -160,6 +160,14 @@ impl ConfusionMatrix {
 pub struct TrialResult {
     /// One entry per epoch, in order.
     pub epochs: Vec<EpochMetrics>,
+    /// Everything measured once the training ended.
+    #[serde(flatten)]
+    pub last: FinalMetrics,
+}
+
+/// What a successful trial measured once its training ended (its learning curve aside).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalMetrics {
     /// Final accuracy (%) of the trained model on its training subset (a separate pass).
     pub train_accuracy: f64,
     /// Final accuracy (%) on the test split.

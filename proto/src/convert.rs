@@ -3,8 +3,8 @@
 use sweep_common::grid::{ParamError, Raw, Value};
 use sweep_common::text;
 use sweep_common::{
-    ConfusionMatrix, DatasetKind, EpochMetrics, FailureKind, HyperParams, SplitSpec, TrialId,
-    TrialResult, TrialSpec, WorkerId,
+    ConfusionMatrix, DatasetKind, EpochMetrics, FailureKind, FinalMetrics, HyperParams, SplitSpec,
+    TrialId, TrialResult, TrialSpec, WorkerId,
 };
 
 use crate::v1;
@@ -492,12 +492,12 @@ impl From<&TrialResult> for v1::TrialResult {
     fn from(r: &TrialResult) -> Self {
         v1::TrialResult {
             epochs: r.epochs.iter().map(Into::into).collect(),
-            train_accuracy: r.train_accuracy,
-            test_accuracy: r.test_accuracy,
-            train_confusion: Some((&r.train_confusion).into()),
-            test_confusion: Some((&r.test_confusion).into()),
-            train_seconds: r.train_seconds,
-            dataset_images: r.dataset_images,
+            train_accuracy: r.last.train_accuracy,
+            test_accuracy: r.last.test_accuracy,
+            train_confusion: Some((&r.last.train_confusion).into()),
+            test_confusion: Some((&r.last.test_confusion).into()),
+            train_seconds: r.last.train_seconds,
+            dataset_images: r.last.dataset_images,
         }
     }
 }
@@ -522,12 +522,14 @@ impl TryFrom<&v1::TrialResult> for TrialResult {
         let train_seconds = seconds("result.train_seconds", r.train_seconds)?;
         Ok(TrialResult {
             epochs,
-            train_accuracy: r.train_accuracy,
-            test_accuracy: r.test_accuracy,
-            train_confusion: confusion("result.train_confusion", r.train_confusion.as_ref())?,
-            test_confusion: confusion("result.test_confusion", r.test_confusion.as_ref())?,
-            train_seconds,
-            dataset_images: r.dataset_images,
+            last: FinalMetrics {
+                train_accuracy: r.train_accuracy,
+                test_accuracy: r.test_accuracy,
+                train_confusion: confusion("result.train_confusion", r.train_confusion.as_ref())?,
+                test_confusion: confusion("result.test_confusion", r.test_confusion.as_ref())?,
+                train_seconds,
+                dataset_images: r.dataset_images,
+            },
         })
     }
 }
@@ -814,12 +816,14 @@ mod tests {
                 test_accuracy: 75.0,
                 seconds: 1.0,
             }],
-            train_accuracy: 87.5,
-            test_accuracy: 75.0,
-            train_confusion: m.clone(),
-            test_confusion: m,
-            train_seconds: 2.0,
-            dataset_images: 10,
+            last: FinalMetrics {
+                train_accuracy: 87.5,
+                test_accuracy: 75.0,
+                train_confusion: m.clone(),
+                test_confusion: m,
+                train_seconds: 2.0,
+                dataset_images: 10,
+            },
         };
         let wire = v1::TrialResult::from(&r);
         assert_eq!(TrialResult::try_from(&wire).unwrap(), r);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sweep_common::rng::SplitMix64;
-use sweep_common::{ConfusionMatrix, EpochMetrics, TrialId, TrialResult, TrialSpec};
+use sweep_common::{ConfusionMatrix, EpochMetrics, FinalMetrics, TrialId, TrialResult, TrialSpec};
 
 use crate::train::{Control, Progress, TrainError, Trained};
 
@@ -114,12 +114,14 @@ pub fn train(
     Ok(Trained {
         result: TrialResult {
             epochs: state.epochs,
-            train_accuracy: train_confusion.accuracy(),
-            test_accuracy: test_confusion.accuracy(),
-            train_confusion,
-            test_confusion,
-            train_seconds: started.elapsed().as_secs_f64(),
-            dataset_images: IMAGES,
+            last: FinalMetrics {
+                train_accuracy: train_confusion.accuracy(),
+                test_accuracy: test_confusion.accuracy(),
+                train_confusion,
+                test_confusion,
+                train_seconds: started.elapsed().as_secs_f64(),
+                dataset_images: IMAGES,
+            },
         },
         weights,
     })

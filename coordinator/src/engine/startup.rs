@@ -52,19 +52,19 @@ pub(crate) fn keep_weights_of_removed_trials(
     grid: &[state::Trial],
     out: &Path,
 ) -> Result<(), Error> {
-    if removed.values().all(|t| t.weights.is_none()) {
+    if removed.values().all(|t| t.state.weights().is_none()) {
         return Ok(());
     }
     // The files the grid's trials write, but for those that already wrote theirs.
     let claimed: HashSet<String> = grid
         .iter()
-        .filter(|t| t.weights.is_none())
+        .filter(|t| t.state.weights().is_none())
         .map(|t| artifacts::weights_file(&t.spec.name))
         .collect();
     let mut ids: Vec<&TrialId> = removed.keys().collect();
     ids.sort_unstable();
     for id in ids {
-        let Some(file) = removed[id].weights.as_deref() else {
+        let Some(file) = removed[id].state.weights() else {
             continue;
         };
         if !claimed.contains(file) || !out.join(file).is_file() {
@@ -98,7 +98,7 @@ pub(crate) fn retrain_missing_weights(s: &mut state::Scheduler, out: &Path) {
         .iter()
         .filter(|t| matches!(t.state, state::TrialState::Succeeded { .. }))
         .filter_map(|t| {
-            let why = match &t.weights {
+            let why = match t.state.weights() {
                 Some(file) if out.join(file).is_file() => return None,
                 Some(file) => {
                     format!("its final weights {file} were missing when the coordinator started")

@@ -27,8 +27,9 @@ pub use scheduler::Scheduler;
 pub use sweep_common::FailureKind;
 pub use sweep_common::failure::AttemptFailure;
 pub use types::{
-    CancelSelector, Change, Checkpoint, Config, Counts, Effect, Lease, LeaseKey, LeaseOutcome,
-    Outcome, SetAside, StateError, Storage, StorageFailure, Trial, TrialState, Worker,
+    CancelSelector, Change, Checkpoint, Checkpoints, Config, Counts, Effect, Lease, LeaseKey,
+    LeaseOutcome, Outcome, SetAside, StateError, Storage, StorageFailure, Success, Trial,
+    TrialState, Worker,
 };
 
 #[cfg(test)]

@@ -65,23 +65,21 @@ fn record<'a>(s: &Scheduler, t: &'a Trial) -> TrialRecord<'a> {
             .map_or_else(|| format!("{id}"), |w| format!("{} ({})", w.name, id))
     };
     let (status, worker, wall_seconds, failure) = match &t.state {
-        TrialState::Pending => (Status::Pending, None, None, None),
-        TrialState::Leased(l) => (Status::Running, Some(worker_name(l.worker)), None, None),
-        TrialState::Succeeded {
-            worker,
-            wall_seconds,
-            ..
-        } => (
+        TrialState::Pending { .. } => (Status::Pending, None, None, None),
+        TrialState::Leased { lease, .. } => {
+            (Status::Running, Some(worker_name(lease.worker)), None, None)
+        }
+        TrialState::Succeeded(s) => (
             Status::Succeeded,
-            Some(worker_name(*worker)),
-            Some(*wall_seconds),
+            Some(worker_name(s.worker)),
+            Some(s.wall_seconds),
             None,
         ),
         TrialState::Failed { reason, .. } => {
             (Status::Failed, None, None, Some(Cow::from(reason.as_str())))
         }
     };
-    let r = t.result.as_ref();
+    let r = t.state.success().map(|s| &s.result);
     TrialRecord {
         id: t.spec.id,
         experiment: Cow::from(t.spec.experiment.as_str()),
@@ -100,7 +98,7 @@ fn record<'a>(s: &Scheduler, t: &'a Trial) -> TrialRecord<'a> {
         train_confusion: r.map(|r| Cow::Borrowed(&r.train_confusion)),
         test_confusion: r.map(|r| Cow::Borrowed(&r.test_confusion)),
         dataset_images: r.map(|r| r.dataset_images),
-        weights: t.weights.as_deref().map(Cow::from),
+        weights: t.state.weights().map(Cow::from),
         failure,
         failed_attempts: Cow::from(t.failures.as_slice()),
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, TrialSpec};
+use sweep_common::{ConfusionMatrix, EpochMetrics, FinalMetrics, TrialResult, TrialSpec};
 use sweep_proto::v1::{self, complete_request, lease_response};
 use sweep_tests::Process;
 
@@ -230,12 +230,14 @@ pub fn result(spec: &TrialSpec, curve: &[f64]) -> TrialResult {
             .enumerate()
             .map(|(i, t)| metrics(i as u32 + 1, *t))
             .collect(),
-        train_accuracy: train_m.accuracy(),
-        test_accuracy: test_m.accuracy(),
-        train_confusion: train_m,
-        test_confusion: test_m,
-        train_seconds: 1.5 * curve.len() as f64,
-        dataset_images: IMAGES,
+        last: FinalMetrics {
+            train_accuracy: train_m.accuracy(),
+            test_accuracy: test_m.accuracy(),
+            train_confusion: train_m,
+            test_confusion: test_m,
+            train_seconds: 1.5 * curve.len() as f64,
+            dataset_images: IMAGES,
+        },
     }
 }
 

@@ -3,7 +3,7 @@
 
 use prost::Message;
 use sweep_common::grid::Grid;
-use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, TrialSpec};
+use sweep_common::{ConfusionMatrix, EpochMetrics, FinalMetrics, TrialResult, TrialSpec};
 use sweep_proto::v1;
 
 /// The one trial of a minimal grid: a valid spec whose id matches its content.
@@ -23,12 +23,14 @@ pub fn valid_result() -> TrialResult {
     };
     TrialResult {
         epochs: vec![valid_epoch()],
-        train_accuracy: 87.5,
-        test_accuracy: 75.0,
-        train_confusion: m.clone(),
-        test_confusion: m,
-        train_seconds: 2.0,
-        dataset_images: 10,
+        last: FinalMetrics {
+            train_accuracy: 87.5,
+            test_accuracy: 75.0,
+            train_confusion: m.clone(),
+            test_confusion: m,
+            train_seconds: 2.0,
+            dataset_images: 10,
+        },
     }
 }
 

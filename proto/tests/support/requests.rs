@@ -202,16 +202,16 @@ pub fn complete(r: &v1::CompleteRequest) -> Result<(), String> {
 /// coordinator sums them to check them against the split sizes).
 fn trial_result(r: &TrialResult) -> Result<(), String> {
     r.epochs.iter().try_for_each(epoch_metrics)?;
-    for a in [r.train_accuracy, r.test_accuracy] {
+    for a in [r.last.train_accuracy, r.last.test_accuracy] {
         ensure((0.0..=100.0).contains(&a), || {
             format!("accuracy {a} accepted")
         })?;
     }
-    ensure(duration(r.train_seconds), || {
-        format!("train_seconds {} accepted", r.train_seconds)
+    ensure(duration(r.last.train_seconds), || {
+        format!("train_seconds {} accepted", r.last.train_seconds)
     })?;
-    confusion(&r.train_confusion)?;
-    confusion(&r.test_confusion)
+    confusion(&r.last.train_confusion)?;
+    confusion(&r.last.test_confusion)
 }
 
 fn confusion(m: &ConfusionMatrix) -> Result<(), String> {

@@ -418,9 +418,9 @@ async fn finish(
     }
     info!(
         trial = %name,
-        test_accuracy = format!("{:.2}", result.test_accuracy),
-        train_accuracy = format!("{:.2}", result.train_accuracy),
-        seconds = format!("{:.1}", result.train_seconds),
+        test_accuracy = format!("{:.2}", result.last.test_accuracy),
+        train_accuracy = format!("{:.2}", result.last.train_accuracy),
+        seconds = format!("{:.1}", result.last.train_seconds),
         "trial trained"
     );
     Completion::Result(result)

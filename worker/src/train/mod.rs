@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use sweep_common::rng::SplitMix64;
-use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, TrialSpec};
+use sweep_common::{ConfusionMatrix, EpochMetrics, FinalMetrics, TrialResult, TrialSpec};
 use tch::{Device, Kind, Tensor, nn};
 
 use crate::data_cache::DeviceData;
@@ -367,12 +367,14 @@ impl<'a> Trainer<'a> {
         let test_confusion = self.confusion(&self.test_idx)?;
         Ok(TrialResult {
             epochs: self.epochs.clone(),
-            train_accuracy: train_confusion.accuracy(),
-            test_accuracy: test_confusion.accuracy(),
-            train_confusion,
-            test_confusion,
-            train_seconds: self.started.elapsed().as_secs_f64(),
-            dataset_images: self.data.len() as u64,
+            last: FinalMetrics {
+                train_accuracy: train_confusion.accuracy(),
+                test_accuracy: test_confusion.accuracy(),
+                train_confusion,
+                test_confusion,
+                train_seconds: self.started.elapsed().as_secs_f64(),
+                dataset_images: self.data.len() as u64,
+            },
         })
     }
 }

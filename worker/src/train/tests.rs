@@ -76,17 +76,17 @@ fn trains_learnable_data_and_reports_every_epoch() {
         r.epochs.iter().map(|m| m.epoch).collect::<Vec<_>>(),
         [1, 2, 3]
     );
-    assert_eq!(r.dataset_images, 600);
+    assert_eq!(r.last.dataset_images, 600);
     // 70:30 split of 600.
-    assert_eq!(r.test_confusion.total(), 180);
-    assert_eq!(r.train_confusion.total(), 420);
+    assert_eq!(r.last.test_confusion.total(), 180);
+    assert_eq!(r.last.train_confusion.total(), 420);
     assert!(
-        r.test_accuracy > 60.0,
+        r.last.test_accuracy > 60.0,
         "fixture data is learnable: {}",
-        r.test_accuracy
+        r.last.test_accuracy
     );
     assert!(r.epochs.iter().all(|m| m.train_loss.is_finite()));
-    assert!((r.test_accuracy - r.epochs[2].test_accuracy).abs() < 1e-9);
+    assert!((r.last.test_accuracy - r.epochs[2].test_accuracy).abs() < 1e-9);
 }
 
 #[test]
@@ -102,10 +102,10 @@ fn same_seed_gives_identical_numbers_on_cpu() {
         a.epochs.iter().map(|m| m.train_loss).collect::<Vec<_>>(),
         b.epochs.iter().map(|m| m.train_loss).collect::<Vec<_>>()
     );
-    assert_eq!(a.test_confusion, b.test_confusion);
-    assert_eq!(a.train_confusion, b.train_confusion);
+    assert_eq!(a.last.test_confusion, b.last.test_confusion);
+    assert_eq!(a.last.train_confusion, b.last.train_confusion);
     // train_fraction 0.5 of the 280-image train part.
-    assert_eq!(a.train_confusion.total(), 140);
+    assert_eq!(a.last.train_confusion.total(), 140);
     let other = spec(
         "fashion-mnist",
         "activation='tanh'\nhidden_layers=2\ntrain_fraction=0.5\nseed=4",
@@ -181,8 +181,8 @@ fn resumed_run_equals_uninterrupted_run() {
             strip(&full.result),
             "resumed after epoch {epoch}"
         );
-        assert_eq!(resumed.result.test_confusion, full.result.test_confusion);
-        assert_eq!(resumed.result.train_confusion, full.result.train_confusion);
+        assert_eq!(resumed.result.last.test_confusion, full.result.last.test_confusion);
+        assert_eq!(resumed.result.last.train_confusion, full.result.last.train_confusion);
         // Same weights, bit for bit, and the same file, byte for byte.
         assert!(
             resumed.weights == full.weights,
@@ -226,7 +226,7 @@ fn drain_checkpoints_the_epoch_and_resumes_exactly() {
         Some(&rec.checkpoints[0].1),
     )
     .unwrap();
-    assert_eq!(resumed.result.test_confusion, full.result.test_confusion);
+    assert_eq!(resumed.result.last.test_confusion, full.result.last.test_confusion);
     assert_eq!(
         resumed.result.epochs.last().map(|m| m.train_loss.to_bits()),
         full.result.epochs.last().map(|m| m.train_loss.to_bits())

@@ -323,8 +323,8 @@ fn log_failure_consequences(
         if let Effect::SetAsideCheckpoint(file) = e {
             let resume = s
                 .trial(trial)
-                .and_then(|t| t.checkpoint.as_ref())
-                .map_or(0, |c| c.epoch);
+                .and_then(|t| t.state.checkpoints())
+                .map_or(0, |c| c.epoch());
             warn!(trial = %trial.short(), %file, resume_after_epoch = resume, "checkpoint unusable: set aside; the trial resumes from the previous one");
         }
     }

@@ -93,15 +93,15 @@ impl Owner {
             match e {
                 Effect::TrialEnded(id) => {
                     if let Some(t) = self.scheduler.trial(*id) {
-                        match (&t.state, &t.result) {
-                            (TrialState::Succeeded { wall_seconds, .. }, Some(r)) => info!(
+                        match &t.state {
+                            TrialState::Succeeded(s) => info!(
                                 trial = %t.spec.name,
-                                test_accuracy = format!("{:.2}", r.test_accuracy),
-                                train_accuracy = format!("{:.2}", r.train_accuracy),
-                                wall_seconds = format!("{wall_seconds:.1}"),
+                                test_accuracy = format!("{:.2}", s.result.test_accuracy),
+                                train_accuracy = format!("{:.2}", s.result.train_accuracy),
+                                wall_seconds = format!("{:.1}", s.wall_seconds),
                                 "trial succeeded"
                             ),
-                            (TrialState::Failed { reason, .. }, _) => {
+                            TrialState::Failed { reason, .. } => {
                                 warn!(trial = %t.spec.name, %reason, "trial failed for good");
                             }
                             _ => {}

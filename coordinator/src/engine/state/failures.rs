@@ -8,7 +8,8 @@ use sweep_common::failure::{Policy, UNSTARTED_ATTEMPTS};
 use sweep_common::{FailureKind, TrialId};
 
 use super::{
-    AttemptFailure, CancelSelector, Change, Effect, Lease, Scheduler, SetAside, Trial, TrialState,
+    AttemptFailure, CancelSelector, Change, Effect, Lease, Scheduler, SetAside, Success, Trial,
+    TrialState,
 };
 
 impl Scheduler {
@@ -47,11 +48,12 @@ impl Scheduler {
         if policy == Policy::SetAside {
             effects.extend(t.set_aside_resumed(lease.attempt, &message));
         }
+        let checkpoints = t.state.take_checkpoints();
         if t.attempt_left(policy, started, self.config.max_attempts) {
-            t.state = TrialState::Pending;
+            let after = checkpoints.epoch();
+            t.state = TrialState::Pending { checkpoints };
             t.keep_checkpointed_epochs();
             let id = t.spec.id;
-            let after = t.checkpoint.as_ref().map_or(0, |c| c.epoch);
             self.changes.push(Change::Supersede { trial: id, after });
             effects.extend(self.end_lease(i, lease.worker, false));
             self.pending.push_front(dataset, i);
@@ -69,6 +71,7 @@ impl Scheduler {
                     ),
                 },
                 cancelled: false,
+                checkpoints,
             };
             effects.extend(self.end_lease(i, lease.worker, true));
         }
@@ -141,7 +144,7 @@ impl Scheduler {
         ordered.sort_unstable();
         for i in ordered {
             let worker = match self.trials[i].state {
-                TrialState::Leased(lease) => {
+                TrialState::Leased { lease, .. } => {
                     self.trials[i].failures.push(AttemptFailure {
                         attempt: lease.attempt,
                         worker: lease.worker,
@@ -152,9 +155,11 @@ impl Scheduler {
                 }
                 _ => None,
             };
+            let checkpoints = self.trials[i].state.take_checkpoints();
             self.trials[i].state = TrialState::Failed {
                 reason: reason.clone(),
                 cancelled: true,
+                checkpoints,
             };
             match worker {
                 Some(w) => effects.extend(self.end_lease(i, w, true)),
@@ -176,9 +181,9 @@ impl Scheduler {
             return false;
         };
         let t = &mut self.trials[i];
-        let TrialState::Succeeded {
+        let Some(&Success {
             attempt, worker, ..
-        } = t.state
+        }) = t.state.success()
         else {
             return false;
         };
@@ -188,9 +193,7 @@ impl Scheduler {
             kind: FailureKind::WeightsMissing,
             message: why,
         });
-        t.state = TrialState::Pending;
-        t.result = None;
-        t.weights = None;
+        t.state = TrialState::NEW;
         t.epochs.clear();
         t.resumed_from = 0;
         self.terminal -= 1;
@@ -208,14 +211,15 @@ impl Trial {
     /// checkpoint, so the latest is still the one it was given.
     fn set_aside_resumed(&mut self, attempt: u32, reason: &str) -> Option<Effect> {
         let from = self.resumed_from;
-        let c = self.checkpoint.take_if(|c| c.epoch == from)?;
+        let checkpoints = self.state.checkpoints_mut()?;
+        let c = checkpoints.latest.take_if(|c| c.epoch == from)?;
         let effect = Effect::SetAsideCheckpoint(c.file.clone());
+        checkpoints.latest = checkpoints.previous.take();
         self.set_aside.push(SetAside {
             checkpoint: *c,
             attempt,
             reason: reason.to_owned(),
         });
-        self.checkpoint = self.previous_checkpoint.take();
         Some(effect)
     }
 

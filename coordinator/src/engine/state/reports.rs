@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use sweep_common::{EpochMetrics, TrialId, TrialResult, TrialSpec, WorkerId};
 
-use super::{Change, Checkpoint, Effect, LeaseKey, Outcome, Scheduler, StateError, TrialState};
+use super::{
+    Change, Checkpoint, Effect, LeaseKey, Outcome, Scheduler, StateError, Success, TrialState,
+};
 
 impl Scheduler {
     /// Renews the given leases of `worker`; returns those it must stop (not live any more).
@@ -103,7 +105,9 @@ impl Scheduler {
     ) -> Result<(), StateError> {
         self.worker_mut(key.worker, now)?;
         let i = self.current_lease(key)?;
-        self.trials[i].weights = Some(path);
+        if let TrialState::Leased { weights, .. } = &mut self.trials[i].state {
+            *weights = Some(path);
+        }
         self.changes.push(Change::Trial(key.trial));
         Ok(())
     }
@@ -122,8 +126,9 @@ impl Scheduler {
         self.worker_mut(worker, now)?;
         let i = self.current_lease(key)?;
         self.trials[i]
-            .checkpoint
-            .as_deref()
+            .state
+            .checkpoints()
+            .and_then(|c| c.latest.as_deref())
             .cloned()
             .ok_or(StateError::NoCheckpoint { trial, attempt })
     }
@@ -158,20 +163,23 @@ impl Scheduler {
             });
         }
         self.renew(i, now);
-        let t = &mut self.trials[i];
+        let TrialState::Leased { checkpoints, .. } = &mut self.trials[i].state else {
+            return Err(StateError::UnknownTrial(trial));
+        };
         self.changes.push(Change::Trial(trial));
         // The same file again (a resent upload) replaces itself; a new one pushes the latest
         // back to `previous` and drops the one before.
-        if t.checkpoint
+        if checkpoints
+            .latest
             .as_ref()
             .is_some_and(|c| c.file == checkpoint.file)
         {
-            t.checkpoint = Some(Box::new(checkpoint));
+            checkpoints.latest = Some(Box::new(checkpoint));
             return Ok(Vec::new());
         }
-        let latest = t.checkpoint.replace(Box::new(checkpoint));
+        let latest = checkpoints.latest.replace(Box::new(checkpoint));
         let oldest = match latest {
-            Some(latest) => t.previous_checkpoint.replace(latest),
+            Some(latest) => checkpoints.previous.replace(latest),
             None => None,
         };
         Ok(oldest
@@ -196,20 +204,16 @@ impl Scheduler {
             attempt,
         } = key;
         self.worker_mut(worker, now)?;
-        if let Some(&i) = self.index.get(&trial) {
-            if let TrialState::Succeeded {
-                attempt: a,
-                worker: w,
-                ..
-            } = self.trials[i].state
-            {
-                if a == attempt && w == worker && matches!(outcome, Outcome::Succeeded(_)) {
-                    return Ok(Vec::new());
-                }
-            }
+        if let Some(&i) = self.index.get(&trial)
+            && let Some(s) = self.trials[i].state.success()
+            && s.attempt == attempt
+            && s.worker == worker
+            && matches!(outcome, Outcome::Succeeded(_))
+        {
+            return Ok(Vec::new());
         }
         let i = self.current_lease(key)?;
-        let TrialState::Leased(lease) = self.trials[i].state else {
+        let TrialState::Leased { lease, .. } = self.trials[i].state else {
             return Err(StateError::UnknownTrial(trial));
         };
         match outcome {
@@ -243,14 +247,31 @@ impl Scheduler {
                     }
                 }
                 t.epochs = std::mem::take(&mut result.epochs);
-                t.result = Some(Box::new(result));
-                t.state = TrialState::Succeeded {
+                let TrialState::Leased {
+                    checkpoints,
+                    weights,
+                    ..
+                } = &mut t.state
+                else {
+                    return Err(StateError::UnknownTrial(trial));
+                };
+                let checkpoints = std::mem::take(checkpoints);
+                t.state = TrialState::Succeeded(Box::new(Success {
                     attempt,
                     worker,
                     wall_seconds: now.saturating_duration_since(lease.granted).as_secs_f64(),
-                };
+                    result: result.last,
+                    weights: weights.take(),
+                }));
                 self.changes.push(Change::Trial(trial));
-                Ok(self.end_lease(i, worker, true))
+                // A succeeded trial's checkpoints are no longer needed.
+                let dropped = [checkpoints.latest, checkpoints.previous]
+                    .into_iter()
+                    .flatten()
+                    .map(|c| Effect::DropCheckpoint(c.file));
+                let mut effects: Vec<Effect> = dropped.collect();
+                effects.extend(self.end_lease(i, worker, true));
+                Ok(effects)
             }
             Outcome::Failed { kind, message } => Ok(self.fail_attempt(i, lease, kind, message)),
         }
@@ -303,22 +324,22 @@ fn validate_result(spec: &TrialSpec, r: &TrialResult) -> Result<(), StateError> 
             ),
         ));
     }
-    let n = usize::try_from(r.dataset_images).unwrap_or(usize::MAX);
+    let n = usize::try_from(r.last.dataset_images).unwrap_or(usize::MAX);
     let (_, test_len) = spec.split.sizes(n);
     let train_len = spec.train_subset_len(n);
     let classes = spec.dataset.num_classes();
     for (field, m, total, accuracy) in [
         (
             "result.train_confusion",
-            &r.train_confusion,
+            &r.last.train_confusion,
             train_len,
-            r.train_accuracy,
+            r.last.train_accuracy,
         ),
         (
             "result.test_confusion",
-            &r.test_confusion,
+            &r.last.test_confusion,
             test_len,
-            r.test_accuracy,
+            r.last.test_accuracy,
         ),
     ] {
         m.validate(classes, Some(total as u64))

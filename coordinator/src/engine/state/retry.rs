@@ -45,12 +45,13 @@ impl Scheduler {
         let mut effects = Vec::with_capacity(chosen.len());
         for i in chosen {
             let t = &mut self.trials[i];
-            t.state = TrialState::Pending;
+            let checkpoints = t.state.take_checkpoints();
+            let after = checkpoints.epoch();
+            t.state = TrialState::Pending { checkpoints };
             t.counted_attempts = 0;
             t.unstarted_attempts = 0;
             t.keep_checkpointed_epochs();
             let (id, dataset) = (t.spec.id, t.spec.dataset);
-            let after = t.checkpoint.as_ref().map_or(0, |c| c.epoch);
             self.changes.push(Change::Supersede { trial: id, after });
             self.changes.push(Change::Trial(id));
             self.terminal -= 1;

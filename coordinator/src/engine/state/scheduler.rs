@@ -69,8 +69,8 @@ impl Scheduler {
                 *unfinished.entry(t.spec.dataset).or_default() += 1;
             }
             match &mut t.state {
-                TrialState::Pending => pending.push_back(t.spec.dataset, i),
-                TrialState::Leased(lease) => {
+                TrialState::Pending { .. } => pending.push_back(t.spec.dataset, i),
+                TrialState::Leased { lease, .. } => {
                     // `granted` is kept: the attempt's wall time counts from its lease, not
                     // from the restart.
                     lease.granted = lease.granted.min(now);
@@ -80,7 +80,7 @@ impl Scheduler {
                         w.leases.insert(t.spec.id);
                     }
                 }
-                TrialState::Succeeded { .. } | TrialState::Failed { .. } => terminal += 1,
+                TrialState::Succeeded(_) | TrialState::Failed { .. } => terminal += 1,
             }
         }
         let index = trials
@@ -169,9 +169,9 @@ impl Scheduler {
         };
         for t in &self.trials {
             match t.state {
-                TrialState::Succeeded { .. } => c.succeeded += 1,
+                TrialState::Succeeded(_) => c.succeeded += 1,
                 TrialState::Failed { .. } => c.failed += 1,
-                TrialState::Pending | TrialState::Leased(_) => {}
+                TrialState::Pending { .. } | TrialState::Leased { .. } => {}
             }
         }
         c
@@ -235,15 +235,20 @@ impl Scheduler {
         let trial = &mut self.trials[i];
         trial.attempts += 1;
         trial.keep_checkpointed_epochs();
-        let resume = trial.checkpoint.as_deref().cloned();
-        trial.resumed_from = resume.as_ref().map_or(0, |c| c.epoch);
+        let checkpoints = trial.state.take_checkpoints();
+        let resume = checkpoints.latest.as_deref().cloned();
+        trial.resumed_from = checkpoints.epoch();
         let attempt = trial.attempts;
-        trial.state = TrialState::Leased(Lease {
-            worker,
-            attempt,
-            granted: now,
-            expires: now + self.config.lease_ttl,
-        });
+        trial.state = TrialState::Leased {
+            lease: Lease {
+                worker,
+                attempt,
+                granted: now,
+                expires: now + self.config.lease_ttl,
+            },
+            checkpoints,
+            weights: None,
+        };
         let spec = trial.spec.clone();
         self.leased.insert(i);
         if let Some(w) = self.workers.get_mut(&worker) {
@@ -270,7 +275,7 @@ impl Scheduler {
             .ok_or(StateError::UnknownTrial(trial))?;
         let t = &self.trials[i];
         match &t.state {
-            TrialState::Leased(lease) if lease.attempt == attempt => {
+            TrialState::Leased { lease, .. } if lease.attempt == attempt => {
                 if lease.worker == worker {
                     Ok(i)
                 } else {
@@ -286,7 +291,7 @@ impl Scheduler {
     }
 
     pub(super) fn renew(&mut self, i: usize, now: Instant) {
-        if let TrialState::Leased(lease) = &mut self.trials[i].state {
+        if let TrialState::Leased { lease, .. } = &mut self.trials[i].state {
             lease.expires = now + self.config.lease_ttl;
         }
     }
@@ -304,7 +309,7 @@ impl Scheduler {
             .leased
             .iter()
             .filter_map(|&i| match self.trials[i].state {
-                TrialState::Leased(lease) if lease.expires <= now => Some((i, lease)),
+                TrialState::Leased { lease, .. } if lease.expires <= now => Some((i, lease)),
                 _ => None,
             })
             .collect();
@@ -334,19 +339,11 @@ impl Scheduler {
         }
     }
 
-    /// Accounts for trial `i` having ended (succeeded, or failed for good): a succeeded trial's
-    /// checkpoints are no longer needed; a failed one keeps them for a retry.
+    /// Accounts for trial `i` having ended (succeeded, or failed for good; a failed one keeps
+    /// its checkpoints for a retry).
     pub(super) fn trial_ended(&mut self, i: usize) -> Vec<Effect> {
-        let t = &mut self.trials[i];
+        let t = &self.trials[i];
         let mut effects = Vec::new();
-        if matches!(t.state, TrialState::Succeeded { .. }) {
-            for c in [t.checkpoint.take(), t.previous_checkpoint.take()]
-                .into_iter()
-                .flatten()
-            {
-                effects.push(Effect::DropCheckpoint(c.file));
-            }
-        }
         let (id, dataset) = (t.spec.id, t.spec.dataset);
         self.terminal += 1;
         if let Some(n) = self.unfinished.get_mut(&dataset) {
@@ -403,11 +400,9 @@ impl Scheduler {
 
 fn describe(state: &TrialState) -> String {
     match state {
-        TrialState::Pending => "the trial is pending".to_owned(),
-        TrialState::Leased(l) => format!("attempt {} is leased", l.attempt),
-        TrialState::Succeeded { attempt, .. } => {
-            format!("the trial succeeded on attempt {attempt}")
-        }
+        TrialState::Pending { .. } => "the trial is pending".to_owned(),
+        TrialState::Leased { lease, .. } => format!("attempt {} is leased", lease.attempt),
+        TrialState::Succeeded(s) => format!("the trial succeeded on attempt {}", s.attempt),
         TrialState::Failed { .. } => "the trial failed".to_owned(),
     }
 }

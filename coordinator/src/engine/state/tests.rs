@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use sweep_common::grid::Grid;
-use sweep_common::{ConfusionMatrix, EpochMetrics, TrialId, TrialResult, TrialSpec, WorkerId};
+use sweep_common::{
+    ConfusionMatrix, EpochMetrics, FinalMetrics, TrialId, TrialResult, TrialSpec, WorkerId,
+};
 
 use super::*;
 
@@ -51,12 +53,14 @@ pub(super) fn result(spec: &TrialSpec) -> TrialResult {
     };
     TrialResult {
         epochs: (1..=spec.params.epochs).map(metrics).collect(),
-        train_accuracy: 100.0,
-        test_accuracy: 100.0,
-        train_confusion: diag(train),
-        test_confusion: diag(test),
-        train_seconds: 1.0,
-        dataset_images: n as u64,
+        last: FinalMetrics {
+            train_accuracy: 100.0,
+            test_accuracy: 100.0,
+            train_confusion: diag(train),
+            test_confusion: diag(test),
+            train_seconds: 1.0,
+            dataset_images: n as u64,
+        },
     }
 }
 
@@ -109,7 +113,7 @@ fn a_new_attempt_resumes_from_the_last_checkpoint_and_keeps_its_epochs() {
         Ok(Vec::new())
     );
     assert_eq!(
-        s.trial(spec.id).unwrap().previous_checkpoint.as_deref(),
+        s.trial(spec.id).unwrap().previous_checkpoint(),
         Some(&checkpoint(2, attempt))
     );
     s.take_changes();
@@ -160,7 +164,7 @@ fn a_new_attempt_resumes_from_the_last_checkpoint_and_keeps_its_epochs() {
     assert!(effects.contains(&Effect::DropCheckpoint("c-a1-e3".into())));
     assert!(effects.contains(&Effect::DropCheckpoint("c-a1-e2".into())));
     let t = s.trial(spec.id).unwrap();
-    assert!(t.checkpoint.is_none() && t.previous_checkpoint.is_none());
+    assert!(t.checkpoint().is_none() && t.previous_checkpoint().is_none());
 }
 
 #[test]
@@ -189,6 +193,7 @@ fn cancel_ends_pending_and_leased_trials_and_names_unknown_ones() {
         TrialState::Failed {
             reason: "cancelled: enough".into(),
             cancelled: true,
+            checkpoints: Checkpoints::NONE,
         }
     );
     assert_eq!(t.failures[0].kind, FailureKind::Cancelled);
@@ -421,7 +426,7 @@ fn results_are_validated() {
         })
     ));
     let mut r = result(&spec);
-    r.test_confusion.counts[0] += 1;
+    r.last.test_confusion.counts[0] += 1;
     assert!(matches!(
         s.complete(LeaseKey::new(w, spec.id, 1), Outcome::Succeeded(r), now),
         Err(StateError::InvalidReport {
@@ -430,7 +435,7 @@ fn results_are_validated() {
         })
     ));
     let mut r = result(&spec);
-    r.train_accuracy = 50.0;
+    r.last.train_accuracy = 50.0;
     assert!(
         s.complete(LeaseKey::new(w, spec.id, 1), Outcome::Succeeded(r), now)
             .is_err()
@@ -596,13 +601,15 @@ proptest! {
             prop_assert_eq!(c.pending + c.leased + c.succeeded + c.failed, 5);
             let mut live = std::collections::HashSet::new();
             for t in s.trials() {
-                if let TrialState::Leased(l) = &t.state {
+                if let TrialState::Leased { lease: l, .. } = &t.state {
                     prop_assert!(live.insert(t.spec.id));
                     prop_assert!(t.attempts == l.attempt);
                     prop_assert!(s.workers()[&l.worker].leases.contains(&t.spec.id));
                 }
-                if let TrialState::Succeeded { .. } = t.state {
-                    prop_assert!(t.result.is_some());
+                if let TrialState::Succeeded(_) = t.state {
+                    // Its curve is whole: every epoch from the first to the last.
+                    let epochs: Vec<u32> = t.epochs.iter().map(|m| m.epoch).collect();
+                    prop_assert_eq!(epochs, (1..=t.spec.params.epochs).collect::<Vec<u32>>());
                 }
             }
             for w in s.workers().values() {
@@ -636,8 +643,8 @@ fn a_succeeded_trial_without_weights_goes_back_to_the_queue_for_free() {
 
     assert!(s.retrain_missing_weights(spec.id, "gone".into()));
     let t = s.trial(spec.id).unwrap();
-    assert_eq!(t.state, TrialState::Pending);
-    assert!(t.result.is_none() && t.epochs.is_empty() && t.weights.is_none());
+    assert!(matches!(t.state, TrialState::Pending { .. }));
+    assert!(t.result().is_none() && t.epochs.is_empty() && t.state.weights().is_none());
     assert_eq!(
         t.failures.last().map(|f| f.kind),
         Some(FailureKind::WeightsMissing)

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use sweep_common::failure::{AttemptFailure, Unfit};
 use sweep_common::{
-    DatasetKind, EpochMetrics, FailureKind, TrialId, TrialResult, TrialSpec, WorkerId,
+    DatasetKind, EpochMetrics, FailureKind, FinalMetrics, TrialId, TrialSpec, WorkerId,
 };
 
 /// Timing and retry settings of the state machine.
@@ -56,29 +56,134 @@ impl LeaseKey {
     }
 }
 
-/// Where a trial is.
+/// Where a trial is, with what that state owns: the checkpoints a trial resumes from while it
+/// may still train, the final weights and result once it succeeded. A combination the states
+/// cannot express (a result beside a pending state, a checkpoint kept after success) cannot be
+/// written.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrialState {
     /// Waiting for a worker.
-    Pending,
-    /// Being trained under a lease.
-    Leased(Lease),
-    /// Ended with a result.
-    Succeeded {
-        /// The attempt whose result was recorded.
-        attempt: u32,
-        /// The worker that produced it.
-        worker: WorkerId,
-        /// Seconds from that attempt's lease to its result.
-        wall_seconds: f64,
+    Pending {
+        /// What its next attempt resumes from.
+        checkpoints: Checkpoints,
     },
+    /// Being trained under a lease.
+    Leased {
+        /// The lease.
+        lease: Lease,
+        /// Checkpoints of this attempt and those before it.
+        checkpoints: Checkpoints,
+        /// Path of the final weights, relative to the output folder, once uploaded.
+        weights: Option<String>,
+    },
+    /// Ended with a result.
+    Succeeded(Box<Success>),
     /// Ended without a result, for good (until an operator retries it).
     Failed {
         /// Why.
         reason: String,
         /// Whether an operator cancelled it (`coordinator retry --failed` leaves those).
         cancelled: bool,
+        /// What a retry resumes from.
+        checkpoints: Checkpoints,
     },
+}
+
+impl TrialState {
+    /// A trial that was never leased.
+    pub const NEW: TrialState = TrialState::Pending {
+        checkpoints: Checkpoints::NONE,
+    };
+
+    /// The checkpoints it holds (none once it succeeded).
+    pub fn checkpoints(&self) -> Option<&Checkpoints> {
+        match self {
+            TrialState::Pending { checkpoints }
+            | TrialState::Leased { checkpoints, .. }
+            | TrialState::Failed { checkpoints, .. } => Some(checkpoints),
+            TrialState::Succeeded(_) => None,
+        }
+    }
+
+    pub(super) fn checkpoints_mut(&mut self) -> Option<&mut Checkpoints> {
+        match self {
+            TrialState::Pending { checkpoints }
+            | TrialState::Leased { checkpoints, .. }
+            | TrialState::Failed { checkpoints, .. } => Some(checkpoints),
+            TrialState::Succeeded(_) => None,
+        }
+    }
+
+    /// Takes its checkpoints, to carry them into the next state.
+    pub(super) fn take_checkpoints(&mut self) -> Checkpoints {
+        self.checkpoints_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// The live lease, if leased.
+    pub fn lease(&self) -> Option<&Lease> {
+        match self {
+            TrialState::Leased { lease, .. } => Some(lease),
+            _ => None,
+        }
+    }
+
+    /// The success, if it succeeded.
+    pub fn success(&self) -> Option<&Success> {
+        match self {
+            TrialState::Succeeded(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The final weights' path (relative to the output folder), once uploaded.
+    pub fn weights(&self) -> Option<&str> {
+        match self {
+            TrialState::Leased { weights, .. } => weights.as_deref(),
+            TrialState::Succeeded(s) => s.weights.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// What a trial that succeeded owns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Success {
+    /// The attempt whose result was recorded.
+    pub attempt: u32,
+    /// The worker that produced it.
+    pub worker: WorkerId,
+    /// Seconds from that attempt's lease to its result.
+    pub wall_seconds: f64,
+    /// What it measured at the end (its curve is the trial's `epochs`).
+    pub result: FinalMetrics,
+    /// Path of the final weights, relative to the output folder, once uploaded (a rerun trains
+    /// a trial again whose weights are missing).
+    pub weights: Option<String>,
+}
+
+/// The latest checkpoint of a trial and the one before it (kept in case the latest proves
+/// unusable).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Checkpoints {
+    /// The latest, if any.
+    pub latest: Option<Box<Checkpoint>>,
+    /// The one before it.
+    pub previous: Option<Box<Checkpoint>>,
+}
+
+impl Checkpoints {
+    /// No checkpoint.
+    pub const NONE: Checkpoints = Checkpoints {
+        latest: None,
+        previous: None,
+    };
+
+    /// Epochs the latest holds (0 without one).
+    pub fn epoch(&self) -> u32 {
+        self.latest.as_ref().map_or(0, |c| c.epoch)
+    }
 }
 
 /// A checkpoint stored for a trial: the next attempt resumes from it.
@@ -122,18 +227,8 @@ pub struct Trial {
     pub unstarted_attempts: u32,
     /// Accepted epoch metrics of the current (or successful) attempt, one per epoch.
     pub epochs: Vec<EpochMetrics>,
-    /// The result, once succeeded. Its `epochs` are empty: they are `epochs` above (boxed and
-    /// deduplicated so that a million pending trials stay small).
-    pub result: Option<Box<TrialResult>>,
     /// Every failed attempt.
     pub failures: Vec<AttemptFailure>,
-    /// Path of the final weights, relative to the output folder, once uploaded.
-    pub weights: Option<String>,
-    /// The latest checkpoint, if any (dropped once the trial succeeds; kept when it fails, so
-    /// that a retry resumes from it).
-    pub checkpoint: Option<Box<Checkpoint>>,
-    /// The one before it, kept in case the latest proves unusable.
-    pub previous_checkpoint: Option<Box<Checkpoint>>,
     /// Checkpoints found unusable.
     pub set_aside: Vec<SetAside>,
     /// Epochs the current (or successful) attempt took over from a checkpoint.
@@ -145,16 +240,12 @@ impl Trial {
     pub fn new(spec: TrialSpec) -> Self {
         Trial {
             spec,
-            state: TrialState::Pending,
+            state: TrialState::NEW,
             attempts: 0,
             counted_attempts: 0,
             unstarted_attempts: 0,
             epochs: Vec::new(),
-            result: None,
             failures: Vec::new(),
-            weights: None,
-            checkpoint: None,
-            previous_checkpoint: None,
             set_aside: Vec::new(),
             resumed_from: 0,
         }
@@ -162,7 +253,7 @@ impl Trial {
 
     /// Drops the epochs a new attempt will train again (those after the checkpoint).
     pub(super) fn keep_checkpointed_epochs(&mut self) {
-        let kept = self.checkpoint.as_ref().map_or(0, |c| c.epoch);
+        let kept = self.state.checkpoints().map_or(0, Checkpoints::epoch);
         self.epochs.retain(|m| m.epoch <= kept);
     }
 
@@ -174,11 +265,26 @@ impl Trial {
             .is_some_and(|m| m.epoch > self.resumed_from)
     }
 
+    /// The latest checkpoint it holds.
+    pub fn checkpoint(&self) -> Option<&Checkpoint> {
+        self.state.checkpoints()?.latest.as_deref()
+    }
+
+    /// The checkpoint before the latest.
+    pub fn previous_checkpoint(&self) -> Option<&Checkpoint> {
+        self.state.checkpoints()?.previous.as_deref()
+    }
+
+    /// What it measured at the end, once it succeeded.
+    pub fn result(&self) -> Option<&FinalMetrics> {
+        self.state.success().map(|s| &s.result)
+    }
+
     /// True once the trial succeeded or failed for good.
     pub fn is_terminal(&self) -> bool {
         matches!(
             self.state,
-            TrialState::Succeeded { .. } | TrialState::Failed { .. }
+            TrialState::Succeeded(_) | TrialState::Failed { .. }
         )
     }
 }
@@ -278,7 +384,7 @@ pub enum LeaseOutcome {
 #[derive(Debug, Clone)]
 pub enum Outcome {
     /// The trial trained to the end.
-    Succeeded(TrialResult),
+    Succeeded(sweep_common::TrialResult),
     /// The attempt failed.
     Failed {
         /// What kind of failure.

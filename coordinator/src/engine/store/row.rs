@@ -5,9 +5,11 @@
 use std::sync::LazyLock;
 use std::time::Instant;
 
-use sweep_common::{EpochMetrics, TrialId, TrialResult, TrialSpec, WorkerId};
+use sweep_common::{EpochMetrics, FinalMetrics, TrialId, TrialSpec, WorkerId};
 
-use crate::state::{AttemptFailure, Checkpoint, Lease, SetAside, Trial, TrialState};
+use crate::state::{
+    AttemptFailure, Checkpoint, Checkpoints, Lease, SetAside, Success, Trial, TrialState,
+};
 
 /// The columns of a [`TrialRow`], in the order of its fields (after `num`, the key).
 const COLUMNS: [&str; 20] = [
@@ -137,30 +139,23 @@ impl TrialRow {
 
     /// The row of trial `t` now (`clock` turns its instants into wall-clock times).
     pub(super) fn new(t: &Trial, clock: &WallClock) -> TrialRow {
-        let (lease_worker, lease_attempt, lease_granted) = match &t.state {
-            TrialState::Leased(l) => (
+        let (lease_worker, lease_attempt, lease_granted) = match t.state.lease() {
+            Some(l) => (
                 Some(l.worker.to_string()),
                 Some(l.attempt),
                 Some(clock.seconds_at(l.granted)),
             ),
-            _ => (None, None, None),
+            None => (None, None, None),
         };
-        let (success_attempt, success_worker, wall_seconds) = match &t.state {
-            TrialState::Succeeded {
-                attempt,
-                worker,
-                wall_seconds,
-            } => (
-                Some(*attempt),
-                Some(worker.to_string()),
-                finite(*wall_seconds),
-            ),
-            _ => (None, None, None),
-        };
+        let success = t.state.success();
         let (reason, cancelled) = match &t.state {
-            TrialState::Failed { reason, cancelled } => (Some(reason.clone()), *cancelled),
+            TrialState::Failed {
+                reason, cancelled, ..
+            } => (Some(reason.clone()), *cancelled),
             _ => (None, false),
         };
+        let checkpoints = t.state.checkpoints();
+        let checkpoint = |c: Option<&Box<Checkpoint>>| c.map(|c| json(&**c));
         TrialRow {
             id: t.spec.id,
             state: state_name(&t.state).to_owned(),
@@ -168,20 +163,19 @@ impl TrialRow {
             counted_attempts: t.counted_attempts,
             lease_worker,
             lease_attempt,
-            success_attempt,
-            success_worker,
-            wall_seconds,
+            success_attempt: success.map(|s| s.attempt),
+            success_worker: success.map(|s| s.worker.to_string()),
+            wall_seconds: success.and_then(|s| finite(s.wall_seconds)),
             // The result's epochs live in the epochs table (their losses may be non-finite,
-            // which JSON cannot hold); in memory they are the trial's, and the result's own
-            // list is empty.
-            result: t.result.as_deref().map(json),
+            // which JSON cannot hold): this column holds the final metrics.
+            result: success.map(|s| json(&s.result)),
             reason,
             failures: json(&t.failures),
-            weights: t.weights.clone(),
-            checkpoint: t.checkpoint.as_deref().map(json),
+            weights: t.state.weights().map(str::to_owned),
+            checkpoint: checkpoint(checkpoints.and_then(|c| c.latest.as_ref())),
             resumed_from: t.resumed_from,
             unstarted_attempts: t.unstarted_attempts,
-            previous_checkpoint: t.previous_checkpoint.as_deref().map(json),
+            previous_checkpoint: checkpoint(checkpoints.and_then(|c| c.previous.as_ref())),
             set_aside: (!t.set_aside.is_empty()).then(|| json(&t.set_aside)),
             cancelled,
             lease_granted,
@@ -198,11 +192,6 @@ impl TrialRow {
     ) -> Result<Trial, String> {
         let spec: TrialSpec = decode(&self.spec, "spec")?;
         let state = self.state(now)?;
-        let checkpoint = |text: &Option<String>, what| -> Result<_, String> {
-            text.as_deref()
-                .map(|text| decode::<Checkpoint>(text, what).map(Box::new))
-                .transpose()
-        };
         let set_aside: Vec<SetAside> = match &self.set_aside {
             Some(text) => decode(text, "set_aside")?,
             None => Vec::new(),
@@ -215,15 +204,7 @@ impl TrialRow {
             counted_attempts: self.counted_attempts,
             unstarted_attempts: self.unstarted_attempts,
             epochs,
-            // Its epochs are the trial's (see `Trial::result`).
-            result: match &self.result {
-                Some(text) => Some(Box::new(decode::<TrialResult>(text, "result")?)),
-                None => None,
-            },
             failures,
-            weights: self.weights.clone(),
-            checkpoint: checkpoint(&self.checkpoint, "checkpoint")?,
-            previous_checkpoint: checkpoint(&self.previous_checkpoint, "previous_checkpoint")?,
             set_aside,
             resumed_from: self.resumed_from,
         })
@@ -238,29 +219,56 @@ impl TrialRow {
                 .map_err(|e| format!("{what}: {e}"))
         };
         let missing = |what: &str| format!("{what} missing");
+        let checkpoint = |text: &Option<String>, what| -> Result<_, String> {
+            text.as_deref()
+                .map(|text| decode::<Checkpoint>(text, what).map(Box::new))
+                .transpose()
+        };
+        // A succeeded trial's checkpoints were dropped with its success; the columns of the
+        // other states hold what their next attempt resumes from.
+        let checkpoints = || -> Result<Checkpoints, String> {
+            Ok(Checkpoints {
+                latest: checkpoint(&self.checkpoint, "checkpoint")?,
+                previous: checkpoint(&self.previous_checkpoint, "previous_checkpoint")?,
+            })
+        };
         Ok(match self.state.as_str() {
-            "pending" => TrialState::Pending,
-            "leased" => TrialState::Leased(Lease {
-                worker: worker(&self.lease_worker, "lease_worker")?,
-                attempt: self.lease_attempt.ok_or_else(|| missing("lease_attempt"))?,
-                // Its attempt's time runs on through the restart (rows written before this
-                // column existed count from now).
-                granted: self
-                    .lease_granted
-                    .and_then(|at| instant_of(at, now))
-                    .unwrap_or(now),
-                expires: now,
-            }),
-            "succeeded" => TrialState::Succeeded {
+            "pending" => TrialState::Pending {
+                checkpoints: checkpoints()?,
+            },
+            "leased" => TrialState::Leased {
+                lease: Lease {
+                    worker: worker(&self.lease_worker, "lease_worker")?,
+                    attempt: self.lease_attempt.ok_or_else(|| missing("lease_attempt"))?,
+                    // Its attempt's time runs on through the restart (rows written before this
+                    // column existed count from now).
+                    granted: self
+                        .lease_granted
+                        .and_then(|at| instant_of(at, now))
+                        .unwrap_or(now),
+                    expires: now,
+                },
+                checkpoints: checkpoints()?,
+                weights: self.weights.clone(),
+            },
+            "succeeded" => TrialState::Succeeded(Box::new(Success {
                 attempt: self
                     .success_attempt
                     .ok_or_else(|| missing("success_attempt"))?,
                 worker: worker(&self.success_worker, "success_worker")?,
                 wall_seconds: self.wall_seconds.unwrap_or(0.0),
-            },
+                // Rows written before the final metrics had their own type hold a result with
+                // an empty list of epochs, which this reads past.
+                result: decode::<FinalMetrics>(
+                    self.result.as_deref().ok_or_else(|| missing("result"))?,
+                    "result",
+                )?,
+                weights: self.weights.clone(),
+            })),
             "failed" => TrialState::Failed {
                 reason: self.reason.clone().unwrap_or_default(),
                 cancelled: self.cancelled,
+                checkpoints: checkpoints()?,
             },
             other => return Err(format!("unknown state {other:?}")),
         })
@@ -273,9 +281,9 @@ fn decode<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, S
 
 fn state_name(s: &TrialState) -> &'static str {
     match s {
-        TrialState::Pending => "pending",
-        TrialState::Leased(_) => "leased",
-        TrialState::Succeeded { .. } => "succeeded",
+        TrialState::Pending { .. } => "pending",
+        TrialState::Leased { .. } => "leased",
+        TrialState::Succeeded(_) => "succeeded",
         TrialState::Failed { .. } => "failed",
     }
 }

@@ -1,12 +1,12 @@
 use std::time::{Duration, Instant};
 
 use sweep_common::grid::Grid;
-use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, WorkerId};
+use sweep_common::{ConfusionMatrix, EpochMetrics, FinalMetrics, TrialResult, WorkerId};
 
 use super::*;
 use crate::state::{
-    CancelSelector, Checkpoint, Config, FailureKind, LeaseKey, LeaseOutcome, Outcome,
-    RetrySelector, Scheduler, StateError, TrialState,
+    CancelSelector, Checkpoint, Checkpoints, Config, FailureKind, LeaseKey, LeaseOutcome, Outcome,
+    RetrySelector, Scheduler, StateError, Success, TrialState,
 };
 
 const GRID: &str = r#"
@@ -61,12 +61,14 @@ fn result(spec: &sweep_common::TrialSpec) -> TrialResult {
     };
     TrialResult {
         epochs: (1..=spec.params.epochs).map(metrics).collect(),
-        train_accuracy: 100.0,
-        test_accuracy: 100.0,
-        train_confusion: m(train_len),
-        test_confusion: m(test_len),
-        train_seconds: 1.5,
-        dataset_images: n as u64,
+        last: FinalMetrics {
+            train_accuracy: 100.0,
+            test_accuracy: 100.0,
+            train_confusion: m(train_len),
+            test_confusion: m(test_len),
+            train_seconds: 1.5,
+            dataset_images: n as u64,
+        },
     }
 }
 
@@ -170,12 +172,10 @@ fn every_state_survives_a_restart() {
 
     let (_store, r) = reopen(&f);
     let t0 = r.trial(s0.id).unwrap();
-    assert!(matches!(t0.state, TrialState::Succeeded { attempt: 1, worker, .. } if worker == w));
-    let got = t0.result.as_ref().unwrap();
+    assert!(matches!(&t0.state, TrialState::Succeeded(s) if s.attempt == 1 && s.worker == w));
+    let got = t0.result().unwrap();
     let want = result(s0);
-    assert_eq!(got.test_confusion, want.test_confusion);
-    // The result's epochs are the trial's (see `Trial::result`).
-    assert!(got.epochs.is_empty());
+    assert_eq!(got.test_confusion, want.last.test_confusion);
     assert_eq!(t0.epochs.len(), 3);
     assert!(t0.epochs[1].train_loss.is_nan(), "a NaN loss stays NaN");
     assert_eq!(t0.epochs[2], want.epochs[2]);
@@ -185,14 +185,17 @@ fn every_state_survives_a_restart() {
         TrialState::Failed {
             reason: "nan".into(),
             cancelled: false,
+            checkpoints: Checkpoints::NONE,
         }
     );
     assert_eq!(t1.failures.len(), 1);
     assert_eq!(t1.failures[0].kind, FailureKind::NonFiniteLoss);
     let t2 = r.trial(s2.id).unwrap();
-    assert!(matches!(t2.state, TrialState::Leased(l) if l.worker == w && l.attempt == *a2));
+    assert!(
+        matches!(t2.state, TrialState::Leased { lease: l, .. } if l.worker == w && l.attempt == *a2)
+    );
     assert_eq!(t2.epochs, vec![metrics(1)]);
-    assert_eq!(t2.checkpoint.as_deref(), Some(&c));
+    assert_eq!(t2.checkpoint(), Some(&c));
     // The worker is known again, with its lease.
     assert_eq!(r.workers()[&w].leases.len(), 1);
     assert_eq!(r.counts().succeeded, 1);
@@ -229,7 +232,10 @@ fn superseded_epochs_are_kept_but_not_current() {
     assert_eq!(rows, [(1, 1, 1), (1, 2, 1)]);
     let (_store, r) = reopen(&f);
     assert!(r.trial(spec.id).unwrap().epochs.is_empty());
-    assert_eq!(r.trial(spec.id).unwrap().state, TrialState::Pending);
+    assert!(matches!(
+        r.trial(spec.id).unwrap().state,
+        TrialState::Pending { .. }
+    ));
 }
 
 #[test]
@@ -356,8 +362,8 @@ fn checkpoints_set_aside_unusable_ones_and_cancels_survive_a_restart() {
 
     let (mut store, mut r) = reopen(&f);
     let t = r.trial(spec.id).unwrap();
-    assert_eq!(t.checkpoint.as_deref(), Some(&checkpoint(1, 1)));
-    assert_eq!(t.previous_checkpoint, None);
+    assert_eq!(t.checkpoint(), Some(&checkpoint(1, 1)));
+    assert_eq!(t.previous_checkpoint(), None);
     assert_eq!(t.set_aside.len(), 1);
     assert_eq!(t.set_aside[0].checkpoint, checkpoint(2, 1));
     assert_eq!(t.set_aside[0].reason, "truncated");
@@ -407,9 +413,10 @@ fn an_older_database_gets_the_new_columns_and_its_cancels_recognised() {
         TrialState::Failed {
             reason: "cancelled: enough".into(),
             cancelled: true,
+            checkpoints: Checkpoints::NONE,
         }
     );
-    assert_eq!(r.trials()[1].state, TrialState::Pending);
+    assert!(matches!(r.trials()[1].state, TrialState::Pending { .. }));
 }
 
 #[test]
@@ -499,7 +506,7 @@ fn a_lease_keeps_its_start_across_a_restart() {
         now,
     )
     .unwrap();
-    let TrialState::Succeeded { wall_seconds, .. } = r.trial(spec.id).unwrap().state else {
+    let Some(&Success { wall_seconds, .. }) = r.trial(spec.id).unwrap().state.success() else {
         panic!("not succeeded")
     };
     assert!(

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::state::{Change, FailureKind, Scheduler, Trial, TrialState};
+use crate::state::{Change, FailureKind, Scheduler, Trial};
 
 use super::{BEST_PER_EXPERIMENT, BEST_SHOWN, Phase, TrialCounts, finite, phase};
 
@@ -237,10 +237,7 @@ pub struct Index {
 
 /// A trial's final test accuracy, once it succeeded with a finite one.
 fn accuracy(t: &Trial) -> Option<f64> {
-    match t.state {
-        TrialState::Succeeded { .. } => t.result.as_ref().and_then(|r| finite(r.test_accuracy)),
-        _ => None,
-    }
+    finite(t.state.success()?.result.test_accuracy)
 }
 
 fn position(pos: usize) -> u32 {

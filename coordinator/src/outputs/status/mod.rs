@@ -355,9 +355,9 @@ fn count(n: usize) -> u32 {
 
 fn phase(t: &Trial) -> Phase {
     match t.state {
-        TrialState::Pending => Phase::Pending,
-        TrialState::Leased(_) => Phase::Running,
-        TrialState::Succeeded { .. } => Phase::Succeeded,
+        TrialState::Pending { .. } => Phase::Pending,
+        TrialState::Leased { .. } => Phase::Running,
+        TrialState::Succeeded(_) => Phase::Succeeded,
         TrialState::Failed { .. } => Phase::Failed,
     }
 }
@@ -537,14 +537,17 @@ fn trial_row(s: &Scheduler, index: &Index, pos: usize) -> Option<TrialRow> {
     let t = s.trials().get(pos)?;
     let worker_name = |id| s.workers().get(&id).map(|w| w.name.clone());
     let (worker, failure) = match &t.state {
-        TrialState::Pending => (None, None),
-        TrialState::Leased(l) => (worker_name(l.worker), None),
-        TrialState::Succeeded { worker, .. } => (worker_name(*worker), None),
+        TrialState::Pending { .. } => (None, None),
+        TrialState::Leased { lease, .. } => (worker_name(lease.worker), None),
+        TrialState::Succeeded(s) => (worker_name(s.worker), None),
         TrialState::Failed { reason, .. } => (None, Some(reason.clone())),
     };
     let last = t.epochs.last();
-    let (test, train) = match &t.result {
-        Some(r) => (finite(r.test_accuracy), finite(r.train_accuracy)),
+    let (test, train) = match t.state.success() {
+        Some(s) => (
+            finite(s.result.test_accuracy),
+            finite(s.result.train_accuracy),
+        ),
         None => (
             last.and_then(|m| finite(m.test_accuracy)),
             last.and_then(|m| finite(m.train_accuracy)),
@@ -605,7 +608,7 @@ fn build(sweep: &str, s: &Scheduler, index: &Index, clock: Clock, rows: Vec<usiz
         Some(Best {
             trial: t.spec.name.clone(),
             experiment: t.spec.experiment.clone(),
-            test_accuracy: t.result.as_ref().and_then(|r| finite(r.test_accuracy))?,
+            test_accuracy: finite(t.state.success()?.result.test_accuracy)?,
         })
     });
     let f = forecast::forecast(s, index, now);

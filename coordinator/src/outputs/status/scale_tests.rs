@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use prost::Message as _;
 use sweep_common::grid::Grid;
-use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, TrialSpec, WorkerId};
+use sweep_common::{ConfusionMatrix, EpochMetrics, FinalMetrics, TrialResult, TrialSpec, WorkerId};
 use sweep_proto::v1;
 
 use super::*;
@@ -54,12 +54,14 @@ fn result(spec: &TrialSpec, correct: u64) -> TrialResult {
     test_m.counts[1] = test as u64 - test_m.counts[0];
     TrialResult {
         epochs: (1..=spec.params.epochs).map(metrics).collect(),
-        train_accuracy: train_m.accuracy(),
-        test_accuracy: test_m.accuracy(),
-        train_confusion: train_m,
-        test_confusion: test_m,
-        train_seconds: 1.0,
-        dataset_images: n as u64,
+        last: FinalMetrics {
+            train_accuracy: train_m.accuracy(),
+            test_accuracy: test_m.accuracy(),
+            train_confusion: train_m,
+            test_confusion: test_m,
+            train_seconds: 1.0,
+            dataset_images: n as u64,
+        },
     }
 }
 

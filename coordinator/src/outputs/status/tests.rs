@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sweep_common::grid::Grid;
-use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, TrialSpec, WorkerId};
+use sweep_common::{ConfusionMatrix, EpochMetrics, FinalMetrics, TrialResult, TrialSpec, WorkerId};
 use sweep_proto::v1;
 
 use super::*;
@@ -52,12 +52,14 @@ fn result(spec: &TrialSpec, seconds: f64, correct_test: u64) -> TrialResult {
         epochs: (1..=spec.params.epochs)
             .map(|e| metrics(e, seconds, test_m.accuracy()))
             .collect(),
-        train_accuracy: train_m.accuracy(),
-        test_accuracy: test_m.accuracy(),
-        train_confusion: train_m,
-        test_confusion: test_m,
-        train_seconds: seconds * 5.0,
-        dataset_images: n as u64,
+        last: FinalMetrics {
+            train_accuracy: train_m.accuracy(),
+            test_accuracy: test_m.accuracy(),
+            train_confusion: train_m,
+            test_confusion: test_m,
+            train_seconds: seconds * 5.0,
+            dataset_images: n as u64,
+        },
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use sweep_common::grid::Grid;
-use sweep_common::{ConfusionMatrix, EpochMetrics, TrialResult, TrialSpec, WorkerId};
+use sweep_common::{ConfusionMatrix, EpochMetrics, FinalMetrics, TrialResult, TrialSpec, WorkerId};
 
 use super::*;
 use crate::state::{Config, LeaseKey, LeaseOutcome, Outcome, Scheduler};
@@ -35,12 +35,14 @@ fn result(spec: &TrialSpec) -> TrialResult {
     test_m.counts[1] = test as u64 - test_m.counts[0];
     TrialResult {
         epochs: (1..=spec.params.epochs).map(metrics).collect(),
-        train_accuracy: train_m.accuracy(),
-        test_accuracy: test_m.accuracy(),
-        train_confusion: train_m,
-        test_confusion: test_m,
-        train_seconds: 4.0,
-        dataset_images: n as u64,
+        last: FinalMetrics {
+            train_accuracy: train_m.accuracy(),
+            test_accuracy: test_m.accuracy(),
+            train_confusion: train_m,
+            test_confusion: test_m,
+            train_seconds: 4.0,
+            dataset_images: n as u64,
+        },
     }
 }
 

@@ -6,10 +6,12 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use sweep_common::grid::Grid;
-use sweep_common::{ConfusionMatrix, EpochMetrics, TrialId, TrialResult, TrialSpec, WorkerId};
+use sweep_common::{
+    ConfusionMatrix, EpochMetrics, FinalMetrics, TrialId, TrialResult, TrialSpec, WorkerId,
+};
 
 use super::*;
-use crate::state::{CancelSelector, Config, LeaseKey, LeaseOutcome, Outcome};
+use crate::state::{CancelSelector, Config, LeaseKey, LeaseOutcome, Outcome, TrialState};
 use crate::status::forecast;
 
 const GRID: &str = "[sweep]\nname='s'\n\
@@ -52,12 +54,14 @@ fn result(spec: &TrialSpec, correct: u64, seconds: f64) -> TrialResult {
         epochs: (1..=spec.params.epochs)
             .map(|e| metrics(e, seconds))
             .collect(),
-        train_accuracy: train_m.accuracy(),
-        test_accuracy: test_m.accuracy(),
-        train_confusion: train_m,
-        test_confusion: test_m,
-        train_seconds: 1.0,
-        dataset_images: n as u64,
+        last: FinalMetrics {
+            train_accuracy: train_m.accuracy(),
+            test_accuracy: test_m.accuracy(),
+            train_confusion: train_m,
+            test_confusion: test_m,
+            train_seconds: 1.0,
+            dataset_images: n as u64,
+        },
     }
 }
 
@@ -90,7 +94,9 @@ fn leases(s: &Scheduler) -> Vec<(WorkerId, TrialId, u32, u32)> {
     s.trials()
         .iter()
         .filter_map(|t| match t.state {
-            TrialState::Leased(l) => Some((l.worker, t.spec.id, l.attempt, count(t.epochs.len()))),
+            TrialState::Leased { lease: l, .. } => {
+                Some((l.worker, t.spec.id, l.attempt, count(t.epochs.len())))
+            }
             _ => None,
         })
         .collect()
@@ -185,7 +191,7 @@ fn reference(s: &Scheduler, now: Instant) -> (Option<f64>, Option<f64>) {
         mean(&mut std::iter::once(t))
             .or_else(|| {
                 mean(&mut s.trials().iter().filter(|u| {
-                    &u.spec.experiment == e && matches!(u.state, TrialState::Succeeded { .. })
+                    &u.spec.experiment == e && matches!(u.state, TrialState::Succeeded(_))
                 }))
             })
             .or_else(|| mean(&mut s.trials().iter().filter(|u| &u.spec.experiment == e)))
@@ -202,7 +208,7 @@ fn reference(s: &Scheduler, now: Instant) -> (Option<f64>, Option<f64>) {
     let running: Vec<&Trial> = s
         .trials()
         .iter()
-        .filter(|t| matches!(t.state, TrialState::Leased(_)))
+        .filter(|t| matches!(t.state, TrialState::Leased { .. }))
         .collect();
     let rates: Vec<f64> = running
         .iter()
