@@ -183,6 +183,23 @@ impl LocalArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// Prints what a grid will cost, without training: per experiment the trials, epochs,
+    /// parameters per model and memory per trial, and with --from the compute and wall time.
+    Plan {
+        /// The grid file.
+        #[arg(long, value_name = "FILE")]
+        grid: PathBuf,
+        /// Only this experiment (repeatable) [default: all].
+        #[arg(long = "only", value_name = "EXPERIMENT")]
+        only: Vec<String>,
+        /// The output folder of an earlier sweep on these machines: its results.json's epoch
+        /// times give the rate of the time estimate.
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
+        /// The workers to estimate the wall time for: cpu:N and gpu:N, comma-separated.
+        #[arg(long, value_name = "SET", default_value = "cpu:2")]
+        workers: String,
+    },
     /// Remakes the report (report.md, report.html, CSVs, figures) from DIR/results.json,
     /// without retraining.
     Report {
@@ -490,6 +507,47 @@ fn report(out: &Path) -> Exit {
     }
 }
 
+/// `coordinator plan --grid FILE [--from DIR] [--workers SET]`: prints the plan, or the error.
+fn plan(grid_file: &Path, only: &[String], from: Option<&Path>, workers: &str) -> Exit {
+    use sweep_coordinator::plan;
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {e}");
+        Exit::CannotStart
+    };
+    let mut grid = match Grid::from_file(grid_file) {
+        Ok(g) => g,
+        Err(e) => return fail(&e),
+    };
+    if let Err(e) = grid.select(only) {
+        return fail(&e);
+    }
+    let (cpu, gpu) = match plan::parse_workers(workers) {
+        Ok(w) => w,
+        Err(e) => return fail(&format!("--workers {workers:?}: {e}")),
+    };
+    let rate = match from {
+        None => None,
+        Some(dir) => {
+            let path = dir.join("results.json");
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) => return fail(&format!("--from: cannot read {}: {e}", path.display())),
+            };
+            match sweep_coordinator::report::parse(&text, &path) {
+                Ok(r) => plan::rate(&r),
+                Err(e) => return fail(&e),
+            }
+        }
+    };
+    if from.is_some() && rate.is_none() {
+        return fail(&"--from: that sweep recorded no epoch to measure");
+    }
+    let p = plan::plan(&grid, rate.map(|r| r.0), (cpu + gpu) as usize);
+    let from = from.map(|d| d.display().to_string());
+    print!("{}", plan::text(&p, workers, rate, from.as_deref()));
+    Exit::Success
+}
+
 fn runtime() -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Runtime::new() {
         Ok(rt) => Some(rt),
@@ -633,6 +691,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let exit = match &cli.command {
         Some(Command::Report { out }) => report(out),
+        Some(Command::Plan {
+            grid,
+            only,
+            from,
+            workers,
+        }) => plan(grid, only, from.as_deref(), workers),
         Some(Command::Status {
             addr,
             json,
