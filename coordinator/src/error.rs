@@ -48,6 +48,16 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Every local worker (`--local-workers`, `--local-gpus`) was given up: crashed too often,
+    /// or cannot run (see `local::restart`). The sweep stopped; rerunning resumes it.
+    #[error(
+        "every local worker stopped for good, so the sweep stopped (rerun the same command to \
+         resume it): {message}"
+    )]
+    LocalWorkers {
+        /// Each worker and why it was given up.
+        message: String,
+    },
     /// The sweep ended, but some of its outputs could not be written.
     #[error(
         "the sweep ended and every trial is recorded in {database}, but {errors}; fix that and \
@@ -186,6 +196,7 @@ impl From<Error> for Status {
             | Error::Locked { .. }
             | Error::NotWritable { .. }
             | Error::Outputs { .. }
+            | Error::LocalWorkers { .. }
             | Error::Store(_)
             | Error::Bind { .. }
             | Error::Transport(_)

@@ -104,7 +104,8 @@ impl Exit {
             | Error::Store(_)
             | Error::Storage { .. }
             | Error::Transport(_)
-            | Error::Http(_) => running,
+            | Error::Http(_)
+            | Error::LocalWorkers { .. } => running,
             // The sweep ended, its outputs could not all be written.
             Error::Outputs { .. } => Exit::StoppedByError,
             // Errors of single requests never end a run; if one did, the run failed.

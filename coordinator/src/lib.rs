@@ -5,7 +5,8 @@
 //! The scheduling logic is the pure state machine in [`state`]; [`actor`] owns it, [`service`]
 //! is the thin tonic shell, [`results`] and [`report`] write the outputs. [`status`] computes
 //! what people see while it runs, shown by [`console`] (the terminal), the `Status` RPC and
-//! [`web`] (the live web view). [`run`] wires them together.
+//! [`web`] (the live web view). [`local`] starts and supervises workers as children of the
+//! coordinator. [`run`] wires them together.
 //!
 //! The folders show the architecture: `engine/` is the core (state machine, its owner, the
 //! database), `serve/` the ways in (gRPC service, authentication, uploads, web view, metrics),
@@ -15,12 +16,13 @@
 mod engine;
 mod error;
 pub mod exit;
+pub mod local;
 mod outputs;
 mod serve;
 
 pub use engine::{actor, lock, state, store};
 use engine::{private, startup};
-pub use outputs::{console, report, results, status};
+pub use outputs::{console, plan, report, results, status};
 pub use serve::{artifacts, auth, metrics, service, web};
 
 use std::future::Future;
@@ -74,6 +76,8 @@ pub struct Options {
     /// Put the trials that failed for good (cancelled ones aside) back in the queue before
     /// serving (`--retry-failed`).
     pub retry_failed: bool,
+    /// Workers to start as children (`--local-workers`, `--local-gpus`); none: only remote ones.
+    pub local: Option<local::Spec>,
 }
 
 /// The gRPC server's TLS settings, as PEM.
@@ -104,6 +108,7 @@ impl Options {
             tls: None,
             insecure: false,
             retry_failed: false,
+            local: None,
             console: Console::new(false),
         }
     }
@@ -283,8 +288,9 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
 }
 
 /// Runs a sweep of `grid` until every trial has ended (or `shutdown` resolves), serving workers
-/// on `options.listen` (and the live web view on `options.http`). `on_listen` is called with the
-/// bound addresses once both servers listen.
+/// on `options.listen` (and the live web view on `options.http`), with the local workers
+/// `options.local` asks for. `on_listen` is called with the bound addresses once both servers
+/// listen.
 pub async fn run(
     options: Options,
     mut grid: Grid,
@@ -296,7 +302,6 @@ pub async fn run(
         max_attempts: grid.max_attempts,
         retry_after: options.heartbeat_interval.min(Duration::from_secs(1)),
     };
-    let experiments = grid.experiments.len();
     // Held until this function returns (the process ends right after).
     let _locks = startup::lock_folders(&options)?;
     let (store, scheduler) = open_state(&options, &mut grid, config)?;
@@ -307,71 +312,49 @@ pub async fn run(
         Some(a) => Some(bind(a).await?),
         None => None,
     };
-
-    info!(sweep = %grid.name, trials = scheduler.trials().len(), experiments, "grid expanded");
     let sweep = grid.name.clone();
-    let (handle, mut finished, mut actor_task) = actor::spawn(actor::Actor {
-        scheduler,
-        grid,
-        grid_file: options.grid_file.display().to_string(),
-        out_dir: options.out_dir.clone(),
-        state_dir: options.state_dir(),
-        store,
-        tick: (options.lease_ttl / 10).clamp(Duration::from_millis(20), Duration::from_secs(1)),
-        progress_every: options.progress_every,
-        console: options.console.clone(),
-        started: Instant::now(),
-    });
-
-    let (server_task, stop_tx) =
-        serve_grpc(&options, handle.clone(), sweep, worker_key, listener).await?;
+    let (handle, finished, actor_task) = spawn_owner(&options, grid, scheduler, store);
+    let servers = Servers::start(&options, &handle, sweep, worker_key, listener, http).await?;
     info!(%addr, tls = options.tls.is_some(), tokens = options.tokens.enabled(), "listening");
     if options.insecure {
         warn!(%addr, "--insecure: serving a non-loopback address without TLS and a worker token; anyone who reaches it can take trials, report results and read the sweep");
     }
-    let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
-    let http_task = http
-        .map(|(listener, http_addr)| serve_http(listener, http_addr, handle.clone(), http_stopped));
     on_listen(Listening {
         grpc: addr,
-        http: http_task.as_ref().map(|(a, _)| *a),
+        http: servers.http_addr(),
     });
-
-    // Wait for the end of the sweep (or a shutdown request), then linger until the workers have
-    // been told, so they exit on their own.
-    let mut actor_ended = None;
-    let stopped_early = tokio::select! {
-        _ = finished.wait_for(Option::is_some) => false,
-        () = shutdown => true,
-        r = &mut actor_task => {
-            actor_ended = Some(r);
-            true
+    let mut local = options.local.as_ref().map(|spec| {
+        local::Supervisor::start(
+            spec,
+            &local::loopback_url(addr),
+            &options.out_dir.join("logs"),
+        )
+    });
+    let mut actor_task = actor_task;
+    let mut finished = finished;
+    let end = wait_for_end(&mut finished, shutdown, &mut actor_task, local.as_mut()).await;
+    let gave_up = match end {
+        End::OwnerStopped(r) => {
+            servers.signal_stop();
+            stop_local(local, Duration::ZERO).await;
+            return Err(owner_stopped(r, &database));
+        }
+        End::Finished => {
+            linger(&handle, options.linger).await;
+            // Told that the sweep is finished, local workers exit on their own.
+            stop_local(local, options.linger).await;
+            None
+        }
+        End::Stopped { gave_up } => {
+            // Stopped while the server still serves, so that they drain: their trials are
+            // checkpointed and their leases given back.
+            stop_local(local, Duration::ZERO).await;
+            gave_up
         }
     };
-    if let Some(r) = actor_ended {
-        // The state owner stopped on its own: only a database failure does that.
-        let _ = stop_tx.send(());
-        let _ = http_stop.send(true);
-        return Err(owner_stopped(r, &database));
-    }
-    if !stopped_early {
-        linger(&handle, options.linger).await;
-    }
-    let progress = handle.progress().await?;
-    let _ = stop_tx.send(());
-    let _ = http_stop.send(true);
-    if let Some((_, task)) = http_task {
-        stop_http(task).await;
-    }
-    drop(handle);
-    match server_task.await {
-        Ok(result) => result?,
-        Err(e) => tracing::error!(error = %e, "grpc server task failed"),
-    }
-    match actor_task.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e),
-        Err(e) => tracing::error!(error = %e, "state owner task failed"),
+    let progress = finish(actor_task, servers, handle).await?;
+    if let Some(message) = gave_up {
+        return Err(Error::LocalWorkers { message });
     }
     // Never "finished" with a path that was not written.
     let not_written = finished.borrow().clone().unwrap_or_default();
@@ -382,6 +365,146 @@ pub async fn run(
         });
     }
     Ok(summary(&options, progress, database))
+}
+
+/// How the wait for the end of a sweep ended.
+enum End {
+    /// Every trial has ended.
+    Finished,
+    /// Asked to stop (`shutdown`), or every local worker was given up (why).
+    Stopped { gave_up: Option<String> },
+    /// The state owner stopped on its own: only a database failure does that.
+    OwnerStopped(Result<Result<(), Error>, tokio::task::JoinError>),
+}
+
+/// Waits for the end of the sweep, a shutdown request, the state owner's stop, or the end of
+/// every local worker.
+async fn wait_for_end(
+    finished: &mut tokio::sync::watch::Receiver<actor::Ended>,
+    shutdown: impl Future<Output = ()>,
+    actor_task: &mut tokio::task::JoinHandle<Result<(), Error>>,
+    local: Option<&mut local::Supervisor>,
+) -> End {
+    let gave_up = async {
+        match local {
+            Some(l) => l.all_gave_up().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = finished.wait_for(Option::is_some) => End::Finished,
+        () = shutdown => End::Stopped { gave_up: None },
+        r = actor_task => End::OwnerStopped(r),
+        why = gave_up => End::Stopped { gave_up: Some(why) },
+    }
+}
+
+/// Stops the local workers, if any (see [`local::Supervisor::stop`]).
+async fn stop_local(local: Option<local::Supervisor>, wait: Duration) {
+    if let Some(l) = local {
+        l.stop(wait).await;
+    }
+}
+
+/// Starts the state's owner over `scheduler` and `store`.
+fn spawn_owner(
+    options: &Options,
+    grid: Grid,
+    scheduler: state::Scheduler,
+    store: store::Store,
+) -> (
+    actor::Handle,
+    tokio::sync::watch::Receiver<actor::Ended>,
+    tokio::task::JoinHandle<Result<(), Error>>,
+) {
+    info!(sweep = %grid.name, trials = scheduler.trials().len(), experiments = grid.experiments.len(), "grid expanded");
+    actor::spawn(actor::Actor {
+        scheduler,
+        grid,
+        grid_file: options.grid_file.display().to_string(),
+        out_dir: options.out_dir.clone(),
+        state_dir: options.state_dir(),
+        store,
+        tick: (options.lease_ttl / 10).clamp(Duration::from_millis(20), Duration::from_secs(1)),
+        progress_every: options.progress_every,
+        console: options.console.clone(),
+        started: Instant::now(),
+    })
+}
+
+/// Takes the sweep's last progress, stops the servers and waits for the state's owner.
+async fn finish(
+    actor_task: tokio::task::JoinHandle<Result<(), Error>>,
+    servers: Servers,
+    handle: actor::Handle,
+) -> Result<actor::Progress, Error> {
+    let progress = handle.progress().await?;
+    servers.stop().await?;
+    drop(handle);
+    match actor_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(e) => tracing::error!(error = %e, "state owner task failed"),
+    }
+    Ok(progress)
+}
+
+/// The gRPC server and the live web view, running.
+struct Servers {
+    grpc: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    grpc_stop: tokio::sync::oneshot::Sender<()>,
+    http: Option<(SocketAddr, tokio::task::JoinHandle<Result<(), Error>>)>,
+    http_stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Servers {
+    /// Serves gRPC on `listener`, and the web view on `http` when given.
+    async fn start(
+        options: &Options,
+        handle: &actor::Handle,
+        sweep: String,
+        worker_key: auth::WorkerKey,
+        listener: TcpListener,
+        http: Option<(TcpListener, SocketAddr)>,
+    ) -> Result<Servers, Error> {
+        let (grpc, grpc_stop) =
+            serve_grpc(options, handle.clone(), sweep, worker_key, listener).await?;
+        let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
+        let http = http.map(|(listener, http_addr)| {
+            serve_http(listener, http_addr, handle.clone(), http_stopped)
+        });
+        Ok(Servers {
+            grpc,
+            grpc_stop,
+            http,
+            http_stop,
+        })
+    }
+
+    /// The web view's address, when it serves.
+    fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|(a, _)| *a)
+    }
+
+    /// Tells both servers to stop, without waiting.
+    fn signal_stop(self) {
+        let _ = self.grpc_stop.send(());
+        let _ = self.http_stop.send(true);
+    }
+
+    /// Stops both servers and waits for them.
+    async fn stop(self) -> Result<(), Error> {
+        let _ = self.grpc_stop.send(());
+        let _ = self.http_stop.send(true);
+        if let Some((_, task)) = self.http {
+            stop_http(task).await;
+        }
+        match self.grpc.await {
+            Ok(result) => result?,
+            Err(e) => tracing::error!(error = %e, "grpc server task failed"),
+        }
+        Ok(())
+    }
 }
 
 /// What a run that ended leaves, from its last progress.

@@ -84,10 +84,122 @@ struct Cli {
     /// retries those). Their earlier attempts stay in the results.
     #[arg(long)]
     retry_failed: bool,
+    #[command(flatten)]
+    local: LocalArgs,
+}
+
+/// Workers started by the coordinator itself, on this machine.
+#[derive(Debug, clap::Args)]
+struct LocalArgs {
+    /// Start N CPU workers as children of the coordinator (on loopback; each gets the cores
+    /// divided by N as --threads), restarted when they crash and stopped at the end. Remote
+    /// workers can still join.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    local_workers: Option<u32>,
+    /// Start one worker per GPU as children of the coordinator (`--gpu N --slots auto`): `all`
+    /// (the GPUs nvidia-smi lists) or a list, `0,1`.
+    #[arg(long, value_name = "all|LIST", value_parser = parse_gpus)]
+    local_gpus: Option<Gpus>,
+    /// The worker executable for local workers [default: `worker` next to the coordinator's].
+    #[arg(long, value_name = "FILE", env = "SWEEP_WORKER_BIN")]
+    worker_bin: Option<PathBuf>,
+    /// --data-dir for local workers [default: the worker's, `data` or SWEEP_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// One more argument for every local worker (repeatable): `--local-worker-arg=--offline`.
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    local_worker_arg: Vec<String>,
+}
+
+/// `--local-gpus`: every GPU, or these.
+#[derive(Debug, Clone)]
+enum Gpus {
+    All,
+    List(Vec<u32>),
+}
+
+fn parse_gpus(s: &str) -> Result<Gpus, String> {
+    if s == "all" {
+        return Ok(Gpus::All);
+    }
+    let mut list = Vec::new();
+    for part in s.split(',') {
+        let n: u32 = part.trim().parse().map_err(|_| {
+            format!("{part:?} is not a GPU number: give `all` or a list such as 0,1")
+        })?;
+        if list.contains(&n) {
+            return Err(format!("GPU {n} is listed twice"));
+        }
+        list.push(n);
+    }
+    Ok(Gpus::List(list))
+}
+
+impl LocalArgs {
+    /// The local workers asked for, checked (the worker executable found), if any.
+    fn spec(
+        self,
+        worker_token_file: Option<&Path>,
+        tls: bool,
+    ) -> anyhow::Result<Option<sweep_coordinator::local::Spec>> {
+        use sweep_coordinator::local::{Device, Spec, all_gpus, find_worker};
+        let gpus = match &self.local_gpus {
+            None => Vec::new(),
+            Some(Gpus::All) => all_gpus().map_err(anyhow::Error::msg)?,
+            Some(Gpus::List(l)) => l.clone(),
+        };
+        let cpus = self.local_workers.unwrap_or(0);
+        if cpus == 0 && gpus.is_empty() {
+            if !self.local_worker_arg.is_empty() || self.data_dir.is_some() {
+                anyhow::bail!(
+                    "--data-dir and --local-worker-arg are for local workers: add \
+                     --local-workers N or --local-gpus"
+                );
+            }
+            return Ok(None);
+        }
+        if tls {
+            anyhow::bail!(
+                "local workers connect on loopback without TLS, and this coordinator serves \
+                 TLS only: drop --tls-cert for a one-machine sweep, or start workers by hand \
+                 with --tls-ca"
+            );
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = u32::try_from(cores / cpus.max(1) as usize)
+            .unwrap_or(1)
+            .max(1);
+        let mut devices: Vec<Device> = (0..cpus).map(|_| Device::Cpu { threads }).collect();
+        devices.extend(gpus.into_iter().map(Device::Gpu));
+        Ok(Some(Spec {
+            devices,
+            program: find_worker(self.worker_bin).map_err(anyhow::Error::msg)?,
+            data_dir: self.data_dir,
+            token_file: worker_token_file.map(Path::to_owned),
+            args: self.local_worker_arg,
+        }))
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// Prints what a grid will cost, without training: per experiment the trials, epochs,
+    /// parameters per model and memory per trial, and with --from the compute and wall time.
+    Plan {
+        /// The grid file.
+        #[arg(long, value_name = "FILE")]
+        grid: PathBuf,
+        /// Only this experiment (repeatable) [default: all].
+        #[arg(long = "only", value_name = "EXPERIMENT")]
+        only: Vec<String>,
+        /// The output folder of an earlier sweep on these machines: its results.json's epoch
+        /// times give the rate of the time estimate.
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
+        /// The workers to estimate the wall time for: cpu:N and gpu:N, comma-separated.
+        #[arg(long, value_name = "SET", default_value = "cpu:2")]
+        workers: String,
+    },
     /// Remakes the report (report.md, report.html, CSVs, figures) from DIR/results.json,
     /// without retraining.
     Report {
@@ -338,6 +450,9 @@ impl TryFrom<Cli> for (Options, Grid) {
         options.progress_every = cli.progress_every;
         options.http = cli.http;
         options.retry_failed = cli.retry_failed;
+        options.local = cli
+            .local
+            .spec(cli.worker_token_file.as_deref(), options.tls.is_some())?;
         Ok((options, grid))
     }
 }
@@ -390,6 +505,47 @@ fn report(out: &Path) -> Exit {
             Exit::of_report_error(&e)
         }
     }
+}
+
+/// `coordinator plan --grid FILE [--from DIR] [--workers SET]`: prints the plan, or the error.
+fn plan(grid_file: &Path, only: &[String], from: Option<&Path>, workers: &str) -> Exit {
+    use sweep_coordinator::plan;
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {e}");
+        Exit::CannotStart
+    };
+    let mut grid = match Grid::from_file(grid_file) {
+        Ok(g) => g,
+        Err(e) => return fail(&e),
+    };
+    if let Err(e) = grid.select(only) {
+        return fail(&e);
+    }
+    let (cpu, gpu) = match plan::parse_workers(workers) {
+        Ok(w) => w,
+        Err(e) => return fail(&format!("--workers {workers:?}: {e}")),
+    };
+    let rate = match from {
+        None => None,
+        Some(dir) => {
+            let path = dir.join("results.json");
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) => return fail(&format!("--from: cannot read {}: {e}", path.display())),
+            };
+            match sweep_coordinator::report::parse(&text, &path) {
+                Ok(r) => plan::rate(&r),
+                Err(e) => return fail(&e),
+            }
+        }
+    };
+    if from.is_some() && rate.is_none() {
+        return fail(&"--from: that sweep recorded no epoch to measure");
+    }
+    let p = plan::plan(&grid, rate.map(|r| r.0), (cpu + gpu) as usize);
+    let from = from.map(|d| d.display().to_string());
+    print!("{}", plan::text(&p, workers, rate, from.as_deref()));
+    Exit::Success
 }
 
 fn runtime() -> Option<tokio::runtime::Runtime> {
@@ -535,6 +691,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let exit = match &cli.command {
         Some(Command::Report { out }) => report(out),
+        Some(Command::Plan {
+            grid,
+            only,
+            from,
+            workers,
+        }) => plan(grid, only, from.as_deref(), workers),
         Some(Command::Status {
             addr,
             json,

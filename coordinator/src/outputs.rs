@@ -1,7 +1,9 @@
 //! The ways out: `results.json` and `summary.md` ([`results`]), the report ([`report`]), what
-//! people see while the sweep runs ([`status`]) and the terminal it is drawn on ([`console`]).
+//! people see while the sweep runs ([`status`]) and the terminal it is drawn on ([`console`]);
+//! what a grid will cost before it runs ([`plan`]).
 
 pub mod console;
+pub mod plan;
 pub mod report;
 pub mod results;
 pub mod status;

@@ -65,6 +65,7 @@ fn expected(e: &Error) -> (Code, &'static str) {
         Error::Connect { .. } => (Code::Internal, "errors_no_call_can_provoke"),
         Error::Remote { code, .. } => (*code, "errors_no_call_can_provoke"),
         Error::Http(_) => (Code::Internal, "errors_no_call_can_provoke"),
+        Error::LocalWorkers { .. } => (Code::Internal, "errors_no_call_can_provoke"),
         Error::CheckpointDamaged { .. } => (Code::DataLoss, "checkpoint_errors"),
     }
 }
@@ -551,6 +552,9 @@ async fn errors_no_call_can_provoke() {
     });
     assert_maps(Error::Transport(refused_connection().await));
     assert_maps(Error::Http(std::io::Error::other("gone")));
+    assert_maps(Error::LocalWorkers {
+        message: "local-cpu-1: it cannot run trials".into(),
+    });
     for code in [
         Code::Unauthenticated,
         Code::InvalidArgument,

@@ -4,8 +4,8 @@
 
 use super::params::Param;
 use super::rules::{
-    MAX_ATTEMPTS, MAX_CHECKPOINT_EVERY, MAX_TRIALS_LIMIT, SPLIT_RATIO_RULE, allowed, integer,
-    name_rule, one_of, truncate,
+    MAX_ATTEMPTS, MAX_CHECKPOINT_EVERY, MAX_REPEATS, MAX_TRIALS_LIMIT, SPLIT_RATIO_RULE, allowed,
+    integer, name_rule, one_of, truncate,
 };
 use super::suggest::{Quote, did_you_mean};
 use super::{GridError, search};
@@ -24,6 +24,7 @@ const EXPERIMENT_KEYS: &[&str] = &[
     "grid",
     "stopping",
     "sample",
+    "repeats",
 ];
 
 /// Refuses what no grid file holds before the TOML parser sees it: control characters, which
@@ -326,6 +327,9 @@ fn allows(place: Place<'_>) -> Option<String> {
         Place::SweepKey("seed") => integer(0, i64::MAX),
         Place::SweepKey("max_attempts") => integer(1, MAX_ATTEMPTS),
         Place::SweepKey("max_trials") => integer(1, MAX_TRIALS_LIMIT),
+        Place::SweepKey("repeats") | Place::ExperimentKey("repeats") => {
+            format!("{} (seeds per configuration)", integer(1, MAX_REPEATS))
+        }
         Place::SweepKey(_) => return None,
         Place::Experiments => "tables, each written [[experiment]]".to_owned(),
         Place::Experiment => "a table: [[experiment]]".to_owned(),

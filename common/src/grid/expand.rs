@@ -55,13 +55,14 @@ pub(super) fn expand(raw: RawFile, text: &str, origin: &str) -> Result<Grid, Gri
             "a grid needs at least one [[experiment]] table",
         ));
     }
-    count_trials(&c, &raw, max_trials)?;
+    let sweep_repeats = super::repeats::sweep(&c, sweep.repeats.as_ref())?;
+    count_trials(&c, &raw, max_trials, sweep_repeats)?;
 
     let mut experiments = Vec::with_capacity(raw.experiments.get_ref().len());
     let mut experiment_names: HashMap<String, usize> = HashMap::new();
     let mut trial_names: HashMap<String, (usize, String)> = HashMap::new();
     for (i, e) in raw.experiments.get_ref().iter().enumerate() {
-        let exp = experiment(&c, i, e.get_ref(), seed)?;
+        let exp = experiment(&c, i, e.get_ref(), seed, sweep_repeats)?;
         if let Some(first) = experiment_names.insert(exp.name.clone(), i) {
             return Err(c.err(
                 &e.get_ref().name.span(),
@@ -98,7 +99,12 @@ pub(super) fn expand(raw: RawFile, text: &str, origin: &str) -> Result<Grid, Gri
 
 /// Refuses a grid that expands to more than `max_trials` trials, from the axis sizes alone,
 /// before anything is allocated per trial.
-fn count_trials(c: &Checker<'_>, raw: &RawFile, max_trials: u64) -> Result<(), GridError> {
+fn count_trials(
+    c: &Checker<'_>,
+    raw: &RawFile,
+    max_trials: u64,
+    sweep_repeats: u64,
+) -> Result<(), GridError> {
     let mut total: u64 = 0;
     for (i, e) in raw.experiments.get_ref().iter().enumerate() {
         let axes: Vec<(Param, &RawList)> = axis_values(e.get_ref().axes()).collect();
@@ -108,19 +114,25 @@ fn count_trials(c: &Checker<'_>, raw: &RawFile, max_trials: u64) -> Result<(), G
             .sample
             .as_ref()
             .map_or(1, |s| s.get_ref().trials.get_ref().unsigned_abs().max(1));
+        let repeats = super::repeats::count(e.get_ref(), sweep_repeats);
         let product = axes.iter().try_fold(sampled, |acc, (_, values)| {
             acc.checked_mul(values.get_ref().len() as u64)
         });
+        let product = product.and_then(|p| p.checked_mul(repeats));
         let sum = product.and_then(|p| total.checked_add(p));
         if sum.is_some_and(|s| s <= max_trials) {
             total = sum.unwrap_or(u64::MAX);
             continue;
         }
-        let sizes: Vec<String> = axes
+        let mut sizes: Vec<String> = axes
             .iter()
             .map(|(_, v)| v.get_ref().len().to_string())
             .collect();
-        let names: Vec<&str> = axes.iter().map(|(p, _)| p.key()).collect();
+        let mut names: Vec<&str> = axes.iter().map(|(p, _)| p.key()).collect();
+        if repeats > 1 {
+            sizes.push(repeats.to_string());
+            names.push("seed (repeats)");
+        }
         let count = match product {
             Some(p) => format!("{p} trials"),
             None => format!("more than {} trials", u64::MAX),
@@ -128,10 +140,10 @@ fn count_trials(c: &Checker<'_>, raw: &RawFile, max_trials: u64) -> Result<(), G
         let this = if sampled > 1 {
             format!(
                 "{count} ({sampled} sampled configurations{}{})",
-                if axes.is_empty() { "" } else { " x " },
+                if sizes.is_empty() { "" } else { " x " },
                 sizes.join(" x ")
             )
-        } else if axes.is_empty() {
+        } else if sizes.is_empty() {
             "1 trial (no axis varies)".to_owned()
         } else {
             format!(
@@ -212,8 +224,10 @@ fn experiment(
     i: usize,
     e: &RawExperiment,
     sweep_seed: u64,
+    sweep_repeats: u64,
 ) -> Result<Experiment, GridError> {
     let at = |k: &str| format!("experiment[{i}].{k}");
+    let repeats = super::repeats::of_experiment(c, i, e, sweep_repeats)?;
     let name = c.name(&e.name, &at("name"))?;
     let dataset = c.dataset(&e.dataset, &at("dataset"))?;
     let split_ratio = match &e.split_ratio {
@@ -303,6 +317,17 @@ fn experiment(
         });
         values.insert(param, axis);
     }
+    let repeats_span = e.repeats.as_ref().map_or(e.name.span(), Spanned::span);
+    if let Some(seeds) =
+        super::repeats::seeds(c, &repeats_span, &at("repeats"), sweep_seed, repeats)?
+    {
+        axes.push(Axis {
+            param: Param::Seed,
+            values: seeds.iter().map(|v| v.display()).collect(),
+        });
+        axes.sort_by_key(|a| a.param);
+        values.insert(Param::Seed, seeds);
+    }
     for param in Param::ALL {
         values
             .entry(param)
@@ -335,7 +360,11 @@ fn experiment(
     let template = match &e.trial_name {
         Some(t) => {
             c.template(t, &at("trial_name"))?;
-            t.get_ref().clone()
+            if repeats > 1 {
+                super::repeats::template(t.get_ref().clone())
+            } else {
+                t.get_ref().clone()
+            }
         }
         None => default_template(&axes, sample.as_ref()),
     };

@@ -16,7 +16,8 @@
 //!
 //! An experiment may also give `[experiment.stopping]` (an early-stopping rule) and
 //! `[experiment.sample]` (configurations drawn from distributions, each crossed with the grid's
-//! axes); see [`crate::search`]. Without them, expansion is exactly as above.
+//! axes); see [`crate::search`]. Without them, expansion is exactly as above. `repeats = N`
+//! (in `[sweep]` or an experiment) is shorthand for a seed axis (`repeats.rs`).
 
 mod check;
 mod define;
@@ -26,6 +27,7 @@ mod expand;
 mod files;
 mod params;
 mod parse;
+mod repeats;
 mod rules;
 mod search;
 mod suggest;

@@ -31,6 +31,7 @@ pub(super) struct RawSweep {
     pub seed: Option<Spanned<i64>>,
     pub max_attempts: Option<Spanned<i64>>,
     pub max_trials: Option<Spanned<i64>>,
+    pub repeats: Option<Spanned<i64>>,
 }
 
 /// `[[experiment]]`.
@@ -49,6 +50,7 @@ pub(super) struct RawExperiment {
     pub grid: Option<Spanned<Table<RawAxes>>>,
     pub stopping: Option<Spanned<Table<RawStopping>>>,
     pub sample: Option<Spanned<Table<RawSample>>>,
+    pub repeats: Option<Spanned<i64>>,
 }
 
 impl RawExperiment {

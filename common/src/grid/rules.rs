@@ -21,6 +21,9 @@ pub(super) const MAX_NAME_LEN: usize = 128;
 /// million (from a 50 KB file) a minute and 4 GB, which no sweep of trained models needs.
 pub(super) const MAX_TRIALS_LIMIT: i64 = 1_000_000;
 
+/// Largest `repeats` (seeds per configuration).
+pub(super) const MAX_REPEATS: i64 = 1000;
+
 /// The split ratio's range and meaning.
 pub(super) const SPLIT_RATIO_RULE: &str =
     "a fraction in (0, 1) (the train part of the official training set)";
