@@ -31,6 +31,12 @@
     return x === null || x === undefined || !isFinite(x) ? "-" : Number(x).toFixed(digits);
   }
 
+  // A hyperparameter's number as people write it: 0.001, 3.162e-5, 256.
+  function short(v) {
+    if (v === null || v === undefined || !isFinite(v)) return "-";
+    return Number.isInteger(v) ? String(v) : String(Number(Number(v).toPrecision(4)));
+  }
+
   // One parallel axis per hyperparameter (a choice as categories; a positive number spanning
   // two decades or more on a log scale), then the metric.
   function axes(params, rows, metricLabel) {
@@ -118,7 +124,8 @@
       num("Test acc (%)", "test", 2),
       num("Train acc (%)", "train", 2),
       ...params.map((p, i) => p.numeric
-        ? { title: p.label, field: "p" + i, hozAlign: "right", sorter: "number", headerSort: sortable }
+        ? { title: p.label, field: "p" + i, hozAlign: "right", sorter: "number", headerSort: sortable,
+            formatter: (c) => short(c.getValue()) }
         : { title: p.label, field: "p" + i, sorter: "string", headerSort: sortable }),
     ];
   }
