@@ -114,7 +114,8 @@ fn results_10k() -> serde_json::Value {
                     for &seed in &seeds {
                         let n = trials.len() as u64;
                         let noise = ((n.wrapping_mul(2_654_435_761) % 1000) as f64 / 500.0) - 1.0;
-                        let test = 72.0 + 8.0 * (-(lr.log10() + 3.0).powi(2) / 2.0).exp()
+                        let test = 72.0
+                            + 8.0 * (-(lr.log10() + 3.0).powi(2) / 2.0).exp()
                             + 1.5 * (width as f64 / 16.0).log2()
                             + if act == "relu" { 1.5 } else { 0.0 }
                             - 0.6 * (batch as f64 / 64.0).log2().abs()

@@ -38,7 +38,7 @@
   }
 
   // One parallel axis per hyperparameter (a choice as categories; a positive number spanning
-  // two decades or more on a log scale), then the metric.
+  // two decades or more, but a seed, on a log scale), then the metric.
   function axes(params, rows, metricLabel) {
     const out = params.map((p, d) => {
       const values = rows.map((r) => r[d]).filter((v) => v !== null && v !== undefined);
@@ -47,7 +47,8 @@
         return { dim: d, name: p.label, type: "category", data: cats };
       }
       const lo = Math.min(...values), hi = Math.max(...values);
-      const log = values.length > 0 && lo > 0 && hi / lo >= 100;
+      // Seeds are labels, not magnitudes: never on a log scale.
+      const log = p.key !== "seed" && values.length > 0 && lo > 0 && hi / lo >= 100;
       return { dim: d, name: p.label, type: log ? "log" : "value", scale: true };
     });
     out.push({ dim: params.length, name: metricLabel, type: "value", scale: true });
