@@ -308,6 +308,7 @@ impl TrialArgs {
             state: self.state.as_deref().and_then(|s| s.parse().ok()),
             experiment: self.experiment.clone(),
             trial: self.trial.clone(),
+            ..Default::default()
         })
     }
 }

@@ -5,7 +5,9 @@
 use std::collections::HashSet;
 
 use super::analysis::{self, View, best_config, best_trial, confused_pairs, curves, plural};
+use super::compare;
 use super::figures::{ConfusionPlot, CurvePlot, Panel, Plot};
+use super::importance::Method;
 use super::tables::{self, Metric, Table, fmt_stat};
 use sweep_common::results::{Results, Status, Trial};
 
@@ -281,6 +283,7 @@ fn experiment(b: &mut Builder, view: &View<'_>) {
          points; a large gap means the model overfits its training data.",
     )]);
     best(b, view);
+    importance(b, view);
 
     b.heading(3, "Trials");
     b.table(None, tables::trials(&view.trials));
@@ -291,6 +294,61 @@ fn experiment(b: &mut Builder, view: &View<'_>) {
 
     b.heading(3, "Most confused classes");
     confusion(b, view);
+}
+
+/// Each varied hyperparameter's share of the final test accuracy's variance
+/// ([`super::importance`]).
+fn importance(b: &mut Builder, view: &View<'_>) {
+    let params = compare::varied(view);
+    if params.is_empty() {
+        return;
+    }
+    b.heading(3, "Hyperparameter importance");
+    let imp = match compare::importance_of(view, &params) {
+        Ok(imp) => imp,
+        Err(e) => {
+            b.para(vec![text(format!("Not computed: {e}."))]);
+            return;
+        }
+    };
+    let mut rows: Vec<Vec<String>> = params
+        .iter()
+        .zip(&imp.shares)
+        .map(|(&p, share)| vec![analysis::label(p), format!("{:.1}", 100.0 * share)])
+        .collect();
+    if let Some(rest) = imp.rest {
+        rows.push(vec![
+            "Interactions and noise".to_owned(),
+            format!("{:.1}", 100.0 * rest),
+        ]);
+    }
+    b.table(
+        None,
+        Table {
+            header: vec![
+                "Hyperparameter".to_owned(),
+                "Share of the test accuracy's variance (%)".to_owned(),
+            ],
+            rows,
+            numeric: vec![false, true],
+        },
+    );
+    b.para(vec![text(match imp.method {
+        Method::Exact => format!(
+            "Exact main-effect variance decomposition over the {} succeeded trials of a full \
+             grid: each hyperparameter's share is the variance of the mean test accuracy of its \
+             values; what the main effects leave is the interactions between hyperparameters \
+             and the noise between repeats.",
+            imp.trials
+        ),
+        Method::Estimated => format!(
+            "Estimated over the {} succeeded trials (not a full grid, so the effects overlap and \
+             need not sum to 100 %): epsilon squared of each hyperparameter alone, its values (a \
+             number with more than {} values cut into that many bins of equal counts) as groups.",
+            imp.trials,
+            super::importance::MAX_LEVELS
+        ),
+    })]);
 }
 
 fn best(b: &mut Builder, view: &View<'_>) {

@@ -1,11 +1,15 @@
 //! `report.html`: the document as one self-contained page: inline CSS, every figure as inline
-//! SVG, no script and no external asset, so it opens offline. The markup is well-formed XML
-//! (void elements self-closed), which the tests check with an XML parser.
+//! SVG, the comparison views ([`super::compare`]'s data as inline JSON, drawn by the inline
+//! scripts of [`super::views`]), no external asset, so it opens offline. The markup is
+//! well-formed XML (void elements self-closed; scripts and styles in CDATA sections that HTML
+//! reads as comments), which the tests check with an XML parser.
 
 use std::collections::HashMap;
 
+use super::compare::{self, Data};
 use super::doc::{Block, Document, Span};
 use super::tables::Table;
+use super::views;
 
 const STYLE: &str = "\
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',sans-serif;\
@@ -87,8 +91,45 @@ fn inline_svg(svg: &str) -> &str {
     svg.find("<svg").map_or(svg, |i| &svg[i..])
 }
 
-/// Renders `doc`; `svgs` maps a figure's stem to its SVG text (a missing one is linked only).
-pub fn render(doc: &Document, svgs: &HashMap<String, String>) -> String {
+/// An inline `<script>` whose text is kept from an XML parser by a CDATA section that JavaScript
+/// reads as comments.
+fn script(js: &str) -> String {
+    format!("<script>//<![CDATA[\n{js}\n//]]></script>\n")
+}
+
+/// An inline `<style>`, likewise.
+fn style(css: &str) -> String {
+    format!("<style>/*<![CDATA[*/\n{css}\n/*]]>*/</style>\n")
+}
+
+/// The comparison views' section: its place, its data and the scripts that draw it.
+fn compare_section(data: &Data) -> String {
+    let mut h = String::from(
+        "<h2 id=\"compare\">Compare trials</h2>\n<p>Every trial of an experiment as one line \
+         across its hyperparameters and its final test accuracy (drag along an axis to select a \
+         range: the table below then lists only those trials), how much of the test \
+         accuracy's variance each hyperparameter explains, and every trial in a table (click a \
+         header to sort).</p>\n<div id=\"sweep-compare\"><noscript><p>The comparison views \
+         need JavaScript; the tables below and <code>results.csv</code> hold the same \
+         numbers.</p></noscript></div>\n",
+    );
+    h.push_str(&format!(
+        "<script type=\"application/json\" id=\"sweep-compare-data\">{}</script>\n",
+        compare::embedded_json(data)
+    ));
+    h.push_str(&style(views::VENDOR_CSS));
+    h.push_str(&style(views::COMPARE_CSS));
+    h.push_str(&script(views::VENDOR_JS));
+    h.push_str(&script(views::COMPARE_JS));
+    h.push_str(&script(
+        "SweepCompare.report(JSON.parse(document.getElementById(\"sweep-compare-data\").textContent));",
+    ));
+    h
+}
+
+/// Renders `doc` with the comparison views of `compare`; `svgs` maps a figure's stem to its SVG
+/// text (a missing one is linked only).
+pub fn render(doc: &Document, svgs: &HashMap<String, String>, compare: &Data) -> String {
     let mut h = String::new();
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n");
     h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n");
@@ -96,28 +137,28 @@ pub fn render(doc: &Document, svgs: &HashMap<String, String>) -> String {
     h.push_str(&format!(
         "<style>{STYLE}</style>\n</head>\n<body>\n<main>\n"
     ));
-    let contents: Vec<String> = doc
-        .blocks
-        .iter()
-        .filter_map(|b| match b {
-            Block::Heading {
-                level: 2,
-                text,
-                id: Some(id),
-            } => Some(format!(
-                "<li><a href=\"#{}\">{}</a></li>",
-                escape(id),
-                escape(text)
-            )),
-            _ => None,
-        })
-        .collect();
+    let contents: Vec<String> =
+        std::iter::once("<li><a href=\"#compare\">Compare trials</a></li>".to_owned())
+            .chain(doc.blocks.iter().filter_map(|b| match b {
+                Block::Heading {
+                    level: 2,
+                    text,
+                    id: Some(id),
+                } => Some(format!(
+                    "<li><a href=\"#{}\">{}</a></li>",
+                    escape(id),
+                    escape(text)
+                )),
+                _ => None,
+            }))
+            .collect();
     let mut nav_done = false;
     for block in &doc.blocks {
         match block {
             Block::Heading { level, text, id } => {
-                if *level >= 2 && !nav_done && contents.len() > 1 {
+                if *level >= 2 && !nav_done {
                     h.push_str(&format!("<nav><ul>{}</ul></nav>\n", contents.join("")));
+                    h.push_str(&compare_section(compare));
                     nav_done = true;
                 }
                 let level = (*level).clamp(1, 6);
@@ -149,6 +190,9 @@ pub fn render(doc: &Document, svgs: &HashMap<String, String>) -> String {
                 ));
             }
         }
+    }
+    if !nav_done {
+        h.push_str(&compare_section(compare));
     }
     h.push_str("</main>\n</body>\n</html>\n");
     h

@@ -8,12 +8,15 @@
 //! [`markdown`], [`html`] and [`csv`] render it, [`figures`] draws the plots.
 
 pub mod analysis;
+pub mod compare;
 pub mod csv;
 pub mod doc;
 pub mod figures;
 pub mod html;
+pub mod importance;
 pub mod markdown;
 pub mod tables;
+pub mod views;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -161,7 +164,7 @@ pub fn render(results: &Results<'_>) -> Result<Rendered, Error> {
         .collect();
     Ok(Rendered {
         markdown: markdown::render(&document),
-        html: html::render(&document, &svgs),
+        html: html::render(&document, &svgs, &compare::data(results)),
         results_csv: csv::results_csv(results),
         epochs_csv: csv::epochs_csv(results),
         figures,

@@ -22,12 +22,15 @@ pub mod tables;
 pub mod text;
 pub mod wire;
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use sweep_common::grid::Grid;
 use sweep_common::{EpochMetrics, TrialId};
 
+use crate::report::compare;
+use crate::report::importance::Importance;
 use crate::state::{FailureKind, Scheduler, Trial, TrialState};
 
 pub use index::Index;
@@ -103,6 +106,9 @@ pub struct Snapshot {
     /// Something the operator should act on (storage failing, no worker for a while).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// The importance a [`Query`] asked for (not in `sweep.v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub importance: Option<ImportanceRow>,
     /// Failed attempts so far by kind, retried ones included, in order of first failure (for
     /// `/metrics`). Not in the JSON nor in `sweep.v1` yet: empty when decoded from either.
     #[serde(skip)]
@@ -111,6 +117,32 @@ pub struct Snapshot {
     /// decoded from either.
     #[serde(skip)]
     pub leases_granted: u64,
+}
+
+/// How much of an experiment's final test accuracy's variance each hyperparameter it varies
+/// explains ([`crate::report::importance`], as the report computes it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportanceRow {
+    /// The experiment.
+    pub experiment: String,
+    /// The hyperparameters its succeeded trials vary, in the grid's axis order.
+    pub params: Vec<ParamLabel>,
+    /// Their importance, in that order; `None` when it cannot be computed (see `note`).
+    pub importance: Option<Importance>,
+    /// Why there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A hyperparameter as the views name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamLabel {
+    /// Its key (`learning_rate`).
+    pub key: String,
+    /// Its label (`Learning rate`).
+    pub label: String,
+    /// True when its values are numbers.
+    pub numeric: bool,
 }
 
 /// Which page of trials a snapshot lists.
@@ -147,6 +179,9 @@ pub struct Query {
     pub experiment: Option<String>,
     /// Only the trial with this name or id.
     pub trial: Option<String>,
+    /// With `experiment`: the importance of the hyperparameters it varies for the final test
+    /// accuracy, over all its succeeded trials (a scan of them; see [`Snapshot::importance`]).
+    pub importance: bool,
 }
 
 impl Default for Query {
@@ -157,6 +192,7 @@ impl Default for Query {
             state: None,
             experiment: None,
             trial: None,
+            importance: false,
         }
     }
 }
@@ -285,6 +321,10 @@ pub struct TrialRow {
     /// The epochs of the current (or successful) attempt, at most [`HISTORY_POINTS`] of them
     /// (only in a detailed snapshot).
     pub history: Vec<EpochPoint>,
+    /// Its hyperparameters by key, numbers as numbers and choices as their text (only in a
+    /// detailed snapshot; not in `sweep.v1`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, serde_json::Value>,
 }
 
 /// One epoch of a trial.
@@ -381,11 +421,20 @@ pub fn snapshot(sweep: &str, s: &Scheduler, index: &Index, clock: Clock, view: &
     };
     let mut snap = build(sweep, s, index, clock, rows);
     snap.page = page;
+    if let Some(q) = view.trials.as_ref().filter(|q| q.importance) {
+        snap.importance = q.experiment.as_deref().map(|e| importance(s, index, e));
+    }
     if view.detail {
         for row in &mut snap.trials {
             let trial = row.id.parse::<TrialId>().ok().and_then(|id| s.trial(id));
             if let Some(t) = trial {
                 row.history = history(&t.epochs);
+                row.params = t
+                    .spec
+                    .params
+                    .values()
+                    .map(|(p, v)| (p.key().to_owned(), compare::cell(v)))
+                    .collect();
             }
         }
         let only = view.trials.as_ref().and_then(|q| q.experiment.as_deref());
@@ -404,6 +453,41 @@ pub fn detailed(grid: &Grid, s: &Scheduler, index: &Index, clock: Clock, view: &
     let input = tables::input(&tables::experiments_of(grid), s, index, &snap);
     tables::fill(&mut snap, &tables::make(input));
     snap
+}
+
+/// The importance of the hyperparameters experiment `name` varies for the final test accuracy of
+/// its succeeded trials: O(its succeeded trials).
+fn importance(s: &Scheduler, index: &Index, name: &str) -> ImportanceRow {
+    let trials: Vec<&Trial> = match index.experiment(name) {
+        Some((x, _)) => index
+            .matching(Some(Phase::Succeeded), Some(x))
+            .filter_map(|pos| s.trials().get(pos))
+            .collect(),
+        None => Vec::new(),
+    };
+    let params = compare::varied_among(trials.iter().map(|t| &t.spec.params));
+    let accuracy = |t: &Trial| t.result.as_ref().map_or(f64::NAN, |r| r.test_accuracy);
+    let result = compare::importance_over(
+        &params,
+        trials.iter().map(|t| (&t.spec.params, accuracy(t))),
+    );
+    let (importance, note) = match result {
+        Ok(i) => (Some(i), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    ImportanceRow {
+        experiment: name.to_owned(),
+        params: params
+            .into_iter()
+            .map(|p| ParamLabel {
+                key: p.key().to_owned(),
+                label: p.def().label.to_owned(),
+                numeric: compare::numeric(p),
+            })
+            .collect(),
+        importance,
+        note,
+    }
 }
 
 /// The summary's trials: every trial of a small sweep; else the first running ones, the best of
@@ -567,6 +651,7 @@ fn trial_row(s: &Scheduler, index: &Index, pos: usize) -> Option<TrialRow> {
         eta_seconds: forecast::remaining_seconds(index, t, pos).filter(|_| !t.is_terminal()),
         failure,
         history: Vec::new(),
+        params: BTreeMap::new(),
     })
 }
 
@@ -634,6 +719,7 @@ fn build(sweep: &str, s: &Scheduler, index: &Index, clock: Clock, rows: Vec<usiz
         experiments: Vec::new(),
         experiments_total: count(index.experiments().len()),
         warning,
+        importance: None,
         attempt_failures: index.attempt_failures().to_vec(),
         leases_granted: index.leases_granted(),
     }

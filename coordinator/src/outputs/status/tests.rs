@@ -349,9 +349,15 @@ fn the_wire_form_round_trips_and_refuses_what_it_cannot_read() {
     assert_eq!(snap.leases_granted, 2);
     snap.leases_granted = 0;
 
+    // Nor a trial's hyperparameters (the live view's JSON has them).
+    assert_eq!(snap.trials[0].params["activation"], "ReLU");
+    let mut on_wire = snap.clone();
+    for t in &mut on_wire.trials {
+        t.params.clear();
+    }
     let wire = v1::StatusResponse::from(&snap);
-    assert_eq!(Snapshot::try_from(&wire).unwrap(), snap);
-    // The JSON form reads back the same too.
+    assert_eq!(Snapshot::try_from(&wire).unwrap(), on_wire);
+    // The JSON form reads back the same, hyperparameters included.
     let json = serde_json::to_string(&snap).unwrap();
     assert_eq!(serde_json::from_str::<Snapshot>(&json).unwrap(), snap);
 
@@ -480,4 +486,75 @@ async fn live_tables_are_made_once_per_change_for_every_caller() {
     );
     tables::fill(&mut third, &shared.resolve(made).await.expect("made"));
     assert_eq!(third.experiments[0].tables[0].rows[0][1], "50.00");
+}
+
+/// A page that asks for it has the importance of its experiment's hyperparameters over every
+/// succeeded trial, computed as the report computes it (here exactly: a full 2 x 2 grid whose
+/// accuracy is additive), and every row of it lists its hyperparameters.
+#[test]
+fn a_page_asked_for_importance_has_the_experiments_exact_decomposition() {
+    let g = grid();
+    let mut s = scheduler(&g);
+    let now = Instant::now();
+    let w = WorkerId::random();
+    s.register(w, "w".into(), "cpu".into(), 4, now);
+    let specs: Vec<TrialSpec> = (0..4).map(|_| lease(&mut s, w, now)).collect();
+    for spec in &specs {
+        let relu = spec.params.activation == sweep_common::Activation::Relu;
+        let correct =
+            5 + if relu { 5 } else { 0 } + if spec.params.hidden_layers == 2 { 2 } else { 0 };
+        let r = result(spec, 1.0, correct);
+        s.complete(LeaseKey::new(w, spec.id, 1), Outcome::Succeeded(r), now)
+            .unwrap();
+    }
+    let view = View {
+        detail: true,
+        trials: Some(Query {
+            experiment: Some("e".into()),
+            importance: true,
+            ..Query::default()
+        }),
+    };
+    let snap = snapshot("s", &s, &Index::new(&s), clock(now, 1), &view);
+    let row = snap.importance.expect("asked for");
+    let keys: Vec<&str> = row.params.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["activation", "hidden_layers"]);
+    let imp = row.importance.expect("computed");
+    assert_eq!(imp.method, crate::report::importance::Method::Exact);
+    assert_eq!(imp.trials, 4);
+    // Effects of +-2.5 and +-1 correct answers: variances 6.25 and 1.
+    assert!((imp.shares[0] - 6.25 / 7.25).abs() < 1e-9, "{imp:?}");
+    assert!((imp.shares[1] - 1.0 / 7.25).abs() < 1e-9, "{imp:?}");
+    assert!(imp.rest.unwrap().abs() < 1e-9, "{imp:?}");
+    assert!(
+        snap.trials
+            .iter()
+            .all(|t| t.params.len() == sweep_common::grid::Param::ALL.len())
+    );
+
+    // Not asked for, or for an experiment that does not exist.
+    let plain = View {
+        detail: true,
+        trials: Some(Query::default()),
+    };
+    assert_eq!(
+        snapshot("s", &s, &Index::new(&s), clock(now, 1), &plain).importance,
+        None
+    );
+    let unknown = View {
+        detail: true,
+        trials: Some(Query {
+            experiment: Some("nope".into()),
+            importance: true,
+            ..Query::default()
+        }),
+    };
+    let row = snapshot("s", &s, &Index::new(&s), clock(now, 1), &unknown)
+        .importance
+        .expect("answered");
+    assert_eq!(row.importance, None);
+    assert_eq!(
+        row.note.as_deref(),
+        Some("fewer than two trials have a result")
+    );
 }

@@ -101,6 +101,7 @@ impl TryFrom<&v1::StatusRequest> for View {
                 state: optional_phase("trials.state", q.state)?,
                 experiment: query_name("trials.experiment", q.experiment.as_ref())?,
                 trial: query_name("trials.trial", q.trial.as_ref())?,
+                importance: false,
             }),
             None => None,
         };
@@ -277,6 +278,7 @@ impl TryFrom<&v1::StatusResponse> for Snapshot {
             }),
             experiments_total: r.experiments_total,
             warning: r.warning.clone(),
+            importance: None,
             experiments: r
                 .experiments
                 .iter()
@@ -345,6 +347,7 @@ fn trial_from_wire(t: &v1::TrialStatus) -> Result<TrialRow, DecodeError> {
             .iter()
             .map(history_point)
             .collect::<Result<_, _>>()?,
+        params: std::collections::BTreeMap::new(),
     })
 }
 

@@ -1,15 +1,19 @@
 //! The live web view (`coordinator --http ADDR`): a small HTTP server beside the gRPC one.
 //!
-//! - `GET /`: one self-contained page (inline CSS and JS, no external assets; its
+//! - `GET /`: one page (inline CSS and JS, and the comparison views' assets below; its
 //!   Content-Security-Policy allows nothing else) that shows the status, the experiments'
-//!   accuracy tables and the learning curves, drawn client-side as SVG.
+//!   accuracy tables and the learning curves, drawn client-side as SVG, and the comparison
+//!   views (parallel coordinates, importance, a server-paged trial table).
 //! - `GET /api/status`: the detailed status summary ([`Snapshot`](crate::status::Snapshot)) as
-//!   JSON. With query parameters (`state`, `experiment`, `trial`, `offset`, `limit`: see
-//!   [`query`]) it lists that page of trials instead of the summary's own; a bad parameter gets
-//!   400 naming it.
+//!   JSON. With query parameters (`state`, `experiment`, `trial`, `offset`, `limit`,
+//!   `importance`: see [`query`]) it lists that page of trials, each with its hyperparameters,
+//!   instead of the summary's own (and, asked, the importance of an experiment's
+//!   hyperparameters); a bad parameter gets 400 naming it.
 //! - `GET /api/events`: server-sent events; an event `status` carrying the summary's JSON at
 //!   once, then after every visible change (at most [`MAX_EVENTS_PER_SECOND`] per second) and
 //!   every [`REFRESH`] otherwise. The page redraws on each event and never reloads.
+//! - `GET /assets/{vendor,compare}.{js,css}`: the comparison views' scripts and styles
+//!   ([`crate::report::views`]: the same as `report.html` inlines).
 //! - `GET /healthz`: `ok`.
 //! - `GET /metrics`: Prometheus metrics, rendered by [`crate::metrics`] from the status.
 //!
@@ -45,6 +49,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::Error;
 use crate::actor::Handle;
+use crate::report::views;
 use crate::status::{Phase, Query, View};
 
 /// Snapshots made per second at most (and status events sent per second at most, per client).
@@ -60,9 +65,11 @@ const PAGES_AT_ONCE: usize = 2;
 /// The page: HTML with its CSS and JS inline.
 const PAGE: &str = include_str!("page.html");
 
-/// Only the page's own inline style and script, and calls back to this server.
-const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
-                   connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'";
+/// Only the page's own inline style and script, the comparison views' assets from this server,
+/// and calls back to it.
+const CSP: &str = "default-src 'none'; style-src 'self' 'unsafe-inline'; \
+                   script-src 'self' 'unsafe-inline'; connect-src 'self'; img-src data:; \
+                   base-uri 'none'; form-action 'none'";
 
 /// The summary as one client gets it: made once, shared by all.
 pub struct Published {
@@ -173,6 +180,13 @@ fn router(live: Arc<Live>, stop: watch::Receiver<bool>, loopback: Option<u16>) -
         .route("/", get(page))
         .route("/api/status", get(status))
         .route("/api/events", get(events))
+        .route("/assets/vendor.js", get(|| asset(JS, views::VENDOR_JS)))
+        .route("/assets/compare.js", get(|| asset(JS, views::COMPARE_JS)))
+        .route("/assets/vendor.css", get(|| asset(CSS, views::VENDOR_CSS)))
+        .route(
+            "/assets/compare.css",
+            get(|| asset(CSS, views::COMPARE_CSS)),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .with_state(AppState { live, stop });
@@ -238,6 +252,21 @@ async fn page() -> Response {
         .into_response()
 }
 
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// One of the comparison views' assets ([`crate::report::views`], built into the binary).
+async fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// `s` with `+` as a space and `%XX` decoded; `None` when that is not UTF-8 or an escape is
 /// broken.
 fn percent_decode(s: &str) -> Option<String> {
@@ -261,7 +290,8 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// The page of trials a query string asks for (`None` without parameters): `state` (pending,
 /// running, succeeded or failed), `experiment` and `trial` (a name or id) filter, `offset` skips
-/// and `limit` (at most [`crate::status::MAX_PAGE`]) bounds. A bad parameter is an error naming
+/// and `limit` (at most [`crate::status::MAX_PAGE`]) bounds; `importance=1` (with `experiment`)
+/// adds the importance of the experiment's hyperparameters. A bad parameter is an error naming
 /// it.
 pub fn query(raw: Option<&str>) -> Result<Option<Query>, String> {
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
@@ -287,6 +317,17 @@ pub fn query(raw: Option<&str>) -> Result<Option<Query>, String> {
                         .map_err(|e| format!("parameter state: {e}"))?,
                 );
             }
+            "importance" => {
+                q.importance = match value.as_str() {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => {
+                        return Err(format!(
+                            "parameter importance: {value:?} is not 1, true, 0 or false"
+                        ));
+                    }
+                };
+            }
             "experiment" | "trial" => {
                 let field = if key == "trial" {
                     "trial"
@@ -302,10 +343,14 @@ pub fn query(raw: Option<&str>) -> Result<Option<Query>, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown parameter {other:?}; expected state, experiment, trial, offset or limit"
+                    "unknown parameter {other:?}; expected state, experiment, trial, offset, \
+                     limit or importance"
                 ));
             }
         }
+    }
+    if q.importance && q.experiment.is_none() {
+        return Err("parameter importance needs parameter experiment (whose trials)".to_owned());
     }
     Ok(Some(q))
 }

@@ -162,9 +162,28 @@ async fn serves_the_page_the_snapshot_health_and_metrics() {
     assert!(
         html.starts_with("<!doctype html>") && html.contains("new EventSource(\"/api/events\")")
     );
-    // Self-contained: nothing is loaded from anywhere else.
+    // Nothing is loaded from anywhere else: only the comparison views' assets, from here.
+    let local = html
+        .replace(" src=\"/assets/", "")
+        .replace(" href=\"/assets/", "");
     for external in [" src=", " href=", "@import", "url("] {
-        assert!(!html.contains(external), "the page loads {external}");
+        assert!(!local.contains(external), "the page loads {external}");
+    }
+    for (asset, kind) in [
+        ("/assets/vendor.js", "text/javascript"),
+        ("/assets/compare.js", "text/javascript"),
+        ("/assets/vendor.css", "text/css"),
+        ("/assets/compare.css", "text/css"),
+    ] {
+        assert!(html.contains(asset), "the page does not use {asset}");
+        let got = fetch(server.addr, asset).await;
+        assert!(got.starts_with("HTTP/1.0 200"), "{asset}: {got:.200}");
+        let head = got.split_once("\r\n\r\n").unwrap().0.to_lowercase();
+        assert!(
+            head.contains(&format!("content-type: {kind}")),
+            "{asset}: {head}"
+        );
+        assert!(body(&got).len() > 1000, "{asset} is nearly empty");
     }
 
     let status = fetch(server.addr, "/api/status").await;
@@ -323,6 +342,18 @@ async fn the_status_lists_a_page_of_trials_on_request() {
     let snap: Snapshot = serde_json::from_str(body(&response)).unwrap();
     assert_eq!((snap.trials.len(), &snap.trials[0].name), (1, named));
     assert_eq!(snap.experiments.len(), 1, "the experiment asked for");
+    // A page lists each trial's hyperparameters; asked, the experiment's importance.
+    assert!(
+        snap.trials
+            .iter()
+            .all(|t| t.params.contains_key("activation"))
+    );
+    assert_eq!(snap.importance, None, "not asked for");
+    let response = fetch(server.addr, "/api/status?experiment=e&importance=1").await;
+    let snap: Snapshot = serde_json::from_str(body(&response)).unwrap();
+    let importance = snap.importance.expect("the importance asked for");
+    assert_eq!(importance.experiment, "e");
+    assert!(importance.importance.is_some() || importance.note.is_some());
 
     for (path, says) in [
         (
@@ -334,6 +365,14 @@ async fn the_status_lists_a_page_of_trials_on_request() {
             "parameter limit: \"-1\" is not a whole number",
         ),
         ("/api/status?colour=red", "unknown parameter \"colour\""),
+        (
+            "/api/status?importance=1",
+            "parameter importance needs parameter experiment",
+        ),
+        (
+            "/api/status?experiment=e&importance=yes",
+            "parameter importance: \"yes\" is not 1, true, 0 or false",
+        ),
         (
             "/api/status?trial=a%0Ab",
             "parameter trial holds a control character",

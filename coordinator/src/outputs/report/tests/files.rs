@@ -152,17 +152,34 @@ fn report_from_the_stored_fixture() {
     assert_eq!(tree.root_element().tag_name().name(), "html");
     let svgs = tree.descendants().filter(|n| n.has_tag_name("svg")).count();
     assert_eq!(svgs, 4 + 4 + 3);
-    for forbidden in ["src=\"http", "<link", "<script", "url(http", "@import"] {
+    for forbidden in ["src=\"http", "<link", "<script src", "url(http", "@import"] {
         assert!(!html.contains(forbidden), "{forbidden} in report.html");
     }
+    // The comparison views: their data inline, every script inline.
+    let scripts: Vec<_> = tree
+        .descendants()
+        .filter(|n| n.has_tag_name("script"))
+        .collect();
+    assert!(scripts.iter().all(|s| s.attribute("src").is_none()));
+    let data = scripts
+        .iter()
+        .find(|s| s.attribute("id") == Some("sweep-compare-data"))
+        .and_then(|s| s.text())
+        .expect("the comparison data");
+    let data: serde_json::Value = serde_json::from_str(data).expect("its JSON");
+    assert_eq!(data["trials"].as_array().map(Vec::len), Some(9));
+    assert!(
+        tree.descendants()
+            .any(|n| n.attribute("id") == Some("sweep-compare"))
+    );
     let tables = tree
         .descendants()
         .filter(|n| n.has_tag_name("table"))
         .count();
     assert_eq!(
         tables,
-        3 + 1 + 1 + 1,
-        "p1: 3 pivots + trials; p2: configurations + trials"
+        3 + 1 + 1 + 1 + 1 + 1,
+        "p1: 3 pivots + importance + trials; p2: configurations + importance + trials"
     );
 
     // PNGs are PNGs.

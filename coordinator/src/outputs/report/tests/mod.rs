@@ -467,6 +467,12 @@ fn hostile_text_shows_as_text() {
     }
     let csv = &out.results_csv;
     assert!(csv.contains(",'=cmd|' /C calc'!A0,"), "{csv}");
+    // The comparison data in report.html holds names as JSON strings with no markup.
+    assert!(!out.html.contains("<img src=x"), "markup in report.html");
+    assert!(
+        out.html
+            .contains("\\u003cimg src=x onerror=alert(1)\\u003e")
+    );
 }
 
 #[test]

@@ -1,0 +1,241 @@
+//! The data behind the comparison views of `report.html` (parallel coordinates over the
+//! hyperparameters and the metric, each hyperparameter's importance, the trial table): every
+//! trial's varying hyperparameters and results, columnar and compact, and per experiment the
+//! importance of its hyperparameters ([`super::importance`]) for the final test accuracy.
+//!
+//! Pure: made from the parsed results only. The page's script (`views/compare.js`) draws it.
+
+use serde::Serialize;
+use sweep_common::grid::{Domain, Param, Value};
+use sweep_common::results::Results;
+use sweep_common::trial::HyperParams;
+
+use super::analysis::{self, View};
+use super::importance::{self, Column, Importance, Unavailable};
+
+/// A hyperparameter some experiment varies.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamInfo {
+    /// Its key (`learning_rate`).
+    pub key: &'static str,
+    /// Its report label (`Learning rate`).
+    pub label: String,
+    /// True when its values are numbers (else choices, shown as text).
+    pub numeric: bool,
+}
+
+/// An experiment as the views show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExperimentInfo {
+    /// Its name.
+    pub name: String,
+    /// Its title, or its name.
+    pub title: String,
+    /// The hyperparameters it varies, as indexes into [`Data::params`].
+    pub params: Vec<usize>,
+    /// Their importance for the final test accuracy, in the order of `params`.
+    pub importance: Option<Importance>,
+    /// Why there is none, if there is none.
+    pub importance_note: Option<String>,
+}
+
+/// A trial's row: `[name, experiment, status, test accuracy, train accuracy, wall seconds,
+/// value of each of `params`...]` (an experiment's index into `experiments`; `null` for a value
+/// the trial does not have).
+pub type Row = Vec<serde_json::Value>;
+
+/// Everything the comparison views draw.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Data {
+    /// The metric compared.
+    pub metric: &'static str,
+    /// Names of a row's fixed columns, before the hyperparameters'.
+    pub columns: [&'static str; 6],
+    /// The hyperparameters any experiment varies, in the grid's axis order.
+    pub params: Vec<ParamInfo>,
+    /// The experiments.
+    pub experiments: Vec<ExperimentInfo>,
+    /// Every trial, in grid order.
+    pub trials: Vec<Row>,
+}
+
+/// The label of the metric the views compare.
+pub const METRIC: &str = "Test accuracy (%)";
+
+/// True when `param`'s values are numbers.
+pub fn numeric(param: Param) -> bool {
+    !matches!(param.def().domain, Domain::Choice(_))
+}
+
+fn number(x: Option<f64>) -> serde_json::Value {
+    x.filter(|x| x.is_finite())
+        .map_or(serde_json::Value::Null, serde_json::Value::from)
+}
+
+/// The hyperparameters `view` varies: its axes of more than one value (the seed's included),
+/// else those whose value differs between its trials; in the grid's axis order.
+pub fn varied(view: &View<'_>) -> Vec<Param> {
+    Param::ALL
+        .into_iter()
+        .filter(|&p| {
+            let axis = view
+                .experiment
+                .axes
+                .iter()
+                .any(|a| a.param == p && a.values.len() > 1);
+            let first = view.trials.first().map(|t| t.params.get(p).display());
+            axis || view
+                .trials
+                .iter()
+                .any(|t| Some(t.params.get(p).display()) != first)
+        })
+        .collect()
+}
+
+/// The importance of `params` for the final test accuracy of `view`'s succeeded trials.
+pub fn importance_of(view: &View<'_>, params: &[Param]) -> Result<Importance, Unavailable> {
+    importance_over(
+        params,
+        view.trials
+            .iter()
+            .filter(|t| t.succeeded())
+            .map(|t| (t.params.as_ref(), t.test_accuracy.unwrap_or(f64::NAN))),
+    )
+}
+
+/// The hyperparameters whose value differs between `trials`, in the grid's axis order.
+pub fn varied_among<'a>(trials: impl Iterator<Item = &'a HyperParams> + Clone) -> Vec<Param> {
+    Param::ALL
+        .into_iter()
+        .filter(|&p| {
+            let mut values = trials.clone().map(|h| h.get(p).display());
+            let first = values.next();
+            values.any(|v| Some(v) != first)
+        })
+        .collect()
+}
+
+/// The importance of `params` for a metric, from each trial's hyperparameters and metric (a
+/// trial whose metric is not finite is left out).
+pub fn importance_over<'a>(
+    params: &[Param],
+    trials: impl Iterator<Item = (&'a HyperParams, f64)>,
+) -> Result<Importance, Unavailable> {
+    let mut columns: Vec<Column> = params
+        .iter()
+        .map(|&p| {
+            if numeric(p) {
+                Column::Numeric(Vec::new())
+            } else {
+                Column::Categorical(Vec::new())
+            }
+        })
+        .collect();
+    let mut metric = Vec::new();
+    for (h, y) in trials {
+        for (column, &p) in columns.iter_mut().zip(params) {
+            match (column, h.get(p)) {
+                (Column::Numeric(v), Value::Int(i)) => v.push(i as f64),
+                (Column::Numeric(v), Value::Float(x)) => v.push(x),
+                (Column::Numeric(v), Value::Choice(_)) => v.push(f64::NAN),
+                (Column::Categorical(v), value) => v.push(value.display()),
+            }
+        }
+        metric.push(y);
+    }
+    importance::importance(&columns, &metric)
+}
+
+/// A hyperparameter's value as the views show it: a number, or a choice's text.
+pub fn cell(value: Value) -> serde_json::Value {
+    match value {
+        Value::Choice(c) => serde_json::Value::from(c.display),
+        Value::Int(i) => serde_json::Value::from(i),
+        Value::Float(x) => serde_json::Value::from(x),
+    }
+}
+
+/// The comparison data of `results`.
+pub fn data(results: &Results<'_>) -> Data {
+    let views = analysis::views(results);
+    let varied: Vec<Vec<Param>> = views.iter().map(varied).collect();
+    let params: Vec<Param> = Param::ALL
+        .into_iter()
+        .filter(|p| varied.iter().any(|v| v.contains(p)))
+        .collect();
+    let index = |p: Param| params.iter().position(|&q| q == p).unwrap_or(0);
+    let mut experiments = Vec::with_capacity(views.len());
+    let mut trials = Vec::with_capacity(results.trials.len());
+    for (x, (view, own)) in views.iter().zip(&varied).enumerate() {
+        let (importance, importance_note) = match importance_of(view, own) {
+            Ok(i) => (Some(i), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        experiments.push(ExperimentInfo {
+            name: view.experiment.name.clone(),
+            title: view
+                .experiment
+                .title
+                .clone()
+                .unwrap_or_else(|| view.experiment.name.clone()),
+            params: own.iter().map(|&p| index(p)).collect(),
+            importance,
+            importance_note,
+        });
+        for t in &view.trials {
+            let mut row: Row = Vec::with_capacity(6 + params.len());
+            row.push(serde_json::Value::from(t.name.as_ref()));
+            row.push(serde_json::Value::from(x));
+            row.push(serde_json::Value::from(t.status.name()));
+            row.push(number(t.test_accuracy));
+            row.push(number(t.train_accuracy));
+            row.push(number(t.wall_seconds));
+            for &p in &params {
+                row.push(if own.contains(&p) {
+                    cell(t.params.get(p))
+                } else {
+                    serde_json::Value::Null
+                });
+            }
+            trials.push(row);
+        }
+    }
+    Data {
+        metric: METRIC,
+        columns: [
+            "Trial",
+            "Experiment",
+            "State",
+            "Test accuracy (%)",
+            "Train accuracy (%)",
+            "Wall time (s)",
+        ],
+        params: params
+            .into_iter()
+            .map(|p| ParamInfo {
+                key: p.key(),
+                label: analysis::label(p),
+                numeric: numeric(p),
+            })
+            .collect(),
+        experiments,
+        trials,
+    }
+}
+
+/// `data` as JSON that can sit inside a `<script type="application/json">` element (and an XML
+/// parser's idea of one): every `<`, `>` and `&` escaped as a JSON `\u` escape, which only
+/// strings can hold.
+pub fn embedded_json(data: &Data) -> String {
+    let json = serde_json::to_string(data).unwrap_or_else(|_| "null".to_owned());
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            c => out.push(c),
+        }
+    }
+    out
+}
