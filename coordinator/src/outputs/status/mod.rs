@@ -466,7 +466,7 @@ fn importance(s: &Scheduler, index: &Index, name: &str) -> ImportanceRow {
         None => Vec::new(),
     };
     let params = compare::varied_among(trials.iter().map(|t| &t.spec.params));
-    let accuracy = |t: &Trial| t.result.as_ref().map_or(f64::NAN, |r| r.test_accuracy);
+    let accuracy = |t: &Trial| t.result().map_or(f64::NAN, |r| r.test_accuracy);
     let result = compare::importance_over(
         &params,
         trials.iter().map(|t| (&t.spec.params, accuracy(t))),
