@@ -24,6 +24,10 @@ const EXPERIMENT_KEYS: &[&str] = &[
     "grid",
     "stopping",
     "sample",
+    "program",
+    "workdir",
+    "env",
+    "params",
 ];
 
 /// Refuses what no grid file holds before the TOML parser sees it: control characters, which

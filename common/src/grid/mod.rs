@@ -26,6 +26,7 @@ mod expand;
 mod files;
 mod params;
 mod parse;
+mod program;
 mod rules;
 mod search;
 mod suggest;
