@@ -280,6 +280,7 @@ pub fn failure_kind(wire: i32) -> FailureKind {
         Ok(v1::FailureKind::Panic) => FailureKind::Panic,
         Ok(v1::FailureKind::CheckpointUnusable) => FailureKind::CheckpointUnusable,
         Ok(v1::FailureKind::Device) => FailureKind::Device,
+        Ok(v1::FailureKind::ProgramFailed) => FailureKind::ProgramFailed,
         Ok(v1::FailureKind::Internal | v1::FailureKind::Unspecified) | Err(_) => {
             FailureKind::Internal
         }
@@ -300,6 +301,7 @@ impl From<FailureKind> for v1::FailureKind {
             FailureKind::Panic => v1::FailureKind::Panic,
             FailureKind::CheckpointUnusable => v1::FailureKind::CheckpointUnusable,
             FailureKind::Device => v1::FailureKind::Device,
+            FailureKind::ProgramFailed => v1::FailureKind::ProgramFailed,
             FailureKind::LeaseExpired | FailureKind::Cancelled | FailureKind::WeightsMissing => {
                 v1::FailureKind::Unspecified
             }

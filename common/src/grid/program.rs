@@ -212,11 +212,22 @@ pub(super) fn render(
     chosen: &BTreeMap<Param, Value>,
     cell: &BTreeMap<String, ProgramValue>,
 ) -> String {
-    // One pass, so that a value containing braces is never read as a placeholder.
+    // One pass, so that a value containing braces is never read as a placeholder. `{{` and
+    // `}}` are a literal brace.
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
-    while let Some(open) = rest.find('{') {
+    while let Some(open) = rest.find(['{', '}']) {
         out.push_str(&rest[..open]);
+        if rest[open..].starts_with("{{") || rest[open..].starts_with("}}") {
+            out.push_str(&rest[open..=open]);
+            rest = &rest[open + 2..];
+            continue;
+        }
+        if rest[open..].starts_with('}') {
+            out.push('}');
+            rest = &rest[open + 1..];
+            continue;
+        }
         let after = &rest[open + 1..];
         let Some(close) = after.find('}') else {
             out.push_str(&rest[open..]);
@@ -374,7 +385,7 @@ fn argv(
     Ok(args.iter().map(|a| a.get_ref().clone()).collect())
 }
 
-/// Checks the `{key}` placeholders of `text` against `names`.
+/// Checks the `{key}` placeholders of `text` against `names` (`{{` is a literal brace).
 pub(super) fn placeholders(
     c: &Checker<'_>,
     text: &Spanned<String>,
@@ -385,12 +396,17 @@ pub(super) fn placeholders(
     let mut rest = s.as_str();
     let mut offset = 0;
     while let Some(open) = rest.find('{') {
+        if rest[open..].starts_with("{{") {
+            offset += open + 2;
+            rest = &rest[open + 2..];
+            continue;
+        }
         let after = &rest[open + 1..];
         let Some(close) = after.find('}') else {
             return Err(c.err(
                 &c.inside(text, offset + open),
                 key,
-                "unclosed '{' in a placeholder; write {key}",
+                "unclosed '{' in a placeholder; write {key}, or {{ for a literal brace",
             ));
         };
         let name = &after[..close];

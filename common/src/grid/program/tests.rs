@@ -149,6 +149,17 @@ fn bad_program_keys_are_located_and_named() {
 }
 
 #[test]
+fn double_braces_are_literal_braces() {
+    let text = GRID.replace(
+        "\"--epochs\", \"{epochs}\"]",
+        "\"{{\\\"lr\\\": {lr}}}\", \"a}b\"]",
+    );
+    let grid = parse(&text).unwrap();
+    let argv = &grid.trials().next().unwrap().program.as_ref().unwrap().argv;
+    assert_eq!(argv[argv.len() - 2..], ["{\"lr\": 0.1}", "a}b"]);
+}
+
+#[test]
 fn program_axes_count_against_max_trials() {
     let text = GRID.replace("seed = 7", "seed = 7\nmax_trials = 3");
     let err = parse(&text).unwrap_err();
