@@ -184,7 +184,8 @@ mod tests {
                 FailureKind::NonFiniteLoss,
                 FailureKind::InvalidSpec,
                 FailureKind::Panic,
-                FailureKind::Cancelled
+                FailureKind::Cancelled,
+                FailureKind::ProgramFailed
             ]
         );
         assert_eq!(

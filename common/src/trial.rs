@@ -51,7 +51,7 @@ pub struct TrialSpec {
     /// The user's program that trains it, for a program trial (issue 19); `None` for the
     /// built-in trainer. Its content is part of the trial's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub program: Option<ProgramSpec>,
+    pub program: Option<Box<ProgramSpec>>,
 }
 
 impl TrialSpec {

@@ -356,7 +356,7 @@ impl From<&TrialSpec> for v1::TrialSpec {
             split_ratio: t.split.train_ratio,
             split_seed: t.split.seed,
             checkpoint_every: t.checkpoint_every,
-            program: t.program.as_ref().map(program_to_wire),
+            program: t.program.as_deref().map(program_to_wire),
         }
     }
 }
@@ -491,7 +491,11 @@ impl TryFrom<&v1::TrialSpec> for TrialSpec {
                 seed: t.split_seed,
             },
             checkpoint_every: t.checkpoint_every,
-            program: t.program.as_ref().map(program_from_wire).transpose()?,
+            program: t
+                .program
+                .as_ref()
+                .map(|p| program_from_wire(p).map(Box::new))
+                .transpose()?,
         };
         if spec.content_id() != id {
             return Err(invalid(

@@ -428,7 +428,7 @@ fn experiment(
                     params: params.clone(),
                     split,
                     checkpoint_every,
-                    program: spec,
+                    program: spec.map(Box::new),
                 });
             }
         }
