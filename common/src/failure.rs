@@ -43,6 +43,9 @@ pub enum FailureKind {
     /// The trial had succeeded, but its final weights were not in the output folder when the
     /// coordinator started (deleted, or never stored): it is trained again.
     WeightsMissing,
+    /// A program trial's program exited with a non-zero status, or died of a signal the worker
+    /// did not send (issue 19); the message carries the last lines of its stderr.
+    ProgramFailed,
 }
 
 /// One failed attempt: kept in the state database and listed in `results.json`.
@@ -93,7 +96,7 @@ pub const UNSTARTED_ATTEMPTS: u32 = 10;
 
 impl FailureKind {
     /// Every kind, in the order `/metrics` lists them.
-    pub const ALL: [FailureKind; 12] = [
+    pub const ALL: [FailureKind; 13] = [
         FailureKind::Data,
         FailureKind::NonFiniteLoss,
         FailureKind::OutOfMemory,
@@ -106,6 +109,7 @@ impl FailureKind {
         FailureKind::CheckpointUnusable,
         FailureKind::Device,
         FailureKind::WeightsMissing,
+        FailureKind::ProgramFailed,
     ];
 
     /// Its name in `results.json`, the database and `/metrics` labels.
@@ -123,6 +127,7 @@ impl FailureKind {
             FailureKind::CheckpointUnusable => "checkpoint_unusable",
             FailureKind::Device => "device",
             FailureKind::WeightsMissing => "weights_missing",
+            FailureKind::ProgramFailed => "program_failed",
         }
     }
 
@@ -132,7 +137,8 @@ impl FailureKind {
             FailureKind::NonFiniteLoss
             | FailureKind::InvalidSpec
             | FailureKind::Panic
-            | FailureKind::Cancelled => Policy::Final,
+            | FailureKind::Cancelled
+            | FailureKind::ProgramFailed => Policy::Final,
             FailureKind::OutOfMemory | FailureKind::Internal | FailureKind::LeaseExpired => {
                 Policy::Counted
             }
@@ -178,7 +184,8 @@ mod tests {
                 FailureKind::NonFiniteLoss,
                 FailureKind::InvalidSpec,
                 FailureKind::Panic,
-                FailureKind::Cancelled
+                FailureKind::Cancelled,
+                FailureKind::ProgramFailed
             ]
         );
         assert_eq!(

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::DatasetKind;
 use crate::ids::TrialId;
+use crate::program::ProgramSpec;
 
 pub use crate::grid::{Activation, HyperParams};
 
@@ -47,6 +48,10 @@ pub struct TrialSpec {
     /// Save a checkpoint every this many epochs (0: never). Not part of the trial's content:
     /// changing it does not change the trial's id or its results.
     pub checkpoint_every: u32,
+    /// The user's program that trains it, for a program trial (issue 19); `None` for the
+    /// built-in trainer. Its content is part of the trial's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<Box<ProgramSpec>>,
 }
 
 impl TrialSpec {
@@ -76,12 +81,11 @@ impl TrialSpec {
 
     /// Recomputes the id from the content; a spec whose id does not match was tampered with.
     pub fn content_id(&self) -> TrialId {
-        TrialId::from_content(&Self::canonical(
-            &self.experiment,
-            self.dataset,
-            &self.params,
-            &self.split,
-        ))
+        let mut text = Self::canonical(&self.experiment, self.dataset, &self.params, &self.split);
+        if let Some(program) = &self.program {
+            text.push_str(&program.canonical());
+        }
+        TrialId::from_content(&text)
     }
 
     /// Number of training images this trial trains on, given the official training set size.

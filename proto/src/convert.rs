@@ -1,6 +1,7 @@
 //! Conversions between wire messages and domain types.
 
 use sweep_common::grid::{ParamError, Raw, Value};
+use sweep_common::program::{ProgramSpec, ProgramValue};
 use sweep_common::text;
 use sweep_common::{
     ConfusionMatrix, DatasetKind, EpochMetrics, FailureKind, FinalMetrics, HyperParams, SplitSpec,
@@ -279,6 +280,7 @@ pub fn failure_kind(wire: i32) -> FailureKind {
         Ok(v1::FailureKind::Panic) => FailureKind::Panic,
         Ok(v1::FailureKind::CheckpointUnusable) => FailureKind::CheckpointUnusable,
         Ok(v1::FailureKind::Device) => FailureKind::Device,
+        Ok(v1::FailureKind::ProgramFailed) => FailureKind::ProgramFailed,
         Ok(v1::FailureKind::Internal | v1::FailureKind::Unspecified) | Err(_) => {
             FailureKind::Internal
         }
@@ -299,6 +301,7 @@ impl From<FailureKind> for v1::FailureKind {
             FailureKind::Panic => v1::FailureKind::Panic,
             FailureKind::CheckpointUnusable => v1::FailureKind::CheckpointUnusable,
             FailureKind::Device => v1::FailureKind::Device,
+            FailureKind::ProgramFailed => v1::FailureKind::ProgramFailed,
             FailureKind::LeaseExpired | FailureKind::Cancelled | FailureKind::WeightsMissing => {
                 v1::FailureKind::Unspecified
             }
@@ -353,8 +356,109 @@ impl From<&TrialSpec> for v1::TrialSpec {
             split_ratio: t.split.train_ratio,
             split_seed: t.split.seed,
             checkpoint_every: t.checkpoint_every,
+            program: t.program.as_deref().map(program_to_wire),
         }
     }
+}
+
+/// A program trial's program on the wire.
+fn program_to_wire(p: &ProgramSpec) -> v1::ProgramSpec {
+    use v1::program_param::Value as Wire;
+    v1::ProgramSpec {
+        argv: p.argv.clone(),
+        workdir: p.workdir.clone().unwrap_or_default(),
+        env: p.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        params: p
+            .params
+            .iter()
+            .map(|(key, value)| v1::ProgramParam {
+                key: key.clone(),
+                value: Some(match value {
+                    ProgramValue::Int(i) => Wire::Int(*i),
+                    ProgramValue::Float(x) => Wire::Float(*x),
+                    ProgramValue::Text(s) => Wire::Text(s.clone()),
+                    ProgramValue::Bool(b) => Wire::Flag(*b),
+                }),
+            })
+            .collect(),
+    }
+}
+
+/// Decodes a program trial's program: the same limits as a grid file's.
+fn program_from_wire(p: &v1::ProgramSpec) -> Result<ProgramSpec, DecodeError> {
+    use sweep_common::program::{
+        MAX_ARG_BYTES, MAX_ARGS, MAX_ENV, MAX_PARAMS, valid_env_name, valid_key,
+    };
+    use v1::program_param::Value as Wire;
+    if p.argv.is_empty() || p.argv.len() > MAX_ARGS {
+        let message = format!(
+            "a program is 1 to {MAX_ARGS} arguments, got {}",
+            p.argv.len()
+        );
+        return Err(invalid("trial.program.argv", message));
+    }
+    let argv = p
+        .argv
+        .iter()
+        .map(|a| checked_text("trial.program.argv", a, MAX_ARG_BYTES))
+        .collect::<Result<Vec<_>, _>>()?;
+    if argv[0].is_empty() {
+        return Err(invalid("trial.program.argv", "the program's name is empty"));
+    }
+    let workdir = match p.workdir.as_str() {
+        "" => None,
+        w => Some(checked_text("trial.program.workdir", w, MAX_ARG_BYTES)?),
+    };
+    if p.env.len() > MAX_ENV {
+        return Err(invalid(
+            "trial.program.env",
+            format!("more than {MAX_ENV} variables"),
+        ));
+    }
+    let mut env = std::collections::BTreeMap::new();
+    for (name, value) in &p.env {
+        if !valid_env_name(name) {
+            return Err(invalid("trial.program.env", "an invalid variable name"));
+        }
+        env.insert(
+            name.clone(),
+            checked_text("trial.program.env", value, MAX_ARG_BYTES)?,
+        );
+    }
+    if p.params.len() > MAX_PARAMS {
+        let message = format!("more than {MAX_PARAMS} hyperparameters");
+        return Err(invalid("trial.program.params", message));
+    }
+    let mut params = std::collections::BTreeMap::new();
+    for param in &p.params {
+        if !valid_key(&param.key) {
+            return Err(invalid("trial.program.params", "an invalid key"));
+        }
+        let value = match &param.value {
+            Some(Wire::Int(i)) => ProgramValue::Int(*i),
+            Some(Wire::Float(x)) if x.is_finite() => ProgramValue::Float(*x),
+            Some(Wire::Float(_)) => {
+                return Err(invalid(
+                    "trial.program.params",
+                    "a number that is not finite",
+                ));
+            }
+            Some(Wire::Text(s)) => {
+                ProgramValue::Text(checked_text("trial.program.params", s, MAX_ARG_BYTES)?)
+            }
+            Some(Wire::Flag(b)) => ProgramValue::Bool(*b),
+            None => return Err(DecodeError::Missing("trial.program.params.value")),
+        };
+        if params.insert(param.key.clone(), value).is_some() {
+            return Err(invalid("trial.program.params", "a key given twice"));
+        }
+    }
+    Ok(ProgramSpec {
+        argv,
+        workdir,
+        env,
+        params,
+    })
 }
 
 impl TryFrom<&v1::TrialSpec> for TrialSpec {
@@ -387,6 +491,11 @@ impl TryFrom<&v1::TrialSpec> for TrialSpec {
                 seed: t.split_seed,
             },
             checkpoint_every: t.checkpoint_every,
+            program: t
+                .program
+                .as_ref()
+                .map(|p| program_from_wire(p).map(Box::new))
+                .transpose()?,
         };
         if spec.content_id() != id {
             return Err(invalid(
@@ -970,5 +1079,40 @@ mod tests {
         );
         let sent: Vec<u8> = chunks.iter().flat_map(|c| c.data.clone()).collect();
         assert_eq!(sent, bytes);
+    }
+
+    #[test]
+    fn a_program_trial_round_trips_and_what_runs_is_checked() {
+        let text = "[sweep]\nname = 's'\n[[experiment]]\nname = 'p'\ndataset = 'cifar10'\nprogram = ['python3', 't.py', '{lr}']\nenv = { A = 'b' }\n[experiment.params]\nlr = [0.5, 0.25]\nopt = 'adam'\nbn = true\nwidth = 3\n";
+        let grid = Grid::parse(text, "g.toml").unwrap();
+        let spec = grid.trials().nth(1).unwrap().clone();
+        let wire = v1::TrialSpec::from(&spec);
+        assert_eq!(TrialSpec::try_from(&wire).unwrap(), spec);
+        // A worker runs nothing but what the grid said: another argv is another id.
+        let mut tampered = wire.clone();
+        if let Some(p) = tampered.program.as_mut() {
+            p.argv[2] = "0.125".into();
+        }
+        let err = TrialSpec::try_from(&tampered).unwrap_err().to_string();
+        assert!(err.contains("trial.trial_id"), "{err}");
+        // Bad fields are named, never a panic.
+        let mut bad = wire.clone();
+        if let Some(p) = bad.program.as_mut() {
+            p.argv.clear();
+        }
+        let err = TrialSpec::try_from(&bad).unwrap_err().to_string();
+        assert!(err.contains("trial.program.argv"), "{err}");
+        let mut bad = wire.clone();
+        if let Some(p) = bad.program.as_mut() {
+            p.env.insert("SWEEP_WORKER_TOKEN".into(), "x".into());
+        }
+        let err = TrialSpec::try_from(&bad).unwrap_err().to_string();
+        assert!(err.contains("trial.program.env"), "{err}");
+        let mut bad = wire;
+        if let Some(p) = bad.program.as_mut() {
+            p.params[0].value = None;
+        }
+        let err = TrialSpec::try_from(&bad).unwrap_err().to_string();
+        assert!(err.contains("trial.program.params"), "{err}");
     }
 }

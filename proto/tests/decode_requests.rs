@@ -198,6 +198,7 @@ fn trial_spec() -> impl Strategy<Value = v1::TrialSpec> {
                 split_ratio,
                 split_seed,
                 checkpoint_every,
+                program: None,
             },
         )
 }

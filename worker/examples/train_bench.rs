@@ -100,6 +100,7 @@ fn main() -> anyhow::Result<()> {
         params,
         split,
         checkpoint_every: 0,
+        program: None,
     };
     let mut trainer = Trainer::new(&spec, &data)?;
     let stop = AtomicBool::new(false);

@@ -98,6 +98,7 @@ pub fn train(e: &TrainError) -> (FailureKind, String) {
         TrainError::Resume(_) => FailureKind::CheckpointUnusable,
         TrainError::Checkpoint(_) => FailureKind::Internal,
         TrainError::Torch(t) => torch(t).into(),
+        TrainError::Program { kind, .. } => *kind,
     };
     (kind, e.to_string())
 }

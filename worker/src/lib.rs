@@ -16,6 +16,7 @@ pub mod failure;
 pub mod fake;
 pub mod memory;
 mod probe;
+pub mod program;
 pub mod session;
 pub mod train;
 

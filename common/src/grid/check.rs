@@ -168,7 +168,13 @@ impl Checker<'_> {
     }
 
     /// Checks a `trial_name` template: known placeholders, balanced braces, printable text.
-    pub(super) fn template(&self, t: &Spanned<String>, key: &str) -> Result<(), GridError> {
+    /// `extra` are further keys it may name (a program's hyperparameters).
+    pub(super) fn template_with(
+        &self,
+        t: &Spanned<String>,
+        key: &str,
+        extra: &[&str],
+    ) -> Result<(), GridError> {
         let text = t.get_ref();
         if text.is_empty() {
             return Err(self.err(
@@ -204,7 +210,8 @@ impl Checker<'_> {
                 ));
             };
             let placeholder = &after[..close];
-            let names = placeholder_names();
+            let mut names = placeholder_names();
+            names.extend(extra);
             let known = names.contains(&placeholder);
             if !known {
                 return Err(self.err(
@@ -214,7 +221,11 @@ impl Checker<'_> {
                         "unknown placeholder {{{}}}{}; allowed: {}",
                         truncate(placeholder),
                         did_you_mean(placeholder, &names, Quote::Brace),
-                        placeholders()
+                        names
+                            .iter()
+                            .map(|p| format!("{{{p}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }
@@ -248,7 +259,7 @@ impl Checker<'_> {
 
     /// The span of byte `i` of a string value, when the file writes it without escapes;
     /// otherwise the span of the whole value.
-    fn inside(&self, value: &Spanned<String>, i: usize) -> Range<usize> {
+    pub(super) fn inside(&self, value: &Spanned<String>, i: usize) -> Range<usize> {
         let span = value.span();
         let raw = self.text.get(span.clone()).unwrap_or_default();
         let plain = raw.len() == value.get_ref().len() + 2

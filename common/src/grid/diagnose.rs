@@ -25,6 +25,10 @@ const EXPERIMENT_KEYS: &[&str] = &[
     "stopping",
     "sample",
     "repeats",
+    "program",
+    "workdir",
+    "env",
+    "params",
 ];
 
 /// Refuses what no grid file holds before the TOML parser sees it: control characters, which

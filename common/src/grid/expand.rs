@@ -115,8 +115,13 @@ fn count_trials(
             .as_ref()
             .map_or(1, |s| s.get_ref().trials.get_ref().unsigned_abs().max(1));
         let repeats = super::repeats::count(e.get_ref(), sweep_repeats);
-        let product = axes.iter().try_fold(sampled, |acc, (_, values)| {
-            acc.checked_mul(values.get_ref().len() as u64)
+        // A program experiment's own axes multiply the built-in ones.
+        let program_cells = super::program::raw_cells(e.get_ref());
+        let start = program_cells.and_then(|n| n.checked_mul(sampled));
+        let product = start.and_then(|start| {
+            axes.iter().try_fold(start, |acc, (_, values)| {
+                acc.checked_mul(values.get_ref().len() as u64)
+            })
         });
         let product = product.and_then(|p| p.checked_mul(repeats));
         let sum = product.and_then(|p| total.checked_add(p));
@@ -140,6 +145,13 @@ fn count_trials(
         let this = if sampled > 1 {
             format!(
                 "{count} ({sampled} sampled configurations{}{})",
+                if sizes.is_empty() { "" } else { " x " },
+                sizes.join(" x ")
+            )
+        } else if program_cells != Some(1) {
+            format!(
+                "{count} ({} program cells of [experiment.params]{}{})",
+                program_cells.map_or_else(|| "too many".to_owned(), |n| n.to_string()),
                 if sizes.is_empty() { "" } else { " x " },
                 sizes.join(" x ")
             )
@@ -357,16 +369,28 @@ fn experiment(
         Some(t) => Some(c.table_layout(t, &axes, &at("table"))?),
         None => None,
     };
+    let program = super::program::check(c, &at, e)?;
+    let program_keys = program.as_ref().map(|p| p.keys()).unwrap_or_default();
     let template = match &e.trial_name {
         Some(t) => {
-            c.template(t, &at("trial_name"))?;
+            c.template_with(t, &at("trial_name"), &program_keys)?;
             if repeats > 1 {
                 super::repeats::template(t.get_ref().clone())
             } else {
                 t.get_ref().clone()
             }
         }
-        None => default_template(&axes, sample.as_ref()),
+        None => {
+            let mut t = default_template(&axes, sample.as_ref());
+            for key in program.iter().flat_map(|p| p.axes()) {
+                t.push_str(&format!("_{key}-{{{key}}}"));
+            }
+            t
+        }
+    };
+    let cells = match &program {
+        Some(p) => p.cells(),
+        None => vec![BTreeMap::new()],
     };
 
     let split = SplitSpec {
@@ -400,29 +424,42 @@ fn experiment(
                 c.err(&name_span, &at("name"), format!("internal error: {e}"))
             })?;
             let canonical = TrialSpec::canonical(&name, dataset, &params, &split);
-            let trial_name = render(&template, &name, dataset, &chosen);
-            if trial_name.len() > MAX_TRIAL_NAME_LEN {
-                let span = e.trial_name.as_ref().map_or(e.name.span(), Spanned::span);
-                return Err(c.err(
-                    &span,
-                    &at("trial_name"),
-                    format!(
-                        "trial names may be at most {MAX_TRIAL_NAME_LEN} bytes; this one gives \
+            for cell in &cells {
+                let spec = program
+                    .as_ref()
+                    .map(|p| p.resolve(&name, dataset, &chosen, cell));
+                let canonical = match &spec {
+                    Some(p) => format!("{canonical}{}", p.canonical()),
+                    None => canonical.clone(),
+                };
+                let trial_name = match &spec {
+                    Some(_) => super::program::render(&template, &name, dataset, &chosen, cell),
+                    None => render(&template, &name, dataset, &chosen),
+                };
+                if trial_name.len() > MAX_TRIAL_NAME_LEN {
+                    let span = e.trial_name.as_ref().map_or(e.name.span(), Spanned::span);
+                    return Err(c.err(
+                        &span,
+                        &at("trial_name"),
+                        format!(
+                            "trial names may be at most {MAX_TRIAL_NAME_LEN} bytes; this one gives \
                      {:?} ({} bytes)",
-                        truncate(&trial_name),
-                        trial_name.len()
-                    ),
-                ));
+                            truncate(&trial_name),
+                            trial_name.len()
+                        ),
+                    ));
+                }
+                trials.push(TrialSpec {
+                    id: TrialId::from_content(&canonical),
+                    experiment: name.clone(),
+                    name: trial_name,
+                    dataset,
+                    params: params.clone(),
+                    split,
+                    checkpoint_every,
+                    program: spec.map(Box::new),
+                });
             }
-            trials.push(TrialSpec {
-                id: TrialId::from_content(&canonical),
-                experiment: name.clone(),
-                name: trial_name,
-                dataset,
-                params,
-                split,
-                checkpoint_every,
-            });
         }
     }
     let stopping = match &e.stopping {

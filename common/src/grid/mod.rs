@@ -27,6 +27,7 @@ mod expand;
 mod files;
 mod params;
 mod parse;
+mod program;
 mod repeats;
 mod rules;
 mod search;

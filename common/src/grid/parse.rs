@@ -51,6 +51,11 @@ pub(super) struct RawExperiment {
     pub stopping: Option<Spanned<Table<RawStopping>>>,
     pub sample: Option<Spanned<Table<RawSample>>>,
     pub repeats: Option<Spanned<i64>>,
+    /// A program experiment's keys (issue 19), checked in `program`.
+    pub program: Option<Spanned<Vec<Spanned<String>>>>,
+    pub workdir: Option<Spanned<String>>,
+    pub env: Option<Spanned<super::program::RawEnv>>,
+    pub params: Option<Spanned<super::program::RawParams>>,
 }
 
 impl RawExperiment {

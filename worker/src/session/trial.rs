@@ -86,7 +86,15 @@ pub(super) async fn run(
         _ => None,
     };
     let control = Arc::new(Control::default());
-    let (progress, done) = match spawn_trainer(&spec, inputs, &control) {
+    let program = crate::program::Options {
+        gpu: match session.device {
+            tch::Device::Cuda(i) => Some(i),
+            _ => None,
+        },
+        grace: session.drain_timeout,
+        log_dir: std::env::temp_dir().join("sweep-program-logs"),
+    };
+    let (progress, done) = match spawn_trainer(&spec, inputs, &control, program) {
         Ok(channels) => channels,
         Err(e) => {
             let message = format!("cannot start a training thread: {e}");
@@ -175,6 +183,8 @@ async fn inputs(
         None => None,
     };
     let engine = match &session.engine {
+        // A program reads its own data.
+        Engine::Torch(_) | Engine::Test(_) if spec.program.is_some() => Err(Duration::ZERO),
         Engine::Torch(cache) => match cache.get(spec.dataset).await {
             Ok(d) => Ok(d),
             Err(e) => {
@@ -194,6 +204,7 @@ fn spawn_trainer(
     spec: &TrialSpec,
     inputs: Inputs,
     control: &Arc<Control>,
+    program: crate::program::Options,
 ) -> std::io::Result<(mpsc::Receiver<FromTrainer>, oneshot::Receiver<Answer>)> {
     let (tx, rx) = mpsc::channel::<FromTrainer>(64);
     let (done_tx, done_rx) = oneshot::channel();
@@ -204,10 +215,15 @@ fn spawn_trainer(
         .spawn(move || {
             let mut progress = ToSession { tx };
             let resume = inputs.resume.as_deref();
-            let r = std::panic::catch_unwind(AssertUnwindSafe(|| match &inputs.engine {
-                Ok(data) => train(&spec, data, &mut progress, &control, resume),
-                Err(epoch_time) => {
-                    crate::fake::train(&spec, *epoch_time, &mut progress, &control, resume)
+            let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                match (&spec.program, &inputs.engine) {
+                    (Some(p), _) => {
+                        crate::program::run(&spec, p, &program, &mut progress, &control)
+                    }
+                    (None, Ok(data)) => train(&spec, data, &mut progress, &control, resume),
+                    (None, Err(epoch_time)) => {
+                        crate::fake::train(&spec, *epoch_time, &mut progress, &control, resume)
+                    }
                 }
             }));
             let _ = done_tx.send(r);

@@ -71,6 +71,14 @@ pub enum TrainError {
     /// libtorch failed.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// A program trial's program failed, or could not be run (`crate::program`).
+    #[error("{message}")]
+    Program {
+        /// Whose fault, as `crate::program` read the exit status.
+        kind: sweep_common::FailureKind,
+        /// What happened, with the last lines of its stderr.
+        message: String,
+    },
 }
 
 impl TrainError {

@@ -309,6 +309,9 @@ fn changed_epoch(accepted: &EpochMetrics, sent: &EpochMetrics) -> String {
 fn validate_result(spec: &TrialSpec, r: &TrialResult) -> Result<(), StateError> {
     let invalid =
         |field: &'static str, message: String| StateError::InvalidReport { field, message };
+    if spec.program.is_some() {
+        return validate_program_result(spec, r);
+    }
     let epochs = spec.params.epochs as usize;
     let numbered = r
         .epochs
@@ -353,6 +356,38 @@ fn validate_result(spec: &TrialSpec, r: &TrialResult) -> Result<(), StateError> 
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Checks a program trial's result (issue 19): at most `epochs` epochs, numbered in order, and
+/// matrices of the dataset's classes (empty when the program gave none); the program's own
+/// split is not the sweep's, so totals are not checked against it.
+fn validate_program_result(spec: &TrialSpec, r: &TrialResult) -> Result<(), StateError> {
+    let invalid =
+        |field: &'static str, message: String| StateError::InvalidReport { field, message };
+    let epochs = spec.params.epochs as usize;
+    let numbered = r
+        .epochs
+        .iter()
+        .enumerate()
+        .all(|(i, m)| m.epoch as usize == i + 1);
+    if r.epochs.len() > epochs || !numbered {
+        return Err(invalid(
+            "result.epochs",
+            format!(
+                "expected at most epochs 1..={epochs} in order, got {} entries",
+                r.epochs.len()
+            ),
+        ));
+    }
+    let classes = spec.dataset.num_classes();
+    for (field, m) in [
+        ("result.train_confusion", &r.train_confusion),
+        ("result.test_confusion", &r.test_confusion),
+    ] {
+        m.validate(classes, None)
+            .map_err(|e| invalid(field, e.to_string()))?;
     }
     Ok(())
 }

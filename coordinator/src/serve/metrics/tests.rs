@@ -137,6 +137,7 @@ fn a_sweep_in_progress_in_numbers() {
         "sweep_attempt_failures_total{kind=\"checkpoint_unusable\"} 0",
         "sweep_attempt_failures_total{kind=\"device\"} 0",
         "sweep_attempt_failures_total{kind=\"weights_missing\"} 0",
+        "sweep_attempt_failures_total{kind=\"program_failed\"} 0",
         "sweep_workers{state=\"connected\"} 1",
         "sweep_workers{state=\"lost\"} 1",
         "sweep_worker_slots 2",

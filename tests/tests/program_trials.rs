@@ -1,0 +1,145 @@
+//! Program trials (issue 19) through a real coordinator and worker: a sweep of a Python program
+//! completes with the accuracies it printed, a program that exits 1 fails its trial with its
+//! stderr, no token reaches a program, and a cancel reaches a program that ignores SIGTERM and
+//! forks: its whole process group is gone.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sweep_tests::faults::test_worker_command;
+use sweep_tests::{Sweep, Worker, bin};
+
+/// The test program, from this crate's folder.
+fn program() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("programs/trial.py")
+        .display()
+        .to_string()
+}
+
+fn grid(params: &str) -> String {
+    format!(
+        r#"
+[sweep]
+name = "prog"
+max_attempts = 1
+
+[[experiment]]
+name = "p"
+dataset = "fashion-mnist"
+program = ["python3", "{}"]
+
+[experiment.fixed]
+epochs = 1
+
+[experiment.params]
+{params}
+"#,
+        program()
+    )
+}
+
+/// A worker with a token in its environment (the program must not see it).
+fn worker(name: &str, url: &str) -> Worker {
+    let mut command = test_worker_command(name, url, Duration::from_millis(10), 1);
+    command
+        .args(["--drain-timeout", "1s"])
+        .env("SWEEP_TOKEN", "")
+        .env("SWEEP_WORKER_TOKEN", "sentinel-not-for-programs");
+    Worker::from_command(name, command)
+}
+
+#[test]
+fn a_sweep_of_a_program_reports_its_metrics_and_its_failures() {
+    let sweep = Sweep::new(&grid("lr = [0.1, 0.2]\nmode = [\"ok\", \"fail\"]\n"));
+    let mut c = sweep.start_coordinator(&["--linger", "1s"]);
+    let mut w = worker("W", &c.url());
+    c.expect_exit_code(1, Duration::from_secs(120));
+    w.wait_exit(Duration::from_secs(30));
+    let results = sweep.results();
+    assert_eq!(results.trials.len(), 4);
+    for lr in ["0.1", "0.2"] {
+        let ok = results.trial(&format!("p_lr-{lr}_mode-ok"));
+        assert_eq!(ok.status, "succeeded", "{ok:?}");
+        let expected = 50.0 + 100.0 * lr.parse::<f64>().unwrap_or_default();
+        assert!(
+            (ok.test_accuracy.unwrap_or_default() - expected).abs() < 1e-9,
+            "{ok:?}"
+        );
+        assert_eq!(ok.epochs.len(), 1);
+        let failed = results.trial(&format!("p_lr-{lr}_mode-fail"));
+        assert_eq!(failed.status, "failed");
+        let attempt = &failed.failed_attempts[0];
+        assert_eq!(attempt.kind, "program_failed");
+        assert!(
+            attempt.message.contains("status 1")
+                && attempt.message.contains("ValueError: the program gave up"),
+            "{attempt:?}"
+        );
+    }
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaped yet: it runs nothing).
+fn gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_cancel_reaches_a_program_that_ignores_sigterm_and_forks() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let pids = dir.path().join("pids");
+    let sweep = Sweep::new(&grid(&format!(
+        "lr = 0.1\nmode = \"stubborn\"\npids = \"{}\"\n",
+        pids.display()
+    )));
+    let mut c = sweep.start_coordinator(&["--heartbeat", "200ms", "--linger", "1s"]);
+    let mut w = worker("W", &c.url());
+    wait_until("the program's pids", Duration::from_secs(60), || {
+        std::fs::read_to_string(&pids).is_ok_and(|t| t.ends_with('\n'))
+    });
+    let text = std::fs::read_to_string(&pids).expect("the pids");
+    let out = Command::new(bin("coordinator"))
+        .args(["cancel", "--addr", &c.url(), "--all", "--reason", "enough"])
+        .output()
+        .expect("run coordinator cancel");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until(
+        "the program's group to end",
+        Duration::from_secs(30),
+        || text.split_whitespace().all(gone),
+    );
+    c.expect_exit_code(1, Duration::from_secs(30));
+    w.wait_for_stderr_line("program ended", Duration::from_secs(30));
+    // The coordinator may have left before the worker's next lease call; the worker would keep
+    // calling for its patience.
+    w.kill();
+    let stderr = w.stderr();
+    assert!(
+        stderr.contains("did not end within its grace period"),
+        "the program ignored SIGTERM, so it was killed:\n{stderr}"
+    );
+    let results = sweep.results();
+    assert_eq!(
+        results.trials[0].failure.as_deref(),
+        Some("cancelled: enough")
+    );
+}

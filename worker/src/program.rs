@@ -1,0 +1,409 @@
+//! A program trial (issue 19): the user's own program, run as the worker's child the way a
+//! supervisor runs one (kubelet, tini). It gets its own process group and a clean environment
+//! (a few variables of the worker's, the grid's `env`, the trial's `SWEEP_*` and
+//! `CUDA_VISIBLE_DEVICES`; never the worker's token); its stdout and stderr go to bounded log
+//! files; told to stop, the whole group gets SIGTERM, then SIGKILL after the grace period, and
+//! whatever is left of the group is killed when the program ends, so no orphan survives it.
+//!
+//! Without the client library, the exit status decides: 0 succeeds, and a last stdout line that
+//! is a JSON object with `test_accuracy` (and optionally `train_accuracy`, `train_loss`, in
+//! percent and a loss) is the trial's one epoch of metrics. A non-zero status, or a signal the
+//! worker did not send, fails the trial (`program_failed`) with the last lines of stderr; a
+//! SIGKILL the worker did not send is taken for the kernel's out-of-memory killer.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sweep_common::grid::Value;
+use sweep_common::program::ProgramSpec;
+use sweep_common::{
+    ConfusionMatrix, EpochMetrics, FailureKind, TrialResult, TrialSpec, trial::file_stem,
+};
+use tracing::{info, warn};
+
+use crate::train::{Control, Progress, TrainError, Trained};
+
+/// Most bytes kept of each of a program's stdout and stderr logs; the rest is counted, not
+/// written.
+pub const LOG_LIMIT: u64 = 16 * 1024 * 1024;
+/// Lines of stderr quoted in a failure's message.
+const TAIL_LINES: usize = 20;
+/// Longest line kept for the tail and for the final JSON line, in bytes.
+const MAX_LINE: usize = 64 * 1024;
+/// Largest final weights file read back, in bytes.
+const MAX_WEIGHTS: u64 = 1 << 30;
+/// How often the supervisor looks at the child and at its orders.
+const POLL: Duration = Duration::from_millis(10);
+/// The worker's variables a program inherits (the rest of its environment stays behind).
+const INHERITED: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER"];
+
+/// How a program runs on this worker.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The GPU it may use (`CUDA_VISIBLE_DEVICES`); none: the CPU (an empty
+    /// `CUDA_VISIBLE_DEVICES`, so the program sees no GPU).
+    pub gpu: Option<usize>,
+    /// Between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    /// Where the per-trial logs go.
+    pub log_dir: PathBuf,
+}
+
+/// Runs `program` for `spec` to its end, or until `control` stops it.
+pub fn run(
+    spec: &TrialSpec,
+    program: &ProgramSpec,
+    opts: &Options,
+    progress: &mut dyn Progress,
+    control: &Control,
+) -> Result<Trained, TrainError> {
+    let started = Instant::now();
+    let scratch = tempfile::Builder::new()
+        .prefix("sweep-trial-")
+        .tempdir()
+        .map_err(|e| internal(format!("cannot make the trial's folder: {e}")))?;
+    let params = scratch.path().join("params.json");
+    let weights = scratch.path().join("weights");
+    std::fs::write(&params, params_json(spec, program).to_string())
+        .map_err(|e| internal(format!("cannot write the hyperparameters file: {e}")))?;
+    std::fs::create_dir_all(&opts.log_dir).map_err(|e| {
+        internal(format!(
+            "cannot make the log folder {}: {e}",
+            opts.log_dir.display()
+        ))
+    })?;
+    let stem = format!("{}.{}", file_stem(&spec.name), spec.id.short());
+    let out_log = opts.log_dir.join(format!("{stem}.stdout.log"));
+    let err_log = opts.log_dir.join(format!("{stem}.stderr.log"));
+
+    let mut cmd = command(spec, program, opts, &params, &weights);
+    let mut child = cmd.spawn().map_err(|e| TrainError::Program {
+        kind: FailureKind::ProgramFailed,
+        message: format!("cannot start {:?}: {e}", program.argv[0]),
+    })?;
+    // The child leads its own process group: its id is the group's.
+    let group = i32::try_from(child.id()).unwrap_or(i32::MAX);
+    info!(trial = %spec.name, pid = group, "program started");
+    let stdout = child.stdout.take().map(|s| capture(s, &out_log, 1));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| capture(s, &err_log, TAIL_LINES));
+
+    let (status, stopped) = supervise(&mut child, group, opts.grace, control);
+    let last_out = stdout.and_then(|h| h.join().ok()).unwrap_or_default();
+    let tail = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
+    info!(trial = %spec.name, ?status, logs = %opts.log_dir.display(), "program ended");
+
+    if stopped {
+        // A lost lease's answer is never sent; a drained worker gives the lease back, free.
+        return Err(TrainError::Stopped { epoch: 0 });
+    }
+    let status = status.map_err(|e| internal(format!("cannot wait for the program: {e}")))?;
+    if !status.success() {
+        return Err(failure(status, &tail));
+    }
+    let epochs = final_metrics(last_out.back().map(String::as_str))
+        .map(|m| vec![m])
+        .unwrap_or_default();
+    for m in &epochs {
+        progress.epoch(m);
+    }
+    let classes = spec.dataset.num_classes();
+    let last = epochs.last();
+    let weights = read_weights(&weights)?;
+    Ok(Trained {
+        result: TrialResult {
+            train_accuracy: last.map_or(0.0, |m| m.train_accuracy),
+            test_accuracy: last.map_or(0.0, |m| m.test_accuracy),
+            epochs,
+            // A program reports no confusion matrix yet: empty ones of the dataset's classes.
+            train_confusion: ConfusionMatrix::zeros(classes),
+            test_confusion: ConfusionMatrix::zeros(classes),
+            train_seconds: started.elapsed().as_secs_f64(),
+            dataset_images: 0,
+        },
+        weights,
+    })
+}
+
+fn internal(message: String) -> TrainError {
+    TrainError::Program {
+        kind: FailureKind::Internal,
+        message,
+    }
+}
+
+/// The hyperparameters file: the built-in ones the trial names, and the program's own.
+fn params_json(spec: &TrialSpec, program: &ProgramSpec) -> serde_json::Value {
+    let mut all = serde_json::Map::new();
+    for (param, value) in spec.params.named() {
+        let v = match value {
+            Value::Choice(c) => serde_json::Value::from(c.name),
+            Value::Int(i) => serde_json::Value::from(i),
+            Value::Float(x) => serde_json::Value::from(x),
+        };
+        all.insert(param.key().to_owned(), v);
+    }
+    if let serde_json::Value::Object(own) = program.params_json() {
+        all.extend(own);
+    }
+    serde_json::Value::Object(all)
+}
+
+/// The program's command: its own process group, a clean environment, no stdin.
+fn command(
+    spec: &TrialSpec,
+    program: &ProgramSpec,
+    opts: &Options,
+    params: &Path,
+    weights: &Path,
+) -> Command {
+    let mut cmd = Command::new(&program.argv[0]);
+    cmd.args(&program.argv[1..])
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    for var in INHERITED {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+    cmd.envs(&program.env);
+    let gpu = opts.gpu.map(|g| g.to_string()).unwrap_or_default();
+    cmd.env("CUDA_VISIBLE_DEVICES", gpu)
+        .env("SWEEP_PARAMS", params)
+        .env("SWEEP_WEIGHTS", weights)
+        .env("SWEEP_TRIAL_ID", spec.id.to_string())
+        .env("SWEEP_TRIAL_NAME", &spec.name)
+        .env("SWEEP_EXPERIMENT", &spec.experiment)
+        .env("SWEEP_EPOCHS", spec.params.epochs.to_string())
+        .env("SWEEP_SEED", spec.params.seed.to_string());
+    if let Some(w) = &program.workdir {
+        cmd.current_dir(w);
+    }
+    cmd
+}
+
+/// Copies a pipe into a log file of at most [`LOG_LIMIT`] bytes, on a thread; answers the last
+/// `keep` lines (each cut to [`MAX_LINE`]).
+fn capture(
+    pipe: impl Read + Send + 'static,
+    log: &Path,
+    keep: usize,
+) -> JoinHandle<VecDeque<String>> {
+    let file = File::create(log);
+    let log = log.to_owned();
+    std::thread::spawn(move || {
+        let mut file = match file {
+            Ok(f) => Some(f),
+            Err(e) => {
+                warn!(log = %log.display(), error = %e, "cannot write the program's log");
+                None
+            }
+        };
+        let mut written: u64 = 0;
+        let mut dropped: u64 = 0;
+        let mut tail = VecDeque::with_capacity(keep + 1);
+        let mut reader = BufReader::new(pipe);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            // A line longer than MAX_LINE is read in pieces: memory stays bounded.
+            match (&mut reader)
+                .take(MAX_LINE as u64)
+                .read_until(b'\n', &mut line)
+            {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let n = n as u64;
+                    if written + n <= LOG_LIMIT {
+                        if let Some(f) = file.as_mut() {
+                            let _ = f.write_all(&line);
+                        }
+                        written += n;
+                    } else {
+                        dropped += n;
+                    }
+                    let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+                    if !text.is_empty() {
+                        tail.push_back(text);
+                        if tail.len() > keep {
+                            tail.pop_front();
+                        }
+                    }
+                }
+            }
+        }
+        if dropped > 0 {
+            if let Some(f) = file.as_mut() {
+                let _ = writeln!(f, "[sweep: {dropped} more bytes not kept]");
+            }
+        }
+        tail
+    })
+}
+
+/// Waits for the program, stopping it when `control` says so (the lease is lost, the trial
+/// cancelled, the worker draining); then kills what is left of its group. Answers its exit
+/// status and whether the worker stopped it.
+fn supervise(
+    child: &mut Child,
+    group: i32,
+    grace: Duration,
+    control: &Control,
+) -> (std::io::Result<ExitStatus>, bool) {
+    let mut stopped: Option<Instant> = None;
+    let mut killed = false;
+    loop {
+        match exited(group) {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => {
+                signal_group(group, libc::SIGKILL);
+                let _ = child.wait();
+                return (Err(e), stopped.is_some());
+            }
+        }
+        match stopped {
+            None => {
+                if control.stop.load(Ordering::Relaxed) || control.drain.load(Ordering::Relaxed) {
+                    signal_group(group, libc::SIGTERM);
+                    stopped = Some(Instant::now());
+                }
+            }
+            Some(since) if !killed && since.elapsed() >= grace => {
+                warn!(
+                    pid = group,
+                    "the program did not end within its grace period: killing it"
+                );
+                signal_group(group, libc::SIGKILL);
+                killed = true;
+            }
+            Some(_) => {}
+        }
+        std::thread::sleep(POLL);
+    }
+    // The leader has ended but is not reaped yet, so its group id cannot be reused: whatever
+    // it left running in its group goes with it.
+    signal_group(group, libc::SIGKILL);
+    (child.wait(), stopped.is_some())
+}
+
+/// Whether the child `pid` has ended, without reaping it (`waitid` with `WNOWAIT`).
+#[allow(unsafe_code)]
+fn exited(pid: i32) -> std::io::Result<bool> {
+    let id = libc::id_t::try_from(pid).map_err(|_| std::io::Error::other("bad pid"))?;
+    // SAFETY: `info` is a plain struct waitid fills; the call only reads our child's state.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: see above; `info` outlives the call.
+    let r = unsafe { libc::waitid(libc::P_PID, id, &mut info, flags) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: with WNOHANG, si_pid is 0 until the child has changed state.
+    Ok(unsafe { info.si_pid() } != 0)
+}
+
+/// Sends `signal` to every process of `group` (none left is fine).
+#[allow(unsafe_code)]
+fn signal_group(group: i32, signal: i32) {
+    if group > 1 {
+        // SAFETY: kill(2) with a negative pid signals a process group; it touches no memory.
+        unsafe {
+            libc::kill(-group, signal);
+        }
+    }
+}
+
+/// The failure of a program that did not exit 0 on its own.
+fn failure(status: ExitStatus, tail: &VecDeque<String>) -> TrainError {
+    let stderr = if tail.is_empty() {
+        "(nothing on stderr)".to_owned()
+    } else {
+        tail.iter().cloned().collect::<Vec<_>>().join(" | ")
+    };
+    let (kind, what) = match (status.code(), status.signal()) {
+        (Some(code), _) => (
+            FailureKind::ProgramFailed,
+            format!("the program exited with status {code}"),
+        ),
+        (None, Some(libc::SIGKILL)) => (
+            FailureKind::OutOfMemory,
+            "the program was killed by SIGKILL, which the worker did not send (the kernel's \
+             out-of-memory killer?)"
+                .to_owned(),
+        ),
+        (None, Some(signal)) => (
+            FailureKind::ProgramFailed,
+            format!(
+                "the program died of signal {signal} ({})",
+                signal_name(signal)
+            ),
+        ),
+        (None, None) => (
+            FailureKind::ProgramFailed,
+            format!("the program ended: {status}"),
+        ),
+    };
+    TrainError::Program {
+        kind,
+        message: format!("{what}; last lines of stderr: {stderr}"),
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGILL => "SIGILL",
+        _ => "a signal",
+    }
+}
+
+/// The metrics of a program's last stdout line, when it is a JSON object with `test_accuracy`.
+fn final_metrics(line: Option<&str>) -> Option<EpochMetrics> {
+    let v: serde_json::Value = serde_json::from_str(line?.trim()).ok()?;
+    let number = |key: &str| v.get(key).and_then(serde_json::Value::as_f64);
+    Some(EpochMetrics {
+        epoch: 1,
+        test_accuracy: number("test_accuracy")?,
+        train_accuracy: number("train_accuracy").unwrap_or(0.0),
+        train_loss: number("train_loss").unwrap_or(0.0),
+        seconds: number("seconds").unwrap_or(0.0),
+    })
+}
+
+/// The final weights the program wrote at `SWEEP_WEIGHTS`, or none (an empty file).
+fn read_weights(path: &Path) -> Result<Vec<u8>, TrainError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > MAX_WEIGHTS => Err(TrainError::Program {
+            kind: FailureKind::ProgramFailed,
+            message: format!(
+                "the final weights are {} bytes, more than {MAX_WEIGHTS}",
+                m.len()
+            ),
+        }),
+        Ok(_) => {
+            std::fs::read(path).map_err(|e| internal(format!("cannot read the final weights: {e}")))
+        }
+        Err(_) => Ok(Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
