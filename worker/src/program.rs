@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use sweep_common::grid::Value;
 use sweep_common::program::ProgramSpec;
 use sweep_common::{
-    ConfusionMatrix, EpochMetrics, FailureKind, TrialResult, TrialSpec, trial::file_stem,
+    ConfusionMatrix, EpochMetrics, FailureKind, FinalMetrics, TrialResult, TrialSpec,
+    trial::file_stem,
 };
 use tracing::{info, warn};
 
@@ -118,17 +119,21 @@ pub fn run(
     }
     let classes = spec.dataset.num_classes();
     let last = epochs.last();
+    let (train_accuracy, test_accuracy) =
+        last.map_or((0.0, 0.0), |m| (m.train_accuracy, m.test_accuracy));
     let weights = read_weights(&weights)?;
     Ok(Trained {
         result: TrialResult {
-            train_accuracy: last.map_or(0.0, |m| m.train_accuracy),
-            test_accuracy: last.map_or(0.0, |m| m.test_accuracy),
             epochs,
-            // A program reports no confusion matrix yet: empty ones of the dataset's classes.
-            train_confusion: ConfusionMatrix::zeros(classes),
-            test_confusion: ConfusionMatrix::zeros(classes),
-            train_seconds: started.elapsed().as_secs_f64(),
-            dataset_images: 0,
+            last: FinalMetrics {
+                train_accuracy,
+                test_accuracy,
+                // A program reports no confusion matrix yet: empty ones of the dataset's classes.
+                train_confusion: ConfusionMatrix::zeros(classes),
+                test_confusion: ConfusionMatrix::zeros(classes),
+                train_seconds: started.elapsed().as_secs_f64(),
+                dataset_images: 0,
+            },
         },
         weights,
     })

@@ -64,6 +64,7 @@ pub fn rate(results: &Results<'_>) -> Option<(f64, usize)> {
             params: t.params.clone().into_owned(),
             split: t.split,
             checkpoint_every: 0,
+            program: None,
         };
         let w = epoch_work(&spec);
         for e in t

@@ -100,7 +100,7 @@ fn a_program_gets_a_clean_environment_its_hyperparameters_and_its_device() {
     let opts = options(dir.path(), Some(1));
     let (r, epochs) = go(&spec, &opts, &Control::default());
     let trained = r.unwrap();
-    assert_eq!(trained.result.test_accuracy, 80.5);
+    assert_eq!(trained.result.last.test_accuracy, 80.5);
     assert_eq!(epochs.len(), 1);
     assert_eq!(epochs[0].train_loss, 0.25);
     assert!(trained.weights.is_empty());
@@ -232,7 +232,7 @@ fn what_a_program_leaves_running_ends_with_it() {
     std::fs::write(&script, code).unwrap();
     let spec = spec(&format!("'sh', '{}'", script.display()));
     let (r, _) = go(&spec, &options(dir.path(), None), &Control::default());
-    assert_eq!(r.unwrap().result.test_accuracy, 50.0);
+    assert_eq!(r.unwrap().result.last.test_accuracy, 50.0);
     let text = wait_for(&pid);
     assert!(gone(&text), "the background sleep survived");
 }

@@ -181,8 +181,14 @@ fn resumed_run_equals_uninterrupted_run() {
             strip(&full.result),
             "resumed after epoch {epoch}"
         );
-        assert_eq!(resumed.result.last.test_confusion, full.result.last.test_confusion);
-        assert_eq!(resumed.result.last.train_confusion, full.result.last.train_confusion);
+        assert_eq!(
+            resumed.result.last.test_confusion,
+            full.result.last.test_confusion
+        );
+        assert_eq!(
+            resumed.result.last.train_confusion,
+            full.result.last.train_confusion
+        );
         // Same weights, bit for bit, and the same file, byte for byte.
         assert!(
             resumed.weights == full.weights,
@@ -226,7 +232,10 @@ fn drain_checkpoints_the_epoch_and_resumes_exactly() {
         Some(&rec.checkpoints[0].1),
     )
     .unwrap();
-    assert_eq!(resumed.result.last.test_confusion, full.result.last.test_confusion);
+    assert_eq!(
+        resumed.result.last.test_confusion,
+        full.result.last.test_confusion
+    );
     assert_eq!(
         resumed.result.epochs.last().map(|m| m.train_loss.to_bits()),
         full.result.epochs.last().map(|m| m.train_loss.to_bits())

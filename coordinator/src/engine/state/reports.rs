@@ -383,8 +383,8 @@ fn validate_program_result(spec: &TrialSpec, r: &TrialResult) -> Result<(), Stat
     }
     let classes = spec.dataset.num_classes();
     for (field, m) in [
-        ("result.train_confusion", &r.train_confusion),
-        ("result.test_confusion", &r.test_confusion),
+        ("result.train_confusion", &r.last.train_confusion),
+        ("result.test_confusion", &r.last.test_confusion),
     ] {
         m.validate(classes, None)
             .map_err(|e| invalid(field, e.to_string()))?;
