@@ -314,6 +314,8 @@ fn params_to_wire(p: &HyperParams) -> Vec<v1::HyperParam> {
             key: param.key().to_owned(),
             value: Some(match value {
                 Value::Choice(c) => Wire::Choice(c.name.to_owned()),
+                // A text (a model) travels as a string, as a choice's name does.
+                Value::Text(t) => Wire::Choice(t.to_owned()),
                 Value::Int(i) => Wire::Int(i),
                 Value::Float(x) => Wire::Float(x),
             }),

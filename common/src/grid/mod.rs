@@ -24,6 +24,7 @@ mod diagnose;
 mod error;
 mod expand;
 mod files;
+mod model;
 mod params;
 mod parse;
 mod rules;

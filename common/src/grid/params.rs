@@ -7,6 +7,7 @@
 
 use super::define::{choices, hyperparameters};
 use super::{Bound, Domain, Fallback, Field, Value};
+use crate::model::Model;
 
 /// Largest `epochs`, and so largest `checkpoint_every`.
 pub(super) const MAX_EPOCHS: u64 = 100_000;
@@ -95,6 +96,15 @@ hyperparameters! {
         label: "Seed",
         plural: "seeds",
         aliases: [],
+    }
+    /// The architecture: `mlp` (lab 1's) or layers such as `conv(16,3,p=1) bn relu linear(10)`.
+    Model model: Model {
+        domain: Domain::Model,
+        default: Fallback::Value(Value::Text(Model::MLP.0)),
+        canonical: UnlessDefault,
+        label: "Model",
+        plural: "models",
+        aliases: ["architecture", "arch", "net", "network"],
     }
 }
 
@@ -252,7 +262,7 @@ mod tests {
                     max: Bound::Closed(max),
                     ..
                 } => Value::Float(max),
-                Domain::Float { .. } => d.get(p),
+                Domain::Float { .. } | Domain::Model => d.get(p),
                 Domain::Fraction => Value::Float(1.0),
                 Domain::Choice(c) => Value::Choice(&c[c.len() - 1]),
             };
