@@ -121,3 +121,17 @@ mod tests {
         assert!(e.contains("layer 3 `gap`: needs an image"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::grid::{Grid, Param};
+
+    /// `examples/cnn-fashion.toml`, which README.md tells people to run, loads.
+    #[test]
+    fn the_cnn_example_loads() {
+        let text = include_str!("../../../examples/cnn-fashion.toml");
+        let g = Grid::parse(text, "examples/cnn-fashion.toml").unwrap();
+        assert_eq!(g.len(), 2);
+        assert_eq!(g.experiments[0].axes[0].param, Param::Model);
+    }
+}
