@@ -253,7 +253,11 @@ impl<'a> Args<'a> {
         let mut seen = HashSet::new();
         for (k, _) in &self.named {
             if !options.contains(k) {
-                return Err(format!("{}: unknown option {k:?}; write {}", self.layer, usage()));
+                return Err(format!(
+                    "{}: unknown option {k:?}; write {}",
+                    self.layer,
+                    usage()
+                ));
             }
             if !seen.insert(*k) {
                 return Err(format!("{}: option {k} given twice", self.layer));
@@ -433,17 +437,15 @@ impl ModelSpec {
                      (after flatten, global pooling or linear)"
                 ))),
             };
-            let fit = |size: u64, kernel: u64, stride: u64, padding: u64, (c, h, w)| {
-                match (
-                    window(h, kernel, stride, padding),
-                    window(size, kernel, stride, padding),
-                ) {
-                    (Some(a), Some(b)) => Ok((a, b)),
-                    _ => Err(at(format!(
-                        "a {kernel}x{kernel} window does not fit the {c}x{h}x{w} input \
+            let fit = |size: u64, kernel: u64, stride: u64, padding: u64, (c, h, w)| match (
+                window(h, kernel, stride, padding),
+                window(size, kernel, stride, padding),
+            ) {
+                (Some(a), Some(b)) => Ok((a, b)),
+                _ => Err(at(format!(
+                    "a {kernel}x{kernel} window does not fit the {c}x{h}x{w} input \
                          with padding {padding}"
-                    ))),
-                }
+                ))),
             };
             shape = match *l {
                 Layer::Conv {
@@ -574,7 +576,9 @@ impl fmt::Display for Model {
 pub fn intern(text: &str) -> Result<&'static str, String> {
     static KEPT: OnceLock<Mutex<(HashSet<&'static str>, usize)>> = OnceLock::new();
     let kept = KEPT.get_or_init(|| Mutex::new((HashSet::new(), 0)));
-    let mut kept = kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut kept = kept
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(s) = kept.0.get(text) {
         return Ok(s);
     }
@@ -612,7 +616,9 @@ mod tests {
 
     #[test]
     fn specs_read_and_write_back_canonically() {
-        let s = spec("  conv(16, 3, p=1)  bn relu maxpool(2) conv(32,3,s=2,p=1) res(32) res(64,s=2) gap dropout(0.25) linear(10) ");
+        let s = spec(
+            "  conv(16, 3, p=1)  bn relu maxpool(2) conv(32,3,s=2,p=1) res(32) res(64,s=2) gap dropout(0.25) linear(10) ",
+        );
         assert_eq!(
             s.to_string(),
             "conv(16,3,p=1) bn relu maxpool(2) conv(32,3,s=2,p=1) res(32) res(64,s=2) gap \
@@ -621,13 +627,20 @@ mod tests {
         assert_eq!(spec(&s.to_string()), s);
         assert_eq!(spec("mlp"), ModelSpec::Mlp);
         assert_eq!(spec("maxpool(2,s=2)").to_string(), "maxpool(2)");
-        assert_eq!(Model::parse("flatten   linear(10)").unwrap().0, "flatten linear(10)");
+        assert_eq!(
+            Model::parse("flatten   linear(10)").unwrap().0,
+            "flatten linear(10)"
+        );
     }
 
     #[test]
     fn bad_specs_say_what_is_wrong() {
         let err = |s: &str| s.parse::<ModelSpec>().unwrap_err();
-        assert!(err("conv(16)").contains("conv takes 2 argument(s), got 1"), "{}", err("conv(16)"));
+        assert!(
+            err("conv(16)").contains("conv takes 2 argument(s), got 1"),
+            "{}",
+            err("conv(16)")
+        );
         assert!(err("conv(16,3,x=1)").contains("unknown option \"x\""));
         assert!(err("convv(16,3)").contains("unknown layer \"convv\""));
         assert!(err("dropout(1.5)").contains("[0, 1)"));
@@ -647,16 +660,33 @@ mod tests {
             .unwrap();
         assert_eq!(i.input, Shape::Image { c: 1, h: 28, w: 28 });
         assert_eq!(i.shapes[3], Shape::Image { c: 8, h: 14, w: 14 });
-        assert_eq!(i.shapes[4], Shape::Image { c: 16, h: 12, w: 12 });
+        assert_eq!(
+            i.shapes[4],
+            Shape::Image {
+                c: 16,
+                h: 12,
+                w: 12
+            }
+        );
         assert_eq!(i.shapes[6], Shape::Flat(16));
         // conv 8*1*9+8, bn 16, conv 16*8*9+16, linear 16*10+10
         assert_eq!(i.parameters, 80 + 16 + 1168 + 170);
         let r = spec("res(16,s=2) gap linear(10)")
             .infer(DatasetKind::Cifar10)
             .unwrap();
-        assert_eq!(r.shapes[0], Shape::Image { c: 16, h: 16, w: 16 });
+        assert_eq!(
+            r.shapes[0],
+            Shape::Image {
+                c: 16,
+                h: 16,
+                w: 16
+            }
+        );
         // As torchvision's BasicBlock with a 1x1 conv + bn shortcut.
-        assert_eq!(r.parameters, (16 * 3 * 9 + 32 + 16 * 16 * 9 + 32 + 16 * 3 + 32) + 170);
+        assert_eq!(
+            r.parameters,
+            (16 * 3 * 9 + 32 + 16 * 16 * 9 + 32 + 16 * 3 + 32) + 170
+        );
     }
 
     #[test]

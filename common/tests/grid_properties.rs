@@ -292,7 +292,10 @@ fn domain_values(domain: &Domain) -> (Vec<String>, Vec<String>) {
         ),
         // Models that fit both datasets' images, and ones that fit neither.
         Domain::Model => (
-            vec!["\"mlp\"".to_owned(), "\"conv(2,3) bn relu gap linear(10)\"".to_owned()],
+            vec![
+                "\"mlp\"".to_owned(),
+                "\"conv(2,3) bn relu gap linear(10)\"".to_owned(),
+            ],
             vec!["\"nope\"".to_owned(), "\"conv(2,3) linear(10)\"".to_owned()],
         ),
     };

@@ -70,9 +70,11 @@ fn a_small_cnn_learns_real_fashion_mnist() {
     );
 
     // The weights: a safetensors file whose header names PyTorch's state-dict keys.
-    let weights = sweep
-        .out()
-        .join(t.weights.as_deref().expect("the trial's weights are recorded"));
+    let weights = sweep.out().join(
+        t.weights
+            .as_deref()
+            .expect("the trial's weights are recorded"),
+    );
     let bytes = std::fs::read(&weights)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", weights.display()));
     let len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;

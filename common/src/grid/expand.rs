@@ -18,8 +18,8 @@ use super::{
 use super::{Experiment, Grid, GridError, Value};
 use crate::dataset::DatasetKind;
 use crate::ids::TrialId;
-use crate::search::{Distribution, SampleSpec};
 use crate::search::sample::Sampler;
+use crate::search::{Distribution, SampleSpec};
 use crate::trial::{SplitSpec, TrialSpec};
 
 /// The axes of `[experiment.grid]`, in axis order.

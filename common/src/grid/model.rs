@@ -109,10 +109,9 @@ mod tests {
              features, got 4x26x26; add flatten or gap before it"
         );
         // The same model fits CIFAR-10's images differently.
-        let cifar = text.replace("fashion-mnist", "cifar10").replace(
-            "conv(4,3) linear(10)",
-            "conv(4,32) flatten linear(10)",
-        );
+        let cifar = text
+            .replace("fashion-mnist", "cifar10")
+            .replace("conv(4,3) linear(10)", "conv(4,32) flatten linear(10)");
         assert!(Grid::parse(&cifar, "g.toml").is_ok());
         let sampled = format!(
             "{HEAD}[experiment.sample]\ntrials = 2\n[experiment.sample.space]\nmodel = {{ choice = [\"gap linear(10)\", \"gap relu gap linear(10)\"] }}\n"

@@ -42,7 +42,9 @@ pub(super) fn allowed(domain: &Domain) -> String {
             format!("a number {low} and {high}")
         }
         Domain::Fraction => "a fraction in (0, 1]".to_owned(),
-        Domain::Model => "a model: mlp, or layers (conv(16,3,p=1) bn relu ... linear(10))".to_owned(),
+        Domain::Model => {
+            "a model: mlp, or layers (conv(16,3,p=1) bn relu ... linear(10))".to_owned()
+        }
     }
 }
 

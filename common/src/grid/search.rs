@@ -342,7 +342,8 @@ impl Checker<'_> {
         let domain = param.def().domain;
         let kind = kinds[0];
         let sub = format!("{key}.{kind}");
-        if let (Domain::Choice(_) | Domain::Model, "uniform" | "loguniform" | "int") = (domain, kind)
+        if let (Domain::Choice(_) | Domain::Model, "uniform" | "loguniform" | "int") =
+            (domain, kind)
         {
             return Err(self.err(
                 &raw.span(),

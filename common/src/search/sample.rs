@@ -68,10 +68,9 @@ pub fn space_size(space: &[(Param, Distribution)]) -> Option<u64> {
                 match param.def().domain {
                     // Whole numbers between the bounds.
                     Domain::Int { .. } => (high.floor() - low.ceil() + 1.0).max(0.0) as u64,
-                    Domain::Float { .. }
-                    | Domain::Fraction
-                    | Domain::Choice(_)
-                    | Domain::Model => return None,
+                    Domain::Float { .. } | Domain::Fraction | Domain::Choice(_) | Domain::Model => {
+                        return None;
+                    }
                 }
             }
         };

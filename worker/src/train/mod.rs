@@ -305,8 +305,8 @@ impl<'a> Trainer<'a> {
                 Engine::Net { net, loss, correct } => {
                     // Dropout's masks, drawn from (seed, epoch, batch) alone.
                     let stream = (u64::from(epoch) << 32) | b as u64;
-                    let seed = SplitMix64::for_stream(self.spec.params.seed, "dropout", stream)
-                        .next_u64();
+                    let seed =
+                        SplitMix64::for_stream(self.spec.params.seed, "dropout", stream).next_u64();
                     let grads = net_step(net, self.data, &idx, seed, loss, correct)?;
                     self.adam.step(&mut self.params, &grads)?;
                     for g in grads {

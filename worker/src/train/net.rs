@@ -46,11 +46,19 @@ enum Block {
     Relu,
     Tanh,
     Sigmoid,
-    MaxPool { kernel: i64, stride: i64 },
-    AvgPool { kernel: i64, stride: i64 },
+    MaxPool {
+        kernel: i64,
+        stride: i64,
+    },
+    AvgPool {
+        kernel: i64,
+        stride: i64,
+    },
     GlobalAvgPool,
     GlobalMaxPool,
-    Dropout { p: f64 },
+    Dropout {
+        p: f64,
+    },
     Residual {
         conv1: Conv,
         bn1: Norm,
@@ -59,7 +67,10 @@ enum Block {
         shortcut: Option<(Conv, Norm)>,
     },
     Flatten,
-    Linear { weight: usize, bias: usize },
+    Linear {
+        weight: usize,
+        bias: usize,
+    },
 }
 
 /// The model.
@@ -132,7 +143,8 @@ impl Builder {
 
     fn norm(&mut self, prefix: &str, features: i64) -> Result<Norm, TrainError> {
         let opts = (Kind::Float, self.device);
-        let weight = self.push_param(format!("{prefix}weight"), Tensor::f_ones([features], opts)?)?;
+        let weight =
+            self.push_param(format!("{prefix}weight"), Tensor::f_ones([features], opts)?)?;
         let bias = self.push_param(format!("{prefix}bias"), Tensor::f_zeros([features], opts)?)?;
         let mut buffer = |name: &str, t: Tensor| {
             self.buffers.push((format!("{prefix}{name}"), t));
@@ -214,15 +226,18 @@ impl Net {
                 Layer::Flatten => Block::Flatten,
                 Layer::Linear { out } => {
                     let bound = 1.0 / (features as f32).sqrt();
-                    let weight =
-                        b.uniform(format!("{p}weight"), &[out as i64, features], bound)?;
+                    let weight = b.uniform(format!("{p}weight"), &[out as i64, features], bound)?;
                     let bias = b.uniform(format!("{p}bias"), &[out as i64], bound)?;
                     Block::Linear { weight, bias }
                 }
                 Layer::Residual { out, stride } => {
                     let (out, stride) = (out as i64, stride as i64);
-                    let conv1 =
-                        b.conv(&format!("{p}conv1."), (features, out, 3), (stride, 1), false)?;
+                    let conv1 = b.conv(
+                        &format!("{p}conv1."),
+                        (features, out, 3),
+                        (stride, 1),
+                        false,
+                    )?;
                     let bn1 = b.norm(&format!("{p}bn1."), out)?;
                     let conv2 = b.conv(&format!("{p}conv2."), (out, out, 3), (1, 1), false)?;
                     let bn2 = b.norm(&format!("{p}bn2."), out)?;
@@ -332,7 +347,8 @@ impl Net {
                 Block::GlobalMaxPool => x.f_amax([-2i64, -1], false)?,
                 Block::Dropout { p } => match dropout {
                     Some(seed) if *p > 0.0 => {
-                        let layer_seed = SplitMix64::for_stream(seed, "dropout", i as u64).next_u64();
+                        let layer_seed =
+                            SplitMix64::for_stream(seed, "dropout", i as u64).next_u64();
                         let keep = keep_mask(&x, *p, layer_seed)?;
                         x.f_mul(&keep)?.f_mul_scalar(1.0 / (1.0 - *p))?
                     }
@@ -376,14 +392,16 @@ fn keep_mask(x: &Tensor, p: f64, seed: u64) -> Result<Tensor, TrainError> {
         .f_bitwise_xor(high)?;
     for _ in 0..2 {
         let shifted = h.f_bitwise_right_shift_tensor_scalar(16)?;
-        h = h.f_bitwise_xor_tensor(&shifted)?.f_mul_scalar(MUL)?.f_bitwise_and(M)?;
+        h = h
+            .f_bitwise_xor_tensor(&shifted)?
+            .f_mul_scalar(MUL)?
+            .f_bitwise_and(M)?;
     }
     let shifted = h.f_bitwise_right_shift_tensor_scalar(16)?;
     h = h.f_bitwise_xor_tensor(&shifted)?;
     // Keep when h / 2^32 >= p.
     let threshold = (p * 4_294_967_296.0).ceil() as i64;
-    Ok(h
-        .f_ge(threshold)?
+    Ok(h.f_ge(threshold)?
         .f_to_kind(x.kind())?
         .f_reshape(x.size())?)
 }

@@ -9,8 +9,7 @@ use super::*;
 use crate::data_cache::DeviceData;
 
 /// A small CNN with every kind of layer that holds state or randomness.
-const CNN: &str =
-    "conv(4,3,p=1) bn relu maxpool(2) res(8,s=2) dropout(0.3) conv(8,3) avgpool(2) flatten bn dropout(0.2) linear(10)";
+const CNN: &str = "conv(4,3,p=1) bn relu maxpool(2) res(8,s=2) dropout(0.3) conv(8,3) avgpool(2) flatten bn dropout(0.2) linear(10)";
 
 fn spec(model: &str, epochs: u32) -> TrialSpec {
     let text = format!(
@@ -136,13 +135,19 @@ fn weights_carry_pytorch_names_with_the_running_statistics() {
     }
     // Residual convolutions have no bias, as torchvision's BasicBlock.
     assert!(!names.contains(&"4.conv1.bias"));
-    assert_eq!(decoded.tensors["11.weight"].size(), [10, 8 * 1 * 1 * 2 * 2]);
+    assert_eq!(decoded.tensors["11.weight"].size(), [10, 8 * 2 * 2]);
     assert_eq!(decoded.metadata["model"], s.params.model.to_string());
     // Batch norm counted the batches: 70 training images in batches of 32.
     let count = decoded.tensors["1.num_batches_tracked"].double_value(&[]);
     assert_eq!(count, 3.0);
     // The running mean moved away from its initial zeros.
-    assert!(decoded.tensors["1.running_mean"].abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    assert!(
+        decoded.tensors["1.running_mean"]
+            .abs()
+            .sum(Kind::Float)
+            .double_value(&[])
+            > 0.0
+    );
 }
 
 #[test]
