@@ -44,7 +44,7 @@ pub use define::{
     Value,
 };
 pub use error::GridError;
-pub use params::{Activation, HyperParams, Param, ParamError};
+pub use params::{Activation, HyperParams, Optimizer, Param, ParamError};
 
 /// An experiment name that the grid does not have (`--only`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

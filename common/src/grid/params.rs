@@ -24,6 +24,20 @@ choices! {
     }
 }
 
+choices! {
+    /// The optimiser.
+    pub enum Optimizer: "optimizer" {
+        /// Adam (PyTorch's defaults); weight decay is an L2 term added to the gradient.
+        Adam = "adam" / "Adam",
+        /// AdamW: Adam with decoupled weight decay.
+        Adamw = "adamw" / "AdamW",
+        /// SGD with `momentum` (0: plain SGD).
+        Sgd = "sgd" / "SGD",
+        /// SGD with Nesterov momentum.
+        Nesterov = "nesterov" / "SGD-Nesterov",
+    }
+}
+
 hyperparameters! {
     /// Activation after each hidden layer.
     Activation activation: Activation {
@@ -105,6 +119,33 @@ hyperparameters! {
         label: "Model",
         plural: "models",
         aliases: ["architecture", "arch", "net", "network"],
+    }
+    /// The optimiser that applies the gradients at `learning_rate`.
+    Optimizer optimizer: Optimizer {
+        domain: Domain::Choice(Optimizer::CHOICES),
+        default: Fallback::Value(Value::Choice(Optimizer::Adam.choice())),
+        canonical: UnlessDefault,
+        label: "Optimizer",
+        plural: "optimizers",
+        aliases: ["optimiser", "optim", "opt", "solver"],
+    }
+    /// SGD's momentum (`sgd`, `nesterov`); Adam ignores it.
+    Momentum momentum: f64 {
+        domain: Domain::Float { min: Bound::Closed(0.0), max: Bound::Open(1.0) },
+        default: Fallback::Value(Value::Float(0.9)),
+        canonical: UnlessDefault,
+        label: "Momentum",
+        plural: "momenta",
+        aliases: ["beta"],
+    }
+    /// Weight decay: L2 added to the gradient (adam, sgd), decoupled (adamw).
+    WeightDecay weight_decay: f64 {
+        domain: Domain::Float { min: Bound::Closed(0.0), max: Bound::Open(1.0) },
+        default: Fallback::Value(Value::Float(0.0)),
+        canonical: UnlessDefault,
+        label: "Weight decay",
+        plural: "weight decays",
+        aliases: ["wd", "l2", "decay"],
     }
 }
 

@@ -257,10 +257,10 @@ mod tests {
             Err(ParamError::Missing(Param::Activation))
         );
         let mut unknown = pairs.clone();
-        unknown.push(("momentum", Some(Raw::Float(0.9))));
+        unknown.push(("temperature", Some(Raw::Float(0.9))));
         assert_eq!(
             HyperParams::from_pairs(unknown).unwrap_err().to_string(),
-            "unknown hyperparameter \"momentum\""
+            "unknown hyperparameter \"temperature\""
         );
         let mut empty = pairs;
         empty[0].1 = None;

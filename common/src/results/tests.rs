@@ -49,7 +49,11 @@ fn a_written_record_has_the_files_keys_in_the_files_order() {
             r#""dataset_images":null,"#,
             r#""dataset_images":null,"weights":null,"#,
         )
-        .replacen(r#""seed":0}"#, r#""seed":0,"model":"mlp"}"#, 1);
+        .replacen(
+            r#""seed":0}"#,
+            r#""seed":0,"model":"mlp","optimizer":"adam","momentum":0.9,"weight_decay":0.0}"#,
+            1,
+        );
     assert_eq!(written, expected);
     let experiment = serde_json::to_string(&r.experiments[0]).expect("serializes");
     assert_eq!(

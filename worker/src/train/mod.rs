@@ -17,6 +17,7 @@ mod backprop;
 mod checkpoint;
 mod model;
 mod net;
+mod optim;
 mod pool;
 
 use std::collections::HashMap;
@@ -33,6 +34,7 @@ pub use adam::Adam;
 use backprop::Workspace;
 pub use model::Mlp;
 pub use net::Net;
+use optim::Optim;
 
 /// Images per forward pass when evaluating.
 const EVAL_CHUNK: i64 = 8192;
@@ -163,6 +165,8 @@ pub struct Trainer<'a> {
     engine: Engine,
     params: Vec<Tensor>,
     adam: Adam,
+    /// The optimiser (Adam's state is `adam`'s).
+    optim: Optim,
     /// Dataset indices of the training subset.
     subset: Vec<u32>,
     /// The same, on the device (for evaluation).
@@ -232,9 +236,11 @@ impl<'a> Trainer<'a> {
             &params.iter().collect::<Vec<_>>(),
             spec.params.learning_rate,
         )?;
+        let optim = Optim::new(&spec.params, &params)?;
         Ok(Self {
             spec,
             data,
+            optim,
             subset_idx: index_tensor(subset.iter().copied(), device)?,
             test_idx: index_tensor(test_part.iter().copied(), device)?,
             subset,
@@ -300,7 +306,8 @@ impl<'a> Trainer<'a> {
                     model, workspace, ..
                 } => {
                     workspace.step(model, self.data.images(), self.data.labels(), &idx, start)?;
-                    self.adam.step(&mut self.params, &workspace.grads)?;
+                    self.optim
+                        .step(&mut self.adam, &mut self.params, &workspace.grads)?;
                 }
                 Engine::Net { net, loss, correct } => {
                     // Dropout's masks, drawn from (seed, epoch, batch) alone.
@@ -308,7 +315,7 @@ impl<'a> Trainer<'a> {
                     let seed =
                         SplitMix64::for_stream(self.spec.params.seed, "dropout", stream).next_u64();
                     let grads = net_step(net, self.data, &idx, seed, loss, correct)?;
-                    self.adam.step(&mut self.params, &grads)?;
+                    self.optim.step(&mut self.adam, &mut self.params, &grads)?;
                     for g in grads {
                         let mut g = g;
                         let _ = g.f_zero_()?;
@@ -377,6 +384,12 @@ impl<'a> Trainer<'a> {
         for (i, (name, _)) in named.iter().enumerate() {
             tensors.push((format!("adam.exp_avg.{name}"), &self.adam.exp_avg[i]));
             tensors.push((format!("adam.exp_avg_sq.{name}"), &self.adam.exp_avg_sq[i]));
+            if self.optim.is_sgd() {
+                tensors.push((
+                    format!("sgd.momentum_buffer.{name}"),
+                    &self.optim.velocity[i],
+                ));
+            }
         }
         let meta = checkpoint::metadata(self.spec.id, &self.epochs, self.adam.step)?;
         checkpoint::encode(&tensors, meta)
@@ -421,6 +434,12 @@ impl<'a> Trainer<'a> {
                 &format!("adam.exp_avg_sq.{name}"),
                 &mut self.adam.exp_avg_sq[i],
             )?;
+            if self.optim.is_sgd() {
+                take(
+                    &format!("sgd.momentum_buffer.{name}"),
+                    &mut self.optim.velocity[i],
+                )?;
+            }
         }
         if let Engine::Net { net, .. } = &mut self.engine {
             for (name, buffer) in net.buffers_mut() {

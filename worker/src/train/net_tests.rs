@@ -12,9 +12,14 @@ use crate::data_cache::DeviceData;
 const CNN: &str = "conv(4,3,p=1) bn relu maxpool(2) res(8,s=2) dropout(0.3) conv(8,3) avgpool(2) flatten bn dropout(0.2) linear(10)";
 
 fn spec(model: &str, epochs: u32) -> TrialSpec {
+    spec_with(model, epochs, "")
+}
+
+/// As [`spec`], with more lines of `[experiment.fixed]`.
+fn spec_with(model: &str, epochs: u32, extra: &str) -> TrialSpec {
     let text = format!(
         "[sweep]\nname='t'\nseed=3\n[[experiment]]\nname='e'\ndataset='fashion-mnist'\n\
-         [experiment.fixed]\nbatch_size=32\nepochs={epochs}\nmodel='{model}'\n"
+         [experiment.fixed]\nbatch_size=32\nepochs={epochs}\nmodel='{model}'\n{extra}\n"
     );
     let mut s = Grid::parse(&text, "t.toml")
         .unwrap()
@@ -160,4 +165,42 @@ fn dropout_keeps_about_one_minus_p_and_depends_on_the_seed() {
     assert!(!a.equal(&c));
     let kept = a.sum(Kind::Float).double_value(&[]) / 100_000.0;
     assert!((kept - 0.7).abs() < 0.01, "kept {kept}");
+}
+
+/// SGD's momentum buffers are in the checkpoint: a CNN trained with Nesterov momentum and
+/// weight decay, and an MLP with AdamW, resume bit for bit.
+#[test]
+fn every_optimizer_resumes_bit_for_bit() {
+    let (_dir, data) = fashion(300);
+    for (model, extra) in [
+        (
+            CNN,
+            "optimizer='nesterov'\nmomentum=0.8\nweight_decay=0.001\nlearning_rate=0.02",
+        ),
+        ("mlp", "optimizer='adamw'\nweight_decay=0.01"),
+        ("mlp", "optimizer='sgd'\nlearning_rate=0.05"),
+    ] {
+        let s = spec_with(model, 2, extra);
+        let mut rec = Record::default();
+        let full = train(&s, &data, &mut rec, &Control::default(), None).unwrap();
+        let last = &full.result.epochs;
+        assert!(last[1].train_loss < last[0].train_loss, "{extra}: {last:?}");
+        let resumed = train(
+            &s,
+            &data,
+            &mut Record::default(),
+            &Control::default(),
+            Some(&rec.checkpoints[0].1),
+        )
+        .unwrap();
+        assert_eq!(bits(&resumed.result), bits(&full.result), "{extra}");
+        assert!(resumed.weights == full.weights, "{extra}");
+        let names = checkpoint::decode(&rec.checkpoints[0].1).unwrap().tensors;
+        let sgd = names.keys().any(|n| n.starts_with("sgd.momentum_buffer."));
+        assert_eq!(
+            sgd,
+            extra.contains("sgd") || extra.contains("nesterov"),
+            "{extra}"
+        );
+    }
 }
