@@ -793,12 +793,12 @@ mod tests {
         );
         assert_eq!(
             decode(&|p| p.push(v1::HyperParam {
-                key: "momentum".into(),
+                key: "temperature".into(),
                 value: Some(Wire::Float(0.9)),
             }))
             .unwrap_err()
             .to_string(),
-            "invalid field trial.params: unknown hyperparameter \"momentum\""
+            "invalid field trial.params: unknown hyperparameter \"temperature\""
         );
     }
 
