@@ -11,6 +11,7 @@ pub mod files;
 pub mod grid;
 pub mod ids;
 pub mod metrics;
+pub mod model;
 pub mod program;
 pub mod results;
 pub mod rng;

@@ -224,6 +224,9 @@ pub fn shown_value(param: Param, shown: &str) -> Option<Value> {
             .map(Value::Choice),
         Domain::Int { .. } => shown.parse().ok().map(Value::Int),
         Domain::Float { .. } | Domain::Fraction => shown.parse().ok().map(Value::Float),
+        Domain::Model => crate::model::Model::parse(shown)
+            .ok()
+            .map(|m| Value::Text(m.0)),
     }?;
     (value.display() == shown).then_some(value)
 }

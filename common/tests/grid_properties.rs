@@ -290,6 +290,14 @@ fn domain_values(domain: &Domain) -> (Vec<String>, Vec<String>) {
             vec!["0.5".to_owned(), "1.0".to_owned()],
             vec!["0.0".to_owned(), "1.5".to_owned()],
         ),
+        // Models that fit both datasets' images, and ones that fit neither.
+        Domain::Model => (
+            vec![
+                "\"mlp\"".to_owned(),
+                "\"conv(2,3) bn relu gap linear(10)\"".to_owned(),
+            ],
+            vec!["\"nope\"".to_owned(), "\"conv(2,3) linear(10)\"".to_owned()],
+        ),
     };
     (good, bad)
 }

@@ -317,6 +317,8 @@ fn params_to_wire(p: &HyperParams) -> Vec<v1::HyperParam> {
             key: param.key().to_owned(),
             value: Some(match value {
                 Value::Choice(c) => Wire::Choice(c.name.to_owned()),
+                // A text (a model) travels as a string, as a choice's name does.
+                Value::Text(t) => Wire::Choice(t.to_owned()),
                 Value::Int(i) => Wire::Int(i),
                 Value::Float(x) => Wire::Float(x),
             }),
@@ -902,12 +904,12 @@ mod tests {
         );
         assert_eq!(
             decode(&|p| p.push(v1::HyperParam {
-                key: "momentum".into(),
+                key: "temperature".into(),
                 value: Some(Wire::Float(0.9)),
             }))
             .unwrap_err()
             .to_string(),
-            "invalid field trial.params: unknown hyperparameter \"momentum\""
+            "invalid field trial.params: unknown hyperparameter \"temperature\""
         );
     }
 

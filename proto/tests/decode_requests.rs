@@ -156,7 +156,7 @@ fn trial_result() -> impl Strategy<Value = v1::TrialResult> {
 fn param_key() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(sweep_common::grid::Param::KEYS.to_vec()).prop_map(str::to_owned),
-        Just("momentum".to_owned()),
+        Just("temperature".to_owned()),
         text(),
     ]
 }

@@ -100,6 +100,9 @@ pub struct Params {
     pub train_fraction: f64,
     /// Seed.
     pub seed: u64,
+    /// The model (`mlp` or layers); absent in files written before models existed.
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 /// How the official training set is split.

@@ -37,6 +37,8 @@ pub enum Domain {
     },
     /// A fraction in (0, 1].
     Fraction,
+    /// A model, as `common::model` spells it (a string in grid files).
+    Model,
 }
 
 impl Domain {
@@ -44,7 +46,7 @@ impl Domain {
     pub fn choice(&self, name: &str) -> Option<&'static Choice> {
         match self {
             Domain::Choice(choices) => choices.iter().find(|c| c.name == name),
-            Domain::Int { .. } | Domain::Float { .. } | Domain::Fraction => None,
+            Domain::Int { .. } | Domain::Float { .. } | Domain::Fraction | Domain::Model => None,
         }
     }
 
@@ -59,8 +61,13 @@ impl Domain {
                 x.is_finite() && !negative_zero && min.lower_admits(x) && max.upper_admits(x)
             }
             (Domain::Fraction, Value::Float(x)) => x > 0.0 && x <= 1.0,
+            (Domain::Model, Value::Text(t)) => crate::model::Model::parse(t).is_ok(),
             (
-                Domain::Choice(_) | Domain::Int { .. } | Domain::Float { .. } | Domain::Fraction,
+                Domain::Choice(_)
+                | Domain::Int { .. }
+                | Domain::Float { .. }
+                | Domain::Fraction
+                | Domain::Model,
                 _,
             ) => false,
         }
@@ -103,6 +110,8 @@ pub enum Value {
     Int(u64),
     /// A finite number.
     Float(f64),
+    /// A text in its canonical spelling, kept for the process's life (a model).
+    Text(&'static str),
 }
 
 impl Value {
@@ -112,6 +121,7 @@ impl Value {
             Value::Choice(c) => c.display.to_owned(),
             Value::Int(i) => i.to_string(),
             Value::Float(x) => x.to_string(),
+            Value::Text(t) => t.to_owned(),
         }
     }
 
@@ -124,6 +134,7 @@ impl Value {
                     Value::Choice(c) => f.write_str(c.name),
                     Value::Int(i) => write!(f, "{i}"),
                     Value::Float(x) => write!(f, "{x:?}"),
+                    Value::Text(t) => write!(f, "{t:?}"),
                 }
             }
         }
@@ -137,6 +148,7 @@ impl Value {
             Value::Choice(c) => Identity::Choice(c.name),
             Value::Int(i) => Identity::Int(i),
             Value::Float(x) => Identity::Float(x.to_bits()),
+            Value::Text(t) => Identity::Text(t),
         }
     }
 }
@@ -150,6 +162,8 @@ pub enum Identity {
     Int(u64),
     /// A number's bits.
     Float(u64),
+    /// A text.
+    Text(&'static str),
 }
 
 /// A hyperparameter's value as given, before it is checked: what a grid file or the wire holds.
@@ -269,7 +283,7 @@ impl Field for u64 {
     fn from_value(value: Value) -> Option<Self> {
         match value {
             Value::Int(i) => Some(i),
-            Value::Choice(_) | Value::Float(_) => None,
+            Value::Choice(_) | Value::Float(_) | Value::Text(_) => None,
         }
     }
 }
@@ -282,7 +296,20 @@ impl Field for f64 {
     fn from_value(value: Value) -> Option<Self> {
         match value {
             Value::Float(x) => Some(x),
-            Value::Choice(_) | Value::Int(_) => None,
+            Value::Choice(_) | Value::Int(_) | Value::Text(_) => None,
+        }
+    }
+}
+
+impl Field for crate::model::Model {
+    fn to_value(self) -> Value {
+        Value::Text(self.0)
+    }
+
+    fn from_value(value: Value) -> Option<Self> {
+        match value {
+            Value::Text(t) => crate::model::Model::parse(t).ok(),
+            Value::Choice(_) | Value::Int(_) | Value::Float(_) => None,
         }
     }
 }
@@ -388,7 +415,9 @@ macro_rules! choices {
             fn from_value(value: $crate::grid::Value) -> Option<Self> {
                 match value {
                     $crate::grid::Value::Choice(c) => $name::ALL.into_iter().find(|v| v.name() == c.name),
-                    $crate::grid::Value::Int(_) | $crate::grid::Value::Float(_) => None,
+                    $crate::grid::Value::Int(_)
+                    | $crate::grid::Value::Float(_)
+                    | $crate::grid::Value::Text(_) => None,
                 }
             }
         }

@@ -18,8 +18,8 @@ use super::{
 use super::{Experiment, Grid, GridError, Value};
 use crate::dataset::DatasetKind;
 use crate::ids::TrialId;
-use crate::search::SampleSpec;
 use crate::search::sample::Sampler;
+use crate::search::{Distribution, SampleSpec};
 use crate::trial::{SplitSpec, TrialSpec};
 
 /// The axes of `[experiment.grid]`, in axis order.
@@ -279,6 +279,7 @@ fn experiment(
     for (&param, v) in &e.fixed.0.0 {
         fixed_params.insert(param, v.span());
         let value = c.value(param, v, &at(&format!("fixed.{param}")))?;
+        c.model_fits(value, dataset, &v.span(), &at(&format!("fixed.{param}")))?;
         values.insert(param, vec![value]);
     }
     let mut axes = Vec::new();
@@ -310,6 +311,7 @@ fn experiment(
         let mut seen = HashMap::with_capacity(raw_values.len());
         for (j, v) in raw_values.iter().enumerate() {
             let value = c.value(param, v, &format!("{key}[{j}]"))?;
+            c.model_fits(value, dataset, &v.span(), &format!("{key}[{j}]"))?;
             if let Some(first) = seen.insert(value.identity(), j) {
                 return Err(c.err(
                     &v.span(),
@@ -355,6 +357,13 @@ fn experiment(
         Some(s) => Some(c.sample(s, &at("sample"), sweep_seed, &fixed_or_grid)?),
         None => None,
     };
+    for (param, dist) in sample.iter().flat_map(|s| &s.space) {
+        if let (Some(raw), Distribution::Choice(values)) = (&e.sample, dist) {
+            for v in values {
+                c.model_fits(*v, dataset, &raw.span(), &at(&format!("sample.{param}")))?;
+            }
+        }
+    }
     let points = match &sample {
         Some(spec) => Sampler::new(spec).draw(spec.up_front()).map_err(|err| {
             c.err(

@@ -25,6 +25,7 @@ mod diagnose;
 mod error;
 mod expand;
 mod files;
+mod model;
 mod params;
 mod parse;
 mod program;
@@ -46,7 +47,7 @@ pub use define::{
     Value,
 };
 pub use error::GridError;
-pub use params::{Activation, HyperParams, Param, ParamError};
+pub use params::{Activation, HyperParams, Optimizer, Param, ParamError};
 
 /// An experiment name that the grid does not have (`--only`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,6 +7,7 @@
 
 use super::define::{choices, hyperparameters};
 use super::{Bound, Domain, Fallback, Field, Value};
+use crate::model::Model;
 
 /// Largest `epochs`, and so largest `checkpoint_every`.
 pub(super) const MAX_EPOCHS: u64 = 100_000;
@@ -20,6 +21,20 @@ choices! {
         Tanh = "tanh" / "Tanh",
         /// 1 / (1 + e^-x)
         Sigmoid = "sigmoid" / "Sigmoid",
+    }
+}
+
+choices! {
+    /// The optimiser.
+    pub enum Optimizer: "optimizer" {
+        /// Adam (PyTorch's defaults); weight decay is an L2 term added to the gradient.
+        Adam = "adam" / "Adam",
+        /// AdamW: Adam with decoupled weight decay.
+        Adamw = "adamw" / "AdamW",
+        /// SGD with `momentum` (0: plain SGD).
+        Sgd = "sgd" / "SGD",
+        /// SGD with Nesterov momentum.
+        Nesterov = "nesterov" / "SGD-Nesterov",
     }
 }
 
@@ -95,6 +110,42 @@ hyperparameters! {
         label: "Seed",
         plural: "seeds",
         aliases: [],
+    }
+    /// The architecture: `mlp` (lab 1's) or layers such as `conv(16,3,p=1) bn relu linear(10)`.
+    Model model: Model {
+        domain: Domain::Model,
+        default: Fallback::Value(Value::Text(Model::MLP.0)),
+        canonical: UnlessDefault,
+        label: "Model",
+        plural: "models",
+        aliases: ["architecture", "arch", "net", "network"],
+    }
+    /// The optimiser that applies the gradients at `learning_rate`.
+    Optimizer optimizer: Optimizer {
+        domain: Domain::Choice(Optimizer::CHOICES),
+        default: Fallback::Value(Value::Choice(Optimizer::Adam.choice())),
+        canonical: UnlessDefault,
+        label: "Optimizer",
+        plural: "optimizers",
+        aliases: ["optimiser", "optim", "opt", "solver"],
+    }
+    /// SGD's momentum (`sgd`, `nesterov`); Adam ignores it.
+    Momentum momentum: f64 {
+        domain: Domain::Float { min: Bound::Closed(0.0), max: Bound::Open(1.0) },
+        default: Fallback::Value(Value::Float(0.9)),
+        canonical: UnlessDefault,
+        label: "Momentum",
+        plural: "momenta",
+        aliases: ["beta"],
+    }
+    /// Weight decay: L2 added to the gradient (adam, sgd), decoupled (adamw).
+    WeightDecay weight_decay: f64 {
+        domain: Domain::Float { min: Bound::Closed(0.0), max: Bound::Open(1.0) },
+        default: Fallback::Value(Value::Float(0.0)),
+        canonical: UnlessDefault,
+        label: "Weight decay",
+        plural: "weight decays",
+        aliases: ["wd", "l2", "decay"],
     }
 }
 
@@ -252,7 +303,7 @@ mod tests {
                     max: Bound::Closed(max),
                     ..
                 } => Value::Float(max),
-                Domain::Float { .. } => d.get(p),
+                Domain::Float { .. } | Domain::Model => d.get(p),
                 Domain::Fraction => Value::Float(1.0),
                 Domain::Choice(c) => Value::Choice(&c[c.len() - 1]),
             };

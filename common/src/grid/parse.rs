@@ -204,7 +204,7 @@ impl Entry for Spanned<RawValue> {
             Ok(Spanned::new(v.span(), raw(v.into_inner())))
         }
         match param.def().domain {
-            Domain::Choice(_) => one(map, RawValue::Str),
+            Domain::Choice(_) | Domain::Model => one(map, RawValue::Str),
             Domain::Int { .. } => one(map, RawValue::Int),
             Domain::Float { .. } | Domain::Fraction => one(map, RawValue::Float),
         }
@@ -227,7 +227,7 @@ impl Entry for RawList {
             Ok(Spanned::new(span, values))
         }
         match param.def().domain {
-            Domain::Choice(_) => list(map, RawValue::Str),
+            Domain::Choice(_) | Domain::Model => list(map, RawValue::Str),
             Domain::Int { .. } => list(map, RawValue::Int),
             Domain::Float { .. } | Domain::Fraction => list(map, RawValue::Float),
         }

@@ -45,6 +45,9 @@ pub(super) fn allowed(domain: &Domain) -> String {
             format!("a number {low} and {high}")
         }
         Domain::Fraction => "a fraction in (0, 1]".to_owned(),
+        Domain::Model => {
+            "a model: mlp, or layers (conv(16,3,p=1) bn relu ... linear(10))".to_owned()
+        }
     }
 }
 
@@ -120,6 +123,7 @@ pub(super) fn check(def: &ParamDef, raw: Raw<'_>) -> Result<Value, String> {
         (Domain::Float { .. }, Raw::Float(x)) if def.domain.contains(Value::Float(x)) => {
             Ok(Value::Float(x))
         }
+        (Domain::Model, Raw::Str(s)) => crate::model::Model::parse(s).map(|m| Value::Text(m.0)),
         (Domain::Fraction, Raw::Float(x)) => {
             fraction(x, &allowed(&def.domain), true).map(Value::Float)
         }
@@ -237,6 +241,7 @@ mod tests {
             .map(|(p, v)| {
                 let raw = match v {
                     Value::Choice(c) => Raw::Str(c.name),
+                    Value::Text(t) => Raw::Str(t),
                     Value::Int(i) => Raw::Int(i128::from(i)),
                     Value::Float(x) => Raw::Float(x),
                 };
@@ -255,10 +260,10 @@ mod tests {
             Err(ParamError::Missing(Param::Activation))
         );
         let mut unknown = pairs.clone();
-        unknown.push(("momentum", Some(Raw::Float(0.9))));
+        unknown.push(("temperature", Some(Raw::Float(0.9))));
         assert_eq!(
             HyperParams::from_pairs(unknown).unwrap_err().to_string(),
-            "unknown hyperparameter \"momentum\""
+            "unknown hyperparameter \"temperature\""
         );
         let mut empty = pairs;
         empty[0].1 = None;

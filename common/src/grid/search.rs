@@ -342,7 +342,9 @@ impl Checker<'_> {
         let domain = param.def().domain;
         let kind = kinds[0];
         let sub = format!("{key}.{kind}");
-        if let (Domain::Choice(_), "uniform" | "loguniform" | "int") = (domain, kind) {
+        if let (Domain::Choice(_) | Domain::Model, "uniform" | "loguniform" | "int") =
+            (domain, kind)
+        {
             return Err(self.err(
                 &raw.span(),
                 &sub,
@@ -398,7 +400,7 @@ impl Checker<'_> {
             let x = *v.get_ref();
             let in_domain = match domain {
                 Domain::Int { min, max } => x.is_finite() && x >= min as f64 && x <= max as f64,
-                Domain::Float { .. } | Domain::Fraction | Domain::Choice(_) => {
+                Domain::Float { .. } | Domain::Fraction | Domain::Choice(_) | Domain::Model => {
                     domain.contains(Value::Float(x))
                 }
             };

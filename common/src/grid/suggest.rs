@@ -172,7 +172,7 @@ mod tests {
             ("seeds", Some("seed")),
             ("batchsize", Some("batch_size")),
             ("hidden_lyaers", Some("hidden_layers")),
-            ("momentum", None),
+            ("temperature", None),
             ("x", None),
             ("", None),
         ] {

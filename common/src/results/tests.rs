@@ -43,10 +43,17 @@ fn a_written_record_has_the_files_keys_in_the_files_order() {
     let written = serde_json::to_string(&r.trials[0]).expect("serializes");
     // The same bytes, with the field the first version did not write (`weights`) before
     // `failure`, where every version since writes it.
-    let expected = OLD_TRIAL.replace(
-        r#""dataset_images":null,"#,
-        r#""dataset_images":null,"weights":null,"#,
-    );
+    // Every hyperparameter is written, those added since at their defaults (`model`).
+    let expected = OLD_TRIAL
+        .replace(
+            r#""dataset_images":null,"#,
+            r#""dataset_images":null,"weights":null,"#,
+        )
+        .replacen(
+            r#""seed":0}"#,
+            r#""seed":0,"model":"mlp","optimizer":"adam","momentum":0.9,"weight_decay":0.0}"#,
+            1,
+        );
     assert_eq!(written, expected);
     let experiment = serde_json::to_string(&r.experiments[0]).expect("serializes");
     assert_eq!(

@@ -68,7 +68,9 @@ pub fn space_size(space: &[(Param, Distribution)]) -> Option<u64> {
                 match param.def().domain {
                     // Whole numbers between the bounds.
                     Domain::Int { .. } => (high.floor() - low.ceil() + 1.0).max(0.0) as u64,
-                    Domain::Float { .. } | Domain::Fraction | Domain::Choice(_) => return None,
+                    Domain::Float { .. } | Domain::Fraction | Domain::Choice(_) | Domain::Model => {
+                        return None;
+                    }
                 }
             }
         };
@@ -118,7 +120,7 @@ pub fn coordinate_of(dist: &Distribution, value: Value) -> Option<f64> {
     let x = match value {
         Value::Int(i) => i as f64,
         Value::Float(x) => x,
-        Value::Choice(_) => f64::NAN,
+        Value::Choice(_) | Value::Text(_) => f64::NAN,
     };
     let u = match dist {
         Distribution::Uniform { low, high } => {

@@ -16,20 +16,25 @@ mod adam;
 mod backprop;
 mod checkpoint;
 mod model;
+mod net;
+mod optim;
 mod pool;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use sweep_common::model::ModelSpec;
 use sweep_common::rng::SplitMix64;
 use sweep_common::{ConfusionMatrix, EpochMetrics, FinalMetrics, TrialResult, TrialSpec};
-use tch::{Device, Kind, Tensor, nn};
+use tch::{Device, Kind, Reduction, Tensor, nn};
 
 use crate::data_cache::DeviceData;
 pub use adam::Adam;
 use backprop::Workspace;
 pub use model::Mlp;
+pub use net::Net;
+use optim::Optim;
 
 /// Images per forward pass when evaluating.
 const EVAL_CHUNK: i64 = 8192;
@@ -116,16 +121,60 @@ pub struct Fit {
     pub accuracy: f64,
 }
 
+/// How a trial's model is trained.
+enum Engine {
+    /// Lab 1's MLP with the hand-written step (no autograd).
+    Mlp {
+        _vs: nn::VarStore,
+        model: Mlp,
+        /// The training step's buffers and gradients.
+        workspace: Workspace,
+    },
+    /// A model of layers, with autograd.
+    Net {
+        net: Net,
+        /// The epoch's sum of batch mean losses, on the device.
+        loss: Tensor,
+        /// The epoch's correct predictions, on the device.
+        correct: Tensor,
+    },
+}
+
+impl Engine {
+    /// Logits of a batch of flattened images in [0, 1], for evaluation.
+    fn eval(&self, x: &Tensor) -> Result<Tensor, TrainError> {
+        match self {
+            Engine::Mlp { model, .. } => model.forward(x),
+            Engine::Net { net, .. } => net.forward(x, None),
+        }
+    }
+
+    /// The trainable tensors with their names, in Adam's order.
+    fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+        match self {
+            Engine::Mlp { model, .. } => model.named_parameters(),
+            Engine::Net { net, .. } => net.named_parameters(),
+        }
+    }
+
+    /// Everything else a model holds that its weights file and checkpoints save.
+    fn named_buffers(&self) -> Vec<(String, &Tensor)> {
+        match self {
+            Engine::Mlp { .. } => Vec::new(),
+            Engine::Net { net, .. } => net.named_buffers(),
+        }
+    }
+}
+
 /// One trial in progress.
 pub struct Trainer<'a> {
     spec: &'a TrialSpec,
     data: &'a DeviceData,
-    _vs: nn::VarStore,
-    model: Mlp,
+    engine: Engine,
     params: Vec<Tensor>,
     adam: Adam,
-    /// The training step's buffers and gradients.
-    workspace: Workspace,
+    /// The optimiser (Adam's state is `adam`'s).
+    optim: Optim,
     /// Dataset indices of the training subset.
     subset: Vec<u32>,
     /// The same, on the device (for evaluation).
@@ -163,11 +212,30 @@ impl<'a> Trainer<'a> {
         SplitMix64::for_stream(spec.params.seed, "subset", 0).shuffle(&mut subset);
         subset.truncate(spec.train_subset_len(n));
 
-        let mut vs = nn::VarStore::new(device);
-        let model = Mlp::new(&vs.root(), spec)?;
-        // The step computes the gradients itself (backprop.rs): no autograd graph.
-        vs.freeze();
-        let params: Vec<Tensor> = model
+        let engine = match spec.params.model.spec().map_err(TrainError::Invalid)? {
+            ModelSpec::Mlp => {
+                let mut vs = nn::VarStore::new(device);
+                let model = Mlp::new(&vs.root(), spec)?;
+                // The step computes the gradients itself (backprop.rs): no autograd graph.
+                vs.freeze();
+                let workspace = Workspace::new(
+                    &model,
+                    i64::from(spec.params.batch_size),
+                    subset.len() as i64,
+                )?;
+                Engine::Mlp {
+                    _vs: vs,
+                    model,
+                    workspace,
+                }
+            }
+            layers => Engine::Net {
+                net: Net::new(&layers, spec.dataset, spec.params.seed, device)?,
+                loss: Tensor::f_zeros([], (Kind::Float, device))?,
+                correct: Tensor::f_zeros([], (Kind::Int64, device))?,
+            },
+        };
+        let params: Vec<Tensor> = engine
             .named_parameters()
             .into_iter()
             .map(|(_, t)| t.shallow_clone())
@@ -176,22 +244,17 @@ impl<'a> Trainer<'a> {
             &params.iter().collect::<Vec<_>>(),
             spec.params.learning_rate,
         )?;
-        let workspace = Workspace::new(
-            &model,
-            i64::from(spec.params.batch_size),
-            subset.len() as i64,
-        )?;
+        let optim = Optim::new(&spec.params, &params)?;
         Ok(Self {
             spec,
             data,
+            optim,
             subset_idx: index_tensor(subset.iter().copied(), device)?,
             test_idx: index_tensor(test_part.iter().copied(), device)?,
             subset,
-            _vs: vs,
-            model,
+            engine,
             params,
             adam,
-            workspace,
             epochs: Vec::new(),
             started: Instant::now(),
         })
@@ -236,23 +299,46 @@ impl<'a> Trainer<'a> {
         SplitMix64::for_stream(self.spec.params.seed, "shuffle", u64::from(epoch))
             .shuffle(&mut order);
         let perm = index_tensor(order.iter().map(|&i| self.subset[i as usize]), device)?;
+        if let Engine::Net { loss, correct, .. } = &mut self.engine {
+            let _ = loss.f_zero_()?;
+            let _ = correct.f_zero_()?;
+        }
         for b in 0..batches {
             if stop.load(Ordering::Relaxed) {
                 return Err(TrainError::Stopped { epoch });
             }
             let start = b * batch;
             let idx = perm.f_narrow(0, start, batch.min(len - start))?;
-            self.workspace.step(
-                &self.model,
-                self.data.images(),
-                self.data.labels(),
-                &idx,
-                start,
-            )?;
-            self.adam.step(&mut self.params, &self.workspace.grads)?;
+            match &mut self.engine {
+                Engine::Mlp {
+                    model, workspace, ..
+                } => {
+                    workspace.step(model, self.data.images(), self.data.labels(), &idx, start)?;
+                    self.optim
+                        .step(&mut self.adam, &mut self.params, &workspace.grads)?;
+                }
+                Engine::Net { net, loss, correct } => {
+                    // Dropout's masks, drawn from (seed, epoch, batch) alone.
+                    let stream = (u64::from(epoch) << 32) | b as u64;
+                    let seed =
+                        SplitMix64::for_stream(self.spec.params.seed, "dropout", stream).next_u64();
+                    let grads = net_step(net, self.data, &idx, seed, loss, correct)?;
+                    self.optim.step(&mut self.adam, &mut self.params, &grads)?;
+                    for g in grads {
+                        let mut g = g;
+                        let _ = g.f_zero_()?;
+                    }
+                }
+            }
         }
         // The epoch's losses and predictions, read from the device once, here.
-        let (loss, correct) = self.workspace.epoch_measures()?;
+        let (loss, correct) = match &self.engine {
+            Engine::Mlp { workspace, .. } => workspace.epoch_measures()?,
+            Engine::Net { loss, correct, .. } => (
+                loss.f_double_value(&[])? / batches as f64,
+                correct.f_int64_value(&[])?,
+            ),
+        };
         if !loss.is_finite() {
             return Err(TrainError::NonFiniteLoss { epoch, loss });
         }
@@ -279,7 +365,7 @@ impl<'a> Trainer<'a> {
                 let len = EVAL_CHUNK.min(n - start);
                 let rows = idx.f_narrow(0, start, len)?;
                 let x = to_float(&self.data.images().f_index_select(0, &rows)?)?;
-                let pred = self.model.forward(&x)?.f_argmax(-1, false)?;
+                let pred = self.engine.eval(&x)?.f_argmax(-1, false)?;
                 let mut cell = self.data.labels().f_index_select(0, &rows)?;
                 let _ = cell.f_mul_scalar_(classes)?;
                 let _ = cell.f_add_(&pred)?;
@@ -299,12 +385,19 @@ impl<'a> Trainer<'a> {
 
     /// A checkpoint of the trial after the completed epochs (safetensors bytes).
     pub fn checkpoint(&self) -> Result<Vec<u8>, TrainError> {
-        let named = self.model.named_parameters();
+        let named = self.engine.named_parameters();
         let mut tensors: Vec<(String, &Tensor)> =
             named.iter().map(|(n, t)| (n.clone(), *t)).collect();
+        tensors.extend(self.engine.named_buffers());
         for (i, (name, _)) in named.iter().enumerate() {
             tensors.push((format!("adam.exp_avg.{name}"), &self.adam.exp_avg[i]));
             tensors.push((format!("adam.exp_avg_sq.{name}"), &self.adam.exp_avg_sq[i]));
+            if self.optim.is_sgd() {
+                tensors.push((
+                    format!("sgd.momentum_buffer.{name}"),
+                    &self.optim.velocity[i],
+                ));
+            }
         }
         let meta = checkpoint::metadata(self.spec.id, &self.epochs, self.adam.step)?;
         checkpoint::encode(&tensors, meta)
@@ -337,7 +430,7 @@ impl<'a> Trainer<'a> {
             Ok(())
         };
         let names: Vec<String> = self
-            .model
+            .engine
             .named_parameters()
             .into_iter()
             .map(|(n, _)| n)
@@ -349,6 +442,17 @@ impl<'a> Trainer<'a> {
                 &format!("adam.exp_avg_sq.{name}"),
                 &mut self.adam.exp_avg_sq[i],
             )?;
+            if self.optim.is_sgd() {
+                take(
+                    &format!("sgd.momentum_buffer.{name}"),
+                    &mut self.optim.velocity[i],
+                )?;
+            }
+        }
+        if let Engine::Net { net, .. } = &mut self.engine {
+            for (name, buffer) in net.buffers_mut() {
+                take(name, buffer)?;
+            }
         }
         self.adam.step = step;
         self.epochs = epochs;
@@ -357,7 +461,8 @@ impl<'a> Trainer<'a> {
 
     /// The model's weights as a safetensors file (PyTorch state-dict names).
     pub fn weights(&self) -> Result<Vec<u8>, TrainError> {
-        let named = self.model.named_parameters();
+        let mut named = self.engine.named_parameters();
+        named.extend(self.engine.named_buffers());
         let meta = HashMap::from([
             ("trial".to_owned(), self.spec.id.to_string()),
             ("name".to_owned(), self.spec.name.clone()),
@@ -365,6 +470,7 @@ impl<'a> Trainer<'a> {
                 "activation".to_owned(),
                 self.spec.params.activation.name().to_owned(),
             ),
+            ("model".to_owned(), self.spec.params.model.to_string()),
         ]);
         checkpoint::encode(&named, meta)
     }
@@ -385,6 +491,38 @@ impl<'a> Trainer<'a> {
             },
         })
     }
+}
+
+/// One autograd step of a model of layers on the dataset rows `idx`: adds the batch's mean
+/// loss and its correct predictions to the epoch's sums on the device, and gives the gradients
+/// (one per parameter, in the model's order; the caller zeroes them after the update).
+fn net_step(
+    net: &Net,
+    data: &DeviceData,
+    idx: &Tensor,
+    dropout_seed: u64,
+    loss_sum: &mut Tensor,
+    correct: &mut Tensor,
+) -> Result<Vec<Tensor>, TrainError> {
+    let x = to_float(&data.images().f_index_select(0, idx)?)?;
+    let y = data.labels().f_index_select(0, idx)?;
+    let logits = net.forward(&x, Some(dropout_seed))?;
+    let loss = logits.f_cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, 0.0)?;
+    loss.f_backward()?;
+    tch::no_grad(|| -> Result<(), TrainError> {
+        let _ = loss_sum.f_add_(&loss)?;
+        let hits = logits
+            .f_argmax(-1, false)?
+            .f_eq_tensor(&y)?
+            .f_sum(Kind::Int64)?;
+        let _ = correct.f_add_(&hits)?;
+        Ok(())
+    })?;
+    Ok(net
+        .named_parameters()
+        .into_iter()
+        .map(|(_, p)| p.grad())
+        .collect())
 }
 
 /// What the trainer tells its caller while a trial runs.
@@ -452,5 +590,7 @@ pub fn train(
     })
 }
 
+#[cfg(test)]
+mod net_tests;
 #[cfg(test)]
 mod tests;

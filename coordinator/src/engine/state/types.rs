@@ -362,6 +362,9 @@ impl Worker {
 
 /// What a lease request gets.
 #[derive(Debug, Clone, PartialEq)]
+// Made once per lease and moved straight into the reply: the trial's size (its hyperparameters
+// grew with the model and optimiser keys) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum LeaseOutcome {
     /// Train this trial under this attempt.
     Assigned {

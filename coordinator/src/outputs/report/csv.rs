@@ -26,6 +26,7 @@ fn line(cells: &[String]) -> String {
 fn param_cell(value: Value) -> String {
     match value {
         Value::Choice(c) => c.name.to_owned(),
+        Value::Text(t) => t.to_owned(),
         Value::Int(i) => i.to_string(),
         Value::Float(x) => {
             serde_json::Number::from_f64(x).map_or_else(String::new, |n| n.to_string())

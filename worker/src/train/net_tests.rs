@@ -1,0 +1,206 @@
+//! Tests of models of layers: training, exact resume with batch norm and dropout, the weights'
+//! names, dropout's masks.
+
+use sweep_common::grid::Grid;
+use sweep_data::fixtures;
+use tch::Device;
+
+use super::*;
+use crate::data_cache::DeviceData;
+
+/// A small CNN with every kind of layer that holds state or randomness.
+const CNN: &str = "conv(4,3,p=1) bn relu maxpool(2) res(8,s=2) dropout(0.3) conv(8,3) avgpool(2) flatten bn dropout(0.2) linear(10)";
+
+fn spec(model: &str, epochs: u32) -> TrialSpec {
+    spec_with(model, epochs, "")
+}
+
+/// As [`spec`], with more lines of `[experiment.fixed]`.
+fn spec_with(model: &str, epochs: u32, extra: &str) -> TrialSpec {
+    let text = format!(
+        "[sweep]\nname='t'\nseed=3\n[[experiment]]\nname='e'\ndataset='fashion-mnist'\n\
+         [experiment.fixed]\nbatch_size=32\nepochs={epochs}\nmodel='{model}'\n{extra}\n"
+    );
+    let mut s = Grid::parse(&text, "t.toml")
+        .unwrap()
+        .trials()
+        .next()
+        .unwrap()
+        .clone();
+    s.checkpoint_every = 1;
+    s
+}
+
+fn fashion(n: usize) -> (tempfile::TempDir, DeviceData) {
+    let dir = tempfile::tempdir().unwrap();
+    fixtures::write_fashion_mnist(dir.path(), n, 7).unwrap();
+    let data = DeviceData::load(
+        sweep_common::DatasetKind::FashionMnist,
+        dir.path(),
+        Device::Cpu,
+    )
+    .unwrap();
+    (dir, data)
+}
+
+#[derive(Default)]
+struct Record {
+    epochs: Vec<EpochMetrics>,
+    checkpoints: Vec<(u32, Vec<u8>)>,
+}
+
+impl Progress for Record {
+    fn epoch(&mut self, metrics: &EpochMetrics) {
+        self.epochs.push(metrics.clone());
+    }
+    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) {
+        self.checkpoints.push((epoch, bytes));
+    }
+}
+
+fn bits(r: &TrialResult) -> Vec<(u32, u64, u64, u64)> {
+    r.epochs
+        .iter()
+        .map(|m| {
+            (
+                m.epoch,
+                m.train_loss.to_bits(),
+                m.train_accuracy.to_bits(),
+                m.test_accuracy.to_bits(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_cnn_learns_and_resumes_bit_for_bit() {
+    let (_dir, data) = fashion(400);
+    let s = spec(CNN, 3);
+    let mut rec = Record::default();
+    let full = train(&s, &data, &mut rec, &Control::default(), None).unwrap();
+    assert_eq!(full.result.epochs.len(), 3);
+    let first = full.result.epochs[0].train_loss;
+    let last = full.result.epochs[2].train_loss;
+    assert!(last < first, "the loss went from {first} to {last}");
+    assert_eq!(
+        rec.checkpoints.iter().map(|c| c.0).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    for (epoch, bytes) in &rec.checkpoints {
+        let resumed = train(
+            &s,
+            &data,
+            &mut Record::default(),
+            &Control::default(),
+            Some(bytes),
+        )
+        .unwrap();
+        assert_eq!(
+            bits(&resumed.result),
+            bits(&full.result),
+            "resumed after {epoch}"
+        );
+        assert_eq!(resumed.result.test_confusion, full.result.test_confusion);
+        assert!(
+            resumed.weights == full.weights,
+            "the weights files differ after resuming at epoch {epoch}"
+        );
+    }
+    // The same trial again gives the same numbers: nothing comes from a global generator.
+    let again = train(&s, &data, &mut Record::default(), &Control::default(), None).unwrap();
+    assert!(again.weights == full.weights);
+}
+
+#[test]
+fn weights_carry_pytorch_names_with_the_running_statistics() {
+    let (_dir, data) = fashion(100);
+    let s = spec(CNN, 1);
+    let w = train(&s, &data, &mut Record::default(), &Control::default(), None)
+        .unwrap()
+        .weights;
+    let decoded = checkpoint::decode(&w).unwrap();
+    let mut names: Vec<&str> = decoded.tensors.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    for name in [
+        "0.weight",
+        "0.bias",
+        "1.running_mean",
+        "1.running_var",
+        "1.num_batches_tracked",
+        "4.conv1.weight",
+        "4.bn1.weight",
+        "4.bn2.running_var",
+        "4.shortcut.0.weight",
+        "4.shortcut.1.bias",
+        "9.weight",
+        "11.weight",
+        "11.bias",
+    ] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    // Residual convolutions have no bias, as torchvision's BasicBlock.
+    assert!(!names.contains(&"4.conv1.bias"));
+    assert_eq!(decoded.tensors["11.weight"].size(), [10, 8 * 2 * 2]);
+    assert_eq!(decoded.metadata["model"], s.params.model.to_string());
+    // Batch norm counted the batches: 70 training images in batches of 32.
+    let count = decoded.tensors["1.num_batches_tracked"].double_value(&[]);
+    assert_eq!(count, 3.0);
+    // The running mean moved away from its initial zeros.
+    assert!(
+        decoded.tensors["1.running_mean"]
+            .abs()
+            .sum(Kind::Float)
+            .double_value(&[])
+            > 0.0
+    );
+}
+
+#[test]
+fn dropout_keeps_about_one_minus_p_and_depends_on_the_seed() {
+    let x = Tensor::ones([100_000], (Kind::Float, Device::Cpu));
+    let a = net::keep_mask_for_tests(&x, 0.3, 1).unwrap();
+    let b = net::keep_mask_for_tests(&x, 0.3, 1).unwrap();
+    let c = net::keep_mask_for_tests(&x, 0.3, 2).unwrap();
+    assert!(a.equal(&b));
+    assert!(!a.equal(&c));
+    let kept = a.sum(Kind::Float).double_value(&[]) / 100_000.0;
+    assert!((kept - 0.7).abs() < 0.01, "kept {kept}");
+}
+
+/// SGD's momentum buffers are in the checkpoint: a CNN trained with Nesterov momentum and
+/// weight decay, and an MLP with AdamW, resume bit for bit.
+#[test]
+fn every_optimizer_resumes_bit_for_bit() {
+    let (_dir, data) = fashion(300);
+    for (model, extra) in [
+        (
+            CNN,
+            "optimizer='nesterov'\nmomentum=0.8\nweight_decay=0.001\nlearning_rate=0.02",
+        ),
+        ("mlp", "optimizer='adamw'\nweight_decay=0.01"),
+        ("mlp", "optimizer='sgd'\nlearning_rate=0.05"),
+    ] {
+        let s = spec_with(model, 2, extra);
+        let mut rec = Record::default();
+        let full = train(&s, &data, &mut rec, &Control::default(), None).unwrap();
+        let last = &full.result.epochs;
+        assert!(last[1].train_loss < last[0].train_loss, "{extra}: {last:?}");
+        let resumed = train(
+            &s,
+            &data,
+            &mut Record::default(),
+            &Control::default(),
+            Some(&rec.checkpoints[0].1),
+        )
+        .unwrap();
+        assert_eq!(bits(&resumed.result), bits(&full.result), "{extra}");
+        assert!(resumed.weights == full.weights, "{extra}");
+        let names = checkpoint::decode(&rec.checkpoints[0].1).unwrap().tensors;
+        let sgd = names.keys().any(|n| n.starts_with("sgd.momentum_buffer."));
+        assert_eq!(
+            sgd,
+            extra.contains("sgd") || extra.contains("nesterov"),
+            "{extra}"
+        );
+    }
+}
