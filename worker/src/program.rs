@@ -152,6 +152,7 @@ fn params_json(spec: &TrialSpec, program: &ProgramSpec) -> serde_json::Value {
     for (param, value) in spec.params.named() {
         let v = match value {
             Value::Choice(c) => serde_json::Value::from(c.name),
+            Value::Text(t) => serde_json::Value::from(t),
             Value::Int(i) => serde_json::Value::from(i),
             Value::Float(x) => serde_json::Value::from(x),
         };

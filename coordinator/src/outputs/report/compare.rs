@@ -137,7 +137,7 @@ pub fn importance_over<'a>(
             match (column, h.get(p)) {
                 (Column::Numeric(v), Value::Int(i)) => v.push(i as f64),
                 (Column::Numeric(v), Value::Float(x)) => v.push(x),
-                (Column::Numeric(v), Value::Choice(_)) => v.push(f64::NAN),
+                (Column::Numeric(v), Value::Choice(_) | Value::Text(_)) => v.push(f64::NAN),
                 (Column::Categorical(v), value) => v.push(value.display()),
             }
         }
@@ -150,6 +150,7 @@ pub fn importance_over<'a>(
 pub fn cell(value: Value) -> serde_json::Value {
     match value {
         Value::Choice(c) => serde_json::Value::from(c.display),
+        Value::Text(t) => serde_json::Value::from(t),
         Value::Int(i) => serde_json::Value::from(i),
         Value::Float(x) => serde_json::Value::from(x),
     }
