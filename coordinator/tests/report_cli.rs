@@ -46,6 +46,22 @@ fn report_subcommand_regenerates_the_report_and_prints_the_paths() {
             );
         }
     }
+    // TensorBoard's event files: the experiment's, then one run per trial.
+    let tensorboard = dir.path().join("tensorboard");
+    let (events, printed): (Vec<&str>, Vec<&str>) = printed
+        .into_iter()
+        .partition(|p| Path::new(p).starts_with(&tensorboard));
+    assert!(
+        events.contains(
+            &tensorboard
+                .join("events.out.tfevents.0.sweep")
+                .to_str()
+                .expect("utf-8")
+        ),
+        "{stdout}"
+    );
+    assert!(events.len() > 1, "a run per trial: {stdout}");
+    assert!(events.iter().all(|p| Path::new(p).is_file()), "{stdout}");
     assert_eq!(printed.len(), 4 + 2 * 11);
 }
 

@@ -86,6 +86,8 @@ pub struct ReportPaths {
     pub epochs_csv: PathBuf,
     /// Every figure file (`.svg` and `.png`), in document order.
     pub figures: Vec<PathBuf>,
+    /// TensorBoard's event files (`tensorboard/...`, see [`crate::tensorboard`]).
+    pub tensorboard: Vec<PathBuf>,
 }
 
 impl ReportPaths {
@@ -98,6 +100,7 @@ impl ReportPaths {
             &self.epochs_csv,
         ];
         v.extend(self.figures.iter().map(PathBuf::as_path));
+        v.extend(self.tensorboard.iter().map(PathBuf::as_path));
         v
     }
 }
@@ -171,7 +174,7 @@ pub fn render(results: &Results<'_>) -> Result<Rendered, Error> {
     })
 }
 
-fn write_file(path: &Path, contents: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_file(path: &Path, contents: &[u8]) -> Result<(), Error> {
     let io = |source| Error::Write {
         path: path.to_owned(),
         source,
@@ -185,7 +188,8 @@ fn write_file(path: &Path, contents: &[u8]) -> Result<(), Error> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-/// Reads `out_dir/results.json` and writes the report into `out_dir`.
+/// Reads `out_dir/results.json` and writes the report into `out_dir`, and TensorBoard's event
+/// files into `out_dir/tensorboard/`.
 pub fn write(out_dir: &Path) -> Result<ReportPaths, Error> {
     let source = out_dir.join("results.json");
     let text = std::fs::read_to_string(&source).map_err(|e| Error::Read {
@@ -213,12 +217,17 @@ pub fn write(out_dir: &Path) -> Result<ReportPaths, Error> {
         results_csv: out_dir.join("results.csv"),
         epochs_csv: out_dir.join("epochs.csv"),
         figures,
+        tensorboard: Vec::new(),
     };
     write_file(&paths.markdown, rendered.markdown.as_bytes())?;
     write_file(&paths.html, rendered.html.as_bytes())?;
     write_file(&paths.results_csv, rendered.results_csv.as_bytes())?;
     write_file(&paths.epochs_csv, rendered.epochs_csv.as_bytes())?;
-    Ok(paths)
+    let tensorboard = crate::tensorboard::write(out_dir, &results)?;
+    Ok(ReportPaths {
+        tensorboard,
+        ..paths
+    })
 }
 
 #[cfg(test)]
