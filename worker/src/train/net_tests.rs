@@ -100,7 +100,10 @@ fn a_cnn_learns_and_resumes_bit_for_bit() {
             bits(&full.result),
             "resumed after {epoch}"
         );
-        assert_eq!(resumed.result.last.test_confusion, full.result.last.test_confusion);
+        assert_eq!(
+            resumed.result.last.test_confusion,
+            full.result.last.test_confusion
+        );
         assert!(
             resumed.weights == full.weights,
             "the weights files differ after resuming at epoch {epoch}"

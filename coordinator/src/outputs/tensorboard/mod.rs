@@ -142,6 +142,7 @@ fn pb_value(v: Value) -> PbValue {
     PbValue {
         kind: Some(match v {
             Value::Choice(c) => Kind::StringValue(c.name.to_owned()),
+            Value::Text(t) => Kind::StringValue(t.to_owned()),
             Value::Int(i) => Kind::NumberValue(i as f64),
             Value::Float(x) => Kind::NumberValue(x),
         }),
