@@ -446,3 +446,29 @@ fn messages_escape_control_characters() {
     assert!(!e.chars().any(char::is_control), "{e:?}");
     assert!(e.contains("a\\u{1b}b"), "{e}");
 }
+
+/// Every example grid the README tells people to run loads (a key that becomes built-in, for
+/// one, must not break an example that used it as a program's own key).
+#[test]
+fn every_example_grid_loads() {
+    fn grids(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                grids(&path, found);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                found.push(path);
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut found = vec![root.join("lab1.toml")];
+    grids(&root.join("examples"), &mut found);
+    assert!(found.len() >= 3, "{found:?}");
+    for path in found {
+        let text = std::fs::read_to_string(&path).unwrap();
+        if let Err(e) = Grid::parse(&text, &path.display().to_string()) {
+            panic!("{e}");
+        }
+    }
+}

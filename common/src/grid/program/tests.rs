@@ -10,7 +10,7 @@ seed = 7
 [[experiment]]
 name = "prog"
 dataset = "fashion-mnist"
-program = ["python3", "train.py", "--lr", "{lr}", "--opt={optimizer}", "--epochs", "{epochs}"]
+program = ["python3", "train.py", "--lr", "{lr}", "--opt={solver}", "--epochs", "{epochs}"]
 workdir = "examples/program"
 env = { OMP_NUM_THREADS = "1" }
 
@@ -19,7 +19,7 @@ epochs = 2
 
 [experiment.params]
 lr = { values = [0.1, 0.01], min = 0.0, max = 1.0 }
-optimizer = ["adam", "sgd"]
+solver = ["adam", "sgd"]
 width = 64
 batch_norm = true
 "#;
@@ -37,10 +37,10 @@ fn a_program_experiment_expands_its_own_axes() {
     assert_eq!(
         names,
         [
-            "prog_lr-0.1_optimizer-adam",
-            "prog_lr-0.1_optimizer-sgd",
-            "prog_lr-0.01_optimizer-adam",
-            "prog_lr-0.01_optimizer-sgd"
+            "prog_lr-0.1_solver-adam",
+            "prog_lr-0.1_solver-sgd",
+            "prog_lr-0.01_solver-adam",
+            "prog_lr-0.01_solver-sgd"
         ]
     );
     let p = trials[1].program.as_ref().unwrap();
@@ -82,7 +82,7 @@ fn what_runs_is_part_of_the_id_but_the_name_is_not() {
     assert_ne!(id(&base), id(&other_argv));
     let renamed = GRID.replace(
         "workdir =",
-        "trial_name = \"{experiment}-{lr}-{optimizer}\"\nworkdir =",
+        "trial_name = \"{experiment}-{lr}-{solver}\"\nworkdir =",
     );
     let renamed = parse(&renamed).unwrap();
     assert_eq!(id(&base), id(&renamed));
@@ -113,12 +113,12 @@ fn bad_program_keys_are_located_and_named() {
         (
             "[\"adam\", \"sgd\"]",
             "[\"adam\", 2]",
-            "experiment[0].params.optimizer[1]: 2 is an integer, but the first value is a string",
+            "experiment[0].params.solver[1]: 2 is an integer, but the first value is a string",
         ),
         (
             "[\"adam\", \"sgd\"]",
             "[\"adam\", \"adam\"]",
-            "experiment[0].params.optimizer[1]: duplicate value adam (already at index 0)",
+            "experiment[0].params.solver[1]: duplicate value adam (already at index 0)",
         ),
         (
             "width = 64",
@@ -131,12 +131,12 @@ fn bad_program_keys_are_located_and_named() {
             "experiment[0].env.SWEEP_WORKER_TOKEN: invalid environment variable name",
         ),
         (
-            "program = [\"python3\", \"train.py\", \"--lr\", \"{lr}\", \"--opt={optimizer}\", \"--epochs\", \"{epochs}\"]",
+            "program = [\"python3\", \"train.py\", \"--lr\", \"{lr}\", \"--opt={solver}\", \"--epochs\", \"{epochs}\"]",
             "program = []",
             "g.toml:8:11: experiment[0].program: program is the program and its arguments",
         ),
         (
-            "program = [\"python3\", \"train.py\", \"--lr\", \"{lr}\", \"--opt={optimizer}\", \"--epochs\", \"{epochs}\"]\n",
+            "program = [\"python3\", \"train.py\", \"--lr\", \"{lr}\", \"--opt={solver}\", \"--epochs\", \"{epochs}\"]\n",
             "",
             "g.toml:8:11: experiment[0].workdir: workdir belongs to a program experiment",
         ),

@@ -125,7 +125,9 @@ fn sizes(snap: &Snapshot) -> (usize, usize) {
 
 #[test]
 fn the_status_of_any_number_of_trials_stays_small() {
-    const BOUND: usize = 64 * 1024;
+    // The same bound at 40 trials and at 60 000: a detailed row lists every hyperparameter of
+    // its trial (the live view's comparison needs them), which is what the bound allows for.
+    const BOUND: usize = 96 * 1024;
     for (seeds, widths) in [(5, 8), (300, 200)] {
         let g = grid(seeds, widths, 30);
         let (s, index, now) = under_way(&g);
