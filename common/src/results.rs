@@ -83,15 +83,18 @@ pub enum Status {
     Succeeded,
     /// Failed for good.
     Failed,
+    /// Stopped early by its experiment's stopping rule (its curve ends at the rung).
+    Stopped,
 }
 
 impl Status {
     /// Every state, in order.
-    pub const ALL: [Status; 4] = [
+    pub const ALL: [Status; 5] = [
         Status::Pending,
         Status::Running,
         Status::Succeeded,
         Status::Failed,
+        Status::Stopped,
     ];
 
     /// Its name in `results.json` and the status's JSON (`succeeded`).
@@ -101,6 +104,7 @@ impl Status {
             Status::Running => "running",
             Status::Succeeded => "succeeded",
             Status::Failed => "failed",
+            Status::Stopped => "stopped",
         }
     }
 }
@@ -113,7 +117,8 @@ impl std::str::FromStr for Status {
             .into_iter()
             .find(|p| p.name() == s)
             .ok_or_else(|| {
-                format!("unknown state {s:?}; expected pending, running, succeeded or failed")
+                let names: Vec<&str> = Status::ALL.iter().map(|p| p.name()).collect();
+                format!("unknown state {s:?}; expected one of {}", names.join(", "))
             })
     }
 }
@@ -181,6 +186,18 @@ pub struct Trial<'a> {
     /// Every failed attempt.
     #[serde(default)]
     pub failed_attempts: Cow<'a, [AttemptFailure]>,
+    /// Where and why the stopping rule stopped it, when it is stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<Stopped<'a>>,
+}
+
+/// Where and why a stopping rule stopped a trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stopped<'a> {
+    /// The epoch (rung) of the decision.
+    pub epoch: u32,
+    /// The rule's words.
+    pub reason: Cow<'a, str>,
 }
 
 impl Trial<'_> {
@@ -192,6 +209,11 @@ impl Trial<'_> {
     /// True when the trial failed for good.
     pub fn failed(&self) -> bool {
         self.status == Status::Failed
+    }
+
+    /// True when its stopping rule stopped it.
+    pub fn stopped(&self) -> bool {
+        self.status == Status::Stopped
     }
 
     /// Final train minus test accuracy (percentage points), when both are known and finite.

@@ -88,6 +88,18 @@ impl TrialSpec {
         TrialId::from_content(&text)
     }
 
+    /// The text that names the trial's configuration: its content without its `seed`, so trials
+    /// that differ only in their seed (repeats) share it. Early stopping judges them together.
+    pub fn configuration(&self) -> String {
+        let mut params = self.params.clone();
+        params.seed = 0;
+        let mut text = Self::canonical(&self.experiment, self.dataset, &params, &self.split);
+        if let Some(program) = &self.program {
+            text.push_str(&program.canonical());
+        }
+        text
+    }
+
     /// Number of training images this trial trains on, given the official training set size.
     pub fn train_subset_len(&self, official_len: usize) -> usize {
         let (train, _) = self.split.sizes(official_len);

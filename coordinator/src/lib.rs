@@ -196,6 +196,18 @@ fn open_state(
     let grace = options.heartbeat_interval * 3;
     let mut scheduler =
         state::Scheduler::restore(trials, loaded.workers, config, grace, Instant::now());
+    let rules: Vec<_> = grid
+        .experiments
+        .iter()
+        .filter_map(|e| Some((e.name.clone(), e.stopping?)))
+        .collect();
+    let dropped = scheduler.set_stopping(&rules, &loaded.decisions);
+    if dropped > 0 {
+        warn!(
+            decisions = dropped,
+            "early-stopping decisions about configurations no longer in the grid file: ignored"
+        );
+    }
     if options.retry_failed {
         let (requeued, _) = scheduler.retry(&state::RetrySelector {
             failed: true,

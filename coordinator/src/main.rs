@@ -268,6 +268,23 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Resumes trials of a running sweep that early stopping stopped, from their checkpoints,
+    /// with every seed of their configuration; the stopping rule judges them again at the
+    /// rungs above.
+    #[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["trial", "experiment"])))]
+    Promote {
+        /// The coordinator's gRPC address.
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        /// A stopped trial to resume, by name or id (repeatable).
+        #[arg(long, value_name = "TRIAL")]
+        trial: Vec<String>,
+        /// Resume every stopped trial of this experiment (repeatable).
+        #[arg(long, value_name = "EXPERIMENT")]
+        experiment: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 /// Which trials `coordinator status` lists: a page of them, in grid order.
@@ -277,7 +294,9 @@ struct TrialArgs {
     #[arg(long)]
     trials: bool,
     /// Only trials in this state (implies --trials).
-    #[arg(long, value_name = "STATE", value_parser = ["pending", "running", "succeeded", "failed"])]
+    #[arg(long, value_name = "STATE", value_parser = clap::builder::PossibleValuesParser::new(
+        sweep_common::results::Status::ALL.map(sweep_common::results::Status::name)
+    ))]
     state: Option<String>,
     /// Only trials of this experiment (implies --trials).
     #[arg(long, value_name = "NAME")]
@@ -628,7 +647,24 @@ fn retry(addr: &str, request: sweep_proto::v1::RetryRequest, client: &ClientArgs
     })
 }
 
-/// An operator command that names trials and experiments (`cancel`, `retry`): refused here when
+/// `coordinator promote ...`: prints how many stopped trials resume, or the error (see [`Exit`]).
+fn promote(addr: &str, request: sweep_proto::v1::PromoteRequest, client: &ClientArgs) -> Exit {
+    let checked = sweep_proto::Promote::try_from(&request).map(drop);
+    naming_command(checked, client, |runtime, access| {
+        let r = runtime.block_on(sweep_coordinator::status::client::promote(
+            addr, request, &access,
+        ))?;
+        let mut unknown = r.unknown;
+        unknown.extend(
+            r.not_stopped
+                .into_iter()
+                .map(|n| format!("{n} (not stopped)")),
+        );
+        Ok((format!("promoted {} stopped trials", r.promoted), unknown))
+    })
+}
+
+/// An operator command that names trials and experiments (`cancel`, `retry`, `promote`): refused here when
 /// the request is (`checked`); else `call` sends it and answers what it did and the names that
 /// matched nothing, which make it end as [`Exit::TrialsFailed`].
 fn naming_command(
@@ -735,6 +771,18 @@ fn main() -> ExitCode {
                 include_cancelled: *include_cancelled,
             };
             retry(addr, request, client)
+        }
+        Some(Command::Promote {
+            addr,
+            trial,
+            experiment,
+            client,
+        }) => {
+            let request = sweep_proto::v1::PromoteRequest {
+                trials: trial.clone(),
+                experiments: experiment.clone(),
+            };
+            promote(addr, request, client)
         }
         None => sweep(cli, &console),
     };

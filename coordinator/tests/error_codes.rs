@@ -363,6 +363,17 @@ async fn retry_after_the_sweep_finished_is_refused() {
         .await
         .unwrap_err();
     assert_refused(&status, Error::State(StateError::SweepFinished));
+    // So is a promotion: nothing is stopped, and nothing would train it.
+    let status = c
+        .operator()
+        .await
+        .promote(v1::PromoteRequest {
+            experiments: vec!["e".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_refused(&status, Error::State(StateError::SweepFinished));
     assert!(matches!(w.lease().await.unwrap(), Leased::Finished));
     let summary = c.ended().await.unwrap();
     assert_eq!(summary.succeeded, 4);

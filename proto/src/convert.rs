@@ -244,6 +244,30 @@ impl TryFrom<&v1::RetryRequest> for Retry {
     }
 }
 
+/// What a `PromoteRequest` names, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promote {
+    /// Trials by id or name.
+    pub trials: Vec<String>,
+    /// Every stopped trial of these experiments.
+    pub experiments: Vec<String>,
+}
+
+impl TryFrom<&v1::PromoteRequest> for Promote {
+    type Error = DecodeError;
+
+    fn try_from(r: &v1::PromoteRequest) -> Result<Self, Self::Error> {
+        let (trials, experiments) = checked_names(&r.trials, &r.experiments)?;
+        if trials.is_empty() && experiments.is_empty() {
+            return Err(invalid("trials", "name trials or experiments"));
+        }
+        Ok(Promote {
+            trials,
+            experiments,
+        })
+    }
+}
+
 /// Parses a trial id field.
 pub fn parse_trial_id(field: &'static str, s: &str) -> Result<TrialId, DecodeError> {
     s.parse()

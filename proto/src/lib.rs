@@ -16,10 +16,10 @@ mod convert;
 pub use auth::{Bearer, Client};
 pub use convert::{
     Artifact, Cancel, Completion, DecodeError, Device, DeviceMemory, MAX_CANCEL_NAME_CHARS,
-    MAX_CANCEL_NAMES, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_SECONDS, MAX_SLOTS, Registration,
-    Retry, artifact_chunks, checked_text, complete_request, failure_kind, failure_message,
-    fetch_checkpoint_request, heartbeat_request, lease_ref, lease_request, parse_lease,
-    report_epoch_request,
+    MAX_CANCEL_NAMES, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_SECONDS, MAX_SLOTS, Promote,
+    Registration, Retry, artifact_chunks, checked_text, complete_request, failure_kind,
+    failure_message, fetch_checkpoint_request, heartbeat_request, lease_ref, lease_request,
+    parse_lease, report_epoch_request,
 };
 pub use v1::sweep_service_client::SweepServiceClient;
 pub use v1::sweep_service_server::{SweepService, SweepServiceServer};

@@ -164,8 +164,7 @@ pub fn decide<K: Ord + Clone + Debug>(
                     .filter(|(_, c)| c.order % u64::from(brackets) == u64::from(b))
                     .map(|(k, _)| k)
                     .collect();
-                let first = u64::from(min_epochs) * u64::from(reduction).saturating_pow(b);
-                let first = u32::try_from(first).unwrap_or(u32::MAX);
+                let first = bracket_start(min_epochs, reduction, b);
                 asha(
                     spec.objective,
                     &configs,
@@ -188,6 +187,44 @@ pub fn decide<K: Ord + Clone + Debug>(
         ),
     }
     journal.new
+}
+
+/// The epochs at which `rule` may take a decision for configurations of at most `longest`
+/// epochs: its rungs (every bracket's, for Hyperband), or `None` for the median rule, which
+/// judges every epoch from `min_epochs` on.
+pub fn rung_epochs(rule: &Rule, longest: u32) -> Option<BTreeSet<u32>> {
+    match *rule {
+        Rule::Asha {
+            min_epochs,
+            reduction,
+        } => Some(
+            rungs(min_epochs, reduction.max(2), longest)
+                .into_iter()
+                .collect(),
+        ),
+        Rule::Hyperband {
+            min_epochs,
+            reduction,
+            brackets,
+        } => Some(
+            (0..brackets.max(1))
+                .flat_map(|b| {
+                    rungs(
+                        bracket_start(min_epochs, reduction, b),
+                        reduction.max(2),
+                        longest,
+                    )
+                })
+                .collect(),
+        ),
+        Rule::Median { .. } => None,
+    }
+}
+
+/// The first rung of Hyperband's bracket `b`: `min_epochs * reduction^b`.
+fn bracket_start(min_epochs: u32, reduction: u32, b: u32) -> u32 {
+    let first = u64::from(min_epochs) * u64::from(reduction).saturating_pow(b);
+    u32::try_from(first).unwrap_or(u32::MAX)
 }
 
 /// The decisions taken so far, by configuration and epoch, and the new ones.

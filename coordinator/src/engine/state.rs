@@ -4,9 +4,11 @@
 //! unit- and property-tested without a network. The actor loop (`server`) owns the only
 //! instance and performs the effects that transitions return.
 //!
-//! Trial states: `Pending -> Leased -> Succeeded | Failed`, and `Leased -> Pending` when a lease
+//! Trial states: `Pending -> Leased -> Succeeded | Failed | Stopped`, and `Leased -> Pending` when a lease
 //! expires or fails in a way that is not the trial's fault, as the failure kind's policy says
-//! ([`sweep_common::failure`]); `Failed -> Pending` when an operator retries it. Invariant: a
+//! ([`sweep_common::failure`]); `Failed -> Pending` when an operator retries it; `Pending |
+//! Leased -> Stopped` when the experiment's stopping rule stops the trial's configuration, and
+//! `Stopped -> Pending` when the rule or an operator promotes it (`stopping.rs`). Invariant: a
 //! trial has at most one live lease, and only that lease's (worker, attempt) can write to the
 //! trial.
 //!
@@ -20,10 +22,12 @@ mod queue;
 mod reports;
 mod retry;
 mod scheduler;
+mod stopping;
 mod types;
 
 pub use retry::RetrySelector;
 pub use scheduler::Scheduler;
+pub use stopping::{Judged, Promoted, Rule, Stopping};
 pub use sweep_common::FailureKind;
 pub use sweep_common::failure::AttemptFailure;
 pub use types::{
@@ -36,3 +40,5 @@ pub use types::{
 mod tests;
 #[cfg(test)]
 mod tests_failures;
+#[cfg(test)]
+mod tests_stopping;

@@ -27,7 +27,7 @@ mod row;
 mod schema;
 mod writes;
 
-use schema::{CACHE_KIB, GRID_CACHE_KIB, SCHEMA, SCHEMA_VERSION, add_columns};
+use schema::{CACHE_KIB, GRID_CACHE_KIB, SCHEMA, SCHEMA_VERSION, add_columns, allow_stopped};
 use writes::Op;
 pub use writes::Writes;
 
@@ -105,6 +105,8 @@ pub struct Loaded {
     pub trials: HashMap<TrialId, Trial>,
     /// Registered workers: (id, name, device, slots).
     pub workers: Vec<(WorkerId, String, String, u32)>,
+    /// The stopping rules' decisions, per experiment in the order taken.
+    pub decisions: Vec<crate::state::Judged>,
 }
 
 /// The open database.
@@ -189,6 +191,7 @@ impl Store {
         // columns added since are added (older coordinators ignore them).
         conn.execute_batch(SCHEMA).map_err(sqlite)?;
         add_columns(&conn).map_err(sqlite)?;
+        allow_stopped(&conn).map_err(sqlite)?;
         let store = Store {
             conn,
             path,
@@ -374,7 +377,9 @@ impl Store {
         for w in batches {
             for op in &w.ops {
                 let trial = match op {
-                    Op::Epoch { trial, .. } | Op::Supersede { trial, .. } => num(*trial)?,
+                    Op::Epoch { trial, .. }
+                    | Op::Supersede { trial, .. }
+                    | Op::Decision { config: trial, .. } => num(*trial)?,
                     Op::Worker { .. } => 0,
                 };
                 op.apply(&tx, trial).map_err(sqlite)?;

@@ -12,7 +12,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use sweep_common::grid::Grid;
-use sweep_common::results::{Experiment, Results, Status, Trial as TrialRecord};
+use sweep_common::results::{Experiment, Results, Status, Stopped, Trial as TrialRecord};
 
 use crate::Error;
 use crate::state::{Scheduler, Trial, TrialState};
@@ -78,6 +78,14 @@ fn record<'a>(s: &Scheduler, t: &'a Trial) -> TrialRecord<'a> {
         TrialState::Failed { reason, .. } => {
             (Status::Failed, None, None, Some(Cow::from(reason.as_str())))
         }
+        TrialState::Stopped { .. } => (Status::Stopped, None, None, None),
+    };
+    let stopped = match &t.state {
+        TrialState::Stopped { epoch, reason, .. } => Some(Stopped {
+            epoch: *epoch,
+            reason: Cow::from(reason.as_str()),
+        }),
+        _ => None,
     };
     let r = t.state.success().map(|s| &s.result);
     TrialRecord {
@@ -101,6 +109,7 @@ fn record<'a>(s: &Scheduler, t: &'a Trial) -> TrialRecord<'a> {
         weights: t.state.weights().map(Cow::from),
         failure,
         failed_attempts: Cow::from(t.failures.as_slice()),
+        stopped,
     }
 }
 

@@ -86,7 +86,7 @@ impl Tokens {
 pub enum Role {
     /// Worker RPCs.
     Worker,
-    /// `Status`, `Cancel` and `Retry`.
+    /// `Status`, `Cancel`, `Retry` and `Promote`.
     Operator,
     /// The gRPC health service.
     Public,
@@ -98,7 +98,8 @@ pub fn role(path: &str) -> Role {
     match path {
         "/sweep.v1.SweepService/Status"
         | "/sweep.v1.SweepService/Cancel"
-        | "/sweep.v1.SweepService/Retry" => Role::Operator,
+        | "/sweep.v1.SweepService/Retry"
+        | "/sweep.v1.SweepService/Promote" => Role::Operator,
         p if p.starts_with("/grpc.health.v1.Health/") => Role::Public,
         _ => Role::Worker,
     }
@@ -331,6 +332,15 @@ mod tests {
             check(&t, retry, Some(&bearer(WORKER))).unwrap_err().code(),
             tonic::Code::Unauthenticated,
             "a worker cannot retry trials"
+        );
+        let promote = "/sweep.v1.SweepService/Promote";
+        assert!(check(&t, promote, Some(&bearer(OPERATOR))).is_ok());
+        assert_eq!(
+            check(&t, promote, Some(&bearer(WORKER)))
+                .unwrap_err()
+                .code(),
+            tonic::Code::Unauthenticated,
+            "a worker cannot promote trials"
         );
         assert_eq!(
             check(&t, lease, Some(&bearer(OPERATOR)))

@@ -201,10 +201,13 @@ impl sweep_proto::SweepService for Service {
             .as_ref()
             .ok_or(Error::Decode(DecodeError::Missing("metrics")))?;
         let metrics = EpochMetrics::try_from(metrics).map_err(Error::from)?;
-        self.handle
+        let stopped = self
+            .handle
             .report_epoch(LeaseKey::new(worker, trial, attempt), metrics)
             .await?;
-        Ok(Response::new(v1::ReportEpochResponse {}))
+        Ok(Response::new(v1::ReportEpochResponse {
+            stopped: stopped.unwrap_or_default(),
+        }))
     }
 
     async fn complete(
@@ -289,6 +292,19 @@ impl sweep_proto::SweepService for Service {
         Ok(Response::new(v1::RetryResponse {
             retried: u32::try_from(retried).unwrap_or(u32::MAX),
             unknown,
+        }))
+    }
+
+    async fn promote(
+        &self,
+        request: Request<v1::PromoteRequest>,
+    ) -> Result<Response<v1::PromoteResponse>, Status> {
+        let r = sweep_proto::Promote::try_from(request.get_ref()).map_err(Error::from)?;
+        let promoted = self.handle.promote(r.trials, r.experiments).await?;
+        Ok(Response::new(v1::PromoteResponse {
+            promoted: u32::try_from(promoted.trials.len()).unwrap_or(u32::MAX),
+            unknown: promoted.unknown,
+            not_stopped: promoted.not_stopped,
         }))
     }
 

@@ -26,6 +26,7 @@ pub const MESSAGES: &[&str] = &[
     "FetchCheckpointRequest",
     "CancelRequest",
     "RetryRequest",
+    "PromoteRequest",
 ];
 
 /// Decodes `bytes` as message number `which` of [`MESSAGES`] and converts what decodes.
@@ -47,7 +48,8 @@ pub fn decode_and_convert(which: usize, bytes: &[u8]) -> Result<(), String> {
             lease(m.lease.as_ref())
         }),
         10 => v1::CancelRequest::decode(bytes).map_or(Ok(()), |m| cancel(&m)),
-        _ => v1::RetryRequest::decode(bytes).map_or(Ok(()), |m| retry(&m)),
+        11 => v1::RetryRequest::decode(bytes).map_or(Ok(()), |m| retry(&m)),
+        _ => v1::PromoteRequest::decode(bytes).map_or(Ok(()), |m| promote(&m)),
     }
 }
 
@@ -111,6 +113,18 @@ pub fn retry(r: &v1::RetryRequest) -> Result<(), String> {
             c.failed || !c.trials.is_empty() || !c.experiments.is_empty(),
             || "a retry naming nothing accepted".to_owned(),
         )?;
+    }
+    Ok(())
+}
+
+pub fn promote(r: &v1::PromoteRequest) -> Result<(), String> {
+    if let Ok(c) = sweep_proto::Promote::try_from(r) {
+        for name in c.trials.iter().chain(&c.experiments) {
+            clean("a promoted name", name, sweep_proto::MAX_CANCEL_NAME_CHARS)?;
+        }
+        ensure(!c.trials.is_empty() || !c.experiments.is_empty(), || {
+            "a promotion naming nothing accepted".to_owned()
+        })?;
     }
     Ok(())
 }

@@ -342,7 +342,13 @@ impl Live<'_> {
         })
         .await;
         match r {
-            Ok(_) => self.last_renewed = Instant::now(),
+            Ok(resp) if resp.get_ref().stopped.is_empty() => self.last_renewed = Instant::now(),
+            Ok(resp) => {
+                let why = &resp.get_ref().stopped;
+                info!(trial = %self.spec.name, reason = %sweep_common::text::terminal(why), "stopped early by the coordinator");
+                self.revoked = true;
+                self.control.stop.store(true, Ordering::Relaxed);
+            }
             Err(status) => self.call_failed("epoch report refused", &status),
         }
     }

@@ -12,7 +12,7 @@ use super::handle::{Progress, Reply};
 use super::owner::Owner;
 use super::writer::{Deferred, defer};
 use crate::state::{
-    CancelSelector, Checkpoint, Effect, FailureKind, LeaseKey, LeaseOutcome, Outcome,
+    CancelSelector, Checkpoint, Effect, FailureKind, LeaseKey, LeaseOutcome, Outcome, Promoted,
     RetrySelector, Scheduler, StateError, TrialState,
 };
 use crate::status::{self, Clock, Snapshot, View, tables};
@@ -55,14 +55,24 @@ impl Owner {
                 metrics,
                 reply,
             } => {
-                let r = s.report_epoch(key, metrics, now);
-                match &r {
-                    Ok(()) => *changed = true,
+                let (answer, effects) = match s.report_epoch(key, metrics, now) {
+                    Ok(effects) => {
+                        *changed = true;
+                        let stopped = match s.trial(key.trial).map(|t| &t.state) {
+                            Some(TrialState::Stopped { epoch, reason, .. }) => {
+                                Some(format!("stopped at epoch {epoch}: {reason}"))
+                            }
+                            _ => None,
+                        };
+                        (Ok(stopped), effects)
+                    }
                     Err(e) => {
                         warn!(worker = %key.worker.short(), error = %e, "epoch report refused");
+                        (Err(e), Vec::new())
                     }
-                }
-                replies.push(defer(reply, r));
+                };
+                replies.push(defer(reply, answer));
+                return effects;
             }
             Command::Complete {
                 key,
@@ -91,6 +101,11 @@ impl Owner {
             Command::Retry { selector, reply } => {
                 return retry(s, &selector, reply, changed, replies);
             }
+            Command::Promote {
+                trials,
+                experiments,
+                reply,
+            } => return promote(s, &trials, &experiments, reply, changed, replies),
             Command::Status { view, reply } => {
                 let _ = reply.send(self.status(view, now));
             }
@@ -281,6 +296,32 @@ fn retry(
     *changed = true;
     replies.push(defer(reply, Ok((effects.len(), unknown))));
     effects
+}
+
+/// Resumes the stopped trials named, unless the sweep has finished.
+fn promote(
+    s: &mut Scheduler,
+    trials: &[String],
+    experiments: &[String],
+    reply: Reply<Promoted>,
+    changed: &mut bool,
+    replies: &mut Vec<Deferred>,
+) -> Vec<Effect> {
+    match s.promote(trials, experiments) {
+        Ok((effects, promoted)) => {
+            info!(
+                promoted = promoted.trials.len(),
+                "stopped trials promoted by an operator"
+            );
+            *changed = true;
+            replies.push(defer(reply, Ok(promoted)));
+            effects
+        }
+        Err(e) => {
+            let _ = reply.send(Err(e));
+            Vec::new()
+        }
+    }
 }
 
 /// The sweep's progress as of `now`.

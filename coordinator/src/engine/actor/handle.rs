@@ -8,8 +8,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::Error;
 use crate::state::{
-    CancelSelector, Checkpoint, Counts, LeaseKey, LeaseOutcome, Outcome, RetrySelector, StateError,
-    Storage,
+    CancelSelector, Checkpoint, Counts, LeaseKey, LeaseOutcome, Outcome, Promoted, RetrySelector,
+    StateError, Storage,
 };
 use crate::status::{Snapshot, View, tables};
 
@@ -36,7 +36,7 @@ pub(super) enum Command {
     ReportEpoch {
         key: LeaseKey,
         metrics: EpochMetrics,
-        reply: Reply<()>,
+        reply: Reply<Option<String>>,
     },
     Complete {
         key: LeaseKey,
@@ -76,6 +76,11 @@ pub(super) enum Command {
     Retry {
         selector: RetrySelector,
         reply: Reply<(usize, Vec<String>)>,
+    },
+    Promote {
+        trials: Vec<String>,
+        experiments: Vec<String>,
+        reply: Reply<Promoted>,
     },
     /// Storing `what` failed (with this message) or, `None`, worked.
     Storage {
@@ -160,8 +165,12 @@ impl Handle {
             .await??)
     }
 
-    /// Records an epoch.
-    pub async fn report_epoch(&self, key: LeaseKey, metrics: EpochMetrics) -> Result<(), Error> {
+    /// Records an epoch; answers why the stopping rule stopped the trial, if this epoch made it.
+    pub async fn report_epoch(
+        &self,
+        key: LeaseKey,
+        metrics: EpochMetrics,
+    ) -> Result<Option<String>, Error> {
         Ok(self
             .call(|reply| Command::ReportEpoch {
                 key,
@@ -230,6 +239,22 @@ impl Handle {
     pub async fn retry(&self, selector: RetrySelector) -> Result<(usize, Vec<String>), Error> {
         Ok(self
             .call(|reply| Command::Retry { selector, reply })
+            .await??)
+    }
+
+    /// Resumes stopped trials (with their configurations' other seeds); returns which, and the
+    /// names that matched nothing or no stopped trial. Refused once the sweep has finished.
+    pub async fn promote(
+        &self,
+        trials: Vec<String>,
+        experiments: Vec<String>,
+    ) -> Result<Promoted, Error> {
+        Ok(self
+            .call(|reply| Command::Promote {
+                trials,
+                experiments,
+                reply,
+            })
             .await??)
     }
 

@@ -51,12 +51,15 @@ impl Scheduler {
         let checkpoints = t.state.take_checkpoints();
         if t.attempt_left(policy, started, self.config.max_attempts) {
             let after = checkpoints.epoch();
-            t.state = TrialState::Pending { checkpoints };
+            t.state = TrialState::Pending {
+                checkpoints,
+                ahead: None,
+            };
             t.keep_checkpointed_epochs();
             let id = t.spec.id;
             self.changes.push(Change::Supersede { trial: id, after });
             effects.extend(self.end_lease(i, lease.worker, false));
-            self.pending.push_front(dataset, i);
+            self.queue_ahead(dataset, i);
             effects.push(Effect::Requeued(id));
         } else {
             t.state = TrialState::Failed {
@@ -169,6 +172,7 @@ impl Scheduler {
                 }
             }
         }
+        effects.extend(self.judge());
         (effects, unknown)
     }
 

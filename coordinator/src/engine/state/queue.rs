@@ -29,13 +29,22 @@ impl Pending {
         self.len += 1;
     }
 
-    /// Queues trial `i` (of `dataset`) before every other.
-    pub fn push_front(&mut self, dataset: DatasetKind, i: usize) {
+    /// Queues trial `i` (of `dataset`) before every other; returns its sequence number.
+    pub fn push_front(&mut self, dataset: DatasetKind, i: usize) -> i64 {
         self.front -= 1;
         self.queues
             .entry(dataset)
             .or_default()
             .push_front((self.front, i));
+        self.len += 1;
+        self.front
+    }
+
+    /// Queues trial `i` (of `dataset`) at `at`, a number [`Pending::push_front`] gave before a
+    /// restart; called in increasing order of `at`, before any other push.
+    pub fn restore_ahead(&mut self, dataset: DatasetKind, i: usize, at: i64) {
+        self.front = self.front.min(at);
+        self.queues.entry(dataset).or_default().push_back((at, i));
         self.len += 1;
     }
 

@@ -35,7 +35,7 @@ impl Scheduler {
         key: LeaseKey,
         metrics: EpochMetrics,
         now: Instant,
-    ) -> Result<(), StateError> {
+    ) -> Result<Vec<Effect>, StateError> {
         let LeaseKey {
             worker,
             trial,
@@ -76,7 +76,7 @@ impl Scheduler {
         self.renew(i, now);
         let list = &mut self.trials[i].epochs;
         match at {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(Vec::new()),
             Err(j) => list.insert(j, metrics),
         }
         self.changes.push(Change::Epoch {
@@ -84,7 +84,10 @@ impl Scheduler {
             epoch,
             attempt,
         });
-        Ok(())
+        // The stopping rule judges in the same batch, so its decision is committed with the
+        // epoch that caused it.
+        self.note_epoch(i, epoch);
+        Ok(self.judge())
     }
 
     /// Checks that (`trial`, `attempt`) is `worker`'s live lease, for an upload under it;
@@ -271,9 +274,14 @@ impl Scheduler {
                     .map(|c| Effect::DropCheckpoint(c.file));
                 let mut effects: Vec<Effect> = dropped.collect();
                 effects.extend(self.end_lease(i, worker, true));
+                effects.extend(self.judge());
                 Ok(effects)
             }
-            Outcome::Failed { kind, message } => Ok(self.fail_attempt(i, lease, kind, message)),
+            Outcome::Failed { kind, message } => {
+                let mut effects = self.fail_attempt(i, lease, kind, message);
+                effects.extend(self.judge());
+                Ok(effects)
+            }
         }
     }
 }

@@ -47,7 +47,10 @@ impl Scheduler {
             let t = &mut self.trials[i];
             let checkpoints = t.state.take_checkpoints();
             let after = checkpoints.epoch();
-            t.state = TrialState::Pending { checkpoints };
+            t.state = TrialState::Pending {
+                checkpoints,
+                ahead: None,
+            };
             t.counted_attempts = 0;
             t.unstarted_attempts = 0;
             t.keep_checkpointed_epochs();

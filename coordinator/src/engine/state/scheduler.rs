@@ -27,6 +27,8 @@ pub struct Scheduler {
     pub(super) unfinished: BTreeMap<DatasetKind, usize>,
     pub(super) changes: Vec<Change>,
     pub(super) storage: std::collections::BTreeMap<Storage, StorageFailure>,
+    /// The experiments' stopping rules (issue 17).
+    pub(super) stopping: super::stopping::Stopping,
 }
 
 impl Scheduler {
@@ -53,6 +55,19 @@ impl Scheduler {
             .map(|(id, name, device, slots)| (id, Worker::new(name, device, slots, long_ago)))
             .collect();
         let mut pending = queue::Pending::default();
+        // Trials queued ahead first, in their order then, then the rest in grid order.
+        let mut ahead: Vec<(i64, usize)> = trials
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| match t.state {
+                TrialState::Pending { ahead: Some(a), .. } => Some((a, i)),
+                _ => None,
+            })
+            .collect();
+        ahead.sort_unstable();
+        for &(a, i) in &ahead {
+            pending.restore_ahead(trials[i].spec.dataset, i, a);
+        }
         let mut leased = BTreeSet::new();
         let mut terminal = 0;
         let mut unfinished: BTreeMap<DatasetKind, usize> = BTreeMap::new();
@@ -69,7 +84,8 @@ impl Scheduler {
                 *unfinished.entry(t.spec.dataset).or_default() += 1;
             }
             match &mut t.state {
-                TrialState::Pending { .. } => pending.push_back(t.spec.dataset, i),
+                TrialState::Pending { ahead: None, .. } => pending.push_back(t.spec.dataset, i),
+                TrialState::Pending { ahead: Some(_), .. } => {}
                 TrialState::Leased { lease, .. } => {
                     // `granted` is kept: the attempt's wall time counts from its lease, not
                     // from the restart.
@@ -80,7 +96,9 @@ impl Scheduler {
                         w.leases.insert(t.spec.id);
                     }
                 }
-                TrialState::Succeeded(_) | TrialState::Failed { .. } => terminal += 1,
+                TrialState::Succeeded(_)
+                | TrialState::Failed { .. }
+                | TrialState::Stopped { .. } => terminal += 1,
             }
         }
         let index = trials
@@ -99,6 +117,7 @@ impl Scheduler {
             unfinished,
             changes: Vec::new(),
             storage: std::collections::BTreeMap::new(),
+            stopping: super::stopping::Stopping::default(),
         }
     }
 
@@ -171,6 +190,7 @@ impl Scheduler {
             match t.state {
                 TrialState::Succeeded(_) => c.succeeded += 1,
                 TrialState::Failed { .. } => c.failed += 1,
+                TrialState::Stopped { .. } => c.stopped += 1,
                 TrialState::Pending { .. } | TrialState::Leased { .. } => {}
             }
         }
@@ -262,6 +282,14 @@ impl Scheduler {
         })
     }
 
+    /// Queues pending trial `i` ahead of every other, noting its place in its state.
+    pub(super) fn queue_ahead(&mut self, dataset: DatasetKind, i: usize) {
+        let at = self.pending.push_front(dataset, i);
+        if let TrialState::Pending { ahead, .. } = &mut self.trials[i].state {
+            *ahead = Some(at);
+        }
+    }
+
     /// Checks that (`trial`, `attempt`) is the live lease of `worker`; returns the trial's index.
     pub(super) fn current_lease(&self, key: LeaseKey) -> Result<usize, StateError> {
         let LeaseKey {
@@ -322,6 +350,7 @@ impl Scheduler {
             );
             effects.extend(self.fail_attempt(i, lease, FailureKind::LeaseExpired, message));
         }
+        effects.extend(self.judge());
         effects
     }
 
@@ -345,6 +374,9 @@ impl Scheduler {
         let t = &self.trials[i];
         let mut effects = Vec::new();
         let (id, dataset) = (t.spec.id, t.spec.dataset);
+        if !matches!(t.state, TrialState::Stopped { .. }) {
+            self.note_ended(i);
+        }
         self.terminal += 1;
         if let Some(n) = self.unfinished.get_mut(&dataset) {
             *n = n.saturating_sub(1);
@@ -404,5 +436,8 @@ fn describe(state: &TrialState) -> String {
         TrialState::Leased { lease, .. } => format!("attempt {} is leased", lease.attempt),
         TrialState::Succeeded(s) => format!("the trial succeeded on attempt {}", s.attempt),
         TrialState::Failed { .. } => "the trial failed".to_owned(),
+        TrialState::Stopped { epoch, reason, .. } => {
+            format!("the trial was stopped at epoch {epoch} ({reason})")
+        }
     }
 }

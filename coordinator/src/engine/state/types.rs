@@ -66,6 +66,10 @@ pub enum TrialState {
     Pending {
         /// What its next attempt resumes from.
         checkpoints: Checkpoints,
+        /// Its place when it was queued ahead of the others (a failed attempt's trial, a
+        /// promoted one): the queue's sequence number, kept so that a restart queues it in the
+        /// same place. `None`: in grid order.
+        ahead: Option<i64>,
     },
     /// Being trained under a lease.
     Leased {
@@ -78,6 +82,16 @@ pub enum TrialState {
     },
     /// Ended with a result.
     Succeeded(Box<Success>),
+    /// Stopped early by the experiment's stopping rule (issue 17): it keeps its curve and
+    /// checkpoints, and resumes from them when promoted (by the rule or an operator).
+    Stopped {
+        /// The epoch (rung) of the decision that stopped it.
+        epoch: u32,
+        /// Why, in the rule's words.
+        reason: String,
+        /// What a promotion resumes from.
+        checkpoints: Checkpoints,
+    },
     /// Ended without a result, for good (until an operator retries it).
     Failed {
         /// Why.
@@ -93,13 +107,15 @@ impl TrialState {
     /// A trial that was never leased.
     pub const NEW: TrialState = TrialState::Pending {
         checkpoints: Checkpoints::NONE,
+        ahead: None,
     };
 
     /// The checkpoints it holds (none once it succeeded).
     pub fn checkpoints(&self) -> Option<&Checkpoints> {
         match self {
-            TrialState::Pending { checkpoints }
+            TrialState::Pending { checkpoints, .. }
             | TrialState::Leased { checkpoints, .. }
+            | TrialState::Stopped { checkpoints, .. }
             | TrialState::Failed { checkpoints, .. } => Some(checkpoints),
             TrialState::Succeeded(_) => None,
         }
@@ -107,8 +123,9 @@ impl TrialState {
 
     pub(super) fn checkpoints_mut(&mut self) -> Option<&mut Checkpoints> {
         match self {
-            TrialState::Pending { checkpoints }
+            TrialState::Pending { checkpoints, .. }
             | TrialState::Leased { checkpoints, .. }
+            | TrialState::Stopped { checkpoints, .. }
             | TrialState::Failed { checkpoints, .. } => Some(checkpoints),
             TrialState::Succeeded(_) => None,
         }
@@ -280,11 +297,12 @@ impl Trial {
         self.state.success().map(|s| &s.result)
     }
 
-    /// True once the trial succeeded or failed for good.
+    /// True once the trial succeeded, failed for good or was stopped (a stopped trial may be
+    /// promoted later, as a failed one may be retried).
     pub fn is_terminal(&self) -> bool {
         matches!(
             self.state,
-            TrialState::Succeeded(_) | TrialState::Failed { .. }
+            TrialState::Succeeded(_) | TrialState::Failed { .. } | TrialState::Stopped { .. }
         )
     }
 }
@@ -430,6 +448,14 @@ pub enum Change {
     },
     /// A worker registered.
     Worker(WorkerId),
+    /// The stopping rule of experiment `experiment` (its index among the experiments that
+    /// have one) took its decision number `seq`.
+    Decision {
+        /// The experiment's index in the scheduler's stopping state.
+        experiment: usize,
+        /// The decision's place in that experiment's journal (0-based).
+        seq: usize,
+    },
 }
 
 /// What a transition did that the owner of the state must act on.
@@ -541,6 +567,8 @@ pub struct Counts {
     pub succeeded: usize,
     /// Ended without one.
     pub failed: usize,
+    /// Stopped early by the stopping rule.
+    pub stopped: usize,
 }
 
 /// Which trials a cancel names.

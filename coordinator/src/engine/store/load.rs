@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 
+use sweep_common::search::stopping::Action;
 use sweep_common::{EpochMetrics, TrialId, WorkerId};
+
+use crate::state::Judged;
 
 use super::row::{SELECT, TrialRow};
 use super::{Loaded, Store, StoreError};
@@ -29,7 +32,56 @@ impl Store {
             loaded.trials.insert(trial.spec.id, trial);
         }
         loaded.workers = self.load_workers()?;
+        loaded.decisions = self.load_decisions()?;
         Ok(loaded)
+    }
+
+    /// The stopping rules' decisions, per experiment in the order taken.
+    fn load_decisions(&self) -> Result<Vec<Judged>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT d.experiment, d.seq, t.id, d.epoch, d.action, d.reason
+                 FROM decisions d JOIN trials t ON t.num = d.config
+                 ORDER BY d.experiment, d.seq",
+            )
+            .map_err(|e| self.sqlite(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, u32>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                ))
+            })
+            .map_err(|e| self.sqlite(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (experiment, seq, config, epoch, action, reason) =
+                row.map_err(|e| self.sqlite(e))?;
+            let corrupt = |message: String| self.corrupt(&config, message);
+            let action = match action.as_str() {
+                "continue" => Action::Continue,
+                "stop" => Action::Stop {
+                    reason: reason.unwrap_or_default(),
+                },
+                "promote" => Action::Promote,
+                other => return Err(corrupt(format!("unknown decision {other:?}"))),
+            };
+            out.push(Judged {
+                experiment,
+                seq: usize::try_from(seq).map_err(|_| corrupt(format!("decision {seq}")))?,
+                config: config
+                    .parse()
+                    .map_err(|_| corrupt("the trial id does not decode".to_owned()))?,
+                epoch,
+                action,
+            });
+        }
+        Ok(out)
     }
 
     fn corrupt(&self, trial: &str, message: String) -> StoreError {

@@ -12,7 +12,7 @@ use crate::state::{
 };
 
 /// The columns of a [`TrialRow`], in the order of its fields (after `num`, the key).
-const COLUMNS: [&str; 20] = [
+const COLUMNS: [&str; 22] = [
     "state",
     "attempts",
     "counted_attempts",
@@ -32,6 +32,8 @@ const COLUMNS: [&str; 20] = [
     "set_aside",
     "cancelled",
     "lease_granted",
+    "stopped_epoch",
+    "queued_ahead",
     "spec",
 ];
 
@@ -73,6 +75,10 @@ pub(super) struct TrialRow {
     set_aside: Option<String>,
     cancelled: bool,
     lease_granted: Option<f64>,
+    /// The rung a stopped trial was stopped at.
+    stopped_epoch: Option<u32>,
+    /// A pending trial's place when it was queued ahead of the grid's order.
+    queued_ahead: Option<i64>,
     /// Empty when written (the grid sets the spec).
     spec: String,
 }
@@ -105,7 +111,9 @@ impl TrialRow {
             set_aside: r.get(17)?,
             cancelled: r.get(18)?,
             lease_granted: r.get(19)?,
-            spec: r.get(20)?,
+            stopped_epoch: r.get(20)?,
+            queued_ahead: r.get(21)?,
+            spec: r.get(22)?,
         }))
     }
 
@@ -133,6 +141,8 @@ impl TrialRow {
                 self.set_aside,
                 self.cancelled,
                 self.lease_granted,
+                self.stopped_epoch,
+                self.queued_ahead,
             ])
             .map(drop)
     }
@@ -148,11 +158,14 @@ impl TrialRow {
             None => (None, None, None),
         };
         let success = t.state.success();
-        let (reason, cancelled) = match &t.state {
+        let (reason, cancelled, stopped_epoch) = match &t.state {
             TrialState::Failed {
                 reason, cancelled, ..
-            } => (Some(reason.clone()), *cancelled),
-            _ => (None, false),
+            } => (Some(reason.clone()), *cancelled, None),
+            TrialState::Stopped { epoch, reason, .. } => {
+                (Some(reason.clone()), false, Some(*epoch))
+            }
+            _ => (None, false, None),
         };
         let checkpoints = t.state.checkpoints();
         let checkpoint = |c: Option<&Box<Checkpoint>>| c.map(|c| json(&**c));
@@ -179,6 +192,11 @@ impl TrialRow {
             set_aside: (!t.set_aside.is_empty()).then(|| json(&t.set_aside)),
             cancelled,
             lease_granted,
+            stopped_epoch,
+            queued_ahead: match t.state {
+                TrialState::Pending { ahead, .. } => ahead,
+                _ => None,
+            },
             spec: String::new(),
         }
     }
@@ -235,6 +253,7 @@ impl TrialRow {
         Ok(match self.state.as_str() {
             "pending" => TrialState::Pending {
                 checkpoints: checkpoints()?,
+                ahead: self.queued_ahead,
             },
             "leased" => TrialState::Leased {
                 lease: Lease {
@@ -270,6 +289,11 @@ impl TrialRow {
                 cancelled: self.cancelled,
                 checkpoints: checkpoints()?,
             },
+            "stopped" => TrialState::Stopped {
+                epoch: self.stopped_epoch.ok_or_else(|| missing("stopped_epoch"))?,
+                reason: self.reason.clone().unwrap_or_default(),
+                checkpoints: checkpoints()?,
+            },
             other => return Err(format!("unknown state {other:?}")),
         })
     }
@@ -285,6 +309,7 @@ fn state_name(s: &TrialState) -> &'static str {
         TrialState::Leased { .. } => "leased",
         TrialState::Succeeded(_) => "succeeded",
         TrialState::Failed { .. } => "failed",
+        TrialState::Stopped { .. } => "stopped",
     }
 }
 

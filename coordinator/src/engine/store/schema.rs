@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS trials (
     experiment TEXT NOT NULL,
     name TEXT NOT NULL,
     spec TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'leased', 'succeeded', 'failed')),
+    state TEXT NOT NULL CHECK (state IN ('pending', 'leased', 'succeeded', 'failed', 'stopped')),
     attempts INTEGER NOT NULL,
     counted_attempts INTEGER NOT NULL,
     lease_worker TEXT,
@@ -44,7 +44,9 @@ CREATE TABLE IF NOT EXISTS trials (
     previous_checkpoint TEXT,
     set_aside TEXT,
     cancelled INTEGER NOT NULL DEFAULT 0,
-    lease_granted REAL
+    lease_granted REAL,
+    stopped_epoch INTEGER,
+    queued_ahead INTEGER
 );
 CREATE TABLE IF NOT EXISTS epochs (
     trial INTEGER NOT NULL REFERENCES trials (num),
@@ -58,6 +60,17 @@ CREATE TABLE IF NOT EXISTS epochs (
     PRIMARY KEY (trial, attempt, epoch)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS epochs_current ON epochs (trial, epoch) WHERE superseded = 0;
+-- The stopping rules' decisions, per experiment in the order taken (issue 17); a configuration
+-- is named by its first trial in grid order.
+CREATE TABLE IF NOT EXISTS decisions (
+    experiment TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    config INTEGER NOT NULL REFERENCES trials (num),
+    epoch INTEGER NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('continue', 'stop', 'promote')),
+    reason TEXT,
+    PRIMARY KEY (experiment, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS workers (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -86,7 +99,49 @@ const ADDED_COLUMNS: &[(&str, &str, &str, &str)] = &[
     ),
     // Rows written before it count their lease from the restart.
     ("trials", "lease_granted", "REAL", ""),
+    // Trials could not be stopped before it.
+    ("trials", "stopped_epoch", "INTEGER", ""),
+    // Trials queued ahead went back to grid order at a restart before it.
+    ("trials", "queued_ahead", "INTEGER", ""),
 ];
+
+/// The state check of databases made before trials could be stopped (issue 17).
+const OLD_STATES: &str = "'succeeded', 'failed')";
+
+/// ... and today's.
+const STATES: &str = "'succeeded', 'failed', 'stopped')";
+
+/// Lets an older database hold stopped trials. Its `trials` table refuses the state in its
+/// `CHECK`, which SQLite cannot alter: the table is made again with today's check and its rows
+/// copied, in one transaction (SQLite's documented way to change a table's constraints).
+pub(super) fn allow_stopped(conn: &Connection) -> rusqlite::Result<()> {
+    let sql: String = conn.query_row(
+        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'trials'",
+        [],
+        |r| r.get(0),
+    )?;
+    let Some(columns) = sql.find('(').map(|at| &sql[at..]) else {
+        return Ok(());
+    };
+    if !columns.contains(OLD_STATES) {
+        return Ok(());
+    }
+    let create = format!(
+        "CREATE TABLE trials_new {}",
+        columns.replacen(OLD_STATES, STATES, 1)
+    );
+    // Foreign keys are checked at the end instead of the drop deleting the epochs' parent.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let copied = conn.execute_batch(&format!(
+        "BEGIN; {create}; INSERT INTO trials_new SELECT * FROM trials; DROP TABLE trials;
+         ALTER TABLE trials_new RENAME TO trials; COMMIT;"
+    ));
+    if copied.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    copied
+}
 
 /// Adds the columns of [`ADDED_COLUMNS`] an older database lacks, in one transaction.
 pub(super) fn add_columns(conn: &Connection) -> rusqlite::Result<()> {

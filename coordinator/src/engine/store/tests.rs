@@ -528,3 +528,123 @@ fn a_database_without_the_lease_start_column_gets_it() {
     let (_store, s) = reopen(&f);
     assert_eq!(s.trials().len(), 3);
 }
+
+const STOPPING_GRID: &str = r#"
+[sweep]
+name = "store"
+seed = 1
+
+[[experiment]]
+name = "e"
+dataset = "fashion-mnist"
+
+[experiment.fixed]
+epochs = 4
+
+[experiment.grid]
+learning_rate = [0.001, 0.002]
+seed = [1, 2]
+
+[experiment.stopping]
+rule = "asha"
+min_epochs = 1
+reduction = 2
+"#;
+
+/// Opens the store of a grid with a stopping rule and rebuilds the scheduler with its journal.
+fn reopen_stopping(f: &Fixture) -> (Store, Scheduler) {
+    let (store, mut s) = reopen(f);
+    let rules: Vec<_> = f
+        .grid
+        .experiments
+        .iter()
+        .filter_map(|e| Some((e.name.clone(), e.stopping?)))
+        .collect();
+    let journal = store.load().unwrap().decisions;
+    assert_eq!(s.set_stopping(&rules, &journal), 0);
+    (store, s)
+}
+
+/// Leases every trial to one worker and reports epoch 1 of each (rate 0.002 scores higher).
+fn stop_the_first_configuration(store: &mut Store, s: &mut Scheduler) -> WorkerId {
+    let now = Instant::now();
+    let w = WorkerId::random();
+    s.register(w, "w".into(), "cpu".into(), 8, now);
+    let leased: Vec<_> = (0..4)
+        .map(|_| match s.lease(w, now).unwrap() {
+            LeaseOutcome::Assigned { spec, attempt, .. } => (spec, attempt),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    for (spec, attempt) in &leased {
+        let mut m = metrics(1);
+        m.test_accuracy = spec.params.learning_rate * 10_000.0;
+        s.report_epoch(LeaseKey::new(w, spec.id, *attempt), m, now)
+            .unwrap();
+        commit(store, s);
+    }
+    w
+}
+
+#[test]
+fn stopped_trials_and_the_decisions_survive_a_restart() {
+    let mut f = fixture();
+    f.grid = Grid::parse(STOPPING_GRID, "g.toml").unwrap();
+    let (mut store, mut s) = reopen_stopping(&f);
+    stop_the_first_configuration(&mut store, &mut s);
+    let before: Vec<TrialState> = s.trials().iter().map(|t| t.state.clone()).collect();
+    assert_eq!(s.counts().stopped, 2, "{before:?}");
+    let journal = s.stopping().rules[0].journal.clone();
+    assert!(!journal.is_empty());
+    drop(store);
+
+    let (_store, r) = reopen_stopping(&f);
+    for (t, was) in r.trials().iter().zip(&before) {
+        match (&t.state, was) {
+            (TrialState::Leased { lease: a, .. }, TrialState::Leased { lease: b, .. }) => {
+                assert_eq!((a.worker, a.attempt), (b.worker, b.attempt));
+            }
+            (now, was) => assert_eq!(now, was),
+        }
+    }
+    assert_eq!(r.stopping().rules[0].journal, journal);
+    assert_eq!(r.counts().stopped, 2);
+}
+
+#[test]
+fn an_older_database_learns_the_stopped_state() {
+    // A database made before trials could be stopped: its state check refuses 'stopped' and it
+    // has neither the column nor the decisions table.
+    let mut f = fixture();
+    f.grid = Grid::parse(STOPPING_GRID, "g.toml").unwrap();
+    drop(reopen(&f));
+    {
+        let c = Connection::open(f.path.join(DATABASE)).unwrap();
+        let sql: String = c
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE name = 'trials'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let old = sql
+            .replace(", 'stopped')", ")")
+            .replace("CREATE TABLE trials", "CREATE TABLE trials_old");
+        assert_ne!(old, sql);
+        c.execute_batch(&format!(
+            "PRAGMA foreign_keys = OFF; BEGIN; {old}; INSERT INTO trials_old SELECT * FROM trials;
+             DROP TABLE trials; ALTER TABLE trials_old RENAME TO trials;
+             ALTER TABLE trials DROP COLUMN stopped_epoch; DROP TABLE decisions; COMMIT;"
+        ))
+        .unwrap();
+        let refused = c.execute("UPDATE trials SET state = 'stopped' WHERE num = 1", []);
+        assert!(refused.is_err(), "the old check refuses the state");
+    }
+    let (mut store, mut s) = reopen_stopping(&f);
+    stop_the_first_configuration(&mut store, &mut s);
+    assert_eq!(s.counts().stopped, 2);
+    drop(store);
+    let (_store, r) = reopen_stopping(&f);
+    assert_eq!(r.counts().stopped, 2);
+    assert_eq!(r.trials().len(), 4);
+}

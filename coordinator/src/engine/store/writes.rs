@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use rusqlite::params;
+use sweep_common::search::stopping::Action;
 use sweep_common::{EpochMetrics, TrialId, WorkerId};
 
 use super::row::{TrialRow, WallClock, finite};
@@ -65,6 +66,17 @@ impl Writes {
                         });
                     }
                 }
+                Change::Decision { experiment, seq } => {
+                    if let Some(j) = scheduler.judged(experiment, seq) {
+                        w.ops.push(Op::Decision {
+                            experiment: j.experiment,
+                            seq,
+                            config: j.config,
+                            epoch: j.epoch,
+                            action: j.action,
+                        });
+                    }
+                }
                 Change::Worker(id) => {
                     if let Some(wk) = scheduler.workers().get(&id) {
                         w.ops.push(Op::Worker {
@@ -106,6 +118,14 @@ pub(super) enum Op {
     },
     /// Epochs after `after` are superseded (a new attempt trains them again).
     Supersede { trial: TrialId, after: u32 },
+    /// A stopping rule's decision; `config` names the configuration's first trial.
+    Decision {
+        experiment: String,
+        seq: usize,
+        config: TrialId,
+        epoch: u32,
+        action: Action,
+    },
     /// A registered worker.
     Worker {
         id: WorkerId,
@@ -141,6 +161,28 @@ impl Op {
                 )?
                 .execute(params![num, after])
                 .map(drop),
+            Op::Decision {
+                experiment,
+                seq,
+                config: _,
+                epoch,
+                action,
+            } => {
+                let (name, reason) = match action {
+                    Action::Continue => ("continue", None),
+                    Action::Stop { reason } => ("stop", Some(reason.as_str())),
+                    Action::Promote => ("promote", None),
+                };
+                tx.prepare_cached(
+                    "INSERT INTO decisions (experiment, seq, config, epoch, action, reason)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (experiment, seq) DO UPDATE SET config = excluded.config,
+                         epoch = excluded.epoch, action = excluded.action,
+                         reason = excluded.reason",
+                )?
+                .execute(params![experiment, *seq as i64, num, epoch, name, reason])
+                .map(drop)
+            }
             Op::Worker {
                 id,
                 name,

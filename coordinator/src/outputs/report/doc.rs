@@ -163,12 +163,16 @@ fn trials_word(n: usize) -> String {
 
 fn status_counts(trials: &[&Trial]) -> String {
     format!(
-        "{}: {} succeeded, {} failed, {} running, {} pending",
+        "{}: {} succeeded, {} failed, {} running, {} pending{}",
         trials_word(trials.len()),
         count(trials, Status::Succeeded),
         count(trials, Status::Failed),
         count(trials, Status::Running),
         count(trials, Status::Pending),
+        match count(trials, Status::Stopped) {
+            0 => String::new(),
+            n => format!(", {n} stopped early"),
+        }
     )
 }
 
@@ -288,6 +292,7 @@ fn experiment(b: &mut Builder, view: &View<'_>) {
     b.heading(3, "Trials");
     b.table(None, tables::trials(&view.trials));
     failures(b, &view.trials);
+    early_stopping(b, &view.trials);
 
     b.heading(3, "Learning curves");
     learning_curves(b, view);
@@ -414,6 +419,42 @@ fn failures(b: &mut Builder, trials: &[&Trial<'_>]) {
         b.heading(3, "Failures and retries");
         b.blocks.push(Block::List(items));
     }
+}
+
+/// How much early stopping saved, and where it stopped trials ([`super::stopping`]).
+fn early_stopping(b: &mut Builder, trials: &[&Trial<'_>]) {
+    let Some(s) = super::stopping::summary(trials) else {
+        return;
+    };
+    b.heading(3, "Early stopping");
+    b.para(vec![text(format!(
+        "Trained {} of the {} epochs a full run trains ({:.0} %): {} stopped early.",
+        s.trained,
+        s.full,
+        s.percent(),
+        trials_word(s.stopped)
+    ))]);
+    b.table(
+        None,
+        tables::Table {
+            header: ["Epoch", "Reached it", "Stopped there", "Went on"]
+                .map(str::to_owned)
+                .to_vec(),
+            rows: s
+                .rungs
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.epoch.to_string(),
+                        r.entered.to_string(),
+                        r.stopped.to_string(),
+                        r.entered.saturating_sub(r.stopped).to_string(),
+                    ]
+                })
+                .collect(),
+            numeric: vec![true; 4],
+        },
+    );
 }
 
 fn learning_curves(b: &mut Builder, view: &View<'_>) {

@@ -15,6 +15,7 @@ pub mod figures;
 pub mod html;
 pub mod importance;
 pub mod markdown;
+pub mod stopping;
 pub mod tables;
 pub mod views;
 

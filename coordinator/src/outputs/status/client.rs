@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use sweep_proto::v1::{CancelRequest, CancelResponse, RetryRequest, RetryResponse, StatusRequest};
+use sweep_proto::v1::{
+    CancelRequest, CancelResponse, PromoteRequest, PromoteResponse, RetryRequest, RetryResponse,
+    StatusRequest,
+};
 use tonic::transport::Endpoint;
 
 use super::{Snapshot, View};
@@ -81,6 +84,17 @@ pub async fn cancel(
 ) -> Result<CancelResponse, Error> {
     let mut client = connect(url, access).await?;
     let response = client.cancel(request).await.map_err(remote)?;
+    Ok(response.into_inner())
+}
+
+/// Resumes the stopped trials `request` names on the coordinator at `url`.
+pub async fn promote(
+    url: &str,
+    request: PromoteRequest,
+    access: &Access,
+) -> Result<PromoteResponse, Error> {
+    let mut client = connect(url, access).await?;
+    let response = client.promote(request).await.map_err(remote)?;
     Ok(response.into_inner())
 }
 

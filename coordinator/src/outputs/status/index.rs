@@ -153,6 +153,7 @@ impl Totals {
             Phase::Running => bump(&mut c.running, add),
             Phase::Succeeded => bump(&mut c.succeeded, add),
             Phase::Failed => bump(&mut c.failed, add),
+            Phase::Stopped => bump(&mut c.stopped, add),
         }
         if add {
             self.epochs_done += u64::from(e.epochs);
@@ -305,7 +306,7 @@ impl Index {
                 | Change::Epoch { trial: id, .. }
                 | Change::Supersede { trial: id, .. }
                 | Change::ResultEpoch { trial: id, .. } => *id,
-                Change::Worker(_) => continue,
+                Change::Worker(_) | Change::Decision { .. } => continue,
             };
             if last == Some(id) {
                 continue;
@@ -534,6 +535,7 @@ impl Index {
             Some(Phase::Running) => c.running,
             Some(Phase::Succeeded) => c.succeeded,
             Some(Phase::Failed) => c.failed,
+            Some(Phase::Stopped) => c.stopped,
         }
     }
 }

@@ -233,14 +233,17 @@ pub struct TrialCounts {
     pub succeeded: u32,
     /// Ended without one.
     pub failed: u32,
+    /// Stopped early by a stopping rule.
+    #[serde(default)]
+    pub stopped: u32,
     /// All trials.
     pub total: u32,
 }
 
 impl TrialCounts {
-    /// Trials that ended, either way.
+    /// Trials that ended, any way.
     pub fn done(&self) -> u32 {
-        self.succeeded + self.failed
+        self.succeeded + self.failed + self.stopped
     }
 }
 
@@ -399,6 +402,7 @@ fn phase(t: &Trial) -> Phase {
         TrialState::Leased { .. } => Phase::Running,
         TrialState::Succeeded(_) => Phase::Succeeded,
         TrialState::Failed { .. } => Phase::Failed,
+        TrialState::Stopped { .. } => Phase::Stopped,
     }
 }
 
@@ -625,6 +629,9 @@ fn trial_row(s: &Scheduler, index: &Index, pos: usize) -> Option<TrialRow> {
         TrialState::Leased { lease, .. } => (worker_name(lease.worker), None),
         TrialState::Succeeded(s) => (worker_name(s.worker), None),
         TrialState::Failed { reason, .. } => (None, Some(reason.clone())),
+        TrialState::Stopped { epoch, reason, .. } => {
+            (None, Some(format!("stopped at epoch {epoch}: {reason}")))
+        }
     };
     let last = t.epochs.last();
     let (test, train) = match t.state.success() {

@@ -84,6 +84,7 @@ fn record(t: &crate::state::Trial) -> model::Trial<'static> {
         weights: None,
         failure: None,
         failed_attempts: Cow::Borrowed(&[]),
+        stopped: None,
     }
 }
 

@@ -40,17 +40,26 @@ fn eta(s: &Snapshot) -> String {
     s.eta_seconds.map_or_else(|| "?".into(), duration)
 }
 
-/// `5/14 done (1 failed), 2 running, 7 pending`.
+/// `5/14 done (1 failed), 2 running, 7 pending`, with `, 3 stopped` among the done when early
+/// stopping stopped some.
 fn counts(s: &Snapshot) -> String {
     let c = &s.counts;
     format!(
-        "{}/{} done ({} failed), {} running, {} pending",
+        "{}/{} done ({} failed{}), {} running, {} pending",
         c.done(),
         c.total,
         c.failed,
+        stopped(c),
         c.running,
         c.pending
     )
+}
+
+fn stopped(c: &super::TrialCounts) -> String {
+    match c.stopped {
+        0 => String::new(),
+        n => format!(", {n} stopped"),
+    }
 }
 
 fn best(s: &Snapshot) -> Option<String> {
@@ -91,11 +100,12 @@ pub fn block(s: &Snapshot) -> String {
     if s.finished {
         let _ = writeln!(
             out,
-            "sweep {} finished: {}/{} done ({} failed); elapsed {}",
+            "sweep {} finished: {}/{} done ({} failed{}); elapsed {}",
             terminal(&s.sweep),
             s.counts.done(),
             s.counts.total,
             s.counts.failed,
+            stopped(&s.counts),
             duration(s.elapsed_seconds)
         );
     } else {

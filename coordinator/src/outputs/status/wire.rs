@@ -19,6 +19,7 @@ fn phase_to_wire(p: Phase) -> v1::TrialState {
         Phase::Running => v1::TrialState::Running,
         Phase::Succeeded => v1::TrialState::Succeeded,
         Phase::Failed => v1::TrialState::Failed,
+        Phase::Stopped => v1::TrialState::Stopped,
     }
 }
 
@@ -29,6 +30,7 @@ fn optional_phase(field: &'static str, state: i32) -> Result<Option<Phase>, Deco
         Ok(v1::TrialState::Running) => Ok(Some(Phase::Running)),
         Ok(v1::TrialState::Succeeded) => Ok(Some(Phase::Succeeded)),
         Ok(v1::TrialState::Failed) => Ok(Some(Phase::Failed)),
+        Ok(v1::TrialState::Stopped) => Ok(Some(Phase::Stopped)),
         Ok(v1::TrialState::Unspecified) => Ok(None),
         Err(_) => Err(DecodeError::Invalid {
             field,
@@ -47,6 +49,7 @@ fn counts_to_wire(c: &TrialCounts) -> v1::TrialCounts {
         running: c.running,
         succeeded: c.succeeded,
         failed: c.failed,
+        stopped: c.stopped,
         total: c.total,
     }
 }
@@ -57,6 +60,7 @@ fn counts_from_wire(c: &v1::TrialCounts) -> TrialCounts {
         running: c.running,
         succeeded: c.succeeded,
         failed: c.failed,
+        stopped: c.stopped,
         total: c.total,
     }
 }
