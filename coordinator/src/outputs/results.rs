@@ -240,74 +240,93 @@ pub fn render_summary(results: &Results<'_>) -> String {
             .iter()
             .filter(|t| t.experiment == e.name.as_str())
             .collect();
-        let _ = writeln!(
-            md,
-            "| trial | status | test acc | train acc | gap | epochs | attempts | wall s | worker |"
-        );
-        let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---|");
-        for t in &trials {
-            let gap = t.train_accuracy.zip(t.test_accuracy).map(|(a, b)| a - b);
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                markdown(&t.name),
-                t.failure.as_deref().map_or_else(
-                    || t.status.name().to_owned(),
-                    |f| format!("failed: {}", markdown(f))
-                ),
-                pct(t.test_accuracy),
-                pct(t.train_accuracy),
-                pct(gap),
-                t.epochs.len(),
-                t.attempts,
-                t.wall_seconds
-                    .map_or_else(|| "-".to_owned(), |w| format!("{w:.1}")),
-                t.worker.as_deref().map_or_else(|| "-".to_owned(), markdown),
-            );
-        }
-        let best = trials
-            .iter()
-            .filter_map(|t| {
-                t.test_accuracy
-                    .filter(|a| a.is_finite())
-                    .map(|a| (a, &t.name))
-            })
-            .max_by(|a, b| a.0.total_cmp(&b.0));
-        if let Some((acc, name)) = best {
-            let _ = writeln!(
-                md,
-                "\nBest test accuracy: **{acc:.2} %** ({}).",
-                markdown(name)
-            );
-        }
-        let curves: Vec<&&TrialRecord<'_>> =
-            trials.iter().filter(|t| !t.epochs.is_empty()).collect();
-        if let Some(longest) = curves.iter().map(|t| t.epochs.len()).max() {
-            let _ = writeln!(md, "\nTest accuracy after each epoch:\n");
-            let _ = write!(md, "| epoch |");
-            for t in &curves {
-                let _ = write!(md, " {} |", markdown(&t.name));
-            }
-            let _ = write!(md, "\n|---:|");
-            for _ in &curves {
-                let _ = write!(md, "---:|");
-            }
-            md.push('\n');
-            for epoch in 0..longest {
-                let _ = write!(md, "| {} |", epoch + 1);
-                for t in &curves {
-                    let _ = write!(
-                        md,
-                        " {} |",
-                        pct(t.epochs.get(epoch).map(|m| m.test_accuracy))
-                    );
-                }
-                md.push('\n');
-            }
-        }
+        summary_trials(&mut md, &trials);
+        summary_best(&mut md, &trials);
+        summary_curves(&mut md, &trials);
         md.push('\n');
     }
     md
+}
+
+/// The summary's table of an experiment's trials: one row per trial.
+fn summary_trials(md: &mut String, trials: &[&TrialRecord<'_>]) {
+    use sweep_common::text::markdown;
+
+    let _ = writeln!(
+        md,
+        "| trial | status | test acc | train acc | gap | epochs | attempts | wall s | worker |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---|");
+    for t in trials {
+        let gap = t.train_accuracy.zip(t.test_accuracy).map(|(a, b)| a - b);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            markdown(&t.name),
+            t.failure.as_deref().map_or_else(
+                || t.status.name().to_owned(),
+                |f| format!("failed: {}", markdown(f))
+            ),
+            pct(t.test_accuracy),
+            pct(t.train_accuracy),
+            pct(gap),
+            t.epochs.len(),
+            t.attempts,
+            t.wall_seconds
+                .map_or_else(|| "-".to_owned(), |w| format!("{w:.1}")),
+            t.worker.as_deref().map_or_else(|| "-".to_owned(), markdown),
+        );
+    }
+}
+
+/// The summary's line naming an experiment's best trial by test accuracy (none before one).
+fn summary_best(md: &mut String, trials: &[&TrialRecord<'_>]) {
+    let best = trials
+        .iter()
+        .filter_map(|t| {
+            t.test_accuracy
+                .filter(|a| a.is_finite())
+                .map(|a| (a, &t.name))
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    if let Some((acc, name)) = best {
+        let _ = writeln!(
+            md,
+            "\nBest test accuracy: **{acc:.2} %** ({}).",
+            sweep_common::text::markdown(name)
+        );
+    }
+}
+
+/// The summary's table of test accuracy after each epoch: one column per trial with epochs.
+fn summary_curves(md: &mut String, trials: &[&TrialRecord<'_>]) {
+    use sweep_common::text::markdown;
+
+    let curves: Vec<&&TrialRecord<'_>> = trials.iter().filter(|t| !t.epochs.is_empty()).collect();
+    let Some(longest) = curves.iter().map(|t| t.epochs.len()).max() else {
+        return;
+    };
+    let _ = writeln!(md, "\nTest accuracy after each epoch:\n");
+    let _ = write!(md, "| epoch |");
+    for t in &curves {
+        let _ = write!(md, " {} |", markdown(&t.name));
+    }
+    let _ = write!(md, "\n|---:|");
+    for _ in &curves {
+        let _ = write!(md, "---:|");
+    }
+    md.push('\n');
+    for epoch in 0..longest {
+        let _ = write!(md, "| {} |", epoch + 1);
+        for t in &curves {
+            let _ = write!(
+                md,
+                " {} |",
+                pct(t.epochs.get(epoch).map(|m| m.test_accuracy))
+            );
+        }
+        md.push('\n');
+    }
 }
 
 /// Writes `summary.md` into `out`.
