@@ -24,7 +24,7 @@ use std::time::Duration;
 
 pub use nix::sys::signal::Signal;
 pub use process::{Output, Process, describe, find_line};
-pub use results::Results;
+pub use results::{Results, ResultsExt, TrialExt};
 
 /// Tokens the security tests give the binaries: the harness fails any test whose processes
 /// print one of them (see `Process`'s drop).
@@ -122,7 +122,7 @@ impl Sweep {
 
     /// `out/results.json`, parsed.
     pub fn results(&self) -> Results {
-        Results::read(&self.out.join("results.json"))
+        results::read(&self.out.join("results.json"))
     }
 
     /// `out/summary.md`.

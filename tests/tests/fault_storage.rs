@@ -12,6 +12,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use sweep_common::FailureKind;
+use sweep_tests::ResultsExt as _;
 use sweep_tests::{Coordinator, Process, Sweep, Worker, bin, faults};
 
 const EPOCH: Duration = Duration::from_millis(60);
@@ -246,7 +248,7 @@ fn a_rerun_trains_again_a_trial_whose_weights_are_missing() {
     assert!(
         t.failed_attempts
             .iter()
-            .any(|f| f.kind == "weights_missing"),
+            .any(|f| f.kind == FailureKind::WeightsMissing),
         "{:?}",
         t.failed_attempts
     );

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sweep_tests::TrialExt as _;
 use sweep_tests::{Sweep, Worker};
 
 const GRID: &str = r#"
@@ -56,8 +57,8 @@ fn a_small_cnn_learns_real_fashion_mnist() {
     assert_eq!(t.attempts, 1);
     assert_eq!(t.epochs.len(), 2);
     assert_eq!(
-        t.params.model.as_deref(),
-        Some("conv(8,3,p=1) bn relu maxpool(2) res(16,s=2) flatten dropout(0.1) linear(10)")
+        t.params.model.0,
+        "conv(8,3,p=1) bn relu maxpool(2) res(16,s=2) flatten dropout(0.1) linear(10)"
     );
     // 5 % of the 42 000 training images, evaluated on all 18 000 of the test part.
     let train = t.train_confusion.as_ref().map(|m| m.total());

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sweep_tests::TrialExt as _;
 use sweep_tests::{Sweep, Worker};
 
 const GRID: &str = r#"

@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
+use sweep_common::results::Status;
+use sweep_tests::ResultsExt as _;
 use sweep_tests::faults;
 use sweep_tests::{Signal, Sweep, Worker, bin};
 
@@ -58,7 +60,7 @@ fn edited_grid_trains_only_new_cells() {
     let second = sweep.results();
     assert_eq!(second.trials.len(), 5);
     for t in &second.trials {
-        assert_eq!(t.status, "succeeded", "{}", t.name);
+        assert_eq!(t.status, Status::Succeeded, "{}", t.name);
         if let Some(before) = first.trials.iter().find(|b| b.id == t.id) {
             assert_eq!(t.attempts, 1, "{} was not trained again", t.name);
             assert_eq!(t.test_confusion, before.test_confusion, "{}", t.name);
@@ -159,7 +161,7 @@ fn cancel_ends_pending_and_running_trials() {
     w.wait_exit(Duration::from_secs(30));
     let results = sweep.results();
     let t1 = results.trial("t_1");
-    assert_eq!(t1.status, "failed");
+    assert_eq!(t1.status, Status::Failed);
     assert_eq!(t1.failure.as_deref(), Some("cancelled: not needed"));
     assert_eq!(
         results.trial("t_6").failure.as_deref(),
