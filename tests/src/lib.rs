@@ -344,6 +344,24 @@ impl Cifar10 {
     }
 }
 
+/// Where the real data is: `$SWEEP_FASHION_MNIST` (set by scripts/setup), else Debian's place.
+pub fn real_fashion_mnist_dir() -> PathBuf {
+    let dir = std::env::var_os("SWEEP_FASHION_MNIST").map_or_else(
+        || PathBuf::from("/usr/share/datasets/fashion-mnist"),
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("train-images-idx3-ubyte.gz").is_file()
+            && dir.join("train-labels-idx1-ubyte.gz").is_file(),
+        "the real Fashion-MNIST is not in {}: install the Debian package dataset-fashion-mnist \
+         (`sudo apt-get install dataset-fashion-mnist`; `source scripts/setup` does it when run \
+         as root), or point SWEEP_FASHION_MNIST at a folder holding train-images-idx3-ubyte.gz \
+         and train-labels-idx1-ubyte.gz",
+        dir.display()
+    );
+    dir
+}
+
 /// Writes a Fashion-MNIST training set of `n` images made from `seed` (gzipped IDX files, the
 /// official names) into `dir`. Returns `n`.
 pub fn write_fashion_mnist(dir: &Path, n: usize, seed: u64) -> u64 {
