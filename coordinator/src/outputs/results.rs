@@ -348,8 +348,9 @@ mod tests {
     const GRID: &str = "[sweep]\nname='r'\n[[experiment]]\nname='e'\ndataset='cifar10'\n\
                         [experiment.fixed]\nepochs=3\n[experiment.grid]\nseed=[1,2,3,4,5,6,7]\n";
 
-    #[test]
-    fn a_rolling_copy_is_the_same_document_as_a_whole_one() {
+    /// The grid [`GRID`], its scheduler with one worker named `worker`, and that worker's first
+    /// lease (its key), at `now`.
+    fn leased(worker: &str, slots: u32, now: Instant) -> (Grid, Scheduler, LeaseKey) {
         let grid = Grid::parse(GRID, "g.toml").unwrap();
         let config = Config {
             lease_ttl: Duration::from_secs(30),
@@ -357,11 +358,18 @@ mod tests {
             retry_after: Duration::from_millis(100),
         };
         let mut s = Scheduler::new(grid.trials().cloned(), config);
-        let (now, w) = (Instant::now(), WorkerId::random());
-        s.register(w, "w".into(), "cpu".into(), 2, now);
+        let w = WorkerId::random();
+        s.register(w, worker.into(), "cpu".into(), slots, now);
         let Ok(LeaseOutcome::Assigned { spec, attempt, .. }) = s.lease(w, now) else {
             panic!("a lease")
         };
+        (grid, s, LeaseKey::new(w, spec.id, attempt))
+    }
+
+    #[test]
+    fn a_rolling_copy_is_the_same_document_as_a_whole_one() {
+        let now = Instant::now();
+        let (grid, mut s, key) = leased("w", 2, now);
         let metrics = EpochMetrics {
             epoch: 1,
             train_loss: 0.5,
@@ -369,8 +377,7 @@ mod tests {
             test_accuracy: 55.0,
             seconds: 1.0,
         };
-        s.report_epoch(LeaseKey::new(w, spec.id, attempt), metrics, now)
-            .unwrap();
+        s.report_epoch(key, metrics, now).unwrap();
         let out = tempfile::tempdir().unwrap();
         let mut rolling = RollingWrite::start(out.path(), &grid, "g.toml", &s).unwrap();
         let mut steps = 1;
@@ -400,22 +407,12 @@ mod tests {
 
     #[test]
     fn names_and_messages_cannot_break_the_summary() {
-        let grid = Grid::parse(GRID, "g.toml").unwrap();
-        let config = Config {
-            lease_ttl: Duration::from_secs(30),
-            max_attempts: 2,
-            retry_after: Duration::from_millis(100),
-        };
-        let mut s = Scheduler::new(grid.trials().cloned(), config);
-        let (now, w) = (Instant::now(), WorkerId::random());
+        let now = Instant::now();
         // What an older database could hold (the wire refuses it now).
-        s.register(w, "w | x\n| forged | row |".into(), "cpu".into(), 1, now);
-        let Ok(LeaseOutcome::Assigned { spec, attempt, .. }) = s.lease(w, now) else {
-            panic!("a lease")
-        };
+        let (grid, mut s, key) = leased("w | x\n| forged | row |", 1, now);
         let message = "<script>alert(1)</script> | *bold*\n\n# Sweep finished".to_owned();
         s.complete(
-            LeaseKey::new(w, spec.id, attempt),
+            key,
             crate::state::Outcome::Failed {
                 // The trial's own failure: final at once.
                 kind: crate::state::FailureKind::NonFiniteLoss,
