@@ -491,10 +491,10 @@ pub fn epochs_trained(logs: &[String]) -> usize {
 /// Asserts that two runs of the same grid got the same numbers for every trial (timings aside).
 pub fn assert_same_results(got: &Results, want: &Results) {
     assert_eq!(got.trials.len(), want.trials.len());
-    let want: HashMap<&str, _> = want.trials.iter().map(|t| (t.id.as_str(), t)).collect();
+    let want: HashMap<_, _> = want.trials.iter().map(|t| (t.id, t)).collect();
     for t in &got.trials {
         let w = want
-            .get(t.id.as_str())
+            .get(&t.id)
             .unwrap_or_else(|| panic!("{} is not in the fault-free run", t.name));
         let curve = |t: &crate::results::Trial| {
             t.epochs

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 pub use nix::sys::signal::Signal;
 pub use process::{Output, Process, describe, find_line};
-pub use results::Results;
+pub use results::{Results, ResultsExt, TrialExt};
 
 /// Tokens the security tests give the binaries: the harness fails any test whose processes
 /// print one of them (see `Process`'s drop).
@@ -122,7 +122,7 @@ impl Sweep {
 
     /// `out/results.json`, parsed.
     pub fn results(&self) -> Results {
-        Results::read(&self.out.join("results.json"))
+        results::read(&self.out.join("results.json"))
     }
 
     /// `out/summary.md`.
@@ -342,6 +342,24 @@ impl Cifar10 {
         let set = written.unwrap_or_else(|e| panic!("cannot write CIFAR-10 {self:?}: {e}"));
         set.labels.len() as u64
     }
+}
+
+/// Where the real data is: `$SWEEP_FASHION_MNIST` (set by scripts/setup), else Debian's place.
+pub fn real_fashion_mnist_dir() -> PathBuf {
+    let dir = std::env::var_os("SWEEP_FASHION_MNIST").map_or_else(
+        || PathBuf::from("/usr/share/datasets/fashion-mnist"),
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("train-images-idx3-ubyte.gz").is_file()
+            && dir.join("train-labels-idx1-ubyte.gz").is_file(),
+        "the real Fashion-MNIST is not in {}: install the Debian package dataset-fashion-mnist \
+         (`sudo apt-get install dataset-fashion-mnist`; `source scripts/setup` does it when run \
+         as root), or point SWEEP_FASHION_MNIST at a folder holding train-images-idx3-ubyte.gz \
+         and train-labels-idx1-ubyte.gz",
+        dir.display()
+    );
+    dir
 }
 
 /// Writes a Fashion-MNIST training set of `n` images made from `seed` (gzipped IDX files, the

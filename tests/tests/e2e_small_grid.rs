@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use sweep_common::{Activation, DatasetKind};
 use sweep_tests::{Cifar10, Signal, Sweep, Worker, write_fashion_mnist};
+use sweep_tests::{ResultsExt as _, TrialExt as _};
 
 const GRID: &str = r#"
 [sweep]
@@ -88,7 +90,7 @@ fn e2e_small_grid() {
     let experiments: Vec<(&str, &str)> = results
         .experiments
         .iter()
-        .map(|e| (e.name.as_str(), e.dataset.as_str()))
+        .map(|e| (e.name.as_str(), e.dataset.name()))
         .collect();
     assert_eq!(
         experiments,
@@ -96,14 +98,14 @@ fn e2e_small_grid() {
     );
     assert!(results.experiments.iter().all(|e| e.classes.len() == 10));
 
-    let names: Vec<&str> = results.trials.iter().map(|t| t.name.as_str()).collect();
+    let names: Vec<&str> = results.trials.iter().map(|t| &*t.name).collect();
     assert_eq!(
         names,
         [
             "c_ReLU_1", "c_ReLU_2", "c_Tanh_1", "c_Tanh_2", "f_0.5", "f_1"
         ]
     );
-    let ids: BTreeSet<&str> = results.trials.iter().map(|t| t.id.as_str()).collect();
+    let ids: BTreeSet<_> = results.trials.iter().map(|t| t.id).collect();
     assert_eq!(ids.len(), 6, "trial ids are unique");
 
     let mut workers = BTreeSet::new();
@@ -119,7 +121,7 @@ fn e2e_small_grid() {
         assert_eq!(t.params.epochs, 2);
         assert_eq!(t.params.hidden_width, 32);
         assert_eq!(t.split.train_ratio, 0.7);
-        let expected_images = if t.dataset == "cifar10" {
+        let expected_images = if t.dataset == DatasetKind::Cifar10 {
             cifar_images
         } else {
             fashion_images
@@ -130,7 +132,7 @@ fn e2e_small_grid() {
             .unwrap_or_else(|| panic!("{}: no worker", t.name));
         workers.insert(worker.to_owned());
         // The data is learnable: ReLU models get far above chance (10 %) even this small.
-        if t.params.activation == "relu" {
+        if t.params.activation == Activation::Relu {
             let acc = t.test_accuracy.unwrap_or_default();
             assert!(acc > 30.0, "{}: test accuracy {acc} %", t.name);
         }
@@ -169,7 +171,7 @@ fn e2e_small_grid() {
     let summary = sweep.summary();
     for t in &results.trials {
         assert!(
-            summary.contains(&t.name),
+            summary.contains(&*t.name),
             "summary.md lacks {}:\n{summary}",
             t.name
         );

@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use sweep_common::FailureKind;
+use sweep_tests::ResultsExt as _;
 use sweep_tests::faults;
 use sweep_tests::{Signal, Sweep, Worker, field};
 
@@ -41,18 +43,11 @@ fn frozen_worker_writes_are_refused() {
         .filter(|l| field(l, "trial") == Some(trial.as_str()) && l.contains(": loss "))
         .count() as u32;
     let mut w = Worker::start_test("W", &url, EPOCH, 1);
-    // The fault fires: Z's lease expires and W takes the trial over. The coordinator warns,
-    // saying why and whose lease it was.
-    let expired = c.wait_for_stderr_line(
+    // The fault fires: Z's lease expires and W takes the trial over (results.json says why and
+    // whose lease it was, below).
+    c.wait_for_stderr_line(
         &format!("trial queued again trial={trial} "),
         Duration::from_secs(10),
-    );
-    assert!(
-        expired.contains("WARN")
-            && expired.contains("lease expired")
-            && field(&expired, "worker") == Some("Z")
-            && expired.contains("no heartbeat"),
-        "the lease expiry is logged as {expired:?}"
     );
     w.wait_for_stderr_line(&format!("trial={trial} "), Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(3).saturating_sub(frozen_at.elapsed()));
@@ -97,7 +92,16 @@ fn frozen_worker_writes_are_refused() {
         .filter(|l| field(l, "trial") == Some(trial.as_str()) && l.contains(": loss "))
         .count();
     let audit = faults::audit(&db, TRIALS, EPOCHS);
-    faults::assert_same_results(&sweep.results(), &baseline);
+    let results = sweep.results();
+    let expired = &results.trial(&trial).failed_attempts;
+    assert!(
+        matches!(&expired[..], [f] if f.attempt == 1
+            && f.kind == FailureKind::LeaseExpired
+            && f.worker.to_string() == z_id
+            && f.message.contains("no heartbeat")),
+        "Z's lease expiry is recorded as {expired:?}"
+    );
+    faults::assert_same_results(&results, &baseline);
     eprintln!(
         "FAULTS zombie: 1 SIGSTOP of {:.1} s (3 lease TTLs), Z stopped by itself ({stop_line:?}), {refused} calls from the zombie refused ({replayed} replayed), \
          zombie trained {} epochs of {trial} ({reported_before} before freezing, {zombie_epochs} kept), \

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sweep_tests::TrialExt as _;
 use sweep_tests::k8s::local::{Pod, grpc_health, http_get};
 use sweep_tests::k8s::{self, Manifests, Workload, array_at, container_port, flag, str_at};
 use sweep_tests::{Process, START_TIMEOUT, Sweep, describe, write_fashion_mnist};
@@ -217,7 +218,7 @@ fn smoke(overlay: &str) {
         .host_path(out)
         .expect("--out on a volume")
         .join("results.json");
-    let results = sweep_tests::Results::read(&results_path);
+    let results = sweep_tests::results::read(&results_path);
     assert!(results.finished);
     assert_eq!(results.trials.len(), 4);
     for t in &results.trials {
@@ -237,11 +238,11 @@ fn smoke(overlay: &str) {
         "{overlay}: {}",
         again.stdout()
     );
-    let kept = sweep_tests::Results::read(&results_path);
-    let summary = |r: &sweep_tests::Results| -> Vec<(String, u32, Option<f64>)> {
+    let kept = sweep_tests::results::read(&results_path);
+    let summary = |r: &sweep_tests::Results| -> Vec<(sweep_common::TrialId, u32, Option<f64>)> {
         r.trials
             .iter()
-            .map(|t| (t.id.clone(), t.attempts, t.test_accuracy))
+            .map(|t| (t.id, t.attempts, t.test_accuracy))
             .collect()
     };
     assert_eq!(summary(&kept), summary(&results), "{overlay}: results kept");

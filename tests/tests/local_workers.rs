@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use sweep_common::results::Status;
+use sweep_tests::TrialExt as _;
 use sweep_tests::{Coordinator, Signal, Sweep, bin, faults, field};
 
 /// The coordinator's arguments for `n` local CPU workers with the test trainer.
@@ -102,7 +104,7 @@ fn one_command_runs_the_sweep_and_leaves_nothing_running() {
     let results = sweep.results();
     assert_eq!(results.trials.len(), 6);
     for t in &results.trials {
-        assert_eq!(t.status, "succeeded", "{}", t.name);
+        assert_eq!(t.status, Status::Succeeded, "{}", t.name);
         let w = t.worker_name().unwrap_or_default();
         assert!(w.starts_with("local-cpu-"), "{} trained by {w:?}", t.name);
     }
@@ -141,7 +143,7 @@ fn sigterm_drains_the_local_workers_and_a_rerun_resumes() {
     assert!(relog.contains("resuming the sweep"), "{relog}");
     assert_none_running(&started(&relog), &relog);
     let results = sweep.results();
-    assert!(results.trials.iter().all(|t| t.status == "succeeded"));
+    assert!(results.trials.iter().all(|t| t.succeeded()));
 }
 
 #[test]
@@ -171,7 +173,7 @@ fn a_killed_local_worker_is_restarted() {
     assert_eq!(pids[1].0, "local-cpu-1");
     assert_none_running(&pids, &log);
     let results = sweep.results();
-    assert!(results.trials.iter().all(|t| t.status == "succeeded"));
+    assert!(results.trials.iter().all(|t| t.succeeded()));
 }
 
 #[test]

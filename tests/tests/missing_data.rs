@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use sweep_tests::{Cifar10, Coordinator, Sweep, Worker, bin, write_fashion_mnist};
+use sweep_tests::{ResultsExt as _, TrialExt as _};
 
 /// Three Fashion-MNIST trials; one attempt each (any counted failure would be final).
 const FASHION: &str = r#"
@@ -116,8 +117,8 @@ fn a_worker_without_the_data_stops_and_the_sweep_goes_on_without_it() {
         t.assert_consistent_result();
         assert_eq!(t.worker_name(), Some("Good"), "{}", t.name);
         assert_eq!(t.dataset_images, Some(images));
-        if let [failed] = t.failed_attempts.as_slice() {
-            assert_eq!(failed.kind, "data");
+        if let [failed] = &t.failed_attempts[..] {
+            assert_eq!(failed.kind, sweep_common::FailureKind::Data);
             assert_eq!(t.attempts, 2, "{}", t.name);
             retried += 1;
         } else {
@@ -177,7 +178,7 @@ fn a_worker_missing_one_dataset_trains_the_other_then_stops() {
     assert_eq!(t.dataset_images, Some(cifar_images));
     assert_eq!(t.attempts, 2);
     assert_eq!(t.failed_attempts.len(), 1, "{:?}", t.failed_attempts);
-    assert_eq!(t.failed_attempts[0].kind, "data");
+    assert_eq!(t.failed_attempts[0].kind, sweep_common::FailureKind::Data);
     assert!(
         t.failed_attempts[0]
             .message

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use sweep_common::results::Status;
+use sweep_tests::ResultsExt as _;
 use sweep_tests::faults::test_worker_command;
 use sweep_tests::{Sweep, Worker, bin};
 
@@ -61,7 +63,7 @@ fn a_sweep_of_a_program_reports_its_metrics_and_its_failures() {
     assert_eq!(results.trials.len(), 4);
     for lr in ["0.1", "0.2"] {
         let ok = results.trial(&format!("p_lr-{lr}_mode-ok"));
-        assert_eq!(ok.status, "succeeded", "{ok:?}");
+        assert_eq!(ok.status, Status::Succeeded, "{ok:?}");
         let expected = 50.0 + 100.0 * lr.parse::<f64>().unwrap_or_default();
         assert!(
             (ok.test_accuracy.unwrap_or_default() - expected).abs() < 1e-9,
@@ -69,9 +71,9 @@ fn a_sweep_of_a_program_reports_its_metrics_and_its_failures() {
         );
         assert_eq!(ok.epochs.len(), 1);
         let failed = results.trial(&format!("p_lr-{lr}_mode-fail"));
-        assert_eq!(failed.status, "failed");
+        assert_eq!(failed.status, Status::Failed);
         let attempt = &failed.failed_attempts[0];
-        assert_eq!(attempt.kind, "program_failed");
+        assert_eq!(attempt.kind, sweep_common::FailureKind::ProgramFailed);
         assert!(
             attempt.message.contains("status 1")
                 && attempt.message.contains("ValueError: the program gave up"),

@@ -3,10 +3,10 @@
 //! it learns, checkpoints, and leaves weights under PyTorch's names with batch norm's running
 //! statistics.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use sweep_tests::{Sweep, Worker};
+use sweep_tests::TrialExt as _;
+use sweep_tests::{Sweep, Worker, real_fashion_mnist_dir};
 
 const GRID: &str = r#"
 [sweep]
@@ -27,22 +27,9 @@ epochs = 2
 train_fraction = 0.05
 "#;
 
-fn fashion_mnist_dir() -> PathBuf {
-    let dir = std::env::var_os("SWEEP_FASHION_MNIST").map_or_else(
-        || PathBuf::from("/usr/share/datasets/fashion-mnist"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("train-images-idx3-ubyte.gz").is_file(),
-        "the real Fashion-MNIST is not in {}: see tests/tests/real_fashion_mnist.rs",
-        dir.display()
-    );
-    dir
-}
-
 #[test]
 fn a_small_cnn_learns_real_fashion_mnist() {
-    let data = fashion_mnist_dir();
+    let data = real_fashion_mnist_dir();
     let sweep = Sweep::new(GRID);
     let mut coordinator = sweep.start_coordinator(&[]);
     let mut worker = Worker::start("W", &coordinator, &data, 2);
@@ -56,8 +43,8 @@ fn a_small_cnn_learns_real_fashion_mnist() {
     assert_eq!(t.attempts, 1);
     assert_eq!(t.epochs.len(), 2);
     assert_eq!(
-        t.params.model.as_deref(),
-        Some("conv(8,3,p=1) bn relu maxpool(2) res(16,s=2) flatten dropout(0.1) linear(10)")
+        t.params.model.0,
+        "conv(8,3,p=1) bn relu maxpool(2) res(16,s=2) flatten dropout(0.1) linear(10)"
     );
     // 5 % of the 42 000 training images, evaluated on all 18 000 of the test part.
     let train = t.train_confusion.as_ref().map(|m| m.total());

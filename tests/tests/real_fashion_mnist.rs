@@ -1,10 +1,10 @@
 //! Lab 1 part 2's model, one epoch on the REAL Fashion-MNIST (Debian's dataset-fashion-mnist),
 //! through the real coordinator and one worker: the accuracy the lab gets.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use sweep_tests::{Sweep, Worker};
+use sweep_tests::TrialExt as _;
+use sweep_tests::{Sweep, Worker, real_fashion_mnist_dir};
 
 const GRID: &str = r#"
 [sweep]
@@ -27,27 +27,9 @@ epochs = 1
 train_fraction = 1.0
 "#;
 
-/// Where the real data is: `$SWEEP_FASHION_MNIST` (set by scripts/setup), else Debian's place.
-fn fashion_mnist_dir() -> PathBuf {
-    let dir = std::env::var_os("SWEEP_FASHION_MNIST").map_or_else(
-        || PathBuf::from("/usr/share/datasets/fashion-mnist"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("train-images-idx3-ubyte.gz").is_file()
-            && dir.join("train-labels-idx1-ubyte.gz").is_file(),
-        "the real Fashion-MNIST is not in {}: install the Debian package dataset-fashion-mnist \
-         (`sudo apt-get install dataset-fashion-mnist`; `source scripts/setup` does it when run \
-         as root), or point SWEEP_FASHION_MNIST at a folder holding train-images-idx3-ubyte.gz \
-         and train-labels-idx1-ubyte.gz",
-        dir.display()
-    );
-    dir
-}
-
 #[test]
 fn real_fashion_mnist_one_epoch() {
-    let data = fashion_mnist_dir();
+    let data = real_fashion_mnist_dir();
     let sweep = Sweep::new(GRID);
     let mut coordinator = sweep.start_coordinator(&[]);
     let mut worker = Worker::start("W", &coordinator, &data, 2);

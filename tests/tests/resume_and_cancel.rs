@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
+use sweep_common::results::Status;
+use sweep_tests::ResultsExt as _;
 use sweep_tests::faults;
 use sweep_tests::{Signal, Sweep, Worker, bin};
 
@@ -32,11 +34,16 @@ fn edited_grid_trains_only_new_cells() {
     // Same command on a finished sweep: nothing to do, the report is written again.
     let mut again = sweep.start_coordinator_at("127.0.0.1:0", &["--linger", "1s"]);
     again.expect_exit_code(0, Duration::from_secs(30));
-    assert!(
-        again.stderr().contains("resuming the sweep"),
-        "{}",
-        again.stderr()
-    );
+    // It resumed the finished sweep from its database: the same results, nothing trained again.
+    let resumed = sweep.results();
+    faults::assert_same_results(&resumed, &first);
+    for (t, before) in resumed.trials.iter().zip(&first.trials) {
+        assert_eq!(
+            t.attempts, before.attempts,
+            "{} was not trained again",
+            t.name
+        );
+    }
 
     // t_1 dropped, t_5 and t_6 added.
     let edited = faults::grid("edit", 6, 3, 0).replace("seed = [1, ", "seed = [");
@@ -58,7 +65,7 @@ fn edited_grid_trains_only_new_cells() {
     let second = sweep.results();
     assert_eq!(second.trials.len(), 5);
     for t in &second.trials {
-        assert_eq!(t.status, "succeeded", "{}", t.name);
+        assert_eq!(t.status, Status::Succeeded, "{}", t.name);
         if let Some(before) = first.trials.iter().find(|b| b.id == t.id) {
             assert_eq!(t.attempts, 1, "{} was not trained again", t.name);
             assert_eq!(t.test_confusion, before.test_confusion, "{}", t.name);
@@ -159,7 +166,7 @@ fn cancel_ends_pending_and_running_trials() {
     w.wait_exit(Duration::from_secs(30));
     let results = sweep.results();
     let t1 = results.trial("t_1");
-    assert_eq!(t1.status, "failed");
+    assert_eq!(t1.status, Status::Failed);
     assert_eq!(t1.failure.as_deref(), Some("cancelled: not needed"));
     assert_eq!(
         results.trial("t_6").failure.as_deref(),

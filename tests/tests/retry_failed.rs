@@ -6,6 +6,8 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use sweep_common::results::Status;
+use sweep_tests::ResultsExt as _;
 use sweep_tests::faults::{self, assert_same_results, audit, fault_free_run};
 use sweep_tests::{Coordinator, Sweep, Worker, bin};
 
@@ -84,8 +86,11 @@ fn coordinator_retry_requeues_failed_trials_of_a_running_sweep() {
     let t1 = results.trial("t_1");
     assert_eq!(t1.attempts, 2);
     assert_eq!(t1.failed_attempts.len(), 1, "{:?}", t1.failed_attempts);
-    assert_eq!(t1.failed_attempts[0].kind, "lease_expired");
-    assert_eq!(results.trial("t_2").status, "succeeded");
+    assert_eq!(
+        t1.failed_attempts[0].kind,
+        sweep_common::FailureKind::LeaseExpired
+    );
+    assert_eq!(results.trial("t_2").status, Status::Succeeded);
 }
 
 #[test]
@@ -98,7 +103,7 @@ fn retry_failed_flag_requeues_them_when_the_sweep_is_run_again() {
     let mut b = Worker::start_test("B", &c.url(), EPOCH, 1);
     c.expect_exit_code(1, Duration::from_secs(60));
     b.expect_exit_code(0, Duration::from_secs(30));
-    assert_eq!(sweep.results().trial("t_1").status, "failed");
+    assert_eq!(sweep.results().trial("t_1").status, Status::Failed);
 
     // The same command again: the failed trial stays failed.
     let mut again = sweep.start_coordinator_at("127.0.0.1:0", &FLAGS);
@@ -123,7 +128,10 @@ fn retry_failed_flag_requeues_them_when_the_sweep_is_run_again() {
     let t1 = results.trial("t_1");
     assert_eq!(t1.attempts, 2);
     assert_eq!(t1.failed_attempts.len(), 1, "{:?}", t1.failed_attempts);
-    assert_eq!(t1.failed_attempts[0].kind, "lease_expired");
+    assert_eq!(
+        t1.failed_attempts[0].kind,
+        sweep_common::FailureKind::LeaseExpired
+    );
     assert!(
         c.stderr()
             .contains("--retry-failed: trials that had failed for good are queued again"),

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use sweep_tests::{Cifar10, Signal, Sweep, Worker, field};
+use sweep_tests::{ResultsExt as _, TrialExt as _};
 
 /// Four CIFAR-10 trials of about a second each (six epochs of about 0.2 s on one thread).
 const GRID: &str = r#"
@@ -118,7 +119,7 @@ fn sigterm_gives_the_lease_back() {
     assert_eq!(b.logged_epoch(&victim, drained_after), None);
     assert!(b.logged_epoch(&victim, drained_after + 1).is_some());
     assert_eq!(t.epochs.len(), 6);
-    for e in &t.epochs {
+    for e in t.epochs.iter() {
         let logged = if e.epoch <= drained_after { &a } else { &b };
         assert_eq!(
             logged.logged_epoch(&victim, e.epoch),
@@ -132,11 +133,15 @@ fn sigterm_gives_the_lease_back() {
     }
     let failed = &t.failed_attempts[0];
     assert_eq!(failed.attempt, 1);
-    assert_eq!(failed.kind, "worker_shutdown");
+    assert_eq!(failed.kind, sweep_common::FailureKind::WorkerShutdown);
     assert!(
         failed.message.contains("checkpointed"),
         "{}",
         failed.message
     );
-    assert_eq!(failed.worker, a_id, "the lease given back was A's");
+    assert_eq!(
+        failed.worker.to_string(),
+        a_id,
+        "the lease given back was A's"
+    );
 }

@@ -61,7 +61,7 @@ fn slots_auto_measures_one_trial_then_trains_several() {
             .results()
             .trials
             .iter()
-            .filter(|t| t.status == "succeeded")
+            .filter(|t| t.succeeded())
             .count(),
         6
     );

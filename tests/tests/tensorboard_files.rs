@@ -154,7 +154,7 @@ fn tensorboard_reads_every_trials_curves_and_hyperparameters() {
 
     assert_eq!(results.trials.len(), 3);
     for t in &results.trials {
-        let run = &runs[t.name.as_str()];
+        let run = &runs[&*t.name];
         assert!(run.is_object(), "no run {} in {runs}", t.name);
         let start = &run["hparams"]["_hparams_/session_start_info"]["session_start_info"];
         assert_eq!(
@@ -172,7 +172,7 @@ fn tensorboard_reads_every_trials_curves_and_hyperparameters() {
         for (tag, value) in [
             (
                 "train_loss",
-                (|e: &sweep_tests::results::Epoch| e.train_loss) as fn(&_) -> f64,
+                (|e: &sweep_common::EpochMetrics| e.train_loss) as fn(&_) -> f64,
             ),
             ("train_accuracy", |e| e.train_accuracy),
             ("test_accuracy", |e| e.test_accuracy),

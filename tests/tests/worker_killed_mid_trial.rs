@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use sweep_tests::{Cifar10, Sweep, Worker, field};
+use sweep_tests::{ResultsExt as _, TrialExt as _};
 
 /// Four CIFAR-10 trials of about a second each (six epochs of about 0.2 s on one thread).
 const GRID: &str = r#"
@@ -114,8 +115,8 @@ fn worker_killed_mid_trial() {
     );
     let failed = &t.failed_attempts[0];
     assert_eq!(failed.attempt, 1);
-    assert_eq!(failed.kind, "lease_expired");
-    assert_eq!(failed.worker, a_id, "the expired lease was A's");
+    assert_eq!(failed.kind, sweep_common::FailureKind::LeaseExpired);
+    assert_eq!(failed.worker.to_string(), a_id, "the expired lease was A's");
     assert!(
         failed.message.contains("lease expired"),
         "{victim}: {}",
@@ -126,7 +127,7 @@ fn worker_killed_mid_trial() {
     let mut trained = a.trials_trained();
     trained.extend(b.trials_trained());
     trained.sort();
-    let mut names: Vec<String> = results.trials.iter().map(|t| t.name.clone()).collect();
+    let mut names: Vec<String> = results.trials.iter().map(|t| t.name.to_string()).collect();
     names.sort();
     assert_eq!(trained, names);
 }

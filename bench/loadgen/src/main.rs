@@ -246,18 +246,14 @@ async fn drive(cli: &Cli, coordinator: &mut Coordinator) -> anyhow::Result<Drive
 fn read_results(path: &Path) -> anyhow::Result<(u64, u64, usize)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let results: sweep_tests::Results = serde_json::from_str(&text)
+    let results: sweep_common::results::Results<'static> = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a valid results file", path.display()))?;
-    let succeeded = results
-        .trials
-        .iter()
-        .filter(|t| t.status == "succeeded")
-        .count();
+    let succeeded = results.trials.iter().filter(|t| t.succeeded()).count();
     let expired = results
         .trials
         .iter()
-        .flat_map(|t| &t.failed_attempts)
-        .filter(|a| a.kind == "lease_expired")
+        .flat_map(|t| t.failed_attempts.iter())
+        .filter(|a| a.kind == sweep_common::failure::FailureKind::LeaseExpired)
         .count();
     Ok((succeeded as u64, expired as u64, results.trials.len()))
 }

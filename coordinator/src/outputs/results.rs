@@ -249,74 +249,93 @@ pub fn render_summary(results: &Results<'_>) -> String {
             .iter()
             .filter(|t| t.experiment == e.name.as_str())
             .collect();
-        let _ = writeln!(
-            md,
-            "| trial | status | test acc | train acc | gap | epochs | attempts | wall s | worker |"
-        );
-        let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---|");
-        for t in &trials {
-            let gap = t.train_accuracy.zip(t.test_accuracy).map(|(a, b)| a - b);
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                markdown(&t.name),
-                t.failure.as_deref().map_or_else(
-                    || t.status.name().to_owned(),
-                    |f| format!("failed: {}", markdown(f))
-                ),
-                pct(t.test_accuracy),
-                pct(t.train_accuracy),
-                pct(gap),
-                t.epochs.len(),
-                t.attempts,
-                t.wall_seconds
-                    .map_or_else(|| "-".to_owned(), |w| format!("{w:.1}")),
-                t.worker.as_deref().map_or_else(|| "-".to_owned(), markdown),
-            );
-        }
-        let best = trials
-            .iter()
-            .filter_map(|t| {
-                t.test_accuracy
-                    .filter(|a| a.is_finite())
-                    .map(|a| (a, &t.name))
-            })
-            .max_by(|a, b| a.0.total_cmp(&b.0));
-        if let Some((acc, name)) = best {
-            let _ = writeln!(
-                md,
-                "\nBest test accuracy: **{acc:.2} %** ({}).",
-                markdown(name)
-            );
-        }
-        let curves: Vec<&&TrialRecord<'_>> =
-            trials.iter().filter(|t| !t.epochs.is_empty()).collect();
-        if let Some(longest) = curves.iter().map(|t| t.epochs.len()).max() {
-            let _ = writeln!(md, "\nTest accuracy after each epoch:\n");
-            let _ = write!(md, "| epoch |");
-            for t in &curves {
-                let _ = write!(md, " {} |", markdown(&t.name));
-            }
-            let _ = write!(md, "\n|---:|");
-            for _ in &curves {
-                let _ = write!(md, "---:|");
-            }
-            md.push('\n');
-            for epoch in 0..longest {
-                let _ = write!(md, "| {} |", epoch + 1);
-                for t in &curves {
-                    let _ = write!(
-                        md,
-                        " {} |",
-                        pct(t.epochs.get(epoch).map(|m| m.test_accuracy))
-                    );
-                }
-                md.push('\n');
-            }
-        }
+        summary_trials(&mut md, &trials);
+        summary_best(&mut md, &trials);
+        summary_curves(&mut md, &trials);
         md.push('\n');
     }
     md
+}
+
+/// The summary's table of an experiment's trials: one row per trial.
+fn summary_trials(md: &mut String, trials: &[&TrialRecord<'_>]) {
+    use sweep_common::text::markdown;
+
+    let _ = writeln!(
+        md,
+        "| trial | status | test acc | train acc | gap | epochs | attempts | wall s | worker |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---|");
+    for t in trials {
+        let gap = t.train_accuracy.zip(t.test_accuracy).map(|(a, b)| a - b);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            markdown(&t.name),
+            t.failure.as_deref().map_or_else(
+                || t.status.name().to_owned(),
+                |f| format!("failed: {}", markdown(f))
+            ),
+            pct(t.test_accuracy),
+            pct(t.train_accuracy),
+            pct(gap),
+            t.epochs.len(),
+            t.attempts,
+            t.wall_seconds
+                .map_or_else(|| "-".to_owned(), |w| format!("{w:.1}")),
+            t.worker.as_deref().map_or_else(|| "-".to_owned(), markdown),
+        );
+    }
+}
+
+/// The summary's line naming an experiment's best trial by test accuracy (none before one).
+fn summary_best(md: &mut String, trials: &[&TrialRecord<'_>]) {
+    let best = trials
+        .iter()
+        .filter_map(|t| {
+            t.test_accuracy
+                .filter(|a| a.is_finite())
+                .map(|a| (a, &t.name))
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    if let Some((acc, name)) = best {
+        let _ = writeln!(
+            md,
+            "\nBest test accuracy: **{acc:.2} %** ({}).",
+            sweep_common::text::markdown(name)
+        );
+    }
+}
+
+/// The summary's table of test accuracy after each epoch: one column per trial with epochs.
+fn summary_curves(md: &mut String, trials: &[&TrialRecord<'_>]) {
+    use sweep_common::text::markdown;
+
+    let curves: Vec<&&TrialRecord<'_>> = trials.iter().filter(|t| !t.epochs.is_empty()).collect();
+    let Some(longest) = curves.iter().map(|t| t.epochs.len()).max() else {
+        return;
+    };
+    let _ = writeln!(md, "\nTest accuracy after each epoch:\n");
+    let _ = write!(md, "| epoch |");
+    for t in &curves {
+        let _ = write!(md, " {} |", markdown(&t.name));
+    }
+    let _ = write!(md, "\n|---:|");
+    for _ in &curves {
+        let _ = write!(md, "---:|");
+    }
+    md.push('\n');
+    for epoch in 0..longest {
+        let _ = write!(md, "| {} |", epoch + 1);
+        for t in &curves {
+            let _ = write!(
+                md,
+                " {} |",
+                pct(t.epochs.get(epoch).map(|m| m.test_accuracy))
+            );
+        }
+        md.push('\n');
+    }
 }
 
 /// Writes `summary.md` into `out`.
@@ -338,8 +357,9 @@ mod tests {
     const GRID: &str = "[sweep]\nname='r'\n[[experiment]]\nname='e'\ndataset='cifar10'\n\
                         [experiment.fixed]\nepochs=3\n[experiment.grid]\nseed=[1,2,3,4,5,6,7]\n";
 
-    #[test]
-    fn a_rolling_copy_is_the_same_document_as_a_whole_one() {
+    /// The grid [`GRID`], its scheduler with one worker named `worker`, and that worker's first
+    /// lease (its key), at `now`.
+    fn leased(worker: &str, slots: u32, now: Instant) -> (Grid, Scheduler, LeaseKey) {
         let grid = Grid::parse(GRID, "g.toml").unwrap();
         let config = Config {
             lease_ttl: Duration::from_secs(30),
@@ -347,11 +367,18 @@ mod tests {
             retry_after: Duration::from_millis(100),
         };
         let mut s = Scheduler::new(grid.trials().cloned(), config);
-        let (now, w) = (Instant::now(), WorkerId::random());
-        s.register(w, "w".into(), "cpu".into(), 2, now);
+        let w = WorkerId::random();
+        s.register(w, worker.into(), "cpu".into(), slots, now);
         let Ok(LeaseOutcome::Assigned { spec, attempt, .. }) = s.lease(w, now) else {
             panic!("a lease")
         };
+        (grid, s, LeaseKey::new(w, spec.id, attempt))
+    }
+
+    #[test]
+    fn a_rolling_copy_is_the_same_document_as_a_whole_one() {
+        let now = Instant::now();
+        let (grid, mut s, key) = leased("w", 2, now);
         let metrics = EpochMetrics {
             epoch: 1,
             train_loss: 0.5,
@@ -359,8 +386,7 @@ mod tests {
             test_accuracy: 55.0,
             seconds: 1.0,
         };
-        s.report_epoch(LeaseKey::new(w, spec.id, attempt), metrics, now)
-            .unwrap();
+        s.report_epoch(key, metrics, now).unwrap();
         let out = tempfile::tempdir().unwrap();
         let mut rolling = RollingWrite::start(out.path(), &grid, "g.toml", &s).unwrap();
         let mut steps = 1;
@@ -390,22 +416,12 @@ mod tests {
 
     #[test]
     fn names_and_messages_cannot_break_the_summary() {
-        let grid = Grid::parse(GRID, "g.toml").unwrap();
-        let config = Config {
-            lease_ttl: Duration::from_secs(30),
-            max_attempts: 2,
-            retry_after: Duration::from_millis(100),
-        };
-        let mut s = Scheduler::new(grid.trials().cloned(), config);
-        let (now, w) = (Instant::now(), WorkerId::random());
+        let now = Instant::now();
         // What an older database could hold (the wire refuses it now).
-        s.register(w, "w | x\n| forged | row |".into(), "cpu".into(), 1, now);
-        let Ok(LeaseOutcome::Assigned { spec, attempt, .. }) = s.lease(w, now) else {
-            panic!("a lease")
-        };
+        let (grid, mut s, key) = leased("w | x\n| forged | row |", 1, now);
         let message = "<script>alert(1)</script> | *bold*\n\n# Sweep finished".to_owned();
         s.complete(
-            LeaseKey::new(w, spec.id, attempt),
+            key,
             crate::state::Outcome::Failed {
                 // The trial's own failure: final at once.
                 kind: crate::state::FailureKind::NonFiniteLoss,

@@ -22,6 +22,7 @@ use tonic::Status;
 use crate::Error;
 use crate::actor::Handle;
 use crate::state::{Checkpoint, LeaseKey, Storage};
+use sweep_common::TrialSpec;
 
 /// Where uploads go.
 #[derive(Debug, Clone)]
@@ -79,7 +80,8 @@ fn invalid(field: &'static str, message: impl Into<String>) -> Error {
     })
 }
 
-/// Receives one upload. Returns its size and SHA-256.
+/// Receives one upload: checks its header and the lease it names, writes the file, then
+/// records it under the lease. Returns its size and SHA-256.
 pub async fn receive(
     mut stream: impl Stream<Item = Result<v1::ArtifactChunk, Status>> + Unpin,
     dirs: &Dirs,
@@ -91,54 +93,150 @@ pub async fn receive(
         Some(Err(status)) => return Err(invalid("stream", status.message().to_owned())),
         None => return Err(Error::Decode(DecodeError::Missing("header"))),
     };
-    let header = first
-        .header
-        .clone()
-        .ok_or(Error::Decode(DecodeError::Missing("header")))?;
-    let worker: WorkerId = header
-        .worker_id
-        .parse()
-        .map_err(|e: sweep_common::ids::InvalidId| invalid("header.worker_id", e.to_string()))?;
-    verify(worker)?;
-    let (trial, attempt) = parse_lease(header.lease.as_ref())?;
-    if header.size > MAX_ARTIFACT_BYTES {
-        return Err(invalid(
-            "header.size",
-            format!(
-                "{} bytes is over the limit of {MAX_ARTIFACT_BYTES}",
-                header.size
-            ),
-        ));
-    }
-    let sha256 = header.sha256.to_ascii_lowercase();
-    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(invalid("header.sha256", "expected 64 hex digits"));
-    }
-    let spec = handle
-        .check_lease(LeaseKey::new(worker, trial, attempt))
-        .await?;
-    let checkpoint = v1::ArtifactKind::try_from(header.kind) == Ok(v1::ArtifactKind::Checkpoint);
-    let (dir, name, what) = match v1::ArtifactKind::try_from(header.kind) {
-        Ok(v1::ArtifactKind::FinalWeights) => (
-            dirs.out.join(MODELS),
-            weights_name(&spec.name),
-            Storage::Weights,
-        ),
-        Ok(v1::ArtifactKind::Checkpoint) => (
-            checkpoints_dir(&dirs.state),
-            format!("{}-a{attempt}-e{}.safetensors", spec.id, header.epoch),
-            Storage::Checkpoints,
-        ),
-        _ => {
+    let upload = Upload::check(&first, verify)?;
+    let spec = handle.check_lease(upload.key).await?;
+    let (dir, name, what) = upload.destination(dirs, &spec)?;
+    let written = write(
+        first,
+        &mut stream,
+        upload.header.size,
+        &upload.sha256,
+        &dir,
+        &name,
+        what,
+    )
+    .await;
+    storage_status(handle, what, &written).await;
+    let (path, size, actual) = written?;
+    upload.commit(handle, name, &path, size, &actual).await?;
+    tracing::debug!(trial = %spec.name, attempt = upload.key.attempt, bytes = size, file = %path.display(), "artifact stored");
+    Ok(v1::ArtifactReceipt {
+        size,
+        sha256: actual,
+    })
+}
+
+/// An upload whose header has been checked (before the lease it names is).
+struct Upload {
+    header: v1::ArtifactHeader,
+    key: LeaseKey,
+    /// The announced SHA-256, lowercase.
+    sha256: String,
+}
+
+impl Upload {
+    /// Checks the header of the first chunk: the worker (and `verify` of it), the lease, the
+    /// announced size and SHA-256. The kind is checked by [`Upload::destination`], after the
+    /// lease.
+    fn check(
+        first: &v1::ArtifactChunk,
+        verify: impl FnOnce(WorkerId) -> Result<(), Error>,
+    ) -> Result<Upload, Error> {
+        let header = first
+            .header
+            .clone()
+            .ok_or(Error::Decode(DecodeError::Missing("header")))?;
+        let worker: WorkerId =
+            header
+                .worker_id
+                .parse()
+                .map_err(|e: sweep_common::ids::InvalidId| {
+                    invalid("header.worker_id", e.to_string())
+                })?;
+        verify(worker)?;
+        let (trial, attempt) = parse_lease(header.lease.as_ref())?;
+        if header.size > MAX_ARTIFACT_BYTES {
             return Err(invalid(
-                "header.kind",
-                format!("unknown artifact kind {}", header.kind),
+                "header.size",
+                format!(
+                    "{} bytes is over the limit of {MAX_ARTIFACT_BYTES}",
+                    header.size
+                ),
             ));
         }
-    };
-    let written = write(first, &mut stream, header.size, &sha256, &dir, &name, what).await;
-    // The status says when the coordinator cannot store what workers send, until it can again.
-    match &written {
+        let sha256 = header.sha256.to_ascii_lowercase();
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid("header.sha256", "expected 64 hex digits"));
+        }
+        Ok(Upload {
+            header,
+            key: LeaseKey::new(worker, trial, attempt),
+            sha256,
+        })
+    }
+
+    /// The folder and file name the upload is written to and what it is stored as, by its kind
+    /// (an unknown kind is refused here).
+    fn destination(
+        &self,
+        dirs: &Dirs,
+        spec: &TrialSpec,
+    ) -> Result<(PathBuf, String, Storage), Error> {
+        match v1::ArtifactKind::try_from(self.header.kind) {
+            Ok(v1::ArtifactKind::FinalWeights) => Ok((
+                dirs.out.join(MODELS),
+                weights_name(&spec.name),
+                Storage::Weights,
+            )),
+            Ok(v1::ArtifactKind::Checkpoint) => Ok((
+                checkpoints_dir(&dirs.state),
+                format!(
+                    "{}-a{}-e{}.safetensors",
+                    spec.id, self.key.attempt, self.header.epoch
+                ),
+                Storage::Checkpoints,
+            )),
+            _ => Err(invalid(
+                "header.kind",
+                format!("unknown artifact kind {}", self.header.kind),
+            )),
+        }
+    }
+
+    /// Records the file written at `path` (named `name`) under the lease; if the state owner
+    /// refuses it, removes the file.
+    async fn commit(
+        &self,
+        handle: &Handle,
+        name: String,
+        path: &Path,
+        size: u64,
+        sha256: &str,
+    ) -> Result<(), Error> {
+        let LeaseKey {
+            worker,
+            trial,
+            attempt,
+        } = self.key;
+        let checkpoint =
+            v1::ArtifactKind::try_from(self.header.kind) == Ok(v1::ArtifactKind::Checkpoint);
+        let recorded = if checkpoint {
+            let c = Checkpoint {
+                epoch: self.header.epoch,
+                attempt,
+                file: name,
+                size,
+                sha256: sha256.to_owned(),
+            };
+            handle.record_checkpoint(worker, trial, c).await
+        } else {
+            handle
+                .record_weights(self.key, format!("{MODELS}/{name}"))
+                .await
+        };
+        if recorded.is_err() {
+            // The lease ended while the file was coming in (or the checkpoint does not fit the
+            // epochs accepted): the file is not this trial's.
+            let _ = std::fs::remove_file(path);
+        }
+        recorded
+    }
+}
+
+/// Tells the state owner whether storing `what` worked, so that the status says when the
+/// coordinator cannot store what workers send, until it can again.
+async fn storage_status<T>(handle: &Handle, what: Storage, written: &Result<T, Error>) {
+    match written {
         Ok(_) => handle.storage_worked(what).await,
         Err(Error::Storage {
             action,
@@ -151,35 +249,6 @@ pub async fn receive(
         }
         Err(_) => {}
     }
-    let (path, size, actual) = written?;
-    let recorded = if checkpoint {
-        let c = Checkpoint {
-            epoch: header.epoch,
-            attempt,
-            file: name.clone(),
-            size,
-            sha256: actual.clone(),
-        };
-        handle.record_checkpoint(worker, trial, c).await
-    } else {
-        handle
-            .record_weights(
-                LeaseKey::new(worker, trial, attempt),
-                format!("{MODELS}/{name}"),
-            )
-            .await
-    };
-    if let Err(e) = recorded {
-        // The lease ended while the file was coming in (or the checkpoint does not fit the
-        // epochs accepted): the file is not this trial's.
-        let _ = std::fs::remove_file(&path);
-        return Err(e);
-    }
-    tracing::debug!(trial = %spec.name, attempt, bytes = size, file = %path.display(), "artifact stored");
-    Ok(v1::ArtifactReceipt {
-        size,
-        sha256: actual,
-    })
 }
 
 /// Writes the upload's chunks (`first`, then the rest of `stream`) into `dir/name`: to a

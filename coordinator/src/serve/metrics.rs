@@ -20,8 +20,15 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// The metrics of `s`, in the text exposition format.
 pub fn render(s: &Snapshot) -> String {
     let mut out = Exposition::default();
-    let c = &s.counts;
+    sweep(&mut out, s);
+    trials(&mut out, s);
+    workers(&mut out, s);
+    progress(&mut out, s);
+    out.text
+}
 
+/// The sweep itself: which one, and whether it has finished.
+fn sweep(out: &mut Exposition, s: &Snapshot) {
     out.family(
         "sweep_info",
         Type::Gauge,
@@ -34,7 +41,11 @@ pub fn render(s: &Snapshot) -> String {
         "1 once every trial has ended, else 0.",
     );
     out.sample("sweep_finished", &[], u8::from(s.finished));
+}
 
+/// Trials by state, their leases and the attempts that failed.
+fn trials(out: &mut Exposition, s: &Snapshot) {
+    let c = &s.counts;
     out.family("sweep_trials", Type::Gauge, "Trials by state.");
     for (state, n) in [
         ("pending", c.pending),
@@ -72,7 +83,10 @@ pub fn render(s: &Snapshot) -> String {
             .sum::<u64>();
         out.sample("sweep_attempt_failures_total", &[("kind", kind.name())], n);
     }
+}
 
+/// The workers: connected or lost, and the slots the connected ones offer.
+fn workers(out: &mut Exposition, s: &Snapshot) {
     out.family(
         "sweep_workers",
         Type::Gauge,
@@ -97,7 +111,10 @@ pub fn render(s: &Snapshot) -> String {
         .map(|w| u64::from(w.slots))
         .sum();
     out.sample("sweep_worker_slots", &[], slots);
+}
 
+/// How far the sweep has come: epochs, throughput, ETA and the best result so far.
+fn progress(out: &mut Exposition, s: &Snapshot) {
     out.family(
         "sweep_epochs_done",
         Type::Gauge,
@@ -134,7 +151,6 @@ pub fn render(s: &Snapshot) -> String {
     if let Some(best) = &s.best {
         out.float("sweep_best_test_accuracy_ratio", best.test_accuracy / 100.0);
     }
-    out.text
 }
 
 /// A metric family's type.

@@ -104,6 +104,21 @@ fn device_text(d: Option<&sweep_proto::Device>) -> String {
     }
 }
 
+/// An operator's call on the trials its request selects (cancel, retry): decodes the request
+/// into `D` (`proto/src/convert.rs`), lets `act` hand the selection to the state owner, and
+/// returns how many trials it changed (as the wire's `u32`) and the names that matched nothing.
+async fn select<'r, M, D, F>(
+    request: &'r M,
+    act: impl FnOnce(D) -> F,
+) -> Result<(u32, Vec<String>), Error>
+where
+    D: TryFrom<&'r M, Error = DecodeError>,
+    F: Future<Output = Result<(usize, Vec<String>), Error>>,
+{
+    let (changed, unknown) = act(D::try_from(request)?).await?;
+    Ok((u32::try_from(changed).unwrap_or(u32::MAX), unknown))
+}
+
 #[tonic::async_trait]
 impl sweep_proto::SweepService for Service {
     type FetchCheckpointStream =
@@ -263,36 +278,32 @@ impl sweep_proto::SweepService for Service {
         &self,
         request: Request<v1::CancelRequest>,
     ) -> Result<Response<v1::CancelResponse>, Status> {
-        let r = sweep_proto::Cancel::try_from(request.get_ref()).map_err(Error::from)?;
-        let selector = CancelSelector {
-            trials: r.trials,
-            experiments: r.experiments,
-            all: r.all,
-            reason: r.reason,
-        };
-        let (cancelled, unknown) = self.handle.cancel(selector).await?;
-        Ok(Response::new(v1::CancelResponse {
-            cancelled: u32::try_from(cancelled).unwrap_or(u32::MAX),
-            unknown,
-        }))
+        let (cancelled, unknown) = select(request.get_ref(), |r: sweep_proto::Cancel| {
+            self.handle.cancel(CancelSelector {
+                trials: r.trials,
+                experiments: r.experiments,
+                all: r.all,
+                reason: r.reason,
+            })
+        })
+        .await?;
+        Ok(Response::new(v1::CancelResponse { cancelled, unknown }))
     }
 
     async fn retry(
         &self,
         request: Request<v1::RetryRequest>,
     ) -> Result<Response<v1::RetryResponse>, Status> {
-        let r = sweep_proto::Retry::try_from(request.get_ref()).map_err(Error::from)?;
-        let selector = RetrySelector {
-            trials: r.trials,
-            experiments: r.experiments,
-            failed: r.failed,
-            include_cancelled: r.include_cancelled,
-        };
-        let (retried, unknown) = self.handle.retry(selector).await?;
-        Ok(Response::new(v1::RetryResponse {
-            retried: u32::try_from(retried).unwrap_or(u32::MAX),
-            unknown,
-        }))
+        let (retried, unknown) = select(request.get_ref(), |r: sweep_proto::Retry| {
+            self.handle.retry(RetrySelector {
+                trials: r.trials,
+                experiments: r.experiments,
+                failed: r.failed,
+                include_cancelled: r.include_cancelled,
+            })
+        })
+        .await?;
+        Ok(Response::new(v1::RetryResponse { retried, unknown }))
     }
 
     async fn promote(

@@ -176,6 +176,7 @@ impl ConfusionPlot {
         Ok(())
     }
 
+    /// Draws panel `p`: its labels, then its cells.
     fn draw_panel<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, Shift>,
@@ -183,14 +184,32 @@ impl ConfusionPlot {
         p: i32,
         panel: &Panel,
     ) -> Result<(), DrawError> {
-        let n = g.n as i32;
-        let left = g.grid_left(p);
-        let (top, bottom) = (g.grid_top, g.grid_bottom());
-        let right = left + g.cell * n;
-        let mid_x = (left + right) / 2;
-        let text = |f: FontDesc<'static>, h: HPos, v: VPos| TextStyle::from(f).pos(Pos::new(h, v));
+        let area = g.grid(p);
+        self.draw_labels(root, g, p, &area, &panel.title)?;
+        match panel.matrix.as_ref().filter(|m| m.is_square()) {
+            Some(m) => draw_cells(root, g, &area, m),
+            None => draw_not_recorded(root, &area),
+        }
+    }
+
+    /// The panel's title, its axis titles and the class names along both axes of its grid.
+    fn draw_labels<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        g: &Geometry,
+        p: i32,
+        area: &GridArea,
+        title: &str,
+    ) -> Result<(), DrawError> {
+        let GridArea {
+            left,
+            top,
+            bottom,
+            mid_x,
+            ..
+        } = *area;
         root.draw(&Text::new(
-            panel.title.clone(),
+            title.to_owned(),
             (mid_x, top - GAP),
             text(font(PANEL_TITLE_FONT), HPos::Center, VPos::Bottom),
         ))
@@ -213,7 +232,7 @@ impl ConfusionPlot {
             text(font(AXIS_FONT), HPos::Center, VPos::Top),
         ))
         .map_err(err)?;
-        for i in 0..n {
+        for i in 0..g.n as i32 {
             let c = left + i * g.cell + g.cell / 2;
             let name = self.class(i as usize);
             root.draw(&Text::new(
@@ -233,50 +252,95 @@ impl ConfusionPlot {
             ))
             .map_err(err)?;
         }
-        let Some(m) = panel.matrix.as_ref().filter(|m| m.is_square()) else {
+        Ok(())
+    }
+}
+
+/// Where one panel's grid of cells lies, in pixels.
+#[derive(Debug, Clone, Copy)]
+struct GridArea {
+    left: i32,
+    right: i32,
+    top: i32,
+    bottom: i32,
+    mid_x: i32,
+}
+
+impl Geometry {
+    /// The grid of panel `p`.
+    fn grid(&self, p: i32) -> GridArea {
+        let left = self.grid_left(p);
+        let right = left + self.cell * self.n as i32;
+        GridArea {
+            left,
+            right,
+            top: self.grid_top,
+            bottom: self.grid_bottom(),
+            mid_x: (left + right) / 2,
+        }
+    }
+}
+
+/// A text style anchored at (`h`, `v`).
+fn text(f: FontDesc<'static>, h: HPos, v: VPos) -> TextStyle<'static> {
+    TextStyle::from(f).pos(Pos::new(h, v))
+}
+
+/// The cells of matrix `m`, each coloured by its count and annotated where the cells are large
+/// enough, then the grid's border.
+fn draw_cells<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    g: &Geometry,
+    area: &GridArea,
+    m: &ConfusionMatrix,
+) -> Result<(), DrawError> {
+    let max = m.counts.iter().copied().max().unwrap_or(0);
+    let count_font = count_font(g.cell, max);
+    for r in 0..m.classes.min(g.n) {
+        for c in 0..m.classes.min(g.n) {
+            let count = m.get(r, c);
+            let colour = cell_colour(count, max);
+            let (x0, y0) = (area.left + c as i32 * g.cell, area.top + r as i32 * g.cell);
             root.draw(&Rectangle::new(
-                [(left, top), (right, bottom)],
-                BLACK.stroke_width(1),
+                [(x0, y0), (x0 + g.cell, y0 + g.cell)],
+                colour.filled(),
             ))
             .map_err(err)?;
-            return root
-                .draw(&Text::new(
-                    "not recorded",
-                    (mid_x, (top + bottom) / 2),
-                    text(font(AXIS_FONT), HPos::Center, VPos::Center),
-                ))
-                .map_err(err);
-        };
-        let max = m.counts.iter().copied().max().unwrap_or(0);
-        let count_font = count_font(g.cell, max);
-        for r in 0..m.classes.min(g.n) {
-            for c in 0..m.classes.min(g.n) {
-                let count = m.get(r, c);
-                let colour = cell_colour(count, max);
-                let (x0, y0) = (left + c as i32 * g.cell, top + r as i32 * g.cell);
-                root.draw(&Rectangle::new(
-                    [(x0, y0), (x0 + g.cell, y0 + g.cell)],
-                    colour.filled(),
+            if let Some(size) = count_font {
+                root.draw(&Text::new(
+                    count.to_string(),
+                    (x0 + g.cell / 2, y0 + g.cell / 2),
+                    font(size)
+                        .color(&contrast(colour))
+                        .pos(Pos::new(HPos::Center, VPos::Center)),
                 ))
                 .map_err(err)?;
-                if let Some(size) = count_font {
-                    root.draw(&Text::new(
-                        count.to_string(),
-                        (x0 + g.cell / 2, y0 + g.cell / 2),
-                        font(size)
-                            .color(&contrast(colour))
-                            .pos(Pos::new(HPos::Center, VPos::Center)),
-                    ))
-                    .map_err(err)?;
-                }
             }
         }
-        root.draw(&Rectangle::new(
-            [(left, top), (right, bottom)],
-            RGBColor(120, 120, 120).stroke_width(1),
-        ))
-        .map_err(err)
     }
+    root.draw(&Rectangle::new(
+        [(area.left, area.top), (area.right, area.bottom)],
+        RGBColor(120, 120, 120).stroke_width(1),
+    ))
+    .map_err(err)
+}
+
+/// An empty grid with "not recorded" in its middle, for a panel without a matrix.
+fn draw_not_recorded<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    area: &GridArea,
+) -> Result<(), DrawError> {
+    root.draw(&Rectangle::new(
+        [(area.left, area.top), (area.right, area.bottom)],
+        BLACK.stroke_width(1),
+    ))
+    .map_err(err)?;
+    root.draw(&Text::new(
+        "not recorded",
+        (area.mid_x, (area.top + area.bottom) / 2),
+        text(font(AXIS_FONT), HPos::Center, VPos::Center),
+    ))
+    .map_err(err)
 }
 
 /// The largest font (at most 18 px) in which the widest count fits its cell, `None` when the
