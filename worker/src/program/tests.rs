@@ -54,6 +54,7 @@ fn go(
         opts,
         &mut epochs,
         control,
+        None,
     );
     (r, epochs.0)
 }
