@@ -143,3 +143,76 @@ fn a_cancel_reaches_a_program_that_ignores_sigterm_and_forks() {
         Some("cancelled: enough")
     );
 }
+
+/// The client library's folder, for the programs' `PYTHONPATH`.
+fn client_library() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../clients/python")
+        .display()
+        .to_string()
+}
+
+/// Issue 19 parts 2 and 4: a worker SIGKILLed mid-trial takes its program along (PDEATHSIG),
+/// and the trial resumes on another worker from the checkpoint folder the program marked
+/// through the client library.
+#[test]
+fn a_trial_resumes_from_its_programs_checkpoint_on_another_worker() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let attempts = dir.path().join("attempts");
+    let ready = dir.path().join("ready");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/resumable.py");
+    let sweep = Sweep::new(&format!(
+        r#"
+[sweep]
+name = "resume"
+max_attempts = 3
+
+[[experiment]]
+name = "r"
+dataset = "fashion-mnist"
+program = ["python3", "{}"]
+env = {{ PYTHONPATH = "{}" }}
+
+[experiment.fixed]
+epochs = 3
+
+[experiment.params]
+attempts = "{}"
+ready = "{}"
+"#,
+        script.display(),
+        client_library(),
+        attempts.display(),
+        ready.display()
+    ));
+    let mut c = sweep.start_coordinator(&["--lease-ttl", "2s", "--heartbeat", "200ms"]);
+    let mut a = worker("A", &c.url());
+    wait_until("the first checkpoint", Duration::from_secs(60), || {
+        ready.exists()
+    });
+    let pid = std::fs::read_to_string(&ready).expect("the program's pid");
+    a.wait_for_stderr_line("checkpoint uploaded", Duration::from_secs(30));
+    a.kill();
+    wait_until(
+        "the killed worker's program to end",
+        Duration::from_secs(10),
+        || gone(pid.trim()),
+    );
+    let mut b = worker("B", &c.url());
+    c.expect_exit_code(0, Duration::from_secs(120));
+    b.wait_exit(Duration::from_secs(30));
+    let results = sweep.results();
+    let t = &results.trials[0];
+    assert_eq!(t.status, "succeeded", "{t:?}");
+    assert_eq!(t.attempts, 2, "{t:?}");
+    // 1 + 2 + 3: the second attempt started from the first one's total.
+    assert_eq!(t.test_accuracy, Some(6.0), "{t:?}");
+    let curve: Vec<f64> = t.epochs.iter().map(|m| m.test_accuracy).collect();
+    assert_eq!(curve, [1.0, 3.0, 6.0], "{t:?}");
+    let log = std::fs::read_to_string(&attempts).expect("the attempts");
+    let resumed: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(resumed, ["0", "1"], "{log}");
+}
