@@ -409,7 +409,9 @@ impl Served<'_> {
         let request = std::mem::replace(&mut call.request, Err(String::new()));
         let answer = request.and_then(|r| self.reports.handle(r, &mut *self.progress));
         let answer = match answer {
-            Ok(()) => Ok(control.stop.load(Ordering::Relaxed) || control.drain.load(Ordering::Relaxed)),
+            Ok(()) => {
+                Ok(control.stop.load(Ordering::Relaxed) || control.drain.load(Ordering::Relaxed))
+            }
             Err(e) => {
                 warn!(error = %e, "the program's request is refused: stopping it");
                 self.refused.get_or_insert_with(|| e.clone());

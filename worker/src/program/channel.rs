@@ -16,7 +16,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -121,10 +121,8 @@ impl Listener {
                 self.open.fetch_sub(1, Ordering::Relaxed);
             }
         }
-        match self.rx.recv_timeout(wait) {
-            Ok(call) => Some(call),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        // Timed out, or (never: the listener holds a sender) disconnected.
+        self.rx.recv_timeout(wait).ok()
     }
 }
 
@@ -168,7 +166,8 @@ fn serve(stream: UnixStream, calls: &SyncSender<Call>) {
 
 /// A request line, or what is wrong with it.
 fn parse(line: &[u8]) -> Result<Request, String> {
-    let text = std::str::from_utf8(line).map_err(|e| format!("a request that is not UTF-8: {e}"))?;
+    let text =
+        std::str::from_utf8(line).map_err(|e| format!("a request that is not UTF-8: {e}"))?;
     serde_json::from_str(text.trim()).map_err(|e| {
         let shown: String = text.trim().chars().take(80).collect();
         format!("a request that is not one the client sends ({e}): {shown}")
@@ -222,7 +221,9 @@ impl Reports {
                     ("train_accuracy", train_accuracy),
                 ] {
                     if !(0.0..=100.0).contains(&x) {
-                        return Err(format!("report of epoch {epoch}: {name} {x} is not a percentage in 0..=100"));
+                        return Err(format!(
+                            "report of epoch {epoch}: {name} {x} is not a percentage in 0..=100"
+                        ));
                     }
                 }
                 for (name, x) in metrics

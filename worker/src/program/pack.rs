@@ -77,11 +77,7 @@ pub fn pack(dir: &Path, meta: &[u8]) -> Result<Vec<u8>, PackError> {
 }
 
 /// The entries under `dir/relative`, depth first: (path relative to the root, is a folder).
-fn walk(
-    root: &Path,
-    relative: &Path,
-    out: &mut Vec<(PathBuf, bool)>,
-) -> Result<(), PackError> {
+fn walk(root: &Path, relative: &Path, out: &mut Vec<(PathBuf, bool)>) -> Result<(), PackError> {
     for entry in std::fs::read_dir(root.join(relative))? {
         let entry = entry?;
         let path = relative.join(entry.file_name());
@@ -157,7 +153,11 @@ mod tests {
         std::fs::write(from.path().join("sub/deeper/w.bin"), vec![7u8; 3000]).unwrap();
         std::fs::create_dir(from.path().join("empty")).unwrap();
         let archive = pack(from.path(), b"meta").unwrap();
-        assert_eq!(archive, pack(from.path(), b"meta").unwrap(), "deterministic");
+        assert_eq!(
+            archive,
+            pack(from.path(), b"meta").unwrap(),
+            "deterministic"
+        );
         let to = tempfile::tempdir().unwrap();
         assert_eq!(unpack(&archive, to.path()).unwrap(), b"meta");
         assert_eq!(
@@ -185,7 +185,10 @@ mod tests {
         let from = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/etc/passwd", from.path().join("link")).unwrap();
         let e = pack(from.path(), b"").unwrap_err();
-        assert!(matches!(e, PackError::Kind { ref path } if path == "link"), "{e}");
+        assert!(
+            matches!(e, PackError::Kind { ref path } if path == "link"),
+            "{e}"
+        );
     }
 
     /// An archive with one entry of `kind` whose name is written as given, bypassing the

@@ -303,12 +303,24 @@ fn the_client_reports_checkpoints_and_resumes() {
         epoch: 1,
         archive: &archive,
     };
-    let r = run(&spec, program, &opts, &mut second, &Control::default(), Some(resume));
+    let r = run(
+        &spec,
+        program,
+        &opts,
+        &mut second,
+        &Control::default(),
+        Some(resume),
+    );
     let trained = r.unwrap_or_else(|e| panic!("{e}"));
     // Only epoch 2 is reported; the result holds epoch 1 from the checkpoint too.
     assert_eq!(second.epochs.len(), 1);
     assert_eq!(second.epochs[0].test_accuracy, 30.0, "10 + 20: resumed");
-    let curve: Vec<f64> = trained.result.epochs.iter().map(|m| m.test_accuracy).collect();
+    let curve: Vec<f64> = trained
+        .result
+        .epochs
+        .iter()
+        .map(|m| m.test_accuracy)
+        .collect();
     assert_eq!(curve, [10.0, 30.0]);
     assert_eq!(trained.result.last.test_accuracy, 30.0);
     assert_eq!(trained.result.last.test_confusion.get(3, 3), 2);
@@ -325,8 +337,19 @@ fn a_checkpoint_that_is_not_a_programs_is_unusable() {
     for archive in [&b"not a tar archive at all"[..], &no_epochs] {
         let resume = super::Resume { epoch: 1, archive };
         let opts = options(dir.path(), None);
-        let r = run(&spec, program, &opts, &mut Seen::default(), &Control::default(), Some(resume));
-        assert!(matches!(r, Err(TrainError::Resume(_))), "{:?}", r.map(|t| t.result));
+        let r = run(
+            &spec,
+            program,
+            &opts,
+            &mut Seen::default(),
+            &Control::default(),
+            Some(resume),
+        );
+        assert!(
+            matches!(r, Err(TrainError::Resume(_))),
+            "{:?}",
+            r.map(|t| t.result)
+        );
     }
 }
 
@@ -371,7 +394,10 @@ fn a_refused_request_fails_the_trial_with_its_reason() {
     match r {
         Err(TrainError::Program { kind, message }) => {
             assert_eq!(kind, FailureKind::ProgramFailed);
-            assert!(message.contains("report of epoch 3: the next epoch is 2"), "{message}");
+            assert!(
+                message.contains("report of epoch 3: the next epoch is 2"),
+                "{message}"
+            );
         }
         other => panic!("{:?}", other.map(|t| t.result)),
     }

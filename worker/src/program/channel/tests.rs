@@ -76,7 +76,10 @@ fn bad_requests_are_errors_that_name_the_problem() {
     for (line, says) in [
         ("{\"op\": \"report\"", "EOF"),
         ("{\"op\": \"fly\"}", "unknown variant `fly`"),
-        ("{\"op\": \"report\", \"epoch\": 1}", "missing field `test_accuracy`"),
+        (
+            "{\"op\": \"report\", \"epoch\": 1}",
+            "missing field `test_accuracy`",
+        ),
         (
             "{\"op\": \"report\", \"epoch\": 1, \"test_acuracy\": 3}",
             "unknown field `test_acuracy`",
@@ -230,11 +233,19 @@ fn the_socket_answers_each_line() {
     }
     let (first, second, closed, third) = client.join().unwrap();
     assert_eq!(requests[0], Ok(Request::ShouldStop));
-    assert!(requests[1].as_ref().unwrap_err().contains("not one the client sends"));
+    assert!(
+        requests[1]
+            .as_ref()
+            .unwrap_err()
+            .contains("not one the client sends")
+    );
     assert!(requests[2].as_ref().unwrap_err().contains("longer than"));
     let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
     assert_eq!(json(&first), serde_json::json!({"ok": true, "stop": true}));
-    assert_eq!(json(&second), serde_json::json!({"ok": false, "error": "refused"}));
+    assert_eq!(
+        json(&second),
+        serde_json::json!({"ok": false, "error": "refused"})
+    );
     assert!(closed, "a refused request ends its connection");
     assert!(third.contains("too long"), "{third}");
 }
