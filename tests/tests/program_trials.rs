@@ -216,3 +216,67 @@ ready = "{}"
         .collect();
     assert_eq!(resumed, ["0", "1"], "{log}");
 }
+
+/// Issue 19 part 2: a cancel reaches a program through the client library (it ignores SIGTERM),
+/// and the report it sends after its lease ended is answered "stop" and never recorded.
+#[test]
+fn a_cancel_reaches_the_client_and_later_reports_are_not_recorded() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let (started, told) = (dir.path().join("started"), dir.path().join("told"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/obedient.py");
+    let sweep = Sweep::new(&format!(
+        r#"
+[sweep]
+name = "obey"
+max_attempts = 1
+
+[[experiment]]
+name = "o"
+dataset = "fashion-mnist"
+program = ["python3", "{}"]
+env = {{ PYTHONPATH = "{}" }}
+
+[experiment.fixed]
+epochs = 3
+
+[experiment.params]
+started = "{}"
+told = "{}"
+"#,
+        script.display(),
+        client_library(),
+        started.display(),
+        told.display()
+    ));
+    let mut c = sweep.start_coordinator(&["--heartbeat", "200ms", "--linger", "1s"]);
+    let mut w = worker("W", &c.url());
+    wait_until(
+        "the program's first report",
+        Duration::from_secs(60),
+        || started.exists(),
+    );
+    let out = Command::new(bin("coordinator"))
+        .args(["cancel", "--addr", &c.url(), "--all", "--reason", "enough"])
+        .output()
+        .expect("run coordinator cancel");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until("the program to be told", Duration::from_secs(30), || {
+        told.exists()
+    });
+    assert_eq!(
+        std::fs::read_to_string(&told).expect("told").trim(),
+        "True",
+        "the report after the cancel is answered stop"
+    );
+    c.expect_exit_code(1, Duration::from_secs(30));
+    w.wait_for_stderr_line("program ended", Duration::from_secs(30));
+    w.kill();
+    let results = sweep.results();
+    let t = &results.trials[0];
+    assert_eq!(t.failure.as_deref(), Some("cancelled: enough"), "{t:?}");
+    assert!(t.epochs.iter().all(|m| m.epoch == 1), "{t:?}");
+}
