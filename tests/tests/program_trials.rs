@@ -145,3 +145,140 @@ fn a_cancel_reaches_a_program_that_ignores_sigterm_and_forks() {
         Some("cancelled: enough")
     );
 }
+
+/// The client library's folder, for the programs' `PYTHONPATH`.
+fn client_library() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../clients/python")
+        .display()
+        .to_string()
+}
+
+/// Issue 19 parts 2 and 4: a worker SIGKILLed mid-trial takes its program along (PDEATHSIG),
+/// and the trial resumes on another worker from the checkpoint folder the program marked
+/// through the client library.
+#[test]
+fn a_trial_resumes_from_its_programs_checkpoint_on_another_worker() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let attempts = dir.path().join("attempts");
+    let ready = dir.path().join("ready");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/resumable.py");
+    let sweep = Sweep::new(&format!(
+        r#"
+[sweep]
+name = "resume"
+max_attempts = 3
+
+[[experiment]]
+name = "r"
+dataset = "fashion-mnist"
+program = ["python3", "{}"]
+env = {{ PYTHONPATH = "{}" }}
+
+[experiment.fixed]
+epochs = 3
+
+[experiment.params]
+attempts = "{}"
+ready = "{}"
+"#,
+        script.display(),
+        client_library(),
+        attempts.display(),
+        ready.display()
+    ));
+    let mut c = sweep.start_coordinator(&["--lease-ttl", "2s", "--heartbeat", "200ms"]);
+    let mut a = worker("A", &c.url());
+    wait_until("the first checkpoint", Duration::from_secs(60), || {
+        ready.exists()
+    });
+    let pid = std::fs::read_to_string(&ready).expect("the program's pid");
+    a.wait_for_stderr_line("checkpoint uploaded", Duration::from_secs(30));
+    a.kill();
+    wait_until(
+        "the killed worker's program to end",
+        Duration::from_secs(10),
+        || gone(pid.trim()),
+    );
+    let mut b = worker("B", &c.url());
+    c.expect_exit_code(0, Duration::from_secs(120));
+    b.wait_exit(Duration::from_secs(30));
+    let results = sweep.results();
+    let t = &results.trials[0];
+    assert_eq!(t.status, "succeeded", "{t:?}");
+    assert_eq!(t.attempts, 2, "{t:?}");
+    // 1 + 2 + 3: the second attempt started from the first one's total.
+    assert_eq!(t.test_accuracy, Some(6.0), "{t:?}");
+    let curve: Vec<f64> = t.epochs.iter().map(|m| m.test_accuracy).collect();
+    assert_eq!(curve, [1.0, 3.0, 6.0], "{t:?}");
+    let log = std::fs::read_to_string(&attempts).expect("the attempts");
+    let resumed: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(resumed, ["0", "1"], "{log}");
+}
+
+/// Issue 19 part 2: a cancel reaches a program through the client library (it ignores SIGTERM),
+/// and the report it sends after its lease ended is answered "stop" and never recorded.
+#[test]
+fn a_cancel_reaches_the_client_and_later_reports_are_not_recorded() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let (started, told) = (dir.path().join("started"), dir.path().join("told"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/obedient.py");
+    let sweep = Sweep::new(&format!(
+        r#"
+[sweep]
+name = "obey"
+max_attempts = 1
+
+[[experiment]]
+name = "o"
+dataset = "fashion-mnist"
+program = ["python3", "{}"]
+env = {{ PYTHONPATH = "{}" }}
+
+[experiment.fixed]
+epochs = 3
+
+[experiment.params]
+started = "{}"
+told = "{}"
+"#,
+        script.display(),
+        client_library(),
+        started.display(),
+        told.display()
+    ));
+    let mut c = sweep.start_coordinator(&["--heartbeat", "200ms", "--linger", "1s"]);
+    let mut w = worker("W", &c.url());
+    wait_until(
+        "the program's first report",
+        Duration::from_secs(60),
+        || started.exists(),
+    );
+    let out = Command::new(bin("coordinator"))
+        .args(["cancel", "--addr", &c.url(), "--all", "--reason", "enough"])
+        .output()
+        .expect("run coordinator cancel");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until("the program to be told", Duration::from_secs(30), || {
+        told.exists()
+    });
+    assert_eq!(
+        std::fs::read_to_string(&told).expect("told").trim(),
+        "True",
+        "the report after the cancel is answered stop"
+    );
+    c.expect_exit_code(1, Duration::from_secs(30));
+    w.wait_for_stderr_line("program ended", Duration::from_secs(30));
+    w.kill();
+    let results = sweep.results();
+    let t = &results.trials[0];
+    assert_eq!(t.failure.as_deref(), Some("cancelled: enough"), "{t:?}");
+    assert!(t.epochs.iter().all(|m| m.epoch == 1), "{t:?}");
+}

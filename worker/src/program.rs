@@ -5,6 +5,12 @@
 //! files; told to stop, the whole group gets SIGTERM, then SIGKILL after the grace period, and
 //! whatever is left of the group is killed when the program ends, so no orphan survives it.
 //!
+//! With the client library (`clients/python`), the program reports its epochs, asks whether to
+//! stop and marks checkpoints over a Unix socket ([`channel`]); a checkpoint folder is packed
+//! and uploaded ([`pack`]), and an attempt resuming from it finds it unpacked in
+//! `SWEEP_RESUME_DIR`. The program dies with the thread that started it (`PR_SET_PDEATHSIG`), so
+//! a worker killed outright does not leave it running.
+//!
 //! Without the client library, the exit status decides: 0 succeeds, and a last stdout line that
 //! is a JSON object with `test_accuracy` (and optionally `train_accuracy`, `train_loss`, in
 //! percent and a loss) is the trial's one epoch of metrics. A non-zero status, or a signal the
@@ -30,6 +36,9 @@ use sweep_common::{
 use tracing::{info, warn};
 
 use crate::train::{Control, Progress, TrainError, Trained};
+
+pub mod channel;
+pub mod pack;
 
 /// Most bytes kept of each of a program's stdout and stderr logs; the rest is counted, not
 /// written.
@@ -57,23 +66,90 @@ pub struct Options {
     pub log_dir: PathBuf,
 }
 
-/// Runs `program` for `spec` to its end, or until `control` stops it.
+/// The checkpoint an attempt resumes from: the epoch it ends, and its archive ([`pack`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Resume<'a> {
+    /// The last epoch it holds.
+    pub epoch: u32,
+    /// The archive.
+    pub archive: &'a [u8],
+}
+
+/// The trial's own files, in a temporary folder that goes when the trial ends.
+struct Scratch {
+    _dir: tempfile::TempDir,
+    params: PathBuf,
+    weights: PathBuf,
+    socket: PathBuf,
+    checkpoint: PathBuf,
+    /// Where the checkpoint resumed from is unpacked, and the epoch it ends.
+    resume: Option<(PathBuf, u32)>,
+}
+
+impl Scratch {
+    fn new(resumed_from: Option<u32>) -> Result<Self, TrainError> {
+        let dir = tempfile::Builder::new()
+            .prefix("sweep-trial-")
+            .tempdir()
+            .map_err(|e| internal(format!("cannot make the trial's folder: {e}")))?;
+        let at = |name: &str| dir.path().join(name);
+        let checkpoint = at("checkpoint");
+        let resume = resumed_from.map(|epoch| (at("resume"), epoch));
+        for d in std::iter::once(&checkpoint).chain(resume.as_ref().map(|(d, _)| d)) {
+            std::fs::create_dir(d)
+                .map_err(|e| internal(format!("cannot make {}: {e}", d.display())))?;
+        }
+        Ok(Self {
+            params: at("params.json"),
+            weights: at("weights"),
+            socket: at("channel.sock"),
+            checkpoint,
+            resume,
+            _dir: dir,
+        })
+    }
+}
+
+/// The epochs of the checkpoint `resume`, unpacked into `dir`: those 1..=`resume.epoch`.
+fn unpack_resume(resume: Resume<'_>, dir: &Path) -> Result<Vec<EpochMetrics>, TrainError> {
+    let meta = pack::unpack(resume.archive, dir).map_err(|e| TrainError::Resume(e.to_string()))?;
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        epochs: Vec<EpochMetrics>,
+    }
+    let meta: Meta = serde_json::from_slice(&meta)
+        .map_err(|e| TrainError::Resume(format!("not a program's checkpoint: {e}")))?;
+    let numbered = meta.epochs.iter().zip(1..).all(|(m, i)| m.epoch == i);
+    if !numbered || meta.epochs.len() != resume.epoch as usize {
+        return Err(TrainError::Resume(format!(
+            "the checkpoint of epoch {} does not hold epochs 1..={}",
+            resume.epoch, resume.epoch
+        )));
+    }
+    Ok(meta.epochs)
+}
+
+/// Runs `program` for `spec` to its end, or until `control` stops it; from the checkpoint
+/// `resume` when given.
 pub fn run(
     spec: &TrialSpec,
     program: &ProgramSpec,
     opts: &Options,
     progress: &mut dyn Progress,
     control: &Control,
+    resume: Option<Resume<'_>>,
 ) -> Result<Trained, TrainError> {
     let started = Instant::now();
-    let scratch = tempfile::Builder::new()
-        .prefix("sweep-trial-")
-        .tempdir()
-        .map_err(|e| internal(format!("cannot make the trial's folder: {e}")))?;
-    let params = scratch.path().join("params.json");
-    let weights = scratch.path().join("weights");
-    std::fs::write(&params, params_json(spec, program).to_string())
+    let scratch = Scratch::new(resume.map(|r| r.epoch))?;
+    let (params, weights) = (&scratch.params, &scratch.weights);
+    let done = match (resume, &scratch.resume) {
+        (Some(r), Some((dir, _))) => unpack_resume(r, dir)?,
+        _ => Vec::new(),
+    };
+    std::fs::write(params, params_json(spec, program).to_string())
         .map_err(|e| internal(format!("cannot write the hyperparameters file: {e}")))?;
+    let listener = channel::Listener::bind(&scratch.socket)
+        .map_err(|e| internal(format!("cannot make the program's socket: {e}")))?;
     std::fs::create_dir_all(&opts.log_dir).map_err(|e| {
         internal(format!(
             "cannot make the log folder {}: {e}",
@@ -84,7 +160,7 @@ pub fn run(
     let out_log = opts.log_dir.join(format!("{stem}.stdout.log"));
     let err_log = opts.log_dir.join(format!("{stem}.stderr.log"));
 
-    let mut cmd = command(spec, program, opts, &params, &weights);
+    let mut cmd = command(spec, program, opts, &scratch);
     let mut child = cmd.spawn().map_err(|e| TrainError::Program {
         kind: FailureKind::ProgramFailed,
         message: format!("cannot start {:?}: {e}", program.argv[0]),
@@ -98,7 +174,22 @@ pub fn run(
         .take()
         .map(|s| capture(s, &err_log, TAIL_LINES));
 
-    let (status, stopped) = supervise(&mut child, group, opts.grace, control);
+    let classes = spec.dataset.num_classes();
+    let mut served = Served {
+        listener,
+        reports: channel::Reports {
+            resumed_from: resume.map_or(0, |r| r.epoch),
+            epochs: spec.params.epochs,
+            classes,
+            checkpoint_dir: scratch.checkpoint.clone(),
+            done,
+            confusion: None,
+            reported: false,
+        },
+        progress,
+        refused: None,
+    };
+    let (status, stopped) = supervise(&mut child, group, opts.grace, control, &mut served);
     let last_out = stdout.and_then(|h| h.join().ok()).unwrap_or_default();
     let tail = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
     info!(trial = %spec.name, ?status, logs = %opts.log_dir.display(), "program ended");
@@ -107,30 +198,46 @@ pub fn run(
         // A lost lease's answer is never sent; a drained worker gives the lease back, free.
         return Err(TrainError::Stopped { epoch: 0 });
     }
+    if let Some(refused) = served.refused {
+        return Err(TrainError::Program {
+            kind: FailureKind::ProgramFailed,
+            message: format!("the program's client sent {refused}"),
+        });
+    }
     let status = status.map_err(|e| internal(format!("cannot wait for the program: {e}")))?;
     if !status.success() {
         return Err(failure(status, &tail));
     }
-    let epochs = final_metrics(last_out.back().map(String::as_str))
-        .map(|m| vec![m])
-        .unwrap_or_default();
-    for m in &epochs {
-        progress.epoch(m);
-    }
-    let classes = spec.dataset.num_classes();
+    let Served {
+        reports, progress, ..
+    } = served;
+    let epochs = if reports.reported {
+        reports.done
+    } else {
+        let epochs = final_metrics(last_out.back().map(String::as_str))
+            .map(|m| vec![m])
+            .unwrap_or_default();
+        for m in &epochs {
+            progress.epoch(m);
+        }
+        epochs
+    };
     let last = epochs.last();
     let (train_accuracy, test_accuracy) =
         last.map_or((0.0, 0.0), |m| (m.train_accuracy, m.test_accuracy));
-    let weights = read_weights(&weights)?;
+    let weights = read_weights(weights)?;
     Ok(Trained {
         result: TrialResult {
             epochs,
             last: FinalMetrics {
                 train_accuracy,
                 test_accuracy,
-                // A program reports no confusion matrix yet: empty ones of the dataset's classes.
+                // The program's own split is not the sweep's: an empty training matrix, and the
+                // test matrix it last reported, if any.
                 train_confusion: ConfusionMatrix::zeros(classes),
-                test_confusion: ConfusionMatrix::zeros(classes),
+                test_confusion: reports
+                    .confusion
+                    .unwrap_or_else(|| ConfusionMatrix::zeros(classes)),
                 train_seconds: started.elapsed().as_secs_f64(),
                 dataset_images: 0,
             },
@@ -164,14 +271,9 @@ fn params_json(spec: &TrialSpec, program: &ProgramSpec) -> serde_json::Value {
     serde_json::Value::Object(all)
 }
 
-/// The program's command: its own process group, a clean environment, no stdin.
-fn command(
-    spec: &TrialSpec,
-    program: &ProgramSpec,
-    opts: &Options,
-    params: &Path,
-    weights: &Path,
-) -> Command {
+/// The program's command: its own process group, a clean environment, no stdin; it dies with
+/// the thread that starts it.
+fn command(spec: &TrialSpec, program: &ProgramSpec, opts: &Options, scratch: &Scratch) -> Command {
     let mut cmd = Command::new(&program.argv[0]);
     cmd.args(&program.argv[1..])
         .env_clear()
@@ -179,6 +281,7 @@ fn command(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    die_with_parent(&mut cmd);
     for var in INHERITED {
         if let Some(v) = std::env::var_os(var) {
             cmd.env(var, v);
@@ -187,13 +290,19 @@ fn command(
     cmd.envs(&program.env);
     let gpu = opts.gpu.map(|g| g.to_string()).unwrap_or_default();
     cmd.env("CUDA_VISIBLE_DEVICES", gpu)
-        .env("SWEEP_PARAMS", params)
-        .env("SWEEP_WEIGHTS", weights)
+        .env("SWEEP_PARAMS", &scratch.params)
+        .env("SWEEP_WEIGHTS", &scratch.weights)
+        .env("SWEEP_SOCKET", &scratch.socket)
+        .env("SWEEP_CHECKPOINT_DIR", &scratch.checkpoint)
         .env("SWEEP_TRIAL_ID", spec.id.to_string())
         .env("SWEEP_TRIAL_NAME", &spec.name)
         .env("SWEEP_EXPERIMENT", &spec.experiment)
         .env("SWEEP_EPOCHS", spec.params.epochs.to_string())
         .env("SWEEP_SEED", spec.params.seed.to_string());
+    if let Some((dir, epoch)) = &scratch.resume {
+        cmd.env("SWEEP_RESUME_DIR", dir)
+            .env("SWEEP_RESUME_EPOCH", epoch.to_string());
+    }
     if let Some(w) = &program.workdir {
         cmd.current_dir(w);
     }
@@ -259,15 +368,72 @@ fn capture(
     })
 }
 
+/// Sets `PR_SET_PDEATHSIG`: the program gets SIGKILL when the thread that started it ends, so a
+/// worker killed outright takes it along (its own children it forked are the group's, which
+/// the worker kills when it can).
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut Command) {
+    let parent = i32::try_from(std::process::id()).unwrap_or(0);
+    // SAFETY: the closure runs in the forked child before exec and calls only prctl(2) and
+    // getppid(2), both async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The worker died between the fork and the prctl: the signal will not come.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The program's side of the trial while it runs: its channel, what it reported, and the
+/// first request refused.
+struct Served<'a> {
+    listener: channel::Listener,
+    reports: channel::Reports,
+    progress: &'a mut dyn Progress,
+    refused: Option<String>,
+}
+
+impl Served<'_> {
+    /// Answers the program's next request within `wait`, if any; a refusal is kept (the first
+    /// one is the trial's failure).
+    fn serve(&mut self, wait: Duration, control: &Control) {
+        let Some(mut call) = self.listener.next(wait) else {
+            return;
+        };
+        let request = std::mem::replace(&mut call.request, Err(String::new()));
+        let answer = request.and_then(|r| self.reports.handle(r, &mut *self.progress));
+        let answer = match answer {
+            Ok(()) => {
+                Ok(control.stop.load(Ordering::Relaxed) || control.drain.load(Ordering::Relaxed))
+            }
+            Err(e) => {
+                warn!(error = %e, "the program's request is refused: stopping it");
+                self.refused.get_or_insert_with(|| e.clone());
+                Err(e)
+            }
+        };
+        call.answer(answer);
+    }
+}
+
 /// Waits for the program, stopping it when `control` says so (the lease is lost, the trial
-/// cancelled, the worker draining); then kills what is left of its group. Answers its exit
-/// status and whether the worker stopped it.
+/// cancelled, the worker draining) or when it sent a request that was refused, and answering
+/// its requests meanwhile; then kills what is left of its group. Answers its exit status and
+/// whether the worker stopped it for `control`.
 fn supervise(
     child: &mut Child,
     group: i32,
     grace: Duration,
     control: &Control,
+    served: &mut Served<'_>,
 ) -> (std::io::Result<ExitStatus>, bool) {
+    let told = || control.stop.load(Ordering::Relaxed) || control.drain.load(Ordering::Relaxed);
     let mut stopped: Option<Instant> = None;
     let mut killed = false;
     loop {
@@ -277,12 +443,12 @@ fn supervise(
             Err(e) => {
                 signal_group(group, libc::SIGKILL);
                 let _ = child.wait();
-                return (Err(e), stopped.is_some());
+                return (Err(e), stopped.is_some() && told());
             }
         }
         match stopped {
             None => {
-                if control.stop.load(Ordering::Relaxed) || control.drain.load(Ordering::Relaxed) {
+                if told() || served.refused.is_some() {
                     signal_group(group, libc::SIGTERM);
                     stopped = Some(Instant::now());
                 }
@@ -297,12 +463,12 @@ fn supervise(
             }
             Some(_) => {}
         }
-        std::thread::sleep(POLL);
+        served.serve(POLL, control);
     }
     // The leader has ended but is not reaped yet, so its group id cannot be reused: whatever
     // it left running in its group goes with it.
     signal_group(group, libc::SIGKILL);
-    (child.wait(), stopped.is_some())
+    (child.wait(), stopped.is_some() && told())
 }
 
 /// Whether the child `pid` has ended, without reaping it (`waitid` with `WNOWAIT`).

@@ -54,6 +54,7 @@ fn go(
         opts,
         &mut epochs,
         control,
+        None,
     );
     (r, epochs.0)
 }
@@ -235,4 +236,170 @@ fn what_a_program_leaves_running_ends_with_it() {
     assert_eq!(r.unwrap().result.last.test_accuracy, 50.0);
     let text = wait_for(&pid);
     assert!(gone(&text), "the background sleep survived");
+}
+
+/// What a program trial handed to the session: epochs and checkpoints.
+#[derive(Default)]
+struct Seen {
+    epochs: Vec<EpochMetrics>,
+    checkpoints: Vec<(u32, Vec<u8>)>,
+}
+
+impl Progress for Seen {
+    fn epoch(&mut self, m: &EpochMetrics) {
+        self.epochs.push(m.clone());
+    }
+    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) {
+        self.checkpoints.push((epoch, bytes));
+    }
+}
+
+/// `code` run by the project's `python3` with the client library on its path.
+fn client_program(dir: &Path, code: &str) -> TrialSpec {
+    let script = dir.join("client.py");
+    std::fs::write(&script, code).unwrap();
+    let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/python");
+    spec(&format!(
+        "'env', 'PYTHONPATH={}', 'python3', '{}'",
+        library.display(),
+        script.display()
+    ))
+}
+
+/// The client library reports epochs with a confusion matrix and marks a checkpoint; an
+/// attempt resuming from that checkpoint finds its folder and the epochs before it.
+#[test]
+fn the_client_reports_checkpoints_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = client_program(
+        dir.path(),
+        "import json, os, sweep\n\
+         t = sweep.trial()\n\
+         total = 0\n\
+         if t.resume_dir():\n    total = json.load(open(os.path.join(t.resume_dir(), 'total')))\n\
+         for epoch in range(t.resume_epoch + 1, t.epochs + 1):\n    \
+             total += 10 * epoch\n    \
+             confusion = [[epoch if i == j else 0 for j in range(10)] for i in range(10)]\n    \
+             stop = t.report(epoch, test_accuracy=total, train_loss=0.5, confusion=confusion, f1=0.5)\n    \
+             assert stop is False and t.should_stop() is False\n    \
+             json.dump(total, open(os.path.join(t.checkpoint_dir(), 'total'), 'w'))\n    \
+             t.checkpoint(epoch)\n    \
+             if epoch == 1 and t.resume_epoch == 0:\n        raise SystemExit(0)\n",
+    );
+    let opts = options(dir.path(), None);
+    let program = spec.program.as_ref().unwrap();
+    let mut first = Seen::default();
+    let r = run(&spec, program, &opts, &mut first, &Control::default(), None);
+    let trained = r.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.epochs.len(), 1);
+    assert_eq!(first.epochs[0].test_accuracy, 10.0);
+    assert_eq!(trained.result.epochs, first.epochs);
+    assert_eq!(trained.result.last.test_confusion.get(3, 3), 1);
+    let (epoch, archive) = first.checkpoints.pop().unwrap();
+    assert_eq!(epoch, 1);
+
+    let mut second = Seen::default();
+    let resume = super::Resume {
+        epoch: 1,
+        archive: &archive,
+    };
+    let r = run(
+        &spec,
+        program,
+        &opts,
+        &mut second,
+        &Control::default(),
+        Some(resume),
+    );
+    let trained = r.unwrap_or_else(|e| panic!("{e}"));
+    // Only epoch 2 is reported; the result holds epoch 1 from the checkpoint too.
+    assert_eq!(second.epochs.len(), 1);
+    assert_eq!(second.epochs[0].test_accuracy, 30.0, "10 + 20: resumed");
+    let curve: Vec<f64> = trained
+        .result
+        .epochs
+        .iter()
+        .map(|m| m.test_accuracy)
+        .collect();
+    assert_eq!(curve, [10.0, 30.0]);
+    assert_eq!(trained.result.last.test_accuracy, 30.0);
+    assert_eq!(trained.result.last.test_confusion.get(3, 3), 2);
+}
+
+/// A checkpoint that is not a program's, or does not hold its epochs, cannot be resumed from.
+#[test]
+fn a_checkpoint_that_is_not_a_programs_is_unusable() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = client_program(dir.path(), "pass\n");
+    let program = spec.program.as_ref().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let no_epochs = super::pack::pack(empty.path(), b"{\"epochs\": []}").unwrap();
+    for archive in [&b"not a tar archive at all"[..], &no_epochs] {
+        let resume = super::Resume { epoch: 1, archive };
+        let opts = options(dir.path(), None);
+        let r = run(
+            &spec,
+            program,
+            &opts,
+            &mut Seen::default(),
+            &Control::default(),
+            Some(resume),
+        );
+        assert!(
+            matches!(r, Err(TrainError::Resume(_))),
+            "{:?}",
+            r.map(|t| t.result)
+        );
+    }
+}
+
+/// What the program sends that the worker refuses fails the trial with the reason, and stops a
+/// program that carries on regardless.
+#[test]
+fn a_refused_request_fails_the_trial_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    // Garbage on the socket, then the program waits to be stopped.
+    let spec = client_program(
+        dir.path(),
+        "import os, socket, time\n\
+         s = socket.socket(socket.AF_UNIX)\n\
+         s.connect(os.environ['SWEEP_SOCKET'])\n\
+         s.sendall(b'{\"op\": \"report\", \"epoch\": 1, \"test_accuracy\": \"high\"}\\n')\n\
+         print(s.makefile().readline(), flush=True)\n\
+         time.sleep(1000)\n",
+    );
+    let (r, epochs) = go(&spec, &options(dir.path(), None), &Control::default());
+    match r {
+        Err(TrainError::Program { kind, message }) => {
+            assert_eq!(kind, FailureKind::ProgramFailed);
+            assert!(
+                message.contains("the program's client sent a request that is not one")
+                    && message.contains("invalid type"),
+                "{message}"
+            );
+        }
+        other => panic!("{:?}", other.map(|t| t.result)),
+    }
+    assert!(epochs.is_empty());
+    // Through the library: an epoch out of order raises in the program, and the trial's
+    // failure says why.
+    let spec = client_program(
+        dir.path(),
+        "import sweep\n\
+         t = sweep.trial()\n\
+         t.report(1, test_accuracy=50.0)\n\
+         t.report(3, test_accuracy=50.0)\n",
+    );
+    let (r, epochs) = go(&spec, &options(dir.path(), None), &Control::default());
+    match r {
+        Err(TrainError::Program { kind, message }) => {
+            assert_eq!(kind, FailureKind::ProgramFailed);
+            assert!(
+                message.contains("report of epoch 3: the next epoch is 2"),
+                "{message}"
+            );
+        }
+        other => panic!("{:?}", other.map(|t| t.result)),
+    }
+    assert_eq!(epochs.len(), 1);
 }

@@ -161,6 +161,8 @@ struct Inputs {
     engine: Result<Arc<DeviceData>, Duration>,
     /// The checkpoint to resume from.
     resume: Option<Vec<u8>>,
+    /// The epoch it ends (0: none).
+    resumed_from: u32,
 }
 
 /// Fetches the checkpoint `resume` names, if any, and makes the trial's dataset resident. A
@@ -172,6 +174,7 @@ async fn inputs(
     resume: Option<&v1::CheckpointRef>,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Inputs, (FailureKind, String)> {
+    let resumed_from = resume.map_or(0, |r| r.epoch);
     let resume = match resume {
         Some(r) => match fetch_checkpoint(session, lease, r, shutdown).await {
             Ok(bytes) => Some(bytes),
@@ -195,7 +198,11 @@ async fn inputs(
         },
         Engine::Test(epoch_time) => Err(*epoch_time),
     };
-    Ok(Inputs { engine, resume })
+    Ok(Inputs {
+        engine,
+        resume,
+        resumed_from,
+    })
 }
 
 /// Starts the trainer on a thread of its own. Returns its progress, and its answer (a panic
@@ -218,7 +225,11 @@ fn spawn_trainer(
             let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 match (&spec.program, &inputs.engine) {
                     (Some(p), _) => {
-                        crate::program::run(&spec, p, &program, &mut progress, &control)
+                        let resume = resume.map(|archive| crate::program::Resume {
+                            epoch: inputs.resumed_from,
+                            archive,
+                        });
+                        crate::program::run(&spec, p, &program, &mut progress, &control, resume)
                     }
                     (None, Ok(data)) => train(&spec, data, &mut progress, &control, resume),
                     (None, Err(epoch_time)) => {
