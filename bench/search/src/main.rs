@@ -79,11 +79,12 @@ fn read(path: &PathBuf) -> anyhow::Result<Results<'static>> {
     serde_json::from_str(&text).with_context(|| format!("{}: not a results.json", path.display()))
 }
 
+/// The sampled keys and their distributions.
+type Space = Vec<(Param, Distribution)>;
+
 /// The recorded space: each key's values (as choices, in the order first seen) and the final
 /// test accuracy of every configuration.
-fn table(
-    results: &Results<'_>,
-) -> anyhow::Result<(Vec<(Param, Distribution)>, BTreeMap<PointKey, f64>)> {
+fn table(results: &Results<'_>) -> anyhow::Result<(Space, BTreeMap<PointKey, f64>)> {
     let mut values: Vec<Vec<Value>> = vec![Vec::new(); KEYS.len()];
     let mut lookup = BTreeMap::new();
     for t in results.trials.iter().filter(|t| t.succeeded()) {
@@ -98,7 +99,7 @@ fn table(
             .with_context(|| format!("trial {} has no test accuracy", t.name))?;
         lookup.insert(sample::key(&point), accuracy);
     }
-    let space: Vec<(Param, Distribution)> = KEYS
+    let space: Space = KEYS
         .iter()
         .zip(values)
         .map(|(&p, v)| (p, Distribution::Choice(v)))

@@ -64,7 +64,7 @@ fn results(grid: &Grid) -> Results<'static> {
             name: Cow::Owned(spec.name.clone()),
             dataset: spec.dataset,
             params: Cow::Owned(spec.params.clone()),
-            split: spec.split.clone(),
+            split: spec.split,
             status: Status::Succeeded,
             attempts: 1,
             worker: Some(format!("w{}", i % 3)),
