@@ -22,7 +22,7 @@ mod serve;
 
 pub use engine::{actor, lock, state, store};
 use engine::{private, startup};
-pub use outputs::{console, plan, report, results, status, tensorboard};
+pub use outputs::{console, plan, replay, report, results, status, tensorboard};
 pub use serve::{artifacts, auth, metrics, service, web};
 
 use std::future::Future;

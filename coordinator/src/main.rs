@@ -200,6 +200,27 @@ enum Command {
         #[arg(long, value_name = "SET", default_value = "cpu:2")]
         workers: String,
     },
+    /// Runs a grid's stopping rule ([experiment.stopping]) over the recorded curves of a
+    /// finished full sweep, in virtual time, without training: prints the trials it would stop,
+    /// the epochs it would train against the full grid's, and the best configuration it would
+    /// find against the full sweep's.
+    Replay {
+        /// The finished sweep's results.json (every trial of the grid's experiment, to its end).
+        #[arg(long, value_name = "FILE")]
+        results: PathBuf,
+        /// The grid file whose experiment the results are, with its [experiment.stopping].
+        #[arg(long, value_name = "FILE")]
+        grid: PathBuf,
+        /// Workers to simulate [default: the number of workers the results name, else 1].
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        workers: Option<u32>,
+        /// Only this experiment [default: every one with a stopping rule].
+        #[arg(long, value_name = "NAME")]
+        experiment: Option<String>,
+        /// Print the replays as JSON (a list, one per experiment).
+        #[arg(long)]
+        json: bool,
+    },
     /// Remakes the report (report.md, report.html, CSVs, figures) from DIR/results.json,
     /// without retraining.
     Report {
@@ -568,6 +589,67 @@ fn plan(grid_file: &Path, only: &[String], from: Option<&Path>, workers: &str) -
     Exit::Success
 }
 
+/// `coordinator replay --results FILE --grid FILE [--workers N] [--experiment NAME] [--json]`:
+/// prints what the grid's stopping rule would have done to the recorded sweep, or the error.
+fn replay(
+    results_file: &Path,
+    grid_file: &Path,
+    workers: Option<u32>,
+    only: Option<&str>,
+    json: bool,
+) -> Exit {
+    use sweep_coordinator::replay;
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {e}");
+        Exit::CannotStart
+    };
+    let grid = match Grid::from_file(grid_file) {
+        Ok(g) => g,
+        Err(e) => return fail(&e),
+    };
+    let text = match std::fs::read_to_string(results_file) {
+        Ok(t) => t,
+        Err(e) => {
+            return fail(&format!(
+                "--results: cannot read {}: {e}",
+                results_file.display()
+            ));
+        }
+    };
+    let results = match sweep_coordinator::report::parse(&text, results_file) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let (grid_name, results_name) = (
+        grid_file.display().to_string(),
+        results_file.display().to_string(),
+    );
+    let experiments = match replay::experiments(&grid, &grid_name, only) {
+        Ok(e) => e,
+        Err(e) => return fail(&e),
+    };
+    let workers = workers.map_or_else(|| replay::recorded_workers(&results), |n| n as usize);
+    let mut replays = Vec::with_capacity(experiments.len());
+    for e in experiments {
+        // `experiments` returns only experiments with a rule.
+        let Some(spec) = e.stopping else { continue };
+        match replay::recorded(e, &spec, &results, &results_name, &grid_name) {
+            Ok(trials) => replays.push(replay::run(&e.name, &spec, &trials, workers)),
+            Err(e) => return fail(&e),
+        }
+    }
+    if json {
+        match serde_json::to_string_pretty(&replays) {
+            Ok(j) => println!("{j}"),
+            Err(e) => return fail(&e),
+        }
+    } else {
+        let texts: Vec<String> = replays.iter().map(replay::text).collect();
+        print!("{}", texts.join("\n"));
+    }
+    Exit::Success
+}
+
 fn runtime() -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Runtime::new() {
         Ok(rt) => Some(rt),
@@ -728,6 +810,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let exit = match &cli.command {
         Some(Command::Report { out }) => report(out),
+        Some(Command::Replay {
+            results,
+            grid,
+            workers,
+            experiment,
+            json,
+        }) => replay(results, grid, *workers, experiment.as_deref(), *json),
         Some(Command::Plan {
             grid,
             only,
