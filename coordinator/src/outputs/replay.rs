@@ -77,8 +77,9 @@ pub enum ReplayError {
     },
     /// A trial has not ended: the sweep is not finished.
     #[error(
-        "{results}: trial {trial:?} is {status}: replay needs a finished sweep (every trial \
-         succeeded or failed)"
+        "{results}: trial {trial:?} is {status}: replay needs a finished sweep whose every trial \
+         succeeded or failed (a stopped trial's curve ends early: replay the sweep run without \
+         its stopping rule)"
     )]
     Unfinished {
         /// The results file.

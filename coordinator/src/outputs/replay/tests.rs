@@ -79,6 +79,7 @@ fn results(grid: &Grid) -> Results<'static> {
             weights: None,
             failure: None,
             failed_attempts: Cow::Owned(Vec::new()),
+            stopped: None,
         });
     }
     Results {
