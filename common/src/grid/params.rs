@@ -234,6 +234,24 @@ hyperparameters! {
         plural: "gradient clipping norms",
         aliases: ["clip", "grad_clip", "max_grad_norm", "clip_norm"],
     }
+    /// Augmentation: zero padding on each side before a random crop of the image's size (0: none).
+    RandomCrop random_crop: u32 {
+        domain: Domain::Int { min: 0, max: 64 },
+        default: Fallback::Value(Value::Int(0)),
+        canonical: UnlessDefault,
+        label: "Random crop padding",
+        plural: "crop paddings",
+        aliases: ["crop", "crop_padding", "random_crop_padding"],
+    }
+    /// Augmentation: the probability of flipping a training image horizontally (0: never).
+    RandomFlip random_flip: f64 {
+        domain: Domain::Float { min: Bound::Closed(0.0), max: Bound::Closed(1.0) },
+        default: Fallback::Value(Value::Float(0.0)),
+        canonical: UnlessDefault,
+        label: "Random flip",
+        plural: "flip probabilities",
+        aliases: ["flip", "hflip", "horizontal_flip"],
+    }
 }
 
 impl Param {

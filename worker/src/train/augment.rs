@@ -69,9 +69,11 @@ impl Augment {
         let ys = top.f_unsqueeze(1)?.f_add(&Tensor::f_arange(h, long)?)?;
         let cols = Tensor::f_arange(w, long)?;
         let mirrored = Tensor::f_arange(w, long)?.f_flip([0])?;
-        let xs = left
-            .f_unsqueeze(1)?
-            .f_add(&cols.f_unsqueeze(0)?.f_where_self(&flipped.f_logical_not()?, &mirrored)?)?;
+        let xs = left.f_unsqueeze(1)?.f_add(
+            &cols
+                .f_unsqueeze(0)?
+                .f_where_self(&flipped.f_logical_not()?, &mirrored)?,
+        )?;
         // Linear index into each padded image: channel, row, column.
         let channel = Tensor::f_arange(c, long)?.f_mul_scalar(hp * wp)?;
         let index = channel
@@ -155,7 +157,8 @@ mod tests {
                                                 .map(|x| {
                                                     let x = if flip { 3 - x } else { x };
                                                     let (sy, sx) = (y + top, x + left);
-                                                    if (1..=3).contains(&sy) && (1..=4).contains(&sx)
+                                                    if (1..=3).contains(&sy)
+                                                        && (1..=4).contains(&sx)
                                                     {
                                                         src[c][sy - 1][sx - 1]
                                                     } else {

@@ -15,6 +15,7 @@
 use sweep_common::Activation;
 use tch::{Device, Kind, Tensor};
 
+use super::augment::Augment;
 use super::{Mlp, TrainError};
 
 /// The per-batch tensors for one batch size: the input, each layer's output and the gradient of
@@ -180,15 +181,16 @@ impl Workspace {
         })
     }
 
-    /// One forward and backward pass over the dataset rows `idx`, which are the epoch's rows
-    /// `start..start + idx.len()`: fills [`Workspace::grads`] and the epoch's measurements.
+    /// One forward and backward pass over the dataset rows `idx` of (images, labels), which are
+    /// the epoch's rows `start..start + idx.len()`, augmented with the batch's seed when given:
+    /// fills [`Workspace::grads`] and the epoch's measurements.
     pub(super) fn step(
         &mut self,
         model: &Mlp,
-        images: &Tensor,
-        labels: &Tensor,
+        (images, labels): (&Tensor, &Tensor),
         idx: &Tensor,
         start: i64,
+        augment: Option<(Augment, u64)>,
     ) -> Result<(), TrainError> {
         let rows = idx.size1()?;
         let bufs = if rows == self.batch {
@@ -205,6 +207,9 @@ impl Workspace {
 
         // Input: gather the rows, convert to float in [0, 1] (as `to_float` does, in place).
         let _ = images.f_index_select_out(&bufs.raw, 0, idx)?;
+        if let Some((a, seed)) = augment {
+            bufs.raw.f_copy_(&a.apply(&bufs.raw, seed)?)?;
+        }
         bufs.input.f_copy_(&bufs.raw)?;
         let _ = bufs.input.f_mul_scalar_(1.0 / 255.0)?;
         let y = self.epoch.labels.f_narrow(0, start, rows)?;

@@ -13,6 +13,7 @@
 //! from the shared dataset tensor with one index tensor per epoch; nothing is copied per trial.
 
 mod adam;
+mod augment;
 mod backprop;
 mod checkpoint;
 mod model;
@@ -32,6 +33,7 @@ use tch::{Device, Kind, Reduction, Tensor, nn};
 
 use crate::data_cache::DeviceData;
 pub use adam::Adam;
+use augment::Augment;
 use backprop::Workspace;
 pub use model::Mlp;
 pub use net::Net;
@@ -183,6 +185,8 @@ pub struct Trainer<'a> {
     subset: Vec<u32>,
     /// Batches per epoch (the last may be shorter).
     batches: u64,
+    /// The training images' augmentation, if any.
+    augment: Option<Augment>,
     /// The same, on the device (for evaluation).
     subset_idx: Tensor,
     /// Dataset indices of the test split, on the device.
@@ -261,6 +265,7 @@ impl<'a> Trainer<'a> {
             test_idx: index_tensor(test_part.iter().copied(), device)?,
             subset,
             batches,
+            augment: Augment::new(&spec.params, spec.dataset.image_shape()),
             engine,
             params,
             adam,
@@ -334,11 +339,13 @@ impl<'a> Trainer<'a> {
             let idx = perm.f_narrow(0, start, batch.min(len - start))?;
             self.optim
                 .schedule(&mut self.adam, epoch, b as u64, self.batches);
+            let augment = self.augment.map(|a| (a, a.batch_seed(epoch, b as u64)));
             match &mut self.engine {
                 Engine::Mlp {
                     model, workspace, ..
                 } => {
-                    workspace.step(model, self.data.images(), self.data.labels(), &idx, start)?;
+                    let data = (self.data.images(), self.data.labels());
+                    workspace.step(model, data, &idx, start, augment)?;
                     self.optim
                         .step(&mut self.adam, &mut self.params, &workspace.grads)?;
                 }
@@ -348,7 +355,8 @@ impl<'a> Trainer<'a> {
                     let seed =
                         SplitMix64::for_stream(self.spec.params.seed, "dropout", stream).next_u64();
                     let smoothing = self.spec.params.label_smoothing;
-                    let grads = net_step(net, self.data, &idx, (seed, smoothing), loss, correct)?;
+                    let (data, how) = (self.data, (seed, smoothing, augment));
+                    let grads = net_step(net, data, &idx, how, loss, correct)?;
                     self.optim.step(&mut self.adam, &mut self.params, &grads)?;
                     for g in grads {
                         let mut g = g;
@@ -531,19 +539,23 @@ impl<'a> Trainer<'a> {
     }
 }
 
-/// One autograd step of a model of layers on the dataset rows `idx`, with dropout's seed and
-/// the loss's label smoothing: adds the batch's mean loss and its correct predictions to the
+/// One autograd step of a model of layers on the dataset rows `idx`, with dropout's seed, the
+/// loss's label smoothing and the batch's augmentation: adds the batch's mean loss and its correct predictions to the
 /// epoch's sums on the device, and gives the gradients (one per parameter, in the model's
 /// order; the caller zeroes them after the update).
 fn net_step(
     net: &Net,
     data: &DeviceData,
     idx: &Tensor,
-    (dropout_seed, smoothing): (u64, f64),
+    (dropout_seed, smoothing, augment): (u64, f64, Option<(Augment, u64)>),
     loss_sum: &mut Tensor,
     correct: &mut Tensor,
 ) -> Result<Vec<Tensor>, TrainError> {
-    let x = to_float(&data.images().f_index_select(0, idx)?)?;
+    let mut raw = data.images().f_index_select(0, idx)?;
+    if let Some((a, seed)) = augment {
+        raw = a.apply(&raw, seed)?;
+    }
+    let x = to_float(&raw)?;
     let y = data.labels().f_index_select(0, idx)?;
     let logits = net.forward(&x, Some(dropout_seed))?;
     let loss = logits.f_cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, smoothing)?;

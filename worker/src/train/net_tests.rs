@@ -209,14 +209,15 @@ fn every_optimizer_resumes_bit_for_bit() {
 }
 
 /// The training options (a schedule counted in batches with a warm-up, label smoothing,
-/// gradient clipping) change the run, and a run resumed from any of its checkpoints continues
+/// gradient clipping, augmentation) change the run, and a run resumed from any of its checkpoints continues
 /// it bit for bit (the schedule's position included), on both the MLP's hand-written step and
 /// the autograd path.
 #[test]
 fn training_options_resume_bit_for_bit_on_both_paths() {
     let (_dir, data) = fashion(300);
     let options = "lr_schedule='onecycle'\nlr_schedule_unit='batch'\nlr_warmup=3\n\
-                   label_smoothing=0.1\nclip_grad_norm=0.5\noptimizer='sgd'\nlearning_rate=0.05";
+                   label_smoothing=0.1\nclip_grad_norm=0.5\noptimizer='sgd'\nlearning_rate=0.05\n\
+                   random_crop=2\nrandom_flip=0.5";
     for model in [
         "mlp",
         "conv(4,3,p=1) bn relu maxpool(2) flatten dropout(0.2) linear(10)",

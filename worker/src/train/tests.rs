@@ -376,7 +376,8 @@ fn manual_gradients_equal_autograd() {
         let mut losses = Vec::new();
         for (start, rows) in [(0i64, 8i64), (8, 5)] {
             let idx = Tensor::arange_start(3 * start, 3 * start + rows, (Kind::Int64, Device::Cpu));
-            tch::no_grad(|| ws.step(&model, data.images(), data.labels(), &idx, start)).unwrap();
+            let d = (data.images(), data.labels());
+            tch::no_grad(|| ws.step(&model, d, &idx, start, None)).unwrap();
 
             let x = data.images().index_select(0, &idx).to_kind(Kind::Float) / 255.0;
             let y = data.labels().index_select(0, &idx);

@@ -108,7 +108,7 @@ fn report_from_the_stored_fixture() {
             "id,experiment,name,dataset,activation,hidden_layers,hidden_width,learning_rate,\
              batch_size,epochs,train_fraction,seed,model,optimizer,momentum,weight_decay,\
              lr_schedule,lr_schedule_unit,lr_warmup,lr_step_size,lr_gamma,label_smoothing,\
-             clip_grad_norm,status,\
+             clip_grad_norm,random_crop,random_flip,status,\
              attempts,worker,train_accuracy,\
              test_accuracy,gap,wall_seconds,train_seconds,epochs_completed,failure"
         )
