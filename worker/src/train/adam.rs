@@ -61,6 +61,7 @@ impl Adam {
     }
 
     /// The learning rate of the next step.
+    #[cfg(test)]
     pub fn lr(&self) -> f64 {
         self.lr
     }

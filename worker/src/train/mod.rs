@@ -133,8 +133,8 @@ enum Engine {
     Mlp {
         _vs: nn::VarStore,
         model: Mlp,
-        /// The training step's buffers and gradients.
-        workspace: Workspace,
+        /// The training step's buffers and gradients (boxed: the variants' sizes differ).
+        workspace: Box<Workspace>,
     },
     /// A model of layers, with autograd.
     Net {
@@ -229,12 +229,12 @@ impl<'a> Trainer<'a> {
                 let model = Mlp::new(&vs.root(), spec)?;
                 // The step computes the gradients itself (backprop.rs): no autograd graph.
                 vs.freeze();
-                let workspace = Workspace::new(
+                let workspace = Box::new(Workspace::new(
                     &model,
                     i64::from(spec.params.batch_size),
                     subset.len() as i64,
                     spec.params.label_smoothing,
-                )?;
+                )?);
                 Engine::Mlp {
                     _vs: vs,
                     model,
