@@ -5,6 +5,7 @@
 //! This crate does no networking and links no libtorch. The readers of the official dataset files
 //! are crate `sweep-data`.
 
+pub mod architecture;
 pub mod dataset;
 pub mod failure;
 pub mod files;

@@ -47,7 +47,9 @@ pub use define::{
     Value,
 };
 pub use error::GridError;
-pub use params::{Activation, HyperParams, Optimizer, Param, ParamError};
+pub use params::{
+    Activation, HyperParams, LrSchedule, LrScheduleUnit, Optimizer, Param, ParamError,
+};
 
 /// An experiment name that the grid does not have (`--only`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

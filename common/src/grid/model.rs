@@ -133,4 +133,18 @@ mod example {
         assert_eq!(g.len(), 2);
         assert_eq!(g.experiments[0].axes[0].param, Param::Model);
     }
+
+    /// `examples/lab2-cnn-cifar10.toml` loads: four CNNs (two depths, two widths) with and
+    /// without the random crop, every training option set.
+    #[test]
+    fn the_lab2_example_loads() {
+        let text = include_str!("../../../examples/lab2-cnn-cifar10.toml");
+        let g = Grid::parse(text, "examples/lab2-cnn-cifar10.toml").unwrap();
+        assert_eq!(g.len(), 8);
+        let axes: Vec<Param> = g.experiments[0].axes.iter().map(|a| a.param).collect();
+        assert_eq!(axes, [Param::Model, Param::RandomCrop]);
+        let t = g.trials().next().unwrap();
+        assert_eq!(t.params.random_flip, 0.5);
+        assert_eq!(t.params.label_smoothing, 0.1);
+    }
 }

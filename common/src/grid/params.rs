@@ -38,6 +38,30 @@ choices! {
     }
 }
 
+choices! {
+    /// The learning-rate schedule after the warm-up.
+    pub enum LrSchedule: "learning-rate schedule" {
+        /// `learning_rate` throughout.
+        Constant = "constant" / "constant",
+        /// Multiplied by `lr_gamma` every `lr_step_size` units (PyTorch's `StepLR`).
+        Step = "step" / "step",
+        /// Cosine annealing to 0 over the remaining units (PyTorch's `CosineAnnealingLR`).
+        Cosine = "cosine" / "cosine",
+        /// One cycle peaking at `learning_rate` (PyTorch's `OneCycleLR`, momentum not cycled).
+        Onecycle = "onecycle" / "one-cycle",
+    }
+}
+
+choices! {
+    /// What the learning-rate schedule counts.
+    pub enum LrScheduleUnit: "schedule unit" {
+        /// The learning rate changes between epochs.
+        Epoch = "epoch" / "per epoch",
+        /// The learning rate changes between batches.
+        Batch = "batch" / "per batch",
+    }
+}
+
 hyperparameters! {
     /// Activation after each hidden layer.
     Activation activation: Activation {
@@ -146,6 +170,87 @@ hyperparameters! {
         label: "Weight decay",
         plural: "weight decays",
         aliases: ["wd", "l2", "decay"],
+    }
+    /// The learning-rate schedule after the warm-up.
+    LrSchedule lr_schedule: LrSchedule {
+        domain: Domain::Choice(LrSchedule::CHOICES),
+        default: Fallback::Value(Value::Choice(LrSchedule::Constant.choice())),
+        canonical: UnlessDefault,
+        label: "LR schedule",
+        plural: "learning-rate schedules",
+        aliases: ["schedule", "scheduler", "lr_scheduler"],
+    }
+    /// What the schedule and the warm-up count: epochs or batches.
+    LrScheduleUnit lr_schedule_unit: LrScheduleUnit {
+        domain: Domain::Choice(LrScheduleUnit::CHOICES),
+        default: Fallback::Value(Value::Choice(LrScheduleUnit::Epoch.choice())),
+        canonical: UnlessDefault,
+        label: "LR schedule unit",
+        plural: "schedule units",
+        aliases: ["schedule_unit", "step_per", "lr_step_per"],
+    }
+    /// Units (epochs or batches) of linear warm-up before the schedule (0: none).
+    LrWarmup lr_warmup: u32 {
+        domain: Domain::Int { min: 0, max: 1 << 30 },
+        default: Fallback::Value(Value::Int(0)),
+        canonical: UnlessDefault,
+        label: "LR warm-up",
+        plural: "warm-up lengths",
+        aliases: ["warmup", "warmup_epochs", "warmup_steps"],
+    }
+    /// The `step` schedule's period, in units.
+    LrStepSize lr_step_size: u32 {
+        domain: Domain::Int { min: 1, max: 1 << 30 },
+        default: Fallback::Value(Value::Int(10)),
+        canonical: UnlessDefault,
+        label: "LR step size",
+        plural: "step sizes",
+        aliases: ["step_size"],
+    }
+    /// The `step` schedule's factor.
+    LrGamma lr_gamma: f64 {
+        domain: Domain::Float { min: Bound::Open(0.0), max: Bound::Closed(1.0) },
+        default: Fallback::Value(Value::Float(0.1)),
+        canonical: UnlessDefault,
+        label: "LR gamma",
+        plural: "step factors",
+        aliases: ["gamma"],
+    }
+    /// Label smoothing of the cross-entropy loss (PyTorch's `label_smoothing`).
+    LabelSmoothing label_smoothing: f64 {
+        domain: Domain::Float { min: Bound::Closed(0.0), max: Bound::Open(1.0) },
+        default: Fallback::Value(Value::Float(0.0)),
+        canonical: UnlessDefault,
+        label: "Label smoothing",
+        plural: "label smoothings",
+        aliases: ["smoothing"],
+    }
+    /// Largest global L2 norm of the gradients, scaled down above it (0: no clipping).
+    ClipGradNorm clip_grad_norm: f64 {
+        domain: Domain::Float { min: Bound::Closed(0.0), max: Bound::Closed(1e6) },
+        default: Fallback::Value(Value::Float(0.0)),
+        canonical: UnlessDefault,
+        label: "Gradient clip",
+        plural: "gradient clipping norms",
+        aliases: ["clip", "grad_clip", "max_grad_norm", "clip_norm"],
+    }
+    /// Augmentation: zero padding on each side before a random crop of the image's size (0: none).
+    RandomCrop random_crop: u32 {
+        domain: Domain::Int { min: 0, max: 64 },
+        default: Fallback::Value(Value::Int(0)),
+        canonical: UnlessDefault,
+        label: "Random crop padding",
+        plural: "crop paddings",
+        aliases: ["crop", "crop_padding", "random_crop_padding"],
+    }
+    /// Augmentation: the probability of flipping a training image horizontally (0: never).
+    RandomFlip random_flip: f64 {
+        domain: Domain::Float { min: Bound::Closed(0.0), max: Bound::Closed(1.0) },
+        default: Fallback::Value(Value::Float(0.0)),
+        canonical: UnlessDefault,
+        label: "Random flip",
+        plural: "flip probabilities",
+        aliases: ["flip", "hflip", "horizontal_flip"],
     }
 }
 

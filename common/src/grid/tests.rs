@@ -472,3 +472,42 @@ fn every_example_grid_loads() {
         }
     }
 }
+
+/// The training options' keys: fixed and as axes, their values in the trials, named in the
+/// canonical text only when not the default (so lab 1's ids do not change), and their errors.
+#[test]
+fn training_options_are_hyperparameters() {
+    let g = parse(&format!(
+        "{HEAD}[experiment.fixed]\nlr_schedule_unit = \"batch\"\nlr_warmup = 5\n\
+         label_smoothing = 0.1\nclip_grad_norm = 1.0\n\
+         [experiment.grid]\nlr_schedule = [\"constant\", \"step\", \"cosine\", \"onecycle\"]\n\
+         lr_gamma = [0.5, 1.0]\n"
+    ))
+    .unwrap();
+    assert_eq!(g.len(), 8);
+    let t = g.trials().nth(7).unwrap();
+    assert_eq!(t.params.lr_schedule, LrSchedule::Onecycle);
+    assert_eq!(t.params.lr_schedule_unit, LrScheduleUnit::Batch);
+    assert_eq!(t.params.lr_warmup, 5);
+    assert_eq!(t.params.lr_step_size, 10);
+    assert_eq!(t.params.lr_gamma, 1.0);
+    assert_eq!(t.params.label_smoothing, 0.1);
+    assert_eq!(t.params.clip_grad_norm, 1.0);
+    let defaults = parse(&format!("{HEAD}[experiment.fixed]\nepochs = 2\n")).unwrap();
+    let d = defaults.trials().next().unwrap();
+    assert_eq!(d.params.lr_schedule, LrSchedule::Constant);
+    assert_eq!(d.params.clip_grad_norm, 0.0);
+    assert!(d.params.named().all(|(p, _)| !p.key().starts_with("lr_")));
+    assert!(t.params.named().any(|(p, _)| p == Param::LrSchedule));
+
+    let e = err(&format!(
+        "{HEAD}[experiment.fixed]\nlr_schedule = \"cosin\"\n"
+    ));
+    assert!(e.contains("did you mean"), "{e}");
+    let e = err(&format!(
+        "{HEAD}[experiment.fixed]\nlabel_smoothing = 1.0\n"
+    ));
+    assert!(e.contains("less than 1"), "{e}");
+    let e = err(&format!("{HEAD}[experiment.fixed]\nwarmup = 3\n"));
+    assert!(e.contains("`lr_warmup`"), "{e}");
+}

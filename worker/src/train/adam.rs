@@ -55,6 +55,17 @@ impl Adam {
         })
     }
 
+    /// Sets the learning rate of the next steps (a schedule's).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    /// The learning rate of the next step.
+    #[cfg(test)]
+    pub fn lr(&self) -> f64 {
+        self.lr
+    }
+
     /// One update of `params` from `grads` (one per parameter, same shapes).
     pub fn step(&mut self, params: &mut [Tensor], grads: &[Tensor]) -> Result<(), TrainError> {
         if params.len() != grads.len() || params.len() != self.exp_avg.len() {

@@ -15,6 +15,7 @@
 use sweep_common::Activation;
 use tch::{Device, Kind, Tensor};
 
+use super::augment::Augment;
 use super::{Mlp, TrainError};
 
 /// The per-batch tensors for one batch size: the input, each layer's output and the gradient of
@@ -30,12 +31,12 @@ struct Buffers {
     deltas: Vec<Tensor>,
     /// Log-softmax of the logits.
     log_probs: Tensor,
-    /// -1 for every row, added at each label's position of the softmax.
-    minus_one: Tensor,
+    /// -(1 - label smoothing) for every row, added at each label's position of the softmax.
+    minus_target: Tensor,
 }
 
 impl Buffers {
-    fn new(batch: i64, dims: &[i64], device: Device) -> Result<Self, TrainError> {
+    fn new(batch: i64, dims: &[i64], smoothing: f64, device: Device) -> Result<Self, TrainError> {
         let float = (Kind::Float, device);
         let classes = dims[dims.len() - 1];
         let per_layer = |_: ()| -> Result<Vec<Tensor>, TrainError> {
@@ -50,7 +51,7 @@ impl Buffers {
             outputs: per_layer(())?,
             deltas: per_layer(())?,
             log_probs: Tensor::f_empty([batch, classes], float)?,
-            minus_one: Tensor::f_full([batch, 1], -1.0, float)?,
+            minus_target: Tensor::f_full([batch, 1], smoothing - 1.0, float)?,
         })
     }
 
@@ -132,6 +133,8 @@ struct EpochRows {
 pub(super) struct Workspace {
     batch: i64,
     activation: Activation,
+    /// The loss's label smoothing (0: none).
+    smoothing: f64,
     full: Buffers,
     /// For the last, shorter batch of an epoch (the subset's length is fixed, so is its size).
     tail: Option<Buffers>,
@@ -143,8 +146,14 @@ pub(super) struct Workspace {
 }
 
 impl Workspace {
-    /// Buffers for batches of `batch` rows of the `rows` samples of an epoch.
-    pub(super) fn new(model: &Mlp, batch: i64, rows: i64) -> Result<Self, TrainError> {
+    /// Buffers for batches of `batch` rows of the `rows` samples of an epoch, for a loss with
+    /// label smoothing `smoothing`.
+    pub(super) fn new(
+        model: &Mlp,
+        batch: i64,
+        rows: i64,
+        smoothing: f64,
+    ) -> Result<Self, TrainError> {
         let (w0, _) = &model.layers[0];
         let device = w0.device();
         let mut dims = vec![w0.size()[1]];
@@ -159,7 +168,8 @@ impl Workspace {
         Ok(Self {
             batch,
             activation: model.activation,
-            full: Buffers::new(batch, &dims, device)?,
+            smoothing,
+            full: Buffers::new(batch, &dims, smoothing, device)?,
             tail: None,
             weights_t,
             grads,
@@ -171,15 +181,16 @@ impl Workspace {
         })
     }
 
-    /// One forward and backward pass over the dataset rows `idx`, which are the epoch's rows
-    /// `start..start + idx.len()`: fills [`Workspace::grads`] and the epoch's measurements.
+    /// One forward and backward pass over the dataset rows `idx` of (images, labels), which are
+    /// the epoch's rows `start..start + idx.len()`, augmented with the batch's seed when given:
+    /// fills [`Workspace::grads`] and the epoch's measurements.
     pub(super) fn step(
         &mut self,
         model: &Mlp,
-        images: &Tensor,
-        labels: &Tensor,
+        (images, labels): (&Tensor, &Tensor),
         idx: &Tensor,
         start: i64,
+        augment: Option<(Augment, u64)>,
     ) -> Result<(), TrainError> {
         let rows = idx.size1()?;
         let bufs = if rows == self.batch {
@@ -189,13 +200,16 @@ impl Workspace {
             dims.extend(self.full.outputs.iter().map(|t| t.size()[1]));
             match &mut self.tail {
                 Some(t) if t.input.size()[0] == rows => t,
-                tail => tail.insert(Buffers::new(rows, &dims, images.device())?),
+                tail => tail.insert(Buffers::new(rows, &dims, self.smoothing, images.device())?),
             }
         };
         let last = model.layers.len() - 1;
 
         // Input: gather the rows, convert to float in [0, 1] (as `to_float` does, in place).
         let _ = images.f_index_select_out(&bufs.raw, 0, idx)?;
+        if let Some((a, seed)) = augment {
+            bufs.raw.f_copy_(&a.apply(&bufs.raw, seed)?)?;
+        }
         bufs.input.f_copy_(&bufs.raw)?;
         let _ = bufs.input.f_mul_scalar_(1.0 / 255.0)?;
         let y = self.epoch.labels.f_narrow(0, start, rows)?;
@@ -204,21 +218,32 @@ impl Workspace {
         // Forward.
         bufs.forward(model, &self.weights_t, self.activation)?;
 
-        // Loss: mean over the batch of -log softmax(logits)[label]. Its gradient with respect to
-        // the logits is (softmax - one_hot(label)) / rows.
+        // Loss: mean over the batch of -log softmax(logits) . target, where the target is
+        // one_hot(label) (1 - s) + s / classes for label smoothing s (PyTorch's). Its gradient
+        // with respect to the logits is (softmax - target) / rows.
         let logits = &bufs.outputs[last];
         let _ = logits.f_log_softmax_int_out(&bufs.log_probs, 1, None)?;
         let y_col = y.f_view([rows, 1])?;
-        let _ = bufs.log_probs.f_gather_out(
-            &self.epoch.label_log_probs.f_narrow(0, start, rows)?,
-            1,
-            &y_col,
-            false,
-        )?;
+        let mut row_log_probs = self.epoch.label_log_probs.f_narrow(0, start, rows)?;
+        let _ = bufs
+            .log_probs
+            .f_gather_out(&row_log_probs, 1, &y_col, false)?;
+        let s = self.smoothing;
+        let classes = bufs.log_probs.size()[1] as f64;
+        if s > 0.0 {
+            let all = bufs
+                .log_probs
+                .f_sum_dim_intlist([1i64].as_slice(), true, Kind::Float)?;
+            let _ = row_log_probs.f_mul_scalar_(1.0 - s)?;
+            let _ = row_log_probs.f_add_(&all.f_mul_scalar(s / classes)?)?;
+        }
         let _ = logits.f_argmax_out(&self.epoch.predictions.f_narrow(0, start, rows)?, 1, false)?;
         let dz = &mut bufs.deltas[last];
         let _ = bufs.log_probs.f_exp_out(dz)?;
-        let _ = dz.f_scatter_add_(1, &y_col, &bufs.minus_one)?;
+        if s > 0.0 {
+            let _ = dz.f_add_scalar_(-s / classes)?;
+        }
+        let _ = dz.f_scatter_add_(1, &y_col, &bufs.minus_target)?;
         let _ = dz.f_mul_scalar_(1.0 / rows as f64)?;
 
         // Backward.

@@ -13,12 +13,14 @@
 //! from the shared dataset tensor with one index tensor per epoch; nothing is copied per trial.
 
 mod adam;
+mod augment;
 mod backprop;
 mod checkpoint;
 mod model;
 mod net;
 mod optim;
 mod pool;
+mod schedule;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +33,7 @@ use tch::{Device, Kind, Reduction, Tensor, nn};
 
 use crate::data_cache::DeviceData;
 pub use adam::Adam;
+use augment::Augment;
 use backprop::Workspace;
 pub use model::Mlp;
 pub use net::Net;
@@ -38,6 +41,9 @@ use optim::Optim;
 
 /// Images per forward pass when evaluating.
 const EVAL_CHUNK: i64 = 8192;
+
+/// The checkpoint metadata key of the learning-rate schedule's position.
+const LR_POSITION: &str = "lr_position";
 
 /// Why a trial stopped without a result.
 #[derive(Debug, thiserror::Error)]
@@ -127,8 +133,8 @@ enum Engine {
     Mlp {
         _vs: nn::VarStore,
         model: Mlp,
-        /// The training step's buffers and gradients.
-        workspace: Workspace,
+        /// The training step's buffers and gradients (boxed: the variants' sizes differ).
+        workspace: Box<Workspace>,
     },
     /// A model of layers, with autograd.
     Net {
@@ -177,6 +183,10 @@ pub struct Trainer<'a> {
     optim: Optim,
     /// Dataset indices of the training subset.
     subset: Vec<u32>,
+    /// Batches per epoch (the last may be shorter).
+    batches: u64,
+    /// The training images' augmentation, if any.
+    augment: Option<Augment>,
     /// The same, on the device (for evaluation).
     subset_idx: Tensor,
     /// Dataset indices of the test split, on the device.
@@ -211,6 +221,7 @@ impl<'a> Trainer<'a> {
         let mut subset = train_part.to_vec();
         SplitMix64::for_stream(spec.params.seed, "subset", 0).shuffle(&mut subset);
         subset.truncate(spec.train_subset_len(n));
+        let batches = (subset.len() as u64).div_ceil(u64::from(spec.params.batch_size));
 
         let engine = match spec.params.model.spec().map_err(TrainError::Invalid)? {
             ModelSpec::Mlp => {
@@ -218,11 +229,12 @@ impl<'a> Trainer<'a> {
                 let model = Mlp::new(&vs.root(), spec)?;
                 // The step computes the gradients itself (backprop.rs): no autograd graph.
                 vs.freeze();
-                let workspace = Workspace::new(
+                let workspace = Box::new(Workspace::new(
                     &model,
                     i64::from(spec.params.batch_size),
                     subset.len() as i64,
-                )?;
+                    spec.params.label_smoothing,
+                )?);
                 Engine::Mlp {
                     _vs: vs,
                     model,
@@ -244,7 +256,7 @@ impl<'a> Trainer<'a> {
             &params.iter().collect::<Vec<_>>(),
             spec.params.learning_rate,
         )?;
-        let optim = Optim::new(&spec.params, &params)?;
+        let optim = Optim::new(&spec.params, &params, batches)?;
         Ok(Self {
             spec,
             data,
@@ -252,12 +264,28 @@ impl<'a> Trainer<'a> {
             subset_idx: index_tensor(subset.iter().copied(), device)?,
             test_idx: index_tensor(test_part.iter().copied(), device)?,
             subset,
+            batches,
+            augment: Augment::new(&spec.params, spec.dataset.image_shape()),
             engine,
             params,
             adam,
             epochs: Vec::new(),
             started: Instant::now(),
         })
+    }
+
+    /// The schedule's position at the start of the epoch after `done` epochs (the first
+    /// batch's, when it counts batches).
+    fn schedule_position(&self, done: u32) -> u64 {
+        match self.spec.params.lr_schedule_unit {
+            sweep_common::grid::LrScheduleUnit::Batch => u64::from(done) * self.batches,
+            sweep_common::grid::LrScheduleUnit::Epoch => u64::from(done),
+        }
+    }
+
+    /// The schedule's position of the next batch.
+    fn lr_position(&self) -> u64 {
+        self.schedule_position(self.epochs_done())
     }
 
     /// Epochs completed.
@@ -309,11 +337,15 @@ impl<'a> Trainer<'a> {
             }
             let start = b * batch;
             let idx = perm.f_narrow(0, start, batch.min(len - start))?;
+            self.optim
+                .schedule(&mut self.adam, epoch, b as u64, self.batches);
+            let augment = self.augment.map(|a| (a, a.batch_seed(epoch, b as u64)));
             match &mut self.engine {
                 Engine::Mlp {
                     model, workspace, ..
                 } => {
-                    workspace.step(model, self.data.images(), self.data.labels(), &idx, start)?;
+                    let data = (self.data.images(), self.data.labels());
+                    workspace.step(model, data, &idx, start, augment)?;
                     self.optim
                         .step(&mut self.adam, &mut self.params, &workspace.grads)?;
                 }
@@ -322,7 +354,9 @@ impl<'a> Trainer<'a> {
                     let stream = (u64::from(epoch) << 32) | b as u64;
                     let seed =
                         SplitMix64::for_stream(self.spec.params.seed, "dropout", stream).next_u64();
-                    let grads = net_step(net, self.data, &idx, seed, loss, correct)?;
+                    let smoothing = self.spec.params.label_smoothing;
+                    let (data, how) = (self.data, (seed, smoothing, augment));
+                    let grads = net_step(net, data, &idx, how, loss, correct)?;
                     self.optim.step(&mut self.adam, &mut self.params, &grads)?;
                     for g in grads {
                         let mut g = g;
@@ -399,7 +433,8 @@ impl<'a> Trainer<'a> {
                 ));
             }
         }
-        let meta = checkpoint::metadata(self.spec.id, &self.epochs, self.adam.step)?;
+        let mut meta = checkpoint::metadata(self.spec.id, &self.epochs, self.adam.step)?;
+        meta.insert(LR_POSITION.to_owned(), self.lr_position().to_string());
         checkpoint::encode(&tensors, meta)
     }
 
@@ -407,6 +442,17 @@ impl<'a> Trainer<'a> {
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), TrainError> {
         let mut decoded = checkpoint::decode(bytes)?;
         let (epochs, step) = checkpoint::read_metadata(&decoded.metadata, self.spec.id)?;
+        // The schedule's position follows from the epochs done; one saved by a run that
+        // counted batches differently (another dataset's size) cannot continue here.
+        if let Some(saved) = decoded.metadata.get(LR_POSITION) {
+            let want = self.schedule_position(epochs.len() as u32);
+            if saved.parse::<u64>().ok() != Some(want) {
+                return Err(TrainError::Checkpoint(format!(
+                    "checkpoint at learning-rate schedule position {saved}, this trial resumes \
+                     at {want}"
+                )));
+            }
+        }
         if epochs.len() > self.spec.params.epochs as usize {
             return Err(TrainError::Checkpoint(format!(
                 "checkpoint after epoch {} of a {}-epoch trial",
@@ -493,21 +539,26 @@ impl<'a> Trainer<'a> {
     }
 }
 
-/// One autograd step of a model of layers on the dataset rows `idx`: adds the batch's mean
-/// loss and its correct predictions to the epoch's sums on the device, and gives the gradients
-/// (one per parameter, in the model's order; the caller zeroes them after the update).
+/// One autograd step of a model of layers on the dataset rows `idx`, with dropout's seed, the
+/// loss's label smoothing and the batch's augmentation: adds the batch's mean loss and its correct predictions to the
+/// epoch's sums on the device, and gives the gradients (one per parameter, in the model's
+/// order; the caller zeroes them after the update).
 fn net_step(
     net: &Net,
     data: &DeviceData,
     idx: &Tensor,
-    dropout_seed: u64,
+    (dropout_seed, smoothing, augment): (u64, f64, Option<(Augment, u64)>),
     loss_sum: &mut Tensor,
     correct: &mut Tensor,
 ) -> Result<Vec<Tensor>, TrainError> {
-    let x = to_float(&data.images().f_index_select(0, idx)?)?;
+    let mut raw = data.images().f_index_select(0, idx)?;
+    if let Some((a, seed)) = augment {
+        raw = a.apply(&raw, seed)?;
+    }
+    let x = to_float(&raw)?;
     let y = data.labels().f_index_select(0, idx)?;
     let logits = net.forward(&x, Some(dropout_seed))?;
-    let loss = logits.f_cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, 0.0)?;
+    let loss = logits.f_cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, smoothing)?;
     loss.f_backward()?;
     tch::no_grad(|| -> Result<(), TrainError> {
         let _ = loss_sum.f_add_(&loss)?;

@@ -382,23 +382,7 @@ impl Net {
 /// 1.0 where a value of `x` is kept, 0.0 where dropout zeroes it: a 32-bit integer hash of
 /// (`seed`, position) compared with `p`, in integer operations every device computes alike.
 fn keep_mask(x: &Tensor, p: f64, seed: u64) -> Result<Tensor, TrainError> {
-    const M: i64 = 0xffff_ffff;
-    const MUL: i64 = 0x045d_9f3b;
-    let n = x.numel() as i64;
-    let (low, high) = ((seed & 0xffff_ffff) as i64, (seed >> 32) as i64);
-    let mut h = Tensor::f_arange(n, (Kind::Int64, x.device()))?
-        .f_add_scalar(low)?
-        .f_bitwise_and(M)?
-        .f_bitwise_xor(high)?;
-    for _ in 0..2 {
-        let shifted = h.f_bitwise_right_shift_tensor_scalar(16)?;
-        h = h
-            .f_bitwise_xor_tensor(&shifted)?
-            .f_mul_scalar(MUL)?
-            .f_bitwise_and(M)?;
-    }
-    let shifted = h.f_bitwise_right_shift_tensor_scalar(16)?;
-    h = h.f_bitwise_xor_tensor(&shifted)?;
+    let h = super::augment::hash32(x.numel() as i64, seed, x.device())?;
     // Keep when h / 2^32 >= p.
     let threshold = (p * 4_294_967_296.0).ceil() as i64;
     Ok(h.f_ge(threshold)?

@@ -207,3 +207,73 @@ fn every_optimizer_resumes_bit_for_bit() {
         );
     }
 }
+
+/// The training options (a schedule counted in batches with a warm-up, label smoothing,
+/// gradient clipping, augmentation) change the run, and a run resumed from any of its checkpoints continues
+/// it bit for bit (the schedule's position included), on both the MLP's hand-written step and
+/// the autograd path.
+#[test]
+fn training_options_resume_bit_for_bit_on_both_paths() {
+    let (_dir, data) = fashion(300);
+    let options = "lr_schedule='onecycle'\nlr_schedule_unit='batch'\nlr_warmup=3\n\
+                   label_smoothing=0.1\nclip_grad_norm=0.5\noptimizer='sgd'\nlearning_rate=0.05\n\
+                   random_crop=2\nrandom_flip=0.5";
+    for model in [
+        "mlp",
+        "conv(4,3,p=1) bn relu maxpool(2) flatten dropout(0.2) linear(10)",
+    ] {
+        let plain = spec_with(model, 3, "optimizer='sgd'\nlearning_rate=0.05");
+        let s = spec_with(model, 3, options);
+        let mut rec = Record::default();
+        let full = train(&s, &data, &mut rec, &Control::default(), None).unwrap();
+        let base = train(
+            &plain,
+            &data,
+            &mut Record::default(),
+            &Control::default(),
+            None,
+        )
+        .unwrap();
+        assert_ne!(bits(&full.result), bits(&base.result), "{model}");
+        assert_eq!(rec.checkpoints.len(), 2);
+        for (epoch, bytes) in &rec.checkpoints {
+            let resumed = train(
+                &s,
+                &data,
+                &mut Record::default(),
+                &Control::default(),
+                Some(bytes),
+            )
+            .unwrap();
+            assert_eq!(
+                bits(&resumed.result),
+                bits(&full.result),
+                "{model}: resumed after {epoch}"
+            );
+            assert!(resumed.weights == full.weights, "{model}: after {epoch}");
+        }
+        // A checkpoint whose schedule position is not this trial's is refused.
+        let (_, bytes) = &rec.checkpoints[0];
+        let mut decoded = checkpoint::decode(bytes).unwrap();
+        decoded
+            .metadata
+            .insert("lr_position".to_owned(), "5".to_owned());
+        let named: Vec<(String, &Tensor)> = decoded
+            .tensors
+            .iter()
+            .map(|(n, t)| (n.clone(), t))
+            .collect();
+        let forged = checkpoint::encode(&named, decoded.metadata.clone()).unwrap();
+        let e = train(
+            &s,
+            &data,
+            &mut Record::default(),
+            &Control::default(),
+            Some(&forged),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("schedule position 5"), "{e}");
+    }
+}

@@ -350,11 +350,20 @@ fn real_fashion_epoch_time() {
 }
 
 /// The hand-written backward pass gives autograd's gradients and loss, for every activation,
-/// through several layers and none, on a full batch and on a shorter last one.
+/// through several layers and none, on a full batch and on a shorter last one, with and without
+/// label smoothing.
 #[test]
 fn manual_gradients_equal_autograd() {
     let (_dir, data) = fashion(40);
-    for (activation, layers) in [("relu", 2), ("tanh", 2), ("sigmoid", 2), ("relu", 0)] {
+    let cases = [
+        ("relu", 2, 0.0),
+        ("tanh", 2, 0.0),
+        ("sigmoid", 2, 0.0),
+        ("relu", 0, 0.0),
+        ("relu", 2, 0.1),
+        ("tanh", 0, 0.3),
+    ];
+    for (activation, layers, smoothing) in cases {
         let s = spec(
             "fashion-mnist",
             &format!(
@@ -363,15 +372,23 @@ fn manual_gradients_equal_autograd() {
         );
         let vs = nn::VarStore::new(Device::Cpu);
         let model = Mlp::new(&vs.root(), &s).unwrap();
-        let mut ws = backprop::Workspace::new(&model, 8, 13).unwrap();
+        let mut ws = backprop::Workspace::new(&model, 8, 13, smoothing).unwrap();
         let mut losses = Vec::new();
         for (start, rows) in [(0i64, 8i64), (8, 5)] {
             let idx = Tensor::arange_start(3 * start, 3 * start + rows, (Kind::Int64, Device::Cpu));
-            tch::no_grad(|| ws.step(&model, data.images(), data.labels(), &idx, start)).unwrap();
+            let d = (data.images(), data.labels());
+            tch::no_grad(|| ws.step(&model, d, &idx, start, None)).unwrap();
 
             let x = data.images().index_select(0, &idx).to_kind(Kind::Float) / 255.0;
             let y = data.labels().index_select(0, &idx);
-            let loss = model.forward(&x).unwrap().cross_entropy_for_logits(&y);
+            // Libtorch's own loss (PyTorch's `F.cross_entropy(label_smoothing=)`).
+            let loss = model.forward(&x).unwrap().cross_entropy_loss::<Tensor>(
+                &y,
+                None,
+                tch::Reduction::Mean,
+                -100,
+                smoothing,
+            );
             for (_, p) in model.named_parameters() {
                 p.shallow_clone().zero_grad();
             }

@@ -11,6 +11,7 @@
 //! With repeats each cell is `mean ± sample std (n=N)` over the seeds that succeeded.
 
 use super::analysis::{Config, Stat, View, label};
+use sweep_common::architecture::Architecture;
 use sweep_common::grid::Value;
 use sweep_common::results::Trial;
 
@@ -201,10 +202,13 @@ fn opt(x: Option<f64>, decimals: usize) -> String {
         .map_or_else(|| "-".into(), |x| format!("{x:.decimals$}"))
 }
 
-/// One row per trial: status, final metrics, epochs, attempts, timings and worker.
+/// One row per trial: its model (a one-line summary and the parameter count), status, final
+/// metrics, epochs, attempts, timings and worker.
 pub fn trials(trials: &[&Trial<'_>]) -> Table {
     let header = [
         "Trial",
+        "Model",
+        "Parameters",
         "Status",
         "Test acc (%)",
         "Train acc (%)",
@@ -218,8 +222,11 @@ pub fn trials(trials: &[&Trial<'_>]) -> Table {
     let rows = trials
         .iter()
         .map(|t| {
+            let arch = Architecture::of(&t.params, t.dataset);
             vec![
                 t.name.to_string(),
+                arch.summary.clone(),
+                arch.parameters_text(),
                 t.status.name().to_owned(),
                 opt(t.test_accuracy, 2),
                 opt(t.train_accuracy, 2),
@@ -232,7 +239,8 @@ pub fn trials(trials: &[&Trial<'_>]) -> Table {
             ]
         })
         .collect();
-    let mut numeric = numeric_from(header.len(), 2);
+    let mut numeric = numeric_from(header.len(), 4);
+    numeric[2] = true;
     if let Some(worker) = numeric.last_mut() {
         *worker = false;
     }

@@ -591,3 +591,45 @@ fn named_layout_gives_one_pivot_per_combination_of_the_other_axes() {
     let md = super::markdown::render(&doc::build(&r));
     assert!(md.contains("Test accuracy (%) (Activation Tanh)"), "{md}");
 }
+
+/// A model axis pivots like any other (its columns the models' texts), and the trials table
+/// names each trial's architecture in one line with its parameter count.
+#[test]
+fn architecture_axes_pivot_and_trials_name_their_model() {
+    let cnn = "conv(16,3,p=1) bn relu maxpool(2) flatten linear(10)";
+    let mut trials = Vec::new();
+    for (m, model) in ["mlp", cnn].iter().enumerate() {
+        for (l, lr) in [0.001, 0.01].iter().enumerate() {
+            let mut p = params("relu", 1, 1.0, 0);
+            p["model"] = json!(model);
+            p["learning_rate"] = json!(lr);
+            trials.push(json!({
+                "experiment": "arch", "name": format!("t{m}{l}"), "params": p,
+                "status": "succeeded", "attempts": 1,
+                "test_accuracy": 50.0 + (2 * m + l) as f64, "train_accuracy": 60.0,
+            }));
+        }
+    }
+    let r = results(json!({
+        "format": 1, "sweep": "s", "grid_file": "g.toml", "finished": true,
+        "experiments": [{"name": "arch", "dataset": "cifar10", "classes": cifar(),
+            "axes": [{"param": "learning_rate", "values": ["0.001", "0.01"]},
+                     {"param": "model", "values": ["mlp", cnn]}]}],
+        "trials": trials,
+    }));
+    let views = analysis::views(&r);
+    let test = tables::pivot(&views[0], Metric::Test).expect("two axes give a pivot");
+    assert_eq!(test.header[0], "Model / Learning rate");
+    assert_eq!(test.rows[0][..3], ["mlp", "50.00", "51.00"]);
+    assert_eq!(test.rows[1][..3], [cnn, "52.00", "53.00"]);
+    let md = super::markdown::render(&doc::build(&r));
+    // Linear(3072, 1024) and Linear(1024, 10); the CNN's conv, bn and linear.
+    assert!(md.contains("| MLP 3072-1024-10, ReLU | 3.16M |"), "{md}");
+    let cnn_params = 16 * 3 * 9 + 16 + 2 * 16 + 16 * 16 * 16 * 10 + 10;
+    assert!(
+        md.contains(&format!(
+            "| 1 conv 16, 1 linear 10; bn, max pool | {cnn_params} |"
+        )),
+        "{md}"
+    );
+}
