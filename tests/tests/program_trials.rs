@@ -205,7 +205,7 @@ ready = "{}"
     b.wait_exit(Duration::from_secs(30));
     let results = sweep.results();
     let t = &results.trials[0];
-    assert_eq!(t.status, "succeeded", "{t:?}");
+    assert_eq!(t.status, Status::Succeeded, "{t:?}");
     assert_eq!(t.attempts, 2, "{t:?}");
     // 1 + 2 + 3: the second attempt started from the first one's total.
     assert_eq!(t.test_accuracy, Some(6.0), "{t:?}");
