@@ -12,7 +12,9 @@
 //! - ASHA: rungs at `min_epochs * reduction^k` below the configuration's full epochs. A
 //!   configuration that reaches a rung passes it when it ranks in the top
 //!   `floor(n / reduction)` of the `n` configurations that reached the rung so far and the
-//!   rung has not yet passed that many; otherwise it stops there. A stopped configuration is
+//!   rung has not yet passed that many; otherwise it stops there. Once every configuration
+//!   that could reach a rung has (the others ended or stopped below it), the rung passes at
+//!   least one, so a finite grid always trains some configuration to its end. A stopped configuration is
 //!   promoted (resumed) later when the rung's quota grows and it ranks within it. A rung
 //!   never passes more than its quota.
 //! - Hyperband: configurations are dealt to brackets by their order in the experiment
@@ -317,7 +319,23 @@ fn asha<K: Ord + Clone + Debug>(
             .collect();
         let ranking = ranked(at_rung);
         let n = ranking.len();
-        let quota = n / reduction as usize;
+        // Once no other configuration can reach the rung, it passes at least its best: a
+        // finite grid would otherwise end with a rung that passed none (fewer than `reduction`
+        // reached it) and nothing trained to its end.
+        let closed = members.iter().all(|key| {
+            let c = &configs[*key];
+            rung >= c.epochs
+                || c.at(rung).is_some()
+                || c.trials.iter().all(|(_, ended)| *ended)
+                || all_rungs[..k]
+                    .iter()
+                    .any(|&r| matches!(journal.get(key, r), Some(Action::Stop { .. })))
+        });
+        let quota = if closed && n > 0 {
+            (n / reduction as usize).max(1)
+        } else {
+            n / reduction as usize
+        };
         let mut passed = ranking
             .iter()
             .filter(|(key, _)| journal.passed(key, rung))

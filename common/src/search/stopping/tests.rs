@@ -79,15 +79,16 @@ fn asha_passes_the_top_third_of_each_rung() {
 #[test]
 fn asha_is_asynchronous_and_promotes_later() {
     let mut past = Vec::new();
-    let mut curves = Vec::new();
+    // Four configurations, none started.
+    let mut curves: Vec<_> = (0..4).map(|c| curve(c, &[], 9)).collect();
     // One at a time: with fewer than three results the quota is zero, so both stop.
     for (c, v) in [(0, 0.6), (1, 0.5)] {
-        curves.push(curve(c, &[v], 9));
+        curves[c].values.push(v);
         past.extend(decide(&spec(ASHA), &curves, &past));
     }
     assert!(passed(&past, 1).is_empty());
     // The third result raises the quota to one: the best so far (0) is promoted.
-    curves.push(curve(2, &[0.1], 9));
+    curves[2].values.push(0.1);
     let new = decide(&spec(ASHA), &curves, &past);
     assert_eq!(
         new.iter()
@@ -107,7 +108,7 @@ fn asha_is_asynchronous_and_promotes_later() {
     );
     past.extend(new);
     // A better fourth arrival finds the quota used: it stops, as ASHA does.
-    curves.push(curve(3, &[0.99], 9));
+    curves[3].values.push(0.99);
     past.extend(decide(&spec(ASHA), &curves, &past));
     assert_eq!(passed(&past, 1), [0]);
     // Two more results raise the quota to two: the best stopped one (3) is promoted.
@@ -220,7 +221,9 @@ fn hyperband_deals_configurations_to_brackets() {
     assert_eq!(at(1), [0, 3, 6]);
     assert_eq!(at(3), [1, 4, 6, 7]);
     assert_eq!(passed(&d, 1), [6]);
-    assert_eq!(passed(&d, 3), [7]);
+    // Bracket 0's second rung is reached by 6 alone, and no other of its configurations can
+    // reach it: it passes its best. Bracket 1's first passes the top third.
+    assert_eq!(passed(&d, 3), [6, 7]);
     assert!(d.iter().all(|d| d.config % 3 != 2));
 }
 
@@ -389,13 +392,30 @@ proptest! {
         let mut entered = configs;
         while rung < 9 {
             let passing = passed(&past, rung).len();
-            let quota = entered / reduction as usize;
             // Every configuration that entered the rung reached it (the curves are complete),
-            // so its quota is exactly filled: never more, and never fewer.
+            // so its quota is exactly filled: never more, and never fewer; and once all are
+            // there a rung passes at least one.
+            let quota = if entered == 0 { 0 } else { (entered / reduction as usize).max(1) };
             prop_assert_eq!(passing, quota, "rung {}", rung);
             entered = passing;
             rung *= reduction;
         }
+    }
+
+    #[test]
+    fn a_finite_grid_trains_some_configuration_to_its_end(
+        curves in experiment(),
+        reduction in 2u32..5,
+        seed in any::<u64>(),
+    ) {
+        // Found by replay: with reduction 2 a rung reached by one configuration passed none,
+        // and the whole grid ended stopped.
+        let spec = spec(Rule::Asha { min_epochs: 1, reduction });
+        let mut order: Vec<usize> = (0..curves.len()).collect();
+        crate::rng::SplitMix64::new(seed).shuffle(&mut order);
+        let past = run(&spec, &curves, &order);
+        let last = rungs(1, reduction, 9).into_iter().max().unwrap_or(1);
+        prop_assert!(!passed(&past, last).is_empty(), "nothing passed rung {}", last);
     }
 
     #[test]
@@ -420,7 +440,8 @@ proptest! {
         }
         let mut ranking: Vec<(u32, f64)> = means.into_iter().map(|(k, (s, n))| (k, s / n)).collect();
         ranking.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let quota = ranking.len() / reduction as usize;
+        // All are there: the rung passes at least one.
+        let quota = (ranking.len() / reduction as usize).max(1);
         let mut best: Vec<u32> = ranking[..quota].iter().map(|(k, _)| *k).collect();
         best.sort();
         prop_assert_eq!(passed(&d, 1), best);

@@ -203,8 +203,9 @@ fn unfinished_sweeps_and_missing_curves_are_refused() {
     assert_eq!(
         err.to_string(),
         format!(
-            "r.json: trial {:?} is running: replay needs a finished sweep (every trial \
-             succeeded or failed)",
+            "r.json: trial {:?} is running: replay needs a finished sweep whose every trial \
+             succeeded or failed (a stopped trial's curve ends early: replay the sweep run \
+             without its stopping rule)",
             e.trials[4].name
         )
     );
