@@ -12,7 +12,7 @@ use sweep_proto::v1;
 /// The valid encodings decode and convert, so the mutation test starts from real messages.
 #[test]
 fn valid_encodings_convert() {
-    assert_eq!(MESSAGES.len(), 12);
+    assert_eq!(MESSAGES.len(), 13);
     for (which, bytes) in valid_encodings() {
         requests::decode_and_convert(which, &bytes).unwrap_or_else(|e| panic!("{e}"));
     }
