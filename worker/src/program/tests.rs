@@ -74,6 +74,19 @@ fn wait_for(path: &Path) -> String {
 }
 
 /// Whether process `pid` is gone (or a zombie nobody reaped: it runs nothing).
+/// Waits (up to 10 s) for process `pid` to be gone: a SIGKILL is delivered, not done, when
+/// `kill` returns, and a busy machine may take a moment to end it.
+fn ends(pid: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gone(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
 fn gone(pid: &str) -> bool {
     match std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) {
         Err(_) => true,
@@ -216,7 +229,7 @@ fn a_program_that_ignores_sigterm_and_forks_is_killed_with_its_children() {
         r.map(|t| t.result)
     );
     for pid in text.split_whitespace() {
-        assert!(gone(pid), "process {pid} survived");
+        assert!(ends(pid), "process {pid} survived");
     }
     assert!(started.elapsed() < Duration::from_secs(30));
 }
@@ -235,7 +248,7 @@ fn what_a_program_leaves_running_ends_with_it() {
     let (r, _) = go(&spec, &options(dir.path(), None), &Control::default());
     assert_eq!(r.unwrap().result.last.test_accuracy, 50.0);
     let text = wait_for(&pid);
-    assert!(gone(&text), "the background sleep survived");
+    assert!(ends(&text), "the background sleep survived");
 }
 
 /// What a program trial handed to the session: epochs and checkpoints.
