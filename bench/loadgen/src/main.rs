@@ -24,7 +24,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use coordinator::{Coordinator, cpu_seconds, memory};
 use report::{CoordinatorFigures, Latencies, Report};
-use workers::Shared;
+use workers::{Shared, Stats};
 
 /// Drives a real coordinator with simulated workers and measures it.
 #[derive(Debug, Parser)]
@@ -262,36 +262,33 @@ fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
-/// Runs the load; returns the report (whose `problems` say whether it passed).
-fn run(cli: &Cli) -> anyhow::Result<Report> {
-    let loadgen_cpu_before = cpu_seconds("self")?;
-    let temp;
-    let dir = match &cli.keep {
-        Some(dir) => {
-            if dir.join("out").exists() {
-                bail!("{} already holds a run (out/)", dir.display());
-            }
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            dir.clone()
+/// The folder a run works in: `--keep`'s (which must not hold a run yet), or a temporary one
+/// removed when the returned guard drops.
+fn work_dir(cli: &Cli) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    if let Some(dir) = &cli.keep {
+        if dir.join("out").exists() {
+            bail!("{} already holds a run (out/)", dir.display());
         }
-        None => {
-            temp = tempfile::Builder::new()
-                .prefix("sweep-loadgen-")
-                .tempdir()?;
-            temp.path().to_owned()
-        }
-    };
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        return Ok((dir.clone(), None));
+    }
+    let temp = tempfile::Builder::new()
+        .prefix("sweep-loadgen-")
+        .tempdir()?;
+    Ok((temp.path().to_owned(), Some(temp)))
+}
+
+/// Writes the grid into `dir` and starts the coordinator on it, results under `out`.
+fn start_coordinator(cli: &Cli, dir: &Path, out: &Path) -> anyhow::Result<Coordinator> {
     let grid_file = dir.join("grid.toml");
     std::fs::write(&grid_file, grid(cli.trials, cli.epochs))?;
-    let out = dir.join("out");
     let duration = |d: Duration| format!("{}ms", d.as_millis());
     let mut command = Command::new(coordinator_bin(cli)?);
     command
         .arg("--grid")
         .arg(&grid_file)
         .arg("--out")
-        .arg(&out)
+        .arg(out)
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -303,27 +300,37 @@ fn run(cli: &Cli) -> anyhow::Result<Report> {
         .args(["--heartbeat", &duration(cli.heartbeat)])
         .args(["--lease-ttl", &duration(cli.lease_ttl)])
         .args(&cli.coordinator_args);
-    let mut coordinator =
-        Coordinator::start(command, &dir.join("coordinator.log"), cli.start_timeout)?;
+    Coordinator::start(command, &dir.join("coordinator.log"), cli.start_timeout)
+}
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cli.threads.into())
-        .enable_all()
-        .build()?;
-    let driven = runtime.block_on(drive(cli, &mut coordinator))?;
-    let db = out.join("state").join("sweep.db");
-    let (db_bytes, wal_bytes) = (file_len(&db), file_len(&db.with_extension("db-wal")));
-    let status = coordinator.wait(EXIT_TIMEOUT)?;
-    let exited = Instant::now();
-    drop(runtime);
+impl From<&Cli> for report::Config {
+    fn from(cli: &Cli) -> Self {
+        report::Config {
+            workers: cli.workers,
+            trials: cli.trials,
+            epochs: cli.epochs,
+            epoch_time_ms: cli.epoch_time.as_secs_f64() * 1e3,
+            jitter: cli.jitter,
+            warmup_seconds: cli.warmup.as_secs_f64(),
+            heartbeat_ms: cli.heartbeat.as_secs_f64() * 1e3,
+            lease_ttl_ms: cli.lease_ttl.as_secs_f64() * 1e3,
+            connections: cli.connections(),
+            threads: cli.threads.into(),
+        }
+    }
+}
 
-    let stats = driven.shared.stats();
-    let completed = driven.shared.completed();
-    let wall = match (stats.first_lease, stats.last_complete) {
-        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
-        _ => 0.0,
-    };
-    let per_second = |n: u64| if wall > 0.0 { n as f64 / wall } else { 0.0 };
+/// What went wrong in a run, from `results.json`, the coordinator's exit and the call
+/// statistics; returns the problems and the trials `results.json` records as succeeded and
+/// leases it records as expired.
+fn problems(
+    cli: &Cli,
+    out: &Path,
+    status: std::process::ExitStatus,
+    coordinator: &Coordinator,
+    completed: u64,
+    stats: &Stats,
+) -> (Vec<String>, u64, u64) {
     let mut problems = Vec::new();
     let (succeeded, expired) = match read_results(&out.join("results.json")) {
         Ok((succeeded, expired, recorded)) => {
@@ -358,21 +365,40 @@ fn run(cli: &Cli) -> anyhow::Result<Report> {
             stats.revoked, stats.lost
         ));
     }
+    (problems, succeeded, expired)
+}
+
+/// Runs the load; returns the report (whose `problems` say whether it passed).
+fn run(cli: &Cli) -> anyhow::Result<Report> {
+    let loadgen_cpu_before = cpu_seconds("self")?;
+    let (dir, _temp) = work_dir(cli)?;
+    let out = dir.join("out");
+    let mut coordinator = start_coordinator(cli, &dir, &out)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.threads.into())
+        .enable_all()
+        .build()?;
+    let driven = runtime.block_on(drive(cli, &mut coordinator))?;
+    let db = out.join("state").join("sweep.db");
+    let (db_bytes, wal_bytes) = (file_len(&db), file_len(&db.with_extension("db-wal")));
+    let status = coordinator.wait(EXIT_TIMEOUT)?;
+    let exited = Instant::now();
+    drop(runtime);
+
+    let stats = driven.shared.stats();
+    let completed = driven.shared.completed();
+    let wall = match (stats.first_lease, stats.last_complete) {
+        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
+        _ => 0.0,
+    };
+    let per_second = |n: u64| if wall > 0.0 { n as f64 / wall } else { 0.0 };
+    let (problems, succeeded, expired) =
+        problems(cli, &out, status, &coordinator, completed, &stats);
     let epoch_reports = driven.shared.epoch_reports();
     let last_complete = stats.last_complete.unwrap_or(exited);
     Ok(Report {
-        config: report::Config {
-            workers: cli.workers,
-            trials: cli.trials,
-            epochs: cli.epochs,
-            epoch_time_ms: cli.epoch_time.as_secs_f64() * 1e3,
-            jitter: cli.jitter,
-            warmup_seconds: cli.warmup.as_secs_f64(),
-            heartbeat_ms: cli.heartbeat.as_secs_f64() * 1e3,
-            lease_ttl_ms: cli.lease_ttl.as_secs_f64() * 1e3,
-            connections: cli.connections(),
-            threads: cli.threads.into(),
-        },
+        config: cli.into(),
         trials_completed: completed,
         trials_succeeded: succeeded,
         wall_seconds: wall,

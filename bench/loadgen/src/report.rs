@@ -157,6 +157,12 @@ impl Report {
                 self.config.warmup_seconds
             );
         }
+        self.print_latencies();
+        self.print_coordinator();
+        self.print_outcome();
+    }
+
+    fn print_latencies(&self) {
         println!(
             "latency (us)     {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}",
             "calls", "mean", "p50", "p99", "p99.9", "max"
@@ -175,6 +181,9 @@ impl Report {
                 h.count, h.mean, h.p50, h.p99, h.p999, h.max
             );
         }
+    }
+
+    fn print_coordinator(&self) {
         let k = &self.coordinator;
         println!(
             "coordinator      startup {:.3} s, RSS {:.1} MiB after startup, peak {:.1} MiB serving, {:.1} MiB with the final report",
@@ -197,6 +206,9 @@ impl Report {
             k.exit_seconds
         );
         println!("loadgen CPU      {:.2} s", self.loadgen_cpu_seconds);
+    }
+
+    fn print_outcome(&self) {
         println!(
             "leases           {} revoked by a heartbeat, {} refused, {} expired",
             self.leases_revoked, self.leases_lost, self.lease_expiries

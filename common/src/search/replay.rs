@@ -59,125 +59,168 @@ pub fn replay<K: Ord + Clone + Debug>(
     trials: &[Recorded<K>],
     workers: usize,
 ) -> Outcome<K> {
-    let seconds = |i: usize, epoch: usize| -> f64 {
-        trials[i]
+    let mut sim = Sim::new(trials, workers);
+    let mut past: Vec<Decision<K>> = Vec::new();
+    let mut timed = Vec::new();
+    while sim.next_epoch() {
+        let new = stopping::decide(spec, &sim.curves, &past);
+        for d in &new {
+            sim.apply(d);
+            timed.push((sim.now, d.clone()));
+        }
+        past.extend(new);
+    }
+    sim.outcome(spec, timed)
+}
+
+/// The simulated workers and queue of a replay, in virtual time.
+struct Sim<'a, K> {
+    trials: &'a [Recorded<K>],
+    /// What has been reported so far, per trial.
+    curves: Vec<TrialCurve<K>>,
+    queue: VecDeque<usize>,
+    /// Configurations decided on: true while stopped.
+    stopped: BTreeMap<K, bool>,
+    slots: Vec<Option<Busy>>,
+    now: f64,
+    trained: u64,
+}
+
+impl<'a, K: Ord + Clone + Debug> Sim<'a, K> {
+    fn new(trials: &'a [Recorded<K>], workers: usize) -> Self {
+        let curves: Vec<TrialCurve<K>> = trials
+            .iter()
+            .map(|t| TrialCurve {
+                trial: t.trial.clone(),
+                config: t.config.clone(),
+                order: t.order,
+                values: Vec::new(),
+                epochs: u32::try_from(t.values.len()).unwrap_or(u32::MAX),
+                ended: t.values.is_empty(),
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..trials.len()).collect();
+        order.sort_by(|&a, &b| trials[a].order.cmp(&trials[b].order).then(a.cmp(&b)));
+        let queue = order.into_iter().filter(|&i| !curves[i].ended).collect();
+        Sim {
+            trials,
+            curves,
+            queue,
+            stopped: BTreeMap::new(),
+            slots: vec![None; workers.max(1)],
+            now: 0.0,
+            trained: 0,
+        }
+    }
+
+    /// Seconds epoch `epoch` (0-based) of trial `i` takes (a missing or bad entry: one).
+    fn seconds(&self, i: usize, epoch: usize) -> f64 {
+        self.trials[i]
             .seconds
             .get(epoch)
             .copied()
             .filter(|s| s.is_finite() && *s >= 0.0)
             .unwrap_or(1.0)
-    };
-    let mut curves: Vec<TrialCurve<K>> = trials
-        .iter()
-        .map(|t| TrialCurve {
-            trial: t.trial.clone(),
-            config: t.config.clone(),
-            order: t.order,
-            values: Vec::new(),
-            epochs: u32::try_from(t.values.len()).unwrap_or(u32::MAX),
-            ended: t.values.is_empty(),
-        })
-        .collect();
-    let mut order: Vec<usize> = (0..trials.len()).collect();
-    order.sort_by(|&a, &b| trials[a].order.cmp(&trials[b].order).then(a.cmp(&b)));
-    let mut queue: VecDeque<usize> = order.into_iter().filter(|&i| !curves[i].ended).collect();
-    let mut stopped: BTreeMap<K, bool> = BTreeMap::new();
-    let mut past: Vec<Decision<K>> = Vec::new();
-    let mut timed = Vec::new();
-    let mut slots: Vec<Option<Busy>> = vec![None; workers.max(1)];
-    let mut now = 0.0f64;
-    let mut trained = 0u64;
-    loop {
-        // Idle workers take the next trial.
-        for slot in &mut slots {
-            if slot.is_none()
-                && let Some(i) = queue.pop_front()
+    }
+
+    /// Idle workers take the next trials, then the epoch that ends first is reported; false
+    /// once every worker is idle with nothing queued.
+    fn next_epoch(&mut self) -> bool {
+        for w in 0..self.slots.len() {
+            if self.slots[w].is_none()
+                && let Some(i) = self.queue.pop_front()
             {
-                *slot = Some(Busy {
-                    trial: i,
-                    until: now + seconds(i, curves[i].values.len()),
-                });
+                let until = self.now + self.seconds(i, self.curves[i].values.len());
+                self.slots[w] = Some(Busy { trial: i, until });
             }
         }
-        // The next epoch to end.
-        let Some((w, busy)) = slots
+        let Some((w, busy)) = self
+            .slots
             .iter()
             .enumerate()
             .filter_map(|(w, b)| b.map(|b| (w, b)))
             .min_by(|a, b| a.1.until.total_cmp(&b.1.until).then(a.0.cmp(&b.0)))
         else {
-            break;
+            return false;
         };
-        now = busy.until;
+        self.now = busy.until;
         let i = busy.trial;
-        let epoch = curves[i].values.len();
-        curves[i].values.push(trials[i].values[epoch]);
-        trained += 1;
-        curves[i].ended = curves[i].values.len() == trials[i].values.len();
-        slots[w] = (!curves[i].ended).then(|| Busy {
-            trial: i,
-            until: now + seconds(i, epoch + 1),
-        });
-        let new = stopping::decide(spec, &curves, &past);
-        for d in &new {
-            match d.action {
-                Action::Continue => {}
-                Action::Stop { .. } => {
-                    stopped.insert(d.config.clone(), true);
-                    queue.retain(|&j| trials[j].config != d.config);
-                    for slot in &mut slots {
-                        if slot.is_some_and(|b| trials[b.trial].config == d.config) {
-                            *slot = None;
-                        }
-                    }
-                }
-                Action::Promote => {
-                    stopped.insert(d.config.clone(), false);
-                    let running: Vec<usize> = slots.iter().flatten().map(|b| b.trial).collect();
-                    for j in (0..trials.len()).rev() {
-                        if trials[j].config == d.config
-                            && !curves[j].ended
-                            && !running.contains(&j)
-                            && !queue.contains(&j)
-                        {
-                            queue.push_front(j);
-                        }
+        let epoch = self.curves[i].values.len();
+        self.curves[i].values.push(self.trials[i].values[epoch]);
+        self.trained += 1;
+        let ended = self.curves[i].values.len() == self.trials[i].values.len();
+        self.curves[i].ended = ended;
+        let until = self.now + self.seconds(i, epoch + 1);
+        self.slots[w] = (!ended).then_some(Busy { trial: i, until });
+        true
+    }
+
+    /// Applies a decision: a stopped configuration leaves the queue and its workers, a
+    /// promoted one's unfinished trials go to the front of the queue.
+    fn apply(&mut self, d: &Decision<K>) {
+        let trials = self.trials;
+        match d.action {
+            Action::Continue => {}
+            Action::Stop { .. } => {
+                self.stopped.insert(d.config.clone(), true);
+                self.queue.retain(|&j| trials[j].config != d.config);
+                for slot in &mut self.slots {
+                    if slot.is_some_and(|b| trials[b.trial].config == d.config) {
+                        *slot = None;
                     }
                 }
             }
-            timed.push((now, d.clone()));
+            Action::Promote => {
+                self.stopped.insert(d.config.clone(), false);
+                let running: Vec<usize> = self.slots.iter().flatten().map(|b| b.trial).collect();
+                for j in (0..trials.len()).rev() {
+                    if trials[j].config == d.config
+                        && !self.curves[j].ended
+                        && !running.contains(&j)
+                        && !self.queue.contains(&j)
+                    {
+                        self.queue.push_front(j);
+                    }
+                }
+            }
         }
-        past.extend(new);
     }
-    // Final values of the configurations whose every trial trained to its end.
-    let mut finals: BTreeMap<K, (f64, u32, bool)> = BTreeMap::new();
-    for (t, c) in trials.iter().zip(&curves) {
-        let e = finals.entry(t.config.clone()).or_insert((0.0, 0, true));
-        e.2 &= c.values.len() == t.values.len();
-        if let Some(v) = c.values.last() {
-            e.0 += v;
-            e.1 += 1;
+
+    /// What the replay found, once every worker is idle.
+    fn outcome(self, spec: &StoppingSpec, decisions: Vec<(f64, Decision<K>)>) -> Outcome<K> {
+        // Final values of the configurations whose every trial trained to its end.
+        let mut finals: BTreeMap<K, (f64, u32, bool)> = BTreeMap::new();
+        for (t, c) in self.trials.iter().zip(&self.curves) {
+            let e = finals.entry(t.config.clone()).or_insert((0.0, 0, true));
+            e.2 &= c.values.len() == t.values.len();
+            if let Some(v) = c.values.last() {
+                e.0 += v;
+                e.1 += 1;
+            }
         }
-    }
-    let best = finals
-        .into_iter()
-        .filter(|(_, (_, n, complete))| *complete && *n > 0)
-        .map(|(k, (sum, n, _))| (k, sum / f64::from(n)))
-        .fold(None::<(K, f64)>, |best, (k, v)| match best {
-            Some((bk, bv)) if spec.objective.score(bv) >= spec.objective.score(v) => Some((bk, bv)),
-            _ => Some((k, v)),
-        });
-    Outcome {
-        decisions: timed,
-        epochs_trained: trained,
-        epochs_full: trials.iter().map(|t| t.values.len() as u64).sum(),
-        makespan: now,
-        stopped: stopped
+        let best = finals
             .into_iter()
-            .filter(|(_, s)| *s)
-            .map(|(k, _)| k)
-            .collect(),
-        best,
+            .filter(|(_, (_, n, complete))| *complete && *n > 0)
+            .map(|(k, (sum, n, _))| (k, sum / f64::from(n)))
+            .fold(None::<(K, f64)>, |best, (k, v)| match best {
+                Some((bk, bv)) if spec.objective.score(bv) >= spec.objective.score(v) => {
+                    Some((bk, bv))
+                }
+                _ => Some((k, v)),
+            });
+        Outcome {
+            decisions,
+            epochs_trained: self.trained,
+            epochs_full: self.trials.iter().map(|t| t.values.len() as u64).sum(),
+            makespan: self.now,
+            stopped: self
+                .stopped
+                .into_iter()
+                .filter(|(_, s)| *s)
+                .map(|(k, _)| k)
+                .collect(),
+            best,
+        }
     }
 }
 

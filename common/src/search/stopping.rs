@@ -112,32 +112,7 @@ pub fn decide<K: Ord + Clone + Debug>(
     curves: &[TrialCurve<K>],
     past: &[Decision<K>],
 ) -> Vec<Decision<K>> {
-    let mut configs: BTreeMap<K, Config> = BTreeMap::new();
-    for c in curves {
-        let entry = configs.entry(c.config.clone()).or_insert(Config {
-            order: c.order,
-            epochs: 0,
-            trials: Vec::new(),
-        });
-        entry.order = entry.order.min(c.order);
-        entry.epochs = entry.epochs.max(c.epochs);
-        entry.trials.push((c.values.clone(), c.ended));
-    }
-    // Seeds in a stable order, so means add up the same way whatever the input order.
-    for config in configs.values_mut() {
-        config.trials.sort_by(|a, b| {
-            a.0.len()
-                .cmp(&b.0.len())
-                .then_with(|| a.1.cmp(&b.1))
-                .then_with(|| {
-                    a.0.iter()
-                        .zip(&b.0)
-                        .map(|(x, y)| x.total_cmp(y))
-                        .find(|o| o.is_ne())
-                        .unwrap_or(std::cmp::Ordering::Equal)
-                })
-        });
-    }
+    let configs = by_config(curves);
     let mut journal = Journal::new(past);
     match spec.rule {
         Rule::Asha {
@@ -189,6 +164,37 @@ pub fn decide<K: Ord + Clone + Debug>(
         ),
     }
     journal.new
+}
+
+/// The curves grouped by configuration, each configuration's seeds in a stable order so that
+/// means add up the same way whatever the input order.
+fn by_config<K: Ord + Clone>(curves: &[TrialCurve<K>]) -> BTreeMap<K, Config> {
+    let mut configs: BTreeMap<K, Config> = BTreeMap::new();
+    for c in curves {
+        let entry = configs.entry(c.config.clone()).or_insert(Config {
+            order: c.order,
+            epochs: 0,
+            trials: Vec::new(),
+        });
+        entry.order = entry.order.min(c.order);
+        entry.epochs = entry.epochs.max(c.epochs);
+        entry.trials.push((c.values.clone(), c.ended));
+    }
+    for config in configs.values_mut() {
+        config.trials.sort_by(|a, b| {
+            a.0.len()
+                .cmp(&b.0.len())
+                .then_with(|| a.1.cmp(&b.1))
+                .then_with(|| {
+                    a.0.iter()
+                        .zip(&b.0)
+                        .map(|(x, y)| x.total_cmp(y))
+                        .find(|o| o.is_ne())
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                })
+        });
+    }
+    configs
 }
 
 /// The epochs at which `rule` may take a decision for configurations of at most `longest`
@@ -307,74 +313,110 @@ fn asha<K: Ord + Clone + Debug>(
         .max()
         .unwrap_or(0);
     let all_rungs = rungs(first, reduction, longest);
-    for (k, &rung) in all_rungs.iter().enumerate() {
-        // Configurations at this rung: past every rung below, with a value here.
-        let at_rung: Vec<(&K, f64)> = members
-            .iter()
-            .filter(|key| {
-                let c = &configs[**key];
-                rung < c.epochs && all_rungs[..k].iter().all(|&r| journal.passed(key, r))
-            })
-            .filter_map(|key| configs[*key].at(rung).map(|v| (*key, objective.score(v))))
-            .collect();
-        let ranking = ranked(at_rung);
-        let n = ranking.len();
-        // Once no other configuration can reach the rung, it passes at least its best: a
-        // finite grid would otherwise end with a rung that passed none (fewer than `reduction`
-        // reached it) and nothing trained to its end.
-        let closed = members.iter().all(|key| {
-            let c = &configs[*key];
-            rung >= c.epochs
-                || c.at(rung).is_some()
-                || c.trials.iter().all(|(_, ended)| *ended)
-                || all_rungs[..k]
-                    .iter()
-                    .any(|&r| matches!(journal.get(key, r), Some(Action::Stop { .. })))
-        });
-        let quota = if closed && n > 0 {
-            (n / reduction as usize).max(1)
-        } else {
-            n / reduction as usize
+    for k in 0..all_rungs.len() {
+        let rung = Rung {
+            epoch: all_rungs[k],
+            below: &all_rungs[..k],
+            reduction,
         };
-        let mut passed = ranking
-            .iter()
-            .filter(|(key, _)| journal.passed(key, rung))
-            .count();
-        // Arrivals, best first.
-        for (place, (key, score)) in ranking.iter().enumerate() {
-            if journal.get(key, rung).is_some() {
-                continue;
-            }
-            if place < quota && passed < quota {
-                journal.take(key, rung, Action::Continue);
-                passed += 1;
-            } else {
-                let reason = format!(
-                    "asha: {} {:.4} at epoch {rung} ranks {} of {n}; this rung passes the top \
-                     {quota}{}",
-                    objective.metric.name(),
-                    score * objective.score(1.0),
-                    place + 1,
-                    if place < quota {
-                        " and has passed them"
-                    } else {
-                        ""
-                    }
-                );
-                journal.take(key, rung, Action::Stop { reason });
-            }
+        judge_rung(objective, configs, members, &rung, journal);
+    }
+}
+
+/// One rung of ASHA: its epoch, the rungs below it, the reduction factor.
+struct Rung<'a> {
+    epoch: u32,
+    below: &'a [u32],
+    reduction: u32,
+}
+
+/// Decides for the configurations at `rung` that have not been decided there: the top
+/// 1/reduction go on, the rest stop; stopped ones within the quota are promoted.
+fn judge_rung<K: Ord + Clone + Debug>(
+    objective: Objective,
+    configs: &BTreeMap<K, Config>,
+    members: &[&K],
+    rung: &Rung<'_>,
+    journal: &mut Journal<K>,
+) {
+    let epoch = rung.epoch;
+    // Configurations at this rung: past every rung below, with a value here.
+    let at_rung: Vec<(&K, f64)> = members
+        .iter()
+        .filter(|key| {
+            let c = &configs[**key];
+            epoch < c.epochs && rung.below.iter().all(|&r| journal.passed(key, r))
+        })
+        .filter_map(|key| configs[*key].at(epoch).map(|v| (*key, objective.score(v))))
+        .collect();
+    let ranking = ranked(at_rung);
+    let n = ranking.len();
+    // Once no other configuration can reach the rung, it passes at least its best: a finite
+    // grid would otherwise end with a rung that passed none (fewer than `reduction` reached
+    // it) and nothing trained to its end.
+    let quota = if n > 0 && rung_closed(configs, members, rung, journal) {
+        (n / rung.reduction as usize).max(1)
+    } else {
+        n / rung.reduction as usize
+    };
+    let mut passed = ranking
+        .iter()
+        .filter(|(key, _)| journal.passed(key, epoch))
+        .count();
+    // Arrivals, best first.
+    for (place, (key, score)) in ranking.iter().enumerate() {
+        if journal.get(key, epoch).is_some() {
+            continue;
         }
-        // Promotions: stopped configurations within the quota, best first.
-        for (key, _) in ranking.iter().take(quota) {
-            if passed >= quota {
-                break;
-            }
-            if matches!(journal.get(key, rung), Some(Action::Stop { .. })) {
-                journal.take(key, rung, Action::Promote);
-                passed += 1;
-            }
+        if place < quota && passed < quota {
+            journal.take(key, epoch, Action::Continue);
+            passed += 1;
+        } else {
+            let reason = format!(
+                "asha: {} {:.4} at epoch {epoch} ranks {} of {n}; this rung passes the top \
+                 {quota}{}",
+                objective.metric.name(),
+                score * objective.score(1.0),
+                place + 1,
+                if place < quota {
+                    " and has passed them"
+                } else {
+                    ""
+                }
+            );
+            journal.take(key, epoch, Action::Stop { reason });
         }
     }
+    // Promotions: stopped configurations within the quota, best first.
+    for (key, _) in ranking.iter().take(quota) {
+        if passed >= quota {
+            break;
+        }
+        if matches!(journal.get(key, epoch), Some(Action::Stop { .. })) {
+            journal.take(key, epoch, Action::Promote);
+            passed += 1;
+        }
+    }
+}
+
+/// Whether no configuration of `members` can still reach `rung`: each is too short, has a
+/// value there, has every trial ended, or was stopped at a rung below.
+fn rung_closed<K: Ord + Clone + Debug>(
+    configs: &BTreeMap<K, Config>,
+    members: &[&K],
+    rung: &Rung<'_>,
+    journal: &Journal<K>,
+) -> bool {
+    members.iter().all(|key| {
+        let c = &configs[*key];
+        rung.epoch >= c.epochs
+            || c.at(rung.epoch).is_some()
+            || c.trials.iter().all(|(_, ended)| *ended)
+            || rung
+                .below
+                .iter()
+                .any(|&r| matches!(journal.get(key, r), Some(Action::Stop { .. })))
+    })
 }
 
 /// The median stopping rule.
