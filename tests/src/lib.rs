@@ -192,6 +192,21 @@ impl Coordinator {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// Runs an operator command (`coordinator status ...`, `cancel`, `promote`) against it
+    /// and returns what it printed.
+    pub fn operator(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin("coordinator"))
+            .args(args)
+            .args(["--addr", &self.url()])
+            .output()
+            .expect("run the coordinator's operator command")
+    }
+}
+
+/// A command's output as trimmed text (lossy), for assertions and messages.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).trim().to_owned()
 }
 
 impl Deref for Coordinator {

@@ -5,13 +5,12 @@
 //! promote` resumes a stopped configuration from its checkpoints.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use sweep_common::EpochMetrics;
 use sweep_common::results::{Results, Status};
 use sweep_common::rng::SplitMix64;
-use sweep_tests::{Coordinator, Sweep, Worker, bin};
+use sweep_tests::{Coordinator, Sweep, Worker, text};
 
 const EPOCH: Duration = Duration::from_millis(40);
 const ARGS: &[&str] = &[
@@ -104,21 +103,9 @@ fn run(grid: &str) -> Outcome {
     outcome(&results(&sweep))
 }
 
-fn operator(c: &Coordinator, args: &[&str]) -> Output {
-    Command::new(bin("coordinator"))
-        .args(args)
-        .args(["--addr", &c.url()])
-        .output()
-        .expect("run the coordinator's operator command")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).trim().to_owned()
-}
-
 /// The trials the coordinator's status lists as stopped, by name.
 fn stopped_now(c: &Coordinator) -> Vec<String> {
-    let out = operator(c, &["status", "--json", "--state", "stopped"]);
+    let out = c.operator(&["status", "--json", "--state", "stopped"]);
     if !out.status.success() {
         return Vec::new();
     }
@@ -197,7 +184,7 @@ fn promote_resumes_a_stopped_configuration_from_its_checkpoints() {
         assert!(Instant::now() < deadline, "no trial was stopped");
         let stopped = stopped_now(&c);
         if let Some(name) = stopped.first() {
-            let out = operator(&c, &["promote", "--trial", name]);
+            let out = c.operator(&["promote", "--trial", name]);
             if out.status.success() {
                 break (name.clone(), out);
             }
@@ -211,7 +198,7 @@ fn promote_resumes_a_stopped_configuration_from_its_checkpoints() {
         said == "promoted 1 stopped trials" || said == "promoted 2 stopped trials",
         "{said}"
     );
-    let out = operator(&c, &["promote", "--trial", "nope"]);
+    let out = c.operator(&["promote", "--trial", "nope"]);
     assert!(!out.status.success(), "an unknown name is an error");
     c.expect_exit_code(0, Duration::from_secs(120));
     w.expect_exit_code(0, Duration::from_secs(30));

@@ -3,13 +3,12 @@
 //! in the results, cancelled trials stay cancelled unless named, and the retried trials end with
 //! the fault-free run's numbers.
 
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use sweep_common::results::Status;
 use sweep_tests::ResultsExt as _;
 use sweep_tests::faults::{self, assert_same_results, audit, fault_free_run};
-use sweep_tests::{Coordinator, Sweep, Worker, bin};
+use sweep_tests::{Coordinator, Sweep, Worker, text};
 
 const EPOCH: Duration = Duration::from_millis(50);
 const FLAGS: [&str; 6] = [
@@ -24,18 +23,6 @@ const FLAGS: [&str; 6] = [
 /// A grid of `trials` trials of `epochs` epochs, one attempt each.
 fn grid(trials: usize, epochs: u32) -> String {
     faults::grid("retry", trials, epochs, 0).replace("max_attempts = 50", "max_attempts = 1")
-}
-
-fn operator(c: &Coordinator, args: &[&str]) -> Output {
-    Command::new(bin("coordinator"))
-        .args(args)
-        .args(["--addr", &c.url()])
-        .output()
-        .expect("run the coordinator's operator command")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).trim().to_owned()
 }
 
 /// Starts worker `name`, lets it report some epochs of its first trial, and kills it: with one
@@ -55,21 +42,21 @@ fn coordinator_retry_requeues_failed_trials_of_a_running_sweep() {
     let mut c = sweep.start_coordinator_at("127.0.0.1:0", &FLAGS);
     let _killed = fail_first_trial("A", &c, 20);
     c.wait_for_stderr_line("trial failed for good", Duration::from_secs(30));
-    let out = operator(&c, &["cancel", "--trial", "t_2"]);
+    let out = c.operator(&["cancel", "--trial", "t_2"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     // --failed takes the failed trial, not the cancelled one.
-    let out = operator(&c, &["retry", "--failed"]);
+    let out = c.operator(&["retry", "--failed"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "queued 1 failed trials again");
-    let out = operator(&c, &["retry", "--trial", "t_2", "--trial", "t_3"]);
+    let out = c.operator(&["retry", "--trial", "t_2", "--trial", "t_3"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
         "queued 1 failed trials again",
         "t_2 was cancelled, t_3 has not failed"
     );
-    let out = operator(&c, &["retry", "--trial", "nope"]);
+    let out = c.operator(&["retry", "--trial", "nope"]);
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("no trial or experiment named nope"),
