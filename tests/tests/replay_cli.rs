@@ -157,3 +157,82 @@ fn a_finished_sweep_replays_under_its_grids_rule() {
         "{err}"
     );
 }
+
+/// Runs `grid` to its end with one local test-trainer worker of one slot; returns results.json.
+fn run_one_worker(grid: &str) -> (Sweep, serde_json::Value) {
+    let sweep = Sweep::new(grid);
+    let worker = bin("worker").display().to_string();
+    let mut c = sweep.start_coordinator(&[
+        "--local-workers",
+        "1",
+        "--worker-bin",
+        &worker,
+        "--local-worker-arg=--test-trainer=10ms",
+        "--local-worker-arg=--offline",
+        "--linger",
+        "1s",
+    ]);
+    c.expect_exit_code(0, Duration::from_secs(120));
+    let text = std::fs::read_to_string(sweep.out().join("results.json")).expect("results.json");
+    (sweep, serde_json::from_str(&text).expect("JSON"))
+}
+
+#[test]
+fn a_replay_takes_the_decisions_a_live_run_takes() {
+    // One worker of one slot: the live run's order of events is the replay's with one worker.
+    let (full_sweep, _) = run_one_worker(&grid("0.001, 0.01, 0.1", None));
+    let (_, live) = run_one_worker(&grid("0.001, 0.01, 0.1", Some(ASHA)));
+    let trials = live["trials"].as_array().expect("trials");
+    assert_eq!(trials.len(), 18);
+    // The live run: each configuration it stopped (the trial name without its seed) and the
+    // rung, and the epochs it trained in all.
+    let config = |name: &str| {
+        name.rsplit_once('_')
+            .map(|(c, _)| c.to_owned())
+            .expect("t_lr_w_seed")
+    };
+    let mut live_stopped = std::collections::BTreeMap::new();
+    for t in trials {
+        if t["status"] == "stopped" {
+            let rung = t["stopped"]["epoch"].as_u64().expect("stopped.epoch");
+            live_stopped.insert(config(t["name"].as_str().expect("name")), rung);
+        }
+    }
+    let live_epochs: usize = trials
+        .iter()
+        .map(|t| t["epochs"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert!(!live_stopped.is_empty(), "the rule stopped nothing live");
+
+    let asha = full_sweep.path().join("asha.toml");
+    std::fs::write(&asha, grid("0.001, 0.01, 0.1", Some(ASHA))).expect("write");
+    let results = full_sweep.out().join("results.json").display().to_string();
+    let (code, out, err) = replay(&[
+        "--results",
+        &results,
+        "--grid",
+        &asha.display().to_string(),
+        "--workers",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let replayed: std::collections::BTreeMap<String, u64> = r[0]["stopped"]
+        .as_array()
+        .expect("stopped")
+        .iter()
+        .map(|s| {
+            (
+                config(s["trial"].as_str().expect("trial")),
+                s["rung"].as_u64().expect("rung"),
+            )
+        })
+        .collect();
+    assert_eq!(replayed, live_stopped, "replay {r}");
+    assert_eq!(
+        r[0]["epochs_trained"].as_u64(),
+        Some(live_epochs as u64),
+        "{r}"
+    );
+}
