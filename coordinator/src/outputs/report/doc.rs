@@ -6,9 +6,10 @@ use std::collections::HashSet;
 
 use super::analysis::{self, View, best_config, best_trial, confused_pairs, curves, plural};
 use super::compare;
-use super::figures::{ConfusionPlot, CurvePlot, Panel, Plot};
+use super::figures::{ConfusionPlot, CurvePlot, Panel, Plot, ScatterPlot};
 use super::importance::Method;
 use super::tables::{self, Metric, Table, fmt_stat};
+use sweep_common::grid::{Param, Value};
 use sweep_common::results::{Results, Status, Trial};
 
 /// Confused pairs listed per trial.
@@ -296,6 +297,7 @@ fn experiment(b: &mut Builder, view: &View<'_>) {
 
     b.heading(3, "Learning curves");
     learning_curves(b, view);
+    hyperparameter_scatters(b, view);
 
     b.heading(3, "Most confused classes");
     confusion(b, view);
@@ -509,6 +511,65 @@ fn learning_curves(b: &mut Builder, view: &View<'_>) {
             y_bounds,
         };
         b.figure(&format!("{}-{suffix}", e.name), Plot::Curves(plot), title);
+    }
+}
+
+/// Numeric hyperparameters with at least this many distinct values among an experiment's trials
+/// get a scatter against the metric (sampled keys; long axes).
+const SCATTER_MIN_VALUES: usize = 5;
+
+/// One scatter per numeric hyperparameter that takes many values in the experiment (every
+/// sampled key does): each trial's final test accuracy (or the last before it was stopped)
+/// against its value.
+fn hyperparameter_scatters(b: &mut Builder, view: &View<'_>) {
+    let ended: Vec<(&Trial<'_>, f64)> = view
+        .trials
+        .iter()
+        .filter(|t| matches!(t.status, Status::Succeeded | Status::Stopped))
+        .filter_map(|t| Some((*t, t.epochs.last()?.test_accuracy)))
+        .filter(|(_, acc)| acc.is_finite())
+        .collect();
+    let mut first = true;
+    for param in Param::ALL {
+        if param == Param::Seed {
+            continue;
+        }
+        let points: Vec<(f64, f64, bool)> = ended
+            .iter()
+            .filter_map(|(t, acc)| {
+                let x = match t.params.get(param) {
+                    Value::Int(i) => i as f64,
+                    Value::Float(x) => x,
+                    Value::Choice(_) | Value::Text(_) => return None,
+                };
+                Some((x, *acc, t.status == Status::Stopped))
+            })
+            .collect();
+        let mut distinct: Vec<f64> = points.iter().map(|p| p.0).collect();
+        distinct.sort_by(f64::total_cmp);
+        distinct.dedup();
+        if distinct.len() < SCATTER_MIN_VALUES {
+            continue;
+        }
+        if first {
+            b.heading(3, "Hyperparameters against the test accuracy");
+            first = false;
+        }
+        let (lo, hi) = (distinct[0], distinct[distinct.len() - 1]);
+        let title = format!("Final test accuracy against {}", analysis::label(param));
+        let plot = ScatterPlot {
+            title: title.clone(),
+            x_label: analysis::label(param),
+            y_label: "Test accuracy (%)".into(),
+            points,
+            log_x: ScatterPlot::wants_log(lo, hi),
+            y_bounds: (0.0, 100.0),
+        };
+        b.figure(
+            &format!("{}-scatter-{}", view.experiment.name, param.def().key),
+            Plot::Scatter(plot),
+            title,
+        );
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod confusion;
 mod curves;
+mod scatter;
 
 use std::sync::OnceLock;
 
@@ -15,6 +16,7 @@ use plotters::style::{FontDesc, FontFamily, FontStyle, register_font};
 
 pub use confusion::{ConfusionPlot, Panel};
 pub use curves::{CurvePlot, Series};
+pub use scatter::ScatterPlot;
 
 /// DejaVu Sans, embedded: plotters' `ab_glyph` text needs font bytes, and a fresh machine may
 /// have no system font at all.
@@ -27,6 +29,8 @@ pub enum Plot {
     Confusion(ConfusionPlot),
     /// Lines per configuration over epochs, with a ±1 std band for repeats.
     Curves(CurvePlot),
+    /// A hyperparameter against the metric, a point per trial.
+    Scatter(ScatterPlot),
 }
 
 /// A figure could not be drawn or encoded.
@@ -67,6 +71,7 @@ impl Plot {
         Ok(match self {
             Plot::Confusion(p) => p.geometry().size(),
             Plot::Curves(p) => p.size(),
+            Plot::Scatter(p) => p.size(),
         })
     }
 
@@ -78,6 +83,7 @@ impl Plot {
         match self {
             Plot::Confusion(p) => p.draw(root),
             Plot::Curves(p) => p.draw(root),
+            Plot::Scatter(p) => p.draw(root),
         }?;
         root.present().map_err(err)
     }

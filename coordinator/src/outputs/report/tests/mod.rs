@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::analysis::{self, Stat, best_trial, confused_pairs, stat};
 use super::doc;
+use super::figures::{Plot, ScatterPlot};
 use super::tables::{self, Metric, to_markdown};
 use super::{Error, csv, parse, render, write};
 use sweep_common::ConfusionMatrix as Confusion;
@@ -631,5 +632,66 @@ fn architecture_axes_pivot_and_trials_name_their_model() {
             "| 1 conv 16, 1 linear 10; bn, max pool | {cnn_params} |"
         )),
         "{md}"
+    );
+}
+
+#[test]
+fn keys_with_many_numeric_values_get_a_scatter_against_the_accuracy() {
+    // Six sampled learning rates (no axis names them), two of them stopped early, and a
+    // 3-value width axis: a scatter for the learning rate only, on a log axis.
+    let lrs = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.1];
+    let trials: Vec<serde_json::Value> = lrs
+        .iter()
+        .enumerate()
+        .map(|(i, lr)| {
+            let stopped = i < 2;
+            let epochs: Vec<serde_json::Value> = (1..=if stopped { 1 } else { 3 })
+                .map(|e| json!({"epoch": e, "test_accuracy": 40.0 + 5.0 * i as f64 + e as f64}))
+                .collect();
+            let width = [8, 16, 32][i % 3];
+            let mut t = json!({
+                "name": format!("t{i}"), "experiment": "e",
+                "status": if stopped { "stopped" } else { "succeeded" },
+                "params": {"learning_rate": lr, "hidden_width": width},
+                "epochs": epochs,
+            });
+            if stopped {
+                t["stopped"] = json!({"epoch": 1, "reason": "asha"});
+            }
+            t
+        })
+        .collect();
+    let r = one_trial_per(
+        json!([{"param": "hidden_width", "values": ["8", "16", "32"]}]),
+        &trials,
+    );
+    let document = doc::build(&r);
+    let scatters: Vec<&ScatterPlot> = document
+        .figures
+        .iter()
+        .filter_map(|(_, p)| match p {
+            Plot::Scatter(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(scatters.len(), 1, "one scatter, for the learning rate");
+    let s = scatters[0];
+    assert_eq!(s.x_label, "Learning rate");
+    assert!(s.log_x, "0.0001 to 0.1 spans three decades");
+    assert_eq!(s.points.len(), 6);
+    // The stopped trials are marked, at the accuracy of their last epoch.
+    assert_eq!(s.points[0], (0.0001, 41.0, true));
+    assert_eq!(s.points[5], (0.1, 68.0, false));
+    assert!(
+        document
+            .figures
+            .iter()
+            .any(|(stem, _)| stem == "e-scatter-learning_rate")
+    );
+    // It draws.
+    let svg = Plot::Scatter(s.clone()).svg().expect("svg");
+    assert!(
+        svg.contains("stopped early"),
+        "the legend names stopped trials"
     );
 }
