@@ -64,6 +64,10 @@ struct Cli {
     /// Threads of the load generator's runtime (the coordinator gets the other cores).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     threads: u16,
+    /// Early stopping: ASHA over the hidden widths (`min_epochs = 1`, `reduction = 3`); trials
+    /// stop when a report's answer says so, and count as done.
+    #[arg(long)]
+    asha: bool,
     /// Also write the report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -124,7 +128,7 @@ impl Cli {
 
 /// A grid of exactly `trials` trials of `epochs` epochs: `seed` x `hidden_width` (about
 /// sqrt(trials) each), plus a second experiment for the remainder.
-fn grid(trials: u64, epochs: u32) -> String {
+fn grid(trials: u64, epochs: u32, asha: bool) -> String {
     let list = |n: u64| {
         (1..=n)
             .map(|i| i.to_string())
@@ -137,9 +141,14 @@ fn grid(trials: u64, epochs: u32) -> String {
         format!(
             "\n[[experiment]]\nname = \"{name}\"\ndataset = \"fashion-mnist\"\n\n\
              [experiment.fixed]\nhidden_layers = 1\nepochs = {epochs}\n\n\
-             [experiment.grid]\nseed = [{}]\nhidden_width = [{}]\n",
+             [experiment.grid]\nseed = [{}]\nhidden_width = [{}]\n{}",
             list(seeds),
-            list(widths)
+            list(widths),
+            if asha {
+                "\n[experiment.stopping]\nrule = \"asha\"\nmin_epochs = 1\nreduction = 3\n"
+            } else {
+                ""
+            }
         )
     };
     let mut text = format!(
@@ -189,6 +198,7 @@ async fn drive(cli: &Cli, coordinator: &mut Coordinator) -> anyhow::Result<Drive
         cli.warmup,
         cli.trials,
         pid.clone(),
+        cli.asha,
     ));
     let cpu_before = cpu_seconds(&pid)?;
     let deadline = Instant::now() + cli.timeout;
@@ -248,7 +258,12 @@ fn read_results(path: &Path) -> anyhow::Result<(u64, u64, usize)> {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let results: sweep_common::results::Results<'static> = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a valid results file", path.display()))?;
-    let succeeded = results.trials.iter().filter(|t| t.succeeded()).count();
+    // Stopped by early stopping (--asha) is done too.
+    let succeeded = results
+        .trials
+        .iter()
+        .filter(|t| t.succeeded() || t.status == sweep_common::results::Status::Stopped)
+        .count();
     let expired = results
         .trials
         .iter()
@@ -281,7 +296,7 @@ fn work_dir(cli: &Cli) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
 /// Writes the grid into `dir` and starts the coordinator on it, results under `out`.
 fn start_coordinator(cli: &Cli, dir: &Path, out: &Path) -> anyhow::Result<Coordinator> {
     let grid_file = dir.join("grid.toml");
-    std::fs::write(&grid_file, grid(cli.trials, cli.epochs))?;
+    std::fs::write(&grid_file, grid(cli.trials, cli.epochs, cli.asha))?;
     let duration = |d: Duration| format!("{}ms", d.as_millis());
     let mut command = Command::new(coordinator_bin(cli)?);
     command
@@ -353,7 +368,9 @@ fn problems(
             coordinator.log_tail()
         ));
     }
-    if completed != cli.trials {
+    // With early stopping, trials stopped before they were leased are never completed by a
+    // worker; results.json (above) says whether every trial ended.
+    if completed != cli.trials && !cli.asha {
         problems.push(format!("{completed} of {} trials completed", cli.trials));
     }
     if stats.error_count() > 0 {
@@ -420,7 +437,9 @@ fn run(cli: &Cli) -> anyhow::Result<Report> {
             peak_rss_serving_bytes: driven.shared.peak_rss_at_end().unwrap_or(driven.peak_rss),
             peak_rss_bytes: driven.peak_rss,
             cpu_seconds: driven.coordinator_cpu,
-            cpu_us_per_trial: driven.coordinator_cpu * 1e6 / completed.max(1) as f64,
+            // Per trial ended: with --asha results.json counts the stopped ones workers never
+            // completed.
+            cpu_us_per_trial: driven.coordinator_cpu * 1e6 / completed.max(succeeded).max(1) as f64,
             db_bytes,
             wal_bytes,
             exit_seconds: exited.duration_since(last_complete).as_secs_f64(),

@@ -140,7 +140,7 @@ impl Report {
             c.lease_ttl_ms
         );
         println!(
-            "trials           {} completed, {} succeeded in results.json (of {})",
+            "trials           {} completed, {} succeeded (or stopped early) in results.json (of {})",
             self.trials_completed, self.trials_succeeded, c.trials
         );
         println!(
