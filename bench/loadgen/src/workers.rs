@@ -453,6 +453,7 @@ impl Worker {
             match reported {
                 Err(e) if self.shared.stopped_elsewhere(&e) => {
                     *self.held() = Held::default();
+                    self.shared.trial_done(Instant::now());
                     return;
                 }
                 Err(_) => {
@@ -494,7 +495,10 @@ impl Worker {
                 *self.held() = Held::default();
                 self.shared.trial_done(Instant::now());
             }
-            Err(e) if self.shared.stopped_elsewhere(&e) => *self.held() = Held::default(),
+            Err(e) if self.shared.stopped_elsewhere(&e) => {
+                *self.held() = Held::default();
+                self.shared.trial_done(Instant::now());
+            }
             Err(_) => self.abandon(),
         }
     }
