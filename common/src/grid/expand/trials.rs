@@ -71,6 +71,11 @@ impl TrialBuilder {
         &self.experiment
     }
 
+    /// Its dataset.
+    pub fn dataset(&self) -> DatasetKind {
+        self.dataset
+    }
+
     /// The trials of the configuration `point` (one value per sampled key, none for an
     /// experiment that samples nothing): every cell of the grid axes (and repeats, and program
     /// cells), the first axis outermost, exactly as grid expansion orders them.
