@@ -188,6 +188,13 @@ fn open_state(
             None => state::Trial::new(spec),
         })
         .collect();
+    // Configurations TPE proposed before a restart follow, in the order they were proposed.
+    let mut trials = trials;
+    trials.extend(state::restore_proposals(
+        grid,
+        &loaded.order,
+        &mut loaded.trials,
+    ));
     let removed = store.record_grid(&trials)?;
     // What is left of `loaded.trials` is no longer in the grid.
     startup::keep_weights_of_removed_trials(&mut store, &loaded.trials, &trials, &options.out_dir)?;
@@ -202,6 +209,7 @@ fn open_state(
         .filter_map(|e| Some((e.name.clone(), e.stopping?)))
         .collect();
     let dropped = scheduler.set_stopping(&rules, &loaded.decisions);
+    scheduler.set_search(state::searches_of(grid));
     if dropped > 0 {
         warn!(
             decisions = dropped,

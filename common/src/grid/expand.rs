@@ -5,22 +5,24 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::check::{Checker, MAX_TRIAL_NAME_LEN};
-use super::params::{HyperParams, Param};
+mod trials;
+
+pub use trials::{BuildError, TrialBuilder};
+
+use super::check::Checker;
+use super::params::Param;
 use super::parse::{RawAxes, RawExperiment, RawFile, RawList};
 use super::rules::{
     MAX_ATTEMPTS, MAX_CHECKPOINT_EVERY, MAX_TRIALS_LIMIT, SPLIT_RATIO_RULE, allowed, integer,
-    truncate,
 };
 use super::{
     Axis, DEFAULT_CHECKPOINT_EVERY, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_TRIALS, DEFAULT_SPLIT_RATIO,
 };
 use super::{Experiment, Grid, GridError, Value};
 use crate::dataset::DatasetKind;
-use crate::ids::TrialId;
 use crate::search::sample::Sampler;
 use crate::search::{Distribution, SampleSpec};
-use crate::trial::{SplitSpec, TrialSpec};
+use crate::trial::SplitSpec;
 
 /// The axes of `[experiment.grid]`, in axis order.
 fn axis_values(g: Option<&RawAxes>) -> impl Iterator<Item = (Param, &RawList)> {
@@ -231,17 +233,18 @@ fn duplicate_trial_name(
     c.err(&span, &format!("experiment[{i}].trial_name"), message)
 }
 
-fn experiment(
+/// What `[experiment]`'s scalar settings say.
+struct Settings {
+    split_ratio: f64,
+    checkpoint_every: u32,
+    title: Option<String>,
+}
+
+fn settings(
     c: &Checker<'_>,
-    i: usize,
+    at: &dyn Fn(&str) -> String,
     e: &RawExperiment,
-    sweep_seed: u64,
-    sweep_repeats: u64,
-) -> Result<Experiment, GridError> {
-    let at = |k: &str| format!("experiment[{i}].{k}");
-    let repeats = super::repeats::of_experiment(c, i, e, sweep_repeats)?;
-    let name = c.name(&e.name, &at("name"))?;
-    let dataset = c.dataset(&e.dataset, &at("dataset"))?;
+) -> Result<Settings, GridError> {
     let split_ratio = match &e.split_ratio {
         Some(r) => c.fraction(
             &r.span(),
@@ -273,7 +276,29 @@ fn experiment(
         Some(t) => Some(c.title(t, &at("title"))?),
         None => None,
     };
+    Ok(Settings {
+        split_ratio,
+        checkpoint_every,
+        title,
+    })
+}
 
+/// Every key's values (fixed ones, grid axes, then defaults), the axes that vary and the keys
+/// that are fixed.
+type Values = (
+    BTreeMap<Param, Vec<Value>>,
+    Vec<Axis>,
+    HashMap<Param, Range<usize>>,
+);
+
+fn values(
+    c: &Checker<'_>,
+    at: &dyn Fn(&str) -> String,
+    e: &RawExperiment,
+    dataset: DatasetKind,
+    sweep_seed: u64,
+    repeats: u64,
+) -> Result<Values, GridError> {
     let mut values: BTreeMap<Param, Vec<Value>> = BTreeMap::new();
     let mut fixed_params: HashMap<Param, Range<usize>> = HashMap::new();
     for (&param, v) in &e.fixed.0.0 {
@@ -284,47 +309,7 @@ fn experiment(
     }
     let mut axes = Vec::new();
     for (param, list) in axis_values(e.axes()) {
-        let key = at(&format!("grid.{param}"));
-        let list_span = list.span();
-        let raw_values = list.get_ref();
-        if fixed_params.contains_key(&param) {
-            return Err(c.err(
-                &list_span,
-                &key,
-                format!(
-                    "{param} is both fixed and a grid axis; keep it in one of [experiment.fixed] \
-                     or [experiment.grid]"
-                ),
-            ));
-        }
-        if raw_values.is_empty() {
-            return Err(c.err(
-                &list_span,
-                &key,
-                format!(
-                    "an axis needs at least one value, each {}; or remove the axis",
-                    allowed(&param.def().domain)
-                ),
-            ));
-        }
-        let mut axis: Vec<Value> = Vec::with_capacity(raw_values.len());
-        let mut seen = HashMap::with_capacity(raw_values.len());
-        for (j, v) in raw_values.iter().enumerate() {
-            let value = c.value(param, v, &format!("{key}[{j}]"))?;
-            c.model_fits(value, dataset, &v.span(), &format!("{key}[{j}]"))?;
-            if let Some(first) = seen.insert(value.identity(), j) {
-                return Err(c.err(
-                    &v.span(),
-                    &format!("{key}[{j}]"),
-                    format!(
-                        "duplicate value {} (already at index {first}); each value of an axis \
-                         must be different",
-                        value.display()
-                    ),
-                ));
-            }
-            axis.push(value);
-        }
+        let axis = axis(c, at, param, list, dataset, &fixed_params)?;
         axes.push(Axis {
             param,
             values: axis.iter().map(|v| v.display()).collect(),
@@ -347,40 +332,97 @@ fn experiment(
             .entry(param)
             .or_insert_with(|| vec![param.def().default.value(sweep_seed)]);
     }
+    Ok((values, axes, fixed_params))
+}
 
-    let fixed_or_grid: HashMap<Param, &'static str> = fixed_params
-        .keys()
-        .map(|p| (*p, "fixed"))
-        .chain(axes.iter().map(|a| (a.param, "grid")))
-        .collect();
-    let sample = match &e.sample {
-        Some(s) => Some(c.sample(s, &at("sample"), sweep_seed, &fixed_or_grid)?),
-        None => None,
+/// The checked values of the grid axis `param`.
+fn axis(
+    c: &Checker<'_>,
+    at: &dyn Fn(&str) -> String,
+    param: Param,
+    list: &RawList,
+    dataset: DatasetKind,
+    fixed_params: &HashMap<Param, Range<usize>>,
+) -> Result<Vec<Value>, GridError> {
+    let key = at(&format!("grid.{param}"));
+    let list_span = list.span();
+    let raw_values = list.get_ref();
+    if fixed_params.contains_key(&param) {
+        return Err(c.err(
+            &list_span,
+            &key,
+            format!(
+                "{param} is both fixed and a grid axis; keep it in one of [experiment.fixed] \
+                 or [experiment.grid]"
+            ),
+        ));
+    }
+    if raw_values.is_empty() {
+        return Err(c.err(
+            &list_span,
+            &key,
+            format!(
+                "an axis needs at least one value, each {}; or remove the axis",
+                allowed(&param.def().domain)
+            ),
+        ));
+    }
+    let mut axis: Vec<Value> = Vec::with_capacity(raw_values.len());
+    let mut seen = HashMap::with_capacity(raw_values.len());
+    for (j, v) in raw_values.iter().enumerate() {
+        let value = c.value(param, v, &format!("{key}[{j}]"))?;
+        c.model_fits(value, dataset, &v.span(), &format!("{key}[{j}]"))?;
+        if let Some(first) = seen.insert(value.identity(), j) {
+            return Err(c.err(
+                &v.span(),
+                &format!("{key}[{j}]"),
+                format!(
+                    "duplicate value {} (already at index {first}); each value of an axis \
+                     must be different",
+                    value.display()
+                ),
+            ));
+        }
+        axis.push(value);
+    }
+    Ok(axis)
+}
+
+/// `[experiment.sample]`, checked against the fixed and grid keys and the dataset's model.
+fn sample(
+    c: &Checker<'_>,
+    at: &dyn Fn(&str) -> String,
+    e: &RawExperiment,
+    dataset: DatasetKind,
+    sweep_seed: u64,
+    fixed_or_grid: &HashMap<Param, &'static str>,
+) -> Result<Option<SampleSpec>, GridError> {
+    let Some(raw) = &e.sample else {
+        return Ok(None);
     };
-    for (param, dist) in sample.iter().flat_map(|s| &s.space) {
-        if let (Some(raw), Distribution::Choice(values)) = (&e.sample, dist) {
+    let spec = c.sample(raw, &at("sample"), sweep_seed, fixed_or_grid)?;
+    for (param, dist) in &spec.space {
+        if let Distribution::Choice(values) = dist {
             for v in values {
                 c.model_fits(*v, dataset, &raw.span(), &at(&format!("sample.{param}")))?;
             }
         }
     }
-    let points = match &sample {
-        Some(spec) => Sampler::new(spec).draw(spec.up_front()).map_err(|err| {
-            c.err(
-                &e.sample.as_ref().map_or(e.name.span(), Spanned::span),
-                &at("sample"),
-                err.to_string(),
-            )
-        })?,
-        None => vec![Vec::new()],
-    };
-    let table = match &e.table {
-        Some(t) => Some(c.table_layout(t, &axes, &at("table"))?),
-        None => None,
-    };
-    let program = super::program::check(c, &at, e)?;
-    let program_keys = program.as_ref().map(|p| p.keys()).unwrap_or_default();
-    let template = match &e.trial_name {
+    Ok(Some(spec))
+}
+
+/// The trial name template: the file's (with `{seed}` added for repeats) or the default one.
+fn template(
+    c: &Checker<'_>,
+    at: &dyn Fn(&str) -> String,
+    e: &RawExperiment,
+    repeats: u64,
+    axes: &[Axis],
+    sample: Option<&SampleSpec>,
+    program: Option<&super::program::ProgramGrid>,
+) -> Result<String, GridError> {
+    let program_keys = program.map(|p| p.keys()).unwrap_or_default();
+    Ok(match &e.trial_name {
         Some(t) => {
             c.template_with(t, &at("trial_name"), &program_keys)?;
             if repeats > 1 {
@@ -390,86 +432,78 @@ fn experiment(
             }
         }
         None => {
-            let mut t = default_template(&axes, sample.as_ref());
+            let mut t = default_template(axes, sample);
             for key in program.iter().flat_map(|p| p.axes()) {
                 t.push_str(&format!("_{key}-{{{key}}}"));
             }
             t
         }
-    };
-    let cells = match &program {
-        Some(p) => p.cells(),
-        None => vec![BTreeMap::new()],
-    };
+    })
+}
 
-    let split = SplitSpec {
-        train_ratio: split_ratio,
-        seed: sweep_seed,
-    };
-    let name_span = e.name.span();
-    let sampled: Vec<Param> = sample
-        .iter()
-        .flat_map(|s| s.space.iter().map(|(p, _)| *p))
+fn experiment(
+    c: &Checker<'_>,
+    i: usize,
+    e: &RawExperiment,
+    sweep_seed: u64,
+    sweep_repeats: u64,
+) -> Result<Experiment, GridError> {
+    let at = |k: &str| format!("experiment[{i}].{k}");
+    let repeats = super::repeats::of_experiment(c, i, e, sweep_repeats)?;
+    let name = c.name(&e.name, &at("name"))?;
+    let dataset = c.dataset(&e.dataset, &at("dataset"))?;
+    let settings = settings(c, &at, e)?;
+    let (values, axes, fixed_params) = values(c, &at, e, dataset, sweep_seed, repeats)?;
+    let fixed_or_grid: HashMap<Param, &'static str> = fixed_params
+        .keys()
+        .map(|p| (*p, "fixed"))
+        .chain(axes.iter().map(|a| (a.param, "grid")))
         .collect();
+    let sample = sample(c, &at, e, dataset, sweep_seed, &fixed_or_grid)?;
+    let sample_err = |err: String| {
+        let span = e.sample.as_ref().map_or(e.name.span(), Spanned::span);
+        c.err(&span, &at("sample"), err)
+    };
+    let points = match &sample {
+        Some(spec) => Sampler::new(spec)
+            .draw(spec.up_front())
+            .map_err(|err| sample_err(err.to_string()))?,
+        None => vec![Vec::new()],
+    };
+    let table = match &e.table {
+        Some(t) => Some(c.table_layout(t, &axes, &at("table"))?),
+        None => None,
+    };
+    let program = super::program::check(c, &at, e)?;
+    let template = template(c, &at, e, repeats, &axes, sample.as_ref(), program.as_ref())?;
+    let builder = TrialBuilder {
+        experiment: name.clone(),
+        dataset,
+        split: SplitSpec {
+            train_ratio: settings.split_ratio,
+            seed: sweep_seed,
+        },
+        checkpoint_every: settings.checkpoint_every,
+        template,
+        values,
+        sampled: sample
+            .iter()
+            .flat_map(|s| s.space.iter().map(|(p, _)| *p))
+            .collect(),
+        program,
+    };
     let mut trials = Vec::new();
     for point in &points {
-        // A sampled configuration fixes its keys; the grid's axes vary as without sampling.
-        for (param, value) in sampled.iter().zip(point) {
-            values.insert(*param, vec![*value]);
-        }
-        let columns: Vec<(Param, Vec<Value>)> = values.clone().into_iter().collect();
-        let count: usize = columns.iter().map(|(_, v)| v.len()).product();
-        trials.reserve(count);
-        for n in 0..count {
-            // Mixed-radix decomposition of n, the first axis outermost.
-            let mut rest = n;
-            let mut chosen: BTreeMap<Param, Value> = BTreeMap::new();
-            for (param, vals) in columns.iter().rev() {
-                chosen.insert(*param, vals[rest % vals.len()]);
-                rest /= vals.len();
+        trials.extend(builder.trials(point).map_err(|err| match err {
+            BuildError::NameTooLong { .. } => {
+                let span = e.trial_name.as_ref().map_or(e.name.span(), Spanned::span);
+                c.err(&span, &at("trial_name"), err.to_string())
             }
-            let params = HyperParams::from_values(|p| chosen.get(&p).copied()).map_err(|e| {
-                // Every value was checked against its domain, which fits its field.
-                c.err(&name_span, &at("name"), format!("internal error: {e}"))
-            })?;
-            let canonical = TrialSpec::canonical(&name, dataset, &params, &split);
-            for cell in &cells {
-                let spec = program
-                    .as_ref()
-                    .map(|p| p.resolve(&name, dataset, &chosen, cell));
-                let canonical = match &spec {
-                    Some(p) => format!("{canonical}{}", p.canonical()),
-                    None => canonical.clone(),
-                };
-                let trial_name = match &spec {
-                    Some(_) => super::program::render(&template, &name, dataset, &chosen, cell),
-                    None => render(&template, &name, dataset, &chosen),
-                };
-                if trial_name.len() > MAX_TRIAL_NAME_LEN {
-                    let span = e.trial_name.as_ref().map_or(e.name.span(), Spanned::span);
-                    return Err(c.err(
-                        &span,
-                        &at("trial_name"),
-                        format!(
-                            "trial names may be at most {MAX_TRIAL_NAME_LEN} bytes; this one gives \
-                     {:?} ({} bytes)",
-                            truncate(&trial_name),
-                            trial_name.len()
-                        ),
-                    ));
-                }
-                trials.push(TrialSpec {
-                    id: TrialId::from_content(&canonical),
-                    experiment: name.clone(),
-                    name: trial_name,
-                    dataset,
-                    params: params.clone(),
-                    split,
-                    checkpoint_every,
-                    program: spec.map(Box::new),
-                });
+            // Every value was checked against its domain, which fits its field.
+            BuildError::Params(_) | BuildError::PointLength { .. } => {
+                c.err(&e.name.span(), &at("name"), err.to_string())
             }
-        }
+        })?);
     }
     let stopping = match &e.stopping {
         Some(s) => {
@@ -480,13 +514,14 @@ fn experiment(
     };
     Ok(Experiment {
         name,
-        title,
+        title: settings.title,
         dataset,
         axes,
         table,
         trials,
         stopping,
         sample,
+        builder: Some(Box::new(builder)),
     })
 }
 

@@ -47,6 +47,7 @@ pub use define::{
     Value,
 };
 pub use error::GridError;
+pub use expand::{BuildError, TrialBuilder};
 pub use params::{
     Activation, HyperParams, LrSchedule, LrScheduleUnit, Optimizer, Param, ParamError,
 };
@@ -119,6 +120,10 @@ pub struct Experiment {
     /// `[experiment.sample]`, when given. Not persisted: it is read from the grid file.
     #[serde(skip)]
     pub sample: Option<SampleSpec>,
+    /// What its trials are made from, for configurations proposed while the sweep runs (TPE).
+    /// Not persisted: it is read from the grid file.
+    #[serde(skip)]
+    pub builder: Option<Box<TrialBuilder>>,
 }
 
 /// A validated, expanded grid file.

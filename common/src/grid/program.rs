@@ -142,7 +142,7 @@ impl<'de> Deserialize<'de> for RawParam {
 }
 
 /// A checked program experiment: what runs, and its hyperparameters' values.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) struct ProgramGrid {
     argv: Vec<String>,
     workdir: Option<String>,

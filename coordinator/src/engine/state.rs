@@ -22,11 +22,13 @@ mod queue;
 mod reports;
 mod retry;
 mod scheduler;
+mod search;
 mod stopping;
 mod types;
 
 pub use retry::RetrySelector;
 pub use scheduler::Scheduler;
+pub use search::{restore_proposals, searches_of};
 pub use stopping::{Judged, Promoted, Rule, Stopping};
 pub use sweep_common::FailureKind;
 pub use sweep_common::failure::AttemptFailure;
@@ -40,5 +42,7 @@ pub use types::{
 mod tests;
 #[cfg(test)]
 mod tests_failures;
+#[cfg(test)]
+mod tests_search;
 #[cfg(test)]
 mod tests_stopping;

@@ -107,6 +107,8 @@ pub struct Loaded {
     pub workers: Vec<(WorkerId, String, String, u32)>,
     /// The stopping rules' decisions, per experiment in the order taken.
     pub decisions: Vec<crate::state::Judged>,
+    /// Every recorded trial's id, in the order of its recorded position.
+    pub order: Vec<TrialId>,
 }
 
 /// The open database.
@@ -363,32 +365,54 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let nums = &self.nums;
-        let num = |trial: TrialId| {
-            nums.get(&trial)
-                .copied()
-                .ok_or_else(|| StoreError::Corrupt {
-                    path: path.clone(),
-                    trial: trial.to_string(),
-                    message: "a change to a trial that is not in the grid".to_owned(),
-                })
+        let nums = &mut self.nums;
+        let corrupt = |trial: TrialId, message: &str| StoreError::Corrupt {
+            path: path.clone(),
+            trial: trial.to_string(),
+            message: message.to_owned(),
         };
         let tx = self.conn.transaction().map_err(sqlite)?;
+        let mut added = Vec::new();
         for w in batches {
             for op in &w.ops {
+                if let Op::NewTrial { id, spec, .. } = op {
+                    if let Err(e) = spec {
+                        return Err(corrupt(*id, &format!("the spec does not encode: {e}")));
+                    }
+                    if let Some(n) = op.insert(&tx).map_err(sqlite)? {
+                        nums.insert(*id, n);
+                        added.push(*id);
+                    }
+                    continue;
+                }
+                let num = |trial: TrialId| {
+                    nums.get(&trial).copied().ok_or_else(|| {
+                        corrupt(trial, "a change to a trial that is not in the grid")
+                    })
+                };
                 let trial = match op {
                     Op::Epoch { trial, .. }
                     | Op::Supersede { trial, .. }
                     | Op::Decision { config: trial, .. } => num(*trial)?,
-                    Op::Worker { .. } => 0,
+                    Op::Worker { .. } | Op::NewTrial { .. } => 0,
                 };
                 op.apply(&tx, trial).map_err(sqlite)?;
             }
             for row in &w.trials {
-                row.apply(&tx, num(row.id)?).map_err(sqlite)?;
+                let num = nums.get(&row.id).copied().ok_or_else(|| {
+                    corrupt(row.id, "a change to a trial that is not in the grid")
+                })?;
+                row.apply(&tx, num).map_err(sqlite)?;
             }
         }
-        tx.commit().map_err(sqlite)
+        let committed = tx.commit().map_err(sqlite);
+        if committed.is_err() {
+            // Rows that were not committed have no number.
+            for id in added {
+                nums.remove(&id);
+            }
+        }
+        committed
     }
 }
 

@@ -29,6 +29,8 @@ pub struct Scheduler {
     pub(super) storage: std::collections::BTreeMap<Storage, StorageFailure>,
     /// The experiments' stopping rules (issue 17).
     pub(super) stopping: super::stopping::Stopping,
+    /// The `tpe` experiments' runtime proposals (issue 17).
+    pub(super) search: Vec<super::search::Search>,
 }
 
 impl Scheduler {
@@ -118,6 +120,7 @@ impl Scheduler {
             changes: Vec::new(),
             storage: std::collections::BTreeMap::new(),
             stopping: super::stopping::Stopping::default(),
+            search: Vec::new(),
         }
     }
 
@@ -174,9 +177,10 @@ impl Scheduler {
         self.pending.by_dataset()
     }
 
-    /// True once every trial has ended.
+    /// True once every trial has ended and no `tpe` experiment has configurations left to
+    /// propose.
     pub fn is_finished(&self) -> bool {
-        self.terminal == self.trials.len()
+        self.terminal == self.trials.len() && !self.search_open()
     }
 
     /// Trials by state.
@@ -249,8 +253,12 @@ impl Scheduler {
             return Ok(LeaseOutcome::Wait(retry_after));
         }
         let w = &*w;
-        let Some(i) = self.pending.pop(|d| w.can_run(d)) else {
-            return Ok(LeaseOutcome::Wait(retry_after));
+        let i = match self.pending.pop(|d| w.can_run(d)) {
+            Some(i) => i,
+            None => match self.propose_for(worker) {
+                Some(i) => i,
+                None => return Ok(LeaseOutcome::Wait(retry_after)),
+            },
         };
         let trial = &mut self.trials[i];
         trial.attempts += 1;
@@ -280,6 +288,16 @@ impl Scheduler {
             attempt,
             resume,
         })
+    }
+
+    /// With nothing pending that `worker` can run: a configuration a `tpe` experiment proposes
+    /// now (`search.rs`), its first trial taken from the queue.
+    fn propose_for(&mut self, worker: WorkerId) -> Option<usize> {
+        let w = self.workers.get(&worker)?.clone();
+        if !self.propose(|d| w.can_run(d)) {
+            return None;
+        }
+        self.pending.pop(|d| w.can_run(d))
     }
 
     /// Queues pending trial `i` ahead of every other, noting its place in its state.

@@ -145,6 +145,35 @@ impl Scheduler {
         dropped
     }
 
+    /// Puts trial `i`, added while the sweep runs, under its experiment's rule (in its
+    /// configuration, or a new one after the others), as [`Scheduler::set_stopping`] would
+    /// have at a restart.
+    pub(super) fn note_new_trial(&mut self, i: usize) {
+        let spec = &self.trials[i].spec;
+        let Some(e) = self
+            .stopping
+            .rules
+            .iter()
+            .position(|r| r.experiment == spec.experiment)
+        else {
+            return;
+        };
+        let configuration = spec.configuration();
+        let rule = &mut self.stopping.rules[e];
+        let trials = &self.trials;
+        let found = rule.configs.iter().position(|members| {
+            members
+                .first()
+                .is_some_and(|&f| trials[f].spec.configuration() == configuration)
+        });
+        let c = found.unwrap_or_else(|| {
+            rule.configs.push(Vec::new());
+            rule.configs.len() - 1
+        });
+        rule.configs[c].push(i);
+        self.stopping.of_trial.insert(i, (e, c as u64));
+    }
+
     /// The experiments' stopping rules and journals.
     pub fn stopping(&self) -> &Stopping {
         &self.stopping

@@ -448,6 +448,9 @@ pub enum Change {
     },
     /// A worker registered.
     Worker(WorkerId),
+    /// A trial was added while the sweep runs (a configuration TPE proposed): its row is
+    /// inserted, before any other change to it.
+    NewTrial(TrialId),
     /// The stopping rule of experiment `experiment` (its index among the experiments that
     /// have one) took its decision number `seq`.
     Decision {

@@ -31,9 +31,31 @@ impl Store {
                 .map_err(|message| self.corrupt(&id.to_string(), message))?;
             loaded.trials.insert(trial.spec.id, trial);
         }
+        loaded.order = self.load_order()?;
         loaded.workers = self.load_workers()?;
         loaded.decisions = self.load_decisions()?;
         Ok(loaded)
+    }
+
+    /// Every recorded trial's id, in the order of its recorded position (the scheduler's order
+    /// when it was recorded).
+    fn load_order(&self) -> Result<Vec<sweep_common::TrialId>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM trials ORDER BY position, num")
+            .map_err(|e| self.sqlite(e))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.sqlite(e))?;
+        let mut order = Vec::new();
+        for row in rows {
+            let id = row.map_err(|e| self.sqlite(e))?;
+            order.push(
+                id.parse()
+                    .map_err(|_| self.corrupt(&id, "the trial id does not decode".to_owned()))?,
+            );
+        }
+        Ok(order)
     }
 
     /// The stopping rules' decisions, per experiment in the order taken.

@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use sweep_common::grid::Grid;
-use sweep_common::{ConfusionMatrix, EpochMetrics, FinalMetrics, TrialResult, WorkerId};
+use sweep_common::{ConfusionMatrix, EpochMetrics, FinalMetrics, TrialId, TrialResult, WorkerId};
 
 use super::*;
 use crate::state::{
@@ -647,4 +647,80 @@ fn an_older_database_learns_the_stopped_state() {
     let (_store, r) = reopen_stopping(&f);
     assert_eq!(r.counts().stopped, 2);
     assert_eq!(r.trials().len(), 4);
+}
+
+const TPE_GRID: &str = "[sweep]\nname = \"store\"\nseed = 1\n[[experiment]]\nname = \"e\"\n\
+                        dataset = \"fashion-mnist\"\n[experiment.fixed]\nepochs = 1\n\
+                        [experiment.sample]\ntrials = 13\nmethod = \"tpe\"\n\
+                        [experiment.sample.space]\n\
+                        learning_rate = { loguniform = [0.0001, 0.1] }\n";
+
+/// Opens the store as `open_state` does for a `tpe` grid: the grid's trials, then those
+/// proposed before, in their order.
+fn reopen_search(f: &Fixture) -> (Store, Scheduler) {
+    let mut store = Store::open(&f.path).unwrap();
+    store.claim(&f.grid.name).unwrap();
+    let mut loaded = store.load().unwrap();
+    let mut trials: Vec<Trial> = f
+        .grid
+        .trials()
+        .map(|s| {
+            loaded
+                .trials
+                .remove(&s.id)
+                .unwrap_or_else(|| Trial::new(s.clone()))
+        })
+        .collect();
+    trials.extend(crate::state::restore_proposals(
+        &f.grid,
+        &loaded.order,
+        &mut loaded.trials,
+    ));
+    assert!(store.record_grid(&trials).unwrap().is_empty());
+    let mut s = Scheduler::restore(
+        trials,
+        loaded.workers,
+        config(),
+        Duration::from_secs(10),
+        Instant::now(),
+    );
+    s.set_search(crate::state::searches_of(&f.grid));
+    (store, s)
+}
+
+#[test]
+fn proposed_trials_are_inserted_with_their_lease_and_restored_in_order() {
+    let mut f = fixture();
+    f.grid = Grid::parse(TPE_GRID, "g.toml").unwrap();
+    let (mut store, mut s) = reopen_search(&f);
+    assert_eq!(s.trials().len(), 10);
+    let now = Instant::now();
+    let w = WorkerId::random();
+    s.register(w, "w".into(), "cpu".into(), 20, now);
+    let mut leased = Vec::new();
+    // Ten drawn up front, then two proposals, each committed with its lease.
+    for _ in 0..12 {
+        match s.lease(w, now).unwrap() {
+            LeaseOutcome::Assigned { spec, attempt, .. } => leased.push((spec, attempt)),
+            other => panic!("{other:?}"),
+        }
+        commit(&mut store, &mut s);
+    }
+    let (spec, attempt) = &leased[11];
+    s.complete(
+        LeaseKey::new(w, spec.id, *attempt),
+        Outcome::Succeeded(result(spec)),
+        now,
+    )
+    .unwrap();
+    commit(&mut store, &mut s);
+    let ids = |s: &Scheduler| -> Vec<TrialId> { s.trials().iter().map(|t| t.spec.id).collect() };
+    let before = (ids(&s), s.counts());
+    drop(store);
+    let (_store, r) = reopen_search(&f);
+    assert_eq!(r.trials().len(), 12);
+    assert_eq!((ids(&r), r.counts()), before);
+    assert!(r.trial(spec.id).unwrap().result().is_some());
+    assert_eq!(r.proposals(), (12, 13));
+    assert!(!r.is_finished());
 }

@@ -77,6 +77,18 @@ impl Writes {
                         });
                     }
                 }
+                Change::NewTrial(id) => {
+                    if let Some(position) = scheduler.position(id) {
+                        let spec = &scheduler.trials()[position].spec;
+                        w.ops.push(Op::NewTrial {
+                            id,
+                            position,
+                            experiment: spec.experiment.clone(),
+                            name: spec.name.clone(),
+                            spec: serde_json::to_string(spec).map_err(|e| e.to_string()),
+                        });
+                    }
+                }
                 Change::Worker(id) => {
                     if let Some(wk) = scheduler.workers().get(&id) {
                         w.ops.push(Op::Worker {
@@ -126,6 +138,15 @@ pub(super) enum Op {
         epoch: u32,
         action: Action,
     },
+    /// A trial added while the sweep runs, at `position` (its index in the scheduler), with
+    /// its spec as JSON (or why it did not encode).
+    NewTrial {
+        id: TrialId,
+        position: usize,
+        experiment: String,
+        name: String,
+        spec: Result<String, String>,
+    },
     /// A registered worker.
     Worker {
         id: WorkerId,
@@ -136,6 +157,33 @@ pub(super) enum Op {
 }
 
 impl Op {
+    /// Inserts the row of a [`Op::NewTrial`] (a pending trial, as the grid's are recorded);
+    /// returns its row number. `Ok(None)` for any other op.
+    pub(super) fn insert(&self, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<Option<i64>> {
+        let Op::NewTrial {
+            id,
+            position,
+            experiment,
+            name,
+            spec: Ok(spec),
+        } = self
+        else {
+            return Ok(None);
+        };
+        tx.prepare_cached(
+            "INSERT INTO trials (id, position, in_grid, experiment, name, spec, state,
+                 attempts, counted_attempts, failures, resumed_from)
+             VALUES (?1, ?2, 1, ?3, ?4, ?5, 'pending', 0, 0, '[]', 0)
+             ON CONFLICT (id) DO UPDATE SET position = excluded.position, in_grid = 1
+             RETURNING num",
+        )?
+        .query_row(
+            params![id.to_string(), *position as i64, experiment, name, spec],
+            |r| r.get(0),
+        )
+        .map(Some)
+    }
+
     /// Writes it; `num` is the row number of its trial.
     pub(super) fn apply(&self, tx: &rusqlite::Transaction<'_>, num: i64) -> rusqlite::Result<()> {
         match self {
@@ -196,6 +244,8 @@ impl Op {
                 )?
                 .execute(params![id.to_string(), name, device, slots])
                 .map(drop),
+            // Written by `insert`.
+            Op::NewTrial { .. } => Ok(()),
         }
     }
 }

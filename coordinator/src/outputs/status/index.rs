@@ -260,41 +260,49 @@ impl Index {
             leases_granted: 0,
             version: 0,
         };
-        for (pos, t) in s.trials().iter().enumerate() {
-            let experiment = match index.by_name.get(t.spec.experiment.as_str()) {
-                Some(&x) => x,
-                None => {
-                    let x = count(index.experiments.len());
-                    index.by_name.insert(t.spec.experiment.clone(), x);
-                    index.experiments.push(Experiment {
-                        name: t.spec.experiment.clone(),
-                        first: position(pos),
-                        totals: Totals::default(),
-                        best: Top::new(BEST_PER_EXPERIMENT),
-                    });
-                    x
-                }
-            };
-            let epochs = t.spec.params.epochs;
-            for totals in [
-                &mut index.totals,
-                &mut index.experiments[experiment as usize].totals,
-            ] {
-                totals.counts.total += 1;
-                totals.epochs_total += u64::from(epochs);
-            }
-            let e = Entry::of(t, experiment);
-            index.entries.push(e);
-            index.tally(e, epochs, position(pos), true);
-            index.count_failures(t, 0);
-            if let Some(a) = accuracy(t) {
-                index.best.offer(a, position(pos));
-                index.experiments[experiment as usize]
-                    .best
-                    .offer(a, position(pos));
-            }
+        for pos in 0..s.trials().len() {
+            index.add(s, pos);
         }
         index
+    }
+
+    /// Counts the trial at `pos` (the next position: the trials before it are counted).
+    fn add(&mut self, s: &Scheduler, pos: usize) {
+        let Some(t) = s.trials().get(pos).filter(|_| pos == self.entries.len()) else {
+            return;
+        };
+        let experiment = match self.by_name.get(t.spec.experiment.as_str()) {
+            Some(&x) => x,
+            None => {
+                let x = count(self.experiments.len());
+                self.by_name.insert(t.spec.experiment.clone(), x);
+                self.experiments.push(Experiment {
+                    name: t.spec.experiment.clone(),
+                    first: position(pos),
+                    totals: Totals::default(),
+                    best: Top::new(BEST_PER_EXPERIMENT),
+                });
+                x
+            }
+        };
+        let epochs = t.spec.params.epochs;
+        for totals in [
+            &mut self.totals,
+            &mut self.experiments[experiment as usize].totals,
+        ] {
+            totals.counts.total += 1;
+            totals.epochs_total += u64::from(epochs);
+        }
+        let e = Entry::of(t, experiment);
+        self.entries.push(e);
+        self.tally(e, epochs, position(pos), true);
+        self.count_failures(t, 0);
+        if let Some(a) = accuracy(t) {
+            self.best.offer(a, position(pos));
+            self.experiments[experiment as usize]
+                .best
+                .offer(a, position(pos));
+        }
     }
 
     /// Refreshes every trial `changes` names (each once per run of changes naming it).
@@ -306,6 +314,12 @@ impl Index {
                 | Change::Epoch { trial: id, .. }
                 | Change::Supersede { trial: id, .. }
                 | Change::ResultEpoch { trial: id, .. } => *id,
+                Change::NewTrial(id) => {
+                    if let Some(pos) = s.position(*id) {
+                        self.add(s, pos);
+                    }
+                    continue;
+                }
                 Change::Worker(_) | Change::Decision { .. } => continue,
             };
             if last == Some(id) {
