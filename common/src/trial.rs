@@ -122,6 +122,37 @@ pub fn file_stem(name: &str) -> String {
         .collect()
 }
 
+/// One of a program trial's output streams, captured to a log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl LogStream {
+    /// Both, in the order they are listed.
+    pub const ALL: [LogStream; 2] = [LogStream::Stdout, LogStream::Stderr];
+
+    /// The stream's name in file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// The folder of program logs in the output folder.
+pub const LOGS: &str = "logs";
+
+/// Where the log of `stream` of the program trial `name` is kept, relative to the output
+/// folder: `logs/<stem>.<stream>.log`.
+pub fn log_file(name: &str, stream: LogStream) -> String {
+    format!("{LOGS}/{}.{}.log", file_stem(name), stream.name())
+}
+
 /// The characters of the file name a trial name gives, as a file system that ignores case
 /// (macOS's, Windows') compares them: two trial names with equal keys would share their files.
 pub fn file_key_chars(name: &str) -> impl Iterator<Item = char> + '_ {
@@ -145,6 +176,7 @@ mod tests {
         let key = |s: &str| file_key_chars(s).collect::<String>();
         assert_eq!(key("A/b"), key("a_B"));
         assert_ne!(key("a-b"), key("a_b"));
+        assert_eq!(log_file("a/b", LogStream::Stderr), "logs/a_b.stderr.log");
     }
 
     #[test]

@@ -790,6 +790,8 @@ pub enum Artifact {
     },
     /// The trained model's weights.
     FinalWeights,
+    /// A program trial's log of one of its output streams.
+    ProgramLog(sweep_common::trial::LogStream),
 }
 
 /// The chunks that upload `bytes` as `artifact` of a lease, `sha256` its lowercase hex SHA-256:
@@ -805,6 +807,12 @@ pub fn artifact_chunks(
     let (kind, epoch) = match artifact {
         Artifact::Checkpoint { epoch } => (v1::ArtifactKind::Checkpoint, epoch),
         Artifact::FinalWeights => (v1::ArtifactKind::FinalWeights, 0),
+        Artifact::ProgramLog(sweep_common::trial::LogStream::Stdout) => {
+            (v1::ArtifactKind::ProgramStdout, 0)
+        }
+        Artifact::ProgramLog(sweep_common::trial::LogStream::Stderr) => {
+            (v1::ArtifactKind::ProgramStderr, 0)
+        }
     };
     let mut header = Some(v1::ArtifactHeader {
         worker_id: worker.to_string(),

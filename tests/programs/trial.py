@@ -2,7 +2,8 @@
 
 Reads its hyperparameters from the file SWEEP_PARAMS names; fails (exit 1, a message on
 stderr) when its `mode` says so or when a token reached its environment; with mode "stubborn"
-ignores SIGTERM, forks a child and writes both pids to `pids` before sleeping forever;
+ignores SIGTERM, forks a child that forks a grandchild, and writes the three pids to `pids`
+before sleeping forever;
 otherwise prints its metrics as a final JSON line.
 """
 
@@ -24,13 +25,20 @@ if mode == "fail":
     sys.exit(1)
 if mode == "stubborn":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    read, write = os.pipe()
     child = os.fork()
     if child == 0:
+        grandchild = os.fork()
+        if grandchild == 0:
+            time.sleep(1000)
+            os._exit(0)
+        os.write(write, f"{grandchild}\n".encode())
         time.sleep(1000)
         os._exit(0)
+    grandchild = os.read(read, 64).decode().strip()
     path = params["pids"]
     with open(path + ".tmp", "w") as f:
-        f.write(f"{os.getpid()} {child}\n")
+        f.write(f"{os.getpid()} {child} {grandchild}\n")
     os.rename(path + ".tmp", path)
     time.sleep(1000)
 print("training", flush=True)

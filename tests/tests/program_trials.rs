@@ -72,6 +72,16 @@ fn a_sweep_of_a_program_reports_its_metrics_and_its_failures() {
         assert_eq!(ok.epochs.len(), 1);
         let failed = results.trial(&format!("p_lr-{lr}_mode-fail"));
         assert_eq!(failed.status, Status::Failed);
+        // Their logs were uploaded into OUT and are named in results.json.
+        let log = |t: &sweep_common::results::Trial, i: usize| {
+            let file = t.logs.get(i).unwrap_or_else(|| panic!("no log {i}: {t:?}"));
+            std::fs::read_to_string(sweep.out().join(file)).unwrap_or_default()
+        };
+        assert!(log(ok, 0).contains("training"), "{ok:?}");
+        assert!(
+            log(failed, 1).contains("ValueError: the program gave up"),
+            "{failed:?}"
+        );
         let attempt = &failed.failed_attempts[0];
         assert_eq!(attempt.kind, sweep_common::FailureKind::ProgramFailed);
         assert!(
@@ -80,6 +90,12 @@ fn a_sweep_of_a_program_reports_its_metrics_and_its_failures() {
             "{attempt:?}"
         );
     }
+    // The report links the logs.
+    let report = std::fs::read_to_string(sweep.out().join("report.md")).expect("report.md");
+    assert!(
+        report.contains("[stderr](<logs/p_lr-0.1_mode-fail.stderr.log>)"),
+        "{report}"
+    );
 }
 
 /// Whether process `pid` is gone (or a zombie nobody reaped yet: it runs nothing).
@@ -144,6 +160,66 @@ fn a_cancel_reaches_a_program_that_ignores_sigterm_and_forks() {
         results.trials[0].failure.as_deref(),
         Some("cancelled: enough")
     );
+}
+
+/// The process group of `pid`, from `/proc` (the field after the state).
+fn process_group(pid: &str) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(2)
+        .map(str::to_owned)
+}
+
+/// Whether a process of `group` still runs (zombies run nothing).
+fn group_runs(group: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        pid.bytes().all(|b| b.is_ascii_digit())
+            && !gone(&pid)
+            && process_group(&pid).as_deref() == Some(group)
+    })
+}
+
+/// Issue 19 part 3: a worker SIGKILLed mid-trial leaves nothing of its program running, not
+/// even the children and grandchildren of a program that ignores SIGTERM (its supervisor kills
+/// the whole process group when the worker dies).
+#[test]
+fn a_sigkilled_worker_leaves_no_process_of_its_programs_group() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let pids = dir.path().join("pids");
+    let sweep = Sweep::new(&grid(&format!(
+        "lr = 0.1\nmode = \"stubborn\"\npids = \"{}\"\n",
+        pids.display()
+    )));
+    let mut c = sweep.start_coordinator(&["--heartbeat", "200ms"]);
+    let mut w = worker("W", &c.url());
+    wait_until("the program's pids", Duration::from_secs(60), || {
+        std::fs::read_to_string(&pids).is_ok_and(|t| t.ends_with('\n'))
+    });
+    let text = std::fs::read_to_string(&pids).expect("the pids");
+    let all: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(
+        all.len(),
+        3,
+        "the program, its child, its grandchild: {text}"
+    );
+    let group = process_group(all[0]).expect("the program's process group");
+    assert!(
+        all.iter()
+            .all(|p| process_group(p).as_ref() == Some(&group))
+    );
+    w.kill();
+    wait_until(
+        "the program's whole group to end",
+        Duration::from_secs(30),
+        || all.iter().all(|p| gone(p)) && !group_runs(&group),
+    );
+    c.kill();
 }
 
 /// The client library's folder, for the programs' `PYTHONPATH`.

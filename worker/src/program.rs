@@ -8,8 +8,8 @@
 //! With the client library (`clients/python`), the program reports its epochs, asks whether to
 //! stop and marks checkpoints over a Unix socket ([`channel`]); a checkpoint folder is packed
 //! and uploaded ([`pack`]), and an attempt resuming from it finds it unpacked in
-//! `SWEEP_RESUME_DIR`. The program dies with the thread that started it (`PR_SET_PDEATHSIG`), so
-//! a worker killed outright does not leave it running.
+//! `SWEEP_RESUME_DIR`. The program runs under a [`supervisor`] that kills its whole process
+//! group when the worker dies, so a worker killed outright leaves none of it running.
 //!
 //! Without the client library, the exit status decides: 0 succeeds, and a last stdout line that
 //! is a JSON object with `test_accuracy` (and optionally `train_accuracy`, `train_loss`, in
@@ -18,35 +18,29 @@
 //! SIGKILL the worker did not send is taken for the kernel's out-of-memory killer.
 
 use std::collections::VecDeque;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::Ordering;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sweep_common::grid::Value;
 use sweep_common::program::ProgramSpec;
 use sweep_common::{
     ConfusionMatrix, EpochMetrics, FailureKind, FinalMetrics, TrialResult, TrialSpec,
-    trial::file_stem,
+    trial::LogStream,
 };
 use tracing::{info, warn};
 
 use crate::train::{Control, Progress, TrainError, Trained};
 
 pub mod channel;
+pub mod log;
 pub mod pack;
+pub mod supervisor;
 
-/// Most bytes kept of each of a program's stdout and stderr logs; the rest is counted, not
-/// written.
-pub const LOG_LIMIT: u64 = 16 * 1024 * 1024;
 /// Lines of stderr quoted in a failure's message.
 const TAIL_LINES: usize = 20;
-/// Longest line kept for the tail and for the final JSON line, in bytes.
-const MAX_LINE: usize = 64 * 1024;
 /// Largest final weights file read back, in bytes.
 const MAX_WEIGHTS: u64 = 1 << 30;
 /// How often the supervisor looks at the child and at its orders.
@@ -156,23 +150,26 @@ pub fn run(
             opts.log_dir.display()
         ))
     })?;
-    let stem = format!("{}.{}", file_stem(&spec.name), spec.id.short());
-    let out_log = opts.log_dir.join(format!("{stem}.stdout.log"));
-    let err_log = opts.log_dir.join(format!("{stem}.stderr.log"));
+    let out_log = log::path(&opts.log_dir, spec, LogStream::Stdout);
+    let err_log = log::path(&opts.log_dir, spec, LogStream::Stderr);
 
     let mut cmd = command(spec, program, opts, &scratch);
     let mut child = cmd.spawn().map_err(|e| TrainError::Program {
         kind: FailureKind::ProgramFailed,
         message: format!("cannot start {:?}: {e}", program.argv[0]),
     })?;
-    // The child leads its own process group: its id is the group's.
-    let group = i32::try_from(child.id()).unwrap_or(i32::MAX);
-    info!(trial = %spec.name, pid = group, "program started");
-    let stdout = child.stdout.take().map(|s| capture(s, &out_log, 1));
+    // The child is the program's supervisor, a member of the program's process group.
+    let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+    let group = process_group(pid);
+    info!(trial = %spec.name, pid, group, "program started");
+    let stdout = child
+        .stdout
+        .take()
+        .map(|s| log::capture(s, &out_log, log::LOG_LIMIT, 1));
     let stderr = child
         .stderr
         .take()
-        .map(|s| capture(s, &err_log, TAIL_LINES));
+        .map(|s| log::capture(s, &err_log, log::LOG_LIMIT, TAIL_LINES));
 
     let classes = spec.dataset.num_classes();
     let mut served = Served {
@@ -189,7 +186,7 @@ pub fn run(
         progress,
         refused: None,
     };
-    let (status, stopped) = supervise(&mut child, group, opts.grace, control, &mut served);
+    let (status, stopped) = supervise(&mut child, (pid, group), opts.grace, control, &mut served);
     let last_out = stdout.and_then(|h| h.join().ok()).unwrap_or_default();
     let tail = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
     info!(trial = %spec.name, ?status, logs = %opts.log_dir.display(), "program ended");
@@ -279,9 +276,8 @@ fn command(spec: &TrialSpec, program: &ProgramSpec, opts: &Options, scratch: &Sc
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    die_with_parent(&mut cmd);
+        .stderr(Stdio::piped());
+    supervisor::install(&mut cmd);
     for var in INHERITED {
         if let Some(v) = std::env::var_os(var) {
             cmd.env(var, v);
@@ -307,87 +303,6 @@ fn command(spec: &TrialSpec, program: &ProgramSpec, opts: &Options, scratch: &Sc
         cmd.current_dir(w);
     }
     cmd
-}
-
-/// Copies a pipe into a log file of at most [`LOG_LIMIT`] bytes, on a thread; answers the last
-/// `keep` lines (each cut to [`MAX_LINE`]).
-fn capture(
-    pipe: impl Read + Send + 'static,
-    log: &Path,
-    keep: usize,
-) -> JoinHandle<VecDeque<String>> {
-    let file = File::create(log);
-    let log = log.to_owned();
-    std::thread::spawn(move || {
-        let mut file = match file {
-            Ok(f) => Some(f),
-            Err(e) => {
-                warn!(log = %log.display(), error = %e, "cannot write the program's log");
-                None
-            }
-        };
-        let mut written: u64 = 0;
-        let mut dropped: u64 = 0;
-        let mut tail = VecDeque::with_capacity(keep + 1);
-        let mut reader = BufReader::new(pipe);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            // A line longer than MAX_LINE is read in pieces: memory stays bounded.
-            match (&mut reader)
-                .take(MAX_LINE as u64)
-                .read_until(b'\n', &mut line)
-            {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let n = n as u64;
-                    if written + n <= LOG_LIMIT {
-                        if let Some(f) = file.as_mut() {
-                            let _ = f.write_all(&line);
-                        }
-                        written += n;
-                    } else {
-                        dropped += n;
-                    }
-                    let text = String::from_utf8_lossy(&line).trim_end().to_owned();
-                    if !text.is_empty() {
-                        tail.push_back(text);
-                        if tail.len() > keep {
-                            tail.pop_front();
-                        }
-                    }
-                }
-            }
-        }
-        if dropped > 0 {
-            if let Some(f) = file.as_mut() {
-                let _ = writeln!(f, "[sweep: {dropped} more bytes not kept]");
-            }
-        }
-        tail
-    })
-}
-
-/// Sets `PR_SET_PDEATHSIG`: the program gets SIGKILL when the thread that started it ends, so a
-/// worker killed outright takes it along (its own children it forked are the group's, which
-/// the worker kills when it can).
-#[allow(unsafe_code)]
-fn die_with_parent(cmd: &mut Command) {
-    let parent = i32::try_from(std::process::id()).unwrap_or(0);
-    // SAFETY: the closure runs in the forked child before exec and calls only prctl(2) and
-    // getppid(2), both async-signal-safe; it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The worker died between the fork and the prctl: the signal will not come.
-            if libc::getppid() != parent {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
 }
 
 /// The program's side of the trial while it runs: its channel, what it reported, and the
@@ -424,11 +339,12 @@ impl Served<'_> {
 
 /// Waits for the program, stopping it when `control` says so (the lease is lost, the trial
 /// cancelled, the worker draining) or when it sent a request that was refused, and answering
-/// its requests meanwhile; then kills what is left of its group. Answers its exit status and
-/// whether the worker stopped it for `control`.
+/// its requests meanwhile; then kills what is left of its group. `child` is the program's
+/// [`supervisor`] (`pid`), a member of its process `group`. Answers its exit status (the
+/// program's) and whether the worker stopped it for `control`.
 fn supervise(
     child: &mut Child,
-    group: i32,
+    (pid, group): (i32, i32),
     grace: Duration,
     control: &Control,
     served: &mut Served<'_>,
@@ -437,7 +353,7 @@ fn supervise(
     let mut stopped: Option<Instant> = None;
     let mut killed = false;
     loop {
-        match exited(group) {
+        match exited(pid) {
             Ok(true) => break,
             Ok(false) => {}
             Err(e) => {
@@ -465,10 +381,18 @@ fn supervise(
         }
         served.serve(POLL, control);
     }
-    // The leader has ended but is not reaped yet, so its group id cannot be reused: whatever
-    // it left running in its group goes with it.
+    // The supervisor killed the rest of the group as the program ended; should it have been
+    // killed alone (by the out-of-memory killer, say), the group goes now.
     signal_group(group, libc::SIGKILL);
     (child.wait(), stopped.is_some() && told())
+}
+
+/// The process group of our child `pid` (itself if it has none we can read).
+#[allow(unsafe_code)]
+fn process_group(pid: i32) -> i32 {
+    // SAFETY: getpgid(2) only reads; `pid` is our child, not reaped yet.
+    let group = unsafe { libc::getpgid(pid) };
+    if group > 1 { group } else { pid }
 }
 
 /// Whether the child `pid` has ended, without reaping it (`waitid` with `WNOWAIT`).

@@ -107,10 +107,24 @@ fn record<'a>(s: &Scheduler, t: &'a Trial) -> TrialRecord<'a> {
         test_confusion: r.map(|r| Cow::Borrowed(&r.test_confusion)),
         dataset_images: r.map(|r| r.dataset_images),
         weights: t.state.weights().map(Cow::from),
+        logs: program_logs(t),
         failure,
         failed_attempts: Cow::from(t.failures.as_slice()),
         stopped,
     }
+}
+
+/// Where a program trial's logs are kept once an attempt of it uploaded them (the worker uploads
+/// both when its program ends, before it reports the outcome); none for a native trial or
+/// before any attempt.
+fn program_logs(t: &Trial) -> Vec<String> {
+    if t.spec.program.is_none() || t.attempts == 0 {
+        return Vec::new();
+    }
+    sweep_common::trial::LogStream::ALL
+        .iter()
+        .map(|&stream| sweep_common::trial::log_file(&t.spec.name, stream))
+        .collect()
 }
 
 /// Writes `contents` to `path` atomically.

@@ -1,6 +1,7 @@
 //! Files that workers upload under a live lease: final weights (kept with the results as
 //! `models/<trial name>.safetensors`) and checkpoints (in the state directory, as
-//! `checkpoints/<trial id>-a<attempt>-e<epoch>.safetensors`, until the trial ends), and the
+//! `checkpoints/<trial id>-a<attempt>-e<epoch>.safetensors`, until the trial ends), a program
+//! trial's logs (with the results, as `logs/<trial name>.{stdout,stderr}.log`), and the
 //! download of a checkpoint by the attempt that resumes from it.
 //!
 //! A file is written to a temporary name, checked against the size and SHA-256 of its header,
@@ -23,6 +24,7 @@ use crate::Error;
 use crate::actor::Handle;
 use crate::state::{Checkpoint, LeaseKey, Storage};
 use sweep_common::TrialSpec;
+use sweep_common::trial::{LOGS, LogStream, log_file};
 
 /// Where uploads go.
 #[derive(Debug, Clone)]
@@ -186,9 +188,25 @@ impl Upload {
                 ),
                 Storage::Checkpoints,
             )),
+            Ok(v1::ArtifactKind::ProgramStdout | v1::ArtifactKind::ProgramStderr)
+                if spec.program.is_some() =>
+            {
+                let stream = if self.header.kind == v1::ArtifactKind::ProgramStdout as i32 {
+                    LogStream::Stdout
+                } else {
+                    LogStream::Stderr
+                };
+                let file = log_file(&spec.name, stream);
+                let name = file.rsplit('/').next().unwrap_or(&file).to_owned();
+                Ok((dirs.out.join(LOGS), name, Storage::Results))
+            }
             _ => Err(invalid(
                 "header.kind",
-                format!("unknown artifact kind {}", self.header.kind),
+                format!(
+                    "artifact kind {} is unknown or not for this trial (logs are for program \
+                     trials only)",
+                    self.header.kind
+                ),
             )),
         }
     }
@@ -208,9 +226,15 @@ impl Upload {
             trial,
             attempt,
         } = self.key;
-        let checkpoint =
-            v1::ArtifactKind::try_from(self.header.kind) == Ok(v1::ArtifactKind::Checkpoint);
-        let recorded = if checkpoint {
+        let kind = v1::ArtifactKind::try_from(self.header.kind);
+        let recorded = if matches!(
+            kind,
+            Ok(v1::ArtifactKind::ProgramStdout | v1::ArtifactKind::ProgramStderr)
+        ) {
+            // A log needs no record: its place follows from the trial's name, and the lease was
+            // live when it came (a later attempt's log replaces it).
+            Ok(())
+        } else if kind == Ok(v1::ArtifactKind::Checkpoint) {
             let c = Checkpoint {
                 epoch: self.header.epoch,
                 attempt,
@@ -280,7 +304,7 @@ async fn write(
     // the umask).
     let mut builder = tempfile::Builder::new();
     #[cfg(unix)]
-    if what == Storage::Weights {
+    if what != Storage::Checkpoints {
         use std::os::unix::fs::PermissionsExt as _;
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }

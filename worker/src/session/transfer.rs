@@ -1,10 +1,12 @@
 //! A trial's files on the wire: the checkpoint it resumes from, fetched and checked, and the
-//! checkpoints and final weights it uploads.
+//! checkpoints, final weights and program logs it uploads.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sweep_common::FailureKind;
+use sweep_common::trial::LogStream;
+use sweep_common::{FailureKind, TrialSpec};
 use sweep_proto::{Artifact, v1};
 use tokio::sync::watch;
 use tonic::{Code, Status};
@@ -40,6 +42,37 @@ pub(super) async fn upload(
     })
     .await?;
     Ok(response.into_inner())
+}
+
+/// Uploads a program trial's logs while its lease is live, best effort: a log that cannot be
+/// read or stored is a warning, not the trial's failure. A stored log is removed here.
+pub(super) async fn upload_logs(
+    session: &Session,
+    lease: Lease,
+    spec: &TrialSpec,
+    dir: &Path,
+    never: &watch::Receiver<bool>,
+) {
+    for stream in LogStream::ALL {
+        let path = crate::program::log::path(dir, spec, stream);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => Arc::new(bytes),
+            Err(e) => {
+                warn!(trial = %spec.name, log = %path.display(), error = %e, "cannot read the program's log");
+                continue;
+            }
+        };
+        let artifact = Artifact::ProgramLog(stream);
+        match upload(session, lease, artifact, bytes, never).await {
+            Ok(receipt) => {
+                info!(trial = %spec.name, stream = stream.name(), bytes = receipt.size, "program log uploaded");
+                let _ = std::fs::remove_file(&path);
+            }
+            Err(status) => {
+                warn!(trial = %spec.name, log = %path.display(), message = status.message(), "program log not stored; kept here");
+            }
+        }
+    }
 }
 
 /// How uploading the final weights ended.

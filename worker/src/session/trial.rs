@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Code;
 use tracing::{info, warn};
 
-use super::transfer::{WeightsUpload, fetch_checkpoint, upload, upload_weights};
+use super::transfer::{WeightsUpload, fetch_checkpoint, upload, upload_logs, upload_weights};
 use super::{Engine, Lease, Session, retry, within};
 use crate::data_cache::DeviceData;
 use crate::train::{Control, Progress, TrainError, Trained, train};
@@ -94,6 +94,7 @@ pub(super) async fn run(
         grace: session.drain_timeout,
         log_dir: std::env::temp_dir().join("sweep-program-logs"),
     };
+    let log_dir = program.log_dir.clone();
     let (progress, done) = match spawn_trainer(&spec, inputs, &control, program) {
         Ok(channels) => channels,
         Err(e) => {
@@ -115,6 +116,9 @@ pub(super) async fn run(
     let finished = live.watch(progress, done, shutdown).await;
     if live.revoked {
         return;
+    }
+    if spec.program.is_some() {
+        upload_logs(session, lease, &spec, &log_dir, never).await;
     }
     end(finish(session, &spec, lease, finished, never, shutdown).await).await;
 }

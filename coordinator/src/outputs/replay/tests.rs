@@ -77,6 +77,7 @@ fn results(grid: &Grid) -> Results<'static> {
             test_confusion: None,
             dataset_images: None,
             weights: None,
+            logs: Vec::new(),
             failure: None,
             failed_attempts: Cow::Owned(Vec::new()),
             stopped: None,

@@ -29,6 +29,13 @@ pub enum Span {
     Strong(String),
     /// Code (names of files, experiments).
     Code(String),
+    /// A link to a file of the output folder (`href` relative to it), shown as `text`.
+    Link {
+        /// What shows.
+        text: String,
+        /// The file, relative to the output folder.
+        href: String,
+    },
 }
 
 /// A block of the document.
@@ -293,6 +300,7 @@ fn experiment(b: &mut Builder, view: &View<'_>) {
     b.heading(3, "Trials");
     b.table(None, tables::trials(&view.trials));
     failures(b, &view.trials);
+    program_logs(b, &view.trials);
     early_stopping(b, &view.trials);
 
     b.heading(3, "Learning curves");
@@ -421,6 +429,44 @@ fn failures(b: &mut Builder, trials: &[&Trial<'_>]) {
         b.heading(3, "Failures and retries");
         b.blocks.push(Block::List(items));
     }
+}
+
+/// Most program trials whose logs the report lists (the rest are in `results.json`).
+const MAX_LOG_LINKS: usize = 200;
+
+/// Links to the program trials' logs, failed trials first.
+fn program_logs(b: &mut Builder, trials: &[&Trial<'_>]) {
+    let mut with_logs: Vec<&&Trial<'_>> = trials.iter().filter(|t| !t.logs.is_empty()).collect();
+    if with_logs.is_empty() {
+        return;
+    }
+    with_logs.sort_by_key(|t| !t.failed());
+    let mut items: Vec<Vec<Span>> = with_logs
+        .iter()
+        .take(MAX_LOG_LINKS)
+        .map(|t| {
+            let mut item = vec![Span::Strong(t.name.to_string()), text(": ")];
+            for (i, file) in t.logs.iter().enumerate() {
+                if i > 0 {
+                    item.push(text(", "));
+                }
+                let stream = file.rsplit('.').nth(1).unwrap_or("log");
+                item.push(Span::Link {
+                    text: stream.to_owned(),
+                    href: file.clone(),
+                });
+            }
+            item
+        })
+        .collect();
+    if with_logs.len() > MAX_LOG_LINKS {
+        items.push(vec![text(format!(
+            "and {} more trials: their logs are named in results.json (`logs`).",
+            with_logs.len() - MAX_LOG_LINKS
+        ))]);
+    }
+    b.heading(3, "Program logs");
+    b.blocks.push(Block::List(items));
 }
 
 /// How much early stopping saved, and where it stopped trials ([`super::stopping`]).

@@ -54,6 +54,9 @@ fn spans(s: &[Span]) -> String {
             Span::Text(t) => escape(t),
             Span::Strong(t) => format!("<strong>{}</strong>", escape(t)),
             Span::Code(t) => format!("<code>{}</code>", escape(t)),
+            Span::Link { text, href } => {
+                format!("<a href=\"{}\">{}</a>", escape(href), escape(text))
+            }
         })
         .collect()
 }

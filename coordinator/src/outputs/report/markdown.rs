@@ -14,7 +14,15 @@ fn spans(s: &[Span]) -> String {
             Span::Text(t) => markdown(t),
             Span::Strong(t) => format!("**{}**", markdown(t)),
             Span::Code(t) => format!("`{}`", markdown_code(t)),
+            Span::Link { text, href } => format!("[{}](<{}>)", markdown(text), href_text(href)),
         })
+        .collect()
+}
+
+/// A link target as Markdown's `<...>` form takes it: nothing that would end it.
+fn href_text(href: &str) -> String {
+    href.chars()
+        .filter(|c| !matches!(c, '<' | '>' | '\n' | '\r'))
         .collect()
 }
 

@@ -82,6 +82,7 @@ fn record(t: &crate::state::Trial) -> model::Trial<'static> {
         test_confusion: None,
         dataset_images: None,
         weights: None,
+        logs: Vec::new(),
         failure: None,
         failed_attempts: Cow::Borrowed(&[]),
         stopped: None,
