@@ -202,6 +202,7 @@ fn open_state(
         .filter_map(|e| Some((e.name.clone(), e.stopping?)))
         .collect();
     let dropped = scheduler.set_stopping(&rules, &loaded.decisions);
+    scheduler.set_budget(grid.max_hours);
     if dropped > 0 {
         warn!(
             decisions = dropped,

@@ -48,7 +48,10 @@ mod tests {
     fn hours_are_read_as_integers_or_fractions() {
         assert_eq!(grid("").map(|g| g.max_hours), Ok(None));
         assert_eq!(grid("max_hours = 2").map(|g| g.max_hours), Ok(Some(2.0)));
-        assert_eq!(grid("max_hours = 0.25").map(|g| g.max_hours), Ok(Some(0.25)));
+        assert_eq!(
+            grid("max_hours = 0.25").map(|g| g.max_hours),
+            Ok(Some(0.25))
+        );
     }
 
     #[test]

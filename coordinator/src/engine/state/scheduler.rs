@@ -29,6 +29,8 @@ pub struct Scheduler {
     pub(super) storage: std::collections::BTreeMap<Storage, StorageFailure>,
     /// The experiments' stopping rules (issue 17).
     pub(super) stopping: super::stopping::Stopping,
+    /// `[sweep] max_hours` in seconds (`budget.rs`); `None`: no budget.
+    pub(super) budget: Option<f64>,
 }
 
 impl Scheduler {
@@ -118,6 +120,7 @@ impl Scheduler {
             changes: Vec::new(),
             storage: std::collections::BTreeMap::new(),
             stopping: super::stopping::Stopping::default(),
+            budget: None,
         }
     }
 
@@ -249,6 +252,11 @@ impl Scheduler {
             return Ok(LeaseOutcome::Wait(retry_after));
         }
         let w = &*w;
+        // The budget has no room for the next trial: the next tick stops it (`budget.rs`).
+        let next = self.pending.peek(|d| w.can_run(d));
+        if next.is_some_and(|i| super::budget::refuses(&self.trials, self.budget, i)) {
+            return Ok(LeaseOutcome::Wait(retry_after));
+        }
         let Some(i) = self.pending.pop(|d| w.can_run(d)) else {
             return Ok(LeaseOutcome::Wait(retry_after));
         };
@@ -331,7 +339,8 @@ impl Scheduler {
         }
     }
 
-    /// Expires every lease not renewed by `now`; returns what happened.
+    /// Expires every lease not renewed by `now`, runs the stopping rules that are due and stops
+    /// the pending trials the budget has no room for; returns what happened.
     pub fn expire_leases(&mut self, now: Instant) -> Vec<Effect> {
         let expired: Vec<(usize, Lease)> = self
             .leased
@@ -351,6 +360,7 @@ impl Scheduler {
             effects.extend(self.fail_attempt(i, lease, FailureKind::LeaseExpired, message));
         }
         effects.extend(self.judge());
+        effects.extend(self.enforce_budget());
         effects
     }
 
