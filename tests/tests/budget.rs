@@ -33,7 +33,14 @@ hidden_width = [8, 9, 10, 11, 12, 13, 14, 15]
 #[test]
 fn the_budget_stops_leasing_and_the_rest_is_reported_as_not_run() {
     let sweep = Sweep::new(GRID);
-    let args = ["--lease-ttl", "2s", "--heartbeat", "200ms", "--linger", "1s"];
+    let args = [
+        "--lease-ttl",
+        "2s",
+        "--heartbeat",
+        "200ms",
+        "--linger",
+        "1s",
+    ];
     let mut c = sweep.start_coordinator_at("127.0.0.1:0", &args);
     let mut w = Worker::start_test("w", &c.url(), EPOCH, 1);
     c.expect_exit_code(0, Duration::from_secs(120));
@@ -44,7 +51,10 @@ fn the_budget_stops_leasing_and_the_rest_is_reported_as_not_run() {
     let succeeded = r.trials.iter().filter(|t| t.succeeded()).count();
     let by_budget: Vec<_> = r.trials.iter().filter(|t| t.stopped_by_budget()).collect();
     assert!(succeeded >= 1, "the first trial always runs");
-    assert!(!by_budget.is_empty(), "eight trials of 0.4 s do not fit in 1 s");
+    assert!(
+        !by_budget.is_empty(),
+        "eight trials of 0.4 s do not fit in 1 s"
+    );
     assert_eq!(succeeded + by_budget.len(), r.trials.len());
     for t in &by_budget {
         assert_eq!(t.status, Status::Stopped);
@@ -60,6 +70,9 @@ fn the_budget_stops_leasing_and_the_rest_is_reported_as_not_run() {
         summary.contains(&format!("{} not run (budget)", by_budget.len())),
         "{summary}"
     );
-    assert!(summary.contains("the budget ([sweep] max_hours) stopped"), "{summary}");
+    assert!(
+        summary.contains("the budget ([sweep] max_hours) stopped"),
+        "{summary}"
+    );
     assert!(!summary.contains("Early stopping"), "{summary}");
 }

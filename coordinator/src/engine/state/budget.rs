@@ -6,8 +6,9 @@
 //! ended and running trials; *committed* adds what the running trials will still take (their
 //! epochs left, at their shape's mean epoch seconds); a pending trial fits when committed plus
 //! its own cost (its epochs left at its shape's mean) is within the budget. A shape is an
-//! experiment's model (its hidden layers and width); a trial of a shape nothing measured yet
-//! fits (there is nothing to estimate from). A running trial always finishes; a pending trial
+//! experiment's model (its hidden layers and width); a shape nothing measured yet takes its
+//! experiment's mean over every shape measured, and a trial of an experiment nothing measured
+//! yet fits (there is nothing to estimate from). A running trial always finishes; a pending trial
 //! that does not fit is stopped, with a reason that starts with [`REASON_PREFIX`], and is
 //! counted as not run because of the budget. Pure: no I/O, no clock.
 //!
@@ -41,14 +42,18 @@ fn shape(t: &Trial) -> Shape<'_> {
     (t.spec.experiment.as_str(), p.hidden_layers, p.hidden_width)
 }
 
-/// Mean measured epoch seconds per shape.
+/// Mean measured epoch seconds per shape, and per experiment (`0` and `0` for its layers and
+/// width: no model has them).
 fn epoch_means(trials: &[Trial]) -> HashMap<Shape<'_>, f64> {
     let mut sums: HashMap<Shape<'_>, (f64, u32)> = HashMap::new();
     for t in trials {
+        let s = shape(t);
         for m in t.epochs.iter().filter(|m| measured(m.seconds)) {
-            let s = sums.entry(shape(t)).or_default();
-            s.0 += m.seconds;
-            s.1 += 1;
+            for key in [s, (s.0, 0, 0)] {
+                let e = sums.entry(key).or_default();
+                e.0 += m.seconds;
+                e.1 += 1;
+            }
         }
     }
     sums.into_iter()
@@ -77,7 +82,9 @@ fn cost_left(t: &Trial, means: &HashMap<Shape<'_>, f64>) -> Option<f64> {
         state => state.checkpoints().map_or(0, |c| c.epoch()),
     };
     let left = t.spec.params.epochs.saturating_sub(done);
-    means.get(&shape(t)).map(|mean| mean * f64::from(left))
+    let s = shape(t);
+    let mean = means.get(&s).or_else(|| means.get(&(s.0, 0, 0)))?;
+    Some(mean * f64::from(left))
 }
 
 /// Seconds spent, and spent plus what the running trials still take.

@@ -136,3 +136,28 @@ fn a_restarted_scheduler_judges_the_budget_from_the_recorded_epochs() {
     );
     assert_eq!(again.counts().stopped, 2);
 }
+
+#[test]
+fn a_shape_nothing_measured_is_estimated_at_its_experiments_mean() {
+    let text = "[sweep]\nname='s'\n[[experiment]]\nname='e'\ndataset='fashion-mnist'\n\
+                [experiment.fixed]\nepochs=2\nhidden_layers=1\n\
+                [experiment.grid]\nhidden_width=[8,9,10]\n";
+    let specs: Vec<_> = sweep_common::grid::Grid::parse(text, "t.toml")
+        .unwrap()
+        .trials()
+        .cloned()
+        .collect();
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(specs, config());
+    // Room for the first (0.2 s) and one more, not two.
+    s.set_budget(Some(0.45 / HOUR));
+    let a = worker(&mut s, t0, 1);
+    let (first, attempt) = assigned(s.lease(a, t0).unwrap());
+    train(&mut s, a, &first, attempt, t0);
+    let (second, attempt) = assigned(s.lease(a, t0).unwrap());
+    assert_ne!(second.params.hidden_width, first.params.hidden_width);
+    train(&mut s, a, &second, attempt, t0);
+    assert_eq!(s.lease(a, t0), Ok(LeaseOutcome::Wait(config().retry_after)));
+    assert!(s.expire_leases(t0).contains(&Effect::SweepFinished));
+    assert_eq!(s.budget().map(|b| b.stopped), Some(1));
+}
