@@ -195,6 +195,10 @@ pub struct Trial<'a> {
     pub stopped: Option<Stopped<'a>>,
 }
 
+/// How a stopped trial's reason starts when `[sweep] max_hours` stopped it before it ran (the
+/// coordinator's budget gate), rather than a stopping rule.
+pub const BUDGET_REASON_PREFIX: &str = "budget:";
+
 /// Where and why a stopping rule stopped a trial.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stopped<'a> {
@@ -218,6 +222,13 @@ impl Trial<'_> {
     /// True when its stopping rule stopped it.
     pub fn stopped(&self) -> bool {
         self.status == Status::Stopped
+    }
+
+    /// True when the budget (`[sweep] max_hours`) stopped it before it ran.
+    pub fn stopped_by_budget(&self) -> bool {
+        self.stopped
+            .as_ref()
+            .is_some_and(|s| s.reason.starts_with(BUDGET_REASON_PREFIX))
     }
 
     /// Final train minus test accuracy (percentage points), when both are known and finite.

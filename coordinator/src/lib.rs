@@ -210,6 +210,7 @@ fn open_state(
         .collect();
     let dropped = scheduler.set_stopping(&rules, &loaded.decisions);
     scheduler.set_search(state::searches_of(grid));
+    scheduler.set_budget(grid.max_hours);
     if dropped > 0 {
         warn!(
             decisions = dropped,

@@ -57,6 +57,7 @@ pub(super) fn expand(raw: RawFile, text: &str, origin: &str) -> Result<Grid, Gri
             "a grid needs at least one [[experiment]] table",
         ));
     }
+    let max_hours = super::budget::max_hours(&c, sweep.max_hours.as_ref())?;
     let sweep_repeats = super::repeats::sweep(&c, sweep.repeats.as_ref())?;
     count_trials(&c, &raw, max_trials, sweep_repeats)?;
 
@@ -95,6 +96,7 @@ pub(super) fn expand(raw: RawFile, text: &str, origin: &str) -> Result<Grid, Gri
         name,
         seed,
         max_attempts,
+        max_hours,
         experiments,
     })
 }

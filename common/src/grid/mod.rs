@@ -19,6 +19,7 @@
 //! axes); see [`crate::search`]. Without them, expansion is exactly as above. `repeats = N`
 //! (in `[sweep]` or an experiment) is shorthand for a seed axis (`repeats.rs`).
 
+mod budget;
 mod check;
 mod define;
 mod diagnose;
@@ -135,6 +136,10 @@ pub struct Grid {
     pub seed: u64,
     /// Leases of one trial before it fails for good.
     pub max_attempts: u32,
+    /// `[sweep] max_hours`: the device-hours the sweep may spend (see `budget.rs`); `None`:
+    /// no budget.
+    #[serde(default)]
+    pub max_hours: Option<f64>,
     /// The experiments, in file order.
     pub experiments: Vec<Experiment>,
 }

@@ -32,6 +32,7 @@ pub(super) struct RawSweep {
     pub max_attempts: Option<Spanned<i64>>,
     pub max_trials: Option<Spanned<i64>>,
     pub repeats: Option<Spanned<i64>>,
+    pub max_hours: Option<Spanned<f64>>,
 }
 
 /// `[[experiment]]`.

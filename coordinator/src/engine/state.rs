@@ -17,6 +17,7 @@
 //! so nothing is acknowledged that a crash could lose. [`Scheduler::restore`] rebuilds the state
 //! from what was committed.
 
+mod budget;
 mod failures;
 mod queue;
 mod reports;
@@ -26,6 +27,7 @@ mod search;
 mod stopping;
 mod types;
 
+pub use budget::{Budget, REASON_PREFIX as BUDGET_REASON_PREFIX, stopped_by_budget};
 pub use retry::RetrySelector;
 pub use scheduler::Scheduler;
 pub use search::{restore_proposals, searches_of};
@@ -40,6 +42,8 @@ pub use types::{
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_budget;
 #[cfg(test)]
 mod tests_failures;
 #[cfg(test)]

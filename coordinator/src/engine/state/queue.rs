@@ -48,6 +48,16 @@ impl Pending {
         self.len += 1;
     }
 
+    /// The first trial whose dataset `allowed` accepts, left in the queue.
+    pub fn peek(&self, allowed: impl Fn(DatasetKind) -> bool) -> Option<usize> {
+        self.queues
+            .iter()
+            .filter(|(d, q)| !q.is_empty() && allowed(**d))
+            .filter_map(|(_, q)| q.front())
+            .min_by_key(|e| e.0)
+            .map(|e| e.1)
+    }
+
     /// Takes the first trial whose dataset `allowed` accepts.
     pub fn pop(&mut self, allowed: impl Fn(DatasetKind) -> bool) -> Option<usize> {
         let (_, queue) = self
@@ -97,7 +107,9 @@ mod tests {
         p.push_back(F, 2);
         p.push_front(C, 3);
         assert_eq!(p.len(), 4);
+        assert_eq!(p.peek(|_| true), Some(3));
         assert_eq!(p.pop(|_| true), Some(3));
+        assert_eq!(p.peek(|d| d == F), Some(0));
         assert_eq!(p.pop(|d| d == F), Some(0));
         assert_eq!(p.pop(|d| d == F), Some(2));
         assert_eq!(p.pop(|d| d == F), None);

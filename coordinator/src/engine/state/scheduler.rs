@@ -31,6 +31,8 @@ pub struct Scheduler {
     pub(super) stopping: super::stopping::Stopping,
     /// The `tpe` experiments' runtime proposals (issue 17).
     pub(super) search: Vec<super::search::Search>,
+    /// `[sweep] max_hours` in seconds (`budget.rs`); `None`: no budget.
+    pub(super) budget: Option<f64>,
 }
 
 impl Scheduler {
@@ -121,6 +123,7 @@ impl Scheduler {
             storage: std::collections::BTreeMap::new(),
             stopping: super::stopping::Stopping::default(),
             search: Vec::new(),
+            budget: None,
         }
     }
 
@@ -253,6 +256,11 @@ impl Scheduler {
             return Ok(LeaseOutcome::Wait(retry_after));
         }
         let w = &*w;
+        // The budget has no room for the next trial: the next tick stops it (`budget.rs`).
+        let next = self.pending.peek(|d| w.can_run(d));
+        if next.is_some_and(|i| super::budget::refuses(&self.trials, self.budget, i)) {
+            return Ok(LeaseOutcome::Wait(retry_after));
+        }
         let i = match self.pending.pop(|d| w.can_run(d)) {
             Some(i) => i,
             None => match self.propose_for(worker) {
@@ -295,6 +303,11 @@ impl Scheduler {
     fn propose_for(&mut self, worker: WorkerId) -> Option<usize> {
         let w = self.workers.get(&worker)?.clone();
         if !self.propose(|d| w.can_run(d)) {
+            return None;
+        }
+        // A proposal the budget has no room for stays pending: the next tick stops it.
+        let next = self.pending.peek(|d| w.can_run(d));
+        if next.is_some_and(|i| super::budget::refuses(&self.trials, self.budget, i)) {
             return None;
         }
         self.pending.pop(|d| w.can_run(d))
@@ -349,7 +362,8 @@ impl Scheduler {
         }
     }
 
-    /// Expires every lease not renewed by `now`; returns what happened.
+    /// Expires every lease not renewed by `now`, runs the stopping rules that are due and stops
+    /// the pending trials the budget has no room for; returns what happened.
     pub fn expire_leases(&mut self, now: Instant) -> Vec<Effect> {
         let expired: Vec<(usize, Lease)> = self
             .leased
@@ -369,6 +383,7 @@ impl Scheduler {
             effects.extend(self.fail_attempt(i, lease, FailureKind::LeaseExpired, message));
         }
         effects.extend(self.judge());
+        effects.extend(self.enforce_budget());
         effects
     }
 

@@ -277,7 +277,7 @@ impl Scheduler {
     }
 
     /// Stops trial `i` at `epoch` unless it has ended.
-    fn stop_trial(&mut self, i: usize, epoch: u32, reason: &str) -> Vec<Effect> {
+    pub(super) fn stop_trial(&mut self, i: usize, epoch: u32, reason: &str) -> Vec<Effect> {
         let t = &mut self.trials[i];
         let worker = match &t.state {
             TrialState::Leased { lease, .. } => Some(lease.worker),

@@ -171,17 +171,26 @@ fn trials_word(n: usize) -> String {
 
 fn status_counts(trials: &[&Trial]) -> String {
     format!(
-        "{}: {} succeeded, {} failed, {} running, {} pending{}",
+        "{}: {} succeeded, {} failed, {} running, {} pending{}{}",
         trials_word(trials.len()),
         count(trials, Status::Succeeded),
         count(trials, Status::Failed),
         count(trials, Status::Running),
         count(trials, Status::Pending),
-        match count(trials, Status::Stopped) {
+        match count(trials, Status::Stopped) - budget_stopped(trials) {
             0 => String::new(),
             n => format!(", {n} stopped early"),
+        },
+        match budget_stopped(trials) {
+            0 => String::new(),
+            n => format!(", {n} not run (budget)"),
         }
     )
+}
+
+/// Trials the budget (`[sweep] max_hours`) stopped before they ran.
+fn budget_stopped(trials: &[&Trial]) -> usize {
+    trials.iter().filter(|t| t.stopped_by_budget()).count()
 }
 
 /// Builds the report of `results`.
@@ -203,6 +212,16 @@ pub fn build(results: &Results<'_>) -> Document {
             status_counts(&all)
         )),
     ]);
+    if let n @ 1.. = budget_stopped(&all) {
+        b.para(vec![
+            Span::Strong("Budget:".into()),
+            text(format!(
+                " the budget ([sweep] max_hours) stopped {} before they ran: the estimate said \
+                 they would exceed it.",
+                trials_word(n)
+            )),
+        ]);
+    }
     if !results.finished {
         b.para(vec![
             Span::Strong("Partial report:".into()),
@@ -471,6 +490,13 @@ fn program_logs(b: &mut Builder, trials: &[&Trial<'_>]) {
 
 /// How much early stopping saved, and where it stopped trials ([`super::stopping`]).
 fn early_stopping(b: &mut Builder, trials: &[&Trial<'_>]) {
+    // Trials the budget stopped never ran: they are no rule's decision.
+    let trials: Vec<&Trial> = trials
+        .iter()
+        .copied()
+        .filter(|t| !t.stopped_by_budget())
+        .collect();
+    let trials = trials.as_slice();
     let Some(s) = super::stopping::summary(trials) else {
         return;
     };

@@ -106,6 +106,9 @@ pub struct Snapshot {
     /// Something the operator should act on (storage failing, no worker for a while).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// Where the sweep stands against `[sweep] max_hours`; `None` without a budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetRow>,
     /// The importance a [`Query`] asked for (not in `sweep.v1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub importance: Option<ImportanceRow>,
@@ -117,6 +120,31 @@ pub struct Snapshot {
     /// decoded from either.
     #[serde(skip)]
     pub leases_granted: u64,
+}
+
+/// `[sweep] max_hours` and the estimate the lease gate judges by (`engine::state::Budget`), in
+/// device-hours.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BudgetRow {
+    /// The budget.
+    pub max_hours: f64,
+    /// Every epoch measured so far.
+    pub spent_hours: f64,
+    /// Spent, plus what the running trials still take.
+    pub committed_hours: f64,
+    /// Trials the budget stopped before they ran.
+    pub stopped: u32,
+}
+
+impl From<crate::engine::state::Budget> for BudgetRow {
+    fn from(b: crate::engine::state::Budget) -> Self {
+        BudgetRow {
+            max_hours: b.max_seconds / 3600.0,
+            spent_hours: b.spent_seconds / 3600.0,
+            committed_hours: b.committed_seconds / 3600.0,
+            stopped: count(b.stopped),
+        }
+    }
 }
 
 /// How much of an experiment's final test accuracy's variance each hyperparameter it varies
@@ -726,6 +754,7 @@ fn build(sweep: &str, s: &Scheduler, index: &Index, clock: Clock, rows: Vec<usiz
         experiments: Vec::new(),
         experiments_total: count(index.experiments().len()),
         warning,
+        budget: s.budget().map(BudgetRow::from),
         importance: None,
         attempt_failures: index.attempt_failures().to_vec(),
         leases_granted: index.leases_granted(),

@@ -558,3 +558,36 @@ fn a_page_asked_for_importance_has_the_experiments_exact_decomposition() {
         Some("fewer than two trials have a result")
     );
 }
+
+#[test]
+fn the_budget_shows_what_is_spent_and_left_and_crosses_the_wire() {
+    let g = grid();
+    let mut s = scheduler(&g);
+    let now = Instant::now();
+    assert_eq!(status_of(&s, clock(now, 1)).budget, None);
+    s.set_budget(Some(2.0));
+    let w = WorkerId::random();
+    s.register(w, "w".into(), "cpu".into(), 1, now);
+    let a = lease(&mut s, w, now);
+    // An epoch of 0.5 h.
+    s.report_epoch(LeaseKey::new(w, a.id, 1), metrics(1, 1800.0, 30.0), now)
+        .unwrap();
+    let snap = status_of(&s, clock(now, 2));
+    let b = snap.budget.expect("a budget");
+    assert_eq!(b.max_hours, 2.0);
+    assert!((b.spent_hours - 0.5).abs() < 1e-9, "{b:?}");
+    assert_eq!(b.stopped, 0);
+    let line = text::budget(&b);
+    assert!(
+        line.starts_with("budget: 0.50 of 2 device-hours spent"),
+        "{line}"
+    );
+    assert!(text::block(&snap).contains("budget: 0.50 of 2"));
+    let wire = v1::StatusResponse::from(&snap);
+    assert_eq!(Snapshot::try_from(&wire).unwrap().budget, Some(b));
+    let stopped = text::budget(&BudgetRow { stopped: 3, ..b });
+    assert!(
+        stopped.ends_with("; 3 trials not run: the budget would be exceeded"),
+        "{stopped}"
+    );
+}

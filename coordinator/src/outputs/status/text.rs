@@ -124,6 +124,9 @@ pub fn block(s: &Snapshot) -> String {
         "best test accuracy: {}",
         best(s).unwrap_or_else(|| "none yet".into())
     );
+    if let Some(b) = &s.budget {
+        let _ = writeln!(out, "{}", budget(b));
+    }
     if let Some(w) = &s.warning {
         let _ = writeln!(out, "warning: {}", terminal(w));
     }
@@ -238,4 +241,24 @@ pub fn trials(s: &Snapshot) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The budget's line: what is spent and committed of `[sweep] max_hours`, and what it stopped.
+pub fn budget(b: &super::BudgetRow) -> String {
+    let mut line = format!(
+        "budget: {:.2} of {} device-hours spent, {:.2} committed ({:.2} left)",
+        b.spent_hours,
+        b.max_hours,
+        b.committed_hours,
+        (b.max_hours - b.committed_hours).max(0.0)
+    );
+    if b.stopped > 0 {
+        let _ = write!(
+            line,
+            "; {} trial{} not run: the budget would be exceeded",
+            b.stopped,
+            if b.stopped == 1 { "" } else { "s" }
+        );
+    }
+    line
 }

@@ -8,8 +8,8 @@ use sweep_proto::DecodeError;
 use sweep_proto::v1;
 
 use super::{
-    Best, EpochPoint, ExperimentRow, Page, Phase, Query, RunningTrial, Snapshot, TableView,
-    TrialCounts, TrialRow, View, WorkerRow,
+    Best, BudgetRow, EpochPoint, ExperimentRow, Page, Phase, Query, RunningTrial, Snapshot,
+    TableView, TrialCounts, TrialRow, View, WorkerRow,
 };
 
 /// A state on the wire.
@@ -117,6 +117,16 @@ impl TryFrom<&v1::StatusRequest> for View {
 }
 
 /// A number that must be finite and not negative (times, percentages).
+/// A budget as the service sent it; every number checked.
+fn budget_from_wire(b: v1::SweepBudget) -> Result<BudgetRow, DecodeError> {
+    Ok(BudgetRow {
+        max_hours: number("budget.max_hours", b.max_hours)?,
+        spent_hours: number("budget.spent_hours", b.spent_hours)?,
+        committed_hours: number("budget.committed_hours", b.committed_hours)?,
+        stopped: b.stopped,
+    })
+}
+
 fn number(field: &'static str, x: f64) -> Result<f64, DecodeError> {
     if x.is_finite() && x >= 0.0 {
         Ok(x)
@@ -158,6 +168,12 @@ impl From<&Snapshot> for v1::StatusResponse {
                 matched: p.matched,
             }),
             experiments_total: s.experiments_total,
+            budget: s.budget.map(|b| v1::SweepBudget {
+                max_hours: b.max_hours,
+                spent_hours: b.spent_hours,
+                committed_hours: b.committed_hours,
+                stopped: b.stopped,
+            }),
             experiments: s
                 .experiments
                 .iter()
@@ -282,6 +298,7 @@ impl TryFrom<&v1::StatusResponse> for Snapshot {
             }),
             experiments_total: r.experiments_total,
             warning: r.warning.clone(),
+            budget: r.budget.map(budget_from_wire).transpose()?,
             importance: None,
             experiments: r
                 .experiments
