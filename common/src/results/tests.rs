@@ -101,7 +101,7 @@ fn a_newer_or_broken_document_is_an_error_not_a_panic() {
     for text in [
         "{",
         r#"{"trials":[{"id":"x"}]}"#,
-        r#"{"experiments":[{"name":"e","dataset":"mnist"}]}"#,
+        r#"{"experiments":[{"name":"e","dataset":"svhn"}]}"#,
     ] {
         assert!(
             serde_json::from_str::<Results<'static>>(text).is_err(),
