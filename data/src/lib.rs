@@ -43,6 +43,7 @@
 mod cifar;
 pub mod fixtures;
 mod idx;
+pub mod npz;
 mod pickle;
 mod pickler;
 
