@@ -48,7 +48,7 @@ pub use define::{
 };
 pub use error::GridError;
 pub use params::{
-    Activation, HyperParams, LrSchedule, LrScheduleUnit, Optimizer, Param, ParamError,
+    Activation, HyperParams, LrSchedule, LrScheduleUnit, Normalize, Optimizer, Param, ParamError,
 };
 
 /// An experiment name that the grid does not have (`--only`).
