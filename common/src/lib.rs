@@ -20,7 +20,7 @@ pub mod search;
 pub mod text;
 pub mod trial;
 
-pub use dataset::DatasetKind;
+pub use dataset::{DatasetKind, OfficialFile};
 pub use failure::FailureKind;
 pub use ids::{TrialId, WorkerId};
 pub use metrics::{ConfusionMatrix, EpochMetrics, FinalMetrics, TrialResult};

@@ -20,7 +20,9 @@ use sweep_common::DatasetKind;
 use sweep_common::rng::SplitMix64;
 
 use super::ImageSet;
-use super::cifar::{BATCHES, BIN_DIR, BIN_TAR, Flavor, PY_DIR, PY_TAR};
+use super::cifar::{
+    BATCHES, BIN_DIR, BIN_TAR, C100_DIR, C100_TAR, C100_TRAIN, Flavor, PY_DIR, PY_TAR,
+};
 use super::idx::{IMAGES, IMAGES_MAGIC, LABELS, LABELS_MAGIC};
 use super::pickler::{Item, Py2Pickler};
 
@@ -33,9 +35,24 @@ const MTIME: u64 = 1_244_000_000;
 /// test set of `max(n / 6, 1)` images under the official `t10k-*` names, and returns the
 /// training set.
 pub fn write_fashion_mnist(dir: &Path, n: usize, seed: u64) -> io::Result<ImageSet> {
-    let kind = DatasetKind::FashionMnist;
-    let train = synth(kind, n, seed, "fixture-fashion-mnist-train", 0);
-    let test = synth(kind, (n / 6).max(1), seed, "fixture-fashion-mnist-test", 0);
+    write_idx(DatasetKind::FashionMnist, dir, n, seed)
+}
+
+/// Writes a small MNIST training and test set into `dir`, exactly as [`write_fashion_mnist`]
+/// does (same format and names; MNIST is looked for in `data_dir/mnist`, not `data_dir`).
+pub fn write_mnist(dir: &Path, n: usize, seed: u64) -> io::Result<ImageSet> {
+    write_idx(DatasetKind::Mnist, dir, n, seed)
+}
+
+fn write_idx(kind: DatasetKind, dir: &Path, n: usize, seed: u64) -> io::Result<ImageSet> {
+    let train = synth(kind, n, seed, &format!("fixture-{kind}-train"), 0);
+    let test = synth(
+        kind,
+        (n / 6).max(1),
+        seed,
+        &format!("fixture-{kind}-test"),
+        0,
+    );
     fs::create_dir_all(dir)?;
     fs::write(dir.join(format!("{IMAGES}.gz")), gzip(&idx_images(&train)))?;
     fs::write(dir.join(format!("{LABELS}.gz")), gzip(&idx_labels(&train)))?;
@@ -79,6 +96,48 @@ pub fn write_cifar10_py_tar_gz(dir: &Path, per_batch: usize, seed: u64) -> io::R
     let (train, files) = cifar_files(Flavor::Py, per_batch, seed);
     write_tar_gz(&dir.join(PY_TAR), PY_DIR, &files)?;
     Ok(train)
+}
+
+/// CIFAR-100 binary version: `dir/cifar-100-binary/train.bin` (`n` records of a coarse label
+/// byte, a fine label byte and 3072 pixel bytes; + `test.bin` and `fine_label_names.txt`).
+pub fn write_cifar100_bin(dir: &Path, n: usize, seed: u64) -> io::Result<ImageSet> {
+    let (train, files) = cifar100_files(n, seed);
+    write_tree(&dir.join(C100_DIR), &files)?;
+    Ok(train)
+}
+
+/// The CIFAR-100 binary version as the original archive `dir/cifar-100-binary.tar.gz`.
+pub fn write_cifar100_bin_tar_gz(dir: &Path, n: usize, seed: u64) -> io::Result<ImageSet> {
+    let (train, files) = cifar100_files(n, seed);
+    write_tar_gz(&dir.join(C100_TAR), C100_DIR, &files)?;
+    Ok(train)
+}
+
+fn cifar100_files(n: usize, seed: u64) -> (ImageSet, Vec<(String, Vec<u8>)>) {
+    let kind = DatasetKind::Cifar100;
+    let train = synth(kind, n, seed, "fixture-cifar100-train", 0);
+    let test = synth(kind, (n / 5).max(1), seed, "fixture-cifar100-test", 0);
+    let names: String = kind
+        .class_names()
+        .iter()
+        .map(|c| format!("{c}\n"))
+        .collect();
+    let files = vec![
+        (C100_TRAIN.to_owned(), cifar100_records(&train)),
+        ("test.bin".to_owned(), cifar100_records(&test)),
+        ("fine_label_names.txt".to_owned(), names.into_bytes()),
+    ];
+    (train, files)
+}
+
+/// Records of CIFAR-100's binary version; the coarse label is made up (fine / 5).
+pub(crate) fn cifar100_records(set: &ImageSet) -> Vec<u8> {
+    let mut out = Vec::with_capacity(set.len() * (2 + set.kind.input_len()));
+    for (i, &fine) in set.labels.iter().enumerate() {
+        out.extend_from_slice(&[fine / 5, fine]);
+        out.extend_from_slice(set.image(i).unwrap_or_default());
+    }
+    out
 }
 
 /// `n` learnable images of `kind`: prototypes from `seed`, samples from the stream `(stream,
@@ -261,9 +320,15 @@ mod tests {
         for kind in DatasetKind::ALL {
             let train = synth(kind, 200, 11, "train", 0);
             let test = synth(kind, 100, 11, "test", 0);
+            let train = if kind.num_classes() > 10 {
+                synth(kind, 1000, 11, "train", 0)
+            } else {
+                train
+            };
             let len = kind.input_len();
-            let mut sums = vec![0f64; 10 * len];
-            let mut counts = [0f64; 10];
+            let classes = kind.num_classes();
+            let mut sums = vec![0f64; classes * len];
+            let mut counts = vec![0f64; classes];
             for (l, img) in train.labels.iter().zip(train.images.chunks_exact(len)) {
                 let l = usize::from(*l);
                 counts[l] += 1.0;
@@ -279,7 +344,7 @@ mod tests {
                         .map(|(&p, s)| (f64::from(p) - s / counts[c]).powi(2))
                         .sum()
                 };
-                let best = (0..10).min_by(|&a, &b| dist(a).total_cmp(&dist(b)));
+                let best = (0..classes).min_by(|&a, &b| dist(a).total_cmp(&dist(b)));
                 correct += usize::from(best == Some(usize::from(*l)));
             }
             assert!(correct >= 90, "{kind}: {correct}/100");
@@ -294,5 +359,75 @@ mod tests {
         write_cifar10_bin_tar_gz(&b, 3, 1).expect("write");
         let read = |d: &Path| fs::read(d.join(BIN_TAR)).expect("read");
         assert_eq!(read(&a), read(&b));
+    }
+
+    #[test]
+    fn cifar100_and_mnist_round_trip_in_every_layout() {
+        use crate::load_train_set;
+        for sub in ["", "cifar100", "cifar-100"] {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let dir = tmp.path().join(sub);
+            let written = write_cifar100_bin(&dir, 230, 3).expect("write");
+            assert!(
+                written.labels.iter().any(|&l| l >= 99),
+                "fine labels reach 99"
+            );
+            let loaded = load_train_set(DatasetKind::Cifar100, tmp.path()).expect("folder");
+            assert_eq!(loaded, written, "{sub:?}");
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let written = write_cifar100_bin_tar_gz(&tmp.path().join(sub), 7, 4).expect("write");
+            let loaded = load_train_set(DatasetKind::Cifar100, tmp.path()).expect("archive");
+            assert_eq!(loaded, written, "{sub:?}");
+        }
+        for sub in ["mnist", "MNIST/raw"] {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let written = write_mnist(&tmp.path().join(sub), 21, 5).expect("write");
+            assert_eq!(written.kind, DatasetKind::Mnist);
+            let loaded = load_train_set(DatasetKind::Mnist, tmp.path()).expect("mnist");
+            assert_eq!(loaded, written, "{sub:?}");
+        }
+    }
+
+    /// MNIST's files in the data folder itself are Fashion-MNIST's: never taken for MNIST.
+    #[test]
+    fn mnist_is_not_read_from_fashion_mnist_files() {
+        use crate::{DataError, load_train_set};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        write_fashion_mnist(tmp.path(), 5, 1).expect("write");
+        let err = load_train_set(DatasetKind::Mnist, tmp.path()).expect_err("not found");
+        assert!(matches!(err, DataError::NotFound { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.starts_with("mnist training set not found"), "{msg}");
+        assert!(msg.contains("MNIST/raw"), "{msg}");
+    }
+
+    #[test]
+    fn cifar100_errors_name_the_file_and_the_range() {
+        use crate::{Corruption, load_train_set};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut set = synth(DatasetKind::Cifar100, 3, 1, "s", 0);
+        set.labels[2] = 100;
+        let dir = tmp.path().join(C100_DIR);
+        fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join(C100_TRAIN);
+        fs::write(&path, cifar100_records(&set)).expect("write");
+        let err = load_train_set(DatasetKind::Cifar100, tmp.path()).expect_err("label");
+        assert_eq!(err.corruption(), Some(Corruption::Label), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("labels 0..100") && msg.contains("label 100 at index 2"),
+            "{msg}"
+        );
+        assert!(msg.contains("train.bin"), "{msg}");
+
+        let records = cifar100_records(&synth(DatasetKind::Cifar100, 2, 1, "s", 0));
+        fs::write(&path, &records[..records.len() - 1]).expect("write");
+        let err = load_train_set(DatasetKind::Cifar100, tmp.path()).expect_err("length");
+        assert_eq!(err.corruption(), Some(Corruption::Length), "{err}");
+        assert!(err.to_string().contains("3074-byte records"), "{err}");
+
+        fs::remove_file(&path).expect("rm");
+        let err = load_train_set(DatasetKind::Cifar100, tmp.path()).expect_err("incomplete");
+        assert!(err.to_string().contains("missing train.bin"), "{err}");
     }
 }

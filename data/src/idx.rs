@@ -1,4 +1,4 @@
-//! Fashion-MNIST in its official IDX format (`train-images-idx3-ubyte[.gz]`,
+//! Fashion-MNIST and MNIST in their official IDX format (`train-images-idx3-ubyte[.gz]`,
 //! `train-labels-idx1-ubyte[.gz]`): finding the files and decoding them with full validation.
 
 use std::path::{Path, PathBuf};
@@ -19,13 +19,17 @@ const SIDE: u32 = 28;
 const IMAGES_HEADER: usize = 16;
 const LABELS_HEADER: usize = 8;
 
-/// The folders looked in, in order.
-fn candidate_dirs(data_dir: &Path) -> [PathBuf; 3] {
-    [
-        data_dir.to_path_buf(),
-        data_dir.join("fashion-mnist"),
-        data_dir.join("FashionMNIST").join("raw"),
-    ]
+/// The folders looked in, in order. MNIST's files have the same names as Fashion-MNIST's, so
+/// only Fashion-MNIST (the first dataset sweep had) is also looked for in `data_dir` itself.
+fn candidate_dirs(kind: DatasetKind, data_dir: &Path) -> Vec<PathBuf> {
+    match kind {
+        DatasetKind::Mnist => vec![data_dir.join("mnist"), data_dir.join("MNIST").join("raw")],
+        _ => vec![
+            data_dir.to_path_buf(),
+            data_dir.join("fashion-mnist"),
+            data_dir.join("FashionMNIST").join("raw"),
+        ],
+    }
 }
 
 /// The file `base` in `dir`: the plain file if present, else the gzipped one.
@@ -39,9 +43,10 @@ fn expected_files() -> String {
     format!("{IMAGES}.gz and {LABELS}.gz (or the same without .gz)")
 }
 
-/// Finds and decodes the Fashion-MNIST training set (see the module doc of `data`).
-pub(crate) fn load_fashion_mnist(data_dir: &Path) -> Result<ImageSet, DataError> {
-    let dirs = candidate_dirs(data_dir);
+/// Finds and decodes the training set of `kind` (Fashion-MNIST or MNIST; see the module doc of
+/// `data`).
+pub(crate) fn load_idx_dataset(kind: DatasetKind, data_dir: &Path) -> Result<ImageSet, DataError> {
+    let dirs = candidate_dirs(kind, data_dir);
     for dir in &dirs {
         let (images, labels) = match (find(dir, IMAGES), find(dir, LABELS)) {
             (None, None) => continue,
@@ -49,29 +54,33 @@ pub(crate) fn load_fashion_mnist(data_dir: &Path) -> Result<ImageSet, DataError>
             (i, _) => {
                 let missing = if i.is_none() { IMAGES } else { LABELS };
                 return Err(DataError::Incomplete {
-                    dataset: DatasetKind::FashionMnist,
+                    dataset: kind,
                     location: dir.clone(),
                     expected: expected_files(),
                     missing: vec![format!("{missing}.gz")],
                 });
             }
         };
-        return load_pair(&images, &labels);
+        return load_pair(kind, &images, &labels);
     }
     Err(DataError::NotFound {
-        dataset: DatasetKind::FashionMnist,
-        tried: dirs.to_vec(),
+        dataset: kind,
+        tried: dirs,
         expected: expected_files(),
     })
 }
 
 /// Decodes an images file and a labels file that must describe the same images.
-pub(crate) fn load_pair(images_path: &Path, labels_path: &Path) -> Result<ImageSet, DataError> {
+pub(crate) fn load_pair(
+    kind: DatasetKind,
+    images_path: &Path,
+    labels_path: &Path,
+) -> Result<ImageSet, DataError> {
     let images_loc = FileLoc::file(images_path);
     let labels_loc = FileLoc::file(labels_path);
     let images = decode_images(&images_loc, read_file(images_path)?)?;
-    let labels = decode_labels(&labels_loc, read_file(labels_path)?)?;
-    let n = images.len() / DatasetKind::FashionMnist.input_len();
+    let labels = decode_labels(&labels_loc, read_file(labels_path)?, kind.num_classes())?;
+    let n = images.len() / kind.input_len();
     if labels.len() != n {
         return Err(DataError::corrupt(
             &labels_loc,
@@ -81,7 +90,7 @@ pub(crate) fn load_pair(images_path: &Path, labels_path: &Path) -> Result<ImageS
         ));
     }
     Ok(ImageSet {
-        kind: DatasetKind::FashionMnist,
+        kind,
         images,
         labels,
     })
@@ -150,12 +159,15 @@ pub(crate) fn decode_images(loc: &FileLoc, mut bytes: Vec<u8>) -> Result<Vec<u8>
     Ok(bytes)
 }
 
-/// Decodes an IDX labels file into the labels, each checked to be below 10.
-pub(crate) fn decode_labels(loc: &FileLoc, mut bytes: Vec<u8>) -> Result<Vec<u8>, DataError> {
+/// Decodes an IDX labels file into the labels, each checked to be below `classes`.
+pub(crate) fn decode_labels(
+    loc: &FileLoc,
+    mut bytes: Vec<u8>,
+    classes: usize,
+) -> Result<Vec<u8>, DataError> {
     let n = check_header(loc, &bytes, LABELS_MAGIC, LABELS_HEADER, "labels")?;
     check_len(loc, &bytes, LABELS_HEADER as u64 + n, n, "labels of 1 byte")?;
     bytes.drain(..LABELS_HEADER);
-    let classes = DatasetKind::FashionMnist.num_classes();
     if let Some((i, l)) = bytes
         .iter()
         .enumerate()
@@ -321,14 +333,14 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let loc = FileLoc::file("x");
             let _ = decode_images(&loc, bytes.clone());
-            let _ = decode_labels(&loc, bytes.clone());
+            let _ = decode_labels(&loc, bytes.clone(), 10);
             // Same bytes behind a valid header prefix, to get past the magic check.
             let mut img = vec![0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 28, 0, 0, 0, 28];
             img.extend_from_slice(&bytes);
             let _ = decode_images(&loc, img);
             let mut lbl = vec![0, 0, 8, 1];
             lbl.extend_from_slice(&bytes);
-            let _ = decode_labels(&loc, lbl);
+            let _ = decode_labels(&loc, lbl, 10);
         }
 
         #[test]

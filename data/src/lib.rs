@@ -24,7 +24,15 @@
 //! 3. the original archive `cifar-10-binary.tar.gz`,
 //! 4. the original archive `cifar-10-python.tar.gz`.
 //!
-//! Last, `data_dir` may itself be an extracted batches folder (holding `data_batch_1.bin` or
+//! MNIST (same IDX files and names as Fashion-MNIST), in `data_dir/mnist`, then
+//! `data_dir/MNIST/raw` (torchvision's layout); never in `data_dir` itself, where the same file
+//! names mean Fashion-MNIST.
+//!
+//! CIFAR-100 (binary version, the fine labels), in `data_dir`, then `data_dir/cifar100`, then
+//! `data_dir/cifar-100`: the extracted folder `cifar-100-binary/` (`train.bin`, records of a coarse
+//! label byte, a fine label byte and 3072 pixel bytes), else the archive `cifar-100-binary.tar.gz`.
+//!
+//! Last, for CIFAR-10, `data_dir` may itself be an extracted batches folder (holding `data_batch_1.bin` or
 //! `data_batch_1`). The first candidate found is the one loaded: a candidate that is incomplete
 //! or corrupt is an error, never a silent fall-back to the next one. Archives are read straight
 //! from the `.tar.gz`, batch by batch, in memory.
@@ -35,6 +43,7 @@
 mod cifar;
 pub mod fixtures;
 mod idx;
+pub mod npz;
 mod pickle;
 mod pickler;
 
@@ -51,7 +60,7 @@ use sweep_common::DatasetKind;
 pub const MAX_FILE_BYTES: u64 = 256 << 20;
 
 /// A decoded image set: `n` images, each channel-major (C, H, W) `u8` bytes, flattened, and their
-/// labels (`0..10`). `images.len() == labels.len() * kind.input_len()`.
+/// labels (`0..kind.num_classes()`). `images.len() == labels.len() * kind.input_len()`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ImageSet {
     /// The dataset these images come from (it fixes the image shape).
@@ -272,8 +281,9 @@ fn join_paths(paths: &[PathBuf]) -> String {
 /// files are looked for and in which formats).
 pub fn load_train_set(kind: DatasetKind, data_dir: &Path) -> Result<ImageSet, DataError> {
     match kind {
-        DatasetKind::FashionMnist => idx::load_fashion_mnist(data_dir),
+        DatasetKind::FashionMnist | DatasetKind::Mnist => idx::load_idx_dataset(kind, data_dir),
         DatasetKind::Cifar10 => cifar::load_cifar10(data_dir),
+        DatasetKind::Cifar100 => cifar::load_cifar100(data_dir),
     }
 }
 

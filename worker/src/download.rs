@@ -63,44 +63,16 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The official sources and checksums.
-    ///
-    /// - CIFAR-10, binary version, from its authors' page <https://www.cs.toronto.edu/~kriz/cifar.html>,
-    ///   whose download table gives "CIFAR-10 binary version (suitable for C programs), 162 MB,
-    ///   md5sum c32a1d4ab5d03f1284b67883e8d87530".
-    /// - Fashion-MNIST, from its publisher's repository (github.com/zalandoresearch/fashion-mnist,
-    ///   folder `data/fashion`, over HTTPS). The MD5s are those of the "Get the Data" table of
-    ///   that repository's README.md; torchvision's `datasets/mnist.py` (`FashionMNIST.resources`)
-    ///   lists the same ones.
-    ///
-    /// No publisher gives a SHA-256, so MD5 is what is checked.
+    /// The official sources and checksums, from [`DatasetKind::official_files`].
     pub fn official() -> Self {
-        const FASHION: &str =
-            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion";
         let mut catalog = Self::default();
-        catalog.insert(
-            DatasetKind::FashionMnist,
-            vec![
-                Source::new(
-                    "train-images-idx3-ubyte.gz",
-                    &format!("{FASHION}/train-images-idx3-ubyte.gz"),
-                    "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-                ),
-                Source::new(
-                    "train-labels-idx1-ubyte.gz",
-                    &format!("{FASHION}/train-labels-idx1-ubyte.gz"),
-                    "25c81989df183df01b3e8a0aad5dffbe",
-                ),
-            ],
-        );
-        catalog.insert(
-            DatasetKind::Cifar10,
-            vec![Source::new(
-                "cifar-10-binary.tar.gz",
-                "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
-                "c32a1d4ab5d03f1284b67883e8d87530",
-            )],
-        );
+        for kind in DatasetKind::ALL {
+            let files = kind.official_files().iter();
+            catalog.insert(
+                kind,
+                files.map(|f| Source::new(f.file, f.url, f.md5)).collect(),
+            );
+        }
         catalog
     }
 
@@ -278,6 +250,13 @@ pub fn fetch(kind: DatasetKind, dir: &Path, downloads: &Downloads) -> Result<(),
         done.push((file, dir.join(&source.file)));
     }
     for (file, path) in done {
+        // A file saved under a subfolder (`mnist/...`) needs the subfolder.
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| DownloadError::Io {
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
         file.persist(&path).map_err(|e| DownloadError::Io {
             path: path.clone(),
             source: e.error,

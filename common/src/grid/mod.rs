@@ -50,7 +50,7 @@ pub use define::{
 pub use error::GridError;
 pub use expand::{BuildError, TrialBuilder};
 pub use params::{
-    Activation, HyperParams, LrSchedule, LrScheduleUnit, Optimizer, Param, ParamError,
+    Activation, HyperParams, LrSchedule, LrScheduleUnit, Normalize, Optimizer, Param, ParamError,
 };
 
 /// An experiment name that the grid does not have (`--only`).

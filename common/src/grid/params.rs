@@ -62,6 +62,17 @@ choices! {
     }
 }
 
+choices! {
+    /// How input pixels are scaled before the model.
+    pub enum Normalize: "normalisation" {
+        /// Pixels / 255, in [0, 1] (`ToTensor()`), as lab 1.
+        Off = "none" / "none",
+        /// Then per channel, minus the mean and over the standard deviation of the trial's
+        /// training split (`Normalize(mean, std)` with the split's statistics).
+        Dataset = "dataset" / "per channel",
+    }
+}
+
 hyperparameters! {
     /// Activation after each hidden layer.
     Activation activation: Activation {
@@ -251,6 +262,15 @@ hyperparameters! {
         label: "Random flip",
         plural: "flip probabilities",
         aliases: ["flip", "hflip", "horizontal_flip"],
+    }
+    /// Input normalisation: none (pixels in [0, 1]) or per channel from the training split.
+    Normalize normalize: Normalize {
+        domain: Domain::Choice(Normalize::CHOICES),
+        default: Fallback::Value(Value::Choice(Normalize::Off.choice())),
+        canonical: UnlessDefault,
+        label: "Normalisation",
+        plural: "normalisations",
+        aliases: ["normalise", "normalization", "normalisation", "standardize"],
     }
 }
 

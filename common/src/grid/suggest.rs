@@ -11,6 +11,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("fmnist", "fashion-mnist"),
     ("cifar", "cifar10"),
     ("cifar-10", "cifar10"),
+    ("cifar-100", "cifar100"),
     // [experiment.stopping] and [experiment.sample], as Ray Tune and Optuna name them.
     ("grace_period", "min_epochs"),
     ("reduction_factor", "reduction"),
@@ -46,8 +47,6 @@ const NOT_TYPOS: &[&str] = &[
     "mish",
     "softplus",
     "leaky_relu",
-    "mnist",
-    "cifar100",
 ];
 
 /// The candidate `given` most likely stands for, if one is close enough: the same word but for
@@ -193,6 +192,9 @@ mod tests {
         );
         assert_eq!(closest("gelu", &["relu", "tanh", "sigmoid"]), None);
         assert_eq!(closest("mnist", &["fashion-mnist", "cifar10"]), None);
+        let all = ["fashion-mnist", "cifar10", "mnist", "cifar100"];
+        assert_eq!(closest("MNIST", &all), Some("mnist"));
+        assert_eq!(closest("CIFAR-100", &all), Some("cifar100"));
     }
 
     #[test]

@@ -230,8 +230,8 @@ fn errors_name_file_line_column_and_key() {
             "experiment[0].grid.epochs: epochs is both fixed and a grid axis",
         ),
         (
-            HEAD.replace("fashion-mnist", "mnist"),
-            "test.toml:5:11: experiment[0].dataset: unknown dataset \"mnist\"; allowed: fashion-mnist, cifar10",
+            HEAD.replace("fashion-mnist", "svhn"),
+            "test.toml:5:11: experiment[0].dataset: unknown dataset \"svhn\"; allowed: fashion-mnist, cifar10, mnist, cifar100",
         ),
         (
             format!("{HEAD}trial_name = \"{{nope}}\"\n"),

@@ -55,7 +55,7 @@ fn a_written_record_has_the_files_keys_in_the_files_order() {
                 r#""seed":0,"model":"mlp","optimizer":"adam","momentum":0.9,"weight_decay":0.0,"#,
                 r#""lr_schedule":"constant","lr_schedule_unit":"epoch","lr_warmup":0,"#,
                 r#""lr_step_size":10,"lr_gamma":0.1,"label_smoothing":0.0,"clip_grad_norm":0.0,"#,
-                r#""random_crop":0,"random_flip":0.0}"#,
+                r#""random_crop":0,"random_flip":0.0,"normalize":"none"}"#,
             ),
             1,
         );
@@ -101,7 +101,7 @@ fn a_newer_or_broken_document_is_an_error_not_a_panic() {
     for text in [
         "{",
         r#"{"trials":[{"id":"x"}]}"#,
-        r#"{"experiments":[{"name":"e","dataset":"mnist"}]}"#,
+        r#"{"experiments":[{"name":"e","dataset":"svhn"}]}"#,
     ] {
         assert!(
             serde_json::from_str::<Results<'static>>(text).is_err(),

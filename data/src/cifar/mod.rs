@@ -1,5 +1,6 @@
 //! CIFAR-10: the binary and the python versions, extracted or as their original `.tar.gz`
-//! archives; finding them and decoding the five training batches.
+//! archives; finding them and decoding the five training batches. CIFAR-100: its binary version,
+//! extracted or as its archive (`train.bin`, records of a coarse and a fine label byte).
 
 use std::cell::Cell;
 use std::fs::File;
@@ -30,6 +31,12 @@ pub(crate) const BATCHES: usize = 5;
 pub(crate) const IMAGE: usize = 3072;
 /// Bytes of one record of the binary version: the label, then the image.
 pub(crate) const RECORD: usize = 1 + IMAGE;
+/// Folder of CIFAR-100's extracted binary version.
+pub(crate) const C100_DIR: &str = "cifar-100-binary";
+/// CIFAR-100's binary archive.
+pub(crate) const C100_TAR: &str = "cifar-100-binary.tar.gz";
+/// CIFAR-100's training file in its folder.
+pub(crate) const C100_TRAIN: &str = "train.bin";
 
 /// The two distributions of the dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +108,56 @@ pub(crate) fn load_cifar10(data_dir: &Path) -> Result<ImageSet, DataError> {
             Flavor::Py.expected()
         ),
     })
+}
+
+/// Finds and decodes the CIFAR-100 training set (binary version; fine labels): in `data_dir`,
+/// then `data_dir/cifar100`, then `data_dir/cifar-100`, the folder `cifar-100-binary/` or the
+/// archive `cifar-100-binary.tar.gz`.
+pub(crate) fn load_cifar100(data_dir: &Path) -> Result<ImageSet, DataError> {
+    let mut tried = Vec::new();
+    let member = format!("{C100_DIR}/{C100_TRAIN}");
+    for base in [
+        data_dir.to_path_buf(),
+        data_dir.join("cifar100"),
+        data_dir.join("cifar-100"),
+    ] {
+        let dir = base.join(C100_DIR);
+        if dir.is_dir() {
+            let path = dir.join(C100_TRAIN);
+            if !path.is_file() {
+                return Err(incomplete100(&dir, C100_TRAIN));
+            }
+            let mut set = ImageSet::new(DatasetKind::Cifar100);
+            decode_records(&FileLoc::file(&path), &read_file(&path)?, 2, &mut set)?;
+            return non_empty(set, &FileLoc::file(&path));
+        }
+        tried.push(dir);
+        let archive = base.join(C100_TAR);
+        if archive.is_file() {
+            let mut members = read_tar_members(&archive, std::slice::from_ref(&member))?;
+            let Some(bytes) = members.pop().flatten() else {
+                return Err(incomplete100(&archive, &member));
+            };
+            let mut set = ImageSet::new(DatasetKind::Cifar100);
+            decode_records(&FileLoc::member(&archive, &member), &bytes, 2, &mut set)?;
+            return non_empty(set, &FileLoc::file(&archive));
+        }
+        tried.push(archive);
+    }
+    Err(DataError::NotFound {
+        dataset: DatasetKind::Cifar100,
+        tried,
+        expected: format!("{C100_DIR}/ with {C100_TRAIN}, or {C100_TAR}"),
+    })
+}
+
+fn incomplete100(location: &Path, missing: &str) -> DataError {
+    DataError::Incomplete {
+        dataset: DatasetKind::Cifar100,
+        location: location.to_path_buf(),
+        expected: format!("{C100_DIR}/{C100_TRAIN}"),
+        missing: vec![missing.to_owned()],
+    }
 }
 
 /// Decodes the five batches of an extracted folder.
@@ -311,42 +368,53 @@ pub(crate) fn decode_batch(
     set: &mut ImageSet,
 ) -> Result<(), DataError> {
     match flavor {
-        Flavor::Bin => decode_bin(loc, bytes, set),
+        Flavor::Bin => decode_records(loc, bytes, RECORD - IMAGE, set),
         Flavor::Py => decode_py(loc, bytes, set),
     }
 }
 
-fn check_label(loc: &FileLoc, label: i64, index: usize) -> Result<u8, DataError> {
+fn check_label(loc: &FileLoc, classes: usize, label: i64, index: usize) -> Result<u8, DataError> {
     match u8::try_from(label) {
-        Ok(l) if usize::from(l) < DatasetKind::Cifar10.num_classes() => Ok(l),
+        Ok(l) if usize::from(l) < classes => Ok(l),
         _ => Err(DataError::corrupt(
             loc,
             Corruption::Label,
-            "labels 0..10",
+            format!("labels 0..{classes}"),
             format!("label {label} at index {index}"),
         )),
     }
 }
 
-/// Binary version: whole records of 1 label byte + 3072 pixel bytes (already channel-major).
-fn decode_bin(loc: &FileLoc, bytes: &[u8], set: &mut ImageSet) -> Result<(), DataError> {
-    let extra = bytes.len() % RECORD;
+/// Binary versions: whole records of `label_bytes` label bytes + 3072 pixel bytes (already
+/// channel-major); the last label byte is the label (CIFAR-100's records hold the coarse label,
+/// then the fine one).
+fn decode_records(
+    loc: &FileLoc,
+    bytes: &[u8],
+    label_bytes: usize,
+    set: &mut ImageSet,
+) -> Result<(), DataError> {
+    let record = label_bytes + IMAGE;
+    let extra = bytes.len() % record;
     if extra != 0 {
         return Err(DataError::corrupt(
             loc,
             Corruption::Length,
-            format!("a whole number of {RECORD}-byte records"),
+            format!("a whole number of {record}-byte records"),
             format!(
                 "{} bytes: {} records and {extra} bytes of a partial one",
                 bytes.len(),
-                bytes.len() / RECORD
+                bytes.len() / record
             ),
         ));
     }
-    set.images.reserve(bytes.len() / RECORD * IMAGE);
-    for (i, record) in bytes.chunks_exact(RECORD).enumerate() {
-        let (label, image) = record.split_at(1);
-        set.labels.push(check_label(loc, i64::from(label[0]), i)?);
+    let classes = set.kind.num_classes();
+    set.images.reserve(bytes.len() / record * IMAGE);
+    for (i, record) in bytes.chunks_exact(record).enumerate() {
+        let (label, image) = record.split_at(label_bytes);
+        let label = label.last().copied().unwrap_or_default();
+        set.labels
+            .push(check_label(loc, classes, i64::from(label), i)?);
         set.images.extend_from_slice(image);
     }
     Ok(())
@@ -418,7 +486,8 @@ fn decode_py(loc: &FileLoc, bytes: &[u8], set: &mut ImageSet) -> Result<(), Data
         ));
     }
     for (i, &l) in labels.iter().enumerate() {
-        set.labels.push(check_label(loc, l, i)?);
+        set.labels
+            .push(check_label(loc, set.kind.num_classes(), l, i)?);
     }
     if array.fortran && n > 1 {
         // Column-major: element (row, col) is at col * n + row.

@@ -16,6 +16,7 @@ use sweep_common::Activation;
 use tch::{Device, Kind, Tensor};
 
 use super::augment::Augment;
+use super::normalize::Norm;
 use super::{Mlp, TrainError};
 
 /// The per-batch tensors for one batch size: the input, each layer's output and the gradient of
@@ -190,7 +191,7 @@ impl Workspace {
         (images, labels): (&Tensor, &Tensor),
         idx: &Tensor,
         start: i64,
-        augment: Option<(Augment, u64)>,
+        (augment, norm): (Option<(Augment, u64)>, Option<&Norm>),
     ) -> Result<(), TrainError> {
         let rows = idx.size1()?;
         let bufs = if rows == self.batch {
@@ -212,6 +213,9 @@ impl Workspace {
         }
         bufs.input.f_copy_(&bufs.raw)?;
         let _ = bufs.input.f_mul_scalar_(1.0 / 255.0)?;
+        if let Some(norm) = norm {
+            norm.apply_(&mut bufs.input)?;
+        }
         let y = self.epoch.labels.f_narrow(0, start, rows)?;
         let _ = labels.f_index_select_out(&y, 0, idx)?;
 

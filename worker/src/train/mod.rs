@@ -18,6 +18,7 @@ mod backprop;
 mod checkpoint;
 mod model;
 mod net;
+mod normalize;
 mod optim;
 mod pool;
 mod schedule;
@@ -26,6 +27,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use sweep_common::grid::Normalize;
 use sweep_common::model::ModelSpec;
 use sweep_common::rng::SplitMix64;
 use sweep_common::{ConfusionMatrix, EpochMetrics, FinalMetrics, TrialResult, TrialSpec};
@@ -37,6 +39,7 @@ use augment::Augment;
 use backprop::Workspace;
 pub use model::Mlp;
 pub use net::Net;
+use normalize::Norm;
 use optim::Optim;
 
 /// Images per forward pass when evaluating.
@@ -103,10 +106,14 @@ impl TrainError {
     }
 }
 
-/// Converts a batch of u8 images to float in [0, 1] (`ToTensor()` without the per-sample work).
-fn to_float(x: &Tensor) -> Result<Tensor, TrainError> {
+/// Converts a batch of u8 images to float in [0, 1] (`ToTensor()` without the per-sample work),
+/// then normalises it per channel if the trial asks for it.
+fn to_float(x: &Tensor, norm: Option<&Norm>) -> Result<Tensor, TrainError> {
     let mut x = x.f_to_kind(Kind::Float)?;
     let _ = x.f_mul_scalar_(1.0 / 255.0)?;
+    if let Some(norm) = norm {
+        norm.apply_(&mut x)?;
+    }
     Ok(x)
 }
 
@@ -187,6 +194,8 @@ pub struct Trainer<'a> {
     batches: u64,
     /// The training images' augmentation, if any.
     augment: Option<Augment>,
+    /// The input normalisation, if any (`normalize = "dataset"`).
+    norm: Option<Norm>,
     /// The same, on the device (for evaluation).
     subset_idx: Tensor,
     /// Dataset indices of the test split, on the device.
@@ -257,7 +266,16 @@ impl<'a> Trainer<'a> {
             spec.params.learning_rate,
         )?;
         let optim = Optim::new(&spec.params, &params, batches)?;
+        let train_idx = index_tensor(train_part.iter().copied(), device)?;
+        let norm = match spec.params.normalize {
+            Normalize::Off => None,
+            Normalize::Dataset => {
+                let channels = spec.dataset.image_shape()[0] as i64;
+                Some(Norm::of(data.images(), &train_idx, channels)?)
+            }
+        };
         Ok(Self {
+            norm,
             spec,
             data,
             optim,
@@ -340,12 +358,13 @@ impl<'a> Trainer<'a> {
             self.optim
                 .schedule(&mut self.adam, epoch, b as u64, self.batches);
             let augment = self.augment.map(|a| (a, a.batch_seed(epoch, b as u64)));
+            let norm = self.norm.as_ref();
             match &mut self.engine {
                 Engine::Mlp {
                     model, workspace, ..
                 } => {
                     let data = (self.data.images(), self.data.labels());
-                    workspace.step(model, data, &idx, start, augment)?;
+                    workspace.step(model, data, &idx, start, (augment, norm))?;
                     self.optim
                         .step(&mut self.adam, &mut self.params, &workspace.grads)?;
                 }
@@ -355,7 +374,7 @@ impl<'a> Trainer<'a> {
                     let seed =
                         SplitMix64::for_stream(self.spec.params.seed, "dropout", stream).next_u64();
                     let smoothing = self.spec.params.label_smoothing;
-                    let (data, how) = (self.data, (seed, smoothing, augment));
+                    let (data, how) = (self.data, (seed, smoothing, augment, norm));
                     let grads = net_step(net, data, &idx, how, loss, correct)?;
                     self.optim.step(&mut self.adam, &mut self.params, &grads)?;
                     for g in grads {
@@ -398,7 +417,10 @@ impl<'a> Trainer<'a> {
             while start < n {
                 let len = EVAL_CHUNK.min(n - start);
                 let rows = idx.f_narrow(0, start, len)?;
-                let x = to_float(&self.data.images().f_index_select(0, &rows)?)?;
+                let x = to_float(
+                    &self.data.images().f_index_select(0, &rows)?,
+                    self.norm.as_ref(),
+                )?;
                 let pred = self.engine.eval(&x)?.f_argmax(-1, false)?;
                 let mut cell = self.data.labels().f_index_select(0, &rows)?;
                 let _ = cell.f_mul_scalar_(classes)?;
@@ -547,7 +569,7 @@ fn net_step(
     net: &Net,
     data: &DeviceData,
     idx: &Tensor,
-    (dropout_seed, smoothing, augment): (u64, f64, Option<(Augment, u64)>),
+    (dropout_seed, smoothing, augment, norm): (u64, f64, Option<(Augment, u64)>, Option<&Norm>),
     loss_sum: &mut Tensor,
     correct: &mut Tensor,
 ) -> Result<Vec<Tensor>, TrainError> {
@@ -555,7 +577,7 @@ fn net_step(
     if let Some((a, seed)) = augment {
         raw = a.apply(&raw, seed)?;
     }
-    let x = to_float(&raw)?;
+    let x = to_float(&raw, norm)?;
     let y = data.labels().f_index_select(0, idx)?;
     let logits = net.forward(&x, Some(dropout_seed))?;
     let loss = logits.f_cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, smoothing)?;

@@ -123,6 +123,72 @@ async fn missing_fashion_mnist_is_downloaded_verified_cached_and_loaded() {
     assert_eq!(server.requests().len(), 2);
 }
 
+/// MNIST's files have Fashion-MNIST's names: they are saved under `mnist/` (the official catalog's
+/// names), so a data folder holding Fashion-MNIST gets MNIST beside it, and each loads its own.
+#[tokio::test]
+async fn mnist_is_downloaded_into_its_subfolder_beside_fashion_mnist() {
+    let official = Catalog::official();
+    let names: Vec<&str> = official
+        .sources(DatasetKind::Mnist)
+        .iter()
+        .map(|s| s.file.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [format!("mnist/{IMAGES}"), format!("mnist/{LABELS}")]
+    );
+    let src = tempfile::tempdir().unwrap();
+    let set = fixtures::write_mnist(&src.path().join("mnist"), 30, 3).unwrap();
+    let files: Vec<(String, Vec<u8>)> = names
+        .iter()
+        .map(|f| (f.to_string(), std::fs::read(src.path().join(f)).unwrap()))
+        .collect();
+    let server = serve(&files);
+    let tmp = tempfile::tempdir().unwrap();
+    let fashion = fixtures::write_fashion_mnist(tmp.path(), 12, 1).unwrap();
+    let d = downloads(DatasetKind::Mnist, &files, &server);
+
+    let loaded = find_or_download(DatasetKind::Mnist, tmp.path(), &d).unwrap();
+    assert_eq!(loaded, set);
+    assert_eq!(
+        server.requests(),
+        [
+            format!("/mirror/mnist/{IMAGES}"),
+            format!("/mirror/mnist/{LABELS}")
+        ]
+    );
+    assert_eq!(listing(&tmp.path().join("mnist")), [IMAGES, LABELS]);
+    let again = find_or_download(DatasetKind::FashionMnist, tmp.path(), &d).unwrap();
+    assert_eq!(again, fashion);
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn cifar100_binary_archive_is_downloaded_and_loaded_with_fine_labels() {
+    const C100: &str = "cifar-100-binary.tar.gz";
+    let official = Catalog::official();
+    assert_eq!(official.sources(DatasetKind::Cifar100)[0].file, C100);
+    let src = tempfile::tempdir().unwrap();
+    let set = fixtures::write_cifar100_bin_tar_gz(src.path(), 150, 2).unwrap();
+    let files = vec![(
+        C100.to_owned(),
+        std::fs::read(src.path().join(C100)).unwrap(),
+    )];
+    let server = serve(&files);
+    let tmp = tempfile::tempdir().unwrap();
+    let d = downloads(DatasetKind::Cifar100, &files, &server);
+    let cache = DataCache::new(tmp.path().to_owned(), Device::Cpu, d);
+    let data = cache.get(DatasetKind::Cifar100).await.unwrap();
+    assert_eq!(data.len(), 150);
+    assert_eq!(listing(tmp.path()), [C100]);
+    let loaded = sweep_data::load_train_set(DatasetKind::Cifar100, tmp.path()).unwrap();
+    assert_eq!(loaded, set);
+    assert!(
+        loaded.labels.iter().any(|&l| l >= 10),
+        "fine labels, not coarse"
+    );
+}
+
 #[tokio::test]
 async fn cifar10_binary_archive_is_downloaded_and_loaded_by_the_real_reader() {
     let (files, set) = cifar_files(4);
