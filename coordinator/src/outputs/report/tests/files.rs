@@ -108,7 +108,7 @@ fn report_from_the_stored_fixture() {
             "id,experiment,name,dataset,activation,hidden_layers,hidden_width,learning_rate,\
              batch_size,epochs,train_fraction,seed,model,optimizer,momentum,weight_decay,\
              lr_schedule,lr_schedule_unit,lr_warmup,lr_step_size,lr_gamma,label_smoothing,\
-             clip_grad_norm,random_crop,random_flip,status,\
+             clip_grad_norm,random_crop,random_flip,normalize,status,\
              attempts,worker,train_accuracy,\
              test_accuracy,gap,wall_seconds,train_seconds,epochs_completed,failure"
         )
@@ -117,7 +117,7 @@ fn report_from_the_stored_fixture() {
         lines.next(),
         Some(
             "00000000-0000-5000-8000-000000000001,p1,P1_HiddenL_1_Activation_ReLU,cifar10,relu,\
-             1,1024,0.001,128,3,1.0,0,mlp,adam,0.9,0.0,constant,epoch,0,10,0.1,0.0,0.0,0,0.0,\
+             1,1024,0.001,128,3,1.0,0,mlp,adam,0.9,0.0,constant,epoch,0,10,0.1,0.0,0.0,0,0.0,none,\
              succeeded,1,w1 (11111111-1111-4111-8111-111111111111),54,\
              45.333333333333336,8.666666666666664,13.5,12.25,3,"
         )
