@@ -204,6 +204,17 @@ impl Coordinator {
     }
 }
 
+/// Coordinator flags for tests that kill things: leases that expire in 2 s, heartbeats every
+/// 200 ms, and 1 s of linger before the coordinator exits.
+pub const QUICK_LEASES: &[&str] = &[
+    "--lease-ttl",
+    "2s",
+    "--heartbeat",
+    "200ms",
+    "--linger",
+    "1s",
+];
+
 /// A command's output as trimmed text (lossy), for assertions and messages.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).trim().to_owned()

@@ -13,14 +13,7 @@ use sweep_common::rng::SplitMix64;
 use sweep_tests::{Coordinator, Sweep, Worker, text};
 
 const EPOCH: Duration = Duration::from_millis(40);
-const ARGS: &[&str] = &[
-    "--lease-ttl",
-    "2s",
-    "--heartbeat",
-    "200ms",
-    "--linger",
-    "1s",
-];
+const ARGS: &[&str] = sweep_tests::QUICK_LEASES;
 
 /// Twelve widths x two seeds, nine epochs, checkpointed every epoch; `stopping` is the
 /// `[experiment.stopping]` table's body (empty: no rule).

@@ -12,14 +12,7 @@ use sweep_tests::{Process, Sweep, Worker, bin, faults};
 const TRIALS: usize = 4;
 const EPOCHS: u32 = 3;
 const EPOCH: Duration = Duration::from_millis(100);
-const ARGS: &[&str] = &[
-    "--lease-ttl",
-    "2s",
-    "--heartbeat",
-    "200ms",
-    "--linger",
-    "1s",
-];
+const ARGS: &[&str] = sweep_tests::QUICK_LEASES;
 
 /// Runs `command` (a second coordinator) and checks that it exits 2 without serving, saying
 /// that `folder` is held by process `pid`.

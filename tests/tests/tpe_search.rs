@@ -13,14 +13,7 @@ use sweep_common::rng::SplitMix64;
 use sweep_tests::{Sweep, Worker};
 
 const EPOCH: Duration = Duration::from_millis(30);
-const ARGS: &[&str] = &[
-    "--lease-ttl",
-    "2s",
-    "--heartbeat",
-    "200ms",
-    "--linger",
-    "1s",
-];
+const ARGS: &[&str] = sweep_tests::QUICK_LEASES;
 const BUDGET: usize = 16;
 
 const GRID: &str = r#"

@@ -10,14 +10,7 @@ use sweep_tests::ResultsExt as _;
 use sweep_tests::{Sweep, Worker, faults};
 
 const EPOCH: Duration = Duration::from_millis(50);
-const ARGS: &[&str] = &[
-    "--lease-ttl",
-    "2s",
-    "--heartbeat",
-    "200ms",
-    "--linger",
-    "1s",
-];
+const ARGS: &[&str] = sweep_tests::QUICK_LEASES;
 
 #[test]
 fn an_edited_grid_does_not_overwrite_the_weights_of_the_trials_it_replaced() {
