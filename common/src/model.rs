@@ -408,6 +408,80 @@ fn layer(name: &str, inside: Option<&str>) -> Result<Layer, String> {
     })
 }
 
+impl Layer {
+    /// The shape after this layer on values of shape `shape`, and the parameters it adds; an
+    /// error says why the shape does not fit (the caller names the layer).
+    fn infer(&self, shape: Shape) -> Result<(Shape, u64), String> {
+        let spatial = |s: Shape| match s {
+            Shape::Image { c, h, w } => Ok((c, h, w)),
+            Shape::Flat(n) => Err(format!(
+                "needs an image (channels x height x width), got {n} features \
+                 (after flatten, global pooling or linear)"
+            )),
+        };
+        let fit = |kernel: u64, stride: u64, padding: u64, (c, h, w)| match (
+            window(h, kernel, stride, padding),
+            window(w, kernel, stride, padding),
+        ) {
+            (Some(a), Some(b)) => Ok((a, b)),
+            _ => Err(format!(
+                "a {kernel}x{kernel} window does not fit the {c}x{h}x{w} input \
+                 with padding {padding}"
+            )),
+        };
+        Ok(match *self {
+            Layer::Conv {
+                out,
+                kernel,
+                stride,
+                padding,
+            } => {
+                let (c, h, w) = spatial(shape)?;
+                let (h, w) = fit(kernel, stride, padding, (c, h, w))?;
+                (
+                    Shape::Image { c: out, h, w },
+                    out * c * kernel * kernel + out,
+                )
+            }
+            Layer::MaxPool { kernel, stride } | Layer::AvgPool { kernel, stride } => {
+                let (c, h, w) = spatial(shape)?;
+                let (h, w) = fit(kernel, stride, 0, (c, h, w))?;
+                (Shape::Image { c, h, w }, 0)
+            }
+            Layer::Residual { out, stride } => {
+                let (c, h, w) = spatial(shape)?;
+                let (h, w) = fit(3, stride, 1, (c, h, w))?;
+                let mut weights = out * c * 9 + 2 * out + out * out * 9 + 2 * out;
+                if stride != 1 || c != out {
+                    weights += out * c + 2 * out;
+                }
+                (Shape::Image { c: out, h, w }, weights)
+            }
+            Layer::BatchNorm => {
+                let features = match shape {
+                    Shape::Image { c, .. } => c,
+                    Shape::Flat(n) => n,
+                };
+                (shape, 2 * features)
+            }
+            Layer::Relu | Layer::Tanh | Layer::Sigmoid | Layer::Dropout { .. } => (shape, 0),
+            Layer::GlobalAvgPool | Layer::GlobalMaxPool => (Shape::Flat(spatial(shape)?.0), 0),
+            Layer::Flatten => match shape {
+                Shape::Image { c, h, w } => (Shape::Flat(c * h * w), 0),
+                flat @ Shape::Flat(_) => (flat, 0),
+            },
+            Layer::Linear { out } => match shape {
+                Shape::Flat(n) => (Shape::Flat(out), n * out + out),
+                image @ Shape::Image { .. } => {
+                    return Err(format!(
+                        "needs flat features, got {image}; add flatten or gap before it"
+                    ));
+                }
+            },
+        })
+    }
+}
+
 /// Output size of a window of `kernel` sliding by `stride` over `size + 2 padding`.
 fn window(size: u64, kernel: u64, stride: u64, padding: u64) -> Option<u64> {
     let padded = size + 2 * padding;
@@ -430,86 +504,9 @@ impl ModelSpec {
         let mut parameters: u64 = 0;
         for (i, l) in layers.iter().enumerate() {
             let at = |why: String| format!("layer {} `{l}`: {why}", i + 1);
-            let spatial = |s: Shape| match s {
-                Shape::Image { c, h, w } => Ok((c, h, w)),
-                Shape::Flat(n) => Err(at(format!(
-                    "needs an image (channels x height x width), got {n} features \
-                     (after flatten, global pooling or linear)"
-                ))),
-            };
-            let fit = |size: u64, kernel: u64, stride: u64, padding: u64, (c, h, w)| match (
-                window(h, kernel, stride, padding),
-                window(size, kernel, stride, padding),
-            ) {
-                (Some(a), Some(b)) => Ok((a, b)),
-                _ => Err(at(format!(
-                    "a {kernel}x{kernel} window does not fit the {c}x{h}x{w} input \
-                         with padding {padding}"
-                ))),
-            };
-            shape = match *l {
-                Layer::Conv {
-                    out,
-                    kernel,
-                    stride,
-                    padding,
-                } => {
-                    let (c, h, w) = spatial(shape)?;
-                    let (h2, w2) = fit(w, kernel, stride, padding, (c, h, w))?;
-                    parameters += out * c * kernel * kernel + out;
-                    Shape::Image {
-                        c: out,
-                        h: h2,
-                        w: w2,
-                    }
-                }
-                Layer::MaxPool { kernel, stride } | Layer::AvgPool { kernel, stride } => {
-                    let (c, h, w) = spatial(shape)?;
-                    let (h2, w2) = fit(w, kernel, stride, 0, (c, h, w))?;
-                    Shape::Image { c, h: h2, w: w2 }
-                }
-                Layer::Residual { out, stride } => {
-                    let (c, h, w) = spatial(shape)?;
-                    let (h2, w2) = fit(w, 3, stride, 1, (c, h, w))?;
-                    parameters += out * c * 9 + 2 * out + out * out * 9 + 2 * out;
-                    if stride != 1 || c != out {
-                        parameters += out * c + 2 * out;
-                    }
-                    Shape::Image {
-                        c: out,
-                        h: h2,
-                        w: w2,
-                    }
-                }
-                Layer::BatchNorm => {
-                    let features = match shape {
-                        Shape::Image { c, .. } => c,
-                        Shape::Flat(n) => n,
-                    };
-                    parameters += 2 * features;
-                    shape
-                }
-                Layer::Relu | Layer::Tanh | Layer::Sigmoid | Layer::Dropout { .. } => shape,
-                Layer::GlobalAvgPool | Layer::GlobalMaxPool => {
-                    let (c, _, _) = spatial(shape)?;
-                    Shape::Flat(c)
-                }
-                Layer::Flatten => match shape {
-                    Shape::Image { c, h, w } => Shape::Flat(c * h * w),
-                    flat @ Shape::Flat(_) => flat,
-                },
-                Layer::Linear { out } => match shape {
-                    Shape::Flat(n) => {
-                        parameters += n * out + out;
-                        Shape::Flat(out)
-                    }
-                    image @ Shape::Image { .. } => {
-                        return Err(at(format!(
-                            "needs flat features, got {image}; add flatten or gap before it"
-                        )));
-                    }
-                },
-            };
+            let (next, weights) = l.infer(shape).map_err(at)?;
+            shape = next;
+            parameters += weights;
             if parameters > MAX_PARAMETERS {
                 return Err(at(format!(
                     "the model has more than {MAX_PARAMETERS} parameters"
