@@ -367,34 +367,54 @@ impl Checker<'_> {
             return self.choices(param, list, &sub);
         }
         if let Some(list) = &d.int {
-            let [low, high] = self.pair(list, &sub, "two integers")?;
-            for (v, i) in [(&low, 0), (&high, 1)] {
-                rules::check(param.def(), Raw::Int(i128::from(*v.get_ref())))
-                    .map_err(|m| self.err(&v.span(), &format!("{sub}[{i}]"), m))?;
-            }
-            let (l, h) = (*low.get_ref(), *high.get_ref());
-            if l > h {
-                return Err(self.err(
-                    &list.span(),
-                    &sub,
-                    format!("low {l} is above high {h}; write [low, high]"),
-                ));
-            }
-            // Checked against the domain, which is at least 0.
-            return Ok(Distribution::Int {
-                low: l.unsigned_abs(),
-                high: h.unsigned_abs(),
-            });
+            return self.int_range(param, list, &sub);
         }
-        let (list, log) = match (&d.uniform, &d.loguniform) {
-            (Some(l), _) => (l, false),
-            (None, Some(l)) => (l, true),
+        match (&d.uniform, &d.loguniform) {
+            (Some(l), _) => self.real_range(param, l, &sub, false),
+            (None, Some(l)) => self.real_range(param, l, &sub, true),
             // Exactly one kind is given.
-            (None, None) => {
-                return Err(self.err(&raw.span(), key, "internal error: no distribution"));
-            }
-        };
-        let [low, high] = self.pair(list, &sub, "two numbers")?;
+            (None, None) => Err(self.err(&raw.span(), key, "internal error: no distribution")),
+        }
+    }
+
+    /// `int = [low, high]` for `param`: both ends in its domain, low not above high.
+    fn int_range(
+        &self,
+        param: Param,
+        list: &Spanned<Vec<Spanned<i64>>>,
+        sub: &str,
+    ) -> Result<Distribution, GridError> {
+        let [low, high] = self.pair(list, sub, "two integers")?;
+        for (v, i) in [(&low, 0), (&high, 1)] {
+            rules::check(param.def(), Raw::Int(i128::from(*v.get_ref())))
+                .map_err(|m| self.err(&v.span(), &format!("{sub}[{i}]"), m))?;
+        }
+        let (l, h) = (*low.get_ref(), *high.get_ref());
+        if l > h {
+            return Err(self.err(
+                &list.span(),
+                sub,
+                format!("low {l} is above high {h}; write [low, high]"),
+            ));
+        }
+        // Checked against the domain, which is at least 0.
+        Ok(Distribution::Int {
+            low: l.unsigned_abs(),
+            high: h.unsigned_abs(),
+        })
+    }
+
+    /// `uniform` or (`log`) `loguniform = [low, high]` for `param`: both ends in its domain, low
+    /// below high, above 0 on a log scale, an integer between them for an integer key.
+    fn real_range(
+        &self,
+        param: Param,
+        list: &Spanned<Vec<Spanned<f64>>>,
+        sub: &str,
+        log: bool,
+    ) -> Result<Distribution, GridError> {
+        let domain = param.def().domain;
+        let [low, high] = self.pair(list, sub, "two numbers")?;
         let (l, h) = (*low.get_ref(), *high.get_ref());
         for (v, i) in [(&low, 0), (&high, 1)] {
             let x = *v.get_ref();
@@ -415,7 +435,7 @@ impl Checker<'_> {
         if l >= h {
             return Err(self.err(
                 &list.span(),
-                &sub,
+                sub,
                 format!("low {l} is not below high {h}; write [low, high] with low < high"),
             ));
         }
@@ -429,7 +449,7 @@ impl Checker<'_> {
         if matches!(domain, Domain::Int { .. }) && l.ceil() > h.floor() {
             return Err(self.err(
                 &list.span(),
-                &sub,
+                sub,
                 format!("{param} is an integer and no integer lies between {l} and {h}"),
             ));
         }
