@@ -527,17 +527,7 @@ pub fn fault_free_run(
 ) -> (Results, Duration) {
     let sweep = Sweep::new(grid);
     let started = Instant::now();
-    let mut c = sweep.start_coordinator_at(
-        "127.0.0.1:0",
-        &[
-            "--lease-ttl",
-            "2s",
-            "--heartbeat",
-            "200ms",
-            "--linger",
-            "1s",
-        ],
-    );
+    let mut c = sweep.start_coordinator_at("127.0.0.1:0", crate::QUICK_LEASES);
     let mut ws: Vec<Worker> = (0..workers)
         .map(|i| Worker::start_test(&format!("ff{i}"), &c.url(), epoch, slots))
         .collect();

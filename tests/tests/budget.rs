@@ -33,15 +33,7 @@ hidden_width = [8, 9, 10, 11, 12, 13, 14, 15]
 #[test]
 fn the_budget_stops_leasing_and_the_rest_is_reported_as_not_run() {
     let sweep = Sweep::new(GRID);
-    let args = [
-        "--lease-ttl",
-        "2s",
-        "--heartbeat",
-        "200ms",
-        "--linger",
-        "1s",
-    ];
-    let mut c = sweep.start_coordinator_at("127.0.0.1:0", &args);
+    let mut c = sweep.start_coordinator_at("127.0.0.1:0", sweep_tests::QUICK_LEASES);
     let mut w = Worker::start_test("w", &c.url(), EPOCH, 1);
     c.expect_exit_code(0, Duration::from_secs(120));
     w.expect_exit_code(0, Duration::from_secs(30));

@@ -18,14 +18,7 @@ use sweep_tests::{Signal, Sweep, Worker};
 const TRIALS: usize = 4;
 const EPOCHS: u32 = 10;
 const EPOCH: Duration = Duration::from_millis(100);
-const FLAGS: [&str; 6] = [
-    "--lease-ttl",
-    "2s",
-    "--heartbeat",
-    "200ms",
-    "--linger",
-    "1s",
-];
+const FLAGS: &[&str] = sweep_tests::QUICK_LEASES;
 
 /// (latest, previous) checkpoints of trial `name` as recorded: their JSON.
 fn checkpoints(db: &std::path::Path, name: &str) -> (serde_json::Value, serde_json::Value) {
@@ -47,7 +40,7 @@ fn damaged_checkpoints_are_set_aside_and_the_trials_resume_from_the_previous_one
     let (baseline, _) = fault_free_run(&grid, 1, TRIALS as u32, EPOCH);
 
     let sweep = Sweep::new(&grid);
-    let mut c = sweep.start_coordinator_at("127.0.0.1:0", &FLAGS);
+    let mut c = sweep.start_coordinator_at("127.0.0.1:0", FLAGS);
     let listen = c.addr().to_string();
     let mut w = Worker::start_test("W", &c.url(), EPOCH, TRIALS as u32);
     // Every trial has checkpoints after epochs 2 and 4; then the worker drains (one more
@@ -94,7 +87,7 @@ fn damaged_checkpoints_are_set_aside_and_the_trials_resume_from_the_previous_one
     // Its size and SHA-256 recorded: only the trainer can tell.
     faults::record_latest_checkpoint(&db, garbled, &recorded);
 
-    let mut c = sweep.start_coordinator_at(&listen, &FLAGS);
+    let mut c = sweep.start_coordinator_at(&listen, FLAGS);
     let mut w2 = Worker::start_test("W2", &c.url(), EPOCH, TRIALS as u32);
     c.expect_exit_code(0, Duration::from_secs(120));
     w2.expect_exit_code(0, Duration::from_secs(30));

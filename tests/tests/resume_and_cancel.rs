@@ -85,17 +85,7 @@ fn sigterm_then_rerun_resumes_without_retraining() {
     let epoch = Duration::from_millis(100);
     let (baseline, _) = faults::fault_free_run(&grid, 1, 2, epoch);
     let sweep = Sweep::new(&grid);
-    let mut c = sweep.start_coordinator_at(
-        "127.0.0.1:0",
-        &[
-            "--lease-ttl",
-            "2s",
-            "--heartbeat",
-            "200ms",
-            "--linger",
-            "1s",
-        ],
-    );
+    let mut c = sweep.start_coordinator_at("127.0.0.1:0", sweep_tests::QUICK_LEASES);
     let listen = c.addr().to_string();
     let mut w = Worker::start_test("W", &c.url(), epoch, 2);
     for _ in 0..3 {
@@ -104,17 +94,7 @@ fn sigterm_then_rerun_resumes_without_retraining() {
     c.signal(Signal::SIGTERM);
     c.expect_exit_code(130, Duration::from_secs(10));
     assert!(c.stdout().contains("trials unfinished"), "{}", c.stdout());
-    let mut c = sweep.start_coordinator_at(
-        &listen,
-        &[
-            "--lease-ttl",
-            "2s",
-            "--heartbeat",
-            "200ms",
-            "--linger",
-            "1s",
-        ],
-    );
+    let mut c = sweep.start_coordinator_at(&listen, sweep_tests::QUICK_LEASES);
     c.expect_exit_code(0, Duration::from_secs(60));
     w.wait_exit(Duration::from_secs(30));
     let trained = w.trials_trained();
