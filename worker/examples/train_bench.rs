@@ -41,6 +41,54 @@ fn step_flops(dims: &[i64], batch: i64) -> f64 {
         .sum()
 }
 
+/// The dataset to train on: `synthetic` random images of its shape, or the files in `data_dir`.
+fn bench_data(
+    dataset: DatasetKind,
+    synthetic: usize,
+    data_dir: &str,
+) -> anyhow::Result<DeviceData> {
+    Ok(if synthetic > 0 {
+        let mut rng = SplitMix64::new(1);
+        let len = dataset.input_len();
+        let mut set = ImageSet::new(dataset);
+        set.images = (0..synthetic * len).map(|_| rng.below(256) as u8).collect();
+        set.labels = (0..synthetic).map(|_| rng.below(10) as u8).collect();
+        DeviceData::from_image_set(&set, tch::Device::Cpu)?
+    } else {
+        DeviceData::load(dataset, std::path::Path::new(data_dir), tch::Device::Cpu)?
+    })
+}
+
+/// The trial: a grid's defaults (learning rate 0.001, the whole train split, seed 0), then
+/// the flags.
+fn bench_spec(
+    dataset: DatasetKind,
+    (activation, layers, width): (Activation, u32, u32),
+    batch: u32,
+    epochs: u32,
+) -> anyhow::Result<TrialSpec> {
+    let mut params = HyperParams::defaults(0)?;
+    params.activation = activation;
+    params.hidden_layers = layers;
+    params.hidden_width = width;
+    params.batch_size = batch;
+    params.epochs = epochs;
+    let split = SplitSpec {
+        train_ratio: 0.7,
+        seed: 0,
+    };
+    Ok(TrialSpec {
+        id: TrialId::from_content(&TrialSpec::canonical("bench", dataset, &params, &split)),
+        experiment: "bench".into(),
+        name: "bench".into(),
+        dataset,
+        params,
+        split,
+        checkpoint_every: 0,
+        program: None,
+    })
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let dataset: DatasetKind = arg(&args, "--dataset", "fashion-mnist".to_owned())?
@@ -71,37 +119,8 @@ fn main() -> anyhow::Result<()> {
     if threads > 0 {
         tch::set_num_threads(threads);
     }
-    let data = if synthetic > 0 {
-        let mut rng = SplitMix64::new(1);
-        let len = dataset.input_len();
-        let mut set = ImageSet::new(dataset);
-        set.images = (0..synthetic * len).map(|_| rng.below(256) as u8).collect();
-        set.labels = (0..synthetic).map(|_| rng.below(10) as u8).collect();
-        DeviceData::from_image_set(&set, tch::Device::Cpu)?
-    } else {
-        DeviceData::load(dataset, std::path::Path::new(&data_dir), tch::Device::Cpu)?
-    };
-    // A grid's defaults (learning rate 0.001, the whole train split, seed 0), then the flags.
-    let mut params = HyperParams::defaults(0)?;
-    params.activation = activation;
-    params.hidden_layers = layers;
-    params.hidden_width = width;
-    params.batch_size = batch;
-    params.epochs = epochs;
-    let split = SplitSpec {
-        train_ratio: 0.7,
-        seed: 0,
-    };
-    let spec = TrialSpec {
-        id: TrialId::from_content(&TrialSpec::canonical("bench", dataset, &params, &split)),
-        experiment: "bench".into(),
-        name: "bench".into(),
-        dataset,
-        params,
-        split,
-        checkpoint_every: 0,
-        program: None,
-    };
+    let data = bench_data(dataset, synthetic, &data_dir)?;
+    let spec = bench_spec(dataset, (activation, layers, width), batch, epochs)?;
     let mut trainer = Trainer::new(&spec, &data)?;
     let stop = AtomicBool::new(false);
     let n = spec.train_subset_len(data.len());

@@ -232,8 +232,14 @@ impl Checker<'_> {
             offset += open + 1 + close + 1;
             rest = &after[close + 1..];
         }
-        // Outside its placeholders, a trial name is made of name characters, like sweep and
-        // experiment names: `run` and `ru\u{200b}n` cannot both exist and look the same.
+        self.template_characters(t, key)
+    }
+
+    /// Outside its placeholders, a trial name is made of name characters, like sweep and
+    /// experiment names: `run` and `ru\u{200b}n` cannot both exist and look the same.
+    fn template_characters(&self, t: &Spanned<String>, key: &str) -> Result<(), GridError> {
+        let at = |i: usize| self.inside(t, i);
+        let text = t.get_ref();
         let mut placeholder = false;
         for (i, c) in text.char_indices() {
             match c {

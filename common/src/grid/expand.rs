@@ -111,70 +111,19 @@ fn count_trials(
 ) -> Result<(), GridError> {
     let mut total: u64 = 0;
     for (i, e) in raw.experiments.get_ref().iter().enumerate() {
-        let axes: Vec<(Param, &RawList)> = axis_values(e.get_ref().axes()).collect();
-        // A sampled experiment runs its grid cells once per sampled configuration.
-        let sampled = e
-            .get_ref()
-            .sample
-            .as_ref()
-            .map_or(1, |s| s.get_ref().trials.get_ref().unsigned_abs().max(1));
-        let repeats = super::repeats::count(e.get_ref(), sweep_repeats);
-        // A program experiment's own axes multiply the built-in ones.
-        let program_cells = super::program::raw_cells(e.get_ref());
-        let start = program_cells.and_then(|n| n.checked_mul(sampled));
-        let product = start.and_then(|start| {
-            axes.iter().try_fold(start, |acc, (_, values)| {
-                acc.checked_mul(values.get_ref().len() as u64)
-            })
-        });
-        let product = product.and_then(|p| p.checked_mul(repeats));
-        let sum = product.and_then(|p| total.checked_add(p));
+        let count = Count::of(e.get_ref(), sweep_repeats);
+        let sum = count.product.and_then(|p| total.checked_add(p));
         if sum.is_some_and(|s| s <= max_trials) {
             total = sum.unwrap_or(u64::MAX);
             continue;
         }
-        let mut sizes: Vec<String> = axes
-            .iter()
-            .map(|(_, v)| v.get_ref().len().to_string())
-            .collect();
-        let mut names: Vec<&str> = axes.iter().map(|(p, _)| p.key()).collect();
-        if repeats > 1 {
-            sizes.push(repeats.to_string());
-            names.push("seed (repeats)");
-        }
-        let count = match product {
-            Some(p) => format!("{p} trials"),
-            None => format!("more than {} trials", u64::MAX),
-        };
-        let this = if sampled > 1 {
-            format!(
-                "{count} ({sampled} sampled configurations{}{})",
-                if sizes.is_empty() { "" } else { " x " },
-                sizes.join(" x ")
-            )
-        } else if program_cells != Some(1) {
-            format!(
-                "{count} ({} program cells of [experiment.params]{}{})",
-                program_cells.map_or_else(|| "too many".to_owned(), |n| n.to_string()),
-                if sizes.is_empty() { "" } else { " x " },
-                sizes.join(" x ")
-            )
-        } else if sizes.is_empty() {
-            "1 trial (no axis varies)".to_owned()
-        } else {
-            format!(
-                "{count} ({} values of {})",
-                sizes.join(" x "),
-                names.join(", ")
-            )
-        };
+        let this = count.describe();
         let what = match (total, sum) {
-            (0, _) => format!("expands to {this}"),
+            (0, _) | (_, None) => format!("expands to {this}"),
             (_, Some(sum)) => format!(
                 "expands to {this}; with the {total} trials of the experiments above, the sweep \
                  has {sum}"
             ),
-            (_, None) => format!("expands to {this}"),
         };
         let (span, key, shrink) = match (&e.get_ref().sample, &e.get_ref().grid) {
             (Some(s), _) => (
@@ -198,6 +147,90 @@ fn count_trials(
         ));
     }
     Ok(())
+}
+
+/// How many trials one experiment expands to, from its axis sizes alone.
+struct Count<'a> {
+    /// Its grid axes.
+    axes: Vec<(Param, &'a RawList)>,
+    /// Sampled configurations (1 without `[experiment.sample]`).
+    sampled: u64,
+    /// Seeds per configuration (`repeats`).
+    repeats: u64,
+    /// A program experiment's cells of its own axes (`None`: too many to count).
+    program_cells: Option<u64>,
+    /// The trials (`None`: more than `u64::MAX`).
+    product: Option<u64>,
+}
+
+impl<'a> Count<'a> {
+    fn of(e: &'a RawExperiment, sweep_repeats: u64) -> Self {
+        let axes: Vec<(Param, &RawList)> = axis_values(e.axes()).collect();
+        // A sampled experiment runs its grid cells once per sampled configuration.
+        let sampled = e
+            .sample
+            .as_ref()
+            .map_or(1, |s| s.get_ref().trials.get_ref().unsigned_abs().max(1));
+        let repeats = super::repeats::count(e, sweep_repeats);
+        // A program experiment's own axes multiply the built-in ones.
+        let program_cells = super::program::raw_cells(e);
+        let start = program_cells.and_then(|n| n.checked_mul(sampled));
+        let product = start
+            .and_then(|start| {
+                axes.iter().try_fold(start, |acc, (_, values)| {
+                    acc.checked_mul(values.get_ref().len() as u64)
+                })
+            })
+            .and_then(|p| p.checked_mul(repeats));
+        Count {
+            axes,
+            sampled,
+            repeats,
+            program_cells,
+            product,
+        }
+    }
+
+    /// `120 trials (3 x 40 values of hidden_width, seed)` and the like.
+    fn describe(&self) -> String {
+        let mut sizes: Vec<String> = self
+            .axes
+            .iter()
+            .map(|(_, v)| v.get_ref().len().to_string())
+            .collect();
+        let mut names: Vec<&str> = self.axes.iter().map(|(p, _)| p.key()).collect();
+        if self.repeats > 1 {
+            sizes.push(self.repeats.to_string());
+            names.push("seed (repeats)");
+        }
+        let count = match self.product {
+            Some(p) => format!("{p} trials"),
+            None => format!("more than {} trials", u64::MAX),
+        };
+        let times = if sizes.is_empty() { "" } else { " x " };
+        if self.sampled > 1 {
+            format!(
+                "{count} ({} sampled configurations{times}{})",
+                self.sampled,
+                sizes.join(" x ")
+            )
+        } else if self.program_cells != Some(1) {
+            format!(
+                "{count} ({} program cells of [experiment.params]{times}{})",
+                self.program_cells
+                    .map_or_else(|| "too many".to_owned(), |n| n.to_string()),
+                sizes.join(" x ")
+            )
+        } else if sizes.is_empty() {
+            "1 trial (no axis varies)".to_owned()
+        } else {
+            format!(
+                "{count} ({} values of {})",
+                sizes.join(" x "),
+                names.join(", ")
+            )
+        }
+    }
 }
 
 /// The error for two trials with one name: which axes the template leaves out, or that two
@@ -494,19 +527,7 @@ fn experiment(
             .collect(),
         program,
     };
-    let mut trials = Vec::new();
-    for point in &points {
-        trials.extend(builder.trials(point).map_err(|err| match err {
-            BuildError::NameTooLong { .. } => {
-                let span = e.trial_name.as_ref().map_or(e.name.span(), Spanned::span);
-                c.err(&span, &at("trial_name"), err.to_string())
-            }
-            // Every value was checked against its domain, which fits its field.
-            BuildError::Params(_) | BuildError::PointLength { .. } => {
-                c.err(&e.name.span(), &at("name"), err.to_string())
-            }
-        })?);
-    }
+    let trials = build_trials(c, &at, e, &builder, &points)?;
     let stopping = match &e.stopping {
         Some(s) => {
             let epochs = trials.iter().map(|t| u64::from(t.params.epochs)).max();
@@ -525,6 +546,31 @@ fn experiment(
         sample,
         builder: Some(Box::new(builder)),
     })
+}
+
+/// The trials of `builder` at each sampled point (one empty point for an experiment without
+/// `[experiment.sample]`); an error names the entry of `e` at fault.
+fn build_trials(
+    c: &Checker<'_>,
+    at: &dyn Fn(&str) -> String,
+    e: &RawExperiment,
+    builder: &TrialBuilder,
+    points: &[Vec<Value>],
+) -> Result<Vec<crate::TrialSpec>, GridError> {
+    let mut trials = Vec::new();
+    for point in points {
+        trials.extend(builder.trials(point).map_err(|err| match err {
+            BuildError::NameTooLong { .. } => {
+                let span = e.trial_name.as_ref().map_or(e.name.span(), Spanned::span);
+                c.err(&span, &at("trial_name"), err.to_string())
+            }
+            // Every value was checked against its domain, which fits its field.
+            BuildError::Params(_) | BuildError::PointLength { .. } => {
+                c.err(&e.name.span(), &at("name"), err.to_string())
+            }
+        })?);
+    }
+    Ok(trials)
 }
 
 /// `{experiment}_{axis}-{value}...` over the varying axes and the sampled keys, in axis order.

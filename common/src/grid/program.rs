@@ -541,34 +541,7 @@ fn axis(
                 ),
             ));
         }
-        let x = match value {
-            ProgramValue::Int(i) => Some(*i as f64),
-            ProgramValue::Float(x) => Some(*x),
-            ProgramValue::Text(s) => {
-                if s.len() > MAX_ARG_BYTES || s.chars().any(char::is_control) {
-                    return Err(c.err(
-                        &v.span(),
-                        &at,
-                        format!("a string is printable text of at most {MAX_ARG_BYTES} bytes"),
-                    ));
-                }
-                None
-            }
-            ProgramValue::Bool(_) => None,
-        };
-        if let Some(x) = x {
-            let low = min.map(|m| *m.get_ref());
-            let high = max.map(|m| *m.get_ref());
-            if !x.is_finite() || low.is_some_and(|l| x < l) || high.is_some_and(|h| x > h) {
-                let range = match (low, high) {
-                    (Some(l), Some(h)) => format!("in [{l}, {h}]"),
-                    (Some(l), None) => format!("at least {l}"),
-                    (None, Some(h)) => format!("at most {h}"),
-                    (None, None) => "a finite number".to_owned(),
-                };
-                return Err(c.err(&v.span(), &at, format!("must be {range}, got {value}")));
-            }
-        }
+        check_value(c, &at, v, (min, max))?;
         if let Some(i) = out.iter().position(|o| o.same(value)) {
             return Err(c.err(
                 &v.span(),
@@ -582,6 +555,46 @@ fn axis(
         out.push(value.clone());
     }
     Ok(out)
+}
+
+/// One value of a key: printable text of bounded length, or a finite number within the key's
+/// `min` and `max`.
+fn check_value(
+    c: &Checker<'_>,
+    at: &str,
+    v: &Spanned<RawScalar>,
+    (min, max): (Option<&Spanned<f64>>, Option<&Spanned<f64>>),
+) -> Result<(), GridError> {
+    let value = &v.get_ref().0;
+    let x = match value {
+        ProgramValue::Int(i) => Some(*i as f64),
+        ProgramValue::Float(x) => Some(*x),
+        ProgramValue::Text(s) => {
+            if s.len() > MAX_ARG_BYTES || s.chars().any(char::is_control) {
+                return Err(c.err(
+                    &v.span(),
+                    at,
+                    format!("a string is printable text of at most {MAX_ARG_BYTES} bytes"),
+                ));
+            }
+            None
+        }
+        ProgramValue::Bool(_) => None,
+    };
+    if let Some(x) = x {
+        let low = min.map(|m| *m.get_ref());
+        let high = max.map(|m| *m.get_ref());
+        if !x.is_finite() || low.is_some_and(|l| x < l) || high.is_some_and(|h| x > h) {
+            let range = match (low, high) {
+                (Some(l), Some(h)) => format!("in [{l}, {h}]"),
+                (Some(l), None) => format!("at least {l}"),
+                (None, Some(h)) => format!("at most {h}"),
+                (None, None) => "a finite number".to_owned(),
+            };
+            return Err(c.err(&v.span(), at, format!("must be {range}, got {value}")));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -135,43 +135,8 @@ impl Checker<'_> {
         });
         rule?;
         let name = s.rule.get_ref().as_str();
-        // A key the rule does not take is refused, not ignored.
-        let given: [(&str, Option<Range<usize>>); 4] = [
-            ("min_epochs", s.min_epochs.as_ref().map(Spanned::span)),
-            ("reduction", s.reduction.as_ref().map(Spanned::span)),
-            ("brackets", s.brackets.as_ref().map(Spanned::span)),
-            ("min_trials", s.min_trials.as_ref().map(Spanned::span)),
-        ];
-        let takes = rule_keys(name);
-        if let Some((k, span)) = given
-            .iter()
-            .find_map(|(k, span)| span.clone().filter(|_| !takes.contains(k)).map(|s| (k, s)))
-        {
-            return Err(self.err(
-                &span,
-                &key(k),
-                format!(
-                    "rule {name:?} takes no {k}; it takes {}, with metric and mode",
-                    takes.join(", ")
-                ),
-            ));
-        }
-        let metric = match &s.metric {
-            Some(m) => self.word(
-                m,
-                &key("metric"),
-                "metric",
-                &Metric::ALL.map(Metric::name),
-                Metric::from_name,
-            )?,
-            None => Metric::TestAccuracy,
-        };
-        let mode = match &s.mode {
-            Some(m) => self.word(m, &key("mode"), "mode", &Mode::ALL.map(Mode::name), |n| {
-                Mode::from_name(n)
-            })?,
-            None => metric.natural_mode(),
-        };
+        self.refuse_keys_the_rule_does_not_take(s, name, &key)?;
+        let objective = self.objective(s, &key)?;
         let min_epochs = self.small(
             s.min_epochs.as_ref(),
             &key("min_epochs"),
@@ -224,10 +189,63 @@ impl Checker<'_> {
                 )?,
             },
         };
-        Ok(StoppingSpec {
-            rule,
-            objective: Objective { metric, mode },
-        })
+        Ok(StoppingSpec { rule, objective })
+    }
+
+    /// Refuses a key of `[experiment.stopping]` that rule `name` does not take.
+    fn refuse_keys_the_rule_does_not_take(
+        &self,
+        s: &RawStopping,
+        name: &str,
+        key: &dyn Fn(&str) -> String,
+    ) -> Result<(), GridError> {
+        // A key the rule does not take is refused, not ignored.
+        let given: [(&str, Option<Range<usize>>); 4] = [
+            ("min_epochs", s.min_epochs.as_ref().map(Spanned::span)),
+            ("reduction", s.reduction.as_ref().map(Spanned::span)),
+            ("brackets", s.brackets.as_ref().map(Spanned::span)),
+            ("min_trials", s.min_trials.as_ref().map(Spanned::span)),
+        ];
+        let takes = rule_keys(name);
+        if let Some((k, span)) = given
+            .iter()
+            .find_map(|(k, span)| span.clone().filter(|_| !takes.contains(k)).map(|s| (k, s)))
+        {
+            return Err(self.err(
+                &span,
+                &key(k),
+                format!(
+                    "rule {name:?} takes no {k}; it takes {}, with metric and mode",
+                    takes.join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The metric and mode of `[experiment.stopping]` (test accuracy, maximised, by default).
+    fn objective(
+        &self,
+        s: &RawStopping,
+        key: &dyn Fn(&str) -> String,
+    ) -> Result<Objective, GridError> {
+        let metric = match &s.metric {
+            Some(m) => self.word(
+                m,
+                &key("metric"),
+                "metric",
+                &Metric::ALL.map(Metric::name),
+                Metric::from_name,
+            )?,
+            None => Metric::TestAccuracy,
+        };
+        let mode = match &s.mode {
+            Some(m) => self.word(m, &key("mode"), "mode", &Mode::ALL.map(Mode::name), |n| {
+                Mode::from_name(n)
+            })?,
+            None => metric.natural_mode(),
+        };
+        Ok(Objective { metric, mode })
     }
 
     /// `[experiment.sample]`; `fixed_or_grid` are the keys `[experiment.fixed]` and

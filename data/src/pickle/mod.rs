@@ -297,245 +297,318 @@ impl<'a> Machine<'a> {
             };
             self.pos += 1;
             match op {
-                PROTO => {
-                    let [proto] = self.array()?;
-                    if proto > 5 {
-                        return self.err("pickle protocol 0 to 5", format!("protocol {proto}"));
-                    }
-                }
-                FRAME => {
-                    let len = self.u64()?;
-                    let left = (self.data.len() - self.pos) as u64;
-                    if len > left {
-                        return self.err(
-                            format!("a frame of {len} bytes"),
-                            format!("{left} bytes left (truncated)"),
-                        );
-                    }
-                }
                 STOP => return self.pop(),
-                MARK => self.marks.push(self.stack.len()),
-                POP => {
-                    if self.stack.len() > self.floor() {
-                        self.pop()?;
-                    } else {
-                        self.pop_mark()?;
-                    }
+                PROTO | FRAME | MARK | POP | POP_MARK | DUP => self.control_op(op)?,
+                NONE | NEWTRUE | NEWFALSE | INT | LONG | BININT | BININT1 | BININT2 | LONG1
+                | LONG4 | BINFLOAT => self.number_op(op)?,
+                BINSTRING | SHORT_BINSTRING | SHORT_BINBYTES | BINBYTES | BINBYTES8
+                | BYTEARRAY8 | READONLY_BUFFER | BINUNICODE | SHORT_BINUNICODE | BINUNICODE8 => {
+                    self.text_op(op)?
                 }
-                POP_MARK => {
-                    self.pop_mark()?;
+                EMPTY_DICT
+                | DICT
+                | SETITEM
+                | SETITEMS
+                | EMPTY_LIST
+                | LIST
+                | APPEND
+                | APPENDS
+                | EMPTY_TUPLE
+                | TUPLE
+                | TUPLE1..=TUPLE3 => self.container_op(op)?,
+                GLOBAL | STACK_GLOBAL | REDUCE | NEWOBJ | BUILD => self.object_op(op)?,
+                PUT | BINPUT | LONG_BINPUT | MEMOIZE | GET | BINGET | LONG_BINGET => {
+                    self.memo_op(op)?
                 }
-                DUP => {
-                    let v = self.top()?;
-                    self.stack.push(v);
+                other => return self.unsupported(other),
+            }
+        }
+    }
+
+    /// The error of an opcode this reader does not support.
+    fn unsupported<T>(&self, op: u8) -> Result<T, PickleError> {
+        self.err(
+            "a supported opcode",
+            format!("opcode 0x{op:02x} ({})", opcodes::name(op)),
+        )
+    }
+
+    /// Protocol, framing and stack opcodes (STOP aside: `run` ends there).
+    fn control_op(&mut self, op: u8) -> Result<(), PickleError> {
+        match op {
+            PROTO => {
+                let [proto] = self.array()?;
+                if proto > 5 {
+                    return self.err("pickle protocol 0 to 5", format!("protocol {proto}"));
                 }
-                NONE => self.stack.push(Value::None),
-                NEWTRUE => self.stack.push(Value::Bool(true)),
-                NEWFALSE => self.stack.push(Value::Bool(false)),
-                INT => {
-                    let text = self.line()?;
-                    let v = match text {
-                        "01" => Value::Bool(true),
-                        "00" => Value::Bool(false),
-                        _ => self.int_value(text)?,
-                    };
-                    self.stack.push(v);
-                }
-                LONG => {
-                    let text = self.line()?;
-                    let digits = text.strip_suffix('L').unwrap_or(text);
-                    let v = self.int_value(digits)?;
-                    self.stack.push(v);
-                }
-                BININT => {
-                    let v = i32::from_le_bytes(self.array()?);
-                    self.stack.push(Value::Int(i64::from(v)));
-                }
-                BININT1 => {
-                    let [v] = self.array()?;
-                    self.stack.push(Value::Int(i64::from(v)));
-                }
-                BININT2 => {
-                    let v = u16::from_le_bytes(self.array()?);
-                    self.stack.push(Value::Int(i64::from(v)));
-                }
-                LONG1 => {
-                    let [n] = self.array()?;
-                    let bytes = self.take(u64::from(n))?;
-                    self.stack.push(Self::long(bytes));
-                }
-                LONG4 => {
-                    let n = self.u32()?;
-                    let bytes = self.take(u64::from(n))?;
-                    self.stack.push(Self::long(bytes));
-                }
-                BINFLOAT => {
-                    let v = f64::from_be_bytes(self.array()?);
-                    self.stack.push(Value::Float(v));
-                }
-                // Python 2 str: bytes.
-                BINSTRING => {
-                    let n = self.u32()?;
-                    let s = self.take(u64::from(n))?;
-                    self.push_obj(Obj::Bytes(s));
-                }
-                SHORT_BINSTRING | SHORT_BINBYTES => {
-                    let [n] = self.array()?;
-                    let s = self.take(u64::from(n))?;
-                    self.push_obj(Obj::Bytes(s));
-                }
-                BINBYTES => {
-                    let n = self.u32()?;
-                    let s = self.take(u64::from(n))?;
-                    self.push_obj(Obj::Bytes(s));
-                }
-                BINBYTES8 | BYTEARRAY8 => {
-                    let n = self.u64()?;
-                    let s = self.take(n)?;
-                    self.push_obj(Obj::Bytes(s));
-                }
-                READONLY_BUFFER => {
-                    self.top()?;
-                }
-                BINUNICODE => {
-                    let n = self.u32()?;
-                    let s = self.take(u64::from(n))?;
-                    let s = self.utf8(s)?;
-                    self.push_obj(Obj::Str(s));
-                }
-                SHORT_BINUNICODE => {
-                    let [n] = self.array()?;
-                    let s = self.take(u64::from(n))?;
-                    let s = self.utf8(s)?;
-                    self.push_obj(Obj::Str(s));
-                }
-                BINUNICODE8 => {
-                    let n = self.u64()?;
-                    let s = self.take(n)?;
-                    let s = self.utf8(s)?;
-                    self.push_obj(Obj::Str(s));
-                }
-                EMPTY_DICT => self.push_obj(Obj::Dict(Vec::new())),
-                DICT => {
-                    let items = self.pop_mark()?;
-                    self.push_obj(Obj::Dict(Vec::new()));
-                    self.dict_extend(items)?;
-                }
-                SETITEM => {
-                    let value = self.pop()?;
-                    let key = self.pop()?;
-                    self.dict_extend(vec![key, value])?;
-                }
-                SETITEMS => {
-                    let items = self.pop_mark()?;
-                    self.dict_extend(items)?;
-                }
-                EMPTY_LIST => self.push_obj(Obj::List(Vec::new())),
-                LIST => {
-                    let items = self.pop_mark()?;
-                    self.push_obj(Obj::List(items));
-                }
-                APPEND => {
-                    let v = self.pop()?;
-                    self.list_extend(vec![v])?;
-                }
-                APPENDS => {
-                    let items = self.pop_mark()?;
-                    self.list_extend(items)?;
-                }
-                EMPTY_TUPLE => self.push_obj(Obj::Tuple(Vec::new())),
-                TUPLE => {
-                    let items = self.pop_mark()?;
-                    self.push_obj(Obj::Tuple(items));
-                }
-                TUPLE1..=TUPLE3 => {
-                    let n = usize::from(op - TUPLE1 + 1);
-                    if self.stack.len() < self.floor() + n {
-                        return self.err(
-                            format!("{n} values on the stack"),
-                            "fewer (stack underflow)",
-                        );
-                    }
-                    let items = self.stack.split_off(self.stack.len() - n);
-                    self.push_obj(Obj::Tuple(items));
-                }
-                GLOBAL => {
-                    let module = self.line()?;
-                    let name = self.line()?;
-                    self.push_obj(Obj::Global { module, name });
-                }
-                STACK_GLOBAL => {
-                    let name = self.pop()?;
-                    let module = self.pop()?;
-                    match (self.obj_ref(module), self.obj_ref(name)) {
-                        (Some(Obj::Str(module)), Some(Obj::Str(name))) => {
-                            let (module, name) = (*module, *name);
-                            self.push_obj(Obj::Global { module, name });
-                        }
-                        _ => return self.err("two strings (module, name)", "something else"),
-                    }
-                }
-                REDUCE | NEWOBJ => {
-                    let args = self.pop()?;
-                    let func = self.pop()?;
-                    self.push_obj(Obj::Call {
-                        func,
-                        args,
-                        state: None,
-                    });
-                }
-                BUILD => {
-                    let state = self.pop()?;
-                    let target = self.top()?;
-                    match self.obj_mut(target) {
-                        Some(Obj::Call { state: s, .. }) => *s = Some(state),
-                        _ => {
-                            let found = self.kind_of(target);
-                            return self.err("an object made by REDUCE or NEWOBJ to BUILD", found);
-                        }
-                    }
-                }
-                PUT => {
-                    let text = self.line()?;
-                    let i = self.text_int(text)?;
-                    match u64::try_from(i) {
-                        Ok(i) => self.memo_put(i)?,
-                        Err(_) => return self.err("a memo index of 0 or more", text.to_owned()),
-                    }
-                }
-                BINPUT => {
-                    let [i] = self.array()?;
-                    self.memo_put(u64::from(i))?;
-                }
-                LONG_BINPUT => {
-                    let i = self.u32()?;
-                    self.memo_put(u64::from(i))?;
-                }
-                MEMOIZE => {
-                    let i = self.memo.len() as u64;
-                    self.memo_put(i)?;
-                }
-                GET => {
-                    let text = self.line()?;
-                    let i = self.text_int(text)?;
-                    self.memo_get(u64::try_from(i).unwrap_or(u64::MAX))?;
-                }
-                BINGET => {
-                    let [i] = self.array()?;
-                    self.memo_get(u64::from(i))?;
-                }
-                LONG_BINGET => {
-                    let i = self.u32()?;
-                    self.memo_get(u64::from(i))?;
-                }
-                other => {
+            }
+            FRAME => {
+                let len = self.u64()?;
+                let left = (self.data.len() - self.pos) as u64;
+                if len > left {
                     return self.err(
-                        "a supported opcode",
-                        format!("opcode 0x{other:02x} ({})", opcodes::name(other)),
+                        format!("a frame of {len} bytes"),
+                        format!("{left} bytes left (truncated)"),
                     );
                 }
             }
+            MARK => self.marks.push(self.stack.len()),
+            POP => {
+                if self.stack.len() > self.floor() {
+                    self.pop()?;
+                } else {
+                    self.pop_mark()?;
+                }
+            }
+            POP_MARK => {
+                self.pop_mark()?;
+            }
+            DUP => {
+                let v = self.top()?;
+                self.stack.push(v);
+            }
+            other => return self.unsupported(other),
         }
+        Ok(())
+    }
+
+    /// Opcodes that push a number, a boolean or None.
+    fn number_op(&mut self, op: u8) -> Result<(), PickleError> {
+        match op {
+            NONE => self.stack.push(Value::None),
+            NEWTRUE => self.stack.push(Value::Bool(true)),
+            NEWFALSE => self.stack.push(Value::Bool(false)),
+            INT => {
+                let text = self.line()?;
+                let v = match text {
+                    "01" => Value::Bool(true),
+                    "00" => Value::Bool(false),
+                    _ => self.int_value(text)?,
+                };
+                self.stack.push(v);
+            }
+            LONG => {
+                let text = self.line()?;
+                let digits = text.strip_suffix('L').unwrap_or(text);
+                let v = self.int_value(digits)?;
+                self.stack.push(v);
+            }
+            BININT => {
+                let v = i32::from_le_bytes(self.array()?);
+                self.stack.push(Value::Int(i64::from(v)));
+            }
+            BININT1 => {
+                let [v] = self.array()?;
+                self.stack.push(Value::Int(i64::from(v)));
+            }
+            BININT2 => {
+                let v = u16::from_le_bytes(self.array()?);
+                self.stack.push(Value::Int(i64::from(v)));
+            }
+            LONG1 => {
+                let [n] = self.array()?;
+                let bytes = self.take(u64::from(n))?;
+                self.stack.push(Self::long(bytes));
+            }
+            LONG4 => {
+                let n = self.u32()?;
+                let bytes = self.take(u64::from(n))?;
+                self.stack.push(Self::long(bytes));
+            }
+            BINFLOAT => {
+                let v = f64::from_be_bytes(self.array()?);
+                self.stack.push(Value::Float(v));
+            }
+            other => return self.unsupported(other),
+        }
+        Ok(())
+    }
+
+    /// Opcodes that push bytes or a string.
+    fn text_op(&mut self, op: u8) -> Result<(), PickleError> {
+        match op {
+            // Python 2 str: bytes.
+            BINSTRING => {
+                let n = self.u32()?;
+                let s = self.take(u64::from(n))?;
+                self.push_obj(Obj::Bytes(s));
+            }
+            SHORT_BINSTRING | SHORT_BINBYTES => {
+                let [n] = self.array()?;
+                let s = self.take(u64::from(n))?;
+                self.push_obj(Obj::Bytes(s));
+            }
+            BINBYTES => {
+                let n = self.u32()?;
+                let s = self.take(u64::from(n))?;
+                self.push_obj(Obj::Bytes(s));
+            }
+            BINBYTES8 | BYTEARRAY8 => {
+                let n = self.u64()?;
+                let s = self.take(n)?;
+                self.push_obj(Obj::Bytes(s));
+            }
+            READONLY_BUFFER => {
+                self.top()?;
+            }
+            BINUNICODE => {
+                let n = self.u32()?;
+                let s = self.take(u64::from(n))?;
+                let s = self.utf8(s)?;
+                self.push_obj(Obj::Str(s));
+            }
+            SHORT_BINUNICODE => {
+                let [n] = self.array()?;
+                let s = self.take(u64::from(n))?;
+                let s = self.utf8(s)?;
+                self.push_obj(Obj::Str(s));
+            }
+            BINUNICODE8 => {
+                let n = self.u64()?;
+                let s = self.take(n)?;
+                let s = self.utf8(s)?;
+                self.push_obj(Obj::Str(s));
+            }
+            other => return self.unsupported(other),
+        }
+        Ok(())
+    }
+
+    /// Opcodes that build dicts, lists and tuples.
+    fn container_op(&mut self, op: u8) -> Result<(), PickleError> {
+        match op {
+            EMPTY_DICT => self.push_obj(Obj::Dict(Vec::new())),
+            DICT => {
+                let items = self.pop_mark()?;
+                self.push_obj(Obj::Dict(Vec::new()));
+                self.dict_extend(items)?;
+            }
+            SETITEM => {
+                let value = self.pop()?;
+                let key = self.pop()?;
+                self.dict_extend(vec![key, value])?;
+            }
+            SETITEMS => {
+                let items = self.pop_mark()?;
+                self.dict_extend(items)?;
+            }
+            EMPTY_LIST => self.push_obj(Obj::List(Vec::new())),
+            LIST => {
+                let items = self.pop_mark()?;
+                self.push_obj(Obj::List(items));
+            }
+            APPEND => {
+                let v = self.pop()?;
+                self.list_extend(vec![v])?;
+            }
+            APPENDS => {
+                let items = self.pop_mark()?;
+                self.list_extend(items)?;
+            }
+            EMPTY_TUPLE => self.push_obj(Obj::Tuple(Vec::new())),
+            TUPLE => {
+                let items = self.pop_mark()?;
+                self.push_obj(Obj::Tuple(items));
+            }
+            TUPLE1..=TUPLE3 => {
+                let n = usize::from(op - TUPLE1 + 1);
+                if self.stack.len() < self.floor() + n {
+                    return self.err(
+                        format!("{n} values on the stack"),
+                        "fewer (stack underflow)",
+                    );
+                }
+                let items = self.stack.split_off(self.stack.len() - n);
+                self.push_obj(Obj::Tuple(items));
+            }
+            other => return self.unsupported(other),
+        }
+        Ok(())
+    }
+
+    /// Opcodes that name a global or build an object from one.
+    fn object_op(&mut self, op: u8) -> Result<(), PickleError> {
+        match op {
+            GLOBAL => {
+                let module = self.line()?;
+                let name = self.line()?;
+                self.push_obj(Obj::Global { module, name });
+            }
+            STACK_GLOBAL => {
+                let name = self.pop()?;
+                let module = self.pop()?;
+                match (self.obj_ref(module), self.obj_ref(name)) {
+                    (Some(Obj::Str(module)), Some(Obj::Str(name))) => {
+                        let (module, name) = (*module, *name);
+                        self.push_obj(Obj::Global { module, name });
+                    }
+                    _ => return self.err("two strings (module, name)", "something else"),
+                }
+            }
+            REDUCE | NEWOBJ => {
+                let args = self.pop()?;
+                let func = self.pop()?;
+                self.push_obj(Obj::Call {
+                    func,
+                    args,
+                    state: None,
+                });
+            }
+            BUILD => {
+                let state = self.pop()?;
+                let target = self.top()?;
+                match self.obj_mut(target) {
+                    Some(Obj::Call { state: s, .. }) => *s = Some(state),
+                    _ => {
+                        let found = self.kind_of(target);
+                        return self.err("an object made by REDUCE or NEWOBJ to BUILD", found);
+                    }
+                }
+            }
+            other => return self.unsupported(other),
+        }
+        Ok(())
+    }
+
+    /// The memo: PUT and GET in their text, binary and automatic forms.
+    fn memo_op(&mut self, op: u8) -> Result<(), PickleError> {
+        match op {
+            PUT => {
+                let text = self.line()?;
+                let i = self.text_int(text)?;
+                match u64::try_from(i) {
+                    Ok(i) => self.memo_put(i)?,
+                    Err(_) => return self.err("a memo index of 0 or more", text.to_owned()),
+                }
+            }
+            BINPUT => {
+                let [i] = self.array()?;
+                self.memo_put(u64::from(i))?;
+            }
+            LONG_BINPUT => {
+                let i = self.u32()?;
+                self.memo_put(u64::from(i))?;
+            }
+            MEMOIZE => {
+                let i = self.memo.len() as u64;
+                self.memo_put(i)?;
+            }
+            GET => {
+                let text = self.line()?;
+                let i = self.text_int(text)?;
+                self.memo_get(u64::try_from(i).unwrap_or(u64::MAX))?;
+            }
+            BINGET => {
+                let [i] = self.array()?;
+                self.memo_get(u64::from(i))?;
+            }
+            LONG_BINGET => {
+                let i = self.u32()?;
+                self.memo_get(u64::from(i))?;
+            }
+            other => return self.unsupported(other),
+        }
+        Ok(())
     }
 
     fn obj_ref(&self, v: Value) -> Option<&Obj<'a>> {

@@ -154,6 +154,37 @@ enum Engine {
 }
 
 impl Engine {
+    /// The engine of `spec`'s model on `device`, freshly initialised, for a training subset of
+    /// `subset_len` images.
+    fn new(spec: &TrialSpec, device: Device, subset_len: usize) -> Result<Self, TrainError> {
+        Ok(
+            match spec.params.model.spec().map_err(TrainError::Invalid)? {
+                ModelSpec::Mlp => {
+                    let mut vs = nn::VarStore::new(device);
+                    let model = Mlp::new(&vs.root(), spec)?;
+                    // The step computes the gradients itself (backprop.rs): no autograd graph.
+                    vs.freeze();
+                    let workspace = Box::new(Workspace::new(
+                        &model,
+                        i64::from(spec.params.batch_size),
+                        subset_len as i64,
+                        spec.params.label_smoothing,
+                    )?);
+                    Engine::Mlp {
+                        _vs: vs,
+                        model,
+                        workspace,
+                    }
+                }
+                layers => Engine::Net {
+                    net: Net::new(&layers, spec.dataset, spec.params.seed, device)?,
+                    loss: Tensor::f_zeros([], (Kind::Float, device))?,
+                    correct: Tensor::f_zeros([], (Kind::Int64, device))?,
+                },
+            },
+        )
+    }
+
     /// Logits of a batch of flattened images in [0, 1], for evaluation.
     fn eval(&self, x: &Tensor) -> Result<Tensor, TrainError> {
         match self {
@@ -232,30 +263,7 @@ impl<'a> Trainer<'a> {
         subset.truncate(spec.train_subset_len(n));
         let batches = (subset.len() as u64).div_ceil(u64::from(spec.params.batch_size));
 
-        let engine = match spec.params.model.spec().map_err(TrainError::Invalid)? {
-            ModelSpec::Mlp => {
-                let mut vs = nn::VarStore::new(device);
-                let model = Mlp::new(&vs.root(), spec)?;
-                // The step computes the gradients itself (backprop.rs): no autograd graph.
-                vs.freeze();
-                let workspace = Box::new(Workspace::new(
-                    &model,
-                    i64::from(spec.params.batch_size),
-                    subset.len() as i64,
-                    spec.params.label_smoothing,
-                )?);
-                Engine::Mlp {
-                    _vs: vs,
-                    model,
-                    workspace,
-                }
-            }
-            layers => Engine::Net {
-                net: Net::new(&layers, spec.dataset, spec.params.seed, device)?,
-                loss: Tensor::f_zeros([], (Kind::Float, device))?,
-                correct: Tensor::f_zeros([], (Kind::Int64, device))?,
-            },
-        };
+        let engine = Engine::new(spec, device, subset.len())?;
         let params: Vec<Tensor> = engine
             .named_parameters()
             .into_iter()

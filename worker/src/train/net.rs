@@ -93,6 +93,86 @@ struct Builder {
 }
 
 impl Builder {
+    /// The block of `layer`, named from `p` (`3.`), after `features` channels or features.
+    fn block(&mut self, p: &str, layer: &Layer, features: i64) -> Result<Block, TrainError> {
+        Ok(match *layer {
+            Layer::Conv {
+                out,
+                kernel,
+                stride,
+                padding,
+            } => Block::Conv(self.conv(
+                p,
+                (features, out as i64, kernel as i64),
+                (stride as i64, padding as i64),
+                true,
+            )?),
+            Layer::BatchNorm => Block::Norm(self.norm(p, features)?),
+            Layer::Relu => Block::Relu,
+            Layer::Tanh => Block::Tanh,
+            Layer::Sigmoid => Block::Sigmoid,
+            Layer::MaxPool { kernel, stride } => Block::MaxPool {
+                kernel: kernel as i64,
+                stride: stride as i64,
+            },
+            Layer::AvgPool { kernel, stride } => Block::AvgPool {
+                kernel: kernel as i64,
+                stride: stride as i64,
+            },
+            Layer::GlobalAvgPool => Block::GlobalAvgPool,
+            Layer::GlobalMaxPool => Block::GlobalMaxPool,
+            Layer::Dropout { p } => Block::Dropout { p },
+            Layer::Flatten => Block::Flatten,
+            Layer::Linear { out } => {
+                let bound = 1.0 / (features as f32).sqrt();
+                let weight = self.uniform(format!("{p}weight"), &[out as i64, features], bound)?;
+                let bias = self.uniform(format!("{p}bias"), &[out as i64], bound)?;
+                Block::Linear { weight, bias }
+            }
+            Layer::Residual { out, stride } => {
+                self.residual(p, features, (out as i64, stride as i64))?
+            }
+        })
+    }
+
+    /// A residual block from `features` to `out` channels at `stride`: two 3x3 convolutions
+    /// with batch norm, and a 1x1 convolution with batch norm on the shortcut when the shape
+    /// changes (torchvision's `BasicBlock` names).
+    fn residual(
+        &mut self,
+        p: &str,
+        features: i64,
+        (out, stride): (i64, i64),
+    ) -> Result<Block, TrainError> {
+        let conv1 = self.conv(
+            &format!("{p}conv1."),
+            (features, out, 3),
+            (stride, 1),
+            false,
+        )?;
+        let bn1 = self.norm(&format!("{p}bn1."), out)?;
+        let conv2 = self.conv(&format!("{p}conv2."), (out, out, 3), (1, 1), false)?;
+        let bn2 = self.norm(&format!("{p}bn2."), out)?;
+        let shortcut = if stride != 1 || features != out {
+            let conv = self.conv(
+                &format!("{p}shortcut.0."),
+                (features, out, 1),
+                (stride, 0),
+                false,
+            )?;
+            Some((conv, self.norm(&format!("{p}shortcut.1."), out)?))
+        } else {
+            None
+        };
+        Ok(Block::Residual {
+            conv1,
+            bn1,
+            conv2,
+            bn2,
+            shortcut,
+        })
+    }
+
     /// A trainable tensor uniform in +-`bound`, drawn from its own stream of the seed.
     fn uniform(&mut self, name: String, shape: &[i64], bound: f32) -> Result<usize, TrainError> {
         let n: i64 = shape.iter().product();
@@ -195,72 +275,7 @@ impl Net {
                 sweep_common::model::Shape::Image { c, .. } => c as i64,
                 sweep_common::model::Shape::Flat(n) => n as i64,
             };
-            let p = format!("{i}.");
-            blocks.push(match *layer {
-                Layer::Conv {
-                    out,
-                    kernel,
-                    stride,
-                    padding,
-                } => Block::Conv(b.conv(
-                    &p,
-                    (features, out as i64, kernel as i64),
-                    (stride as i64, padding as i64),
-                    true,
-                )?),
-                Layer::BatchNorm => Block::Norm(b.norm(&p, features)?),
-                Layer::Relu => Block::Relu,
-                Layer::Tanh => Block::Tanh,
-                Layer::Sigmoid => Block::Sigmoid,
-                Layer::MaxPool { kernel, stride } => Block::MaxPool {
-                    kernel: kernel as i64,
-                    stride: stride as i64,
-                },
-                Layer::AvgPool { kernel, stride } => Block::AvgPool {
-                    kernel: kernel as i64,
-                    stride: stride as i64,
-                },
-                Layer::GlobalAvgPool => Block::GlobalAvgPool,
-                Layer::GlobalMaxPool => Block::GlobalMaxPool,
-                Layer::Dropout { p } => Block::Dropout { p },
-                Layer::Flatten => Block::Flatten,
-                Layer::Linear { out } => {
-                    let bound = 1.0 / (features as f32).sqrt();
-                    let weight = b.uniform(format!("{p}weight"), &[out as i64, features], bound)?;
-                    let bias = b.uniform(format!("{p}bias"), &[out as i64], bound)?;
-                    Block::Linear { weight, bias }
-                }
-                Layer::Residual { out, stride } => {
-                    let (out, stride) = (out as i64, stride as i64);
-                    let conv1 = b.conv(
-                        &format!("{p}conv1."),
-                        (features, out, 3),
-                        (stride, 1),
-                        false,
-                    )?;
-                    let bn1 = b.norm(&format!("{p}bn1."), out)?;
-                    let conv2 = b.conv(&format!("{p}conv2."), (out, out, 3), (1, 1), false)?;
-                    let bn2 = b.norm(&format!("{p}bn2."), out)?;
-                    let shortcut = if stride != 1 || features != out {
-                        let conv = b.conv(
-                            &format!("{p}shortcut.0."),
-                            (features, out, 1),
-                            (stride, 0),
-                            false,
-                        )?;
-                        Some((conv, b.norm(&format!("{p}shortcut.1."), out)?))
-                    } else {
-                        None
-                    };
-                    Block::Residual {
-                        conv1,
-                        bn1,
-                        conv2,
-                        bn2,
-                        shortcut,
-                    }
-                }
-            });
+            blocks.push(b.block(&format!("{i}."), layer, features)?);
             shape = *after;
         }
         Ok(Self {
