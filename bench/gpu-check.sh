@@ -15,6 +15,8 @@
 #     the CPU's accuracies in docs/results/lab1_part2.md.
 #  6. fidelity: two CNNs (VGG-style, small ResNet) in sweep and in PyTorch on the same GPU, 3
 #     seeds each, FIDELITY_EPOCHS (10) epochs on real Fashion-MNIST: final test accuracies.
+#  7. plan: `coordinator plan --calibrate --workers gpu:1` of lab1.toml and of a shortened
+#     examples/lab2-cnn-cifar10.toml, each beside its real run on the GPU (one trial at a time).
 # PARTS="mlp cnn auto program" picks parts; EPOCHS (default 3) and FIXTURE_N (images per CIFAR
 # batch file, 5 train files + 1 test; default 10000) size them. Logs and results.json files are
 # copied to $LOGS when it is set.
@@ -37,7 +39,7 @@ epochs="${EPOCHS:-3}"
 device="${DEVICE:---gpu 0}"
 torch_device=cuda
 [ "$device" = --cpu ] && torch_device=cpu
-parts="${PARTS:-mlp cnn auto program lab1 fidelity}"
+parts="${PARTS:-mlp cnn auto program lab1 fidelity plan}"
 fashion="${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
 fid_epochs="${FIDELITY_EPOCHS:-10}"
 work=$(mktemp -d)
@@ -247,6 +249,20 @@ TOML
     "$py" bench/pytorch_cnn.py --data "$work/data" --device "$torch_device" --optimizer adam --lr 0.003 \
       --epochs "$fid_epochs" --seed 1 --seed 2 --seed 3 "${model_args[@]}" 2>&1 | tee "$work/pytorch-fidelity.out"
     ;;
-  *) echo "unknown part $part (mlp, cnn, auto, program, lab1, fidelity)" ;;
+  plan)
+    # `coordinator plan --calibrate --workers gpu:1` against the real run on one GPU, one trial
+    # at a time: lab1.toml whole (part 1 on the generated CIFAR-10 files, part 2 on real
+    # Fashion-MNIST) and examples/lab2-cnn-cifar10.toml with PLAN_CNN_EPOCHS (5) epochs.
+    [ -f "$fashion/train-images-idx3-ubyte.gz" ] || { echo "no Fashion-MNIST in $fashion (FASHION_MNIST)"; exit 1; }
+    cp "$fashion"/*.gz "$work/data/"
+    cp lab1.toml "$work/grid-plan-lab1.toml"
+    sed "s/^epochs = 15/epochs = ${PLAN_CNN_EPOCHS:-5}/" examples/lab2-cnn-cifar10.toml >"$work/grid-plan-cnn.toml"
+    for g in plan-lab1 plan-cnn; do
+      echo "== plan $g"
+      "$bin/coordinator" plan --grid "$work/grid-$g.toml" --calibrate --workers gpu:1 --worker-bin "$bin/worker" 2>&1
+      sweep "$g" --slots 1
+    done
+    ;;
+  *) echo "unknown part $part (mlp, cnn, auto, program, lab1, fidelity, plan)" ;;
   esac ) || echo "== $part failed (exit $?)"
 done

@@ -6,6 +6,7 @@
 //! are crate `sweep-data`.
 
 pub mod architecture;
+pub mod calibration;
 pub mod dataset;
 pub mod failure;
 pub mod files;

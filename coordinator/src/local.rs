@@ -7,6 +7,7 @@
 //! epoch, checkpoints it, gives its lease back), a grace period, then SIGKILL to the group.
 //! Every child is reaped before the coordinator exits. Remote workers can join as well.
 
+pub mod calibrate;
 pub mod restart;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

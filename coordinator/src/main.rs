@@ -199,6 +199,13 @@ enum Command {
         /// The workers to estimate the wall time for: cpu:N and gpu:N, comma-separated.
         #[arg(long, value_name = "SET", default_value = "cpu:2")]
         workers: String,
+        /// Time a few training steps of each distinct model on this machine (`worker
+        /// --calibrate`, per kind of worker in --workers) and estimate from those.
+        #[arg(long, conflicts_with = "from")]
+        calibrate: bool,
+        /// The worker executable --calibrate runs [default: the one next to this program].
+        #[arg(long, value_name = "FILE", env = "SWEEP_WORKER_BIN")]
+        worker_bin: Option<PathBuf>,
     },
     /// Runs a grid's stopping rule ([experiment.stopping]) over the recorded curves of a
     /// finished full sweep, in virtual time, without training: prints the trials it would stop,
@@ -548,8 +555,20 @@ fn report(out: &Path) -> Exit {
     }
 }
 
-/// `coordinator plan --grid FILE [--from DIR] [--workers SET]`: prints the plan, or the error.
-fn plan(grid_file: &Path, only: &[String], from: Option<&Path>, workers: &str) -> Exit {
+/// Where `coordinator plan` takes the workers' speed from.
+enum SpeedFrom<'a> {
+    /// Nowhere: no time estimate.
+    Nothing,
+    /// `--from DIR`: an earlier sweep's recorded epochs.
+    Recorded(&'a Path),
+    /// `--calibrate`: the models timed on this machine by this worker executable (`None`: the
+    /// one next to the coordinator).
+    Calibration(Option<PathBuf>),
+}
+
+/// `coordinator plan --grid FILE [--from DIR | --calibrate] [--workers SET]`: prints the plan,
+/// or the error.
+fn plan(grid_file: &Path, only: &[String], speed: SpeedFrom<'_>, workers: &str) -> Exit {
     use sweep_coordinator::plan;
     let fail = |e: &dyn std::fmt::Display| {
         eprintln!("error: {e}");
@@ -562,31 +581,89 @@ fn plan(grid_file: &Path, only: &[String], from: Option<&Path>, workers: &str) -
     if let Err(e) = grid.select(only) {
         return fail(&e);
     }
-    let (cpu, gpu) = match plan::parse_workers(workers) {
+    let kinds = match plan::parse_workers(workers) {
         Ok(w) => w,
         Err(e) => return fail(&format!("--workers {workers:?}: {e}")),
     };
-    let rate = match from {
-        None => None,
-        Some(dir) => {
-            let path = dir.join("results.json");
-            let text = match std::fs::read_to_string(&path) {
-                Ok(t) => t,
-                Err(e) => return fail(&format!("--from: cannot read {}: {e}", path.display())),
-            };
-            match sweep_coordinator::report::parse(&text, &path) {
-                Ok(r) => plan::rate(&r),
-                Err(e) => return fail(&e),
+    let (speed, source) = match speed {
+        SpeedFrom::Nothing => (plan::Speed::Unknown, None),
+        SpeedFrom::Recorded(dir) => match recorded_speed(dir) {
+            Ok(found) => found,
+            Err(e) => return fail(&e),
+        },
+        SpeedFrom::Calibration(worker) => match calibrated_speed(&grid, &kinds, worker) {
+            Ok(found) => found,
+            Err(e) => return fail(&e),
+        },
+    };
+    let p = plan::plan(&grid, &speed, &kinds);
+    print!("{}", plan::text(&p, workers, source.as_deref()));
+    Exit::Success
+}
+
+/// `plan --from DIR`: the rate of the earlier sweep's recorded epochs, and the words for it.
+fn recorded_speed(dir: &Path) -> Result<(sweep_coordinator::plan::Speed, Option<String>), String> {
+    use sweep_coordinator::plan::Speed;
+    let path = dir.join("results.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("--from: cannot read {}: {e}", path.display()))?;
+    let results = sweep_coordinator::report::parse(&text, &path).map_err(|e| e.to_string())?;
+    let (rate, epochs) = sweep_coordinator::plan::rate(&results)
+        .ok_or_else(|| "--from: that sweep recorded no epoch to measure".to_owned())?;
+    let source = format!(
+        "from {epochs} epochs recorded in {}: {rate:.3e} s per parameter x image; every worker \
+         assumed as fast as that sweep's",
+        sweep_common::text::terminal(&dir.display().to_string())
+    );
+    Ok((Speed::Recorded(rate), Some(source)))
+}
+
+/// `plan --calibrate`: each distinct model timed by `worker --calibrate` on this machine, for
+/// each kind of worker in `kinds`, and the words for it.
+fn calibrated_speed(
+    grid: &Grid,
+    kinds: &[sweep_coordinator::plan::Kind],
+    worker: Option<PathBuf>,
+) -> Result<(sweep_coordinator::plan::Speed, Option<String>), String> {
+    use sweep_coordinator::local::calibrate::{Lanes, calibrate};
+    use sweep_coordinator::plan::{Kind, Speed};
+    let worker = sweep_coordinator::local::find_worker(worker)?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let trials: Vec<_> = grid.experiments.iter().flat_map(|e| &e.trials).collect();
+    let mut costs = std::collections::HashMap::new();
+    let mut said = Vec::new();
+    let mut failed = Vec::new();
+    for kind in [Kind::Cpu, Kind::Gpu] {
+        let count = kinds.iter().filter(|&&k| k == kind).count();
+        if count == 0 {
+            continue;
+        }
+        let lanes = match kind {
+            Kind::Cpu => Lanes::cpu(count, cores),
+            Kind::Gpu => Lanes::gpu(),
+        };
+        let outcomes = calibrate(&worker, trials.iter().copied(), lanes)?;
+        said.push(format!("{} ({} models)", lanes.describe(), outcomes.len()));
+        for (key, outcome) in outcomes {
+            match outcome {
+                sweep_common::calibration::Outcome::Measured(cost) => {
+                    costs.insert((kind, key), cost);
+                }
+                sweep_common::calibration::Outcome::Failed { error } => {
+                    failed.push(format!("{}: {error}", kind.name()));
+                }
             }
         }
-    };
-    if from.is_some() && rate.is_none() {
-        return fail(&"--from: that sweep recorded no epoch to measure");
     }
-    let p = plan::plan(&grid, rate.map(|r| r.0), (cpu + gpu) as usize);
-    let from = from.map(|d| d.display().to_string());
-    print!("{}", plan::text(&p, workers, rate, from.as_deref()));
-    Exit::Success
+    for f in &failed {
+        eprintln!("warning: a model could not be calibrated: {f}");
+    }
+    let source = format!(
+        "calibrated on this machine by {}: {}",
+        worker.display(),
+        said.join("; ")
+    );
+    Ok((Speed::Calibrated(costs), Some(source)))
 }
 
 /// `coordinator replay --results FILE --grid FILE [--workers N] [--experiment NAME] [--json]`:
@@ -809,34 +886,52 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let exit = match &cli.command {
-        Some(Command::Report { out }) => report(out),
-        Some(Command::Replay {
+        Some(command) => subcommand(command),
+        None => sweep(cli, &console),
+    };
+    exit.into()
+}
+
+/// Runs one of the commands beside a sweep (`plan`, `status`, `report`, ...).
+fn subcommand(command: &Command) -> Exit {
+    match command {
+        Command::Report { out } => report(out),
+        Command::Replay {
             results,
             grid,
             workers,
             experiment,
             json,
-        }) => replay(results, grid, *workers, experiment.as_deref(), *json),
-        Some(Command::Plan {
+        } => replay(results, grid, *workers, experiment.as_deref(), *json),
+        Command::Plan {
             grid,
             only,
             from,
             workers,
-        }) => plan(grid, only, from.as_deref(), workers),
-        Some(Command::Status {
+            calibrate,
+            worker_bin,
+        } => {
+            let speed = match (from, calibrate) {
+                (Some(dir), _) => SpeedFrom::Recorded(dir),
+                (None, true) => SpeedFrom::Calibration(worker_bin.clone()),
+                (None, false) => SpeedFrom::Nothing,
+            };
+            plan(grid, only, speed, workers)
+        }
+        Command::Status {
             addr,
             json,
             trials,
             client,
-        }) => status(addr, *json, trials, client),
-        Some(Command::Cancel {
+        } => status(addr, *json, trials, client),
+        Command::Cancel {
             addr,
             trial,
             experiment,
             all,
             reason,
             client,
-        }) => {
+        } => {
             let request = sweep_proto::v1::CancelRequest {
                 trials: trial.clone(),
                 experiments: experiment.clone(),
@@ -845,14 +940,14 @@ fn main() -> ExitCode {
             };
             cancel(addr, request, client)
         }
-        Some(Command::Retry {
+        Command::Retry {
             addr,
             trial,
             experiment,
             failed,
             include_cancelled,
             client,
-        }) => {
+        } => {
             let request = sweep_proto::v1::RetryRequest {
                 trials: trial.clone(),
                 experiments: experiment.clone(),
@@ -861,21 +956,19 @@ fn main() -> ExitCode {
             };
             retry(addr, request, client)
         }
-        Some(Command::Promote {
+        Command::Promote {
             addr,
             trial,
             experiment,
             client,
-        }) => {
+        } => {
             let request = sweep_proto::v1::PromoteRequest {
                 trials: trial.clone(),
                 experiments: experiment.clone(),
             };
             promote(addr, request, client)
         }
-        None => sweep(cli, &console),
-    };
-    exit.into()
+    }
 }
 
 /// Runs the sweep `cli` describes; says how it ended (see [`Exit`]).

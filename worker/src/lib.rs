@@ -7,6 +7,7 @@
 //! whose fault a failed trial is; [`data_cache`] keeps datasets resident on the device;
 //! [`device`] checks and tunes the device.
 
+pub mod calibrate;
 pub mod data_cache;
 pub mod device;
 pub mod download;

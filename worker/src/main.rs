@@ -78,6 +78,11 @@ struct Cli {
     /// Tests only: train nothing, with a deterministic stand-in taking this long per epoch.
     #[arg(long, value_name = "DURATION", hide = true, value_parser = humantime::parse_duration)]
     test_trainer: Option<Duration>,
+    /// Connect to no coordinator: time the models of the trial specs given on standard input
+    /// (one JSON line each) on this device and print one JSON line of seconds per image each
+    /// (what `coordinator plan --calibrate` runs).
+    #[arg(long, conflicts_with = "test_trainer")]
+    calibrate: bool,
 }
 
 /// A PEM file, by the bounded reader (a regular file of at most 1 MiB).
@@ -176,7 +181,11 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    let options = match Options::try_from(Cli::parse()) {
+    let cli = Cli::parse();
+    if cli.calibrate {
+        return calibrate(&cli);
+    }
+    let options = match Options::try_from(cli) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");
@@ -216,6 +225,34 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             e.exit().into()
+        }
+    }
+}
+
+/// `worker --calibrate`: answers the calibration requests on standard input.
+fn calibrate(cli: &Cli) -> ExitCode {
+    sweep_worker::device::tune_malloc();
+    let choice = match cli.gpu {
+        Some(n) => DeviceChoice::Cuda(n),
+        None => DeviceChoice::Cpu,
+    };
+    let info = match sweep_worker::device::open(choice) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return sweep_worker::Error::from(e).exit().into();
+        }
+    };
+    if let Some(threads) = cli.threads {
+        tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
+    }
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::stdout().lock();
+    match sweep_worker::calibrate::run(info.device, stdin, stdout) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: calibration: {e}");
+            Exit::Internal.into()
         }
     }
 }

@@ -229,6 +229,43 @@ pub fn rung_epochs(rule: &Rule, longest: u32) -> Option<BTreeSet<u32>> {
     }
 }
 
+/// The epochs a trial of `epochs` epochs is expected to train under `rule`, nominally: each
+/// rung passes exactly `1/reduction` of the configurations that reach it, and Hyperband deals
+/// the configurations to its brackets in equal shares. What a live sweep trains differs (ASHA
+/// lets a configuration through on the rung as it stands when it arrives, and a rung reached
+/// by few configurations passes its best). `None` for the median rule, whose stops depend on
+/// the curves alone.
+pub fn expected_epochs(rule: &Rule, epochs: u32) -> Option<f64> {
+    let halving = |first: u32, reduction: u32| {
+        let eta = f64::from(reduction.max(2));
+        let mut reaching = 1.0;
+        let mut total = 0.0;
+        for r in rungs(first, reduction.max(2), epochs) {
+            total += reaching * (1.0 - 1.0 / eta) * f64::from(r);
+            reaching /= eta;
+        }
+        total + reaching * f64::from(epochs)
+    };
+    match *rule {
+        Rule::Asha {
+            min_epochs,
+            reduction,
+        } => Some(halving(min_epochs, reduction)),
+        Rule::Hyperband {
+            min_epochs,
+            reduction,
+            brackets,
+        } => {
+            let n = brackets.max(1);
+            let sum: f64 = (0..n)
+                .map(|b| halving(bracket_start(min_epochs, reduction, b), reduction))
+                .sum();
+            Some(sum / f64::from(n))
+        }
+        Rule::Median { .. } => None,
+    }
+}
+
 /// The first rung of Hyperband's bracket `b`: `min_epochs * reduction^b`.
 fn bracket_start(min_epochs: u32, reduction: u32, b: u32) -> u32 {
     let first = u64::from(min_epochs) * u64::from(reduction).saturating_pow(b);

@@ -449,3 +449,35 @@ proptest! {
         prop_assert_eq!(d.len(), ranking.len());
     }
 }
+
+#[test]
+fn expected_epochs_under_each_rule() {
+    let asha = Rule::Asha {
+        min_epochs: 1,
+        reduction: 3,
+    };
+    // Rungs 1, 3, 9 below 20: 2/3 stop at 1, 2/9 at 3, 2/27 at 9, 1/27 train 20.
+    let nominal = 2.0 / 3.0 + 2.0 / 9.0 * 3.0 + 2.0 / 27.0 * 9.0 + 20.0 / 27.0;
+    let got = expected_epochs(&asha, 20).expect("asha");
+    assert!((got - nominal).abs() < 1e-12, "{got} against {nominal}");
+    // No rung below the last epoch: every trial trains to its end.
+    assert_eq!(expected_epochs(&asha, 1), Some(1.0));
+    // Hyperband: the mean of its brackets (bracket 1 is ASHA from 3).
+    let hyperband = Rule::Hyperband {
+        min_epochs: 1,
+        reduction: 3,
+        brackets: 2,
+    };
+    let from_three = Rule::Asha {
+        min_epochs: 3,
+        reduction: 3,
+    };
+    let mean = (got + expected_epochs(&from_three, 20).expect("asha")) / 2.0;
+    let hb = expected_epochs(&hyperband, 20).expect("hyperband");
+    assert!((hb - mean).abs() < 1e-12);
+    let median = Rule::Median {
+        min_epochs: 1,
+        min_trials: 3,
+    };
+    assert_eq!(expected_epochs(&median, 20), None);
+}
