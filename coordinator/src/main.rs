@@ -238,10 +238,6 @@ enum Command {
     /// Prints the status of a running coordinator: trials by state, what each worker trains,
     /// throughput, ETA and the best trial so far; with --trials (or a filter), a page of trials.
     Status {
-        /// The coordinator's gRPC address (the one workers use): http:// or https:// URL, or
-        /// HOST:PORT.
-        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051", value_parser = sweep_proto::auth::coordinator_url)]
-        addr: String,
         /// Print the status as JSON (the same document as the web view's /api/status): the
         /// summary with the listed trials' curves and the experiments' tables.
         #[arg(long)]
@@ -255,9 +251,6 @@ enum Command {
     /// their workers within a heartbeat. Cancelled trials count as failed and are not retried.
     #[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["trial", "experiment", "all"])))]
     Cancel {
-        /// The coordinator's gRPC address: http:// or https:// URL, or HOST:PORT.
-        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051", value_parser = sweep_proto::auth::coordinator_url)]
-        addr: String,
         /// A trial to cancel, by name or id (repeatable).
         #[arg(long, value_name = "TRIAL")]
         trial: Vec<String>,
@@ -278,9 +271,6 @@ enum Command {
     /// --retry-failed instead.
     #[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["trial", "experiment", "failed"])))]
     Retry {
-        /// The coordinator's gRPC address.
-        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051")]
-        addr: String,
         /// A failed or cancelled trial to retry, by name or id (repeatable).
         #[arg(long, value_name = "TRIAL")]
         trial: Vec<String>,
@@ -301,9 +291,6 @@ enum Command {
     /// rungs above.
     #[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["trial", "experiment"])))]
     Promote {
-        /// The coordinator's gRPC address.
-        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051")]
-        addr: String,
         /// A stopped trial to resume, by name or id (repeatable).
         #[arg(long, value_name = "TRIAL")]
         trial: Vec<String>,
@@ -363,6 +350,9 @@ impl TrialArgs {
 /// How an operator command reaches the coordinator.
 #[derive(Debug, clap::Args)]
 struct ClientArgs {
+    /// The coordinator's gRPC address: http:// or https:// URL, or HOST:PORT.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051", value_parser = sweep_proto::auth::coordinator_url)]
+    addr: String,
     /// File holding the operator token (or set SWEEP_OPERATOR_TOKEN to the token).
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
@@ -739,7 +729,8 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 
 /// `coordinator status --addr URL [--json] [--trials ...]`: prints the status (and a page of
 /// trials), or the error (see [`Exit`]).
-fn status(addr: &str, json: bool, trials: &TrialArgs, client: &ClientArgs) -> Exit {
+fn status(json: bool, trials: &TrialArgs, client: &ClientArgs) -> Exit {
+    let addr = client.addr.as_str();
     let access = match client.access() {
         Ok(a) => a,
         Err(e) => {
@@ -781,7 +772,8 @@ fn status(addr: &str, json: bool, trials: &TrialArgs, client: &ClientArgs) -> Ex
 }
 
 /// `coordinator cancel ...`: prints what was cancelled, or the error (see [`Exit`]).
-fn cancel(addr: &str, request: sweep_proto::v1::CancelRequest, client: &ClientArgs) -> Exit {
+fn cancel(request: sweep_proto::v1::CancelRequest, client: &ClientArgs) -> Exit {
+    let addr = client.addr.as_str();
     // What the coordinator would refuse is refused here, with the same words.
     let checked = sweep_proto::Cancel::try_from(&request).map(drop);
     naming_command(checked, client, |runtime, access| {
@@ -793,7 +785,8 @@ fn cancel(addr: &str, request: sweep_proto::v1::CancelRequest, client: &ClientAr
 }
 
 /// `coordinator retry ...`: prints how many trials were queued again, or the error (see [`Exit`]).
-fn retry(addr: &str, request: sweep_proto::v1::RetryRequest, client: &ClientArgs) -> Exit {
+fn retry(request: sweep_proto::v1::RetryRequest, client: &ClientArgs) -> Exit {
+    let addr = client.addr.as_str();
     let checked = sweep_proto::Retry::try_from(&request).map(drop);
     naming_command(checked, client, |runtime, access| {
         let r = runtime.block_on(sweep_coordinator::status::client::retry(
@@ -807,7 +800,8 @@ fn retry(addr: &str, request: sweep_proto::v1::RetryRequest, client: &ClientArgs
 }
 
 /// `coordinator promote ...`: prints how many stopped trials resume, or the error (see [`Exit`]).
-fn promote(addr: &str, request: sweep_proto::v1::PromoteRequest, client: &ClientArgs) -> Exit {
+fn promote(request: sweep_proto::v1::PromoteRequest, client: &ClientArgs) -> Exit {
+    let addr = client.addr.as_str();
     let checked = sweep_proto::Promote::try_from(&request).map(drop);
     naming_command(checked, client, |runtime, access| {
         let r = runtime.block_on(sweep_coordinator::status::client::promote(
@@ -919,13 +913,11 @@ fn subcommand(command: &Command) -> Exit {
             plan(grid, only, speed, workers)
         }
         Command::Status {
-            addr,
             json,
             trials,
             client,
-        } => status(addr, *json, trials, client),
+        } => status(*json, trials, client),
         Command::Cancel {
-            addr,
             trial,
             experiment,
             all,
@@ -938,10 +930,9 @@ fn subcommand(command: &Command) -> Exit {
                 all: *all,
                 reason: reason.clone(),
             };
-            cancel(addr, request, client)
+            cancel(request, client)
         }
         Command::Retry {
-            addr,
             trial,
             experiment,
             failed,
@@ -954,10 +945,9 @@ fn subcommand(command: &Command) -> Exit {
                 failed: *failed,
                 include_cancelled: *include_cancelled,
             };
-            retry(addr, request, client)
+            retry(request, client)
         }
         Command::Promote {
-            addr,
             trial,
             experiment,
             client,
@@ -966,7 +956,7 @@ fn subcommand(command: &Command) -> Exit {
                 trials: trial.clone(),
                 experiments: experiment.clone(),
             };
-            promote(addr, request, client)
+            promote(request, client)
         }
     }
 }
