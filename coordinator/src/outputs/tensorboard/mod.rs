@@ -221,7 +221,6 @@ fn trial_events(t: &Trial<'_>) -> Vec<Event> {
             .map(|(x, (tag, _))| SummaryValue {
                 tag: tag.to_owned(),
                 // TensorBoard's scalars are 32-bit.
-                #[allow(clippy::cast_possible_truncation)]
                 simple_value: Some(x as f32),
                 metadata: None,
             })
