@@ -182,6 +182,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if cli.gpu.is_none() {
+        // Before any other thread starts (see its doc).
+        sweep_worker::device::single_malloc_arena();
+    }
     if cli.calibrate {
         return calibrate(&cli);
     }
