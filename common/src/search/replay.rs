@@ -140,15 +140,12 @@ impl<'a, K: Ord + Clone + Debug> Sim<'a, K> {
                 self.slots[w] = Some(Busy { trial: i, until });
             }
         }
-        let Some((w, busy)) = self
+        let (w, busy) = self
             .slots
             .iter()
             .enumerate()
             .filter_map(|(w, b)| b.map(|b| (w, b)))
-            .min_by(|a, b| a.1.until.total_cmp(&b.1.until).then(a.0.cmp(&b.0)))
-        else {
-            return None;
-        };
+            .min_by(|a, b| a.1.until.total_cmp(&b.1.until).then(a.0.cmp(&b.0)))?;
         self.now = busy.until;
         let i = busy.trial;
         let epoch = self.curves[i].values.len();
