@@ -62,3 +62,20 @@ fn loadgen_completes_every_trial_with_a_connection_per_worker_and_heartbeats() {
     assert_clean(&report, 30);
     assert_eq!(report["config"]["connections"], 10, "{report:#}");
 }
+
+#[test]
+fn loadgen_drives_a_tpe_search_to_its_exact_budget() {
+    // Ten configurations are drawn with the grid, the other 30 proposed by TPE at run time,
+    // fitted on the results so far.
+    let report = loadgen(&[
+        "--workers",
+        "8",
+        "--trials",
+        "40",
+        "--epochs",
+        "5",
+        "--sample",
+        "tpe",
+    ]);
+    assert_clean(&report, 40);
+}

@@ -68,6 +68,11 @@ struct Cli {
     /// stop when a report's answer says so, and count as done.
     #[arg(long)]
     asha: bool,
+    /// A sampled search instead of a grid: one experiment of --trials configurations (one
+    /// seed each) drawn at random or proposed by TPE from a hidden width in 1..65536 and a
+    /// log-uniform learning rate.
+    #[arg(long, value_name = "METHOD")]
+    sample: Option<Method>,
     /// Also write the report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -91,6 +96,24 @@ struct Cli {
     /// takes about 15 s on an idle 2-core machine, longer on a busy one).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     start_timeout: Duration,
+}
+
+/// A sampled experiment's method (`[experiment.sample] method`).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Method {
+    Random,
+    Sobol,
+    Tpe,
+}
+
+impl Method {
+    fn name(self) -> &'static str {
+        match self {
+            Method::Random => "random",
+            Method::Sobol => "sobol",
+            Method::Tpe => "tpe",
+        }
+    }
 }
 
 /// How many HTTP/2 connections the workers share.
@@ -126,6 +149,29 @@ impl Cli {
     }
 }
 
+/// The `[experiment.stopping]` table of `--asha`, or nothing.
+fn stopping(asha: bool) -> &'static str {
+    if asha {
+        "\n[experiment.stopping]\nrule = \"asha\"\nmin_epochs = 1\nreduction = 3\n"
+    } else {
+        ""
+    }
+}
+
+/// A sampled experiment of exactly `trials` configurations of `epochs` epochs, one seed each.
+fn sampled(trials: u64, epochs: u32, method: Method, asha: bool) -> String {
+    format!(
+        "[sweep]\nname = \"loadgen\"\nseed = 7\nmax_attempts = 3\nmax_trials = {trials}\n\n\
+         [[experiment]]\nname = \"load\"\ndataset = \"fashion-mnist\"\n\n\
+         [experiment.fixed]\nhidden_layers = 1\nepochs = {epochs}\nseed = 1\n\n\
+         [experiment.sample]\ntrials = {trials}\nmethod = \"{}\"\nseed = 1\n\n\
+         [experiment.sample.space]\nhidden_width = {{ int = [1, 65536] }}\n\
+         learning_rate = {{ loguniform = [0.0001, 0.1] }}\n{}",
+        method.name(),
+        stopping(asha)
+    )
+}
+
 /// A grid of exactly `trials` trials of `epochs` epochs: `seed` x `hidden_width` (about
 /// sqrt(trials) each), plus a second experiment for the remainder.
 fn grid(trials: u64, epochs: u32, asha: bool) -> String {
@@ -144,11 +190,7 @@ fn grid(trials: u64, epochs: u32, asha: bool) -> String {
              [experiment.grid]\nseed = [{}]\nhidden_width = [{}]\n{}",
             list(seeds),
             list(widths),
-            if asha {
-                "\n[experiment.stopping]\nrule = \"asha\"\nmin_epochs = 1\nreduction = 3\n"
-            } else {
-                ""
-            }
+            stopping(asha)
         )
     };
     let mut text = format!(
@@ -296,7 +338,11 @@ fn work_dir(cli: &Cli) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
 /// Writes the grid into `dir` and starts the coordinator on it, results under `out`.
 fn start_coordinator(cli: &Cli, dir: &Path, out: &Path) -> anyhow::Result<Coordinator> {
     let grid_file = dir.join("grid.toml");
-    std::fs::write(&grid_file, grid(cli.trials, cli.epochs, cli.asha))?;
+    let text = match cli.sample {
+        Some(method) => sampled(cli.trials, cli.epochs, method, cli.asha),
+        None => grid(cli.trials, cli.epochs, cli.asha),
+    };
+    std::fs::write(&grid_file, text)?;
     let duration = |d: Duration| format!("{}ms", d.as_millis());
     let mut command = Command::new(coordinator_bin(cli)?);
     command

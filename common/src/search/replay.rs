@@ -1,7 +1,7 @@
 //! Replay: a stopping rule run over recorded curves in virtual time, to measure it without
 //! training. Trials are leased in their order to `workers` simulated workers; each epoch takes
-//! its recorded seconds; after every epoch report, [`stopping::decide`] runs on what has been
-//! reported so far, exactly as a coordinator would call it, and its decisions are applied: a
+//! its recorded seconds; after every epoch report, the rule ([`stopping::Judge`], as a
+//! coordinator keeps it) judges what has been reported so far, and its decisions are applied: a
 //! stopped configuration's trials leave their workers and the queue, a promoted one's go back
 //! to the front of the queue and resume where they stopped. The result says what the rule
 //! stopped, how many epochs it trained against the full grid's, and the best configuration it
@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Debug;
 
 use super::StoppingSpec;
-use super::stopping::{self, Action, Decision, TrialCurve};
+use super::stopping::{Action, Decision, Judge, TrialCurve};
 
 /// One recorded trial: its full curve and the seconds each epoch took.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,15 +60,21 @@ pub fn replay<K: Ord + Clone + Debug>(
     workers: usize,
 ) -> Outcome<K> {
     let mut sim = Sim::new(trials, workers);
-    let mut past: Vec<Decision<K>> = Vec::new();
+    let mut judge = Judge::new(*spec);
+    for c in &sim.curves {
+        judge.add_trial(c.trial.clone(), c.config.clone(), c.order, c.epochs);
+    }
+    for c in &sim.curves {
+        judge.set_curve(&c.trial, &c.values, c.ended);
+    }
     let mut timed = Vec::new();
-    while sim.next_epoch() {
-        let new = stopping::decide(spec, &sim.curves, &past);
-        for d in &new {
-            sim.apply(d);
-            timed.push((sim.now, d.clone()));
+    while let Some(i) = sim.next_epoch() {
+        let c = &sim.curves[i];
+        judge.set_curve(&c.trial, &c.values, c.ended);
+        for d in judge.decide() {
+            sim.apply(&d);
+            timed.push((sim.now, d));
         }
-        past.extend(new);
     }
     sim.outcome(spec, timed)
 }
@@ -123,9 +129,9 @@ impl<'a, K: Ord + Clone + Debug> Sim<'a, K> {
             .unwrap_or(1.0)
     }
 
-    /// Idle workers take the next trials, then the epoch that ends first is reported; false
-    /// once every worker is idle with nothing queued.
-    fn next_epoch(&mut self) -> bool {
+    /// Idle workers take the next trials, then the epoch that ends first is reported; returns
+    /// the trial that reported it, or `None` once every worker is idle with nothing queued.
+    fn next_epoch(&mut self) -> Option<usize> {
         for w in 0..self.slots.len() {
             if self.slots[w].is_none()
                 && let Some(i) = self.queue.pop_front()
@@ -134,15 +140,12 @@ impl<'a, K: Ord + Clone + Debug> Sim<'a, K> {
                 self.slots[w] = Some(Busy { trial: i, until });
             }
         }
-        let Some((w, busy)) = self
+        let (w, busy) = self
             .slots
             .iter()
             .enumerate()
             .filter_map(|(w, b)| b.map(|b| (w, b)))
-            .min_by(|a, b| a.1.until.total_cmp(&b.1.until).then(a.0.cmp(&b.0)))
-        else {
-            return false;
-        };
+            .min_by(|a, b| a.1.until.total_cmp(&b.1.until).then(a.0.cmp(&b.0)))?;
         self.now = busy.until;
         let i = busy.trial;
         let epoch = self.curves[i].values.len();
@@ -152,7 +155,7 @@ impl<'a, K: Ord + Clone + Debug> Sim<'a, K> {
         self.curves[i].ended = ended;
         let until = self.now + self.seconds(i, epoch + 1);
         self.slots[w] = (!ended).then_some(Busy { trial: i, until });
-        true
+        Some(i)
     }
 
     /// Applies a decision: a stopped configuration leaves the queue and its workers, a

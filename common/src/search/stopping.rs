@@ -32,6 +32,9 @@ use std::fmt::Debug;
 
 use super::{Objective, Rule, StoppingSpec};
 
+mod incremental;
+pub use incremental::Judge;
+
 /// The curve of one trial so far.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrialCurve<K> {
@@ -88,20 +91,70 @@ impl Config {
     /// it or ended without it.
     fn at(&self, epoch: u32) -> Option<f64> {
         let e = epoch as usize;
-        let mut sum = 0.0;
-        let mut n = 0u32;
-        for (values, ended) in &self.trials {
-            match values.get(e.wrapping_sub(1)) {
-                Some(v) if e > 0 => {
-                    sum += v;
-                    n += 1;
-                }
+        let mut values = Vec::with_capacity(self.trials.len());
+        for (curve, ended) in &self.trials {
+            match curve.get(e.wrapping_sub(1)) {
+                Some(v) if e > 0 => values.push(*v),
                 _ if *ended => {}
                 _ => return None,
             }
         }
-        (n > 0).then(|| sum / f64::from(n))
+        seed_mean(&mut values)
     }
+}
+
+/// The mean of a configuration's seeds' values at one epoch (`None` for none), added up in
+/// ascending order so that it is the same whatever order the seeds come in and whenever it
+/// is computed.
+fn seed_mean(values: &mut [f64]) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let mut sum = 0.0;
+    for v in values.iter() {
+        sum += v;
+    }
+    (!values.is_empty()).then(|| sum / values.len() as f64)
+}
+
+/// Why ASHA stops a configuration whose score `score` ranks at `place` (0-based) of `n` at
+/// rung `epoch`, which passes `quota`.
+fn asha_reason(
+    objective: Objective,
+    score: f64,
+    epoch: u32,
+    place: usize,
+    n: usize,
+    quota: usize,
+) -> String {
+    format!(
+        "asha: {} {:.4} at epoch {epoch} ranks {} of {n}; this rung passes the top {quota}{}",
+        objective.metric.name(),
+        score * objective.score(1.0),
+        place + 1,
+        if place < quota {
+            " and has passed them"
+        } else {
+            ""
+        }
+    )
+}
+
+/// Why the median rule stops a configuration whose best score by `epoch` is `best`, below the
+/// median `median` of the running means of `others` other configurations.
+fn median_reason(
+    objective: Objective,
+    best: f64,
+    median: f64,
+    epoch: u32,
+    others: usize,
+) -> String {
+    let sign = objective.score(1.0);
+    format!(
+        "median: best {} {:.4} by epoch {epoch} is worse than the median {:.4} of the running \
+         means of {others} other configurations",
+        objective.metric.name(),
+        best * sign,
+        median * sign,
+    )
 }
 
 /// The new decisions for an experiment whose trials have the curves `curves`, given the
@@ -166,8 +219,7 @@ pub fn decide<K: Ord + Clone + Debug>(
     journal.new
 }
 
-/// The curves grouped by configuration, each configuration's seeds in a stable order so that
-/// means add up the same way whatever the input order.
+/// The curves grouped by configuration.
 fn by_config<K: Ord + Clone>(curves: &[TrialCurve<K>]) -> BTreeMap<K, Config> {
     let mut configs: BTreeMap<K, Config> = BTreeMap::new();
     for c in curves {
@@ -179,20 +231,6 @@ fn by_config<K: Ord + Clone>(curves: &[TrialCurve<K>]) -> BTreeMap<K, Config> {
         entry.order = entry.order.min(c.order);
         entry.epochs = entry.epochs.max(c.epochs);
         entry.trials.push((c.values.clone(), c.ended));
-    }
-    for config in configs.values_mut() {
-        config.trials.sort_by(|a, b| {
-            a.0.len()
-                .cmp(&b.0.len())
-                .then_with(|| a.1.cmp(&b.1))
-                .then_with(|| {
-                    a.0.iter()
-                        .zip(&b.0)
-                        .map(|(x, y)| x.total_cmp(y))
-                        .find(|o| o.is_ne())
-                        .unwrap_or(std::cmp::Ordering::Equal)
-                })
-        });
     }
     configs
 }
@@ -409,18 +447,7 @@ fn judge_rung<K: Ord + Clone + Debug>(
             journal.take(key, epoch, Action::Continue);
             passed += 1;
         } else {
-            let reason = format!(
-                "asha: {} {:.4} at epoch {epoch} ranks {} of {n}; this rung passes the top \
-                 {quota}{}",
-                objective.metric.name(),
-                score * objective.score(1.0),
-                place + 1,
-                if place < quota {
-                    " and has passed them"
-                } else {
-                    ""
-                }
-            );
+            let reason = asha_reason(objective, *score, epoch, place, n, quota);
             journal.take(key, epoch, Action::Stop { reason });
         }
     }
@@ -506,15 +533,7 @@ fn median<K: Ord + Clone + Debug>(
             };
             let best = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             if best < med {
-                let sign = objective.score(1.0);
-                let reason = format!(
-                    "median: best {} {:.4} by epoch {epoch} is worse than the median {:.4} of \
-                     the running means of {} other configurations",
-                    objective.metric.name(),
-                    best * sign,
-                    med * sign,
-                    means.len()
-                );
+                let reason = median_reason(objective, best, med, epoch, means.len());
                 journal.take(key, epoch, Action::Stop { reason });
                 stopped.insert((*key).clone());
             } else {

@@ -57,6 +57,7 @@ impl Scheduler {
             };
             t.keep_checkpointed_epochs();
             let id = t.spec.id;
+            self.note_curve(i);
             self.changes.push(Change::Supersede { trial: id, after });
             effects.extend(self.end_lease(i, lease.worker, false));
             self.queue_ahead(dataset, i);
@@ -201,6 +202,7 @@ impl Scheduler {
         t.epochs.clear();
         t.resumed_from = 0;
         self.terminal -= 1;
+        self.note_curve(i);
         let dataset = self.trials[i].spec.dataset;
         self.pending.push_back(dataset, i);
         self.changes.push(Change::Supersede { trial, after: 0 });

@@ -55,6 +55,7 @@ impl Scheduler {
             t.unstarted_attempts = 0;
             t.keep_checkpointed_epochs();
             let (id, dataset) = (t.spec.id, t.spec.dataset);
+            self.note_curve(i);
             self.changes.push(Change::Supersede { trial: id, after });
             self.changes.push(Change::Trial(id));
             self.terminal -= 1;

@@ -270,7 +270,9 @@ impl Scheduler {
         };
         let trial = &mut self.trials[i];
         trial.attempts += 1;
+        let reported = trial.epochs.len();
         trial.keep_checkpointed_epochs();
+        let cut = trial.epochs.len() != reported;
         let checkpoints = trial.state.take_checkpoints();
         let resume = checkpoints.latest.as_deref().cloned();
         trial.resumed_from = checkpoints.epoch();
@@ -286,6 +288,9 @@ impl Scheduler {
             weights: None,
         };
         let spec = trial.spec.clone();
+        if cut {
+            self.note_curve(i);
+        }
         self.leased.insert(i);
         if let Some(w) = self.workers.get_mut(&worker) {
             w.leases.insert(spec.id);

@@ -2,8 +2,10 @@
 //! report, its decisions journaled.
 //!
 //! The rule itself is [`sweep_common::search::stopping::decide`], a pure function of the curves
-//! and the journal of past decisions. The scheduler calls it when a trial reports a rung's epoch
-//! (every epoch for the median rule) or ends, and applies what it returns at once: `Stop` moves
+//! and the journal of past decisions, computed incrementally by a [`Judge`] per experiment: the
+//! scheduler gives it each trial's curve when it changes (an epoch reported, a trial ended, an
+//! attempt resumed from an older checkpoint) and asks it for decisions when a trial reports a
+//! rung's epoch (every epoch for the median rule) or ends, and applies what it returns at once: `Stop` moves
 //! every trial of the configuration (its seeds) to [`TrialState::Stopped`], keeping curves and
 //! checkpoints (a leased one loses its lease: its worker's next call is refused as stale);
 //! `Promote` queues them again, first in line, resuming from their checkpoints. Each decision
@@ -14,10 +16,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sweep_common::TrialId;
-use sweep_common::search::StoppingSpec;
-use sweep_common::search::stopping::{self, Action, Decision, TrialCurve};
+use sweep_common::search::stopping::{self, Action, Decision, Judge};
+use sweep_common::search::{Metric, StoppingSpec};
 
-use super::{Change, Effect, Scheduler, TrialState};
+use super::{Change, Effect, Scheduler, Trial, TrialState};
 
 /// One experiment's rule, its configurations and its journal.
 #[derive(Debug, Clone)]
@@ -31,6 +33,9 @@ pub struct Rule {
     pub configs: Vec<Vec<usize>>,
     /// The decisions taken, in order (a configuration is its index in `configs`).
     pub journal: Vec<Decision<u64>>,
+    /// The rule over the configurations' curves and the journal (trials by their index in the
+    /// scheduler).
+    judge: Judge<u64>,
     /// Epochs whose report may bring a decision; `None` when any may (the median rule).
     rungs: Option<BTreeSet<u32>>,
 }
@@ -68,6 +73,8 @@ pub struct Stopping {
     of_trial: HashMap<usize, (usize, u64)>,
     /// Rules to run again (a trial of theirs reported a rung or ended).
     dirty: BTreeSet<usize>,
+    /// Trials whose curve or end changed since their judge last saw them.
+    touched: BTreeSet<usize>,
 }
 
 /// Why promoting a trial was refused or did nothing.
@@ -95,6 +102,7 @@ impl Scheduler {
                 spec: *spec,
                 configs: Vec::new(),
                 journal: Vec::new(),
+                judge: Judge::new(*spec),
                 rungs: None,
             });
         }
@@ -113,6 +121,12 @@ impl Scheduler {
             state.of_trial.insert(i, (e, c));
         }
         for rule in &mut state.rules {
+            for (c, members) in rule.configs.iter().enumerate() {
+                for &i in members {
+                    let epochs = self.trials[i].spec.params.epochs;
+                    rule.judge.add_trial(i as u64, c as u64, c as u64, epochs);
+                }
+            }
             let longest = rule
                 .configs
                 .iter()
@@ -130,17 +144,22 @@ impl Scheduler {
                 .and_then(|i| state.of_trial.get(i))
                 .filter(|&&(e, _)| state.rules[e].experiment == j.experiment);
             match config {
-                Some(&(e, c)) => state.rules[e].journal.push(Decision {
-                    config: c,
-                    epoch: j.epoch,
-                    action: j.action.clone(),
-                }),
+                Some(&(e, c)) => {
+                    let d = Decision {
+                        config: c,
+                        epoch: j.epoch,
+                        action: j.action.clone(),
+                    };
+                    state.rules[e].judge.record(&d);
+                    state.rules[e].journal.push(d);
+                }
                 None => dropped += 1,
             }
         }
         // Decisions due while the coordinator was down (none, unless the grid changed) are
         // taken at the first report.
         state.dirty = (0..state.rules.len()).collect();
+        state.touched = state.of_trial.keys().copied().collect();
         self.stopping = state;
         dropped
     }
@@ -171,7 +190,10 @@ impl Scheduler {
             rule.configs.len() - 1
         });
         rule.configs[c].push(i);
+        let epochs = spec.params.epochs;
+        rule.judge.add_trial(i as u64, c as u64, c as u64, epochs);
         self.stopping.of_trial.insert(i, (e, c as u64));
+        self.stopping.touched.insert(i);
     }
 
     /// The experiments' stopping rules and journals.
@@ -182,6 +204,7 @@ impl Scheduler {
     /// Notes that trial `i` reported `epoch`: its rule runs if that epoch may bring a decision.
     pub(super) fn note_epoch(&mut self, i: usize, epoch: u32) {
         if let Some(&(e, _)) = self.stopping.of_trial.get(&i) {
+            self.stopping.touched.insert(i);
             let due = match &self.stopping.rules[e].rungs {
                 Some(rungs) => rungs.contains(&epoch),
                 None => true,
@@ -196,7 +219,17 @@ impl Scheduler {
     /// now be known without it.
     pub(super) fn note_ended(&mut self, i: usize) {
         if let Some(&(e, _)) = self.stopping.of_trial.get(&i) {
+            self.stopping.touched.insert(i);
             self.stopping.dirty.insert(e);
+        }
+    }
+
+    /// Notes that trial `i`'s curve may have changed otherwise (epochs dropped for a resume
+    /// from an older checkpoint, or no longer ended): its judge sees it before it decides
+    /// again.
+    pub(super) fn note_curve(&mut self, i: usize) {
+        if self.stopping.of_trial.contains_key(&i) {
+            self.stopping.touched.insert(i);
         }
     }
 
@@ -204,12 +237,19 @@ impl Scheduler {
     /// decisions; returns what happened to trials.
     pub(super) fn judge(&mut self) -> Vec<Effect> {
         let mut effects = Vec::new();
-        while let Some(e) = self.stopping.dirty.pop_first() {
-            let new = {
-                let rule = &self.stopping.rules[e];
-                let curves = self.curves(rule);
-                stopping::decide(&rule.spec, &curves, &rule.journal)
+        loop {
+            self.show_curves();
+            let Some(e) = self.stopping.dirty.pop_first() else {
+                break;
             };
+            let new = self.stopping.rules[e].judge.decide();
+            #[cfg(test)]
+            {
+                // The definition, over the whole curves: the judge must agree with it.
+                let rule = &self.stopping.rules[e];
+                let expected = stopping::decide(&rule.spec, &self.curves(rule), &rule.journal);
+                assert_eq!(new, expected, "the judge of {} disagrees", rule.experiment);
+            }
             for d in new {
                 effects.extend(self.apply_decision(e, d));
             }
@@ -217,38 +257,44 @@ impl Scheduler {
         effects
     }
 
+    /// Gives the judges the curves of the trials touched since they last saw them.
+    fn show_curves(&mut self) {
+        for i in std::mem::take(&mut self.stopping.touched) {
+            let Some(&(e, _)) = self.stopping.of_trial.get(&i) else {
+                continue;
+            };
+            let metric = self.stopping.rules[e].spec.objective.metric;
+            let (values, ended) = curve(&self.trials[i], metric);
+            self.stopping.rules[e]
+                .judge
+                .set_curve(&(i as u64), &values, ended);
+        }
+    }
+
     /// The curves of a rule's trials, by the metric it ranks by.
-    fn curves(&self, rule: &Rule) -> Vec<TrialCurve<u64>> {
+    #[cfg(test)]
+    fn curves(&self, rule: &Rule) -> Vec<stopping::TrialCurve<u64>> {
         let metric = rule.spec.objective.metric;
         let mut curves = Vec::new();
         for (c, members) in rule.configs.iter().enumerate() {
             for &i in members {
                 let t = &self.trials[i];
-                // Epochs are sorted and unique; the curve is the run from epoch 1 on.
-                let values = t
-                    .epochs
-                    .iter()
-                    .enumerate()
-                    .take_while(|(j, m)| m.epoch as usize == j + 1)
-                    .map(|(_, m)| metric.of(m))
-                    .collect();
-                curves.push(TrialCurve {
+                let (values, ended) = curve(t, metric);
+                curves.push(stopping::TrialCurve {
                     trial: i as u64,
                     config: c as u64,
                     order: c as u64,
                     values,
                     epochs: t.spec.params.epochs,
-                    ended: matches!(
-                        t.state,
-                        TrialState::Succeeded(_) | TrialState::Failed { .. }
-                    ),
+                    ended,
                 });
             }
         }
         curves
     }
 
-    /// Journals decision `d` of rule `e` and applies it to the configuration's trials.
+    /// Journals decision `d` of rule `e` (taken by its judge) and applies it to the
+    /// configuration's trials.
     fn apply_decision(&mut self, e: usize, d: Decision<u64>) -> Vec<Effect> {
         let rule = &mut self.stopping.rules[e];
         let members = usize::try_from(d.config)
@@ -316,6 +362,7 @@ impl Scheduler {
         };
         t.keep_checkpointed_epochs();
         let (id, dataset) = (t.spec.id, t.spec.dataset);
+        self.note_curve(i);
         self.changes.push(Change::Supersede { trial: id, after });
         self.changes.push(Change::Trial(id));
         self.terminal -= 1;
@@ -365,14 +412,13 @@ impl Scheduler {
         }
         let mut effects = Vec::new();
         for ((e, c), epoch) in configs {
-            effects.extend(self.apply_decision(
-                e,
-                Decision {
-                    config: c,
-                    epoch,
-                    action: Action::Promote,
-                },
-            ));
+            let d = Decision {
+                config: c,
+                epoch,
+                action: Action::Promote,
+            };
+            self.stopping.rules[e].judge.record(&d);
+            effects.extend(self.apply_decision(e, d));
         }
         effects.extend(
             alone
@@ -410,4 +456,21 @@ impl Scheduler {
             action: d.action.clone(),
         })
     }
+}
+
+/// A trial's curve by `metric`: its epochs from epoch 1 on, while they follow one another;
+/// and whether it reports no more (it succeeded or failed for good).
+fn curve(t: &Trial, metric: Metric) -> (Vec<f64>, bool) {
+    let values = t
+        .epochs
+        .iter()
+        .enumerate()
+        .take_while(|(j, m)| m.epoch as usize == j + 1)
+        .map(|(_, m)| metric.of(m))
+        .collect();
+    let ended = matches!(
+        t.state,
+        TrialState::Succeeded(_) | TrialState::Failed { .. }
+    );
+    (values, ended)
 }
