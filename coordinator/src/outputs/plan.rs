@@ -44,7 +44,7 @@ pub fn memory_bytes(spec: &TrialSpec) -> u64 {
 /// The work of one epoch of a trial (see the module's doc).
 pub fn epoch_work(spec: &TrialSpec) -> f64 {
     let official = spec.dataset.official_train_len();
-    let (_, test) = spec.split.sizes(official);
+    let (_, test) = spec.parts(official);
     let train = spec.train_subset_len(official);
     parameters(spec) as f64 * (3 * train + test) as f64
 }

@@ -216,7 +216,7 @@ impl<'a> Trainer<'a> {
         }
         let device = data.device();
         let n = data.len();
-        let (train_len, test_len) = spec.split.sizes(n);
+        let (train_len, test_len) = spec.parts(n);
         if train_len == 0 || test_len == 0 {
             return Err(TrainError::Invalid(format!(
                 "split ratio {} of {n} images leaves an empty part",
@@ -224,7 +224,11 @@ impl<'a> Trainer<'a> {
             )));
         }
         // The split depends only on the sweep's seed: every trial and every worker agree on it.
-        let split = SplitMix64::for_stream(spec.split.seed, "split", 0).permutation(n);
+        // An own file's x_test (the last images) is the test part as it is.
+        let split = match spec.dataset.held_out_len() {
+            0 => SplitMix64::for_stream(spec.split.seed, "split", 0).permutation(n),
+            _ => (0..n as u32).collect(),
+        };
         let (train_part, test_part) = split.split_at(train_len);
         // The training subset depends on the trial's seed.
         let mut subset = train_part.to_vec();
