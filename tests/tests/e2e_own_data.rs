@@ -85,7 +85,10 @@ fn a_sweep_on_my_own_npz() {
     }
     // The report's confusion matrices name the classes.
     let report = std::fs::read_to_string(sweep.out().join("report.html")).expect("report.html");
-    assert!(NAMES.iter().all(|n| report.contains(n)), "class names in report.html");
+    assert!(
+        NAMES.iter().all(|n| report.contains(n)),
+        "class names in report.html"
+    );
 }
 
 #[test]
