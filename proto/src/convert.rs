@@ -919,6 +919,55 @@ mod tests {
         }
     }
 
+    /// Gives fixed facts for any `.npz` the grid names.
+    struct Facts;
+
+    impl sweep_common::dataset::OwnDataReader for Facts {
+        fn read(&self, _: &std::path::Path, file: &str) -> Result<OwnFacts, String> {
+            Ok(OwnFacts {
+                file: file.to_owned(),
+                path: format!("/data/{file}"),
+                sha256: "e".repeat(64),
+                shape: [3, 4, 4],
+                train_len: 20,
+                test_len: 5,
+                class_names: vec!["x".into(), "y".into()],
+            })
+        }
+    }
+
+    #[test]
+    fn an_own_data_trial_round_trips_and_its_facts_are_checked() {
+        let g = Grid::parse_with(
+            "[sweep]\nname='s'\n[[experiment]]\nname='e'\ndataset='own.npz'\n",
+            "t.toml",
+            &Facts,
+        )
+        .unwrap();
+        let t = g.trials().next().unwrap();
+        let wire = v1::TrialSpec::from(t);
+        assert_eq!(wire.dataset, "own.npz");
+        assert_eq!(wire.own_data.as_ref().unwrap().shape, [3, 4, 4]);
+        assert_eq!(&TrialSpec::try_from(&wire).unwrap(), t);
+        let refused = |f: fn(&mut v1::TrialSpec)| {
+            let mut bad = wire.clone();
+            f(&mut bad);
+            TrialSpec::try_from(&bad).unwrap_err().to_string()
+        };
+        // Another file's content: another id.
+        let e = refused(|w| w.own_data.as_mut().unwrap().sha256 = "f".repeat(64));
+        assert!(e.contains("trial.trial_id"), "{e}");
+        let e = refused(|w| w.own_data.as_mut().unwrap().shape = vec![3, 4]);
+        assert!(e.contains("trial.own_data.shape"), "{e}");
+        let e = refused(|w| w.own_data.as_mut().unwrap().class_names.clear());
+        assert!(e.contains("trial.own_data"), "{e}");
+        let e = refused(|w| w.dataset = "other.npz".into());
+        assert!(e.contains("trial.dataset"), "{e}");
+        // Without its facts, a file name is an unknown dataset.
+        let e = refused(|w| w.own_data = None);
+        assert!(e.contains("unknown dataset"), "{e}");
+    }
+
     #[test]
     fn every_failure_a_worker_sends_round_trips() {
         for kind in FailureKind::ALL {
