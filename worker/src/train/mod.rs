@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use sweep_common::grid::Normalize;
-use sweep_common::model::ModelSpec;
+use sweep_common::model::{ModelSpec, Shape};
 use sweep_common::rng::SplitMix64;
 use sweep_common::{ConfusionMatrix, EpochMetrics, FinalMetrics, TrialResult, TrialSpec};
 use tch::{Device, Kind, Reduction, Tensor, nn};
@@ -44,6 +44,38 @@ use optim::Optim;
 
 /// Images per forward pass when evaluating.
 const EVAL_CHUNK: i64 = 8192;
+
+/// Most bytes of one layer's output per forward pass when a model of layers is evaluated on
+/// the CPU: below glibc's 64 MiB per-thread arena heaps and the mmap threshold `tune_malloc`
+/// sets, so the activations' memory is reused from pass to pass. 8192 CIFAR images through a
+/// conv(16) layer would be 512 MiB, mapped afresh and page-faulted in on every pass: most of the
+/// CNN path's kernel time (BENCHMARKS.md, "CNNs on the CPU against PyTorch").
+const EVAL_BYTES_CPU: u64 = 32 << 20;
+
+/// Images per forward pass when evaluating `spec` on `device`: [`EVAL_CHUNK`], or for a model of
+/// layers on the CPU as many as keep its largest activation within [`EVAL_BYTES_CPU`].
+fn eval_chunk(spec: &TrialSpec, device: Device) -> i64 {
+    let model = match spec.params.model.spec() {
+        Ok(m @ ModelSpec::Layers(_)) if device == Device::Cpu => m,
+        _ => return EVAL_CHUNK,
+    };
+    let Ok(inferred) = model.infer(spec.dataset) else {
+        return EVAL_CHUNK;
+    };
+    let widest = std::iter::once(inferred.input)
+        .chain(inferred.shapes)
+        .map(|s| match s {
+            Shape::Image { c, h, w } => c * h * w,
+            Shape::Flat(n) => n,
+        })
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let fits = EVAL_BYTES_CPU / (4 * widest);
+    i64::try_from(fits)
+        .unwrap_or(EVAL_CHUNK)
+        .clamp(1, EVAL_CHUNK)
+}
 
 /// The checkpoint metadata key of the learning-rate schedule's position.
 const LR_POSITION: &str = "lr_position";
@@ -196,6 +228,8 @@ pub struct Trainer<'a> {
     augment: Option<Augment>,
     /// The input normalisation, if any (`normalize = "dataset"`).
     norm: Option<Norm>,
+    /// Images per forward pass when evaluating ([`eval_chunk`]).
+    eval_chunk: i64,
     /// The same, on the device (for evaluation).
     subset_idx: Tensor,
     /// Dataset indices of the test split, on the device.
@@ -279,6 +313,7 @@ impl<'a> Trainer<'a> {
             }
         };
         Ok(Self {
+            eval_chunk: eval_chunk(spec, device),
             norm,
             spec,
             data,
@@ -411,7 +446,7 @@ impl<'a> Trainer<'a> {
         self.confusion(&self.test_idx)
     }
 
-    /// The confusion matrix of the model on the dataset rows `idx`, in large chunks.
+    /// The confusion matrix of the model on the dataset rows `idx`, in chunks of `eval_chunk`.
     fn confusion(&self, idx: &Tensor) -> Result<ConfusionMatrix, TrainError> {
         let classes = self.spec.dataset.num_classes() as i64;
         tch::no_grad(|| {
@@ -419,7 +454,7 @@ impl<'a> Trainer<'a> {
             let mut counts = Tensor::f_zeros([classes * classes], (Kind::Int64, idx.device()))?;
             let mut start = 0;
             while start < n {
-                let len = EVAL_CHUNK.min(n - start);
+                let len = self.eval_chunk.min(n - start);
                 let rows = idx.f_narrow(0, start, len)?;
                 let x = to_float(
                     &self.data.images().f_index_select(0, &rows)?,
