@@ -1,14 +1,21 @@
 //! The datasets a trial can train on: their names in grid files, class names and image shapes.
 
+mod own;
+
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// A dataset known to sweep. Each trial trains on the dataset's official training set, split into
-/// a train and a test part (see [`crate::trial::SplitSpec`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+pub use own::{
+    MAX_CLASS_NAME_CHARS, MAX_OWN_CHANNELS, MAX_OWN_CLASSES, MAX_OWN_DATASETS, MAX_OWN_PATH_CHARS,
+    MAX_OWN_SIDE, NoOwnData, OwnData, OwnDataReader, OwnFacts,
+};
+
+/// A dataset a trial trains on: one known to sweep, or a user's own `.npz` file. Each trial
+/// trains on the dataset's official training set (an own file's `x_train`), split into a train
+/// and a test part (see [`crate::trial::SplitSpec`]); an own file with `x_test` tests on that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DatasetKind {
     /// Fashion-MNIST: 60 000 training images, 28x28 grey, 10 classes.
     FashionMnist,
@@ -18,6 +25,8 @@ pub enum DatasetKind {
     Mnist,
     /// CIFAR-100: 50 000 training images, 32x32 RGB, 100 fine classes.
     Cifar100,
+    /// A user's own `.npz` file (named in grid files by its path, which ends in `.npz`).
+    Own(OwnData),
 }
 
 /// One file of a dataset's official download: the name it is saved under (relative to the data
@@ -33,7 +42,7 @@ pub struct OfficialFile {
 }
 
 impl DatasetKind {
-    /// Every dataset, in the order used by error messages.
+    /// Every built-in dataset, in the order used by error messages.
     pub const ALL: [DatasetKind; 4] = [
         DatasetKind::FashionMnist,
         DatasetKind::Cifar10,
@@ -48,6 +57,7 @@ impl DatasetKind {
             DatasetKind::Cifar10 => "cifar10",
             DatasetKind::Mnist => "mnist",
             DatasetKind::Cifar100 => "cifar100",
+            DatasetKind::Own(d) => d.file(),
         }
     }
 
@@ -80,6 +90,7 @@ impl DatasetKind {
             ],
             DatasetKind::Mnist => &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
             DatasetKind::Cifar100 => &CIFAR100_FINE,
+            DatasetKind::Own(d) => d.class_names(),
         }
     }
 
@@ -93,6 +104,7 @@ impl DatasetKind {
         match self {
             DatasetKind::FashionMnist | DatasetKind::Mnist => [1, 28, 28],
             DatasetKind::Cifar10 | DatasetKind::Cifar100 => [3, 32, 32],
+            DatasetKind::Own(d) => d.facts().shape,
         }
     }
 
@@ -101,11 +113,40 @@ impl DatasetKind {
         self.image_shape().iter().product()
     }
 
-    /// Number of images in the official training set.
+    /// Number of images a worker loads: the official training set, from which trials take
+    /// their train and test parts; for an own file, `x_train` and `x_test` together (see
+    /// [`crate::trial::TrialSpec::parts`]).
     pub fn official_train_len(self) -> usize {
         match self {
             DatasetKind::FashionMnist | DatasetKind::Mnist => 60_000,
             DatasetKind::Cifar10 | DatasetKind::Cifar100 => 50_000,
+            DatasetKind::Own(d) => d.facts().train_len + d.facts().test_len,
+        }
+    }
+
+    /// Images at the end of the loaded set that are the test part whatever the split (an own
+    /// file's `x_test`); 0 when trials split the whole set.
+    pub fn held_out_len(self) -> usize {
+        match self {
+            DatasetKind::Own(d) => d.facts().test_len,
+            _ => 0,
+        }
+    }
+
+    /// The user's own file, for [`DatasetKind::Own`].
+    pub fn own(self) -> Option<OwnData> {
+        match self {
+            DatasetKind::Own(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// What trial ids name: the name, and for an own file also its content's SHA-256 (so a
+    /// changed file makes new trials).
+    pub fn canonical(self) -> String {
+        match self {
+            DatasetKind::Own(d) => d.canonical(),
+            kind => kind.name().to_owned(),
         }
     }
 
@@ -157,6 +198,7 @@ impl DatasetKind {
                 url: "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
                 md5: "03b5dce01913d631647c71ecec9e9cb8",
             }],
+            DatasetKind::Own(_) => &[],
         }
     }
 }
@@ -271,9 +313,38 @@ impl fmt::Display for DatasetKind {
     }
 }
 
+// Built-in datasets as their names; an own file as its facts.
+impl Serialize for DatasetKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            DatasetKind::Own(d) => d.facts().serialize(serializer),
+            kind => serializer.serialize_str(kind.name()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DatasetKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Name(String),
+            Own(OwnFacts),
+        }
+        match Repr::deserialize(deserializer)? {
+            Repr::Name(name) => name.parse().map_err(serde::de::Error::custom),
+            Repr::Own(facts) => OwnData::new(facts)
+                .map(DatasetKind::Own)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 /// Error for a dataset name that sweep does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown dataset {given:?}; allowed: fashion-mnist, cifar10, mnist, cifar100")]
+#[error(
+    "unknown dataset {given:?}; allowed: fashion-mnist, cifar10, mnist, cifar100, or a .npz file's path"
+)]
 pub struct UnknownDataset {
     /// The name that was given.
     pub given: String,

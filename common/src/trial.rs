@@ -63,7 +63,10 @@ impl TrialSpec {
         p: &HyperParams,
         split: &SplitSpec,
     ) -> String {
-        let mut text = format!("sweep-trial-v1|experiment={experiment:?}|dataset={dataset}");
+        let mut text = format!(
+            "sweep-trial-v1|experiment={experiment:?}|dataset={}",
+            dataset.canonical()
+        );
         for (param, value) in p.named() {
             text.push('|');
             text.push_str(param.key());
@@ -100,9 +103,19 @@ impl TrialSpec {
         text
     }
 
+    /// Sizes of the (train, test) parts of the `n` images a worker loaded: the split's, or, for
+    /// an own file with `x_test`, its `x_train` and its `x_test` (the last images; `split_ratio`
+    /// is not used).
+    pub fn parts(&self, n: usize) -> (usize, usize) {
+        match self.dataset.held_out_len() {
+            0 => self.split.sizes(n),
+            held_out => (n.saturating_sub(held_out), held_out.min(n)),
+        }
+    }
+
     /// Number of training images this trial trains on, given the official training set size.
     pub fn train_subset_len(&self, official_len: usize) -> usize {
-        let (train, _) = self.split.sizes(official_len);
+        let (train, _) = self.parts(official_len);
         let n = ((train as f64) * self.params.train_fraction) as usize;
         n.clamp(1, train.max(1))
     }

@@ -58,7 +58,7 @@ fn message(path: &Path) -> Result<String, String> {
     let name = path.file_name().expect("a file name").to_string_lossy();
     let shown = format!("{CORPUS}/{name}");
     let normalise = |m: String| m.replace(&path.display().to_string(), &shown);
-    match Grid::from_file(path) {
+    match Grid::from_file_with(path, &sweep_data::npz::GridReader) {
         Err(e) => Ok(normalise(e.to_string())),
         Ok(mut grid) => {
             let only = only(path);

@@ -419,7 +419,7 @@ impl TryFrom<Cli> for (Options, Grid) {
         let grid_file = cli
             .grid
             .ok_or_else(|| anyhow::anyhow!("--grid FILE is required to run a sweep"))?;
-        let mut grid = Grid::from_file(&grid_file)?;
+        let mut grid = Grid::from_file_with(&grid_file, &sweep_data::npz::GridReader)?;
         grid.select(&cli.only)?;
         if cli.progress_every.is_zero() {
             anyhow::bail!(
@@ -564,7 +564,7 @@ fn plan(grid_file: &Path, only: &[String], speed: SpeedFrom<'_>, workers: &str) 
         eprintln!("error: {e}");
         Exit::CannotStart
     };
-    let mut grid = match Grid::from_file(grid_file) {
+    let mut grid = match Grid::from_file_with(grid_file, &sweep_data::npz::GridReader) {
         Ok(g) => g,
         Err(e) => return fail(&e),
     };
@@ -670,7 +670,7 @@ fn replay(
         eprintln!("error: {e}");
         Exit::CannotStart
     };
-    let grid = match Grid::from_file(grid_file) {
+    let grid = match Grid::from_file_with(grid_file, &sweep_data::npz::GridReader) {
         Ok(g) => g,
         Err(e) => return fail(&e),
     };

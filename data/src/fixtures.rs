@@ -20,11 +20,14 @@ use sweep_common::DatasetKind;
 use sweep_common::rng::SplitMix64;
 
 use super::ImageSet;
+
+mod npz;
 use super::cifar::{
     BATCHES, BIN_DIR, BIN_TAR, C100_DIR, C100_TAR, C100_TRAIN, Flavor, PY_DIR, PY_TAR,
 };
 use super::idx::{IMAGES, IMAGES_MAGIC, LABELS, LABELS_MAGIC};
 use super::pickler::{Item, Py2Pickler};
+pub use npz::{OwnNpz, write_own_npz};
 
 /// Half-width of the noise added to a class prototype.
 const NOISE: i32 = 64;
@@ -143,8 +146,23 @@ pub(crate) fn cifar100_records(set: &ImageSet) -> Vec<u8> {
 /// `n` learnable images of `kind`: prototypes from `seed`, samples from the stream `(stream,
 /// index)` of `seed`.
 pub(crate) fn synth(kind: DatasetKind, n: usize, seed: u64, stream: &str, index: u64) -> ImageSet {
-    let len = kind.input_len();
-    let classes = kind.num_classes();
+    let (images, labels) = synth_raw(kind.input_len(), kind.num_classes(), n, seed, stream, index);
+    ImageSet {
+        kind,
+        images,
+        labels,
+    }
+}
+
+/// [`synth`]'s images and labels: `n` images of `len` bytes in `classes` classes.
+pub(crate) fn synth_raw(
+    len: usize,
+    classes: usize,
+    n: usize,
+    seed: u64,
+    stream: &str,
+    index: u64,
+) -> (Vec<u8>, Vec<u8>) {
     let mut g = SplitMix64::for_stream(seed, "fixture-prototypes", 0);
     let prototypes: Vec<u8> = (0..classes * len).map(|_| g.next_u64() as u8).collect();
     let mut g = SplitMix64::for_stream(seed, stream, index);
@@ -159,11 +177,7 @@ pub(crate) fn synth(kind: DatasetKind, n: usize, seed: u64, stream: &str, index:
             (i32::from(p) + noise).clamp(0, 255) as u8
         }));
     }
-    ImageSet {
-        kind,
-        images,
-        labels,
-    }
+    (images, labels)
 }
 
 /// An IDX images file (magic 0x803, n x 28 x 28) of `set`.

@@ -151,7 +151,7 @@ impl fmt::Display for FileLoc {
 pub enum Corruption {
     /// Not gzip data, or a damaged or truncated gzip stream.
     Gzip,
-    /// Not a tar archive, or a damaged one.
+    /// Not a tar (or, for `.npz`, zip) archive, or a damaged one.
     Archive,
     /// A wrong magic number (IDX files).
     Magic,
@@ -175,7 +175,7 @@ impl fmt::Display for Corruption {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Corruption::Gzip => "invalid gzip data",
-            Corruption::Archive => "invalid tar archive",
+            Corruption::Archive => "invalid archive",
             Corruption::Magic => "bad magic number",
             Corruption::Length => "wrong length",
             Corruption::Shape => "wrong shape",
@@ -284,6 +284,7 @@ pub fn load_train_set(kind: DatasetKind, data_dir: &Path) -> Result<ImageSet, Da
         DatasetKind::FashionMnist | DatasetKind::Mnist => idx::load_idx_dataset(kind, data_dir),
         DatasetKind::Cifar10 => cifar::load_cifar10(data_dir),
         DatasetKind::Cifar100 => cifar::load_cifar100(data_dir),
+        DatasetKind::Own(d) => npz::load_own(d, data_dir),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Conversions between wire messages and domain types.
 
+use sweep_common::dataset::{OwnData, OwnFacts};
 use sweep_common::grid::{ParamError, Raw, Value};
 use sweep_common::program::{ProgramSpec, ProgramValue};
 use sweep_common::text;
@@ -383,8 +384,65 @@ impl From<&TrialSpec> for v1::TrialSpec {
             split_seed: t.split.seed,
             checkpoint_every: t.checkpoint_every,
             program: t.program.as_deref().map(program_to_wire),
+            own_data: t.dataset.own().map(own_to_wire),
         }
     }
+}
+
+/// A user's own data set on the wire.
+fn own_to_wire(d: OwnData) -> v1::OwnData {
+    let f = d.facts();
+    v1::OwnData {
+        file: f.file.clone(),
+        path: f.path.clone(),
+        sha256: f.sha256.clone(),
+        shape: f.shape.iter().map(|&s| s as u32).collect(),
+        train_len: f.train_len as u64,
+        test_len: f.test_len as u64,
+        class_names: f.class_names.clone(),
+    }
+}
+
+/// A trial's dataset: a built-in one by name, or the user's own file with its checked facts.
+fn dataset_from_wire(t: &v1::TrialSpec) -> Result<DatasetKind, DecodeError> {
+    let Some(own) = &t.own_data else {
+        return t
+            .dataset
+            .parse()
+            .map_err(|e: sweep_common::dataset::UnknownDataset| {
+                invalid("trial.dataset", e.to_string())
+            });
+    };
+    let count = |field: &'static str, n: u64| {
+        usize::try_from(n).map_err(|_| invalid(field, format!("{n} does not fit")))
+    };
+    let shape: [u32; 3] = own.shape.as_slice().try_into().map_err(|_| {
+        invalid(
+            "trial.own_data.shape",
+            format!(
+                "{} dimensions; expected 3 (channels, height, width)",
+                own.shape.len()
+            ),
+        )
+    })?;
+    let facts = OwnFacts {
+        file: own.file.clone(),
+        path: own.path.clone(),
+        sha256: own.sha256.clone(),
+        shape: shape.map(|s| s as usize),
+        train_len: count("trial.own_data.train_len", own.train_len)?,
+        test_len: count("trial.own_data.test_len", own.test_len)?,
+        class_names: own.class_names.clone(),
+    };
+    if t.dataset != facts.file {
+        return Err(invalid(
+            "trial.dataset",
+            "names another file than trial.own_data.file",
+        ));
+    }
+    OwnData::new(facts)
+        .map(DatasetKind::Own)
+        .map_err(|e| invalid("trial.own_data", e))
 }
 
 /// A program trial's program on the wire.
@@ -493,12 +551,7 @@ impl TryFrom<&v1::TrialSpec> for TrialSpec {
     /// Decodes and checks a trial: the id must be the UUID v5 of the content.
     fn try_from(t: &v1::TrialSpec) -> Result<Self, Self::Error> {
         let id = parse_trial_id("trial.trial_id", &t.trial_id)?;
-        let dataset: DatasetKind =
-            t.dataset
-                .parse()
-                .map_err(|e: sweep_common::dataset::UnknownDataset| {
-                    invalid("trial.dataset", e.to_string())
-                })?;
+        let dataset = dataset_from_wire(t)?;
         let split_ratio = t.split_ratio;
         if !(split_ratio.is_finite() && split_ratio > 0.0 && split_ratio < 1.0) {
             return Err(invalid(
@@ -864,6 +917,55 @@ mod tests {
             bad.params[0].value = Some(v1::hyper_param::Value::Choice("gelu".into()));
             assert!(TrialSpec::try_from(&bad).is_err());
         }
+    }
+
+    /// Gives fixed facts for any `.npz` the grid names.
+    struct Facts;
+
+    impl sweep_common::dataset::OwnDataReader for Facts {
+        fn read(&self, _: &std::path::Path, file: &str) -> Result<OwnFacts, String> {
+            Ok(OwnFacts {
+                file: file.to_owned(),
+                path: format!("/data/{file}"),
+                sha256: "e".repeat(64),
+                shape: [3, 4, 4],
+                train_len: 20,
+                test_len: 5,
+                class_names: vec!["x".into(), "y".into()],
+            })
+        }
+    }
+
+    #[test]
+    fn an_own_data_trial_round_trips_and_its_facts_are_checked() {
+        let g = Grid::parse_with(
+            "[sweep]\nname='s'\n[[experiment]]\nname='e'\ndataset='own.npz'\n",
+            "t.toml",
+            &Facts,
+        )
+        .unwrap();
+        let t = g.trials().next().unwrap();
+        let wire = v1::TrialSpec::from(t);
+        assert_eq!(wire.dataset, "own.npz");
+        assert_eq!(wire.own_data.as_ref().unwrap().shape, [3, 4, 4]);
+        assert_eq!(&TrialSpec::try_from(&wire).unwrap(), t);
+        let refused = |f: fn(&mut v1::TrialSpec)| {
+            let mut bad = wire.clone();
+            f(&mut bad);
+            TrialSpec::try_from(&bad).unwrap_err().to_string()
+        };
+        // Another file's content: another id.
+        let e = refused(|w| w.own_data.as_mut().unwrap().sha256 = "f".repeat(64));
+        assert!(e.contains("trial.trial_id"), "{e}");
+        let e = refused(|w| w.own_data.as_mut().unwrap().shape = vec![3, 4]);
+        assert!(e.contains("trial.own_data.shape"), "{e}");
+        let e = refused(|w| w.own_data.as_mut().unwrap().class_names.clear());
+        assert!(e.contains("trial.own_data"), "{e}");
+        let e = refused(|w| w.dataset = "other.npz".into());
+        assert!(e.contains("trial.dataset"), "{e}");
+        // Without its facts, a file name is an unknown dataset.
+        let e = refused(|w| w.own_data = None);
+        assert!(e.contains("unknown dataset"), "{e}");
     }
 
     #[test]

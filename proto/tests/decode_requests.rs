@@ -178,17 +178,40 @@ fn hyper_params() -> impl Strategy<Value = Vec<v1::HyperParam>> {
     )
 }
 
+/// An own data set's facts as a peer might send them: any text, shapes and counts.
+fn own_data() -> impl Strategy<Value = v1::OwnData> {
+    (
+        (text(), text(), text()),
+        prop::collection::vec(small(), 0..5),
+        (big(), big()),
+        prop::collection::vec(text(), 0..4),
+    )
+        .prop_map(
+            |((file, path, sha256), shape, (train_len, test_len), class_names)| v1::OwnData {
+                file,
+                path,
+                sha256,
+                shape,
+                train_len,
+                test_len,
+                class_names,
+            },
+        )
+}
+
 fn trial_spec() -> impl Strategy<Value = v1::TrialSpec> {
     (
         (text(), text(), text(), text()),
         hyper_params(),
         (number(), big(), small()),
+        prop::option::of(own_data()),
     )
         .prop_map(
             |(
                 (trial_id, experiment, name, dataset),
                 params,
                 (split_ratio, split_seed, checkpoint_every),
+                own_data,
             )| v1::TrialSpec {
                 trial_id,
                 experiment,
@@ -199,6 +222,7 @@ fn trial_spec() -> impl Strategy<Value = v1::TrialSpec> {
                 split_seed,
                 checkpoint_every,
                 program: None,
+                own_data,
             },
         )
 }

@@ -139,7 +139,8 @@ pub fn find_or_download(
     downloads: &Downloads,
 ) -> Result<ImageSet, LoadError> {
     let not_found = match load_train_set(kind, data_dir) {
-        Err(e @ DataError::NotFound { .. }) => Box::new(e),
+        // A user's own file has no publisher to download it from.
+        Err(e @ DataError::NotFound { .. }) if kind.own().is_none() => Box::new(e),
         other => return Ok(other?),
     };
     let dir = match download::target_dir(data_dir, downloads.fallback_dir.as_deref()) {

@@ -105,7 +105,7 @@ pub fn train(
         }
     }
     let n = IMAGES as usize;
-    let (_, test_len) = spec.split.sizes(n);
+    let (_, test_len) = spec.parts(n);
     let train_len = spec.train_subset_len(n);
     let classes = spec.dataset.num_classes();
     let train_confusion =

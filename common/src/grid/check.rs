@@ -10,7 +10,7 @@ use super::parse::{RawTable, RawValue, Table};
 use super::rules::{self, MAX_NAME_LEN, name_char, name_rule, one_of, truncate};
 use super::suggest::{Quote, did_you_mean};
 use super::{Axis, GridError, TableLayout, Value};
-use crate::dataset::DatasetKind;
+use crate::dataset::{DatasetKind, OwnData, OwnDataReader};
 
 /// Longest trial name, in bytes.
 pub(super) const MAX_TRIAL_NAME_LEN: usize = 2 * MAX_NAME_LEN;
@@ -26,10 +26,12 @@ fn quote_char(c: char) -> String {
     }
 }
 
-/// Checks on one source text; every error names `origin`, line, column and key.
+/// Checks on one source text; every error names `origin`, line, column and key. `own` reads
+/// the `.npz` files datasets name (relative to `origin`'s folder).
 pub(super) struct Checker<'a> {
     pub text: &'a str,
     pub origin: &'a str,
+    pub own: &'a dyn OwnDataReader,
 }
 
 impl Checker<'_> {
@@ -147,24 +149,41 @@ impl Checker<'_> {
             .map_err(|message| self.err(&value.span(), key, message))
     }
 
+    /// A built-in dataset's name, or the path of a `.npz` file (relative to the grid file),
+    /// whose facts `own` reads and checks now.
     pub(super) fn dataset(
         &self,
         value: &Spanned<String>,
         key: &str,
     ) -> Result<DatasetKind, GridError> {
-        value.get_ref().parse().map_err(|_| {
+        let given = value.get_ref();
+        if given.ends_with(".npz") {
+            return self
+                .own_dataset(given)
+                .map_err(|message| self.err(&value.span(), key, message));
+        }
+        given.parse().map_err(|_| {
             let names = DatasetKind::ALL.map(DatasetKind::name);
             self.err(
                 &value.span(),
                 key,
                 format!(
-                    "unknown dataset {:?}{}; allowed: {}",
-                    truncate(value.get_ref()),
-                    did_you_mean(value.get_ref(), &names, Quote::Double),
+                    "unknown dataset {:?}{}; allowed: {}, or the path of a .npz file",
+                    truncate(given),
+                    did_you_mean(given, &names, Quote::Double),
                     names.join(", ")
                 ),
             )
         })
+    }
+
+    fn own_dataset(&self, file: &str) -> Result<DatasetKind, String> {
+        crate::text::check(file, crate::dataset::MAX_OWN_PATH_CHARS).map_err(|e| e.to_string())?;
+        let base = std::path::Path::new(self.origin)
+            .parent()
+            .unwrap_or(std::path::Path::new(""));
+        let facts = self.own.read(&base.join(file), file)?;
+        OwnData::new(facts).map(DatasetKind::Own)
     }
 
     /// Checks a `trial_name` template: known placeholders, balanced braces, printable text.

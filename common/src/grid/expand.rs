@@ -19,7 +19,7 @@ use super::{
     Axis, DEFAULT_CHECKPOINT_EVERY, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_TRIALS, DEFAULT_SPLIT_RATIO,
 };
 use super::{Experiment, Grid, GridError, Value};
-use crate::dataset::DatasetKind;
+use crate::dataset::{DatasetKind, OwnDataReader};
 use crate::search::sample::Sampler;
 use crate::search::{Distribution, SampleSpec};
 use crate::trial::SplitSpec;
@@ -30,8 +30,13 @@ fn axis_values(g: Option<&RawAxes>) -> impl Iterator<Item = (Param, &RawList)> {
 }
 
 /// Validates `raw` and expands it.
-pub(super) fn expand(raw: RawFile, text: &str, origin: &str) -> Result<Grid, GridError> {
-    let c = Checker { text, origin };
+pub(super) fn expand(
+    raw: RawFile,
+    text: &str,
+    origin: &str,
+    own: &dyn OwnDataReader,
+) -> Result<Grid, GridError> {
+    let c = Checker { text, origin, own };
     let sweep = raw.sweep.get_ref();
     let name = c.name(&sweep.name, "sweep.name")?;
     let seed = match &sweep.seed {

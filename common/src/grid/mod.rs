@@ -39,7 +39,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::DatasetKind;
+use crate::dataset::{DatasetKind, NoOwnData, OwnDataReader};
 use crate::search::{SampleSpec, StoppingSpec};
 use crate::trial::TrialSpec;
 
@@ -148,7 +148,16 @@ impl Grid {
     /// Reads, validates and expands the grid file at `path`. Anything but a regular file (a
     /// FIFO, a device), and a file larger than [`MAX_GRID_FILE_BYTES`], is refused without
     /// being read.
+    ///
+    /// A dataset that names a `.npz` file is refused here: see [`Grid::from_file_with`].
     pub fn from_file(path: &Path) -> Result<Grid, GridError> {
+        Self::from_file_with(path, &NoOwnData)
+    }
+
+    /// [`Grid::from_file`], with `own` reading the `.npz` files datasets name (relative to the
+    /// grid file's folder) when the grid loads, so a bad file is refused with the location of
+    /// its `dataset` entry.
+    pub fn from_file_with(path: &Path, own: &dyn OwnDataReader) -> Result<Grid, GridError> {
         let origin = path.display().to_string();
         let file = crate::files::read_small(path, "grid file", MAX_GRID_FILE_BYTES).map_err(
             |e| match e {
@@ -166,24 +175,42 @@ impl Grid {
                 },
             },
         )?;
-        Self::from_bytes(file.bytes, &origin)
+        Self::from_bytes_with(file.bytes, &origin, own)
     }
 
     /// Validates and expands the bytes of a grid file; `origin` names it in errors.
     pub fn from_bytes(bytes: Vec<u8>, origin: &str) -> Result<Grid, GridError> {
+        Self::from_bytes_with(bytes, origin, &NoOwnData)
+    }
+
+    fn from_bytes_with(
+        bytes: Vec<u8>,
+        origin: &str,
+        own: &dyn OwnDataReader,
+    ) -> Result<Grid, GridError> {
         check_size(bytes.len(), origin)?;
         match String::from_utf8(bytes) {
-            Ok(text) => Self::parse(&text, origin),
+            Ok(text) => Self::parse_with(&text, origin, own),
             Err(e) => Err(not_utf8(origin, e)),
         }
     }
 
     /// Validates and expands grid file text; `origin` names it in errors (usually its path).
     pub fn parse(text: &str, origin: &str) -> Result<Grid, GridError> {
+        Self::parse_with(text, origin, &NoOwnData)
+    }
+
+    /// [`Grid::parse`], with `own` reading the `.npz` files datasets name, relative to the
+    /// folder of `origin` (the grid file's path).
+    pub fn parse_with(
+        text: &str,
+        origin: &str,
+        own: &dyn OwnDataReader,
+    ) -> Result<Grid, GridError> {
         check_size(text.len(), origin)?;
         diagnose::control_characters(text, origin)?;
         let raw = parse::parse(text, origin)?;
-        expand::expand(raw, text, origin)
+        expand::expand(raw, text, origin, own)
     }
 
     /// Every trial of every experiment, in expansion order.

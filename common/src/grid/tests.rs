@@ -467,6 +467,10 @@ fn every_example_grid_loads() {
     assert!(found.len() >= 3, "{found:?}");
     for path in found {
         let text = std::fs::read_to_string(&path).unwrap();
+        // A grid on a user's .npz needs its reader: sweep-data's `example_grids` test loads it.
+        if text.contains(".npz\"") {
+            continue;
+        }
         if let Err(e) = Grid::parse(&text, &path.display().to_string()) {
             panic!("{e}");
         }

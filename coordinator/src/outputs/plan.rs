@@ -81,7 +81,7 @@ pub fn memory_bytes(spec: &TrialSpec) -> u64 {
 /// The training images and the evaluated images of one epoch of a trial.
 pub fn epoch_images(spec: &TrialSpec) -> (usize, usize) {
     let official = spec.dataset.official_train_len();
-    let (_, test) = spec.split.sizes(official);
+    let (_, test) = spec.parts(official);
     (spec.train_subset_len(official), test)
 }
 

@@ -16,6 +16,9 @@ use npyz::{DType, NpyFile, Order, TypeChar};
 
 use super::{Corruption, DataError, FileLoc, MAX_FILE_BYTES};
 
+mod own;
+pub use own::{GridReader, candidates, facts, load_own, sha256};
+
 /// Most classes a data set may have (labels are stored as bytes).
 pub const MAX_CLASSES: usize = 256;
 
@@ -54,6 +57,18 @@ pub struct NpzData {
 
 /// Reads and checks the `.npz` file at `path` (see the module doc).
 pub fn load_npz(path: &Path) -> Result<NpzData, DataError> {
+    read(path, true)
+}
+
+/// Checks the `.npz` file at `path` as [`load_npz`] does, but leaves the images' pixels unread
+/// (their headers are checked; the labels and class names are read and checked): what the
+/// coordinator reads when it loads a grid. The splits' pixels are empty vectors of the file's
+/// element type.
+pub fn check_npz(path: &Path) -> Result<NpzData, DataError> {
+    read(path, false)
+}
+
+fn read(path: &Path, pixels: bool) -> Result<NpzData, DataError> {
     let file = File::open(path).map_err(|source| DataError::Io {
         file: FileLoc::file(path),
         source,
@@ -69,6 +84,7 @@ pub fn load_npz(path: &Path) -> Result<NpzData, DataError> {
     let mut arrays = Arrays {
         path,
         archive: &mut archive,
+        pixels,
     };
     let (x_train, shape) = arrays.images("x_train")?;
     let y_train = arrays.labels("y_train", x_train.len)?;
@@ -163,10 +179,11 @@ struct Images {
     len: usize,
 }
 
-/// The archive being read, and its path for messages.
+/// The archive being read, its path for messages, and whether images' pixels are read.
 struct Arrays<'a, R: Read + Seek> {
     path: &'a Path,
     archive: &'a mut NpzArchive<R>,
+    pixels: bool,
 }
 
 impl<R: Read + Seek> Arrays<'_, R> {
@@ -237,7 +254,7 @@ impl<R: Read + Seek> Arrays<'_, R> {
     }
 
     fn images(&mut self, name: &str) -> Result<(Images, [usize; 3]), DataError> {
-        let path = self.path;
+        let (path, read_pixels) = (self.path, self.pixels);
         let (npy, dtype) = self.open(name)?;
         let dims: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
         let shape_err = |found: String| {
@@ -265,6 +282,8 @@ impl<R: Read + Seek> Arrays<'_, R> {
             )
         };
         let pixels = match kind(&npy.dtype()) {
+            Some((TypeChar::Uint, 1)) if !read_pixels => Pixels::U8(Vec::new()),
+            Some((TypeChar::Float, 4)) if !read_pixels => Pixels::F32(Vec::new()),
             Some((TypeChar::Uint, 1)) => {
                 Pixels::U8(to_chw(&npy.into_vec::<u8>().map_err(read_err)?, h, w, c))
             }

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use sweep_common::grid::Normalize;
-use sweep_common::model::ModelSpec;
+use sweep_common::model::{ModelSpec, Shape};
 use sweep_common::rng::SplitMix64;
 use sweep_common::{ConfusionMatrix, EpochMetrics, FinalMetrics, TrialResult, TrialSpec};
 use tch::{Device, Kind, Reduction, Tensor, nn};
@@ -45,39 +45,37 @@ use optim::Optim;
 /// Images per forward pass when evaluating (at most).
 const EVAL_CHUNK: i64 = 8192;
 
-/// Most bytes of one layer's output in an evaluation pass of a model of layers: small enough
-/// that glibc serves it from its heap instead of mapping fresh pages for every chunk (trials
-/// run on threads other than the main one, whose malloc arenas are made of 64 MiB heaps: a
-/// larger block is always a fresh mapping, whatever `device::tune_malloc` sets). At 8192
-/// images a chunk, a small CNN on Fashion-MNIST took 3.6 million page faults an epoch (more
-/// system time than the training); at 64 MiB, 0.85 million; at 16 MiB, 0.11 million, most of
-/// them loading the data.
-const EVAL_BYTES: u64 = 16 << 20;
+/// Most bytes of one layer's output per forward pass when a model of layers is evaluated on
+/// the CPU: below glibc's 64 MiB per-thread arena heaps (CPU workers keep every thread on the
+/// main arena, `device::single_malloc_arena`, but a library user may not) and the mmap
+/// threshold `tune_malloc` sets, so the activations' memory is reused from pass to pass. 8192 CIFAR images through a
+/// conv(16) layer would be 512 MiB, mapped afresh and page-faulted in on every pass: most of the
+/// CNN path's kernel time (BENCHMARKS.md, "CNNs on the CPU against PyTorch").
+const EVAL_BYTES_CPU: u64 = 32 << 20;
 
-/// Images per evaluation pass of `spec`'s model: [`EVAL_CHUNK`], or fewer for a model of
-/// layers whose widest output would pass [`EVAL_BYTES`].
-fn eval_chunk(spec: &TrialSpec) -> i64 {
-    let widest = match spec.params.model.spec() {
-        Ok(m @ ModelSpec::Layers(_)) => m.infer(spec.dataset).ok().and_then(|i| {
-            i.shapes
-                .iter()
-                .map(|s| match *s {
-                    sweep_common::model::Shape::Image { c, h, w } => c * h * w,
-                    sweep_common::model::Shape::Flat(n) => n,
-                })
-                .max()
-        }),
-        Ok(ModelSpec::Mlp) | Err(_) => None,
+/// Images per forward pass when evaluating `spec` on `device`: [`EVAL_CHUNK`], or for a model of
+/// layers on the CPU as many as keep its largest activation within [`EVAL_BYTES_CPU`].
+fn eval_chunk(spec: &TrialSpec, device: Device) -> i64 {
+    let model = match spec.params.model.spec() {
+        Ok(m @ ModelSpec::Layers(_)) if device == Device::Cpu => m,
+        _ => return EVAL_CHUNK,
     };
-    match widest {
-        Some(values) => {
-            let per_image = values.saturating_mul(4).max(1);
-            i64::try_from(EVAL_BYTES / per_image)
-                .unwrap_or(EVAL_CHUNK)
-                .clamp(1, EVAL_CHUNK)
-        }
-        None => EVAL_CHUNK,
-    }
+    let Ok(inferred) = model.infer(spec.dataset) else {
+        return EVAL_CHUNK;
+    };
+    let widest = std::iter::once(inferred.input)
+        .chain(inferred.shapes)
+        .map(|s| match s {
+            Shape::Image { c, h, w } => c * h * w,
+            Shape::Flat(n) => n,
+        })
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let fits = EVAL_BYTES_CPU / (4 * widest);
+    i64::try_from(fits)
+        .unwrap_or(EVAL_CHUNK)
+        .clamp(1, EVAL_CHUNK)
 }
 
 /// The checkpoint metadata key of the learning-rate schedule's position.
@@ -262,6 +260,8 @@ pub struct Trainer<'a> {
     augment: Option<Augment>,
     /// The input normalisation, if any (`normalize = "dataset"`).
     norm: Option<Norm>,
+    /// Images per forward pass when evaluating ([`eval_chunk`]).
+    eval_chunk: i64,
     /// The same, on the device (for evaluation).
     subset_idx: Tensor,
     /// Dataset indices of the test split, on the device.
@@ -282,7 +282,7 @@ impl<'a> Trainer<'a> {
         }
         let device = data.device();
         let n = data.len();
-        let (train_len, test_len) = spec.split.sizes(n);
+        let (train_len, test_len) = spec.parts(n);
         if train_len == 0 || test_len == 0 {
             return Err(TrainError::Invalid(format!(
                 "split ratio {} of {n} images leaves an empty part",
@@ -290,7 +290,11 @@ impl<'a> Trainer<'a> {
             )));
         }
         // The split depends only on the sweep's seed: every trial and every worker agree on it.
-        let split = SplitMix64::for_stream(spec.split.seed, "split", 0).permutation(n);
+        // An own file's x_test (the last images) is the test part as it is.
+        let split = match spec.dataset.held_out_len() {
+            0 => SplitMix64::for_stream(spec.split.seed, "split", 0).permutation(n),
+            _ => (0..n as u32).collect(),
+        };
         let (train_part, test_part) = split.split_at(train_len);
         // The training subset depends on the trial's seed.
         let mut subset = train_part.to_vec();
@@ -318,6 +322,7 @@ impl<'a> Trainer<'a> {
             }
         };
         Ok(Self {
+            eval_chunk: eval_chunk(spec, device),
             norm,
             spec,
             data,
@@ -450,16 +455,15 @@ impl<'a> Trainer<'a> {
         self.confusion(&self.test_idx)
     }
 
-    /// The confusion matrix of the model on the dataset rows `idx`, in large chunks.
+    /// The confusion matrix of the model on the dataset rows `idx`, in chunks of `eval_chunk`.
     fn confusion(&self, idx: &Tensor) -> Result<ConfusionMatrix, TrainError> {
         let classes = self.spec.dataset.num_classes() as i64;
         tch::no_grad(|| {
             let n = idx.size()[0];
             let mut counts = Tensor::f_zeros([classes * classes], (Kind::Int64, idx.device()))?;
             let mut start = 0;
-            let chunk = eval_chunk(self.spec);
             while start < n {
-                let len = chunk.min(n - start);
+                let len = self.eval_chunk.min(n - start);
                 let rows = idx.f_narrow(0, start, len)?;
                 let x = to_float(
                     &self.data.images().f_index_select(0, &rows)?,

@@ -277,3 +277,23 @@ fn training_options_resume_bit_for_bit_on_both_paths() {
         assert!(e.contains("schedule position 5"), "{e}");
     }
 }
+
+/// On the CPU a model of layers is evaluated in chunks whose widest activation stays within
+/// `EVAL_BYTES_CPU` (memory reused, not mapped and faulted in afresh on every pass); the MLP and
+/// other devices keep the large chunk.
+#[test]
+fn evaluation_chunks_keep_cpu_activations_small() {
+    let cnn = spec("conv(16,3,p=1) bn relu maxpool(2) flatten linear(10)", 1);
+    // Widest: 16 x 28 x 28 floats = 50 176 bytes an image.
+    let chunk = super::eval_chunk(&cnn, Device::Cpu);
+    assert_eq!(chunk, (super::EVAL_BYTES_CPU / (4 * 16 * 28 * 28)) as i64);
+    assert_eq!(chunk, 668);
+    assert_eq!(super::eval_chunk(&cnn, Device::Cuda(0)), super::EVAL_CHUNK);
+    assert_eq!(
+        super::eval_chunk(&spec("mlp", 1), Device::Cpu),
+        super::EVAL_CHUNK
+    );
+    // A very wide model gets few images a pass.
+    let wide = spec("conv(4096,3,p=1) gap linear(10)", 1);
+    assert_eq!(super::eval_chunk(&wide, Device::Cpu), 2);
+}

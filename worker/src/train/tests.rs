@@ -477,18 +477,3 @@ fn per_channel_normalisation_trains_both_engines_deterministically() {
         r.last.test_accuracy
     );
 }
-
-#[test]
-fn evaluation_chunks_keep_a_cnns_layer_outputs_on_the_heap() {
-    // The MLP keeps its chunk; a CNN's widest output (16 x 28 x 28 floats, 50 176 bytes an
-    // image) sets it to 16 MiB / 50 176 = 334 images.
-    assert_eq!(eval_chunk(&spec("fashion-mnist", "")), EVAL_CHUNK);
-    let cnn = spec(
-        "fashion-mnist",
-        "model='conv(16,3,p=1) bn relu maxpool(2) flatten linear(10)'",
-    );
-    assert_eq!(eval_chunk(&cnn), 334);
-    // 8192 x 32 x 32 floats, 32 MiB an image: one at a time.
-    let wide = spec("cifar10", "model='conv(8192,3,p=1) gap linear(10)'");
-    assert_eq!(eval_chunk(&wide), 1);
-}

@@ -336,7 +336,7 @@ fn validate_result(spec: &TrialSpec, r: &TrialResult) -> Result<(), StateError> 
         ));
     }
     let n = usize::try_from(r.last.dataset_images).unwrap_or(usize::MAX);
-    let (_, test_len) = spec.split.sizes(n);
+    let (_, test_len) = spec.parts(n);
     let train_len = spec.train_subset_len(n);
     let classes = spec.dataset.num_classes();
     for (field, m, total, accuracy) in [
