@@ -96,6 +96,7 @@ fn hostile_calls_are_refused_and_the_sweep_completes() {
             train_accuracy: 50.0,
             test_accuracy: 50.0,
             seconds: 1.0,
+            scalars: Default::default(),
         };
         // Another worker's lease.
         let e = c2
@@ -156,7 +157,7 @@ fn hostile_calls_are_refused_and_the_sweep_completes() {
                 lease: lease.clone(),
                 metrics: Some(v1::EpochMetrics {
                     test_accuracy: 250.0,
-                    ..metrics
+                    ..metrics.clone()
                 }),
             })
             .await
