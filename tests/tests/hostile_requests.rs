@@ -103,7 +103,7 @@ fn hostile_calls_are_refused_and_the_sweep_completes() {
             .report_epoch(v1::ReportEpochRequest {
                 worker_id: w2.clone(),
                 lease: lease.clone(),
-                metrics: Some(metrics),
+                metrics: Some(metrics.clone()),
             })
             .await
             .expect_err("w2 writes on w1's lease");
