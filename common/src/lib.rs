@@ -24,5 +24,5 @@ pub mod trial;
 pub use dataset::{DatasetKind, OfficialFile};
 pub use failure::FailureKind;
 pub use ids::{TrialId, WorkerId};
-pub use metrics::{ConfusionMatrix, EpochMetrics, FinalMetrics, TrialResult};
+pub use metrics::{ConfusionMatrix, EpochMetrics, FinalMetrics, Scalars, TrialResult};
 pub use trial::{Activation, HyperParams, SplitSpec, TrialSpec};

@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod scalars;
+pub use scalars::{MAX_SCALAR_NAME, MAX_SCALARS, RESERVED_NAMES, Scalars, check as check_scalar};
+
 /// Metrics of one epoch, as the worker reports them after the epoch ends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
@@ -19,6 +22,10 @@ pub struct EpochMetrics {
     /// Wall-clock seconds of the epoch (training and evaluation).
     #[serde(deserialize_with = "number_or_nan")]
     pub seconds: f64,
+    /// More scalars by name: a program trial's own metrics (none for native trials, and then
+    /// not written).
+    #[serde(default, skip_serializing_if = "Scalars::is_empty")]
+    pub scalars: Scalars,
 }
 
 /// A number, or NaN for `null`: JSON has no NaN or infinity, and serde_json writes them as

@@ -181,7 +181,8 @@ pub struct Trial<'a> {
     #[serde(default)]
     pub weights: Option<Cow<'a, str>>,
     /// A program trial's logs (stdout, then stderr: their tails), relative to the output folder,
-    /// as its last attempt uploaded them; none for a native trial (and not written then).
+    /// as its last attempt that uploaded them left them: only files that are there; none for a
+    /// native trial (and not written then).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<String>,
     /// Why the trial failed for good.

@@ -144,6 +144,7 @@ fn metrics(u: &mut Unstructured<'_>) -> Result<v1::EpochMetrics> {
         train_accuracy: pick(u, 80.0)?,
         test_accuracy: pick(u, 75.0)?,
         seconds: pick(u, 1.0)?,
+        scalars: Default::default(),
     })
 }
 

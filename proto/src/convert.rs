@@ -1,12 +1,14 @@
 //! Conversions between wire messages and domain types.
 
+use std::collections::HashMap;
+
 use sweep_common::dataset::{OwnData, OwnFacts};
 use sweep_common::grid::{ParamError, Raw, Value};
 use sweep_common::program::{ProgramSpec, ProgramValue};
 use sweep_common::text;
 use sweep_common::{
-    ConfusionMatrix, DatasetKind, EpochMetrics, FailureKind, FinalMetrics, HyperParams, SplitSpec,
-    TrialId, TrialResult, TrialSpec, WorkerId,
+    ConfusionMatrix, DatasetKind, EpochMetrics, FailureKind, FinalMetrics, HyperParams, Scalars,
+    SplitSpec, TrialId, TrialResult, TrialSpec, WorkerId,
 };
 
 use crate::v1;
@@ -594,6 +596,7 @@ impl From<&EpochMetrics> for v1::EpochMetrics {
             train_accuracy: m.train_accuracy,
             test_accuracy: m.test_accuracy,
             seconds: m.seconds,
+            scalars: m.scalars.iter().map(|(k, v)| (k.to_owned(), v)).collect(),
         }
     }
 }
@@ -632,8 +635,16 @@ impl TryFrom<&v1::EpochMetrics> for EpochMetrics {
             train_accuracy: m.train_accuracy,
             test_accuracy: m.test_accuracy,
             seconds: seconds("metrics.seconds", m.seconds)?,
+            scalars: scalars(&m.scalars)?,
         })
     }
+}
+
+/// An epoch's scalars, checked by `sweep_common::metrics`'s rules (count, names, values).
+fn scalars(wire: &HashMap<String, f64>) -> Result<Scalars, DecodeError> {
+    let m: Scalars = wire.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    m.check().map_err(|e| invalid("metrics.scalars", e))?;
+    Ok(m)
 }
 
 impl From<&ConfusionMatrix> for v1::ConfusionMatrix {
@@ -1060,6 +1071,7 @@ mod tests {
                 train_accuracy: 80.0,
                 test_accuracy: 75.0,
                 seconds: 1.0,
+                scalars: Default::default(),
             }],
             last: FinalMetrics {
                 train_accuracy: 87.5,
@@ -1138,6 +1150,7 @@ mod tests {
             train_accuracy: 80.0,
             test_accuracy: 75.0,
             seconds: 1.0,
+            scalars: [("val_loss", 0.25), ("lr", 1e-3)].into_iter().collect(),
         };
         let report = report_epoch_request(worker, lease, &metrics);
         assert_eq!(parse_lease(report.lease.as_ref()), Ok(lease));
@@ -1147,6 +1160,26 @@ mod tests {
         let fetch = fetch_checkpoint_request(worker, lease);
         assert_eq!(worker_of(&fetch.worker_id), worker);
         assert_eq!(parse_lease(fetch.lease.as_ref()), Ok(lease));
+    }
+
+    #[test]
+    fn an_epochs_scalars_are_checked() {
+        let epoch = |scalars: &[(&str, f64)]| v1::EpochMetrics {
+            epoch: 1,
+            test_accuracy: 50.0,
+            scalars: scalars.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            ..Default::default()
+        };
+        let ok = EpochMetrics::try_from(&epoch(&[("val_loss", 0.5)])).unwrap();
+        assert_eq!(ok.scalars.get("val_loss"), Some(0.5));
+        for bad in [
+            &[("val loss", 0.5)][..],
+            &[("x", f64::NAN)],
+            &[("test_accuracy", 1.0)],
+        ] {
+            let e = EpochMetrics::try_from(&epoch(bad)).unwrap_err();
+            assert!(e.to_string().contains("metrics.scalars"), "{bad:?}: {e}");
+        }
     }
 
     #[test]

@@ -153,7 +153,7 @@ fn hostile_text_and_impossible_values_are_refused() {
     ] {
         let m = v1::EpochMetrics {
             train_loss: loss,
-            ..epoch
+            ..epoch.clone()
         };
         let e = sweep_common::EpochMetrics::try_from(&m)
             .unwrap_err()

@@ -108,6 +108,7 @@ fn metrics() -> impl Strategy<Value = v1::EpochMetrics> {
             train_accuracy,
             test_accuracy,
             seconds,
+            scalars: Default::default(),
         },
     )
 }

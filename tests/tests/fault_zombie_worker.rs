@@ -139,6 +139,7 @@ fn replay_zombie(url: &str, db: &std::path::Path, trial: &str, worker: &str) -> 
             train_accuracy: 50.0,
             test_accuracy: 50.0,
             seconds: 1.0,
+            scalars: Default::default(),
         };
         let e = client
             .report_epoch(v1::ReportEpochRequest {

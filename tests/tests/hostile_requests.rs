@@ -96,13 +96,14 @@ fn hostile_calls_are_refused_and_the_sweep_completes() {
             train_accuracy: 50.0,
             test_accuracy: 50.0,
             seconds: 1.0,
+            scalars: Default::default(),
         };
         // Another worker's lease.
         let e = c2
             .report_epoch(v1::ReportEpochRequest {
                 worker_id: w2.clone(),
                 lease: lease.clone(),
-                metrics: Some(metrics),
+                metrics: Some(metrics.clone()),
             })
             .await
             .expect_err("w2 writes on w1's lease");
@@ -156,7 +157,7 @@ fn hostile_calls_are_refused_and_the_sweep_completes() {
                 lease: lease.clone(),
                 metrics: Some(v1::EpochMetrics {
                     test_accuracy: 250.0,
-                    ..metrics
+                    ..metrics.clone()
                 }),
             })
             .await

@@ -144,6 +144,7 @@ fn hostile_text_and_impossible_values_are_refused() {
             train_accuracy: 60.0,
             test_accuracy: 55.0,
             seconds: 0.1,
+            scalars: Default::default(),
         };
         let report = |metrics: v1::EpochMetrics| v1::ReportEpochRequest {
             worker_id: r.worker_id.clone(),
@@ -154,23 +155,30 @@ fn hostile_text_and_impossible_values_are_refused() {
             (
                 v1::EpochMetrics {
                     train_loss: f64::NAN,
-                    ..epoch
+                    ..epoch.clone()
                 },
                 "metrics.train_loss",
             ),
             (
                 v1::EpochMetrics {
                     train_loss: -1.0,
-                    ..epoch
+                    ..epoch.clone()
                 },
                 "metrics.train_loss",
             ),
             (
                 v1::EpochMetrics {
                     seconds: 1e300,
-                    ..epoch
+                    ..epoch.clone()
                 },
                 "metrics.seconds",
+            ),
+            (
+                v1::EpochMetrics {
+                    scalars: [("f1\u{202e}".to_owned(), f64::NAN)].into_iter().collect(),
+                    ..epoch.clone()
+                },
+                "metrics.scalars",
             ),
         ] {
             assert_refused(
@@ -179,14 +187,16 @@ fn hostile_text_and_impossible_values_are_refused() {
                 field,
             );
         }
-        w.report_epoch(report(epoch)).await.expect("a true epoch");
-        w.report_epoch(report(epoch))
+        w.report_epoch(report(epoch.clone()))
+            .await
+            .expect("a true epoch");
+        w.report_epoch(report(epoch.clone()))
             .await
             .expect("the same epoch again (a lost answer)");
         assert_refused(
             w.report_epoch(report(v1::EpochMetrics {
                 test_accuracy: 99.0,
-                ..epoch
+                ..epoch.clone()
             }))
             .await,
             Code::InvalidArgument,

@@ -42,6 +42,20 @@ epochs = 1
     )
 }
 
+/// Every log a trial's record names is in the output folder (issue 19: no dead link; the
+/// coordinator names only the logs whose upload landed).
+fn assert_logs_landed(sweep: &Sweep, results: &sweep_common::results::Results<'_>) {
+    for t in &results.trials {
+        for file in &t.logs {
+            assert!(
+                sweep.out().join(file).is_file(),
+                "{} names {file}, which is not there",
+                t.name
+            );
+        }
+    }
+}
+
 /// A worker with a token in its environment (the program must not see it).
 fn worker(name: &str, url: &str) -> Worker {
     let mut command = test_worker_command(name, url, Duration::from_millis(10), 1);
@@ -61,6 +75,7 @@ fn a_sweep_of_a_program_reports_its_metrics_and_its_failures() {
     w.wait_exit(Duration::from_secs(30));
     let results = sweep.results();
     assert_eq!(results.trials.len(), 4);
+    assert_logs_landed(&sweep, &results);
     for lr in ["0.1", "0.2"] {
         let ok = results.trial(&format!("p_lr-{lr}_mode-ok"));
         assert_eq!(ok.status, Status::Succeeded, "{ok:?}");
@@ -160,6 +175,8 @@ fn a_cancel_reaches_a_program_that_ignores_sigterm_and_forks() {
         results.trials[0].failure.as_deref(),
         Some("cancelled: enough")
     );
+    // The logs came after the cancel ended the lease: refused, so not named.
+    assert_logs_landed(&sweep, &results);
 }
 
 /// The process group of `pid`, from `/proc` (the field after the state).
@@ -280,6 +297,7 @@ ready = "{}"
     c.expect_exit_code(0, Duration::from_secs(120));
     b.wait_exit(Duration::from_secs(30));
     let results = sweep.results();
+    assert_logs_landed(&sweep, &results);
     let t = &results.trials[0];
     assert_eq!(t.status, Status::Succeeded, "{t:?}");
     assert_eq!(t.attempts, 2, "{t:?}");
@@ -357,4 +375,58 @@ told = "{}"
     let t = &results.trials[0];
     assert_eq!(t.failure.as_deref(), Some("cancelled: enough"), "{t:?}");
     assert!(t.epochs.iter().all(|m| m.epoch == 1), "{t:?}");
+}
+
+/// Issue 19 part 5: scalars a program reports beyond the accuracies and the loss reach
+/// results.json, and the report gives each name a column (its last value) and a curve.
+#[test]
+fn a_programs_own_scalars_reach_the_results_and_the_report() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/scalars.py");
+    let sweep = Sweep::new(&format!(
+        r#"
+[sweep]
+name = "scalars"
+max_attempts = 1
+
+[[experiment]]
+name = "s"
+dataset = "fashion-mnist"
+program = ["python3", "{}"]
+env = {{ PYTHONPATH = "{}" }}
+
+[experiment.fixed]
+epochs = 2
+
+[experiment.params]
+lr = [0.5, 1.5]
+"#,
+        script.display(),
+        client_library(),
+    ));
+    let mut c = sweep.start_coordinator(&["--linger", "1s"]);
+    let mut w = worker("W", &c.url());
+    c.expect_exit_code(0, Duration::from_secs(120));
+    w.wait_exit(Duration::from_secs(30));
+    let results = sweep.results();
+    assert_logs_landed(&sweep, &results);
+    for lr in [0.5, 1.5] {
+        let t = results.trial(&format!("s_lr-{lr}"));
+        assert_eq!(t.status, Status::Succeeded, "{t:?}");
+        let scaled: Vec<Option<f64>> = t
+            .epochs
+            .iter()
+            .map(|e| e.scalars.get("lr_scaled"))
+            .collect();
+        assert_eq!(scaled, [Some(lr), Some(2.0 * lr)], "{t:?}");
+        assert_eq!(t.epochs[1].scalars.get("val_loss"), Some(0.25), "{t:?}");
+    }
+    let report = std::fs::read_to_string(sweep.out().join("report.md")).expect("report.md");
+    assert!(
+        report.contains("lr_scaled (last)") && report.contains("val_loss (last)"),
+        "{report}"
+    );
+    for name in ["lr_scaled", "val_loss"] {
+        let figure = sweep.out().join(format!("figures/s-scalar-{name}.svg"));
+        assert!(figure.is_file(), "no {}", figure.display());
+    }
 }

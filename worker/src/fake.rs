@@ -89,6 +89,7 @@ pub fn train(
             train_accuracy: 90.0 - 40.0 / e + unit(state.hash, 2),
             test_accuracy: 88.0 - 40.0 / e + unit(state.hash, 3),
             seconds: t.elapsed().as_secs_f64(),
+            scalars: Default::default(),
         };
         state.epochs.push(metrics.clone());
         progress.epoch(&metrics);

@@ -471,16 +471,26 @@ fn signal_name(signal: i32) -> &'static str {
     }
 }
 
-/// The metrics of a program's last stdout line, when it is a JSON object with `test_accuracy`.
+/// The metrics of a program's last stdout line, when it is a JSON object with `test_accuracy`;
+/// its other numbers are scalars by name (those `sweep_common::metrics::check_scalar` accepts,
+/// the first `MAX_SCALARS` in name order).
 fn final_metrics(line: Option<&str>) -> Option<EpochMetrics> {
     let v: serde_json::Value = serde_json::from_str(line?.trim()).ok()?;
     let number = |key: &str| v.get(key).and_then(serde_json::Value::as_f64);
+    let scalars = v
+        .as_object()?
+        .iter()
+        .filter_map(|(k, x)| Some((k.as_str(), x.as_f64()?)))
+        .filter(|(k, x)| sweep_common::metrics::check_scalar(k, *x).is_ok())
+        .take(sweep_common::metrics::MAX_SCALARS)
+        .collect();
     Some(EpochMetrics {
         epoch: 1,
         test_accuracy: number("test_accuracy")?,
         train_accuracy: number("train_accuracy").unwrap_or(0.0),
         train_loss: number("train_loss").unwrap_or(0.0),
         seconds: number("seconds").unwrap_or(0.0),
+        scalars,
     })
 }
 

@@ -437,7 +437,7 @@ impl Worker {
             let request = v1::ReportEpochRequest {
                 worker_id: self.id.clone(),
                 lease: Some(lease.clone()),
-                metrics: Some(metrics),
+                metrics: Some(metrics.clone()),
             };
             if !self.still_held() {
                 return;
@@ -568,6 +568,7 @@ fn metrics(spec: &TrialSpec, epoch: u32, took: Duration) -> v1::EpochMetrics {
         train_accuracy: 90.0 - 40.0 / e,
         test_accuracy: (88.0 - 40.0 / e) * (0.9 + 0.1 * width / (width + 20.0)),
         seconds: took.as_secs_f64(),
+        scalars: Default::default(),
     }
 }
 

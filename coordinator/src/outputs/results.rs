@@ -17,10 +17,11 @@ use sweep_common::results::{Experiment, Results, Status, Stopped, Trial as Trial
 use crate::Error;
 use crate::state::{Scheduler, Trial, TrialState};
 
-/// Builds the `results.json` document from the current state (borrowing it).
-pub fn collect<'a>(grid: &Grid, grid_file: &str, s: &'a Scheduler) -> Results<'a> {
+/// Builds the `results.json` document from the current state (borrowing it), for the output
+/// folder `out` (a program trial's logs are named only once they are there).
+pub fn collect<'a>(grid: &Grid, grid_file: &str, s: &'a Scheduler, out: &Path) -> Results<'a> {
     Results {
-        trials: s.trials().iter().map(|t| record(s, t)).collect(),
+        trials: s.trials().iter().map(|t| record(s, t, out)).collect(),
         ..header(grid, grid_file, s)
     }
 }
@@ -57,8 +58,8 @@ pub fn experiment_records(grid: &Grid) -> Vec<Experiment> {
         .collect()
 }
 
-/// The record of trial `t`.
-fn record<'a>(s: &Scheduler, t: &'a Trial) -> TrialRecord<'a> {
+/// The record of trial `t`, whose outputs are in `out`.
+fn record<'a>(s: &Scheduler, t: &'a Trial, out: &Path) -> TrialRecord<'a> {
     let worker_name = |id| {
         s.workers()
             .get(&id)
@@ -107,23 +108,25 @@ fn record<'a>(s: &Scheduler, t: &'a Trial) -> TrialRecord<'a> {
         test_confusion: r.map(|r| Cow::Borrowed(&r.test_confusion)),
         dataset_images: r.map(|r| r.dataset_images),
         weights: t.state.weights().map(Cow::from),
-        logs: program_logs(t),
+        logs: program_logs(t, |file| out.join(file).is_file()),
         failure,
         failed_attempts: Cow::from(t.failures.as_slice()),
         stopped,
     }
 }
 
-/// Where a program trial's logs are kept once an attempt of it uploaded them (the worker uploads
-/// both when its program ends, before it reports the outcome); none for a native trial or
-/// before any attempt.
-fn program_logs(t: &Trial) -> Vec<String> {
+/// A program trial's logs that an attempt of it uploaded, relative to the output folder:
+/// derived from the folder (`landed` says whether a file is there), not recorded, so that no
+/// link is dead (an upload that failed, or that came after the lease ended and was refused,
+/// left no file). None for a native trial or before any attempt.
+fn program_logs(t: &Trial, landed: impl Fn(&str) -> bool) -> Vec<String> {
     if t.spec.program.is_none() || t.attempts == 0 {
         return Vec::new();
     }
     sweep_common::trial::LogStream::ALL
         .iter()
         .map(|&stream| sweep_common::trial::log_file(&t.spec.name, stream))
+        .filter(|file| landed(file))
         .collect()
 }
 
@@ -166,6 +169,7 @@ pub fn write_results(out: &Path, results: &Results<'_>) -> Result<PathBuf, Error
 /// was written.
 #[derive(Debug)]
 pub struct RollingWrite {
+    out: PathBuf,
     path: PathBuf,
     tmp: PathBuf,
     file: std::io::BufWriter<std::fs::File>,
@@ -189,6 +193,7 @@ impl RollingWrite {
         let open = head.strip_suffix("]}").unwrap_or(&head);
         file.write_all(open.as_bytes()).map_err(io)?;
         Ok(RollingWrite {
+            out: out.to_owned(),
             path,
             tmp,
             file,
@@ -210,7 +215,7 @@ impl RollingWrite {
             if i > 0 {
                 self.file.write_all(b",").map_err(io)?;
             }
-            serde_json::to_writer(&mut self.file, &record(s, t))
+            serde_json::to_writer(&mut self.file, &record(s, t, &self.out))
                 .map_err(|e| io(std::io::Error::other(e)))?;
         }
         self.next = end;
@@ -399,6 +404,7 @@ mod tests {
             train_accuracy: 60.0,
             test_accuracy: 55.0,
             seconds: 1.0,
+            scalars: Default::default(),
         };
         s.report_epoch(key, metrics, now).unwrap();
         let out = tempfile::tempdir().unwrap();
@@ -410,7 +416,7 @@ mod tests {
         assert_eq!(steps, 3, "7 trials, 3 at a time");
         let text = std::fs::read_to_string(out.path().join("results.json")).unwrap();
         let rolled: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let whole = serde_json::to_value(collect(&grid, "g.toml", &s)).unwrap();
+        let whole = serde_json::to_value(collect(&grid, "g.toml", &s, out.path())).unwrap();
         assert_eq!(rolled, whole);
         assert!(!out.path().join("results.tmp").exists());
     }
@@ -444,7 +450,7 @@ mod tests {
             now,
         )
         .unwrap();
-        let md = render_summary(&collect(&grid, "g.toml", &s));
+        let md = render_summary(&collect(&grid, "g.toml", &s, Path::new("/nonexistent")));
         let rows: Vec<&str> = md
             .lines()
             .skip_while(|l| !l.starts_with("| trial |"))
@@ -460,5 +466,44 @@ mod tests {
         );
         assert!(!md.contains("<script>"));
         assert_eq!(md.matches("\n# ").count(), 0, "{md}");
+    }
+
+    #[test]
+    fn a_programs_logs_are_named_only_once_they_landed() {
+        let grid = Grid::parse(
+            "[sweep]\nname='p'\n[[experiment]]\nname='e'\ndataset='fashion-mnist'\n\
+             program=['true']\n[experiment.fixed]\nepochs=1\n",
+            "g.toml",
+        )
+        .unwrap();
+        let config = Config {
+            lease_ttl: Duration::from_secs(30),
+            max_attempts: 2,
+            retry_after: Duration::from_millis(100),
+        };
+        let mut s = Scheduler::new(grid.trials().cloned(), config);
+        let out = tempfile::tempdir().unwrap();
+        let logs = |s: &Scheduler| {
+            collect(&grid, "g.toml", s, out.path()).trials[0]
+                .logs
+                .clone()
+        };
+        assert!(logs(&s).is_empty(), "no attempt yet");
+        let (w, now) = (WorkerId::random(), Instant::now());
+        s.register(w, "w".into(), "cpu".into(), 1, now);
+        assert!(matches!(s.lease(w, now), Ok(LeaseOutcome::Assigned { .. })));
+        assert!(
+            logs(&s).is_empty(),
+            "leased, nothing uploaded: no dead link"
+        );
+        std::fs::create_dir_all(out.path().join("logs")).unwrap();
+        std::fs::write(out.path().join("logs/e.stderr.log"), "oops").unwrap();
+        assert_eq!(
+            logs(&s),
+            ["logs/e.stderr.log"],
+            "only the stream that landed"
+        );
+        std::fs::write(out.path().join("logs/e.stdout.log"), "hi").unwrap();
+        assert_eq!(logs(&s), ["logs/e.stdout.log", "logs/e.stderr.log"]);
     }
 }

@@ -41,6 +41,7 @@ pub fn valid_epoch() -> EpochMetrics {
         train_accuracy: 80.0,
         test_accuracy: 75.0,
         seconds: 1.0,
+        scalars: Default::default(),
     }
 }
 

@@ -20,7 +20,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Duration;
 
 use serde::Deserialize;
-use sweep_common::{ConfusionMatrix, EpochMetrics};
+use sweep_common::{ConfusionMatrix, EpochMetrics, Scalars};
 
 use super::pack;
 use crate::train::Progress;
@@ -49,7 +49,7 @@ pub enum Request {
         /// The epoch's wall-clock seconds (the client measures them).
         #[serde(default)]
         seconds: f64,
-        /// More scalars by name (checked; not yet carried to the report).
+        /// More scalars by name (`sweep_common::metrics::check_scalar`'s rules).
         #[serde(default)]
         metrics: BTreeMap<String, f64>,
         /// The test split's confusion matrix, rows the true class, when given.
@@ -226,15 +226,15 @@ impl Reports {
                         ));
                     }
                 }
-                for (name, x) in metrics
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), *v))
-                    .chain([("train_loss", train_loss), ("seconds", seconds)])
-                {
+                for (name, x) in [("train_loss", train_loss), ("seconds", seconds)] {
                     if !x.is_finite() {
                         return Err(format!("report of epoch {epoch}: {name} is {x}"));
                     }
                 }
+                let scalars: Scalars = metrics.into_iter().collect();
+                scalars
+                    .check()
+                    .map_err(|e| format!("report of epoch {epoch}: {e}"))?;
                 if let Some(rows) = confusion {
                     self.confusion = Some(self.matrix(epoch, rows)?);
                 }
@@ -244,6 +244,7 @@ impl Reports {
                     train_accuracy,
                     test_accuracy,
                     seconds: seconds.max(0.0),
+                    scalars,
                 };
                 progress.epoch(&m);
                 self.done.push(m);

@@ -416,3 +416,19 @@ fn a_refused_request_fails_the_trial_with_its_reason() {
     }
     assert_eq!(epochs.len(), 1);
 }
+
+#[test]
+fn a_final_json_line_carries_its_other_numbers_as_scalars() {
+    let m = super::final_metrics(Some(
+        r#"{"test_accuracy": 81.0, "train_loss": 0.4, "f1": 0.7, "bad name": 1, "note": "x"}"#,
+    ))
+    .unwrap();
+    assert_eq!(m.test_accuracy, 81.0);
+    let scalars: Vec<(&str, f64)> = m.scalars.iter().collect();
+    assert_eq!(
+        scalars,
+        [("f1", 0.7)],
+        "the built-in fields, a bad name, text: not scalars"
+    );
+    assert!(super::final_metrics(Some(r#"{"f1": 0.7}"#)).is_none());
+}

@@ -375,6 +375,7 @@ impl<'a> Trainer<'a> {
             train_accuracy: fit.accuracy,
             test_accuracy: test.accuracy(),
             seconds: started.elapsed().as_secs_f64(),
+            scalars: Default::default(),
         };
         self.epochs.push(metrics.clone());
         Ok(metrics)

@@ -148,7 +148,7 @@ impl Owner {
         }
         // Written once: a later attempt would not be followed by the summary and the report.
         outputs.dirty = false;
-        let doc = results::collect(&self.grid, &self.grid_file, &self.scheduler);
+        let doc = results::collect(&self.grid, &self.grid_file, &self.scheduler, &self.out_dir);
         if let Err(e) = results::write_summary(&self.out_dir, &doc) {
             tracing::error!(error = %e, "cannot write the summary");
             errors.push(e.to_string());
@@ -226,7 +226,7 @@ impl Owner {
         // A copy in progress is dropped: this one is newer.
         outputs.rolling = None;
         let now = Instant::now();
-        let doc = results::collect(&self.grid, &self.grid_file, &self.scheduler);
+        let doc = results::collect(&self.grid, &self.grid_file, &self.scheduler, &self.out_dir);
         let written = results::write_results(&self.out_dir, &doc).map_err(|e| e.to_string());
         drop(doc);
         outputs.dirty = written.is_err();

@@ -38,6 +38,7 @@ pub(super) fn metrics(epoch: u32) -> EpochMetrics {
         train_accuracy: 80.0,
         test_accuracy: 70.0,
         seconds: 0.1,
+        scalars: Default::default(),
     }
 }
 

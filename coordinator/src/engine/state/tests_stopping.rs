@@ -58,6 +58,7 @@ fn report(
         train_accuracy: value,
         test_accuracy: value,
         seconds: 0.1,
+        scalars: Default::default(),
     };
     s.report_epoch(LeaseKey::new(w, spec.id, attempt), m, now)
 }

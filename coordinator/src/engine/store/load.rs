@@ -121,7 +121,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT t.id, e.epoch, e.train_loss, e.train_accuracy, e.test_accuracy,
-                        e.seconds
+                        e.seconds, e.scalars
                  FROM epochs e JOIN trials t ON t.num = e.trial
                  WHERE e.superseded = 0 ORDER BY e.trial, e.epoch",
             )
@@ -136,15 +136,22 @@ impl Store {
                         train_accuracy: r.get(3)?,
                         test_accuracy: r.get(4)?,
                         seconds: r.get(5)?,
+                        scalars: Default::default(),
                     },
+                    r.get::<_, Option<String>>(6)?,
                 ))
             })
             .map_err(|e| self.sqlite(e))?;
         for row in rows {
-            let (trial, m) = row.map_err(|e| self.sqlite(e))?;
+            let (trial, mut m, scalars) = row.map_err(|e| self.sqlite(e))?;
             let id = trial
                 .parse()
                 .map_err(|_| self.corrupt(&trial, "the trial id does not decode".to_owned()))?;
+            if let Some(text) = scalars {
+                m.scalars = serde_json::from_str(&text).map_err(|e| {
+                    self.corrupt(&trial, format!("epoch {}: scalars: {e}", m.epoch))
+                })?;
+            }
             epochs.entry(id).or_default().push(m);
         }
         Ok(epochs)

@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS epochs (
     test_accuracy REAL NOT NULL,
     seconds REAL NOT NULL,
     superseded INTEGER NOT NULL DEFAULT 0,
+    scalars TEXT,
     PRIMARY KEY (trial, attempt, epoch)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS epochs_current ON epochs (trial, epoch) WHERE superseded = 0;
@@ -103,6 +104,8 @@ const ADDED_COLUMNS: &[(&str, &str, &str, &str)] = &[
     ("trials", "stopped_epoch", "INTEGER", ""),
     // Trials queued ahead went back to grid order at a restart before it.
     ("trials", "queued_ahead", "INTEGER", ""),
+    // A program trial's scalars by name, as JSON (issue 19); none before it.
+    ("epochs", "scalars", "TEXT", ""),
 ];
 
 /// The state check of databases made before trials could be stopped (issue 17).

@@ -45,6 +45,12 @@ fn metrics(epoch: u32) -> EpochMetrics {
         train_accuracy: 50.0 + f64::from(epoch),
         test_accuracy: 40.0 + f64::from(epoch),
         seconds: 0.5,
+        // A program trial's own metric on the last epoch (issue 19).
+        scalars: if epoch == 3 {
+            [("val_loss", 0.25)].into_iter().collect()
+        } else {
+            Default::default()
+        },
     }
 }
 
@@ -179,6 +185,11 @@ fn every_state_survives_a_restart() {
     assert_eq!(t0.epochs.len(), 3);
     assert!(t0.epochs[1].train_loss.is_nan(), "a NaN loss stays NaN");
     assert_eq!(t0.epochs[2], want.epochs[2]);
+    assert_eq!(
+        t0.epochs[2].scalars.get("val_loss"),
+        Some(0.25),
+        "scalars survive"
+    );
     let t1 = r.trial(s1.id).unwrap();
     assert_eq!(
         t1.state,

@@ -258,11 +258,11 @@ fn put_epoch(
 ) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO epochs (trial, attempt, epoch, train_loss, train_accuracy, test_accuracy,
-             seconds, superseded)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)
+             seconds, superseded, scalars)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8)
          ON CONFLICT (trial, attempt, epoch) DO UPDATE SET train_loss = excluded.train_loss,
              train_accuracy = excluded.train_accuracy, test_accuracy = excluded.test_accuracy,
-             seconds = excluded.seconds, superseded = 0",
+             seconds = excluded.seconds, superseded = 0, scalars = excluded.scalars",
     )?
     .execute(params![
         num,
@@ -271,7 +271,11 @@ fn put_epoch(
         finite(m.train_loss),
         m.train_accuracy,
         m.test_accuracy,
-        m.seconds
+        m.seconds,
+        // Checked finite when decoded, so always JSON; none for a native trial's epoch.
+        (!m.scalars.is_empty())
+            .then(|| serde_json::to_string(&m.scalars).ok())
+            .flatten()
     ])
     .map(drop)
 }

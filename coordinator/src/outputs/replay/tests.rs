@@ -56,6 +56,7 @@ fn results(grid: &Grid) -> Results<'static> {
                 train_accuracy: quality,
                 test_accuracy: quality * (1.0 - (-f64::from(e) / 2.0).exp()) + noise,
                 seconds: 2.0,
+                scalars: Default::default(),
             })
             .collect();
         trials.push(Trial {

@@ -335,6 +335,33 @@ pub struct Curve {
     pub points: Vec<CurvePoint>,
 }
 
+/// Most scalar names (a program trial's own metrics, issue 19) the report gives a column and a
+/// curve, per experiment; every value is in `results.json`.
+pub const MAX_SCALAR_NAMES: usize = 8;
+
+/// The scalar names reported by any epoch of `trials`, in name order, the first
+/// [`MAX_SCALAR_NAMES`], and how many there are in all. None for native trials.
+pub fn scalar_names(trials: &[&Trial<'_>]) -> (Vec<String>, usize) {
+    let mut names = std::collections::BTreeSet::new();
+    for t in trials {
+        for e in t.epochs.iter() {
+            names.extend(e.scalars.iter().map(|(k, _)| k));
+        }
+    }
+    let all = names.len();
+    let shown = names
+        .into_iter()
+        .take(MAX_SCALAR_NAMES)
+        .map(str::to_owned)
+        .collect();
+    (shown, all)
+}
+
+/// The last value of scalar `name` that trial `t` reported, if any.
+pub fn last_scalar(t: &Trial<'_>, name: &str) -> Option<f64> {
+    t.epochs.iter().rev().find_map(|e| e.scalars.get(name))
+}
+
 /// One curve per configuration with at least one finite `metric` value, from every trial's
 /// epochs (a running or failed trial contributes the epochs it reported), labelled by `label`.
 pub fn curves(

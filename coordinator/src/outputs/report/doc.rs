@@ -531,6 +531,28 @@ fn early_stopping(b: &mut Builder, trials: &[&Trial<'_>]) {
     );
 }
 
+/// A figure of learning curves: its title, y axis, file stem suffix, y bounds and lines.
+struct CurveSpec {
+    title: String,
+    y_label: String,
+    suffix: String,
+    y_bounds: (f64, f64),
+    series: Vec<analysis::Curve>,
+}
+
+/// What the learning curves' titles say they are of: " of <trial>" (one trial), " for different
+/// <axes>", or nothing.
+fn curves_subject(view: &View<'_>) -> String {
+    if let (true, [only]) = (view.axes.is_empty(), view.trials.as_slice()) {
+        format!(" of {}", only.name)
+    } else if view.axes.is_empty() {
+        String::new()
+    } else {
+        let p: Vec<String> = view.axes.iter().map(|a| plural(a.param)).collect();
+        format!(" for different {}", p.join(" and "))
+    }
+}
+
 fn learning_curves(b: &mut Builder, view: &View<'_>) {
     let e = &view.experiment;
     let label_of = |c: &analysis::Config<'_>| match (view.axes.is_empty(), c.trials.as_slice()) {
@@ -542,23 +564,23 @@ fn learning_curves(b: &mut Builder, view: &View<'_>) {
         let labels: Vec<String> = view.axes.iter().map(|a| analysis::label(a.param)).collect();
         labels.join(", ")
     });
-    let different = if let (true, [only]) = (view.axes.is_empty(), view.trials.as_slice()) {
-        format!(" of {}", only.name)
-    } else if view.axes.is_empty() {
-        String::new()
-    } else {
-        let p: Vec<String> = view.axes.iter().map(|a| plural(a.param)).collect();
-        format!(" for different {}", p.join(" and "))
+    let different = curves_subject(view);
+    let spec = |title: String, y_label: &str, suffix: &str, y_bounds, series| CurveSpec {
+        title,
+        y_label: y_label.to_owned(),
+        suffix: suffix.to_owned(),
+        y_bounds,
+        series,
     };
-    let specs = [
-        (
+    let mut specs = vec![
+        spec(
             format!("Accuracy learning curves{different}"),
             "Test accuracy (%)",
             "test-accuracy",
             (0.0, 100.0),
             curves(&view.configs, |ep| ep.test_accuracy, label_of),
         ),
-        (
+        spec(
             format!("Training loss curves{different}"),
             "Training loss",
             "train-loss",
@@ -566,23 +588,43 @@ fn learning_curves(b: &mut Builder, view: &View<'_>) {
             curves(&view.configs, |ep| ep.train_loss, label_of),
         ),
     ];
-    if specs.iter().all(|s| s.4.is_empty()) {
+    // A program trial's own scalars (issue 19): one figure per name, the first few names.
+    let (names, all) = analysis::scalar_names(&view.trials);
+    for name in &names {
+        let metric = |ep: &sweep_common::EpochMetrics| ep.scalars.get(name).unwrap_or(f64::NAN);
+        specs.push(spec(
+            format!("{name} curves{different}"),
+            name.as_str(),
+            &format!("scalar-{name}"),
+            (f64::NEG_INFINITY, f64::INFINITY),
+            curves(&view.configs, metric, label_of),
+        ));
+    }
+    if specs.iter().all(|s| s.series.is_empty()) {
         b.para(vec![text("No epoch has been reported yet.")]);
         return;
     }
-    for (title, y_label, suffix, y_bounds, series) in specs {
-        if series.is_empty() {
-            continue;
-        }
+    for s in specs.into_iter().filter(|s| !s.series.is_empty()) {
         let plot = CurvePlot {
-            title: title.clone(),
+            title: s.title.clone(),
             x_label: "Epoch".into(),
-            y_label: y_label.into(),
+            y_label: s.y_label,
             legend_title: legend_title.clone(),
-            series,
-            y_bounds,
+            series: s.series,
+            y_bounds: s.y_bounds,
         };
-        b.figure(&format!("{}-{suffix}", e.name), Plot::Curves(plot), title);
+        b.figure(
+            &format!("{}-{}", e.name, s.suffix),
+            Plot::Curves(plot),
+            s.title,
+        );
+    }
+    if all > names.len() {
+        b.para(vec![text(format!(
+            "Curves of the first {} of {all} scalar names (in name order); every value is in \
+             results.json.",
+            names.len()
+        ))]);
     }
 }
 

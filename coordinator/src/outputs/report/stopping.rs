@@ -98,6 +98,7 @@ mod tests {
                     train_accuracy: 50.0,
                     test_accuracy: 50.0,
                     seconds: 1.0,
+                    scalars: Default::default(),
                 })
                 .collect(),
         );

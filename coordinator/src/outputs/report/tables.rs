@@ -202,9 +202,20 @@ fn opt(x: Option<f64>, decimals: usize) -> String {
         .map_or_else(|| "-".into(), |x| format!("{x:.decimals$}"))
 }
 
+/// A scalar a program reported, in a table cell: 4 decimals, or 4 significant digits where
+/// those would show too little.
+fn scalar(x: Option<f64>) -> String {
+    match x.filter(|x| x.is_finite()) {
+        Some(x) if x != 0.0 && !(1e-3..1e6).contains(&x.abs()) => format!("{x:.3e}"),
+        x => opt(x, 4),
+    }
+}
+
 /// One row per trial: its model (a one-line summary and the parameter count), status, final
-/// metrics, epochs, attempts, timings and worker.
+/// metrics, epochs, attempts, timings and worker; then the last value of each scalar a program
+/// reported (the first [`super::analysis::MAX_SCALAR_NAMES`] names; none for native trials).
 pub fn trials(trials: &[&Trial<'_>]) -> Table {
+    let (names, _) = super::analysis::scalar_names(trials);
     let header = [
         "Trial",
         "Model",
@@ -237,15 +248,24 @@ pub fn trials(trials: &[&Trial<'_>]) -> Table {
                 opt(t.train_seconds, 1),
                 t.worker.clone().unwrap_or_else(|| "-".into()),
             ]
+            .into_iter()
+            .chain(
+                names
+                    .iter()
+                    .map(|n| scalar(super::analysis::last_scalar(t, n))),
+            )
+            .collect::<Vec<String>>()
         })
         .collect();
-    let mut numeric = numeric_from(header.len(), 4);
+    let mut numeric = numeric_from(header.len() + names.len(), 4);
     numeric[2] = true;
-    if let Some(worker) = numeric.last_mut() {
-        *worker = false;
-    }
+    numeric[header.len() - 1] = false;
     Table {
-        header: header.iter().map(|h| (*h).to_owned()).collect(),
+        header: header
+            .iter()
+            .map(|h| (*h).to_owned())
+            .chain(names.iter().map(|n| format!("{n} (last)")))
+            .collect(),
         rows,
         numeric,
     }

@@ -41,6 +41,7 @@ fn metrics(epoch: u32) -> EpochMetrics {
         train_accuracy: 55.0,
         test_accuracy: 50.0,
         seconds: 2.0,
+        scalars: Default::default(),
     }
 }
 

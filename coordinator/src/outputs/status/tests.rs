@@ -35,6 +35,7 @@ fn metrics(epoch: u32, seconds: f64, test: f64) -> EpochMetrics {
         train_accuracy: test + 5.0,
         test_accuracy: test,
         seconds,
+        scalars: Default::default(),
     }
 }
 

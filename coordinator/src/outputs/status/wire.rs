@@ -249,6 +249,7 @@ fn trial_to_wire(t: &TrialRow) -> v1::TrialStatus {
                     train_accuracy: p.train_accuracy,
                     test_accuracy: p.test_accuracy,
                     seconds: p.seconds,
+                    scalars: Default::default(),
                 })
             })
             .collect(),
@@ -381,7 +382,7 @@ fn history_point(m: &v1::EpochMetrics) -> Result<EpochPoint, DecodeError> {
         } else {
             m.train_loss
         },
-        ..*m
+        ..m.clone()
     };
     let mut point = EpochPoint::from(&EpochMetrics::try_from(&known)?);
     if m.train_loss.is_nan() {

@@ -21,6 +21,7 @@ fn metrics(epoch: u32) -> EpochMetrics {
         train_accuracy: 50.0,
         test_accuracy: 40.0,
         seconds: 2.0,
+        scalars: Default::default(),
     }
 }
 

@@ -34,6 +34,7 @@ fn reports(dir: &Path, resumed_from: u32) -> Reports {
                 train_accuracy: 50.0,
                 test_accuracy: 50.0,
                 seconds: 1.0,
+                scalars: Default::default(),
             })
             .collect(),
         confusion: None,
@@ -118,8 +119,20 @@ fn epochs_are_reported_in_order_and_checked() {
     if let Request::Report { metrics, .. } = &mut nan {
         metrics.insert("f1".into(), f64::INFINITY);
     }
-    assert!(r.handle(nan, &mut seen).unwrap_err().contains("f1 is inf"));
-    r.handle(report(2, 60.0), &mut seen).unwrap();
+    let e = r.handle(nan, &mut seen).unwrap_err();
+    assert!(e.contains(r#"scalar "f1" is inf"#), "{e}");
+    let mut reserved = report(2, 60.0);
+    if let Request::Report { metrics, .. } = &mut reserved {
+        metrics.insert("seconds".into(), 1.0);
+    }
+    let e = r.handle(reserved, &mut seen).unwrap_err();
+    assert!(e.contains("an epoch's own field"), "{e}");
+    let mut more = report(2, 60.0);
+    if let Request::Report { metrics, .. } = &mut more {
+        metrics.insert("val_loss".into(), 0.3);
+    }
+    r.handle(more, &mut seen).unwrap();
+    assert_eq!(seen.epochs[1].scalars.get("val_loss"), Some(0.3), "carried");
     r.handle(report(3, 70.0), &mut seen).unwrap();
     let e = r.handle(report(4, 70.0), &mut seen).unwrap_err();
     assert!(e.contains("of 1..=3"), "{e}");

@@ -3,6 +3,7 @@
 //! from the stored fixture.
 
 mod files;
+mod scalars;
 
 use std::path::Path;
 

@@ -37,6 +37,7 @@ fn metrics(epoch: u32, seconds: f64) -> EpochMetrics {
         train_accuracy: 50.0,
         test_accuracy: 40.0,
         seconds,
+        scalars: Default::default(),
     }
 }
 
