@@ -170,7 +170,7 @@ fn open_state(
     make_private(&state_dir, &db)?;
     let mut store = store::Store::open(&state_dir)?;
     store.claim(&grid.name)?;
-    let mut loaded = store.load()?;
+    let mut loaded = store.load(&state::KeepCurves::of(grid))?;
     let recorded = loaded.trials.len();
     // The specs move into the scheduler (one copy of a million trials is enough); the grid
     // keeps its experiments' descriptions.

@@ -43,6 +43,7 @@ use crate::state::Scheduler;
 use crate::status::{Index, tables};
 use crate::store::Store;
 
+mod archive;
 mod commands;
 mod handle;
 mod outputs;
@@ -109,6 +110,18 @@ pub fn spawn(
     } = actor;
     let database = store.path().display().to_string();
     let shared_tables = Arc::new(tables::Shared::default());
+    // Two read-only connections: the state owner's (results.json, the summary) and the handle's
+    // (detail views, off the owner's task). Without them nothing is archived.
+    let readers = crate::store::Reader::open(store.path())
+        .and_then(|a| Ok((a, crate::store::Reader::open(store.path())?)));
+    let (reader, handle_reader) = match readers {
+        Ok((a, b)) => (Some(a), Some(Arc::new(std::sync::Mutex::new(b)))),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot open the state database for reading: finished trials stay in memory");
+            (None, None)
+        }
+    };
+    let keep = crate::state::KeepCurves::of(&grid);
     let writer = Writer::spawn(store, crate::artifacts::checkpoints_dir(&state_dir));
     let owner = Owner {
         database,
@@ -124,6 +137,9 @@ pub fn spawn(
         console,
         started,
         silent: HashSet::new(),
+        keep,
+        reader,
+        archiving: archive::Archiving::default(),
     };
     let task = tokio::spawn(owner.run(rx, writer, finished_tx, changes_tx));
     (
@@ -131,6 +147,7 @@ pub fn spawn(
             tx,
             changes: changes_rx,
             tables: shared_tables,
+            reader: handle_reader,
         },
         finished_rx,
         task,

@@ -17,6 +17,7 @@
 //! so nothing is acknowledged that a crash could lose. [`Scheduler::restore`] rebuilds the state
 //! from what was committed.
 
+mod archive;
 mod budget;
 mod failures;
 mod queue;
@@ -27,6 +28,7 @@ mod search;
 mod stopping;
 mod types;
 
+pub use archive::KeepCurves;
 pub use budget::{Budget, REASON_PREFIX as BUDGET_REASON_PREFIX, stopped_by_budget};
 pub use retry::RetrySelector;
 pub use scheduler::Scheduler;
@@ -35,9 +37,9 @@ pub use stopping::{Judged, Promoted, Rule, Stopping};
 pub use sweep_common::FailureKind;
 pub use sweep_common::failure::AttemptFailure;
 pub use types::{
-    CancelSelector, Change, Checkpoint, Checkpoints, Config, Counts, Effect, Lease, LeaseKey,
-    LeaseOutcome, Outcome, SetAside, StateError, Storage, StorageFailure, Success, Trial,
-    TrialState, Worker,
+    CancelSelector, Change, Checkpoint, Checkpoints, Config, Counts, CurveTotals, Effect, Lease,
+    LeaseKey, LeaseOutcome, Outcome, SetAside, StateError, Storage, StorageFailure, Success, Trial,
+    TrialState, Worker, nanos,
 };
 
 #[cfg(test)]

@@ -23,10 +23,12 @@ use sweep_common::{TrialId, WorkerId};
 use crate::state::{Change, Scheduler, Trial};
 
 mod load;
+mod read;
 mod row;
 mod schema;
 mod writes;
 
+pub use read::{Reader, Stored};
 use schema::{CACHE_KIB, GRID_CACHE_KIB, SCHEMA, SCHEMA_VERSION, add_columns, allow_stopped};
 use writes::Op;
 pub use writes::Writes;

@@ -8,14 +8,14 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use super::Command;
-use super::handle::{Progress, Reply};
+use super::handle::{Progress, Reply, StatusReply};
 use super::owner::Owner;
 use super::writer::{Deferred, defer};
 use crate::state::{
     CancelSelector, Checkpoint, Effect, FailureKind, LeaseKey, LeaseOutcome, Outcome, Promoted,
     RetrySelector, Scheduler, StateError, TrialState,
 };
-use crate::status::{self, Clock, Snapshot, View, tables};
+use crate::status::{self, Clock, View};
 
 impl Owner {
     /// Applies `cmd`; sets `changed` when what the status shows changed. Answers to writes go
@@ -158,7 +158,7 @@ impl Owner {
 
     /// The status `view` asks for, as of `now`, and what its accuracy tables are laid out from
     /// (off this task).
-    fn status(&mut self, view: View, now: Instant) -> (Snapshot, Option<tables::Tables>) {
+    fn status(&mut self, view: View, now: Instant) -> StatusReply {
         let s = &self.scheduler;
         let clock = Clock {
             started: self.started,
@@ -172,7 +172,12 @@ impl Owner {
             self.tables
                 .tables(&self.table_experiments, s, &self.index, &snapshot, only)
         });
-        (snapshot, tables)
+        let stored = if view.detail {
+            status::stored_histories(s, &snapshot)
+        } else {
+            Vec::new()
+        };
+        (snapshot, tables, stored)
     }
 }
 

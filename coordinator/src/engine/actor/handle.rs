@@ -1,7 +1,7 @@
 //! The handle the gRPC handlers hold: a cheap clone that sends commands to the state owner and
 //! awaits their answers.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use sweep_common::{EpochMetrics, TrialId, TrialSpec, WorkerId};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -11,9 +11,14 @@ use crate::state::{
     CancelSelector, Checkpoint, Counts, LeaseKey, LeaseOutcome, Outcome, Promoted, RetrySelector,
     StateError, Storage,
 };
-use crate::status::{Snapshot, View, tables};
+use crate::status::{self, Snapshot, View, tables};
+use crate::store::Reader;
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StateError>>;
+
+/// A status as the state owner answers it: the snapshot, its accuracy tables to lay out, and
+/// the rows whose history is to be read from the database (row, trial).
+pub(super) type StatusReply = (Snapshot, Option<tables::Tables>, Vec<(usize, TrialId)>);
 
 /// A request to the state owner.
 pub(super) enum Command {
@@ -48,7 +53,7 @@ pub(super) enum Command {
     },
     Status {
         view: View,
-        reply: oneshot::Sender<(Snapshot, Option<tables::Tables>)>,
+        reply: oneshot::Sender<StatusReply>,
     },
     CheckLease {
         key: LeaseKey,
@@ -112,6 +117,8 @@ pub struct Handle {
     pub(super) tx: mpsc::Sender<Command>,
     pub(super) changes: watch::Receiver<u64>,
     pub(super) tables: Arc<tables::Shared>,
+    /// A read-only connection to the database, for the histories of archived trials.
+    pub(super) reader: Option<Arc<Mutex<Reader>>>,
 }
 
 impl Handle {
@@ -279,7 +286,9 @@ impl Handle {
     /// out here, on a blocking thread, not on the state owner's task, once per change of the
     /// trials for every caller ([`tables::Shared`]).
     pub async fn status(&self, view: View) -> Result<Snapshot, Error> {
-        let (mut snapshot, tables) = self.call(|reply| Command::Status { view, reply }).await?;
+        let (mut snapshot, tables, stored) =
+            self.call(|reply| Command::Status { view, reply }).await?;
+        self.read_histories(&mut snapshot, stored).await;
         if let Some(tables) = tables {
             let filled = self
                 .tables
@@ -289,6 +298,32 @@ impl Handle {
             tables::fill(&mut snapshot, &filled);
         }
         Ok(snapshot)
+    }
+
+    /// Fills in the histories of the rows `stored` names (archived trials) from the database,
+    /// on a blocking thread; a row whose curve cannot be read keeps an empty one (logged).
+    async fn read_histories(&self, snapshot: &mut Snapshot, stored: Vec<(usize, TrialId)>) {
+        let Some(reader) = self.reader.as_ref().filter(|_| !stored.is_empty()) else {
+            return;
+        };
+        let reader = Arc::clone(reader);
+        let read = tokio::task::spawn_blocking(move || {
+            let r = reader
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            stored
+                .into_iter()
+                .map(|(row, id)| (row, r.curve(id)))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        for (row, curve) in read.into_iter().flatten() {
+            match (curve, snapshot.trials.get_mut(row)) {
+                (Ok(curve), Some(row)) => status::set_history(row, &curve),
+                (Err(e), _) => tracing::warn!(error = %e, "cannot read an archived trial's curve"),
+                (Ok(_), None) => {}
+            }
+        }
     }
 
     /// A receiver whose value changes whenever the status visibly changes.

@@ -148,8 +148,14 @@ impl Owner {
         }
         // Written once: a later attempt would not be followed by the summary and the report.
         outputs.dirty = false;
-        let doc = results::collect(&self.grid, &self.grid_file, &self.scheduler, &self.out_dir);
-        if let Err(e) = results::write_summary(&self.out_dir, &doc) {
+        let summary = results::write_summary(
+            &self.out_dir,
+            &self.grid,
+            &self.grid_file,
+            &self.scheduler,
+            self.reader.as_ref(),
+        );
+        if let Err(e) = summary {
             tracing::error!(error = %e, "cannot write the summary");
             errors.push(e.to_string());
         }
@@ -205,7 +211,7 @@ impl Owner {
             return;
         }
         let started = Instant::now();
-        match writer.step(&self.scheduler, SAVE_SLICE) {
+        match writer.step(&self.scheduler, self.reader.as_ref(), SAVE_SLICE) {
             Ok(false) => *next = started + started.elapsed() * SAVE_COST_FACTOR,
             Ok(true) => {
                 outputs.rolling = None;
@@ -226,9 +232,14 @@ impl Owner {
         // A copy in progress is dropped: this one is newer.
         outputs.rolling = None;
         let now = Instant::now();
-        let doc = results::collect(&self.grid, &self.grid_file, &self.scheduler, &self.out_dir);
-        let written = results::write_results(&self.out_dir, &doc).map_err(|e| e.to_string());
-        drop(doc);
+        let written = results::write_results(
+            &self.out_dir,
+            &self.grid,
+            &self.grid_file,
+            &self.scheduler,
+            self.reader.as_ref(),
+        )
+        .map_err(|e| e.to_string());
         outputs.dirty = written.is_err();
         outputs.saved = Some(now);
         self.note_storage(Storage::Results, written.as_ref().err().cloned(), now);

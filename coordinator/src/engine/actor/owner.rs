@@ -11,14 +11,15 @@ use sweep_common::grid::Grid;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use super::archive::Archiving;
 use super::outputs::Outputs;
 use super::writer::{Batch, Deferred, Writer};
 use super::{Command, Ended, MAX_BATCH};
 use crate::Error;
 use crate::console::Console;
-use crate::state::{Effect, Scheduler};
+use crate::state::{Effect, KeepCurves, Scheduler};
 use crate::status::{self, Clock, Index, Snapshot};
-use crate::store::Writes;
+use crate::store::{Reader, Writes};
 use sweep_common::results::Experiment;
 
 /// How often the terminal's status block is redrawn at most.
@@ -47,6 +48,13 @@ pub(super) struct Owner {
     pub(super) started: Instant,
     /// Workers logged as lost (silent for longer than a lease TTL), until they call again.
     pub(super) silent: HashSet<WorkerId>,
+    /// Which experiments' succeeded trials keep their curves in memory.
+    pub(super) keep: KeepCurves,
+    /// A read-only connection to the database: archived trials' curves and matrices for
+    /// `results.json` and the summary (`None`: it could not be opened, and nothing is archived).
+    pub(super) reader: Option<Reader>,
+    /// Succeeded trials waiting for their commit to be archived.
+    pub(super) archiving: Archiving,
 }
 
 /// What the state owner's loop keeps between its turns.
@@ -215,6 +223,7 @@ impl Owner {
         replies: Vec<Deferred>,
         effects: &mut Vec<Effect>,
     ) -> Result<(), Error> {
+        self.archive_committed(writer.committed());
         let changes = self.scheduler.take_changes();
         self.index.update(&self.scheduler, &changes);
         let mut drop = Vec::new();
@@ -233,12 +242,16 @@ impl Owner {
         if changes.is_empty() && replies.is_empty() && drop.is_empty() && set_aside.is_empty() {
             return Ok(());
         }
+        self.archiving.sent += 1;
+        let seq = self.archiving.sent;
+        self.note_succeeded(seq, effects);
         let batch = Batch {
             writes: Writes::new(&self.scheduler, &changes),
             replies,
             drop,
             set_aside,
             flushed: None,
+            seq,
         };
         writer.send(batch).await
     }

@@ -2,6 +2,8 @@
 //! that wait for them.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
@@ -35,6 +37,8 @@ pub(super) struct Batch {
     pub(super) set_aside: Vec<String>,
     /// Told once this batch (and every one before it) is durable.
     pub(super) flushed: Option<oneshot::Sender<()>>,
+    /// Its number (the state owner's count of batches sent; 0: a flush's).
+    pub(super) seq: u64,
 }
 
 /// The database's own thread: commits batches in order, coalescing those that queued up while it
@@ -43,11 +47,15 @@ pub(super) struct Batch {
 pub(super) struct Writer {
     pub(super) tx: mpsc::Sender<Batch>,
     pub(super) task: tokio::task::JoinHandle<Result<(), Error>>,
+    /// The number of the last batch committed (see [`Batch::seq`]).
+    pub(super) committed: Arc<AtomicU64>,
 }
 
 impl Writer {
     pub(super) fn spawn(mut store: Store, checkpoints: PathBuf) -> Writer {
         let (tx, mut rx) = mpsc::channel::<Batch>(WRITER_QUEUE);
+        let committed = Arc::new(AtomicU64::new(0));
+        let done = Arc::clone(&committed);
         let task = tokio::task::spawn_blocking(move || {
             while let Some(first) = rx.blocking_recv() {
                 let mut batches = vec![first];
@@ -62,6 +70,8 @@ impl Writer {
                     tracing::error!(error = %e, "cannot commit to the state database; stopping");
                     return Err(Error::Store(e));
                 }
+                let last = batches.iter().map(|b| b.seq).max().unwrap_or(0);
+                done.fetch_max(last, Ordering::Release);
                 for b in batches {
                     b.replies.into_iter().for_each(|reply| reply());
                     for file in b.drop {
@@ -79,7 +89,16 @@ impl Writer {
             }
             Ok(())
         });
-        Writer { tx, task }
+        Writer {
+            tx,
+            task,
+            committed,
+        }
+    }
+
+    /// The number of the last batch committed.
+    pub(super) fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
     }
 
     /// Queues `batch` (waiting while the queue is full).
@@ -119,7 +138,7 @@ impl Writer {
 
     /// Commits everything queued, then ends the thread.
     pub(super) async fn close(self) -> Result<(), Error> {
-        let Writer { tx, mut task } = self;
+        let Writer { tx, mut task, .. } = self;
         drop(tx);
         match (&mut task).await {
             Ok(r) => r,

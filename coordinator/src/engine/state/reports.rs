@@ -265,6 +265,7 @@ impl Scheduler {
                     wall_seconds: now.saturating_duration_since(lease.granted).as_secs_f64(),
                     result: result.last,
                     weights: weights.take(),
+                    archived: None,
                 }));
                 self.changes.push(Change::Trial(trial));
                 // A succeeded trial's checkpoints are no longer needed.

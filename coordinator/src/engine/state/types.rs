@@ -173,11 +173,51 @@ pub struct Success {
     pub worker: WorkerId,
     /// Seconds from that attempt's lease to its result.
     pub wall_seconds: f64,
-    /// What it measured at the end (its curve is the trial's `epochs`).
+    /// What it measured at the end (its curve is the trial's `epochs`). Once archived, its
+    /// confusion matrices are empty here: the database has them.
     pub result: FinalMetrics,
     /// Path of the final weights, relative to the output folder, once uploaded (a rerun trains
     /// a trial again whose weights are missing).
     pub weights: Option<String>,
+    /// Set once its curve and confusion matrices live only in the state database (see
+    /// `Scheduler::archive`): what the summary still needs of the curve.
+    pub archived: Option<CurveTotals>,
+}
+
+/// What the status needs of a curve: its length and its measured epoch times. An archived
+/// trial keeps only this of its curve (16 bytes instead of 40 per epoch).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CurveTotals {
+    /// Epochs in the curve.
+    pub epochs: u32,
+    /// Of them, those with a measured time (finite, >= 0).
+    pub timed: u32,
+    /// The sum of those times in whole nanoseconds (saturating).
+    pub nanos: u64,
+}
+
+impl CurveTotals {
+    /// The totals of `curve`.
+    pub fn of(curve: &[EpochMetrics]) -> CurveTotals {
+        let mut t = CurveTotals::default();
+        curve.iter().for_each(|m| t.add(m));
+        t
+    }
+
+    /// Counts epoch `m` in.
+    pub fn add(&mut self, m: &EpochMetrics) {
+        self.epochs = self.epochs.saturating_add(1);
+        if let Some(n) = nanos(m.seconds) {
+            self.nanos = self.nanos.saturating_add(n);
+            self.timed += 1;
+        }
+    }
+}
+
+/// An epoch time in whole nanoseconds (saturating; `None` when it is not a finite time >= 0).
+pub fn nanos(seconds: f64) -> Option<u64> {
+    // A finite, non-negative f64 converts saturating at u64::MAX (584 years).
+    (seconds.is_finite() && seconds >= 0.0).then(|| (seconds * 1e9).round() as u64)
 }
 
 /// The latest checkpoint of a trial and the one before it (kept in case the latest proves
@@ -290,6 +330,43 @@ impl Trial {
     /// The checkpoint before the latest.
     pub fn previous_checkpoint(&self) -> Option<&Checkpoint> {
         self.state.checkpoints()?.previous.as_deref()
+    }
+
+    /// Its curve's length and measured times (an archived trial's from what it kept).
+    pub fn curve_totals(&self) -> CurveTotals {
+        match self.state.success().and_then(|s| s.archived) {
+            Some(t) => t,
+            None => CurveTotals::of(&self.epochs),
+        }
+    }
+
+    /// Epochs in its curve (an archived trial's curve is in the database only).
+    pub fn epoch_count(&self) -> usize {
+        match self.state.success().and_then(|s| s.archived) {
+            Some(t) => t.epochs as usize,
+            None => self.epochs.len(),
+        }
+    }
+
+    /// True when its curve and confusion matrices live only in the state database.
+    pub fn is_archived(&self) -> bool {
+        self.state.success().is_some_and(|s| s.archived.is_some())
+    }
+
+    /// Drops its curve and confusion matrices from memory, keeping what the status needs
+    /// (`totals`, its curve's); only a succeeded trial's. Returns false when it was not archived.
+    pub(crate) fn archive_as(&mut self, totals: CurveTotals) -> bool {
+        let TrialState::Succeeded(s) = &mut self.state else {
+            return false;
+        };
+        if s.archived.is_some() {
+            return false;
+        }
+        s.archived = Some(totals);
+        s.result.train_confusion.counts = Vec::new();
+        s.result.test_confusion.counts = Vec::new();
+        self.epochs = Vec::new();
+        true
     }
 
     /// What it measured at the end, once it succeeded.

@@ -6,15 +6,17 @@ use std::collections::HashMap;
 use sweep_common::search::stopping::Action;
 use sweep_common::{EpochMetrics, TrialId, WorkerId};
 
-use crate::state::Judged;
+use crate::state::{CurveTotals, Judged, KeepCurves};
 
 use super::row::{SELECT, TrialRow};
 use super::{Loaded, Store, StoreError};
 
 impl Store {
-    /// Reads back every recorded trial and worker.
-    pub fn load(&self) -> Result<Loaded, StoreError> {
-        let mut epochs = self.load_epochs()?;
+    /// Reads back every recorded trial and worker. Succeeded trials of the experiments that
+    /// `keep` does not name come back archived (`state::archive`): their curves are summed as
+    /// they are read, never held.
+    pub fn load(&self, keep: &KeepCurves) -> Result<Loaded, StoreError> {
+        let mut epochs = self.load_epochs(keep)?;
         let mut loaded = Loaded::default();
         let mut stmt = self.conn.prepare(&SELECT).map_err(|e| self.sqlite(e))?;
         let rows = stmt
@@ -26,9 +28,17 @@ impl Store {
                 .map_err(|e| self.sqlite(e))?
                 .map_err(|id| self.corrupt(&id, "the trial id does not decode".to_owned()))?;
             let id = row.id;
-            let trial = row
-                .into_trial(epochs.remove(&id).unwrap_or_default(), now)
+            let (curve, archived) = match epochs.remove(&id) {
+                Some(Curve::Kept(curve)) => (curve, None),
+                Some(Curve::Archived(totals)) => (Vec::new(), Some(totals)),
+                None => (Vec::new(), None),
+            };
+            let mut trial = row
+                .into_trial(curve, now)
                 .map_err(|message| self.corrupt(&id.to_string(), message))?;
+            if let Some(totals) = archived {
+                trial.archive_as(totals);
+            }
             loaded.trials.insert(trial.spec.id, trial);
         }
         loaded.order = self.load_order()?;
@@ -114,22 +124,25 @@ impl Store {
         }
     }
 
-    /// The current (not superseded) epochs of every trial, in order.
-    fn load_epochs(&self) -> Result<HashMap<TrialId, Vec<EpochMetrics>>, StoreError> {
-        let mut epochs: HashMap<TrialId, Vec<EpochMetrics>> = HashMap::new();
+    /// The current (not superseded) epochs of every trial, in order; of a succeeded trial of an
+    /// experiment `keep` does not name, only their totals.
+    fn load_epochs(&self, keep: &KeepCurves) -> Result<HashMap<TrialId, Curve>, StoreError> {
+        let mut epochs: HashMap<TrialId, Curve> = HashMap::new();
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT t.id, e.epoch, e.train_loss, e.train_accuracy, e.test_accuracy,
-                        e.seconds, e.scalars
+                        e.seconds, e.scalars, t.state = 'succeeded', t.experiment
                  FROM epochs e JOIN trials t ON t.num = e.trial
                  WHERE e.superseded = 0 ORDER BY e.trial, e.epoch",
             )
             .map_err(|e| self.sqlite(e))?;
-        let rows = stmt
-            .query_map([], |r| {
+        let mut rows = stmt.query([]).map_err(|e| self.sqlite(e))?;
+        // The previous row's trial: its id, and whether it is archived.
+        let mut current: Option<(String, TrialId, bool)> = None;
+        while let Some(r) = rows.next().map_err(|e| self.sqlite(e))? {
+            let read = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(EpochMetrics, Option<String>)> {
                 Ok((
-                    r.get::<_, String>(0)?,
                     EpochMetrics {
                         epoch: r.get(1)?,
                         train_loss: r.get::<_, Option<f64>>(2)?.unwrap_or(f64::NAN),
@@ -138,21 +151,31 @@ impl Store {
                         seconds: r.get(5)?,
                         scalars: Default::default(),
                     },
-                    r.get::<_, Option<String>>(6)?,
+                    r.get(6)?,
                 ))
-            })
-            .map_err(|e| self.sqlite(e))?;
-        for row in rows {
-            let (trial, mut m, scalars) = row.map_err(|e| self.sqlite(e))?;
-            let id = trial
-                .parse()
-                .map_err(|_| self.corrupt(&trial, "the trial id does not decode".to_owned()))?;
+            };
+            let (mut m, scalars) = read(r).map_err(|e| self.sqlite(e))?;
+            let trial: String = r.get(0).map_err(|e| self.sqlite(e))?;
             if let Some(text) = scalars {
                 m.scalars = serde_json::from_str(&text).map_err(|e| {
                     self.corrupt(&trial, format!("epoch {}: scalars: {e}", m.epoch))
                 })?;
             }
-            epochs.entry(id).or_default().push(m);
+            if current.as_ref().is_none_or(|(t, _, _)| *t != trial) {
+                let id = trial
+                    .parse()
+                    .map_err(|_| self.corrupt(&trial, "the trial id does not decode".to_owned()))?;
+                let succeeded: bool = r.get(7).map_err(|e| self.sqlite(e))?;
+                let experiment: String = r.get(8).map_err(|e| self.sqlite(e))?;
+                current = Some((trial, id, succeeded && !keep.keeps(&experiment)));
+            }
+            let Some((_, id, archived)) = &current else {
+                continue;
+            };
+            match epochs.entry(*id).or_insert_with(|| Curve::new(*archived)) {
+                Curve::Kept(curve) => curve.push(m),
+                Curve::Archived(totals) => totals.add(&m),
+            }
         }
         Ok(epochs)
     }
@@ -182,5 +205,21 @@ impl Store {
             workers.push((id, name, device, slots));
         }
         Ok(workers)
+    }
+}
+
+/// A trial's curve as loaded: whole, or only its totals (an archived trial's).
+enum Curve {
+    Kept(Vec<EpochMetrics>),
+    Archived(CurveTotals),
+}
+
+impl Curve {
+    fn new(archived: bool) -> Curve {
+        if archived {
+            Curve::Archived(CurveTotals::default())
+        } else {
+            Curve::Kept(Vec::new())
+        }
     }
 }

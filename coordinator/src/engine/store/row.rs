@@ -46,7 +46,16 @@ static UPDATE: LazyLock<String> = LazyLock::new(|| {
     let set: Vec<String> = COLUMNS[..COLUMNS.len() - 1]
         .iter()
         .enumerate()
-        .map(|(i, c)| format!("{c} = ?{}", i + 2))
+        .map(|(i, c)| match *c {
+            // An archived trial's row keeps the result it was committed with: its matrices are
+            // no longer in memory (`?` after the columns: `TrialRow::keep_result`).
+            "result" => format!(
+                "result = CASE WHEN ?{} THEN result ELSE ?{} END",
+                COLUMNS.len() + 1,
+                i + 2
+            ),
+            _ => format!("{c} = ?{}", i + 2),
+        })
         .collect();
     format!("UPDATE trials SET {} WHERE num = ?1", set.join(", "))
 });
@@ -81,6 +90,8 @@ pub(super) struct TrialRow {
     queued_ahead: Option<i64>,
     /// Empty when written (the grid sets the spec).
     spec: String,
+    /// Written only: the trial is archived, so the stored result (with its matrices) stays.
+    keep_result: bool,
 }
 
 impl TrialRow {
@@ -114,6 +125,7 @@ impl TrialRow {
             stopped_epoch: r.get(20)?,
             queued_ahead: r.get(21)?,
             spec: r.get(22)?,
+            keep_result: false,
         }))
     }
 
@@ -143,6 +155,7 @@ impl TrialRow {
                 self.lease_granted,
                 self.stopped_epoch,
                 self.queued_ahead,
+                self.keep_result,
             ])
             .map(drop)
     }
@@ -181,7 +194,9 @@ impl TrialRow {
             wall_seconds: success.and_then(|s| finite(s.wall_seconds)),
             // The result's epochs live in the epochs table (their losses may be non-finite,
             // which JSON cannot hold): this column holds the final metrics.
-            result: success.map(|s| json(&s.result)),
+            result: success
+                .filter(|s| s.archived.is_none())
+                .map(|s| json(&s.result)),
             reason,
             failures: json(&t.failures),
             weights: t.state.weights().map(str::to_owned),
@@ -198,6 +213,7 @@ impl TrialRow {
                 _ => None,
             },
             spec: String::new(),
+            keep_result: t.is_archived(),
         }
     }
 
@@ -283,6 +299,7 @@ impl TrialRow {
                     "result",
                 )?,
                 weights: self.weights.clone(),
+                archived: None,
             })),
             "failed" => TrialState::Failed {
                 reason: self.reason.clone().unwrap_or_default(),

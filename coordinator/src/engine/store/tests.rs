@@ -98,7 +98,7 @@ fn fixture() -> Fixture {
 fn reopen(f: &Fixture) -> (Store, Scheduler) {
     let mut store = Store::open(&f.path).unwrap();
     store.claim(&f.grid.name).unwrap();
-    let mut loaded = store.load().unwrap();
+    let mut loaded = store.load(&crate::state::KeepCurves::all()).unwrap();
     let trials: Vec<Trial> = f
         .grid
         .trials()
@@ -265,7 +265,14 @@ fn trials_dropped_from_the_grid_are_kept_and_named() {
     let all: Vec<Trial> = s.trials().to_vec();
     let removed = store.record_grid(&all[..2]).unwrap();
     assert_eq!(removed, [all[2].spec.name.clone()]);
-    assert_eq!(store.load().unwrap().trials.len(), 3);
+    assert_eq!(
+        store
+            .load(&crate::state::KeepCurves::all())
+            .unwrap()
+            .trials
+            .len(),
+        3
+    );
 }
 
 #[test]
@@ -571,7 +578,10 @@ fn reopen_stopping(f: &Fixture) -> (Store, Scheduler) {
         .iter()
         .filter_map(|e| Some((e.name.clone(), e.stopping?)))
         .collect();
-    let journal = store.load().unwrap().decisions;
+    let journal = store
+        .load(&crate::state::KeepCurves::all())
+        .unwrap()
+        .decisions;
     assert_eq!(s.set_stopping(&rules, &journal), 0);
     (store, s)
 }
@@ -671,7 +681,7 @@ const TPE_GRID: &str = "[sweep]\nname = \"store\"\nseed = 1\n[[experiment]]\nnam
 fn reopen_search(f: &Fixture) -> (Store, Scheduler) {
     let mut store = Store::open(&f.path).unwrap();
     store.claim(&f.grid.name).unwrap();
-    let mut loaded = store.load().unwrap();
+    let mut loaded = store.load(&crate::state::KeepCurves::all()).unwrap();
     let mut trials: Vec<Trial> = f
         .grid
         .trials()
@@ -734,4 +744,58 @@ fn proposed_trials_are_inserted_with_their_lease_and_restored_in_order() {
     assert!(r.trial(spec.id).unwrap().result().is_some());
     assert_eq!(r.proposals(), (12, 13));
     assert!(!r.is_finished());
+}
+
+/// Issue 20: a succeeded trial archived (its curve and matrices out of memory) reads back whole
+/// from the database, its row rewritten later keeps its result, and a restart loads it archived
+/// with the same curve totals, or whole where its experiment keeps curves.
+#[test]
+fn an_archived_trial_reads_back_whole_and_restarts_archived() {
+    let f = fixture();
+    let (mut store, mut s) = reopen(&f);
+    let now = Instant::now();
+    let w = WorkerId::random();
+    s.register(w, "w".into(), "cpu".into(), 1, now);
+    let LeaseOutcome::Assigned { spec, attempt, .. } = s.lease(w, now).unwrap() else {
+        panic!("a lease")
+    };
+    let key = LeaseKey::new(w, spec.id, attempt);
+    for e in 1..=3 {
+        s.report_epoch(key, metrics(e), now).unwrap();
+    }
+    s.complete(key, Outcome::Succeeded(result(&spec)), now)
+        .unwrap();
+    commit(&mut store, &mut s);
+    let whole = s.trial(spec.id).unwrap().clone();
+    let totals = crate::state::CurveTotals::of(&whole.epochs);
+
+    assert!(s.archive(spec.id));
+    assert!(!s.archive(spec.id), "once");
+    let t = s.trial(spec.id).unwrap();
+    assert!(t.is_archived() && t.epochs.is_empty());
+    assert!(t.result().unwrap().test_confusion.counts.is_empty());
+    assert_eq!((t.curve_totals(), t.epoch_count()), (totals, 3));
+    // A later write of its row (here: the same state again) keeps the stored result.
+    store.commit(&s, &[Change::Trial(spec.id)]).unwrap();
+
+    let reader = Reader::open(store.path()).unwrap();
+    let stored = reader.stored(spec.id).unwrap();
+    assert_eq!(stored.epochs.len(), 3);
+    assert!(stored.epochs[1].train_loss.is_nan());
+    assert_eq!(stored.epochs[2], whole.epochs[2]);
+    assert_eq!(stored.result.as_ref(), whole.result());
+    drop(store);
+
+    let store = Store::open(&f.path).unwrap();
+    store.claim(&f.grid.name).unwrap();
+    let archived = store.load(&crate::state::KeepCurves::of(&f.grid)).unwrap();
+    let t = &archived.trials[&spec.id];
+    assert!(t.is_archived() && t.epochs.is_empty());
+    assert_eq!(t.curve_totals(), totals);
+    assert_eq!(t.result().unwrap().test_accuracy, 100.0);
+    let kept = store.load(&crate::state::KeepCurves::all()).unwrap();
+    let t = &kept.trials[&spec.id];
+    assert!(!t.is_archived());
+    assert_eq!(t.epochs.len(), 3);
+    assert_eq!(t.result(), whole.result());
 }

@@ -138,6 +138,33 @@ pub fn parse(text: &str, path: &Path) -> Result<Results<'static>, Error> {
         path: path.to_owned(),
         source,
     })?;
+    checked(results, path)
+}
+
+/// Reads and parses the `results.json` at `path` as a stream: its text is never held whole (a
+/// sweep of 100 000 trials writes about a gigabyte), only the document it describes.
+pub fn read(path: &Path) -> Result<Results<'static>, Error> {
+    let file = std::fs::File::open(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let results: Results<'static> =
+        serde_json::from_reader(reader).map_err(|source| match source.io_error_kind() {
+            Some(kind) => Error::Read {
+                path: path.to_owned(),
+                source: std::io::Error::new(kind, source),
+            },
+            None => Error::Parse {
+                path: path.to_owned(),
+                source,
+            },
+        })?;
+    checked(results, path)
+}
+
+/// `results` if this coordinator reads its format.
+fn checked(results: Results<'static>, path: &Path) -> Result<Results<'static>, Error> {
     if results.format > FORMAT {
         return Err(Error::Format {
             path: path.to_owned(),
@@ -192,12 +219,7 @@ pub(crate) fn write_file(path: &Path, contents: &[u8]) -> Result<(), Error> {
 /// Reads `out_dir/results.json` and writes the report into `out_dir`, and TensorBoard's event
 /// files into `out_dir/tensorboard/`.
 pub fn write(out_dir: &Path) -> Result<ReportPaths, Error> {
-    let source = out_dir.join("results.json");
-    let text = std::fs::read_to_string(&source).map_err(|e| Error::Read {
-        path: source.clone(),
-        source: e,
-    })?;
-    let results = parse(&text, &source)?;
+    let results = read(&out_dir.join("results.json"))?;
     let rendered = render(&results)?;
     let figures_dir = out_dir.join("figures");
     std::fs::create_dir_all(&figures_dir).map_err(|source| Error::Write {

@@ -19,12 +19,6 @@ use super::{BEST_PER_EXPERIMENT, BEST_SHOWN, Phase, TrialCounts, finite, phase};
 pub const MIN_EPOCH_SECONDS: f64 = 1e-3;
 const MIN_EPOCH_NANOS: u64 = 1_000_000;
 
-/// An epoch time in whole nanoseconds (saturating; `None` when it is not a finite time >= 0).
-fn nanos(seconds: f64) -> Option<u64> {
-    // A finite, non-negative f64 converts saturating at u64::MAX (584 years).
-    (seconds.is_finite() && seconds >= 0.0).then(|| (seconds * 1e9).round() as u64)
-}
-
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -75,15 +69,12 @@ struct Entry {
 
 impl Entry {
     fn of(t: &Trial, experiment: u32) -> Entry {
-        let (mut nanos, mut timed) = (0u64, 0u32);
-        for n in t.epochs.iter().filter_map(|m| self::nanos(m.seconds)) {
-            nanos = nanos.saturating_add(n);
-            timed += 1;
-        }
+        // An archived trial's from what it kept of its curve: the same numbers.
+        let curve = t.curve_totals();
         Entry {
-            nanos,
-            timed,
-            epochs: count(t.epochs.len()),
+            nanos: curve.nanos,
+            timed: curve.timed,
+            epochs: curve.epochs,
             failures: count(t.failures.len()),
             attempts: t.attempts,
             experiment,

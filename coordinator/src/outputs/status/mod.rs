@@ -475,6 +475,25 @@ pub fn snapshot(sweep: &str, s: &Scheduler, index: &Index, clock: Clock, view: &
     snap
 }
 
+/// The rows of detailed snapshot `snap` whose history is in the state database only (archived
+/// trials: `state::archive`), as (row, trial); [`set_history`] fills them in, off the state
+/// owner's task.
+pub fn stored_histories(s: &Scheduler, snap: &Snapshot) -> Vec<(usize, TrialId)> {
+    snap.trials
+        .iter()
+        .enumerate()
+        .filter_map(|(i, row)| {
+            let id = row.id.parse::<TrialId>().ok()?;
+            s.trial(id)?.is_archived().then_some((i, id))
+        })
+        .collect()
+}
+
+/// Sets `row`'s history from its trial's whole curve (as a detailed snapshot shows it).
+pub fn set_history(row: &mut TrialRow, curve: &[EpochMetrics]) {
+    row.history = history(curve);
+}
+
 /// [`snapshot`] with the accuracy tables filled in: what the live web view shows.
 pub fn detailed(grid: &Grid, s: &Scheduler, index: &Index, clock: Clock, view: &View) -> Snapshot {
     let view = View {
@@ -679,7 +698,7 @@ fn trial_row(s: &Scheduler, index: &Index, pos: usize) -> Option<TrialRow> {
         state: phase(t),
         attempt: t.attempts,
         worker,
-        epoch: count(t.epochs.len()),
+        epoch: count(t.epoch_count()),
         epochs: t.spec.params.epochs,
         test_accuracy: test,
         train_accuracy: train,
