@@ -430,3 +430,74 @@ lr = [0.5, 1.5]
         assert!(figure.is_file(), "no {}", figure.display());
     }
 }
+
+/// Issue 19 part 2 with issue 17: early stopping reaches a program through the client library.
+/// Three configurations ranked by `quality`, one worker, ASHA with a rung at epoch 1: the first
+/// two reach the rung while it cannot pass them and are stopped there; the last closes the rung,
+/// passes and trains to its end. A stopped program is answered "stop" at its report, says so,
+/// and is gone; its trial is `stopped` with its curve ending at the rung.
+#[test]
+fn early_stopping_reaches_a_program_and_it_ends() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/ranked.py");
+    let sweep = Sweep::new(&format!(
+        r#"
+[sweep]
+name = "ranked"
+
+[[experiment]]
+name = "r"
+dataset = "fashion-mnist"
+program = ["python3", "{}"]
+env = {{ PYTHONPATH = "{}" }}
+
+[experiment.fixed]
+epochs = 4
+
+[experiment.params]
+dir = "{}"
+quality = [1, 2, 3]
+
+[experiment.stopping]
+rule = "asha"
+min_epochs = 1
+reduction = 3
+"#,
+        script.display(),
+        client_library(),
+        dir.path().display()
+    ));
+    let mut c = sweep.start_coordinator(&["--heartbeat", "200ms", "--linger", "1s"]);
+    let mut w = worker("W", &c.url());
+    c.expect_exit_code(0, Duration::from_secs(120));
+    w.wait_exit(Duration::from_secs(30));
+    let results = sweep.results();
+    let read = |name: &str, q: u32| {
+        std::fs::read_to_string(dir.path().join(format!("{name}-{q}")))
+            .map(|t| t.trim().to_owned())
+            .ok()
+    };
+    for t in &results.trials {
+        let q: u32 = if t.name.contains("quality-1") {
+            1
+        } else if t.name.contains("quality-2") {
+            2
+        } else {
+            3
+        };
+        let pid = read("pid", q).expect("the program ran");
+        assert!(gone(&pid), "{}: its program is gone", t.name);
+        let curve: Vec<u32> = t.epochs.iter().map(|m| m.epoch).collect();
+        if q < 3 {
+            assert_eq!(t.status, Status::Stopped, "{t:?}");
+            assert_eq!(t.stopped.as_ref().map(|s| s.epoch), Some(1), "{t:?}");
+            assert_eq!(curve, [1], "{t:?}");
+            assert_eq!(read("told", q).as_deref(), Some("1"), "{}", t.name);
+        } else {
+            assert_eq!(t.status, Status::Succeeded, "{t:?}");
+            assert_eq!(curve, [1, 2, 3, 4], "{t:?}");
+            assert_eq!(read("told", q), None, "the best is never told to stop");
+        }
+    }
+    assert_eq!(results.trials.len(), 3);
+}

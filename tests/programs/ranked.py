@@ -1,0 +1,30 @@
+"""A program trial for the early-stopping end-to-end test: its test accuracy is `quality` times
+the epoch, so the stopping rule ranks the configurations by `quality`. It writes its pid to
+`{dir}/pid-{quality}` first; when a report is answered "stop" it writes the epoch to
+`{dir}/told-{quality}` and exits 0, as a program using the client should.
+"""
+
+import os
+import time
+
+import sweep
+
+trial = sweep.trial()
+params = trial.params
+quality = params["quality"]
+folder = params["dir"]
+
+
+def write(name, text):
+    path = os.path.join(folder, f"{name}-{quality}")
+    with open(path + ".tmp", "w") as f:
+        f.write(str(text) + "\n")
+    os.rename(path + ".tmp", path)
+
+
+write("pid", os.getpid())
+for epoch in range(1, trial.epochs + 1):
+    if trial.report(epoch, test_accuracy=float(quality * epoch)):
+        write("told", epoch)
+        break
+    time.sleep(0.05)
