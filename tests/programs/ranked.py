@@ -1,14 +1,18 @@
 """A program trial for the early-stopping end-to-end test: its test accuracy is `quality` times
-the epoch, so the stopping rule ranks the configurations by `quality`. It writes its pid to
+the epoch, so the stopping rule ranks the configurations by `quality`. It ignores SIGTERM (the
+worker's signal when the trial is stopped), so that the stop reaches it through the client
+library's answer to its report, as it reaches a program that checks it. It writes its pid to
 `{dir}/pid-{quality}` first; when a report is answered "stop" it writes the epoch to
 `{dir}/told-{quality}` and exits 0, as a program using the client should.
 """
 
 import os
+import signal
 import time
 
 import sweep
 
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
 trial = sweep.trial()
 params = trial.params
 quality = params["quality"]

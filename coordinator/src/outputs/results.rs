@@ -313,7 +313,12 @@ impl RollingWrite {
         self.file.write_all(close).map_err(|e| self.io(e))?;
         self.file.flush().map_err(|e| self.io(e))?;
         self.file.get_ref().sync_all().map_err(|e| self.io(e))?;
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| self.io(e))?;
+        // What stops the rename is at the destination (a folder in the way): name it.
+        std::fs::rename(&self.tmp, &self.path).map_err(|source| Error::Io {
+            action: "cannot write",
+            path: self.path.display().to_string(),
+            source,
+        })?;
         Ok(true)
     }
 
