@@ -203,31 +203,9 @@ fn open_state(
     let grace = options.heartbeat_interval * 3;
     let mut scheduler =
         state::Scheduler::restore(trials, loaded.workers, config, grace, Instant::now());
-    let rules: Vec<_> = grid
-        .experiments
-        .iter()
-        .filter_map(|e| Some((e.name.clone(), e.stopping?)))
-        .collect();
-    let dropped = scheduler.set_stopping(&rules, &loaded.decisions);
-    scheduler.set_search(state::searches_of(grid));
-    scheduler.set_budget(grid.max_hours);
-    if dropped > 0 {
-        warn!(
-            decisions = dropped,
-            "early-stopping decisions about configurations no longer in the grid file: ignored"
-        );
-    }
+    configure(&mut scheduler, grid, &loaded.decisions);
     if options.retry_failed {
-        let (requeued, _) = scheduler.retry(&state::RetrySelector {
-            failed: true,
-            ..state::RetrySelector::default()
-        });
-        let changes = scheduler.take_changes();
-        store.commit(&scheduler, &changes)?;
-        info!(
-            trials = requeued.len(),
-            "--retry-failed: trials that had failed for good are queued again"
-        );
+        retry_failed(&mut store, &mut scheduler)?;
     }
     startup::retrain_missing_weights(&mut scheduler, &options.out_dir);
     if recorded > 0 {
@@ -250,6 +228,43 @@ fn open_state(
         );
     }
     Ok((store, scheduler))
+}
+
+/// The grid's early-stopping rules (with the decisions recorded before a restart), sampled
+/// searches and budget, set on a restored scheduler.
+fn configure(scheduler: &mut state::Scheduler, grid: &Grid, decisions: &[state::Judged]) {
+    let rules: Vec<_> = grid
+        .experiments
+        .iter()
+        .filter_map(|e| Some((e.name.clone(), e.stopping?)))
+        .collect();
+    let dropped = scheduler.set_stopping(&rules, decisions);
+    scheduler.set_search(state::searches_of(grid));
+    scheduler.set_budget(grid.max_hours);
+    if dropped > 0 {
+        warn!(
+            decisions = dropped,
+            "early-stopping decisions about configurations no longer in the grid file: ignored"
+        );
+    }
+}
+
+/// `--retry-failed`: the trials that failed for good queued again, committed.
+fn retry_failed(
+    store: &mut store::Store,
+    scheduler: &mut state::Scheduler,
+) -> Result<(), Error> {
+    let (requeued, _) = scheduler.retry(&state::RetrySelector {
+        failed: true,
+        ..state::RetrySelector::default()
+    });
+    let changes = scheduler.take_changes();
+    store.commit(&scheduler, &changes)?;
+    info!(
+        trials = requeued.len(),
+        "--retry-failed: trials that had failed for good are queued again"
+    );
+    Ok(())
 }
 
 /// Creates the state directory `0700` (see [`private`]), or tightens it, the database (which

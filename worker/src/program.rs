@@ -134,25 +134,13 @@ pub fn run(
     resume: Option<Resume<'_>>,
 ) -> Result<Trained, TrainError> {
     let started = Instant::now();
-    let scratch = Scratch::new(resume.map(|r| r.epoch))?;
-    let (params, weights) = (&scratch.params, &scratch.weights);
-    let done = match (resume, &scratch.resume) {
-        (Some(r), Some((dir, _))) => unpack_resume(r, dir)?,
-        _ => Vec::new(),
-    };
-    std::fs::write(params, params_json(spec, program).to_string())
-        .map_err(|e| internal(format!("cannot write the hyperparameters file: {e}")))?;
-    let listener = channel::Listener::bind(&scratch.socket)
-        .map_err(|e| internal(format!("cannot make the program's socket: {e}")))?;
-    std::fs::create_dir_all(&opts.log_dir).map_err(|e| {
-        internal(format!(
-            "cannot make the log folder {}: {e}",
-            opts.log_dir.display()
-        ))
-    })?;
-    let out_log = log::path(&opts.log_dir, spec, LogStream::Stdout);
-    let err_log = log::path(&opts.log_dir, spec, LogStream::Stderr);
-
+    let Prepared {
+        scratch,
+        done,
+        listener,
+        out_log,
+        err_log,
+    } = prepare(spec, program, opts, resume)?;
     let mut cmd = command(spec, program, opts, &scratch);
     let mut child = cmd.spawn().map_err(|e| TrainError::Program {
         kind: FailureKind::ProgramFailed,
@@ -208,12 +196,74 @@ pub fn run(
     let Served {
         reports, progress, ..
     } = served;
+    let last_line = last_out.back().map(String::as_str);
+    let weights = read_weights(&scratch.weights)?;
+    Ok(trained(reports, progress, last_line, weights, started))
+}
+
+/// What a program trial needs before its program starts.
+struct Prepared {
+    /// Its scratch folder.
+    scratch: Scratch,
+    /// The epochs done before it, when it resumes.
+    done: Vec<EpochMetrics>,
+    /// The socket its client connects to.
+    listener: channel::Listener,
+    /// Where its standard output and error are kept.
+    out_log: PathBuf,
+    err_log: PathBuf,
+}
+
+/// The scratch folder (with the checkpoint to resume from unpacked), the hyperparameters file,
+/// the client's socket and the log folder of `spec`'s program.
+fn prepare(
+    spec: &TrialSpec,
+    program: &ProgramSpec,
+    opts: &Options,
+    resume: Option<Resume<'_>>,
+) -> Result<Prepared, TrainError> {
+    let scratch = Scratch::new(resume.map(|r| r.epoch))?;
+    let params = &scratch.params;
+    let done = match (resume, &scratch.resume) {
+        (Some(r), Some((dir, _))) => unpack_resume(r, dir)?,
+        _ => Vec::new(),
+    };
+    std::fs::write(params, params_json(spec, program).to_string())
+        .map_err(|e| internal(format!("cannot write the hyperparameters file: {e}")))?;
+    let listener = channel::Listener::bind(&scratch.socket)
+        .map_err(|e| internal(format!("cannot make the program's socket: {e}")))?;
+    std::fs::create_dir_all(&opts.log_dir).map_err(|e| {
+        internal(format!(
+            "cannot make the log folder {}: {e}",
+            opts.log_dir.display()
+        ))
+    })?;
+    let out_log = log::path(&opts.log_dir, spec, LogStream::Stdout);
+    let err_log = log::path(&opts.log_dir, spec, LogStream::Stderr);
+
+    Ok(Prepared {
+        scratch,
+        done,
+        listener,
+        out_log,
+        err_log,
+    })
+}
+
+/// The result of a program that ended well: the epochs its client reported, else the metrics
+/// of its last line of standard output (given to `progress` as its only epoch).
+fn trained(
+    reports: channel::Reports,
+    progress: &mut dyn Progress,
+    last_line: Option<&str>,
+    weights: Vec<u8>,
+    started: Instant,
+) -> Trained {
+    let classes = reports.classes;
     let epochs = if reports.reported {
         reports.done
     } else {
-        let epochs = final_metrics(last_out.back().map(String::as_str))
-            .map(|m| vec![m])
-            .unwrap_or_default();
+        let epochs = final_metrics(last_line).map(|m| vec![m]).unwrap_or_default();
         for m in &epochs {
             progress.epoch(m);
         }
@@ -222,8 +272,7 @@ pub fn run(
     let last = epochs.last();
     let (train_accuracy, test_accuracy) =
         last.map_or((0.0, 0.0), |m| (m.train_accuracy, m.test_accuracy));
-    let weights = read_weights(weights)?;
-    Ok(Trained {
+    Trained {
         result: TrialResult {
             epochs,
             last: FinalMetrics {
@@ -240,7 +289,7 @@ pub fn run(
             },
         },
         weights,
-    })
+    }
 }
 
 fn internal(message: String) -> TrainError {

@@ -470,14 +470,22 @@ impl Worker {
             }
             epochs.push(metrics);
         }
+        self.complete(lease, &spec, epochs, started.elapsed()).await;
+    }
+
+    /// Completes the trial `spec` of `lease` with the `epochs` trained in `took`, unless the
+    /// lease was revoked meanwhile.
+    async fn complete(
+        &self,
+        lease: v1::LeaseRef,
+        spec: &TrialSpec,
+        epochs: Vec<v1::EpochMetrics>,
+        took: Duration,
+    ) {
         let request = v1::CompleteRequest {
             worker_id: self.id.clone(),
             lease: Some(lease),
-            outcome: Some(complete_request::Outcome::Result(result(
-                &spec,
-                epochs,
-                started.elapsed(),
-            ))),
+            outcome: Some(complete_request::Outcome::Result(result(spec, epochs, took))),
         };
         if !self.still_held() {
             return;

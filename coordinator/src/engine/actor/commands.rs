@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use sweep_common::{TrialId, WorkerId};
+use sweep_common::{EpochMetrics, TrialId, WorkerId};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
@@ -34,13 +34,7 @@ impl Owner {
                 device,
                 slots,
                 reply,
-            } => {
-                let id = WorkerId::random();
-                info!(worker = %id, name = %name, device = %device, slots, "worker registered");
-                s.register(id, name, device, slots, now);
-                *changed = true;
-                replies.push(defer(reply, id));
-            }
+            } => register(s, (name, device, slots), reply, now, changed, replies),
             Command::Lease { worker, reply } => self.lease(worker, reply, now, changed, replies),
             Command::Heartbeat {
                 worker,
@@ -54,26 +48,7 @@ impl Owner {
                 key,
                 metrics,
                 reply,
-            } => {
-                let (answer, effects) = match s.report_epoch(key, metrics, now) {
-                    Ok(effects) => {
-                        *changed = true;
-                        let stopped = match s.trial(key.trial).map(|t| &t.state) {
-                            Some(TrialState::Stopped { epoch, reason, .. }) => {
-                                Some(format!("stopped at epoch {epoch}: {reason}"))
-                            }
-                            _ => None,
-                        };
-                        (Ok(stopped), effects)
-                    }
-                    Err(e) => {
-                        warn!(worker = %key.worker.short(), error = %e, "epoch report refused");
-                        (Err(e), Vec::new())
-                    }
-                };
-                replies.push(defer(reply, answer));
-                return effects;
-            }
+            } => return report_epoch(s, key, metrics, reply, now, changed, replies),
             Command::Complete {
                 key,
                 outcome,
@@ -222,6 +197,53 @@ fn record_checkpoint(
     replies.push(defer(reply, answer));
     effects
 }
+/// Registers a worker; answered once committed.
+fn register(
+    s: &mut Scheduler,
+    (name, device, slots): (String, String, u32),
+    reply: oneshot::Sender<WorkerId>,
+    now: Instant,
+    changed: &mut bool,
+    replies: &mut Vec<Deferred>,
+) {
+    let id = WorkerId::random();
+    info!(worker = %id, name = %name, device = %device, slots, "worker registered");
+    s.register(id, name, device, slots, now);
+    *changed = true;
+    replies.push(defer(reply, id));
+}
+
+/// Records an epoch a lease holder reports; answered once committed, with the stopping rule's
+/// word when the report stopped its trial.
+fn report_epoch(
+    s: &mut Scheduler,
+    key: LeaseKey,
+    metrics: EpochMetrics,
+    reply: Reply<Option<String>>,
+    now: Instant,
+    changed: &mut bool,
+    replies: &mut Vec<Deferred>,
+) -> Vec<Effect> {
+    let (answer, effects) = match s.report_epoch(key, metrics, now) {
+        Ok(effects) => {
+            *changed = true;
+            let stopped = match s.trial(key.trial).map(|t| &t.state) {
+                Some(TrialState::Stopped { epoch, reason, .. }) => {
+                    Some(format!("stopped at epoch {epoch}: {reason}"))
+                }
+                _ => None,
+            };
+            (Ok(stopped), effects)
+        }
+        Err(e) => {
+            warn!(worker = %key.worker.short(), error = %e, "epoch report refused");
+            (Err(e), Vec::new())
+        }
+    };
+    replies.push(defer(reply, answer));
+    effects
+}
+
 
 /// Ends lease `key` with `outcome`. Logged once: as what it did if accepted, as refused if not.
 fn complete(

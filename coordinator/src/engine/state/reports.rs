@@ -220,70 +220,87 @@ impl Scheduler {
             return Err(StateError::UnknownTrial(trial));
         };
         match outcome {
-            Outcome::Succeeded(result) => {
-                validate_result(&self.trials[i].spec, &result)?;
-                let t = &mut self.trials[i];
-                // The result's learning curve is the one reported epoch by epoch: an accepted
-                // epoch is never replaced, and only epochs whose report was lost are added.
-                for m in &result.epochs {
-                    let accepted = t.epochs.binary_search_by_key(&m.epoch, |e| e.epoch);
-                    if let Ok(j) = accepted
-                        && !same_epoch(&t.epochs[j], m)
-                    {
-                        return Err(StateError::InvalidReport {
-                            field: "result.epochs",
-                            message: changed_epoch(&t.epochs[j], m),
-                        });
-                    }
-                }
-                let mut result = result;
-                for m in &result.epochs {
-                    if t.epochs
-                        .binary_search_by_key(&m.epoch, |e| e.epoch)
-                        .is_err()
-                    {
-                        self.changes.push(Change::ResultEpoch {
-                            trial,
-                            epoch: m.epoch,
-                            attempt,
-                        });
-                    }
-                }
-                t.epochs = std::mem::take(&mut result.epochs);
-                let TrialState::Leased {
-                    checkpoints,
-                    weights,
-                    ..
-                } = &mut t.state
-                else {
-                    return Err(StateError::UnknownTrial(trial));
-                };
-                let checkpoints = std::mem::take(checkpoints);
-                t.state = TrialState::Succeeded(Box::new(Success {
-                    attempt,
-                    worker,
-                    wall_seconds: now.saturating_duration_since(lease.granted).as_secs_f64(),
-                    result: result.last,
-                    weights: weights.take(),
-                    archived: None,
-                }));
-                self.changes.push(Change::Trial(trial));
-                // A succeeded trial's checkpoints are no longer needed.
-                let dropped = [checkpoints.latest, checkpoints.previous]
-                    .into_iter()
-                    .flatten()
-                    .map(|c| Effect::DropCheckpoint(c.file));
-                let mut effects: Vec<Effect> = dropped.collect();
-                effects.extend(self.end_lease(i, worker, true));
-                effects.extend(self.judge());
-                Ok(effects)
-            }
+            Outcome::Succeeded(result) => self.succeed(i, key, lease.granted, result, now),
             Outcome::Failed { kind, message } => {
                 let mut effects = self.fail_attempt(i, lease, kind, message);
                 effects.extend(self.judge());
                 Ok(effects)
             }
         }
+    }
+
+    /// Ends lease `key` of trial `i` (granted at `granted`) with its holder's `result`: the
+    /// epochs whose report was lost added (an accepted epoch is never replaced), the trial
+    /// succeeded, its checkpoints dropped.
+    fn succeed(
+        &mut self,
+        i: usize,
+        key: LeaseKey,
+        granted: Instant,
+        result: TrialResult,
+        now: Instant,
+    ) -> Result<Vec<Effect>, StateError> {
+        let LeaseKey {
+            worker,
+            trial,
+            attempt,
+        } = key;
+        validate_result(&self.trials[i].spec, &result)?;
+        let t = &mut self.trials[i];
+        // The result's learning curve is the one reported epoch by epoch: an accepted
+        // epoch is never replaced, and only epochs whose report was lost are added.
+        for m in &result.epochs {
+            let accepted = t.epochs.binary_search_by_key(&m.epoch, |e| e.epoch);
+            if let Ok(j) = accepted
+                && !same_epoch(&t.epochs[j], m)
+            {
+                return Err(StateError::InvalidReport {
+                    field: "result.epochs",
+                    message: changed_epoch(&t.epochs[j], m),
+                });
+            }
+        }
+        let mut result = result;
+        for m in &result.epochs {
+            if t.epochs
+                .binary_search_by_key(&m.epoch, |e| e.epoch)
+                .is_err()
+            {
+                self.changes.push(Change::ResultEpoch {
+                    trial,
+                    epoch: m.epoch,
+                    attempt,
+                });
+            }
+        }
+        t.epochs = std::mem::take(&mut result.epochs);
+        let TrialState::Leased {
+            checkpoints,
+            weights,
+            ..
+        } = &mut t.state
+        else {
+            return Err(StateError::UnknownTrial(trial));
+        };
+        let checkpoints = std::mem::take(checkpoints);
+        t.state = TrialState::Succeeded(Box::new(Success {
+            attempt,
+            worker,
+            wall_seconds: now.saturating_duration_since(granted).as_secs_f64(),
+            result: result.last,
+            weights: weights.take(),
+            archived: None,
+        }));
+        self.changes.push(Change::Trial(trial));
+        // A succeeded trial's checkpoints are no longer needed.
+        let dropped = [checkpoints.latest, checkpoints.previous]
+            .into_iter()
+            .flatten()
+            .map(|c| Effect::DropCheckpoint(c.file));
+        let mut effects: Vec<Effect> = dropped.collect();
+        effects.extend(self.end_lease(i, worker, true));
+        effects.extend(self.judge());
+        Ok(effects)
     }
 }
 

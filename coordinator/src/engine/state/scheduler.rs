@@ -35,6 +35,25 @@ pub struct Scheduler {
     pub(super) budget: Option<f64>,
 }
 
+/// The pending queue with the trials queued ahead of the grid's order (a failed attempt's, a
+/// promoted one's), in their order then; the rest are queued by [`Scheduler::restore`].
+fn queued_ahead(trials: &[Trial]) -> queue::Pending {
+    let mut pending = queue::Pending::default();
+    let mut ahead: Vec<(i64, usize)> = trials
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| match t.state {
+            TrialState::Pending { ahead: Some(a), .. } => Some((a, i)),
+            _ => None,
+        })
+        .collect();
+    ahead.sort_unstable();
+    for &(a, i) in &ahead {
+        pending.restore_ahead(trials[i].spec.dataset, i, a);
+    }
+    pending
+}
+
 impl Scheduler {
     /// A scheduler with every trial pending, in the given order.
     pub fn new(specs: impl IntoIterator<Item = TrialSpec>, config: Config) -> Self {
@@ -58,20 +77,7 @@ impl Scheduler {
             .into_iter()
             .map(|(id, name, device, slots)| (id, Worker::new(name, device, slots, long_ago)))
             .collect();
-        let mut pending = queue::Pending::default();
-        // Trials queued ahead first, in their order then, then the rest in grid order.
-        let mut ahead: Vec<(i64, usize)> = trials
-            .iter()
-            .enumerate()
-            .filter_map(|(i, t)| match t.state {
-                TrialState::Pending { ahead: Some(a), .. } => Some((a, i)),
-                _ => None,
-            })
-            .collect();
-        ahead.sort_unstable();
-        for &(a, i) in &ahead {
-            pending.restore_ahead(trials[i].spec.dataset, i, a);
-        }
+        let mut pending = queued_ahead(&trials);
         let mut leased = BTreeSet::new();
         let mut terminal = 0;
         let mut unfinished: BTreeMap<DatasetKind, usize> = BTreeMap::new();

@@ -24,12 +24,6 @@ impl Writes {
     /// The rows `changes` (taken from `scheduler` after a batch of requests) touch, with their
     /// values now.
     pub fn new(scheduler: &Scheduler, changes: &[Change]) -> Writes {
-        let epoch = |trial: TrialId, epoch: u32| {
-            scheduler
-                .trial(trial)
-                .and_then(|t| t.epochs.iter().find(|m| m.epoch == epoch))
-                .cloned()
-        };
         let mut w = Writes::default();
         let mut rows: BTreeSet<TrialId> = BTreeSet::new();
         for change in changes {
@@ -37,68 +31,7 @@ impl Writes {
                 Change::Trial(id) => {
                     rows.insert(id);
                 }
-                Change::Epoch {
-                    trial,
-                    epoch: e,
-                    attempt,
-                } => {
-                    if let Some(metrics) = epoch(trial, e) {
-                        w.ops.push(Op::Epoch {
-                            trial,
-                            attempt,
-                            metrics,
-                            replaces: false,
-                        });
-                    }
-                }
-                Change::Supersede { trial, after } => w.ops.push(Op::Supersede { trial, after }),
-                Change::ResultEpoch {
-                    trial,
-                    epoch: e,
-                    attempt,
-                } => {
-                    if let Some(metrics) = epoch(trial, e) {
-                        w.ops.push(Op::Epoch {
-                            trial,
-                            attempt,
-                            metrics,
-                            replaces: true,
-                        });
-                    }
-                }
-                Change::Decision { experiment, seq } => {
-                    if let Some(j) = scheduler.judged(experiment, seq) {
-                        w.ops.push(Op::Decision {
-                            experiment: j.experiment,
-                            seq,
-                            config: j.config,
-                            epoch: j.epoch,
-                            action: j.action,
-                        });
-                    }
-                }
-                Change::NewTrial(id) => {
-                    if let Some(position) = scheduler.position(id) {
-                        let spec = &scheduler.trials()[position].spec;
-                        w.ops.push(Op::NewTrial {
-                            id,
-                            position,
-                            experiment: spec.experiment.clone(),
-                            name: spec.name.clone(),
-                            spec: serde_json::to_string(spec).map_err(|e| e.to_string()),
-                        });
-                    }
-                }
-                Change::Worker(id) => {
-                    if let Some(wk) = scheduler.workers().get(&id) {
-                        w.ops.push(Op::Worker {
-                            id,
-                            name: wk.name.clone(),
-                            device: wk.device.clone(),
-                            slots: wk.slots,
-                        });
-                    }
-                }
+                _ => w.ops.extend(op(scheduler, change)),
             }
         }
         let clock = WallClock::now();
@@ -113,6 +46,66 @@ impl Writes {
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty() && self.trials.is_empty()
+    }
+}
+
+/// The row operation `change` (any but a trial's row) asks for, with its values now in
+/// `scheduler`; none when what it names is gone.
+fn op(scheduler: &Scheduler, change: &Change) -> Option<Op> {
+    let epoch = |trial: TrialId, epoch: u32| {
+        scheduler
+            .trial(trial)
+            .and_then(|t| t.epochs.iter().find(|m| m.epoch == epoch))
+            .cloned()
+    };
+    match *change {
+        Change::Trial(_) => None,
+        Change::Epoch {
+            trial,
+            epoch: e,
+            attempt,
+        } => epoch(trial, e).map(|metrics| Op::Epoch {
+            trial,
+            attempt,
+            metrics,
+            replaces: false,
+        }),
+        Change::Supersede { trial, after } => Some(Op::Supersede { trial, after }),
+        Change::ResultEpoch {
+            trial,
+            epoch: e,
+            attempt,
+        } => epoch(trial, e).map(|metrics| Op::Epoch {
+            trial,
+            attempt,
+            metrics,
+            replaces: true,
+        }),
+        Change::Decision { experiment, seq } => {
+            scheduler.judged(experiment, seq).map(|j| Op::Decision {
+                experiment: j.experiment,
+                seq,
+                config: j.config,
+                epoch: j.epoch,
+                action: j.action,
+            })
+        }
+        Change::NewTrial(id) => scheduler.position(id).map(|position| {
+            let spec = &scheduler.trials()[position].spec;
+            Op::NewTrial {
+                id,
+                position,
+                experiment: spec.experiment.clone(),
+                name: spec.name.clone(),
+                spec: serde_json::to_string(spec).map_err(|e| e.to_string()),
+            }
+        }),
+        Change::Worker(id) => scheduler.workers().get(&id).map(|wk| Op::Worker {
+            id,
+            name: wk.name.clone(),
+            device: wk.device.clone(),
+            slots: wk.slots,
+        }),
     }
 }
 
