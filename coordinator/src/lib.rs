@@ -250,10 +250,7 @@ fn configure(scheduler: &mut state::Scheduler, grid: &Grid, decisions: &[state::
 }
 
 /// `--retry-failed`: the trials that failed for good queued again, committed.
-fn retry_failed(
-    store: &mut store::Store,
-    scheduler: &mut state::Scheduler,
-) -> Result<(), Error> {
+fn retry_failed(store: &mut store::Store, scheduler: &mut state::Scheduler) -> Result<(), Error> {
     let (requeued, _) = scheduler.retry(&state::RetrySelector {
         failed: true,
         ..state::RetrySelector::default()

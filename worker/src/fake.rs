@@ -50,25 +50,25 @@ fn sleep_epoch(epoch_time: Duration, control: &Control, epoch: u32) -> Result<()
 /// The stand-in's state at the start of an attempt: from the checkpoint `resume`, or fresh.
 fn start(spec: &TrialSpec, resume: Option<&[u8]>) -> Result<State, TrainError> {
     Ok(match resume {
-    Some(bytes) => {
-        let s: State = serde_json::from_slice(bytes)
-            .map_err(|e| TrainError::Resume(format!("unreadable test checkpoint: {e}")))?;
-        if s.trial != spec.id {
-            return Err(TrainError::Resume(format!(
-                "checkpoint of trial {}, not {}",
-                s.trial, spec.id
-            )));
+        Some(bytes) => {
+            let s: State = serde_json::from_slice(bytes)
+                .map_err(|e| TrainError::Resume(format!("unreadable test checkpoint: {e}")))?;
+            if s.trial != spec.id {
+                return Err(TrainError::Resume(format!(
+                    "checkpoint of trial {}, not {}",
+                    s.trial, spec.id
+                )));
+            }
+            s
         }
-        s
-    }
-    None => State {
-        trial: spec.id,
-        // Each trial its own curve: trials that differ only in hyperparameters the
-        // stand-in ignores still differ, as early stopping's tests need.
-        hash: spec.params.seed ^ 0x5eed ^ spec.id.as_uuid().as_u64_pair().0,
-        epochs: Vec::new(),
-    },
-})
+        None => State {
+            trial: spec.id,
+            // Each trial its own curve: trials that differ only in hyperparameters the
+            // stand-in ignores still differ, as early stopping's tests need.
+            hash: spec.params.seed ^ 0x5eed ^ spec.id.as_uuid().as_u64_pair().0,
+            epochs: Vec::new(),
+        },
+    })
 }
 
 /// Trains `spec` for pretend, `epoch_time` per epoch, from `resume` when given.

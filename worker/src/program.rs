@@ -263,7 +263,9 @@ fn trained(
     let epochs = if reports.reported {
         reports.done
     } else {
-        let epochs = final_metrics(last_line).map(|m| vec![m]).unwrap_or_default();
+        let epochs = final_metrics(last_line)
+            .map(|m| vec![m])
+            .unwrap_or_default();
         for m in &epochs {
             progress.epoch(m);
         }

@@ -485,7 +485,9 @@ impl Worker {
         let request = v1::CompleteRequest {
             worker_id: self.id.clone(),
             lease: Some(lease),
-            outcome: Some(complete_request::Outcome::Result(result(spec, epochs, took))),
+            outcome: Some(complete_request::Outcome::Result(result(
+                spec, epochs, took,
+            ))),
         };
         if !self.still_held() {
             return;

@@ -244,7 +244,6 @@ fn report_epoch(
     effects
 }
 
-
 /// Ends lease `key` with `outcome`. Logged once: as what it did if accepted, as refused if not.
 fn complete(
     s: &mut Scheduler,
