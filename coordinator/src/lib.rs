@@ -256,7 +256,7 @@ fn retry_failed(store: &mut store::Store, scheduler: &mut state::Scheduler) -> R
         ..state::RetrySelector::default()
     });
     let changes = scheduler.take_changes();
-    store.commit(&scheduler, &changes)?;
+    store.commit(scheduler, &changes)?;
     info!(
         trials = requeued.len(),
         "--retry-failed: trials that had failed for good are queued again"
