@@ -2,8 +2,9 @@
 the epoch, so the stopping rule ranks the configurations by `quality`. It ignores SIGTERM (the
 worker's signal when the trial is stopped), so that the stop reaches it through the client
 library's answer to its report, as it reaches a program that checks it. It writes its pid to
-`{dir}/pid-{quality}` first; when a report is answered "stop" it writes the epoch to
-`{dir}/told-{quality}` and exits 0, as a program using the client should.
+`{dir}/pid-{quality}` first. After each report it asks `should_stop()` for up to a second;
+when a report is answered "stop" or `should_stop()` says so, it writes the epoch it had
+reported to `{dir}/told-{quality}` and exits 0, as a program using the client should.
 """
 
 import os
@@ -27,8 +28,16 @@ def write(name, text):
 
 
 write("pid", os.getpid())
+def told_to_stop():
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        if trial.should_stop():
+            return True
+        time.sleep(0.02)
+    return False
+
+
 for epoch in range(1, trial.epochs + 1):
-    if trial.report(epoch, test_accuracy=float(quality * epoch)):
+    if trial.report(epoch, test_accuracy=float(quality * epoch)) or told_to_stop():
         write("told", epoch)
         break
-    time.sleep(0.05)

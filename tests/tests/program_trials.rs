@@ -434,8 +434,9 @@ lr = [0.5, 1.5]
 /// Issue 19 part 2 with issue 17: early stopping reaches a program through the client library.
 /// Three configurations ranked by `quality`, one worker, ASHA with a rung at epoch 1: the first
 /// two reach the rung while it cannot pass them and are stopped there; the last closes the rung,
-/// passes and trains to its end. A stopped program is answered "stop" at its report, says so,
-/// and is gone; its trial is `stopped` with its curve ending at the rung.
+/// passes and trains to its end. A stopped program learns it through the client library (its
+/// report's answer or `should_stop()`), says so, and is gone; its trial is `stopped` with its
+/// curve ending at the rung.
 #[test]
 fn early_stopping_reaches_a_program_and_it_ends() {
     let dir = tempfile::tempdir().expect("a temporary folder");
@@ -492,7 +493,7 @@ reduction = 3
             assert_eq!(t.status, Status::Stopped, "{t:?}");
             assert_eq!(t.stopped.as_ref().map(|s| s.epoch), Some(1), "{t:?}");
             assert_eq!(curve, [1], "{t:?}");
-            assert_eq!(read("told", q).as_deref(), Some("1"), "{}", t.name);
+            assert!(read("told", q).is_some(), "{}: told to stop", t.name);
         } else {
             assert_eq!(t.status, Status::Succeeded, "{t:?}");
             assert_eq!(curve, [1, 2, 3, 4], "{t:?}");
