@@ -60,18 +60,13 @@ fn op(scheduler: &Scheduler, change: &Change) -> Option<Op> {
     };
     match *change {
         Change::Trial(_) => None,
+        // An epoch reported, or one only the result brought (its report was lost).
         Change::Epoch {
             trial,
             epoch: e,
             attempt,
-        } => epoch(trial, e).map(|metrics| Op::Epoch {
-            trial,
-            attempt,
-            metrics,
-            replaces: false,
-        }),
-        Change::Supersede { trial, after } => Some(Op::Supersede { trial, after }),
-        Change::ResultEpoch {
+        }
+        | Change::ResultEpoch {
             trial,
             epoch: e,
             attempt,
@@ -79,8 +74,9 @@ fn op(scheduler: &Scheduler, change: &Change) -> Option<Op> {
             trial,
             attempt,
             metrics,
-            replaces: true,
+            replaces: matches!(change, Change::ResultEpoch { .. }),
         }),
+        Change::Supersede { trial, after } => Some(Op::Supersede { trial, after }),
         Change::Decision { experiment, seq } => {
             scheduler.judged(experiment, seq).map(|j| Op::Decision {
                 experiment: j.experiment,
