@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use nix::sys::signal::Signal;
 pub use process::{Output, Process, describe, find_line};
@@ -193,6 +193,80 @@ impl Coordinator {
         format!("http://{}", self.addr)
     }
 
+    /// The trials its status (`coordinator status --json`, the public `Status` call) lists in
+    /// `state` (`running`, `pending`, ...), at most 500 of them in grid order, each as the JSON
+    /// object printed; none while the call fails (not serving yet, or gone).
+    pub fn trials_in(&self, state: &str) -> Vec<serde_json::Value> {
+        let out = self.operator(&["status", "--json", "--state", state, "--limit", "500"]);
+        if !out.status.success() {
+            return Vec::new();
+        }
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.get("trials")?.as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the coordinator's status shows the worker named `worker` training a trial of
+    /// which it has reported at least `epoch` epochs, and returns the trial's name.
+    pub fn wait_for_epoch_on(&self, worker: &str, epoch: u32, timeout: Duration) -> String {
+        let end = Instant::now() + timeout;
+        loop {
+            let running = self.trials_in("running");
+            let found = running.iter().find(|t| {
+                t["worker"].as_str() == Some(worker)
+                    && t["epoch"].as_u64().is_some_and(|e| e >= u64::from(epoch))
+            });
+            if let Some(name) = found.and_then(|t| t["name"].as_str()) {
+                return name.to_owned();
+            }
+            assert!(
+                Instant::now() < end,
+                "timed out waiting for worker {worker} to report epoch {epoch} of a trial; \
+                 running: {running:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The coordinator's status row of the trial named `trial` (the JSON object `coordinator
+    /// status --json --trial NAME` prints), if the call succeeds.
+    pub fn trial_status(&self, trial: &str) -> Option<serde_json::Value> {
+        let out = self.operator(&["status", "--json", "--trial", trial]);
+        if !out.status.success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v.get("trials")?
+            .as_array()?
+            .iter()
+            .find(|t| t["name"].as_str() == Some(trial))
+            .cloned()
+    }
+
+    /// Waits until `done` holds of the trial's status row (see [`Coordinator::trial_status`]);
+    /// `what` says what is waited for, in the message of a timeout.
+    pub fn wait_for_trial(
+        &self,
+        trial: &str,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) {
+        let end = Instant::now() + timeout;
+        loop {
+            let row = self.trial_status(trial);
+            if row.as_ref().is_some_and(&done) {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "timed out waiting for {trial} {what}; its status: {row:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Runs an operator command (`coordinator status ...`, `cancel`, `promote`) against it
     /// and returns what it printed.
     pub fn operator(&self, args: &[&str]) -> std::process::Output {
@@ -284,15 +358,6 @@ impl Worker {
         field(&line, "worker")
             .unwrap_or_else(|| panic!("no worker id in the line {line:?}"))
             .to_owned()
-    }
-
-    /// Names of the trials it started training (attempts included), in order, from its log.
-    pub fn trials_started(&self) -> Vec<String> {
-        self.stderr()
-            .lines()
-            .filter(|l| l.contains(" training ") && l.contains("slot="))
-            .filter_map(|l| field(l, "trial").map(str::to_owned))
-            .collect()
     }
 
     /// What it logged when epoch `epoch` of `trial` ended (`loss 0.3190, train 93.14 %, test

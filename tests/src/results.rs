@@ -27,6 +27,10 @@ pub fn read(path: &Path) -> Results {
 pub trait ResultsExt {
     /// The trial named `name`, panicking with the names there are if none is.
     fn trial(&self, name: &str) -> &Trial;
+
+    /// The names of the succeeded trials whose result the worker named `worker` trained (its
+    /// last attempt's worker), in grid order.
+    fn trained_by(&self, worker: &str) -> Vec<String>;
 }
 
 impl ResultsExt for Results {
@@ -38,6 +42,14 @@ impl ResultsExt for Results {
                 let names: Vec<&str> = self.trials.iter().map(|t| t.name.as_ref()).collect();
                 panic!("no trial named {name:?} in results.json; trials: {names:?}")
             })
+    }
+
+    fn trained_by(&self, worker: &str) -> Vec<String> {
+        self.trials
+            .iter()
+            .filter(|t| t.status == Status::Succeeded && t.worker_name() == Some(worker))
+            .map(|t| t.name.to_string())
+            .collect()
     }
 }
 

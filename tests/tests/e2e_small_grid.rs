@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use sweep_common::{Activation, DatasetKind};
+use sweep_tests::TrialExt as _;
 use sweep_tests::{Cifar10, Signal, Sweep, Worker, write_fashion_mnist};
-use sweep_tests::{ResultsExt as _, TrialExt as _};
 
 const GRID: &str = r#"
 [sweep]
@@ -69,9 +69,9 @@ fn e2e_small_grid() {
     // its first trial, and let it go on once B has started one too. (The lease TTL is far longer
     // than the pause, so A keeps its lease.)
     let timeout = Duration::from_secs(60);
-    a.wait_for_stderr_line(" training ", timeout);
+    coordinator.wait_for_epoch_on("A", 0, timeout);
     a.signal(Signal::SIGSTOP);
-    b.wait_for_stderr_line(" training ", timeout);
+    coordinator.wait_for_epoch_on("B", 0, timeout);
     a.signal(Signal::SIGCONT);
 
     coordinator.expect_exit_code(0, Duration::from_secs(120));
@@ -142,31 +142,30 @@ fn e2e_small_grid() {
         BTreeSet::from(["A".to_owned(), "B".to_owned()]),
         "both workers produced results"
     );
-    // Each trial was trained exactly once, by the worker the results name.
-    for w in [&a, &b] {
-        let started = w.trials_started();
-        let trained = w.trials_trained();
-        assert_eq!(
-            started,
-            trained,
-            "worker {}: every trial it started ended",
-            w.name()
+    // Each trial was trained exactly once (one attempt, none failed), by the worker the results
+    // name, which logged every epoch as it ended, the last one included.
+    for t in &results.trials {
+        assert_eq!(t.attempts, 1, "{}: attempts", t.name);
+        assert!(
+            t.failed_attempts.is_empty(),
+            "{}: {:?}",
+            t.name,
+            t.failed_attempts
         );
-        for name in &trained {
-            let t = results.trial(name);
-            assert_eq!(t.worker_name(), Some(w.name()));
-            // The worker logs (and reports) every epoch as it ends, the last one included.
-            for e in 1..=t.params.epochs {
-                assert!(
-                    w.logged_epoch(name, e).is_some(),
-                    "worker {} did not log epoch {e}/{} of {name}",
-                    w.name(),
-                    t.params.epochs
-                );
-            }
+        let w = [&a, &b]
+            .into_iter()
+            .find(|w| t.worker_name() == Some(w.name()))
+            .unwrap_or_else(|| panic!("{}: worker {:?}", t.name, t.worker));
+        for e in 1..=t.params.epochs {
+            assert!(
+                w.logged_epoch(&t.name, e).is_some(),
+                "worker {} did not log epoch {e}/{} of {}",
+                w.name(),
+                t.params.epochs,
+                t.name
+            );
         }
     }
-    assert_eq!(a.trials_trained().len() + b.trials_trained().len(), 6);
 
     let summary = sweep.summary();
     for t in &results.trials {

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use sweep_tests::faults;
-use sweep_tests::{Sweep, Worker, field};
+use sweep_tests::{Sweep, Worker};
 
 const TRIALS: usize = 12;
 const EPOCHS: u32 = 8;
@@ -125,8 +125,7 @@ fn worker_cut_off_for_three_ttls() {
     let remote = faults::test_worker_command("N", &url, EPOCH, 2);
     let mut n = Worker::from_command("N", link.wrap(&remote));
     let mut h = Worker::start_test("H", &url, EPOCH, 1);
-    let line = n.wait_for_stderr_line("epoch 1/8:", Duration::from_secs(30));
-    let trial = field(&line, "trial").expect("trial").to_owned();
+    let trial = c.wait_for_epoch_on("N", 1, Duration::from_secs(30));
 
     link.set(false);
     // N gives its leases up by itself within about a TTL; the coordinator re-leases them.
@@ -134,10 +133,9 @@ fn worker_cut_off_for_three_ttls() {
         "lease could not be renewed within its TTL",
         Duration::from_secs(10),
     );
-    c.wait_for_stderr_line(
-        &format!("trial queued again trial={trial} "),
-        Duration::from_secs(10),
-    );
+    c.wait_for_trial(&trial, "to be queued again", Duration::from_secs(10), |t| {
+        t["state"] == "pending" || t["attempt"].as_u64() > Some(1)
+    });
     std::thread::sleep(Duration::from_secs(3));
     assert!(
         c.try_status().is_none(),

@@ -33,8 +33,7 @@ fn frozen_worker_writes_are_refused() {
     let url = c.url();
     let mut z = Worker::start_test("Z", &url, EPOCH, 1);
     let z_id = z.id();
-    let line = z.wait_for_stderr_line("epoch 1/8:", Duration::from_secs(30));
-    let trial = field(&line, "trial").expect("trial").to_owned();
+    let trial = c.wait_for_epoch_on("Z", 1, Duration::from_secs(30));
     z.signal(Signal::SIGSTOP);
     let frozen_at = Instant::now();
     let reported_before: u32 = z
@@ -45,10 +44,9 @@ fn frozen_worker_writes_are_refused() {
     let mut w = Worker::start_test("W", &url, EPOCH, 1);
     // The fault fires: Z's lease expires and W takes the trial over (results.json says why and
     // whose lease it was, below).
-    c.wait_for_stderr_line(
-        &format!("trial queued again trial={trial} "),
-        Duration::from_secs(10),
-    );
+    c.wait_for_trial(&trial, "to be queued again", Duration::from_secs(10), |t| {
+        t["state"] == "pending" || t["attempt"].as_u64() > Some(1)
+    });
     w.wait_for_stderr_line(&format!("trial={trial} "), Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(3).saturating_sub(frozen_at.elapsed()));
     z.signal(Signal::SIGCONT);

@@ -13,8 +13,9 @@ use sweep_tests::{Signal, Sweep, Worker, bin};
 
 const EPOCH: Duration = Duration::from_millis(30);
 
-fn trained(w: &Worker) -> BTreeSet<String> {
-    w.trials_trained().into_iter().collect()
+/// The trials `results.json` says the worker named `worker` trained.
+fn trained(sweep: &Sweep, worker: &str) -> BTreeSet<String> {
+    sweep.results().trained_by(worker).into_iter().collect()
 }
 
 fn names(list: &[&str]) -> BTreeSet<String> {
@@ -28,7 +29,7 @@ fn edited_grid_trains_only_new_cells() {
     let mut w = Worker::start_test("W1", &c.url(), EPOCH, 2);
     c.expect_exit_code(0, Duration::from_secs(60));
     w.wait_exit(Duration::from_secs(30));
-    assert_eq!(trained(&w), names(&["t_1", "t_2", "t_3", "t_4"]));
+    assert_eq!(trained(&sweep, "W1"), names(&["t_1", "t_2", "t_3", "t_4"]));
     let first = sweep.results();
 
     // Same command on a finished sweep: nothing to do, the report is written again.
@@ -53,7 +54,7 @@ fn edited_grid_trains_only_new_cells() {
     c.expect_exit_code(0, Duration::from_secs(60));
     w.wait_exit(Duration::from_secs(30));
     assert_eq!(
-        trained(&w),
+        trained(&sweep, "W2"),
         names(&["t_5", "t_6"]),
         "only the new cells are trained"
     );
@@ -113,7 +114,7 @@ fn cancel_ends_pending_and_running_trials() {
     let mut c =
         sweep.start_coordinator_at("127.0.0.1:0", &["--heartbeat", "200ms", "--linger", "1s"]);
     let mut w = Worker::start_test("W", &c.url(), Duration::from_millis(100), 1);
-    w.wait_for_stderr_line("epoch 1/20:", Duration::from_secs(30));
+    c.wait_for_epoch_on("W", 1, Duration::from_secs(30));
     let cancel = |args: &[&str]| {
         Command::new(bin("coordinator"))
             .args(["cancel", "--addr", &c.url()])
@@ -152,5 +153,5 @@ fn cancel_ends_pending_and_running_trials() {
         results.trial("t_6").failure.as_deref(),
         Some("cancelled: enough")
     );
-    assert!(!w.trials_trained().contains(&"t_1".to_owned()));
+    assert!(!sweep.results().trained_by("W").contains(&"t_1".to_owned()));
 }

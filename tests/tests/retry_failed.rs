@@ -25,13 +25,14 @@ fn grid(trials: usize, epochs: u32) -> String {
     faults::grid("retry", trials, epochs, 0).replace("max_attempts = 50", "max_attempts = 1")
 }
 
-/// Starts worker `name`, lets it report some epochs of its first trial, and kills it: with one
-/// attempt allowed, that trial fails for good once its lease expires.
-fn fail_first_trial(name: &str, c: &Coordinator, epochs: u32) -> Worker {
+/// Starts worker `name`, lets it report some epochs of its first trial (as the coordinator's
+/// status shows them), and kills it: with one attempt allowed, that trial fails for good once
+/// its lease expires. Returns the worker and the trial's name.
+fn fail_first_trial(name: &str, c: &Coordinator) -> (Worker, String) {
     let mut w = Worker::start_test(name, &c.url(), EPOCH, 1);
-    w.wait_for_stderr_line(&format!("epoch 3/{epochs}:"), Duration::from_secs(30));
+    let trial = c.wait_for_epoch_on(name, 3, Duration::from_secs(30));
     w.kill();
-    w
+    (w, trial)
 }
 
 #[test]
@@ -40,8 +41,10 @@ fn coordinator_retry_requeues_failed_trials_of_a_running_sweep() {
     let (baseline, _) = fault_free_run(&grid, 1, 2, EPOCH);
     let sweep = Sweep::new(&grid);
     let mut c = sweep.start_coordinator_at("127.0.0.1:0", &FLAGS);
-    let _killed = fail_first_trial("A", &c, 20);
-    c.wait_for_stderr_line("trial failed for good", Duration::from_secs(30));
+    let (_killed, trial) = fail_first_trial("A", &c);
+    c.wait_for_trial(&trial, "to fail for good", Duration::from_secs(30), |t| {
+        t["state"] == "failed"
+    });
     let out = c.operator(&["cancel", "--trial", "t_2"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
@@ -86,7 +89,7 @@ fn retry_failed_flag_requeues_them_when_the_sweep_is_run_again() {
     let (baseline, _) = fault_free_run(&grid, 1, 1, EPOCH);
     let sweep = Sweep::new(&grid);
     let mut c = sweep.start_coordinator_at("127.0.0.1:0", &FLAGS);
-    let _killed = fail_first_trial("A", &c, 10);
+    let _killed = fail_first_trial("A", &c);
     let mut b = Worker::start_test("B", &c.url(), EPOCH, 1);
     c.expect_exit_code(1, Duration::from_secs(60));
     b.expect_exit_code(0, Duration::from_secs(30));
@@ -108,7 +111,11 @@ fn retry_failed_flag_requeues_them_when_the_sweep_is_run_again() {
     let mut w = Worker::start_test("C", &c.url(), EPOCH, 1);
     c.expect_exit_code(0, Duration::from_secs(60));
     w.expect_exit_code(0, Duration::from_secs(30));
-    assert_eq!(w.trials_trained(), ["t_1"], "only the failed trial");
+    assert_eq!(
+        sweep.results().trained_by("C"),
+        ["t_1"],
+        "only the failed trial"
+    );
     let results = sweep.results();
     assert_same_results(&results, &baseline);
     audit(&sweep.database(), 2, 10);

@@ -74,7 +74,7 @@ fn a_worker_stopped_by_sigterm_exits_130_after_giving_its_lease_back() {
     let sweep = Sweep::new(&faults::grid("term", 1, 100, 0));
     let mut c = sweep.start_coordinator(&["--heartbeat", "200ms", "--lease-ttl", "5s"]);
     let mut w = Worker::start_test("W", &c.url(), EPOCH, 1);
-    w.wait_for_stderr_line("epoch 1/100:", Duration::from_secs(30));
+    c.wait_for_epoch_on("W", 1, Duration::from_secs(30));
     w.signal(Signal::SIGTERM);
     w.expect_exit_code(130, Duration::from_secs(30));
     // Not a finished sweep: the trial is pending again, for free.
