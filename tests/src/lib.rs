@@ -229,6 +229,25 @@ impl Coordinator {
         }
     }
 
+    /// Waits until the coordinator's status counts at least `n` succeeded trials.
+    pub fn wait_for_succeeded(&self, n: u64, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        loop {
+            let out = self.operator(&["status", "--json"]);
+            let counted = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .ok()
+                .and_then(|v| v["counts"]["succeeded"].as_u64());
+            if out.status.success() && counted.is_some_and(|c| c >= n) {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "timed out waiting for {n} succeeded trials; the status counts {counted:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The coordinator's status row of the trial named `trial` (the JSON object `coordinator
     /// status --json --trial NAME` prints), if the call succeeds.
     pub fn trial_status(&self, trial: &str) -> Option<serde_json::Value> {

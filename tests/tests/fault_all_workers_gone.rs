@@ -47,9 +47,7 @@ fn all_workers_gone_then_back() {
     let url = c.url();
     let mut a = Worker::start_test("A", &url, EPOCH, 1);
     let mut b = Worker::start_test("B", &url, EPOCH, 1);
-    for _ in 0..3 {
-        c.wait_for_stderr_line("trial succeeded", Duration::from_secs(30));
-    }
+    c.wait_for_succeeded(3, Duration::from_secs(90));
     assert_eq!(
         status_warning(&url),
         None,

@@ -89,9 +89,7 @@ fn sigterm_then_rerun_resumes_without_retraining() {
     let mut c = sweep.start_coordinator_at("127.0.0.1:0", sweep_tests::QUICK_LEASES);
     let listen = c.addr().to_string();
     let mut w = Worker::start_test("W", &c.url(), epoch, 2);
-    for _ in 0..3 {
-        c.wait_for_stderr_line("trial succeeded", Duration::from_secs(30));
-    }
+    c.wait_for_succeeded(3, Duration::from_secs(90));
     c.signal(Signal::SIGTERM);
     c.expect_exit_code(130, Duration::from_secs(10));
     assert!(c.stdout().contains("trials unfinished"), "{}", c.stdout());
