@@ -48,8 +48,10 @@ fn twenty_worker_kills() {
             "the sweep ended after only {k} kills: make the trials longer"
         );
         let i = (rng.next_u64() % WORKERS as u64) as usize;
-        // A worker is killed once it trains: a kill before it registered tests nothing.
-        workers[i].wait_for_stderr_line(" training ", Duration::from_secs(30));
+        // A worker is killed once the coordinator's status shows it training a trial: a kill
+        // before it registered tests nothing.
+        let name = workers[i].name().to_owned();
+        c.wait_for_epoch_on(&name, 0, Duration::from_secs(30));
         let replacement = Worker::start_test(&format!("w{}", WORKERS + k), &url, EPOCH, SLOTS);
         let mut victim = std::mem::replace(&mut workers[i], replacement);
         let status = victim.kill();
@@ -59,6 +61,8 @@ fn twenty_worker_kills() {
             "{} was killed, not exited",
             victim.name()
         );
+        // It was seen training just before: killed mid-trial, unless it ended that trial in
+        // between (the log tells).
         let log = victim.stderr();
         let started_trials = log.lines().filter(|l| l.contains(" training ")).count();
         let ended = log
