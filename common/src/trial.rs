@@ -8,7 +8,7 @@ use crate::dataset::DatasetKind;
 use crate::ids::TrialId;
 use crate::program::ProgramSpec;
 
-pub use crate::grid::{Activation, HyperParams};
+pub use crate::grid::{Activation, HyperParams, LrSchedule};
 
 /// How the official training set is split into the train and test parts (lab 1's 70:30).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -103,6 +103,44 @@ impl TrialSpec {
         text
     }
 
+    /// The text that names the trial's lineage: its content without its `epochs`, so a trial
+    /// and the same trial asked for more epochs (an edited grid file) share it. Only a
+    /// [`TrialSpec::growth`] of `Ok` makes the longer run continue the shorter one exactly.
+    pub fn lineage(&self) -> String {
+        let mut params = self.params.clone();
+        params.epochs = 0;
+        let mut text = Self::canonical(&self.experiment, self.dataset, &params, &self.split);
+        if let Some(program) = &self.program {
+            text.push_str(&program.canonical());
+        }
+        text
+    }
+
+    /// Whether the first `E` epochs of this trial are those of the same trial run for fewer
+    /// epochs `E`, so that a longer run may resume a shorter one's checkpoint: true of the
+    /// built-in trainer with a learning-rate schedule that does not span the whole run
+    /// (`constant`, `step`; the warm-up counts from the start). `Err` says why not.
+    pub fn growth(&self) -> Result<(), Growth> {
+        if self.program.is_some() {
+            return Err(Growth::Program);
+        }
+        match self.params.lr_schedule {
+            LrSchedule::Constant | LrSchedule::Step => Ok(()),
+            LrSchedule::Cosine | LrSchedule::Onecycle => {
+                Err(Growth::Schedule(self.params.lr_schedule))
+            }
+        }
+    }
+
+    /// The id of its lineage ([`TrialSpec::lineage`]) when it grows exactly
+    /// ([`TrialSpec::growth`]): a checkpoint names it, so that a trial of the same lineage with
+    /// more epochs may resume from it.
+    pub fn lineage_id(&self) -> Option<TrialId> {
+        self.growth()
+            .ok()
+            .map(|()| TrialId::from_content(&self.lineage()))
+    }
+
     /// Sizes of the (train, test) parts of the `n` images a worker loaded: the split's, or, for
     /// an own file with `x_test`, its `x_train` and its `x_test` (the last images; `split_ratio`
     /// is not used).
@@ -118,6 +156,32 @@ impl TrialSpec {
         let (train, _) = self.parts(official_len);
         let n = ((train as f64) * self.params.train_fraction) as usize;
         n.clamp(1, train.max(1))
+    }
+}
+
+/// Why a trial asked for more epochs cannot continue a shorter run of it exactly (see
+/// [`TrialSpec::growth`]): it is trained afresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Growth {
+    /// The learning-rate schedule spans the whole run, so a longer run differs from epoch 1.
+    Schedule(LrSchedule),
+    /// A program trial: what its program does with `epochs` is its own.
+    Program,
+}
+
+impl std::fmt::Display for Growth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Growth::Schedule(s) => write!(
+                f,
+                "its lr_schedule {:?} spans the whole run, so more epochs change it from epoch 1 \
+                 (only constant and step continue)",
+                s.name()
+            ),
+            Growth::Program => {
+                f.write_str("it is a program trial (its program may use its epochs as it likes)")
+            }
+        }
     }
 }
 
@@ -200,6 +264,57 @@ mod tests {
         };
         assert_eq!(s.sizes(60_000), (42_000, 18_000));
         assert_eq!(s.sizes(50_000), (35_000, 15_000));
+    }
+
+    fn spec(epochs: u32, schedule: LrSchedule) -> TrialSpec {
+        let mut params = HyperParams::defaults(1).unwrap();
+        params.epochs = epochs;
+        params.lr_schedule = schedule;
+        let split = SplitSpec {
+            train_ratio: 0.7,
+            seed: 0,
+        };
+        let mut s = TrialSpec {
+            id: TrialId::from_content(""),
+            experiment: "e".into(),
+            name: "t".into(),
+            dataset: DatasetKind::FashionMnist,
+            params,
+            split,
+            checkpoint_every: 1,
+            program: None,
+        };
+        s.id = s.content_id();
+        s
+    }
+
+    #[test]
+    fn the_lineage_is_the_content_without_epochs() {
+        let (short, long) = (spec(2, LrSchedule::Step), spec(4, LrSchedule::Step));
+        assert_ne!(short.id, long.id);
+        assert_eq!(short.lineage(), long.lineage());
+        assert_eq!(short.lineage_id(), long.lineage_id());
+        assert!(short.lineage_id().is_some());
+        // Anything else that decides what is trained is part of it.
+        let mut other = spec(2, LrSchedule::Step);
+        other.params.seed = 2;
+        assert_ne!(other.lineage(), short.lineage());
+        assert_ne!(spec(2, LrSchedule::Constant).lineage(), short.lineage());
+        // Settings outside the content are not.
+        let mut every = spec(2, LrSchedule::Step);
+        every.checkpoint_every = 5;
+        assert_eq!(every.lineage(), short.lineage());
+    }
+
+    #[test]
+    fn only_schedules_that_do_not_span_the_run_grow_exactly() {
+        assert_eq!(spec(2, LrSchedule::Constant).growth(), Ok(()));
+        for s in [LrSchedule::Cosine, LrSchedule::Onecycle] {
+            let t = spec(2, s);
+            assert_eq!(t.growth(), Err(Growth::Schedule(s)));
+            assert_eq!(t.lineage_id(), None);
+            assert!(Growth::Schedule(s).to_string().contains(s.name()));
+        }
     }
 
     #[test]

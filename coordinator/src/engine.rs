@@ -3,6 +3,7 @@
 //! (the folder locks, the state directory's permissions, the start-up checks).
 
 pub mod actor;
+pub(crate) mod lineage;
 pub mod lock;
 pub(crate) mod private;
 pub(crate) mod startup;

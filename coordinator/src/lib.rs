@@ -21,7 +21,7 @@ mod outputs;
 mod serve;
 
 pub use engine::{actor, lock, state, store};
-use engine::{private, startup};
+use engine::{lineage, private, startup};
 pub use outputs::{console, plan, replay, report, results, status, tensorboard};
 pub use serve::{artifacts, auth, metrics, service, web};
 
@@ -174,28 +174,38 @@ fn open_state(
     let recorded = loaded.trials.len();
     // The specs move into the scheduler (one copy of a million trials is enough); the grid
     // keeps its experiments' descriptions.
-    let trials: Vec<state::Trial> = grid
+    let mut trials = Vec::new();
+    let mut unrecorded = Vec::new();
+    for spec in grid
         .experiments
         .iter_mut()
         .flat_map(|e| std::mem::take(&mut e.trials))
-        .map(|spec| match loaded.trials.remove(&spec.id) {
+    {
+        match loaded.trials.remove(&spec.id) {
             Some(mut t) => {
                 // The id covers what is trained; settings outside it (checkpoint_every) follow
                 // the grid file as it is now.
                 t.spec = spec;
-                t
+                trials.push(t);
             }
-            None => state::Trial::new(spec),
-        })
-        .collect();
+            None => {
+                // A new sweep has nothing to continue.
+                if recorded > 0 {
+                    unrecorded.push(trials.len());
+                }
+                trials.push(state::Trial::new(spec));
+            }
+        }
+    }
+    // Trials asking for more epochs than recorded ones continue them (`lineage`).
+    let adopted = startup::adopt_grown(&store, &mut trials, &unrecorded, &mut loaded)?;
     // Configurations TPE proposed before a restart follow, in the order they were proposed.
-    let mut trials = trials;
     trials.extend(state::restore_proposals(
         grid,
         &loaded.order,
         &mut loaded.trials,
     ));
-    let removed = store.record_grid(&trials)?;
+    let removed = store.record_grid_adopting(&trials, &adopted)?;
     // What is left of `loaded.trials` is no longer in the grid.
     startup::keep_weights_of_removed_trials(&mut store, &loaded.trials, &trials, &options.out_dir)?;
     // A worker still training a restored lease renews it within a few heartbeats of the

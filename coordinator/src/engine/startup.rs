@@ -1,14 +1,16 @@
 //! What the coordinator makes sure of in its folders before it serves: it alone uses them (the
 //! locks), it can write in each of them, and what an earlier run left there is whole: the final
-//! weights of trials an edited grid replaced are not overwritten, and succeeded trials whose
-//! weights are missing are trained again.
+//! weights of trials an edited grid replaced are not overwritten, succeeded trials whose
+//! weights are missing are trained again, and trials an edited grid asks more epochs of
+//! continue the recorded ones (`lineage`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use sweep_common::TrialId;
-use tracing::warn;
+use tracing::{info, warn};
 
+use crate::lineage::{self, Verdict};
 use crate::{Error, Options, artifacts, lock, private, state, store};
 
 /// Creates the output folder and the state directory (a new state directory `0700` from the
@@ -119,6 +121,100 @@ pub(crate) fn retrain_missing_weights(s: &mut state::Scheduler, out: &Path) {
     );
     for (id, _, why) in missing {
         s.retrain_missing_weights(id, why);
+    }
+}
+
+/// Lets the grid's trials not recorded by id (`unrecorded`, indices into `trials`) that ask
+/// for more epochs than a recorded trial of their lineage continue it (`lineage`): the recorded
+/// trial leaves `loaded.trials` and, grown, takes the new trial's place (an archived curve read
+/// back from the database); the decisions naming it name the new trial. Logs what it adopted
+/// and, one line per trial (at most 10), the trials of a recorded lineage trained afresh and
+/// why. Returns the rows to rename, for [`store::Store::record_grid_adopting`].
+pub(crate) fn adopt_grown(
+    store: &store::Store,
+    trials: &mut [state::Trial],
+    unrecorded: &[usize],
+    loaded: &mut store::Loaded,
+) -> Result<Vec<store::Adopted>, Error> {
+    if unrecorded.is_empty() || loaded.trials.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lineages = lineage::Lineages::of(loaded.trials.values());
+    let mut adopted = Vec::new();
+    let mut afresh = Vec::new();
+    let mut reader = None;
+    for &i in unrecorded {
+        let new = &trials[i].spec;
+        let from = match lineages.verdict(new, &loaded.trials) {
+            None => continue,
+            Some(Verdict::Afresh { from, why }) => {
+                afresh.push((new.name.clone(), from, why));
+                continue;
+            }
+            Some(Verdict::Adopt { from }) => from,
+        };
+        let Some(mut old) = loaded.trials.remove(&from) else {
+            continue;
+        };
+        if old.is_archived() {
+            let r = match &reader {
+                Some(r) => r,
+                None => reader.insert(store::Reader::open(store.path())?),
+            };
+            old.epochs = r.curve(from)?;
+        }
+        let (t, kept) = lineage::grow(old, new.clone());
+        adopted.push(store::Adopted {
+            from,
+            to: t.spec.id,
+            kept,
+        });
+        trials[i] = t;
+    }
+    let renamed: HashMap<TrialId, TrialId> = adopted.iter().map(|a| (a.from, a.to)).collect();
+    for d in &mut loaded.decisions {
+        if let Some(&to) = renamed.get(&d.config) {
+            d.config = to;
+        }
+    }
+    log_growth(trials, &adopted, &afresh);
+    Ok(adopted)
+}
+
+fn log_growth(
+    trials: &[state::Trial],
+    adopted: &[store::Adopted],
+    afresh: &[(String, TrialId, String)],
+) {
+    if !adopted.is_empty() {
+        let names: HashMap<TrialId, &str> = trials
+            .iter()
+            .map(|t| (t.spec.id, t.spec.name.as_str()))
+            .collect();
+        let shown: Vec<&str> = adopted
+            .iter()
+            .take(10)
+            .filter_map(|a| names.get(&a.to).copied())
+            .collect();
+        info!(
+            count = adopted.len(),
+            trials = %shown.join(", "),
+            "the grid file asks these trials for more epochs: they continue the recorded ones from their checkpoints (stopped ones stay stopped until promoted)"
+        );
+    }
+    for (name, from, why) in afresh.iter().take(10) {
+        warn!(
+            trial = %name,
+            recorded = %from,
+            reason = %why,
+            "trial of a recorded lineage with other epochs is trained afresh"
+        );
+    }
+    if afresh.len() > 10 {
+        warn!(
+            count = afresh.len() - 10,
+            "more trials of recorded lineages with other epochs are trained afresh"
+        );
     }
 }
 

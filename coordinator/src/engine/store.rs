@@ -113,6 +113,17 @@ pub struct Loaded {
     pub order: Vec<TrialId>,
 }
 
+/// A recorded trial's row that a trial of the grid adopts (see [`Store::record_grid_adopting`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adopted {
+    /// The recorded trial.
+    pub from: TrialId,
+    /// The grid's trial that continues it.
+    pub to: TrialId,
+    /// The last epoch it keeps.
+    pub kept: u32,
+}
+
 /// The open database.
 pub struct Store {
     conn: Connection,
@@ -289,6 +300,19 @@ impl Store {
     /// Records the grid's trials (in grid order; those already recorded keep their state) and
     /// marks recorded trials that are no longer in the grid. Returns the names of those.
     pub fn record_grid(&mut self, trials: &[Trial]) -> Result<Vec<String>, StoreError> {
+        self.record_grid_adopting(trials, &[])
+    }
+
+    /// [`Store::record_grid`], where grid trials adopt recorded rows (`lineage`, an edited
+    /// grid asking for more epochs): each row is renamed to its new trial first, so that its
+    /// epochs, attempts and decisions (keyed by row number) stay its own, and its state and
+    /// spec are written with the epochs after the last one it keeps superseded, in the same
+    /// transaction (a crash never leaves a row under the new id with the old state).
+    pub fn record_grid_adopting(
+        &mut self,
+        trials: &[Trial],
+        adopted: &[Adopted],
+    ) -> Result<Vec<String>, StoreError> {
         let path = self.path.display().to_string();
         let sqlite = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -300,6 +324,15 @@ impl Store {
         let tx = self.conn.transaction().map_err(sqlite)?;
         tx.execute("UPDATE trials SET in_grid = 0", [])
             .map_err(sqlite)?;
+        for a in adopted {
+            tx.execute(
+                "UPDATE trials SET id = ?2 WHERE id = ?1",
+                params![a.from.to_string(), a.to.to_string()],
+            )
+            .map_err(sqlite)?;
+        }
+        let kept: HashMap<TrialId, u32> = adopted.iter().map(|a| (a.to, a.kept)).collect();
+        let clock = row::WallClock::now();
         {
             let mut insert = tx
                 .prepare(
@@ -334,6 +367,12 @@ impl Store {
                     )
                     .map_err(sqlite)?;
                 self.nums.insert(t.spec.id, num);
+                if let Some(&after) = kept.get(&t.spec.id) {
+                    row::TrialRow::new(t, &clock)
+                        .apply(&tx, num)
+                        .map_err(sqlite)?;
+                    writes::supersede(&tx, num, after).map_err(sqlite)?;
+                }
             }
         }
         let removed = {

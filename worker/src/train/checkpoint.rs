@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use safetensors::tensor::{Dtype, SafeTensors, View};
-use sweep_common::{EpochMetrics, TrialId};
+use sweep_common::{EpochMetrics, TrialSpec};
 use tch::{Device, Kind, Tensor};
 
 use super::TrainError;
@@ -160,27 +160,38 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, TrainError> {
     Ok(Decoded { metadata, tensors })
 }
 
-/// The metadata of a checkpoint.
+/// The metadata of a checkpoint of `spec`: its id, and its lineage's when it has one
+/// (`TrialSpec::lineage_id`), so that the same trial asked for more epochs continues it.
 pub fn metadata(
-    trial: TrialId,
+    spec: &TrialSpec,
     epochs: &[EpochMetrics],
     adam_step: i64,
 ) -> Result<HashMap<String, String>, TrainError> {
     let epochs_json = serde_json::to_string(epochs).map_err(|e| corrupt(e.to_string()))?;
-    Ok(HashMap::from([
+    let mut m = HashMap::from([
         ("format".to_owned(), FORMAT.to_owned()),
-        ("trial".to_owned(), trial.to_string()),
+        ("trial".to_owned(), spec.id.to_string()),
         ("epoch".to_owned(), epochs.len().to_string()),
         ("adam_step".to_owned(), adam_step.to_string()),
         ("epochs".to_owned(), epochs_json),
-    ]))
+    ]);
+    if let Some(lineage) = spec.lineage_id() {
+        m.insert(LINEAGE.to_owned(), lineage.to_string());
+    }
+    Ok(m)
 }
 
-/// Reads back what [`metadata`] wrote, checking the format and the trial.
+/// The metadata key of a checkpoint's lineage id.
+const LINEAGE: &str = "lineage";
+
+/// Reads back what [`metadata`] wrote, checking the format and the trial: `spec`'s own, or,
+/// for a trial that grows exactly, one of its lineage (the same trial with fewer epochs: an
+/// edited grid file asked for more).
 pub fn read_metadata(
     m: &HashMap<String, String>,
-    trial: TrialId,
+    spec: &TrialSpec,
 ) -> Result<(Vec<EpochMetrics>, i64), TrainError> {
+    let trial = spec.id;
     let get = |k: &str| {
         m.get(k)
             .ok_or_else(|| corrupt(format!("checkpoint metadata lacks {k:?}")))
@@ -191,7 +202,9 @@ pub fn read_metadata(
             get("format")?
         )));
     }
-    if get("trial")? != &trial.to_string() {
+    let lineage = spec.lineage_id().map(|l| l.to_string());
+    let same_lineage = lineage.is_some() && m.get(LINEAGE) == lineage.as_ref();
+    if get("trial")? != &trial.to_string() && !same_lineage {
         return Err(corrupt(format!(
             "checkpoint of trial {} given to trial {trial}",
             get("trial")?

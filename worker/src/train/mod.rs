@@ -504,15 +504,16 @@ impl<'a> Trainer<'a> {
                 ));
             }
         }
-        let mut meta = checkpoint::metadata(self.spec.id, &self.epochs, self.adam.step)?;
+        let mut meta = checkpoint::metadata(self.spec, &self.epochs, self.adam.step)?;
         meta.insert(LR_POSITION.to_owned(), self.lr_position().to_string());
         checkpoint::encode(&tensors, meta)
     }
 
-    /// Continues from a checkpoint made by [`Trainer::checkpoint`] for the same trial.
+    /// Continues from a checkpoint made by [`Trainer::checkpoint`] for the same trial (or the
+    /// same trial with fewer epochs, `checkpoint::read_metadata`).
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), TrainError> {
         let mut decoded = checkpoint::decode(bytes)?;
-        let (epochs, step) = checkpoint::read_metadata(&decoded.metadata, self.spec.id)?;
+        let (epochs, step) = checkpoint::read_metadata(&decoded.metadata, self.spec)?;
         // The schedule's position follows from the epochs done; one saved by a run that
         // counted batches differently (another dataset's size) cannot continue here.
         if let Some(saved) = decoded.metadata.get(LR_POSITION) {

@@ -242,6 +242,64 @@ fn drain_checkpoints_the_epoch_and_resumes_exactly() {
     );
 }
 
+/// An edited grid asking for more epochs: the longer trial resumes the shorter one's checkpoint
+/// and ends, bit for bit, where it ends trained from the start; with a schedule that spans
+/// the whole run the checkpoint is another trial's and is refused.
+#[test]
+fn a_checkpoint_continues_the_same_trial_asked_for_more_epochs() {
+    let (_dir, data) = fashion(200);
+    let step = "lr_schedule='step'\nlr_step_size=1\nlr_gamma=0.5";
+    let mut short = spec("fashion-mnist", &format!("epochs=2\n{step}"));
+    short.checkpoint_every = 1;
+    let mut rec = Record::default();
+    train(&short, &data, &mut rec, &Control::default(), None).unwrap();
+    assert_eq!(rec.checkpoints.len(), 1);
+    let long = spec("fashion-mnist", &format!("epochs=4\n{step}"));
+    assert_ne!(long.id, short.id);
+    let full = train(
+        &long,
+        &data,
+        &mut Record::default(),
+        &Control::default(),
+        None,
+    )
+    .unwrap();
+    let mut resumed_rec = Record::default();
+    let resumed = train(
+        &long,
+        &data,
+        &mut resumed_rec,
+        &Control::default(),
+        Some(&rec.checkpoints[0].1),
+    )
+    .unwrap();
+    assert_eq!(resumed_rec.epochs.len(), 3, "epochs 2 to 4 trained");
+    let bits = |r: &TrialResult| {
+        r.epochs
+            .iter()
+            .map(|m| (m.epoch, m.train_loss.to_bits(), m.test_accuracy.to_bits()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(bits(&resumed.result), bits(&full.result));
+    assert!(resumed.weights == full.weights, "the weights differ");
+    let cosine = "lr_schedule='cosine'";
+    let mut short = spec("fashion-mnist", &format!("epochs=2\n{cosine}"));
+    short.checkpoint_every = 1;
+    let mut rec = Record::default();
+    train(&short, &data, &mut rec, &Control::default(), None).unwrap();
+    let long = spec("fashion-mnist", &format!("epochs=4\n{cosine}"));
+    let e = train(
+        &long,
+        &data,
+        &mut Record::default(),
+        &Control::default(),
+        Some(&rec.checkpoints[0].1),
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("checkpoint of trial"), "{e}");
+}
+
 #[test]
 fn checkpoints_of_other_trials_or_garbage_are_refused() {
     let (_dir, data) = fashion(200);

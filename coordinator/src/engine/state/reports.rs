@@ -290,12 +290,14 @@ impl Scheduler {
             result: result.last,
             weights: weights.take(),
             archived: None,
+            // Kept for a grid that asks for more epochs later (`lineage`).
+            checkpoint: checkpoints.latest,
         }));
         self.changes.push(Change::Trial(trial));
-        // A succeeded trial's checkpoints are no longer needed.
-        let dropped = [checkpoints.latest, checkpoints.previous]
+        // The one before it is no longer needed.
+        let dropped = checkpoints
+            .previous
             .into_iter()
-            .flatten()
             .map(|c| Effect::DropCheckpoint(c.file));
         let mut effects: Vec<Effect> = dropped.collect();
         effects.extend(self.end_lease(i, worker, true));

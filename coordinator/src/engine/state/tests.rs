@@ -161,11 +161,14 @@ fn a_new_attempt_resumes_from_the_last_checkpoint_and_keeps_its_epochs() {
             later,
         )
         .unwrap();
-    // The trial succeeded: its checkpoints are no longer needed.
-    assert!(effects.contains(&Effect::DropCheckpoint("c-a1-e3".into())));
+    // The trial succeeded: it resumes from nothing, and keeps its latest checkpoint only (for
+    // a grid that asks for more epochs later, `lineage`).
+    assert!(!effects.contains(&Effect::DropCheckpoint("c-a1-e3".into())));
     assert!(effects.contains(&Effect::DropCheckpoint("c-a1-e2".into())));
     let t = s.trial(spec.id).unwrap();
     assert!(t.checkpoint().is_none() && t.previous_checkpoint().is_none());
+    let kept = t.state.success().and_then(|s| s.checkpoint.as_deref());
+    assert_eq!(kept, Some(&checkpoint(3, 1)));
 }
 
 #[test]

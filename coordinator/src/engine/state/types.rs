@@ -110,7 +110,7 @@ impl TrialState {
         ahead: None,
     };
 
-    /// The checkpoints it holds (none once it succeeded).
+    /// The checkpoints it resumes from (none once it succeeded: see [`Success::checkpoint`]).
     pub fn checkpoints(&self) -> Option<&Checkpoints> {
         match self {
             TrialState::Pending { checkpoints, .. }
@@ -182,6 +182,10 @@ pub struct Success {
     /// Set once its curve and confusion matrices live only in the state database (see
     /// `Scheduler::archive`): what the summary still needs of the curve.
     pub archived: Option<CurveTotals>,
+    /// The latest checkpoint it made (with `checkpoint_every` > 0), kept so that an edited
+    /// grid file asking for more epochs continues it from there (`lineage`); the one before
+    /// it is dropped at success.
+    pub checkpoint: Option<Box<Checkpoint>>,
 }
 
 /// What the status needs of a curve: its length and its measured epoch times. An archived

@@ -182,6 +182,7 @@ impl TrialRow {
         };
         let checkpoints = t.state.checkpoints();
         let checkpoint = |c: Option<&Box<Checkpoint>>| c.map(|c| json(&**c));
+        let kept = success.and_then(|s| s.checkpoint.as_ref());
         TrialRow {
             id: t.spec.id,
             state: state_name(&t.state).to_owned(),
@@ -200,7 +201,7 @@ impl TrialRow {
             reason,
             failures: json(&t.failures),
             weights: t.state.weights().map(str::to_owned),
-            checkpoint: checkpoint(checkpoints.and_then(|c| c.latest.as_ref())),
+            checkpoint: checkpoint(checkpoints.and_then(|c| c.latest.as_ref()).or(kept)),
             resumed_from: t.resumed_from,
             unstarted_attempts: t.unstarted_attempts,
             previous_checkpoint: checkpoint(checkpoints.and_then(|c| c.previous.as_ref())),
@@ -258,8 +259,8 @@ impl TrialRow {
                 .map(|text| decode::<Checkpoint>(text, what).map(Box::new))
                 .transpose()
         };
-        // A succeeded trial's checkpoints were dropped with its success; the columns of the
-        // other states hold what their next attempt resumes from.
+        // A succeeded trial keeps its latest checkpoint (`Success::checkpoint`); the columns of
+        // the other states hold what their next attempt resumes from.
         let checkpoints = || -> Result<Checkpoints, String> {
             Ok(Checkpoints {
                 latest: checkpoint(&self.checkpoint, "checkpoint")?,
@@ -300,6 +301,7 @@ impl TrialRow {
                 )?,
                 weights: self.weights.clone(),
                 archived: None,
+                checkpoint: checkpoint(&self.checkpoint, "checkpoint")?,
             })),
             "failed" => TrialState::Failed {
                 reason: self.reason.clone().unwrap_or_default(),

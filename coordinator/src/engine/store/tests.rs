@@ -799,3 +799,89 @@ fn an_archived_trial_reads_back_whole_and_restarts_archived() {
     assert_eq!(t.epochs.len(), 3);
     assert_eq!(t.result(), whole.result());
 }
+
+/// An edited grid asking for more epochs (`lineage`): the succeeded trial kept its latest
+/// checkpoint, and the grown trial takes its row over in one transaction, pending from that
+/// checkpoint, its curve up to it current and the epoch after it superseded.
+#[test]
+fn a_grown_trial_adopts_the_recorded_row() {
+    let f = fixture();
+    let (mut store, mut s) = reopen(&f);
+    let now = Instant::now();
+    let w = WorkerId::random();
+    s.register(w, "w".into(), "cpu".into(), 1, now);
+    let LeaseOutcome::Assigned { spec, attempt, .. } = s.lease(w, now).unwrap() else {
+        panic!()
+    };
+    let key = LeaseKey::new(w, spec.id, attempt);
+    for e in 1..=3 {
+        s.report_epoch(key, metrics(e), now).unwrap();
+        if e < 3 {
+            let c = Checkpoint {
+                epoch: e,
+                attempt,
+                file: format!("c{e}"),
+                size: 3,
+                sha256: "ab".repeat(32),
+            };
+            s.record_checkpoint(w, spec.id, c, now).unwrap();
+        }
+    }
+    let effects = s
+        .complete(key, Outcome::Succeeded(result(&spec)), now)
+        .unwrap();
+    assert!(
+        effects.contains(&crate::state::Effect::DropCheckpoint("c1".into()))
+            && !effects.contains(&crate::state::Effect::DropCheckpoint("c2".into())),
+        "only the checkpoint before the latest is dropped: {effects:?}"
+    );
+    commit(&mut store, &mut s);
+    drop(store);
+
+    let mut store = Store::open(&f.path).unwrap();
+    let mut loaded = store.load(&crate::state::KeepCurves::all()).unwrap();
+    let old = loaded.trials.remove(&spec.id).unwrap();
+    assert!(
+        matches!(&old.state, TrialState::Succeeded(s) if s.checkpoint.as_ref().map(|c| c.epoch) == Some(2)),
+        "the latest checkpoint survives the restart: {:?}",
+        old.state
+    );
+    let grown = Grid::parse(&GRID.replace("epochs = 3", "epochs = 5"), "g.toml").unwrap();
+    let new = grown.trials().next().unwrap().clone();
+    assert_ne!(new.id, spec.id);
+    let (t, kept) = crate::lineage::grow(old, new.clone());
+    store
+        .record_grid_adopting(
+            &[t],
+            &[Adopted {
+                from: spec.id,
+                to: new.id,
+                kept,
+            }],
+        )
+        .unwrap();
+    drop(store);
+
+    let store = Store::open(&f.path).unwrap();
+    let loaded = store.load(&crate::state::KeepCurves::all()).unwrap();
+    assert!(!loaded.trials.contains_key(&spec.id), "renamed");
+    let t = &loaded.trials[&new.id];
+    assert_eq!(t.spec, new);
+    assert_eq!(t.checkpoint().map(|c| c.epoch), Some(2));
+    assert!(
+        matches!(t.state, TrialState::Pending { .. }),
+        "{:?}",
+        t.state
+    );
+    assert_eq!(t.epochs.len(), 2);
+    assert_eq!(t.epochs[0], metrics(1));
+    let superseded: u32 = store
+        .conn
+        .query_row(
+            "SELECT count(*) FROM epochs WHERE superseded = 1 AND epoch = 3",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(superseded, 1);
+}

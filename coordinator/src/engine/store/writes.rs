@@ -191,13 +191,7 @@ impl Op {
                 }
                 put_epoch(tx, num, *attempt, metrics)
             }
-            Op::Supersede { trial: _, after } => tx
-                .prepare_cached(
-                    "UPDATE epochs SET superseded = 1
-                     WHERE trial = ?1 AND epoch > ?2 AND superseded = 0",
-                )?
-                .execute(params![num, after])
-                .map(drop),
+            Op::Supersede { trial: _, after } => supersede(tx, num, *after),
             Op::Decision {
                 experiment,
                 seq,
@@ -266,5 +260,20 @@ fn put_epoch(
             .then(|| serde_json::to_string(&m.scalars).ok())
             .flatten()
     ])
+    .map(drop)
+}
+
+/// Marks the current epochs of row `num` after `after` superseded (a new attempt trains them
+/// again).
+pub(super) fn supersede(
+    tx: &rusqlite::Transaction<'_>,
+    num: i64,
+    after: u32,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE epochs SET superseded = 1
+         WHERE trial = ?1 AND epoch > ?2 AND superseded = 0",
+    )?
+    .execute(params![num, after])
     .map(drop)
 }
