@@ -78,7 +78,10 @@ pub fn valid_encodings() -> Vec<(usize, Vec<u8>)> {
                 lease: lease.clone(),
                 metrics: None,
                 batch: (1..=3)
-                    .map(|n| sweep_common::EpochMetrics { epoch: n, ..epoch.clone() })
+                    .map(|n| sweep_common::EpochMetrics {
+                        epoch: n,
+                        ..epoch.clone()
+                    })
                     .map(|m| (&m).into())
                     .collect(),
             }
