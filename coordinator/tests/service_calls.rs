@@ -206,6 +206,7 @@ async fn reports_missing_a_part_are_refused_and_change_nothing() {
             worker_id: w.id.clone(),
             lease: None,
             metrics: Some((&common::metrics(1, 50.0)).into()),
+            batch: Vec::new(),
         })
         .await
         .unwrap_err();
@@ -216,6 +217,7 @@ async fn reports_missing_a_part_are_refused_and_change_nothing() {
             worker_id: w.id.clone(),
             lease: lease.clone(),
             metrics: None,
+            batch: Vec::new(),
         })
         .await
         .unwrap_err();

@@ -111,6 +111,7 @@ fn structured(kind: u8, u: &mut Unstructured<'_>) -> Result<(usize, Vec<u8>)> {
                 worker_id,
                 lease,
                 metrics: Some(metrics(u)?),
+                batch: Vec::new(),
             }
             .encode_to_vec(),
         ),

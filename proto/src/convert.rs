@@ -793,6 +793,7 @@ pub fn report_epoch_request(
         worker_id: worker.to_string(),
         lease: Some(lease_ref(trial, attempt)),
         metrics: Some(metrics.into()),
+        batch: Vec::new(),
     }
 }
 

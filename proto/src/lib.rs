@@ -12,6 +12,7 @@ pub mod v1 {
 
 pub mod auth;
 mod convert;
+mod epochs;
 
 pub use auth::{Bearer, Client};
 pub use convert::{
@@ -21,6 +22,7 @@ pub use convert::{
     failure_message, fetch_checkpoint_request, heartbeat_request, lease_ref, lease_request,
     parse_lease, report_epoch_request,
 };
+pub use epochs::{EpochReport, MAX_EPOCHS_PER_REPORT, report_epochs_request};
 pub use v1::sweep_service_client::SweepServiceClient;
 pub use v1::sweep_service_server::{SweepService, SweepServiceServer};
 

@@ -354,6 +354,7 @@ fn message() -> impl Strategy<Value = (usize, Vec<u8>)> {
                     worker_id,
                     lease,
                     metrics,
+                    batch: Vec::new(),
                 }
                 .encode_to_vec(),
             )

@@ -144,6 +144,7 @@ fn replay_zombie(url: &str, db: &std::path::Path, trial: &str, worker: &str) -> 
                 worker_id: worker.to_owned(),
                 lease: lease.clone(),
                 metrics: Some(metrics),
+                batch: Vec::new(),
             })
             .await
             .expect_err("a late epoch is refused");

@@ -104,6 +104,7 @@ fn hostile_calls_are_refused_and_the_sweep_completes() {
                 worker_id: w2.clone(),
                 lease: lease.clone(),
                 metrics: Some(metrics.clone()),
+                batch: Vec::new(),
             })
             .await
             .expect_err("w2 writes on w1's lease");
@@ -159,6 +160,7 @@ fn hostile_calls_are_refused_and_the_sweep_completes() {
                     test_accuracy: 250.0,
                     ..metrics.clone()
                 }),
+                batch: Vec::new(),
             })
             .await
             .expect_err("an accuracy over 100 %");

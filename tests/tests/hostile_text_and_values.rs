@@ -150,6 +150,7 @@ fn hostile_text_and_impossible_values_are_refused() {
             worker_id: r.worker_id.clone(),
             lease: lease.clone(),
             metrics: Some(metrics),
+            batch: Vec::new(),
         };
         for (bad, field) in [
             (

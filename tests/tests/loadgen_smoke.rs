@@ -79,3 +79,20 @@ fn loadgen_drives_a_tpe_search_to_its_exact_budget() {
     ]);
     assert_clean(&report, 40);
 }
+
+#[test]
+fn loadgen_sends_epochs_in_batches_when_asked() {
+    // 5 epochs two at a time: calls of 2, 2 and 1.
+    let report = loadgen(&[
+        "--workers",
+        "10",
+        "--trials",
+        "50",
+        "--epochs",
+        "5",
+        "--epochs-per-call",
+        "2",
+    ]);
+    assert_clean(&report, 50);
+    assert_eq!(report["report_epoch_calls"], 50 * 3, "{report:#}");
+}

@@ -120,6 +120,7 @@ async fn every_rpc(c: &mut sweep_proto::Client) -> Vec<(&'static str, Code)> {
                     worker_id: worker_id.clone(),
                     lease: lease.clone(),
                     metrics: None,
+                    batch: Vec::new(),
                 })
                 .await
                 .map(drop),

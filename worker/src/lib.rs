@@ -125,6 +125,10 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<En
         .ok_or_else(|| Error::Refused("the coordinator sent an unusable worker secret".into()))?;
     let heartbeat = Duration::from_millis(u64::from(registered.heartbeat_interval_ms).max(10));
     let lease_ttl = Duration::from_millis(u64::from(registered.lease_ttl_ms).max(100));
+    // A coordinator from before batches says 0: one epoch a report.
+    let epochs_per_report = registered
+        .max_epochs_per_report
+        .clamp(1, sweep_proto::MAX_EPOCHS_PER_REPORT) as usize;
     info!(worker = %worker_id, sweep = %registered.sweep, slots, auto = auto_cap.is_some(), "registered");
 
     let session = Arc::new(session::Session {
@@ -132,6 +136,7 @@ pub async fn run(options: Options, shutdown: watch::Receiver<bool>) -> Result<En
         worker_id,
         heartbeat,
         lease_ttl,
+        epochs_per_report,
         patience: options.patience,
         addr: options.coordinator.clone(),
         engine: match options.test_trainer {

@@ -49,6 +49,8 @@ pub struct Session {
     pub heartbeat: Duration,
     /// How long the coordinator keeps a lease without news.
     pub lease_ttl: Duration,
+    /// The most epochs one report may carry (1 with a coordinator from before batches).
+    pub epochs_per_report: usize,
     /// How long to keep retrying when the coordinator is unreachable.
     pub patience: Duration,
     /// The coordinator's address, for messages.

@@ -68,6 +68,12 @@ struct Cli {
     /// stop when a report's answer says so, and count as done.
     #[arg(long)]
     asha: bool,
+    /// Epochs a worker sends in one ReportEpoch (the last call of a trial carries what is left),
+    /// at most what the coordinator says it takes (1 for one from before batches). A real worker
+    /// batches the epochs that ended while its previous call was in flight: with zero-length
+    /// epochs, the first alone and then the rest, as many calls as --epochs-per-call 15 for 30.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    epochs_per_call: u32,
     /// A sampled search instead of a grid: one experiment of --trials configurations (one
     /// seed each) drawn at random or proposed by TPE from a hidden width in 1..65536 and a
     /// log-uniform learning rate.
@@ -241,6 +247,7 @@ async fn drive(cli: &Cli, coordinator: &mut Coordinator) -> anyhow::Result<Drive
         cli.trials,
         pid.clone(),
         cli.asha,
+        cli.epochs_per_call,
     ));
     let cpu_before = cpu_seconds(&pid)?;
     let deadline = Instant::now() + cli.timeout;
@@ -377,6 +384,7 @@ impl From<&Cli> for report::Config {
             lease_ttl_ms: cli.lease_ttl.as_secs_f64() * 1e3,
             connections: cli.connections(),
             threads: cli.threads.into(),
+            epochs_per_call: cli.epochs_per_call,
         }
     }
 }
@@ -473,6 +481,7 @@ fn run(cli: &Cli) -> anyhow::Result<Report> {
         wall_seconds: wall,
         trials_per_second: per_second(ended),
         epoch_reports,
+        report_epoch_calls: driven.shared.report_calls(),
         epoch_reports_per_second: per_second(epoch_reports),
         metric_points_per_second: per_second(4 * epoch_reports),
         latency_us: Latencies {

@@ -17,8 +17,10 @@ pub struct Report {
     /// From the first Lease call to the last acknowledged Complete.
     pub wall_seconds: f64,
     pub trials_per_second: f64,
-    /// Acknowledged ReportEpoch calls.
+    /// Epochs reported and acknowledged (one call may carry several: --epochs-per-call).
     pub epoch_reports: u64,
+    /// Acknowledged ReportEpoch calls.
+    pub report_epoch_calls: u64,
     pub epoch_reports_per_second: f64,
     /// Scalar values reported: 4 per epoch report (train loss, train and test accuracy,
     /// seconds).
@@ -56,6 +58,8 @@ pub struct Config {
     pub lease_ttl_ms: f64,
     pub connections: usize,
     pub threads: usize,
+    /// Epochs a worker sends in one ReportEpoch, at most.
+    pub epochs_per_call: u32,
 }
 
 /// Latencies of successful calls, by RPC.
@@ -128,7 +132,8 @@ impl Report {
         let c = &self.config;
         println!(
             "loadgen: {} workers on {} connections ({} loadgen threads), {} trials x {} epochs, \
-             epoch time {} ms (+-{:.0} %), heartbeat {} ms, lease TTL {} ms",
+             epoch time {} ms (+-{:.0} %), heartbeat {} ms, lease TTL {} ms, \
+             up to {} epochs a report",
             c.workers,
             c.connections,
             c.threads,
@@ -137,7 +142,8 @@ impl Report {
             c.epoch_time_ms,
             c.jitter * 100.0,
             c.heartbeat_ms,
-            c.lease_ttl_ms
+            c.lease_ttl_ms,
+            c.epochs_per_call
         );
         println!(
             "trials           {} completed, {} succeeded (or stopped early) in results.json (of {})",

@@ -126,9 +126,12 @@ pub struct Shared {
     /// Early stopping is on (--asha): a lease that ends because the rule stopped the trial's
     /// configuration (FAILED_PRECONDITION on a call about it) is a stopped trial, not an error.
     pub asha: bool,
+    /// Epochs sent in one ReportEpoch (--epochs-per-call), at most what the coordinator takes.
+    pub epochs_per_call: u32,
     stats: Mutex<Stats>,
     completed: AtomicU64,
     epoch_reports: AtomicU64,
+    report_calls: AtomicU64,
     cpu_at_end: OnceLock<f64>,
     peak_rss_at_end: OnceLock<u64>,
 }
@@ -141,6 +144,7 @@ impl Shared {
         trials: u64,
         coordinator_pid: String,
         asha: bool,
+        epochs_per_call: u32,
     ) -> Shared {
         Shared {
             epoch_time,
@@ -149,9 +153,11 @@ impl Shared {
             trials,
             coordinator_pid,
             asha,
+            epochs_per_call,
             stats: Mutex::new(Stats::new()),
             completed: AtomicU64::new(0),
             epoch_reports: AtomicU64::new(0),
+            report_calls: AtomicU64::new(0),
             cpu_at_end: OnceLock::new(),
             peak_rss_at_end: OnceLock::new(),
         }
@@ -164,9 +170,14 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Epoch reports acknowledged (warm-up included).
+    /// Epochs reported and acknowledged (warm-up included).
     pub fn epoch_reports(&self) -> u64 {
         self.epoch_reports.load(Ordering::Relaxed)
+    }
+
+    /// ReportEpoch calls acknowledged (warm-up included).
+    pub fn report_calls(&self) -> u64 {
+        self.report_calls.load(Ordering::Relaxed)
     }
 
     /// Trials whose Complete was acknowledged.
@@ -234,7 +245,7 @@ impl Shared {
                 Ok(response) => {
                     let took = started.elapsed();
                     if matches!(rpc, Rpc::ReportEpoch) {
-                        self.epoch_reports.fetch_add(1, Ordering::Relaxed);
+                        self.report_calls.fetch_add(1, Ordering::Relaxed);
                     }
                     if started >= self.measure_from {
                         record(self.stats().histogram(rpc), took);
@@ -277,6 +288,8 @@ struct Worker {
     client: Client,
     id: String,
     held: Arc<Mutex<Held>>,
+    /// Epochs in one ReportEpoch: --epochs-per-call, at most what the coordinator said it takes.
+    epochs_per_call: usize,
 }
 
 /// Runs one simulated worker named `name` on `channel` until the coordinator says the sweep is
@@ -327,7 +340,9 @@ impl Worker {
             return None;
         };
         let heartbeat = Duration::from_millis(registered.heartbeat_interval_ms.max(10).into());
+        let taken = registered.max_epochs_per_report.max(1);
         let worker = Worker {
+            epochs_per_call: shared.epochs_per_call.clamp(1, taken) as usize,
             shared,
             client: sweep_proto::auth::client(channel, bearer),
             id: registered.worker_id,
@@ -426,6 +441,7 @@ impl Worker {
         };
         let started = Instant::now();
         let mut epochs = Vec::with_capacity(spec.params.epochs as usize);
+        let mut sent = 0;
         for epoch in 1..=spec.params.epochs {
             let epoch_started = Instant::now();
             if !self.shared.epoch_time.is_zero() {
@@ -433,44 +449,72 @@ impl Worker {
                     1.0 + self.shared.jitter * spread(&self.id, &spec.id.to_string(), epoch);
                 tokio::time::sleep(self.shared.epoch_time.mul_f64(factor)).await;
             }
-            let metrics = metrics(&spec, epoch, epoch_started.elapsed());
-            let request = v1::ReportEpochRequest {
-                worker_id: self.id.clone(),
-                lease: Some(lease.clone()),
-                metrics: Some(metrics.clone()),
-            };
-            if !self.still_held() {
+            epochs.push(metrics(&spec, epoch, epoch_started.elapsed()));
+            if epochs.len() - sent < self.epochs_per_call && epoch < spec.params.epochs {
+                continue;
+            }
+            if !self.report(&lease, &epochs[sent..]).await {
                 return;
             }
-            let reported = self
-                .shared
-                .call(Rpc::ReportEpoch, || {
-                    let mut c = self.client.clone();
-                    let r = request.clone();
-                    async move { c.report_epoch(r).await }
-                })
-                .await;
-            match reported {
-                Err(e) if self.shared.stopped_elsewhere(&e) => {
-                    *self.held() = Held::default();
-                    self.shared.trial_done(Instant::now());
-                    return;
-                }
-                Err(_) => {
-                    self.abandon();
-                    return;
-                }
-                // Early stopping ended the trial (and its lease) with this epoch.
-                Ok((answer, _)) if !answer.stopped.is_empty() => {
-                    *self.held() = Held::default();
-                    self.shared.trial_done(Instant::now());
-                    return;
-                }
-                Ok(_) => {}
-            }
-            epochs.push(metrics);
+            sent = epochs.len();
         }
         self.complete(lease, &spec, epochs, started.elapsed()).await;
+    }
+
+    /// Reports `batch` (one epoch in `metrics`, more in `batch`); false when the lease is over
+    /// (revoked, refused, or the trial stopped: then it is counted).
+    async fn report(&self, lease: &v1::LeaseRef, batch: &[v1::EpochMetrics]) -> bool {
+        let (metrics, batch) = match batch {
+            [one] => (Some(one.clone()), Vec::new()),
+            many => (None, many.to_vec()),
+        };
+        let n = batch.len().max(1) as u64;
+        let request = v1::ReportEpochRequest {
+            worker_id: self.id.clone(),
+            lease: Some(lease.clone()),
+            metrics,
+            batch,
+        };
+        if !self.still_held() {
+            return false;
+        }
+        let reported = self
+            .shared
+            .call(Rpc::ReportEpoch, || {
+                let mut c = self.client.clone();
+                let r = request.clone();
+                async move { c.report_epoch(r).await }
+            })
+            .await;
+        match reported {
+            Err(e) if self.shared.stopped_elsewhere(&e) => {
+                *self.held() = Held::default();
+                self.shared.trial_done(Instant::now());
+                false
+            }
+            Err(_) => {
+                self.abandon();
+                false
+            }
+            // Early stopping ended the trial (and its lease) with an epoch of this report.
+            Ok((answer, _)) if !answer.stopped.is_empty() => {
+                let stopped_at = u64::from(answer.stopped_at);
+                let recorded = match request.batch.first() {
+                    Some(first) if stopped_at > 0 => stopped_at + 1 - u64::from(first.epoch),
+                    _ => n,
+                };
+                self.shared
+                    .epoch_reports
+                    .fetch_add(recorded, Ordering::Relaxed);
+                *self.held() = Held::default();
+                self.shared.trial_done(Instant::now());
+                false
+            }
+            Ok(_) => {
+                self.shared.epoch_reports.fetch_add(n, Ordering::Relaxed);
+                true
+            }
+        }
     }
 
     /// Completes the trial `spec` of `lease` with the `epochs` trained in `took`, unless the

@@ -51,7 +51,7 @@ mod owner;
 mod writer;
 
 use handle::Command;
-pub use handle::{Ended, Handle, Progress};
+pub use handle::{Ended, Handle, Progress, Stop};
 use owner::Owner;
 use writer::Writer;
 

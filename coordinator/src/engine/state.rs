@@ -30,6 +30,7 @@ mod types;
 
 pub use archive::KeepCurves;
 pub use budget::{Budget, REASON_PREFIX as BUDGET_REASON_PREFIX, stopped_by_budget};
+pub use reports::Reported;
 pub use retry::RetrySelector;
 pub use scheduler::Scheduler;
 pub use search::{restore_proposals, searches_of};
@@ -44,6 +45,8 @@ pub use types::{
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_batch;
 #[cfg(test)]
 mod tests_budget;
 #[cfg(test)]

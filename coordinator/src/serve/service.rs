@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use sweep_common::{EpochMetrics, TrialResult, WorkerId};
+use sweep_common::{TrialResult, WorkerId};
 use sweep_proto::v1::{self, complete_request, lease_response};
 use sweep_proto::{DecodeError, failure_kind, lease_ref, parse_lease};
 use tonic::{Request, Response, Status};
@@ -143,6 +143,7 @@ impl sweep_proto::SweepService for Service {
             heartbeat_interval_ms: millis(self.heartbeat_interval),
             lease_ttl_ms: millis(self.lease_ttl),
             worker_secret: self.key.secret(id),
+            max_epochs_per_report: sweep_proto::MAX_EPOCHS_PER_REPORT,
         }))
     }
 
@@ -210,19 +211,19 @@ impl sweep_proto::SweepService for Service {
     ) -> Result<Response<v1::ReportEpochResponse>, Status> {
         let worker = self.worker(&request.get_ref().worker_id, request.metadata())?;
         let r = request.into_inner();
-        let (trial, attempt) = parse_lease(r.lease.as_ref()).map_err(Error::from)?;
-        let metrics = r
-            .metrics
-            .as_ref()
-            .ok_or(Error::Decode(DecodeError::Missing("metrics")))?;
-        let metrics = EpochMetrics::try_from(metrics).map_err(Error::from)?;
-        let stopped = self
+        let report = sweep_proto::EpochReport::try_from(&r).map_err(Error::from)?;
+        let (trial, attempt) = report.lease;
+        let stop = self
             .handle
-            .report_epoch(LeaseKey::new(worker, trial, attempt), metrics)
+            .report_epochs(LeaseKey::new(worker, trial, attempt), report.epochs)
             .await?;
-        Ok(Response::new(v1::ReportEpochResponse {
-            stopped: stopped.unwrap_or_default(),
-        }))
+        Ok(Response::new(stop.map_or_else(
+            v1::ReportEpochResponse::default,
+            |s| v1::ReportEpochResponse {
+                stopped: s.reason,
+                stopped_at: s.epoch,
+            },
+        )))
     }
 
     async fn complete(

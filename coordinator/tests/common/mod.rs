@@ -170,6 +170,7 @@ impl FakeWorker {
                 worker_id: self.id.clone(),
                 lease: Some(sweep_proto::lease_ref(spec.id, attempt)),
                 metrics: Some((&metrics(epoch, test)).into()),
+                batch: Vec::new(),
             })
             .await
             .unwrap();

@@ -259,6 +259,7 @@ impl Worker {
                 worker_id: self.id.clone(),
                 lease: Some(sweep_proto::lease_ref(trial, attempt)),
                 metrics: Some((&metrics(epoch, test)).into()),
+                batch: Vec::new(),
             })
             .await?;
         Ok(())

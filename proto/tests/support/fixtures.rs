@@ -67,6 +67,23 @@ pub fn valid_encodings() -> Vec<(usize, Vec<u8>)> {
                 worker_id: "6f1c1f4e-8d2b-5a8e-9c1b-2f7d3e4a5b6c".into(),
                 lease: lease.clone(),
                 metrics: Some((&epoch).into()),
+                batch: Vec::new(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            3,
+            v1::ReportEpochRequest {
+                worker_id: "6f1c1f4e-8d2b-5a8e-9c1b-2f7d3e4a5b6c".into(),
+                lease: lease.clone(),
+                metrics: None,
+                batch: (1..=3)
+                    .map(|n| sweep_common::EpochMetrics {
+                        epoch: n,
+                        ..epoch.clone()
+                    })
+                    .map(|m| (&m).into())
+                    .collect(),
             }
             .encode_to_vec(),
         ),

@@ -169,6 +169,20 @@ pub fn report_epoch(r: &v1::ReportEpochRequest) -> Result<(), String> {
     {
         epoch_metrics(&metrics)?;
     }
+    // A batch decodes only whole: bounded, every epoch valid, consecutive.
+    if let Ok(report) = sweep_proto::EpochReport::try_from(r) {
+        let n = report.epochs.len();
+        ensure(
+            (1..=sweep_proto::MAX_EPOCHS_PER_REPORT as usize).contains(&n),
+            || format!("a report of {n} epochs accepted"),
+        )?;
+        report.epochs.iter().try_for_each(epoch_metrics)?;
+        let steps = report.epochs.windows(2);
+        ensure(
+            steps.into_iter().all(|w| w[0].epoch + 1 == w[1].epoch),
+            || "a batch of epochs that are not consecutive accepted".to_owned(),
+        )?;
+    }
     Ok(())
 }
 

@@ -277,6 +277,8 @@ impl Live<'_> {
         let mut heartbeat = tokio::time::interval(self.session.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut draining = false;
+        // A message taken from `progress` while gathering a batch, to handle next.
+        let mut held: Option<FromTrainer> = None;
         let drain_deadline = tokio::time::sleep(Duration::MAX / 4);
         tokio::pin!(drain_deadline);
         loop {
@@ -284,8 +286,13 @@ impl Live<'_> {
                 // In this order: the trainer sends every epoch and checkpoint before its result,
                 // so those still queued when the result arrives are reported first.
                 biased;
-                Some(msg) = progress.recv() => match msg {
-                    FromTrainer::Epoch(m) => self.epoch(&m).await,
+                Some(msg) = next(&mut held, &mut progress) => match msg {
+                    FromTrainer::Epoch(m) => {
+                        let limit = self.session.epochs_per_report;
+                        let (epochs, after) = batch(m, &mut progress, limit);
+                        held = after;
+                        self.epochs(&epochs).await;
+                    }
                     FromTrainer::Checkpoint { epoch, bytes } => self.checkpoint(epoch, bytes).await,
                 },
                 _ = heartbeat.tick(), if !self.revoked => self.heartbeat().await,
@@ -334,21 +341,24 @@ impl Live<'_> {
         }
     }
 
-    /// Logs an epoch and reports it, which renews the lease.
-    async fn epoch(&mut self, m: &EpochMetrics) {
+    /// Logs epochs and reports them in one call, which renews the lease.
+    async fn epochs(&mut self, epochs: &[EpochMetrics]) {
         if let Some(b) = self.baseline.take() {
             self.session.calibrate(b).await;
         }
         let total = self.spec.params.epochs;
-        info!(
-            trial = %self.spec.name,
-            "epoch {}/{total}: loss {:.4}, train {:.2} %, test {:.2} % ({:.2} s)",
-            m.epoch, m.train_loss, m.train_accuracy, m.test_accuracy, m.seconds
-        );
+        for m in epochs {
+            info!(
+                trial = %self.spec.name,
+                "epoch {}/{total}: loss {:.4}, train {:.2} %, test {:.2} % ({:.2} s)",
+                m.epoch, m.train_loss, m.train_accuracy, m.test_accuracy, m.seconds
+            );
+        }
         if self.revoked {
             return;
         }
-        let request = sweep_proto::report_epoch_request(self.session.worker_id, self.lease, m);
+        let request =
+            sweep_proto::report_epochs_request(self.session.worker_id, self.lease, epochs);
         let limit = self.call_limit;
         let r = retry(self.session.lease_ttl, self.never, || {
             let mut c = self.session.client.clone();
@@ -359,8 +369,8 @@ impl Live<'_> {
         match r {
             Ok(resp) if resp.get_ref().stopped.is_empty() => self.last_renewed = Instant::now(),
             Ok(resp) => {
-                let why = &resp.get_ref().stopped;
-                info!(trial = %self.spec.name, reason = %sweep_common::text::terminal(why), "stopped early by the coordinator");
+                let (why, at) = (&resp.get_ref().stopped, resp.get_ref().stopped_at);
+                info!(trial = %self.spec.name, reason = %sweep_common::text::terminal(why), at, "stopped early by the coordinator");
                 self.revoked = true;
                 self.control.stop.store(true, Ordering::Relaxed);
             }
@@ -417,6 +427,36 @@ impl Live<'_> {
             Err(status) => self.call_failed("heartbeat refused", &status),
         }
     }
+}
+
+/// The next message to handle: the one `held` back, or the next from the trainer.
+async fn next(
+    held: &mut Option<FromTrainer>,
+    progress: &mut mpsc::Receiver<FromTrainer>,
+) -> Option<FromTrainer> {
+    match held.take() {
+        Some(msg) => Some(msg),
+        None => progress.recv().await,
+    }
+}
+
+/// Epoch `first` and the epochs that follow it already waiting in `progress` (they ended while
+/// the previous call was in flight), at most `limit` in all; never waits for one. Returns them
+/// and the message taken that is not an epoch (a checkpoint, handled after them), if any.
+fn batch(
+    first: EpochMetrics,
+    progress: &mut mpsc::Receiver<FromTrainer>,
+    limit: usize,
+) -> (Vec<EpochMetrics>, Option<FromTrainer>) {
+    let mut epochs = vec![first];
+    while epochs.len() < limit {
+        match progress.try_recv() {
+            Ok(FromTrainer::Epoch(m)) => epochs.push(m),
+            Ok(other) => return (epochs, Some(other)),
+            Err(_) => break,
+        }
+    }
+    (epochs, None)
 }
 
 /// How the trial ended, to report: a trained trial's final weights are uploaded first, while
@@ -491,4 +531,71 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch(n: u32) -> FromTrainer {
+        FromTrainer::Epoch(EpochMetrics {
+            epoch: n,
+            train_loss: 0.5,
+            train_accuracy: 50.0,
+            test_accuracy: 50.0,
+            seconds: 0.0,
+            scalars: Default::default(),
+        })
+    }
+
+    fn first() -> EpochMetrics {
+        match epoch(1) {
+            FromTrainer::Epoch(m) => m,
+            FromTrainer::Checkpoint { .. } => unreachable!(),
+        }
+    }
+
+    fn numbers(epochs: &[EpochMetrics]) -> Vec<u32> {
+        epochs.iter().map(|m| m.epoch).collect()
+    }
+
+    #[test]
+    fn a_batch_takes_only_the_epochs_already_waiting_up_to_the_limit() {
+        let (tx, mut rx) = mpsc::channel(16);
+        // Nothing waiting: the epoch goes alone, at once.
+        let (epochs, held) = batch(first(), &mut rx, 8);
+        assert_eq!((numbers(&epochs), held.is_none()), (vec![1], true));
+
+        for n in 2..=4 {
+            tx.try_send(epoch(n)).unwrap();
+        }
+        let (epochs, held) = batch(first(), &mut rx, 3);
+        assert_eq!((numbers(&epochs), held.is_none()), (vec![1, 2, 3], true));
+        let (epochs, _) = batch(first(), &mut rx, 1);
+        assert_eq!(
+            numbers(&epochs),
+            vec![1],
+            "a coordinator without batches: one a call"
+        );
+        assert!(matches!(rx.try_recv(), Ok(FromTrainer::Epoch(m)) if m.epoch == 4));
+    }
+
+    #[test]
+    fn a_checkpoint_ends_a_batch_and_is_handled_after_its_epochs() {
+        let (tx, mut rx) = mpsc::channel(16);
+        tx.try_send(epoch(2)).unwrap();
+        tx.try_send(FromTrainer::Checkpoint {
+            epoch: 2,
+            bytes: vec![1],
+        })
+        .unwrap();
+        tx.try_send(epoch(3)).unwrap();
+        let (epochs, held) = batch(first(), &mut rx, 8);
+        assert_eq!(numbers(&epochs), vec![1, 2]);
+        assert!(matches!(
+            held,
+            Some(FromTrainer::Checkpoint { epoch: 2, .. })
+        ));
+        assert!(matches!(rx.try_recv(), Ok(FromTrainer::Epoch(m)) if m.epoch == 3));
+    }
 }

@@ -8,12 +8,12 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use super::Command;
-use super::handle::{Progress, Reply, StatusReply};
+use super::handle::{Progress, Reply, StatusReply, Stop};
 use super::owner::Owner;
 use super::writer::{Deferred, defer};
 use crate::state::{
     CancelSelector, Checkpoint, Effect, FailureKind, LeaseKey, LeaseOutcome, Outcome, Promoted,
-    RetrySelector, Scheduler, StateError, TrialState,
+    Reported, RetrySelector, Scheduler, StateError, TrialState,
 };
 use crate::status::{self, Clock, View};
 
@@ -44,11 +44,9 @@ impl Owner {
             } => {
                 let _ = reply.send(heartbeat(s, worker, &leases, memory, now));
             }
-            Command::ReportEpoch {
-                key,
-                metrics,
-                reply,
-            } => return report_epoch(s, key, metrics, reply, now, changed, replies),
+            Command::ReportEpoch { key, epochs, reply } => {
+                return report_epochs(s, key, epochs, reply, now, changed, replies);
+            }
             Command::Complete {
                 key,
                 outcome,
@@ -213,27 +211,34 @@ fn register(
     replies.push(defer(reply, id));
 }
 
-/// Records an epoch a lease holder reports; answered once committed, with the stopping rule's
-/// word when the report stopped its trial.
-fn report_epoch(
+/// Records the epochs a lease holder reports; answered once committed, with the stopping
+/// rule's word when one of them stopped its trial.
+fn report_epochs(
     s: &mut Scheduler,
     key: LeaseKey,
-    metrics: EpochMetrics,
-    reply: Reply<Option<String>>,
+    epochs: Vec<EpochMetrics>,
+    reply: Reply<Option<Stop>>,
     now: Instant,
     changed: &mut bool,
     replies: &mut Vec<Deferred>,
 ) -> Vec<Effect> {
-    let (answer, effects) = match s.report_epoch(key, metrics, now) {
-        Ok(effects) => {
+    let (answer, effects) = match s.report_epochs(key, epochs, now) {
+        Ok(Reported {
+            effects,
+            stopped_at,
+        }) => {
             *changed = true;
-            let stopped = match s.trial(key.trial).map(|t| &t.state) {
-                Some(TrialState::Stopped { epoch, reason, .. }) => {
-                    Some(format!("stopped at epoch {epoch}: {reason}"))
-                }
-                _ => None,
-            };
-            (Ok(stopped), effects)
+            // The reason names the rung of the decision, as it did before batches.
+            let stop = stopped_at.map(|at| Stop {
+                epoch: at,
+                reason: match s.trial(key.trial).map(|t| &t.state) {
+                    Some(TrialState::Stopped { epoch, reason, .. }) => {
+                        format!("stopped at epoch {epoch}: {reason}")
+                    }
+                    _ => format!("stopped at epoch {at}"),
+                },
+            });
+            (Ok(stop), effects)
         }
         Err(e) => {
             warn!(worker = %key.worker.short(), error = %e, "epoch report refused");

@@ -40,8 +40,8 @@ pub(super) enum Command {
     },
     ReportEpoch {
         key: LeaseKey,
-        metrics: EpochMetrics,
-        reply: Reply<Option<String>>,
+        epochs: Vec<EpochMetrics>,
+        reply: Reply<Option<Stop>>,
     },
     Complete {
         key: LeaseKey,
@@ -97,6 +97,14 @@ pub(super) enum Command {
 /// How the end of a sweep went: `None` until its outputs were written (or failed to be), then
 /// what could not be written (empty: everything was).
 pub type Ended = Option<Vec<String>>;
+
+/// An epoch report's stop: the epoch whose report made the stopping rule stop the trial, and
+/// why (for the worker's log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    pub epoch: u32,
+    pub reason: String,
+}
 
 /// A snapshot of the sweep's progress.
 #[derive(Debug, Clone)]
@@ -172,18 +180,15 @@ impl Handle {
             .await??)
     }
 
-    /// Records an epoch; answers why the stopping rule stopped the trial, if this epoch made it.
-    pub async fn report_epoch(
+    /// Records consecutive epochs, judged in order; answers at which epoch and why the stopping
+    /// rule stopped the trial, if one of them made it.
+    pub async fn report_epochs(
         &self,
         key: LeaseKey,
-        metrics: EpochMetrics,
-    ) -> Result<Option<String>, Error> {
+        epochs: Vec<EpochMetrics>,
+    ) -> Result<Option<Stop>, Error> {
         Ok(self
-            .call(|reply| Command::ReportEpoch {
-                key,
-                metrics,
-                reply,
-            })
+            .call(|reply| Command::ReportEpoch { key, epochs, reply })
             .await??)
     }
 

@@ -10,6 +10,16 @@ use super::{
     Change, Checkpoint, Effect, LeaseKey, Outcome, Scheduler, StateError, Success, TrialState,
 };
 
+/// What an epoch report did.
+#[derive(Debug, Default)]
+pub struct Reported {
+    /// What happened to trials (the stopping rule's decisions).
+    pub effects: Vec<Effect>,
+    /// The epoch whose report made the stopping rule stop the trial (its lease has ended; the
+    /// epochs after it were not recorded).
+    pub stopped_at: Option<u32>,
+}
+
 impl Scheduler {
     /// Renews the given leases of `worker`; returns those it must stop (not live any more).
     pub fn heartbeat(
@@ -29,65 +39,103 @@ impl Scheduler {
         Ok(revoked)
     }
 
-    /// Records one epoch of a live lease (and renews it).
+    /// Records one epoch of a live lease (and renews it); see [`Scheduler::report_epochs`].
     pub fn report_epoch(
         &mut self,
         key: LeaseKey,
         metrics: EpochMetrics,
         now: Instant,
     ) -> Result<Vec<Effect>, StateError> {
-        let LeaseKey {
-            worker,
-            trial,
-            attempt,
-        } = key;
-        self.worker_mut(worker, now)?;
+        Ok(self.report_epochs(key, vec![metrics], now)?.effects)
+    }
+
+    /// Records consecutive epochs of a live lease (and renews it), judging each in order as if
+    /// it came alone: an epoch that makes the stopping rule stop the trial ends the lease, and
+    /// the epochs after it are not recorded. All or nothing is refused: a lease that is not
+    /// live, or any epoch that is out of range, from the checkpoint resumed from, out of order,
+    /// or an accepted one sent again with other values. Accepted epochs sent again unchanged
+    /// (a worker whose answer was lost resends them) are skipped.
+    pub fn report_epochs(
+        &mut self,
+        key: LeaseKey,
+        epochs: Vec<EpochMetrics>,
+        now: Instant,
+    ) -> Result<Reported, StateError> {
+        self.worker_mut(key.worker, now)?;
         let i = self.current_lease(key)?;
-        let epochs = self.trials[i].spec.params.epochs;
-        if metrics.epoch == 0 || metrics.epoch > epochs {
-            return Err(StateError::InvalidReport {
-                field: "metrics.epoch",
-                message: format!("epoch {} is outside 1..={epochs}", metrics.epoch),
-            });
-        }
-        let resumed_from = self.trials[i].resumed_from;
-        if metrics.epoch <= resumed_from {
-            return Err(StateError::InvalidReport {
-                field: "metrics.epoch",
-                message: format!(
-                    "epoch {} comes from the checkpoint this attempt resumed from (epochs 1..={resumed_from})",
-                    metrics.epoch
-                ),
-            });
-        }
-        let epoch = metrics.epoch;
-        let list = &mut self.trials[i].epochs;
-        // An accepted epoch is never replaced: sent again, it must be the same (a worker whose
-        // answer was lost resends it).
-        let at = list.binary_search_by_key(&epoch, |m| m.epoch);
-        if let Ok(j) = at
-            && !same_epoch(&list[j], &metrics)
-        {
-            return Err(StateError::InvalidReport {
-                field: "metrics",
-                message: changed_epoch(&list[j], &metrics),
-            });
-        }
+        self.check_epochs(i, &epochs)?;
         self.renew(i, now);
-        let list = &mut self.trials[i].epochs;
-        match at {
-            Ok(_) => return Ok(Vec::new()),
-            Err(j) => list.insert(j, metrics),
+        let mut effects = Vec::new();
+        for metrics in epochs {
+            let epoch = metrics.epoch;
+            let list = &mut self.trials[i].epochs;
+            match list.binary_search_by_key(&epoch, |m| m.epoch) {
+                Ok(_) => continue,
+                Err(j) => list.insert(j, metrics),
+            }
+            self.changes.push(Change::Epoch {
+                trial: key.trial,
+                epoch,
+                attempt: key.attempt,
+            });
+            // The stopping rule judges in the same batch, so its decision is committed with the
+            // epoch that caused it.
+            self.note_epoch(i, epoch);
+            effects.extend(self.judge());
+            if let TrialState::Stopped { .. } = self.trials[i].state {
+                return Ok(Reported {
+                    effects,
+                    stopped_at: Some(epoch),
+                });
+            }
         }
-        self.changes.push(Change::Epoch {
-            trial,
-            epoch,
-            attempt,
-        });
-        // The stopping rule judges in the same batch, so its decision is committed with the
-        // epoch that caused it.
-        self.note_epoch(i, epoch);
-        Ok(self.judge())
+        Ok(Reported {
+            effects,
+            stopped_at: None,
+        })
+    }
+
+    /// Checks the epochs a live lease of trial `i` reports, before any is recorded.
+    fn check_epochs(&self, i: usize, epochs: &[EpochMetrics]) -> Result<(), StateError> {
+        let trial = &self.trials[i];
+        let (total, resumed_from) = (trial.spec.params.epochs, trial.resumed_from);
+        let mut previous = None;
+        for metrics in epochs {
+            let epoch = metrics.epoch;
+            let refuse = |field, message| Err(StateError::InvalidReport { field, message });
+            if epoch == 0 || epoch > total {
+                return refuse(
+                    "metrics.epoch",
+                    format!("epoch {epoch} is outside 1..={total}"),
+                );
+            }
+            if epoch <= resumed_from {
+                return refuse(
+                    "metrics.epoch",
+                    format!(
+                        "epoch {epoch} comes from the checkpoint this attempt resumed from (epochs 1..={resumed_from})"
+                    ),
+                );
+            }
+            if let Some(p) = previous
+                && p >= epoch
+            {
+                return refuse(
+                    "batch",
+                    format!("epoch {epoch} comes after epoch {p}: a batch's epochs go up"),
+                );
+            }
+            previous = Some(epoch);
+            // An accepted epoch is never replaced: sent again, it must be the same (a worker
+            // whose answer was lost resends it).
+            let list = &trial.epochs;
+            if let Ok(j) = list.binary_search_by_key(&epoch, |m| m.epoch)
+                && !same_epoch(&list[j], metrics)
+            {
+                return refuse("metrics", changed_epoch(&list[j], metrics));
+            }
+        }
+        Ok(())
     }
 
     /// Checks that (`trial`, `attempt`) is `worker`'s live lease, for an upload under it;
