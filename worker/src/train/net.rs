@@ -297,6 +297,14 @@ impl Net {
         })
     }
 
+    /// The same model computing in PyTorch's default (NCHW) layout instead of channels-last,
+    /// or back: to check that the layout changes no value beyond rounding.
+    #[cfg(test)]
+    pub(super) fn with_channels_last(mut self, on: bool) -> Self {
+        self.channels_last = on;
+        self
+    }
+
     /// The trainable tensors with their names.
     pub fn named_parameters(&self) -> Vec<(String, &Tensor)> {
         self.params.iter().map(|(n, t)| (n.clone(), t)).collect()
