@@ -27,7 +27,7 @@ use super::cifar::{
 };
 use super::idx::{IMAGES, IMAGES_MAGIC, LABELS, LABELS_MAGIC};
 use super::pickler::{Item, Py2Pickler};
-pub use npz::{OwnNpz, write_own_npz};
+pub use npz::{OwnNpz, write_own_npz, write_own_npz_f32};
 
 /// Half-width of the noise added to a class prototype.
 const NOISE: i32 = 64;
@@ -150,6 +150,7 @@ pub(crate) fn synth(kind: DatasetKind, n: usize, seed: u64, stream: &str, index:
     ImageSet {
         kind,
         images,
+        float_images: None,
         labels,
     }
 }

@@ -92,6 +92,7 @@ pub(crate) fn load_pair(
     Ok(ImageSet {
         kind,
         images,
+        float_images: None,
         labels,
     })
 }
@@ -272,6 +273,7 @@ mod tests {
         let set = ImageSet {
             kind: DatasetKind::FashionMnist,
             images: vec![1; 784 * 4],
+            float_images: None,
             labels: vec![0, 1, 2, 3],
         };
         let images = idx_images(&set);

@@ -61,12 +61,15 @@ pub const MAX_FILE_BYTES: u64 = 256 << 20;
 
 /// A decoded image set: `n` images, each channel-major (C, H, W) `u8` bytes, flattened, and their
 /// labels (`0..kind.num_classes()`). `images.len() == labels.len() * kind.input_len()`.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 pub struct ImageSet {
     /// The dataset these images come from (it fixes the image shape).
     pub kind: DatasetKind,
     /// All images, one after the other, each `kind.input_len()` bytes.
     pub images: Vec<u8>,
+    /// `float32` images (a user's own `.npz` only), in place of `images` (then empty), laid out
+    /// the same, each value finite and taken as given (not scaled).
+    pub float_images: Option<Vec<f32>>,
     /// One label per image, each below `kind.num_classes()`.
     pub labels: Vec<u8>,
 }
@@ -77,6 +80,7 @@ impl ImageSet {
         Self {
             kind,
             images: Vec::new(),
+            float_images: None,
             labels: Vec::new(),
         }
     }
@@ -91,7 +95,8 @@ impl ImageSet {
         self.labels.is_empty()
     }
 
-    /// The pixels of image `index` (channel-major), or `None` past the end.
+    /// The pixels of image `index` (channel-major), or `None` past the end (and for a set of
+    /// `float_images`).
     pub fn image(&self, index: usize) -> Option<&[u8]> {
         let len = self.kind.input_len();
         let start = index.checked_mul(len)?;
@@ -434,6 +439,7 @@ mod tests {
         let set = ImageSet {
             kind: DatasetKind::FashionMnist,
             images: vec![7; 784 * 2],
+            float_images: None,
             labels: vec![1, 2],
         };
         assert_eq!(set.image(1).map(<[u8]>::len), Some(784));

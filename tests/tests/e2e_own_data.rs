@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use sweep_data::fixtures::{OwnNpz, write_own_npz};
+use sweep_data::fixtures::{OwnNpz, write_own_npz, write_own_npz_f32};
 use sweep_tests::{Sweep, Worker};
 
 const GRID: &str = r#"
@@ -124,4 +124,55 @@ fn a_worker_without_the_file_says_where_it_looked() {
             .iter()
             .all(|t| t.status == sweep_common::results::Status::Succeeded)
     );
+}
+
+/// `examples/own-data.toml`'s grid (an MLP and a small CNN, per-channel normalisation) on a
+/// float32 `.npz`: the images are taken as given and both models learn them.
+#[test]
+fn a_sweep_on_float32_images() {
+    let grid = r#"
+[sweep]
+name = "own-float"
+seed = 0
+max_attempts = 1
+
+[[experiment]]
+name = "own"
+dataset = "data/floats.npz"
+table = { rows = "model", columns = "learning_rate" }
+
+[experiment.fixed]
+optimizer = "adam"
+batch_size = 32
+epochs = 3
+normalize = "dataset"
+
+[experiment.grid]
+model = ["mlp", "conv(8,3,p=1) bn relu maxpool(2) conv(16,3,p=1) bn relu gap linear(4)"]
+learning_rate = [0.01]
+"#;
+    let sweep = Sweep::new(grid);
+    let data = sweep.mkdir("data");
+    write_own_npz_f32(&data.join("floats.npz"), &OwnNpz::example()).expect("write the .npz");
+    let mut c = sweep.start_coordinator(&[]);
+    let mut w = Worker::start("W", &c, &data, 1);
+    c.expect_exit_code(0, Duration::from_secs(120));
+    w.expect_exit_code(0, Duration::from_secs(30));
+    let results = sweep.results();
+    assert_eq!(results.trials.len(), 2);
+    for t in &results.trials {
+        assert_eq!(
+            t.status,
+            sweep_common::results::Status::Succeeded,
+            "{}",
+            t.name
+        );
+        assert_eq!(t.dataset_images, Some(600), "{}", t.name);
+        let acc = t.test_accuracy.unwrap_or_default();
+        assert!(
+            acc > 60.0,
+            "{}: test accuracy {acc} % (chance 25 %)",
+            t.name
+        );
+    }
 }

@@ -7,12 +7,16 @@
 //!         --hidden-layers 1 --width 256 --batch 64 --epochs 3 --threads 2
 //!
 //! With `--synthetic N` it trains on N random images of the dataset's shape instead of files
-//! (for the CIFAR-10 shapes when the real CIFAR-10 is not at hand).
+//! (for the CIFAR-10 shapes when the real CIFAR-10 is not at hand). With `--model SPEC` (a
+//! grid's `model`, e.g. `"conv(16,3,p=1) bn relu maxpool(2) flatten linear(10)"`) it times that
+//! model instead of the MLP (GFLOP/s are then not computed), with `--lr`, `--optimizer` and
+//! `--train-fraction` as a grid sets them: a loop to profile the CNN path without a coordinator.
 
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use sweep_common::model::Model;
 use sweep_common::rng::SplitMix64;
 use sweep_common::{Activation, DatasetKind, HyperParams, SplitSpec, TrialId, TrialSpec};
 use sweep_data::ImageSet;
@@ -66,8 +70,17 @@ fn bench_spec(
     (activation, layers, width): (Activation, u32, u32),
     batch: u32,
     epochs: u32,
+    args: &[String],
 ) -> anyhow::Result<TrialSpec> {
     let mut params = HyperParams::defaults(0)?;
+    let model: String = arg(args, "--model", "mlp".to_owned())?;
+    params.model = Model::parse(&model).map_err(|e| anyhow::anyhow!("--model: {e}"))?;
+    params.learning_rate = arg(args, "--lr", params.learning_rate)?;
+    params.train_fraction = arg(args, "--train-fraction", params.train_fraction)?;
+    let optimizer: String = arg(args, "--optimizer", params.optimizer.to_string())?;
+    params.optimizer = optimizer
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--optimizer: {e}"))?;
     params.activation = activation;
     params.hidden_layers = layers;
     params.hidden_width = width;
@@ -120,7 +133,8 @@ fn main() -> anyhow::Result<()> {
         tch::set_num_threads(threads);
     }
     let data = bench_data(dataset, synthetic, &data_dir)?;
-    let spec = bench_spec(dataset, (activation, layers, width), batch, epochs)?;
+    let spec = bench_spec(dataset, (activation, layers, width), batch, epochs, &args)?;
+    let mlp = spec.params.model == Model::MLP;
     let mut trainer = Trainer::new(&spec, &data)?;
     let stop = AtomicBool::new(false);
     let n = spec.train_subset_len(data.len());
@@ -153,7 +167,7 @@ fn main() -> anyhow::Result<()> {
         tch::get_num_threads(),
         mean(&epoch_times),
         n as f64 / train,
-        flops / train / 1e9
+        if mlp { flops / train / 1e9 } else { 0.0 }
     );
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! Datasets resident on the training device: each is decoded once per worker process, kept as
-//! one u8 image tensor and one label tensor on the device, and shared by every trial. A dataset
+//! one image tensor (u8, or f32 for a user's float32 `.npz`) and one label tensor on the device, and shared by every trial. A dataset
 //! missing from the data folder is downloaded first (see [`crate::download`]) unless downloads
 //! are disabled.
 
@@ -14,7 +14,8 @@ use tokio::sync::Mutex;
 
 use crate::download::{self, DownloadError, Downloads};
 
-/// A decoded training set on a device: images `[n, input_len]` u8, labels `[n]` i64.
+/// A decoded training set on a device: images `[n, input_len]` u8 (or f32, a user's float32
+/// `.npz`), labels `[n]` i64.
 pub struct DeviceData {
     kind: DatasetKind,
     images: Tensor,
@@ -51,9 +52,11 @@ impl DeviceData {
         let kind = set.kind;
         let len = set.len();
         let width = kind.input_len() as i64;
-        let images = Tensor::f_from_slice(&set.images)?
-            .f_reshape([len as i64, width])?
-            .f_to_device(device)?;
+        let images = match &set.float_images {
+            Some(floats) => Tensor::f_from_slice(floats)?,
+            None => Tensor::f_from_slice(&set.images)?,
+        };
+        let images = images.f_reshape([len as i64, width])?.f_to_device(device)?;
         let labels = Tensor::f_from_slice(&set.labels)?
             .f_to_kind(Kind::Int64)?
             .f_to_device(device)?;
@@ -85,7 +88,7 @@ impl DeviceData {
         self.images.device()
     }
 
-    /// Images, `[n, input_len]` u8.
+    /// Images, `[n, input_len]` u8 or f32 (`train::pixel_scale` says how they become input).
     pub fn images(&self) -> &Tensor {
         &self.images
     }

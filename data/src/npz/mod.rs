@@ -4,7 +4,9 @@
 //! Arrays: `x_train` (required) and `y_train` (required), `x_test` and `y_test` (optional, both
 //! or neither), `class_names` (optional, strings). Images are `uint8` or `float32`, shaped
 //! `(n, h, w)` (one channel) or `(n, h, w, c)` (channels last, `c` from 1 to 4), C order; they are
-//! returned channel-major (C, H, W) like the built-in datasets. Labels are integers (any width)
+//! returned channel-major (C, H, W) like the built-in datasets. `x_test` has `x_train`'s dtype.
+//! `uint8` pixels are scaled to [0, 1] by the trainer (as `ToTensor` does); `float32` pixels are
+//! taken as they are (any finite value: a NaN or an infinity is refused, by its index). Labels are integers (any width)
 //! from 0 to the class count: the length of `class_names` when given, else the largest label + 1.
 
 use std::fs::File;
@@ -27,8 +29,18 @@ pub const MAX_CLASSES: usize = 256;
 pub enum Pixels {
     /// `uint8` images (0..=255).
     U8(Vec<u8>),
-    /// `float32` images, as given (no scaling).
+    /// `float32` images, as given (no scaling), every value finite.
     F32(Vec<f32>),
+}
+
+impl Pixels {
+    /// NumPy's name of the element type.
+    pub fn dtype(&self) -> &'static str {
+        match self {
+            Pixels::U8(_) => "uint8",
+            Pixels::F32(_) => "float32",
+        }
+    }
 }
 
 /// One split: `labels.len()` images of `NpzData::shape`.
@@ -92,6 +104,14 @@ fn read(path: &Path, pixels: bool) -> Result<NpzData, DataError> {
         (false, false) => None,
         (true, true) => {
             let (x, test_shape) = arrays.images("x_test")?;
+            if std::mem::discriminant(&x.pixels) != std::mem::discriminant(&x_train.pixels) {
+                return Err(arrays.corrupt(
+                    "x_test",
+                    Corruption::Dtype,
+                    format!("images of x_train's dtype {}", x_train.pixels.dtype()),
+                    format!("dtype {}", x.pixels.dtype()),
+                ));
+            }
             if test_shape != shape {
                 return Err(arrays.corrupt(
                     "x_test",
@@ -283,12 +303,20 @@ impl<R: Read + Seek> Arrays<'_, R> {
         };
         let pixels = match kind(&npy.dtype()) {
             Some((TypeChar::Uint, 1)) if !read_pixels => Pixels::U8(Vec::new()),
-            Some((TypeChar::Float, 4)) if !read_pixels => Pixels::F32(Vec::new()),
             Some((TypeChar::Uint, 1)) => {
                 Pixels::U8(to_chw(&npy.into_vec::<u8>().map_err(read_err)?, h, w, c))
             }
+            // Every value is checked, also when the pixels are not kept (the grid loader's
+            // check), so a NaN is refused when the grid is loaded, not in a trial.
             Some((TypeChar::Float, 4)) => {
-                Pixels::F32(to_chw(&npy.into_vec::<f32>().map_err(read_err)?, h, w, c))
+                let at = |i: usize| FloatAt::new(i, [h, w, c]);
+                let values = finite_floats(npy, read_pixels, at, read_err)
+                    .map_err(|e| e.into_error(path, name))?;
+                Pixels::F32(if read_pixels {
+                    to_chw(&values, h, w, c)
+                } else {
+                    values
+                })
             }
             _ => {
                 return Err(DataError::corrupt(
@@ -411,6 +439,84 @@ impl<R: Read + Seek> Arrays<'_, R> {
         })?;
         Ok(Some(names))
     }
+}
+
+/// Where a float32 value sits in an `(n, h, w, c)` array, for messages.
+struct FloatAt {
+    index: usize,
+    image: usize,
+    row: usize,
+    column: usize,
+    channel: usize,
+}
+
+impl FloatAt {
+    fn new(index: usize, [h, w, c]: [usize; 3]) -> Self {
+        let per_image = (h * w * c).max(1);
+        let within = index % per_image;
+        Self {
+            index,
+            image: index / per_image,
+            row: within / (w * c).max(1),
+            column: within / c.max(1) % w.max(1),
+            channel: within % c.max(1),
+        }
+    }
+}
+
+/// Why a float32 image array was refused.
+enum FloatError {
+    /// A NaN or an infinity, and where.
+    NotFinite(f32, FloatAt),
+    /// The array could not be read.
+    Read(DataError),
+}
+
+impl FloatError {
+    fn into_error(self, path: &Path, name: &str) -> DataError {
+        match self {
+            FloatError::Read(e) => e,
+            FloatError::NotFinite(v, at) => DataError::corrupt(
+                &FileLoc::member(path, name),
+                Corruption::Content,
+                "finite float32 pixels (no NaN or infinity)",
+                format!(
+                    "{v} at index {} (image {}, row {}, column {}, channel {})",
+                    at.index, at.image, at.row, at.column, at.channel
+                ),
+            ),
+        }
+    }
+}
+
+/// The values of a float32 array, in file order, checked to be finite; kept only when `keep`
+/// (else read one at a time and dropped: the grid loader's check holds no pixels).
+fn finite_floats<R: Read>(
+    npy: NpyFile<R>,
+    keep: bool,
+    at: impl Fn(usize) -> FloatAt,
+    read_err: impl Fn(io::Error) -> DataError,
+) -> Result<Vec<f32>, FloatError> {
+    let mut values = Vec::new();
+    if keep {
+        values = npy
+            .into_vec::<f32>()
+            .map_err(|e| FloatError::Read(read_err(e)))?;
+        if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(FloatError::NotFinite(*v, at(i)));
+        }
+        return Ok(values);
+    }
+    let data = npy
+        .data::<f32>()
+        .map_err(|e| FloatError::Read(read_err(io::Error::other(e))))?;
+    for (i, v) in data.enumerate() {
+        let v = v.map_err(|e| FloatError::Read(read_err(e)))?;
+        if !v.is_finite() {
+            return Err(FloatError::NotFinite(v, at(i)));
+        }
+    }
+    Ok(values)
 }
 
 fn kind(dtype: &DType) -> Option<(TypeChar, u64)> {

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use sweep_common::DatasetKind;
 use sweep_common::dataset::{OwnData, OwnDataReader, OwnFacts};
 
-use super::{NpzData, Pixels, Split, check_npz, load_npz};
+use super::{NpzData, Pixels, check_npz, load_npz};
 use crate::{Corruption, DataError, FileLoc, ImageSet, MAX_FILE_BYTES};
 
 /// What the grid loader needs of a user's `.npz`: its facts, from [`check_npz`] (pixels
@@ -28,7 +28,6 @@ impl OwnDataReader for GridReader {
 /// The facts of the `.npz` at `path`, which the grid names `file`.
 pub fn facts(path: &Path, file: &str) -> Result<OwnFacts, DataError> {
     let data = check_npz(path)?;
-    trainable(path, &data)?;
     let absolute = std::fs::canonicalize(path).map_err(|source| DataError::Io {
         file: FileLoc::file(path),
         source,
@@ -42,32 +41,6 @@ pub fn facts(path: &Path, file: &str) -> Result<OwnFacts, DataError> {
         test_len: data.test.as_ref().map_or(0, |t| t.labels.len()),
         class_names: data.class_names,
     })
-}
-
-/// The trainer reads `uint8` images only (it scales them as `ToTensor` does, on the device).
-fn trainable(path: &Path, data: &NpzData) -> Result<(), DataError> {
-    let splits = [
-        ("x_train", Some(&data.train)),
-        ("x_test", data.test.as_ref()),
-    ];
-    if let Some((name, _)) = splits.iter().find(|(_, s)| {
-        matches!(
-            s,
-            Some(Split {
-                pixels: Pixels::F32(_),
-                ..
-            })
-        )
-    }) {
-        return Err(DataError::corrupt(
-            &FileLoc::member(path, *name),
-            Corruption::Dtype,
-            "uint8 images to train on (float32 images are read but not trained on yet: \
-             save np.uint8 pixels 0..255)",
-            "dtype float32",
-        ));
-    }
-    Ok(())
 }
 
 /// Lowercase hex SHA-256 of the file at `path` (at most [`MAX_FILE_BYTES`] read).
@@ -139,7 +112,6 @@ pub fn load_own(d: OwnData, data_dir: &Path) -> Result<ImageSet, DataError> {
         ));
     }
     let data = load_npz(path)?;
-    trainable(path, &data)?;
     to_image_set(d, path, data)
 }
 
@@ -159,17 +131,14 @@ fn to_image_set(d: OwnData, path: &Path, data: NpzData) -> Result<ImageSet, Data
         ));
     }
     let mut set = ImageSet::new(DatasetKind::Own(d));
+    // The loader checked that x_test has x_train's dtype.
     for split in std::iter::once(data.train).chain(data.test) {
         match split.pixels {
             Pixels::U8(p) => set.images.extend_from_slice(&p),
-            Pixels::F32(_) => {
-                return Err(DataError::corrupt(
-                    &FileLoc::member(path, "x_test"),
-                    Corruption::Dtype,
-                    "uint8 images, like x_train",
-                    "dtype float32",
-                ));
-            }
+            Pixels::F32(p) => set
+                .float_images
+                .get_or_insert_default()
+                .extend_from_slice(&p),
         }
         set.labels.extend_from_slice(&split.labels);
     }
@@ -178,10 +147,8 @@ fn to_image_set(d: OwnData, path: &Path, data: NpzData) -> Result<ImageSet, Data
 
 #[cfg(test)]
 mod tests {
-    use npyz::WriterBuilder;
-
     use super::*;
-    use crate::fixtures::{OwnNpz, write_own_npz};
+    use crate::fixtures::{OwnNpz, write_own_npz, write_own_npz_f32};
 
     fn spec(test: usize, names: bool) -> OwnNpz {
         OwnNpz {
@@ -249,32 +216,24 @@ mod tests {
     }
 
     #[test]
-    fn float_images_are_refused_at_load() {
+    fn float_images_reach_the_worker_as_given() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.npz");
-        let mut z = npyz::npz::NpzWriter::new(std::io::Cursor::new(Vec::new()));
-        let opts = zip::write::FileOptions::default();
-        let mut a = z
-            .array::<f32>("x_train", opts)
-            .unwrap()
-            .default_dtype()
-            .shape(&[2, 2, 2])
-            .begin_nd()
-            .unwrap();
-        a.extend([0.5f32; 8]).unwrap();
-        a.finish().unwrap();
-        let mut a = z
-            .array::<u8>("y_train", opts)
-            .unwrap()
-            .default_dtype()
-            .shape(&[2])
-            .begin_nd()
-            .unwrap();
-        a.extend([0u8, 1]).unwrap();
-        a.finish().unwrap();
-        std::fs::write(&path, z.zip_writer().finish().unwrap().into_inner()).unwrap();
-        let e = facts(&path, "f.npz").unwrap_err().to_string();
-        assert!(e.contains("member x_train"), "{e}");
-        assert!(e.contains("uint8 images to train on"), "{e}");
+        let s = spec(10, true);
+        write_own_npz_f32(&path, &s).unwrap();
+        let d = OwnData::new(facts(&path, "f.npz").unwrap()).unwrap();
+        let set = load_own(d, Path::new("/nonexistent")).unwrap();
+        assert!(set.images.is_empty());
+        let floats = set.float_images.as_deref().expect("float images");
+        assert_eq!(floats.len(), 40 * 6 * 5 * 3);
+        // The same images as the uint8 file of the same spec, divided by 255.
+        let bytes = dir.path().join("u.npz");
+        write_own_npz(&bytes, &s).unwrap();
+        let u = OwnData::new(facts(&bytes, "u.npz").unwrap()).unwrap();
+        let u8s = load_own(u, Path::new("/nonexistent")).unwrap();
+        assert!(u8s.float_images.is_none());
+        let scaled: Vec<f32> = u8s.images.iter().map(|&b| f32::from(b) / 255.0).collect();
+        assert_eq!(floats, scaled.as_slice());
+        assert_eq!(set.labels, u8s.labels);
     }
 }

@@ -255,3 +255,109 @@ fn truncated_corrupt_and_missing_files_are_errors_not_panics() {
         let _ = load_npz(&path);
     }
 }
+
+#[test]
+fn hwc_float32_is_made_channel_major_and_kept_as_given() {
+    // Values outside [0, 1] are the user's choice (already normalised data): kept as they are.
+    let x: Vec<f32> = (0..12).map(|v| v as f32 - 5.5).collect();
+    let d = load(&[
+        array("x_train", &[2, 1, 2, 3], x),
+        array("y_train", &[2], vec![1u8, 0]),
+    ])
+    .expect("loads");
+    assert_eq!(d.shape, [3, 1, 2]);
+    let want: Vec<f32> = [0, 3, 1, 4, 2, 5, 6, 9, 7, 10, 8, 11]
+        .iter()
+        .map(|&v| v as f32 - 5.5)
+        .collect();
+    assert_eq!(d.train.pixels, Pixels::F32(want));
+}
+
+#[test]
+fn non_finite_floats_are_refused_with_their_index_also_by_the_grid_check() {
+    // 2 images of 2x3 pixels, 2 channels: element 17 is image 1, row 0, column 2, channel 1.
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let mut x = vec![0.5f32; 24];
+        x[17] = bad;
+        let arrays = [
+            array("x_train", &[2, 2, 3, 2], x),
+            array("y_train", &[2], vec![0u8, 1]),
+        ];
+        let (_tmp, path) = write(&npz(&arrays));
+        for e in [
+            load_npz(&path).expect_err("load"),
+            check_npz(&path).expect_err("check"),
+        ] {
+            let msg = e.to_string();
+            assert_eq!(e.corruption(), Some(Corruption::Content), "{msg}");
+            for n in [
+                "own.npz",
+                "member x_train",
+                "finite float32",
+                "at index 17 (image 1, row 0, column 2, channel 1)",
+            ] {
+                assert!(msg.contains(n), "{n:?} not in {msg}");
+            }
+        }
+    }
+    // In x_test too, named as such.
+    let mut xt = vec![0.0f32; 4];
+    xt[3] = f32::NAN;
+    err(
+        &[
+            array("x_train", &[1, 2, 2], vec![0.0f32; 4]),
+            array("y_train", &[1], vec![0u8]),
+            array("x_test", &[1, 2, 2], xt),
+            array("y_test", &[1], vec![0u8]),
+        ],
+        Corruption::Content,
+        &[
+            "member x_test",
+            "NaN at index 3 (image 0, row 1, column 1, channel 0)",
+        ],
+    );
+}
+
+#[test]
+fn float32_of_a_wrong_shape_is_refused() {
+    err(
+        &[
+            array("x_train", &[6], vec![0.5f32; 6]),
+            array("y_train", &[6], vec![0u8; 6]),
+        ],
+        Corruption::Shape,
+        &["member x_train", "(n, h, w)", "shape (6)"],
+    );
+    err(
+        &[
+            array("x_train", &[1, 1, 1, 6], vec![0.5f32; 6]),
+            array("y_train", &[1], vec![0u8]),
+        ],
+        Corruption::Shape,
+        &["c from 1 to 4", "shape (1, 1, 1, 6)"],
+    );
+}
+
+#[test]
+fn train_and_test_images_of_different_dtypes_are_refused() {
+    err(
+        &[
+            array("x_train", &[1, 2, 2], vec![0.5f32; 4]),
+            array("y_train", &[1], vec![0u8]),
+            array("x_test", &[1, 2, 2], vec![1u8; 4]),
+            array("y_test", &[1], vec![0u8]),
+        ],
+        Corruption::Dtype,
+        &["member x_test", "x_train's dtype float32", "dtype uint8"],
+    );
+    err(
+        &[
+            array("x_train", &[1, 2, 2], vec![1u8; 4]),
+            array("y_train", &[1], vec![0u8]),
+            array("x_test", &[1, 2, 2], vec![0.5f32; 4]),
+            array("y_test", &[1], vec![0u8]),
+        ],
+        Corruption::Dtype,
+        &["member x_test", "x_train's dtype uint8", "dtype float32"],
+    );
+}

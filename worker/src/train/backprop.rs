@@ -22,9 +22,9 @@ use super::{Mlp, TrainError};
 /// The per-batch tensors for one batch size: the input, each layer's output and the gradient of
 /// the loss with respect to each layer's output before its activation.
 struct Buffers {
-    /// The batch's images as stored (u8).
+    /// The batch's images as stored (u8, or f32 for a user's float32 `.npz`).
     raw: Tensor,
-    /// The same in [0, 1].
+    /// The same as the model's input (u8 scaled to [0, 1]).
     input: Tensor,
     /// Each layer's output: the activations of the hidden layers, then the logits.
     outputs: Vec<Tensor>,
@@ -207,12 +207,18 @@ impl Workspace {
         let last = model.layers.len() - 1;
 
         // Input: gather the rows, convert to float in [0, 1] (as `to_float` does, in place).
+        if bufs.raw.kind() != images.kind() {
+            // Float32 images (a user's `.npz`): the raw buffer takes their kind, once.
+            bufs.raw = bufs.raw.f_to_kind(images.kind())?;
+        }
         let _ = images.f_index_select_out(&bufs.raw, 0, idx)?;
         if let Some((a, seed)) = augment {
             bufs.raw.f_copy_(&a.apply(&bufs.raw, seed)?)?;
         }
         bufs.input.f_copy_(&bufs.raw)?;
-        let _ = bufs.input.f_mul_scalar_(1.0 / 255.0)?;
+        if let Some(scale) = super::pixel_scale(images) {
+            let _ = bufs.input.f_mul_scalar_(scale)?;
+        }
         if let Some(norm) = norm {
             norm.apply_(&mut bufs.input)?;
         }

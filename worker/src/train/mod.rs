@@ -139,11 +139,21 @@ impl TrainError {
     }
 }
 
-/// Converts a batch of u8 images to float in [0, 1] (`ToTensor()` without the per-sample work),
-/// then normalises it per channel if the trial asks for it.
+/// What images stored as `images` are multiplied by to become a model's input: u8 pixels by
+/// 1/255 (`ToTensor()`'s [0, 1]); float32 pixels (a user's `.npz`) are taken as they are.
+pub(crate) fn pixel_scale(images: &Tensor) -> Option<f64> {
+    (images.kind() == Kind::Uint8).then_some(1.0 / 255.0)
+}
+
+/// Converts a batch of images as stored to the model's float input ([`pixel_scale`]; for u8,
+/// `ToTensor()` without the per-sample work), then normalises it per channel if the trial asks
+/// for it. Always a new tensor: `x` is left as it is.
 fn to_float(x: &Tensor, norm: Option<&Norm>) -> Result<Tensor, TrainError> {
-    let mut x = x.f_to_kind(Kind::Float)?;
-    let _ = x.f_mul_scalar_(1.0 / 255.0)?;
+    let scale = pixel_scale(x);
+    let mut x = x.f_to_dtype(Kind::Float, false, true)?;
+    if let Some(scale) = scale {
+        let _ = x.f_mul_scalar_(scale)?;
+    }
     if let Some(norm) = norm {
         norm.apply_(&mut x)?;
     }

@@ -7,6 +7,10 @@
 //! drawn from the portable generator of the trial's seed. Dropout's masks come from a hash of
 //! (seed, position) computed on the device: the same on any device, no global generator, and
 //! a function of the trial's seed, the epoch and the batch, so a resumed trial draws the same.
+//! On the CPU, a model with convolutions runs its activations channels-last (the parameters
+//! stay in PyTorch's layout): libtorch's NCHW max pooling alone was 40 % of a VGG-style
+//! Fashion-MNIST epoch, its channels-last kernels are vectorised over the channels
+//! (BENCHMARKS.md, "CNNs on the CPU against PyTorch").
 
 use sweep_common::DatasetKind;
 use sweep_common::model::{Layer, ModelSpec};
@@ -82,6 +86,9 @@ pub struct Net {
     buffers: Vec<(String, Tensor)>,
     /// Channels, height, width of an input image.
     input: [i64; 3],
+    /// Whether images go through the layers stored channels-last ([`channels_last`]): on the
+    /// CPU, for a model with a convolution.
+    channels_last: bool,
 }
 
 /// Builds the tensors of a model, naming and initialising each.
@@ -283,7 +290,19 @@ impl Net {
             params: b.params,
             buffers: b.buffers,
             input: [c, h, w],
+            channels_last: device == Device::Cpu
+                && layers
+                    .iter()
+                    .any(|l| matches!(l, Layer::Conv { .. } | Layer::Residual { .. })),
         })
+    }
+
+    /// The same model computing in PyTorch's default (NCHW) layout instead of channels-last,
+    /// or back: to check that the layout changes no value beyond rounding.
+    #[cfg(test)]
+    pub(super) fn with_channels_last(mut self, on: bool) -> Self {
+        self.channels_last = on;
+        self
     }
 
     /// The trainable tensors with their names.
@@ -303,14 +322,20 @@ impl Net {
 
     fn conv(&self, x: &Tensor, c: &Conv) -> Result<Tensor, TrainError> {
         let bias = c.bias.map(|i| &self.params[i].1);
-        Ok(x.f_conv2d(
+        let out = x.f_conv2d(
             &self.params[c.weight].1,
             bias,
             [c.stride, c.stride],
             [c.padding, c.padding],
             [1, 1],
             1,
-        )?)
+        )?;
+        // A one-channel input is as much channels-last as not: oneDNN then gives its output
+        // in the default layout, which the layers after it keep unless told.
+        if self.channels_last && out.stride().get(1) != Some(&1) {
+            return channels_last(&out);
+        }
+        Ok(out)
     }
 
     fn norm(&self, x: &Tensor, n: &Norm, training: bool) -> Result<Tensor, TrainError> {
@@ -336,6 +361,9 @@ impl Net {
         let training = dropout.is_some();
         let [c, h, w] = self.input;
         let mut x = x.f_reshape([-1, c, h, w])?;
+        if self.channels_last {
+            x = channels_last(&x)?;
+        }
         for (i, block) in self.blocks.iter().enumerate() {
             x = match block {
                 Block::Conv(conv) => self.conv(&x, conv)?,
@@ -392,6 +420,25 @@ impl Net {
         }
         Ok(x)
     }
+}
+
+/// `x` (`[n, c, h, w]`) with the same values and shape, stored channels-last (strides `[h w c,
+/// 1, w c, c]`): libtorch's CPU kernels then take their channels-last paths (oneDNN's
+/// convolutions without reorders, vectorised max pooling and batch norm), and every layer's
+/// output keeps the layout. Flatten reads the values in their logical (c, h, w) order, so the
+/// linear layers' weights are PyTorch's as before.
+fn channels_last(x: &Tensor) -> Result<Tensor, TrainError> {
+    let size = x.size();
+    if let [n, 1, h, w] = size[..] {
+        if x.is_contiguous() {
+            // One channel: the same memory, only the strides say channels-last (a copy would
+            // change nothing, and libtorch would not see the layout).
+            return Ok(x.f_as_strided([n, 1, h, w], [h * w, 1, w, 1], None)?);
+        }
+    }
+    Ok(x.f_permute([0, 2, 3, 1])?
+        .f_contiguous()?
+        .f_permute([0, 3, 1, 2])?)
 }
 
 /// 1.0 where a value of `x` is kept, 0.0 where dropout zeroes it: a 32-bit integer hash of

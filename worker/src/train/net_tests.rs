@@ -297,3 +297,39 @@ fn evaluation_chunks_keep_cpu_activations_small() {
     let wide = spec("conv(4096,3,p=1) gap linear(10)", 1);
     assert_eq!(super::eval_chunk(&wide, Device::Cpu), 2);
 }
+
+#[test]
+fn channels_last_changes_no_value_beyond_rounding() {
+    // Every layer kind (CNN), training mode (batch statistics, dropout) and evaluation: the
+    // logits and every parameter's gradient of the CPU's channels-last layout against
+    // PyTorch's default layout, same weights, same batch.
+    let s = spec(CNN, 1);
+    let x = Tensor::rand([8, 784], (Kind::Float, Device::Cpu));
+    let y = Tensor::from_slice(&[0i64, 1, 2, 3, 4, 5, 6, 7]);
+    let run = |on: bool, training: bool| -> (Tensor, Vec<Tensor>) {
+        let net = Net::new(&s.params.model.spec().unwrap(), s.dataset, 5, Device::Cpu)
+            .unwrap()
+            .with_channels_last(on);
+        let logits = net.forward(&x, training.then_some(9)).unwrap();
+        logits.cross_entropy_for_logits(&y).backward();
+        let grads = net
+            .named_parameters()
+            .into_iter()
+            .map(|(_, p)| p.grad().copy())
+            .collect();
+        (logits.detach(), grads)
+    };
+    for training in [true, false] {
+        let (a, ga) = run(true, training);
+        let (b, gb) = run(false, training);
+        let close = |u: &Tensor, v: &Tensor| {
+            let d = f64::try_from((u - v).abs().max()).unwrap();
+            let scale = f64::try_from(v.abs().max()).unwrap().max(1.0);
+            d <= 1e-4 * scale
+        };
+        assert!(close(&a, &b), "logits, training {training}");
+        for (i, (u, v)) in ga.iter().zip(&gb).enumerate() {
+            assert!(close(u, v), "gradient {i}, training {training}");
+        }
+    }
+}

@@ -1,5 +1,5 @@
 //! Per-channel input normalisation (`normalize = "dataset"`): the mean and standard deviation of
-//! each channel over the trial's training split (pixels in [0, 1]), computed once on the device
+//! each channel over the trial's training split (pixels in [0, 1], or as given when float32), computed once on the device
 //! when the trial starts (so a resumed trial computes the same), then applied to every batch,
 //! for training and evaluation alike, as torchvision's `Normalize(mean, std)` would.
 
@@ -17,25 +17,27 @@ pub(super) struct Norm {
 }
 
 impl Norm {
-    /// The statistics of the rows `idx` of `images` (u8, one flattened channel-major image a
-    /// row, `channels` channels).
+    /// The statistics of the rows `idx` of `images` (u8 or f32 as stored, one flattened
+    /// channel-major image a row, `channels` channels), of the model's input values
+    /// ([`super::pixel_scale`]).
     pub(super) fn of(images: &Tensor, idx: &Tensor, channels: i64) -> Result<Self, TrainError> {
         tch::no_grad(|| {
             let n = idx.size1()?;
             let features = images.size2()?.1;
             let pixels = features / channels;
             let device = images.device();
+            let scale = super::pixel_scale(images);
             let mut sum = Tensor::f_zeros([channels], (Kind::Double, device))?;
             let mut squares = Tensor::f_zeros([channels], (Kind::Double, device))?;
             let mut start = 0;
             while start < n {
                 let len = CHUNK.min(n - start);
                 let rows = idx.f_narrow(0, start, len)?;
-                let x = images
-                    .f_index_select(0, &rows)?
-                    .f_to_kind(Kind::Double)?
-                    .f_div_scalar(255.0)?
-                    .f_view([len, channels, pixels])?;
+                let mut x = images.f_index_select(0, &rows)?.f_to_kind(Kind::Double)?;
+                if let Some(scale) = scale {
+                    x = x.f_mul_scalar(scale)?;
+                }
+                let x = x.f_view([len, channels, pixels])?;
                 let dims: &[i64] = &[0, 2];
                 let _ = sum.f_add_(&x.f_sum_dim_intlist(dims, false, Kind::Double)?)?;
                 let sq = x.f_square()?.f_sum_dim_intlist(dims, false, Kind::Double)?;

@@ -535,3 +535,45 @@ fn per_channel_normalisation_trains_both_engines_deterministically() {
         r.last.test_accuracy
     );
 }
+
+#[test]
+fn float32_images_train_as_the_same_images_in_uint8() {
+    // The same images as float32 in [0, 1] (a user's `.npz` of `x / 255`): both engines, with
+    // normalisation and augmentation, give the u8 run's numbers up to rounding (x * (1/255)
+    // against x / 255), and the float run is itself deterministic.
+    let dir = tempfile::tempdir().unwrap();
+    let mut set = fixtures::write_fashion_mnist(dir.path(), 300, 7).unwrap();
+    let bytes = DeviceData::from_image_set(&set, Device::Cpu).unwrap();
+    set.float_images = Some(set.images.iter().map(|&b| f32::from(b) / 255.0).collect());
+    set.images.clear();
+    let floats = DeviceData::from_image_set(&set, Device::Cpu).unwrap();
+    assert_eq!(floats.images().kind(), Kind::Float);
+    for model in [
+        "",
+        "model='conv(4,3,p=1) bn relu maxpool(2) flatten linear(10)'",
+    ] {
+        let s = spec(
+            "fashion-mnist",
+            &format!("{model}\nnormalize='dataset'\nrandom_crop=2\nrandom_flip=0.5\nepochs=2"),
+        );
+        let (a, _) = run(&s, &bytes);
+        let (b, _) = run(&s, &floats);
+        let (c, _) = run(&s, &floats);
+        let losses =
+            |r: &TrialResult| -> Vec<f64> { r.epochs.iter().map(|m| m.train_loss).collect() };
+        assert_eq!(losses(&b), losses(&c), "deterministic: {model}");
+        assert_eq!(b.last.test_confusion, c.last.test_confusion, "{model}");
+        for (x, y) in a.epochs.iter().zip(&b.epochs) {
+            assert!(
+                (x.train_loss - y.train_loss).abs() < 1e-3,
+                "{model}: {x:?} vs {y:?}"
+            );
+        }
+        assert!(
+            (a.last.test_accuracy - b.last.test_accuracy).abs() <= 2.0,
+            "{model}: {} vs {}",
+            a.last.test_accuracy,
+            b.last.test_accuracy
+        );
+    }
+}
