@@ -1,8 +1,9 @@
 //! The report's pass over the trials of `results.json` (read as a stream, [`super::stream`]):
 //! each trial's `results.csv` row, `epochs.csv` rows and TensorBoard run are written as it is
-//! read, and what the document needs of it is kept: the trial without its confusion matrices,
-//! except the first [`super::doc::MAX_CONFUSION_FIGURES`] of each experiment, which get figures;
-//! every test matrix is added to its experiment's sum ([`Confusions`]) before it is dropped.
+//! read (the first [`tensorboard::MAX_RUNS`] get a run), and what the document needs of it is
+//! kept: the trial without its confusion matrices, except the first
+//! [`super::doc::MAX_CONFUSION_FIGURES`] of each experiment, which get figures; every test
+//! matrix is added to its experiment's sum ([`Confusions`]) before it is dropped.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -142,9 +143,10 @@ impl<'o> Pass<'o> {
         for row in csv::epoch_rows(&t) {
             self.epochs_csv.row(&row)?;
         }
-        let run = self.runs.add(&t);
-        self.run_paths
-            .push(tensorboard::write_event_file(self.out_dir, &run)?);
+        if let Some(run) = self.runs.add(&t) {
+            self.run_paths
+                .push(tensorboard::write_event_file(self.out_dir, &run)?);
+        }
         let tally = self.confusions.entry(t.experiment.to_string()).or_default();
         let drawn = tally.with_matrix < doc::MAX_CONFUSION_FIGURES;
         tally.add(&t);

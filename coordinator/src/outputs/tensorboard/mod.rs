@@ -45,6 +45,11 @@ pub const METRICS: [(&str, &str); 3] = [
     ),
 ];
 
+/// Most trials given a run (the first, in `results.json`'s order): a run is a folder, and a
+/// million of them take this disk most of an hour to write and TensorBoard more to read; every
+/// trial's curve is in `epochs.csv`.
+pub const MAX_RUNS: usize = 100_000;
+
 /// One event file: its path under `OUT/tensorboard/` and its bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventFile {
@@ -57,7 +62,7 @@ pub struct EventFile {
 /// The experiment's file, then one file per trial, in `results.json`'s order.
 pub fn render(results: &Results<'_>) -> Vec<EventFile> {
     let mut runs = Runs::default();
-    let mut files: Vec<EventFile> = results.trials.iter().map(|t| runs.add(t)).collect();
+    let mut files: Vec<EventFile> = results.trials.iter().filter_map(|t| runs.add(t)).collect();
     files.insert(0, runs.experiment_file(results));
     files
 }
@@ -68,23 +73,30 @@ pub fn render(results: &Results<'_>) -> Vec<EventFile> {
 pub struct Runs {
     /// Run names given so far (a repeated name gets the trial's id).
     names: HashSet<String>,
+    /// Runs given so far.
+    runs: usize,
     /// Every hyperparameter's values, in first-seen order.
     domains: Domains,
 }
 
 impl Runs {
-    /// The run of `t`, named apart from the runs before it.
-    pub fn add(&mut self, t: &Trial<'_>) -> EventFile {
+    /// The run of `t`, named apart from the runs before it; none past the first [`MAX_RUNS`]
+    /// trials (whose hyperparameters still count in the experiment's domains).
+    pub fn add(&mut self, t: &Trial<'_>) -> Option<EventFile> {
         self.domains.add(t);
+        if self.runs >= MAX_RUNS {
+            return None;
+        }
+        self.runs += 1;
         let mut run = run_name(&t.name);
         if !self.names.insert(run.clone()) {
             run = format!("{run}_{}", t.id);
             self.names.insert(run.clone());
         }
-        EventFile {
+        Some(EventFile {
             path: Path::new(&run).join(EVENT_FILE),
             bytes: records(&trial_events(t)),
-        }
+        })
     }
 
     /// The experiment's file: `header`'s sweep and the domains of the trials added.
