@@ -163,7 +163,10 @@ fn past_the_first_runs_trials_get_none_but_count_in_the_domains() {
         .collect();
     let files = render(&r);
     assert_eq!(files.len(), 1 + MAX_RUNS);
-    assert_eq!(files[MAX_RUNS].path, Path::new(&format!("t{}", MAX_RUNS - 1)).join(EVENT_FILE));
+    assert_eq!(
+        files[MAX_RUNS].path,
+        Path::new(&format!("t{}", MAX_RUNS - 1)).join(EVENT_FILE)
+    );
     // The last trial's seed is in the experiment's domain.
     let root = files[0].bytes.clone();
     r.trials.pop();
