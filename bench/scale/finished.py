@@ -17,21 +17,31 @@ def report_time(name):
     return seconds, peak
 
 
-print("| coordinator | trials | trials/s | CPU per trial (us) | peak RSS serving (MiB) "
-      "| peak RSS with the final outputs (MiB) | results.json (MiB) | `coordinator report`: wall s, peak RSS (MiB) |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| coordinator | trials | epochs | trials/s | CPU per trial (us) | peak RSS serving (MiB) "
+      "| peak RSS with the final outputs (MiB) | results.json (MiB) | database (MiB) |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name in ["baseline", "ours", "million"]:
     path = out / f"{name}.json"
     if not path.exists():
         continue
     r = json.loads(path.read_text())
     c, k = r["config"], r["coordinator"]
-    size = None
+    sizes = {}
     for line in (out / f"{name}.txt").read_text().splitlines():
-        if line.endswith("results.json"):
-            size = int(line.split()[0])
-    wall, peak = report_time(name)
+        for what in ["results.json", "state"]:
+            if line.endswith(what):
+                sizes[what] = int(line.split()[0])
     label = "baseline (main)" if name == "baseline" else "ours"
-    print(f"| {label} | {c['trials']:,} | {r['trials_per_second']:.0f} | {k['cpu_us_per_trial']:,.0f} "
-          f"| {mib(k['peak_rss_serving_bytes']):.0f} | {mib(k['peak_rss_bytes']):.0f} "
-          f"| {mib(size or 0):.0f} | {wall:.1f} s, {peak:.0f} |")
+    print(f"| {label} | {c['trials']:,} | {c.get('epochs', 30)} | {r['trials_per_second']:.0f} "
+          f"| {k['cpu_us_per_trial']:,.0f} | {mib(k['peak_rss_serving_bytes']):.0f} "
+          f"| {mib(k['peak_rss_bytes']):.0f} | {mib(sizes.get('results.json', 0)):.0f} "
+          f"| {mib(sizes.get('state', 0)):.0f} |")
+
+print()
+print("| `coordinator report` by | of | wall (s) | peak RSS (MiB) |")
+print("|---|---|---:|---:|")
+for name, of in [("baseline", "ours"), ("ours", "ours"), ("million", "million")]:
+    if (out / f"{name}.report.time").exists():
+        wall, peak = report_time(name)
+        label = "baseline (main)" if name == "baseline" else "ours"
+        print(f"| {label} | {of}'s results.json | {wall:.1f} | {peak:.0f} |")

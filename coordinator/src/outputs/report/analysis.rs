@@ -296,23 +296,22 @@ pub fn confused_pairs(m: &ConfusionMatrix, classes: &[String], top: usize) -> Ve
         .collect()
 }
 
-/// The cell-wise sum of the valid matrices of the most common size, `None` if there are none.
-pub fn sum_confusions<'a>(
-    ms: impl IntoIterator<Item = &'a ConfusionMatrix>,
-) -> Option<ConfusionMatrix> {
-    let mut sum: Option<ConfusionMatrix> = None;
-    for m in ms.into_iter().filter(|m| m.is_square()) {
-        match &mut sum {
-            None => sum = Some(m.clone()),
-            Some(s) if s.classes == m.classes => {
-                for (a, b) in s.counts.iter_mut().zip(&m.counts) {
-                    *a = a.saturating_add(*b);
-                }
-            }
-            Some(_) => {}
-        }
+/// Adds `m` to `sum` cell by cell, so that a sum over many trials is made a matrix at a time:
+/// the first valid matrix sets the size, and a matrix of another size or not square is left
+/// out.
+pub fn add_confusion(sum: &mut Option<ConfusionMatrix>, m: &ConfusionMatrix) {
+    if !m.is_square() {
+        return;
     }
-    sum
+    match sum {
+        None => *sum = Some(m.clone()),
+        Some(s) if s.classes == m.classes => {
+            for (a, b) in s.counts.iter_mut().zip(&m.counts) {
+                *a = a.saturating_add(*b);
+            }
+        }
+        Some(_) => {}
+    }
 }
 
 /// One point of a learning curve: the mean over a configuration's trials at one epoch.

@@ -16,7 +16,8 @@ fn num(x: Option<f64>) -> String {
         .map_or_else(String::new, |x| x.to_string())
 }
 
-fn line(cells: &[String]) -> String {
+/// One CSV line of `cells`, with its newline.
+pub fn line(cells: &[String]) -> String {
     let cells: Vec<String> = cells.iter().map(|c| field(c)).collect();
     format!("{}\n", cells.join(","))
 }
@@ -111,19 +112,26 @@ pub fn epochs_csv(results: &Results<'_>) -> String {
     let header: Vec<String> = EPOCHS_HEADER.iter().map(|s| (*s).to_owned()).collect();
     let mut s = line(&header);
     for t in &results.trials {
-        for e in t.epochs.iter() {
-            s.push_str(&line(&[
-                t.id.to_string(),
-                t.experiment.to_string(),
-                t.name.to_string(),
-                e.epoch.to_string(),
-                num(Some(e.train_loss)),
-                num(Some(e.train_accuracy)),
-                num(Some(e.test_accuracy)),
-                num(Some(e.seconds)),
-                t.status.name().to_owned(),
-            ]));
+        for row in epoch_rows(t) {
+            s.push_str(&line(&row));
         }
     }
     s
+}
+
+/// `t`'s rows of `epochs.csv`, in epoch order.
+pub fn epoch_rows<'t>(t: &'t Trial<'_>) -> impl Iterator<Item = Vec<String>> + 't {
+    t.epochs.iter().map(move |e| {
+        vec![
+            t.id.to_string(),
+            t.experiment.to_string(),
+            t.name.to_string(),
+            e.epoch.to_string(),
+            num(Some(e.train_loss)),
+            num(Some(e.train_accuracy)),
+            num(Some(e.test_accuracy)),
+            num(Some(e.seconds)),
+            t.status.name().to_owned(),
+        ]
+    })
 }

@@ -8,6 +8,7 @@ use super::analysis::{self, View, best_config, best_trial, confused_pairs, curve
 use super::compare;
 use super::figures::{ConfusionPlot, CurvePlot, Panel, Plot, ScatterPlot};
 use super::importance::Method;
+use super::pass::{self, ConfusionTally, Confusions};
 use super::tables::{self, Metric, Table, fmt_stat};
 use sweep_common::grid::{Param, Value};
 use sweep_common::results::{Results, Status, Trial};
@@ -19,6 +20,9 @@ pub const TOP_PAIRS_EXPERIMENT: usize = 5;
 /// Confusion-matrix figures drawn per experiment (the first trials in grid order), so that a
 /// huge sweep does not make a huge page.
 pub const MAX_CONFUSION_FIGURES: usize = 100;
+/// Rows of an experiment's trials table: past it, the best and the worst half of this by test
+/// accuracy, so that a huge sweep does not make a huge page (every trial is in `results.csv`).
+pub const MAX_TRIAL_ROWS: usize = 10_000;
 
 /// A piece of inline text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,6 +199,12 @@ fn budget_stopped(trials: &[&Trial]) -> usize {
 
 /// Builds the report of `results`.
 pub fn build(results: &Results<'_>) -> Document {
+    build_with(results, &pass::confusions(&results.trials))
+}
+
+/// Builds the report of `results` whose confusion matrices are counted and summed in
+/// `confusions` (the trials may hold only the matrices that get a figure: [`pass::Pass`]).
+pub fn build_with(results: &Results<'_>, confusions: &Confusions) -> Document {
     let mut b = Builder {
         blocks: Vec::new(),
         figures: Vec::new(),
@@ -228,8 +238,10 @@ pub fn build(results: &Results<'_>) -> Document {
             text(" the sweep has not finished; trials still running or pending show as \"-\"."),
         ]);
     }
+    let none = ConfusionTally::default();
     for view in analysis::views(results) {
-        experiment(&mut b, &view);
+        let tally = confusions.get(&view.experiment.name).unwrap_or(&none);
+        experiment(&mut b, &view, tally);
     }
     Document {
         title,
@@ -274,7 +286,7 @@ fn axes_sentence(view: &View<'_>) -> String {
     s
 }
 
-fn experiment(b: &mut Builder, view: &View<'_>) {
+fn experiment(b: &mut Builder, view: &View<'_>, tally: &ConfusionTally) {
     let e = &view.experiment;
     b.blocks.push(Block::Heading {
         level: 2,
@@ -317,7 +329,7 @@ fn experiment(b: &mut Builder, view: &View<'_>) {
     importance(b, view);
 
     b.heading(3, "Trials");
-    b.table(None, tables::trials(&view.trials));
+    trials_table(b, &view.trials);
     failures(b, &view.trials);
     program_logs(b, &view.trials);
     early_stopping(b, &view.trials);
@@ -327,7 +339,37 @@ fn experiment(b: &mut Builder, view: &View<'_>) {
     hyperparameter_scatters(b, view);
 
     b.heading(3, "Most confused classes");
-    confusion(b, view);
+    confusion(b, view, tally);
+}
+
+/// The trials table: every trial, or past [`MAX_TRIAL_ROWS`] the best and the worst half of
+/// that by test accuracy (no accuracy ranks last), in grid order.
+fn trials_table(b: &mut Builder, trials: &[&Trial<'_>]) {
+    if trials.len() <= MAX_TRIAL_ROWS {
+        b.table(None, tables::trials(trials));
+        return;
+    }
+    let accuracy = |t: &Trial<'_>| t.test_accuracy.filter(|a| a.is_finite());
+    let mut ranked: Vec<usize> = (0..trials.len()).collect();
+    // Stable: ties keep grid order.
+    ranked.sort_by(|&i, &j| match (accuracy(trials[i]), accuracy(trials[j])) {
+        (Some(a), Some(b)) => b.total_cmp(&a),
+        (a, b) => b.is_some().cmp(&a.is_some()),
+    });
+    let half = MAX_TRIAL_ROWS / 2;
+    let mut shown: Vec<usize> = ranked[..half]
+        .iter()
+        .chain(&ranked[ranked.len() - half..])
+        .copied()
+        .collect();
+    shown.sort_unstable();
+    let shown: Vec<&Trial<'_>> = shown.into_iter().map(|i| trials[i]).collect();
+    b.para(vec![text(format!(
+        "The best {half} and the worst {half} of the {} trials by test accuracy (a trial without \
+         one ranks last), in grid order; every trial is in results.csv.",
+        trials.len()
+    ))]);
+    b.table(None, tables::trials(&shown));
 }
 
 /// Each varied hyperparameter's share of the final test accuracy's variance
@@ -698,41 +740,40 @@ fn pairs_spans(pairs: &[analysis::ConfusedPair]) -> Vec<Vec<Span>> {
     pairs.iter().map(|p| vec![text(p.to_string())]).collect()
 }
 
-fn confusion(b: &mut Builder, view: &View<'_>) {
+fn confusion(b: &mut Builder, view: &View<'_>, tally: &ConfusionTally) {
     let e = &view.experiment;
+    // The first trials with a matrix: those that get a figure (the pass keeps no other).
     let with_matrix: Vec<&&Trial<'_>> = view
         .trials
         .iter()
         .filter(|t| t.train_confusion.is_some() || t.test_confusion.is_some())
+        .take(MAX_CONFUSION_FIGURES)
         .collect();
-    let summed = analysis::sum_confusions(
-        with_matrix
-            .iter()
-            .filter_map(|t| t.test_confusion.as_deref()),
-    );
-    let pairs = summed
-        .map(|m| confused_pairs(&m, &e.classes, TOP_PAIRS_EXPERIMENT))
+    let pairs = tally
+        .summed
+        .as_ref()
+        .map(|m| confused_pairs(m, &e.classes, TOP_PAIRS_EXPERIMENT))
         .unwrap_or_default();
-    if with_matrix.is_empty() {
+    if tally.with_matrix == 0 {
         b.para(vec![text("No confusion matrix has been recorded yet.")]);
         return;
     }
     if !pairs.is_empty() {
         b.para(vec![text(format!(
             "Largest off-diagonal counts (true -> predicted) summed over the test splits of {}:",
-            trials_word(with_matrix.len())
+            trials_word(tally.with_matrix)
         ))]);
         b.blocks.push(Block::List(pairs_spans(&pairs)));
     }
     b.heading(3, "Confusion matrices");
-    if with_matrix.len() > MAX_CONFUSION_FIGURES {
+    if tally.with_matrix > MAX_CONFUSION_FIGURES {
         b.para(vec![text(format!(
             "Figures for the first {MAX_CONFUSION_FIGURES} of {} trials; every matrix is in \
              results.json.",
-            with_matrix.len()
+            tally.with_matrix
         ))]);
     }
-    for t in with_matrix.into_iter().take(MAX_CONFUSION_FIGURES) {
+    for t in with_matrix {
         let title = format!("Confusion Matrices for Training & Test Data for {}", t.name);
         let plot = ConfusionPlot {
             title: title.clone(),

@@ -2,7 +2,10 @@
 //! remake it at any time without retraining): `report.md`, a self-contained `report.html`,
 //! `results.csv`, `epochs.csv` and every figure as `figures/<stem>.svg` and `.png`.
 //!
-//! Everything but the file I/O in [`write`] is pure: [`parse`] reads the document
+//! [`write`] reads `results.json` as a stream of trials ([`stream`]) in one pass ([`pass`]) that
+//! writes the CSV rows and TensorBoard runs as each trial comes and keeps only what the document
+//! needs (no confusion matrix but those drawn), so its memory does not grow with the curves and
+//! matrices of a big sweep. Everything but the file I/O is pure: [`parse`] reads the document
 //! ([`sweep_common::results`], its one model), [`analysis`] groups
 //! trials into configurations and aggregates, [`tables`] and [`doc`] lay out the content,
 //! [`markdown`], [`html`] and [`csv`] render it, [`figures`] draws the plots.
@@ -15,7 +18,9 @@ pub mod figures;
 pub mod html;
 pub mod importance;
 pub mod markdown;
+pub mod pass;
 pub mod stopping;
+pub mod stream;
 pub mod tables;
 pub mod views;
 
@@ -141,26 +146,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Results<'static>, Error> {
     checked(results, path)
 }
 
-/// Reads and parses the `results.json` at `path` as a stream: its text is never held whole (a
-/// sweep of 100 000 trials writes about a gigabyte), only the document it describes.
+/// Reads and parses the `results.json` at `path` as a stream ([`stream`]): its text is never
+/// held whole (a sweep of 100 000 trials writes about a gigabyte), only the document it
+/// describes.
 pub fn read(path: &Path) -> Result<Results<'static>, Error> {
-    let file = std::fs::File::open(path).map_err(|source| Error::Read {
-        path: path.to_owned(),
-        source,
+    let mut trials = Vec::new();
+    let header = stream::each_trial(path, |t| {
+        trials.push(t);
+        Ok(())
     })?;
-    let reader = std::io::BufReader::with_capacity(1 << 20, file);
-    let results: Results<'static> =
-        serde_json::from_reader(reader).map_err(|source| match source.io_error_kind() {
-            Some(kind) => Error::Read {
-                path: path.to_owned(),
-                source: std::io::Error::new(kind, source),
-            },
-            None => Error::Parse {
-                path: path.to_owned(),
-                source,
-            },
-        })?;
-    checked(results, path)
+    Ok(Results { trials, ..header })
 }
 
 /// `results` if this coordinator reads its format.
@@ -177,6 +172,18 @@ fn checked(results: Results<'static>, path: &Path) -> Result<Results<'static>, E
 /// Makes every output of the report of `results`, without touching the disk.
 pub fn render(results: &Results<'_>) -> Result<Rendered, Error> {
     let document = doc::build(results);
+    let figures = draw(&document)?;
+    Ok(Rendered {
+        markdown: markdown::render(&document),
+        html: html(&document, &figures, results),
+        results_csv: csv::results_csv(results),
+        epochs_csv: csv::epochs_csv(results),
+        figures,
+    })
+}
+
+/// Draws every figure of `document`.
+fn draw(document: &doc::Document) -> Result<Vec<RenderedFigure>, Error> {
     let mut figures = Vec::with_capacity(document.figures.len());
     for (stem, plot) in &document.figures {
         let draw = |source| Error::Draw {
@@ -189,17 +196,16 @@ pub fn render(results: &Results<'_>) -> Result<Rendered, Error> {
             png: plot.png().map_err(draw)?,
         });
     }
+    Ok(figures)
+}
+
+/// `report.html`: `document` with its figures inlined and the comparison views of `results`.
+fn html(document: &doc::Document, figures: &[RenderedFigure], results: &Results<'_>) -> String {
     let svgs: HashMap<String, String> = figures
         .iter()
         .map(|f| (f.stem.clone(), f.svg.clone()))
         .collect();
-    Ok(Rendered {
-        markdown: markdown::render(&document),
-        html: html::render(&document, &svgs, &compare::data(results)),
-        results_csv: csv::results_csv(results),
-        epochs_csv: csv::epochs_csv(results),
-        figures,
-    })
+    html::render(document, &svgs, &compare::data(results))
 }
 
 pub(crate) fn write_file(path: &Path, contents: &[u8]) -> Result<(), Error> {
@@ -217,17 +223,22 @@ pub(crate) fn write_file(path: &Path, contents: &[u8]) -> Result<(), Error> {
 }
 
 /// Reads `out_dir/results.json` and writes the report into `out_dir`, and TensorBoard's event
-/// files into `out_dir/tensorboard/`.
+/// files into `out_dir/tensorboard/`: the CSVs and event files in one pass over the trials as
+/// they are read ([`pass`]), then the documents and figures from what it kept.
 pub fn write(out_dir: &Path) -> Result<ReportPaths, Error> {
-    let results = read(&out_dir.join("results.json"))?;
-    let rendered = render(&results)?;
+    let mut pass = pass::Pass::start(out_dir)?;
+    let header = stream::each_trial(&out_dir.join("results.json"), |t| pass.trial(t))?;
+    let passed = pass.finish(header)?;
+    let results = &passed.results;
+    let document = doc::build_with(results, &passed.confusions);
+    let rendered = draw(&document)?;
     let figures_dir = out_dir.join("figures");
     std::fs::create_dir_all(&figures_dir).map_err(|source| Error::Write {
         path: figures_dir.clone(),
         source,
     })?;
-    let mut figures = Vec::with_capacity(rendered.figures.len() * 2);
-    for f in &rendered.figures {
+    let mut figures = Vec::with_capacity(rendered.len() * 2);
+    for f in &rendered {
         let svg = figures_dir.join(format!("{}.svg", f.stem));
         let png = figures_dir.join(format!("{}.png", f.stem));
         write_file(&svg, f.svg.as_bytes())?;
@@ -237,20 +248,14 @@ pub fn write(out_dir: &Path) -> Result<ReportPaths, Error> {
     let paths = ReportPaths {
         markdown: out_dir.join("report.md"),
         html: out_dir.join("report.html"),
-        results_csv: out_dir.join("results.csv"),
-        epochs_csv: out_dir.join("epochs.csv"),
+        results_csv: passed.results_csv,
+        epochs_csv: passed.epochs_csv,
         figures,
-        tensorboard: Vec::new(),
+        tensorboard: passed.tensorboard,
     };
-    write_file(&paths.markdown, rendered.markdown.as_bytes())?;
-    write_file(&paths.html, rendered.html.as_bytes())?;
-    write_file(&paths.results_csv, rendered.results_csv.as_bytes())?;
-    write_file(&paths.epochs_csv, rendered.epochs_csv.as_bytes())?;
-    let tensorboard = crate::tensorboard::write(out_dir, &results)?;
-    Ok(ReportPaths {
-        tensorboard,
-        ..paths
-    })
+    write_file(&paths.markdown, markdown::render(&document).as_bytes())?;
+    write_file(&paths.html, html(&document, &rendered, results).as_bytes())?;
+    Ok(paths)
 }
 
 #[cfg(test)]

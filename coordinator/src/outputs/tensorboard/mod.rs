@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use prost::Message;
-use sweep_common::grid::{Param, Value};
+use sweep_common::grid::{Identity, Param, Value};
 use sweep_common::results::{Results, Status, Trial};
 
 use wire::{
@@ -45,6 +45,11 @@ pub const METRICS: [(&str, &str); 3] = [
     ),
 ];
 
+/// Most trials given a run (the first, in `results.json`'s order): a run is a folder, and a
+/// million of them take this disk most of an hour to write and TensorBoard more to read; every
+/// trial's curve is in `epochs.csv`.
+pub const MAX_RUNS: usize = 100_000;
+
 /// One event file: its path under `OUT/tensorboard/` and its bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventFile {
@@ -56,23 +61,76 @@ pub struct EventFile {
 
 /// The experiment's file, then one file per trial, in `results.json`'s order.
 pub fn render(results: &Results<'_>) -> Vec<EventFile> {
-    let mut files = vec![EventFile {
-        path: PathBuf::from(EVENT_FILE),
-        bytes: records(&[file_version(), hparams_event(0, 0.0, experiment(results))]),
-    }];
-    let mut runs = HashSet::new();
-    for t in &results.trials {
-        let mut run = run_name(&t.name);
-        if !runs.insert(run.clone()) {
-            run = format!("{run}_{}", t.id);
-            runs.insert(run.clone());
+    let mut runs = Runs::default();
+    let mut files: Vec<EventFile> = results.trials.iter().filter_map(|t| runs.add(t)).collect();
+    files.insert(0, runs.experiment_file(results));
+    files
+}
+
+/// The event files made a trial at a time (what [`render`] makes whole): each trial's run as it
+/// comes, then the experiment's file from what the trials held.
+#[derive(Default)]
+pub struct Runs {
+    /// Run names given so far (a repeated name gets the trial's id).
+    names: HashSet<String>,
+    /// Runs given so far.
+    runs: usize,
+    /// Every hyperparameter's values, in first-seen order.
+    domains: Domains,
+}
+
+impl Runs {
+    /// The run of `t`, named apart from the runs before it; none past the first [`MAX_RUNS`]
+    /// trials (whose hyperparameters still count in the experiment's domains).
+    pub fn add(&mut self, t: &Trial<'_>) -> Option<EventFile> {
+        self.domains.add(t);
+        if self.runs >= MAX_RUNS {
+            return None;
         }
-        files.push(EventFile {
+        self.runs += 1;
+        let mut run = run_name(&t.name);
+        if !self.names.insert(run.clone()) {
+            run = format!("{run}_{}", t.id);
+            self.names.insert(run.clone());
+        }
+        Some(EventFile {
             path: Path::new(&run).join(EVENT_FILE),
             bytes: records(&trial_events(t)),
-        });
+        })
     }
-    files
+
+    /// The experiment's file: `header`'s sweep and the domains of the trials added.
+    pub fn experiment_file(&self, header: &Results<'_>) -> EventFile {
+        EventFile {
+            path: PathBuf::from(EVENT_FILE),
+            bytes: records(&[
+                file_version(),
+                hparams_event(0, 0.0, experiment(header, &self.domains)),
+            ]),
+        }
+    }
+}
+
+/// Each hyperparameter (by its place in a trial's values) and the values the trials take, in
+/// first-seen order.
+#[derive(Default)]
+struct Domains(BTreeMap<usize, (Param, Vec<Value>, HashSet<Identity>)>);
+
+impl Domains {
+    fn add(&mut self, t: &Trial<'_>) {
+        for (i, (p, v)) in t.params.values().enumerate() {
+            let (_, values, seen) = self
+                .0
+                .entry(i)
+                .or_insert_with(|| (p, Vec::new(), HashSet::new()));
+            // Equal values have the same identity (a NaN aside): the set spares a scan of
+            // every value seen for each trial.
+            if !seen.contains(&v.identity()) && !values.contains(&v) {
+                seen.insert(v.identity());
+                values.push(v);
+            }
+        }
+    }
 }
 
 /// A trial's name as a single path component: anything but letters, digits, `-`, `_`, `.`,
@@ -150,19 +208,11 @@ fn pb_value(v: Value) -> PbValue {
 }
 
 /// Every hyperparameter with the values the trials take (in first-seen order), and the metrics.
-fn experiment(results: &Results<'_>) -> HParamsData {
-    let mut seen: BTreeMap<usize, (Param, Vec<Value>)> = BTreeMap::new();
-    for t in &results.trials {
-        for (i, (p, v)) in t.params.values().enumerate() {
-            let (_, values) = seen.entry(i).or_insert_with(|| (p, Vec::new()));
-            if !values.contains(&v) {
-                values.push(v);
-            }
-        }
-    }
-    let hparam_infos = seen
-        .into_values()
-        .map(|(p, values)| HParamInfo {
+fn experiment(results: &Results<'_>, domains: &Domains) -> HParamsData {
+    let hparam_infos = domains
+        .0
+        .values()
+        .map(|(p, values, _)| HParamInfo {
             name: p.key().to_owned(),
             description: String::new(),
             r#type: match values.first() {
@@ -170,7 +220,7 @@ fn experiment(results: &Results<'_>) -> HParamsData {
                 _ => wire::DATA_TYPE_FLOAT64,
             },
             domain_discrete: Some(ListValue {
-                values: values.into_iter().map(pb_value).collect(),
+                values: values.iter().copied().map(pb_value).collect(),
             }),
         })
         .collect();
@@ -274,20 +324,23 @@ fn masked_crc(data: &[u8]) -> u32 {
 /// Writes `render(results)` under `out_dir/tensorboard/`, each file atomically; returns the
 /// paths written.
 pub fn write(out_dir: &Path, results: &Results<'_>) -> Result<Vec<PathBuf>, crate::report::Error> {
-    let root = out_dir.join(DIR);
-    let mut paths = Vec::new();
-    for f in render(results) {
-        let path = root.join(&f.path);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| crate::report::Error::Write {
-                path: dir.to_owned(),
-                source,
-            })?;
-        }
-        crate::report::write_file(&path, &f.bytes)?;
-        paths.push(path);
+    render(results)
+        .iter()
+        .map(|f| write_event_file(out_dir, f))
+        .collect()
+}
+
+/// Writes `f` under `out_dir/tensorboard/`, atomically, making its folder; returns its path.
+pub fn write_event_file(out_dir: &Path, f: &EventFile) -> Result<PathBuf, crate::report::Error> {
+    let path = out_dir.join(DIR).join(&f.path);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| crate::report::Error::Write {
+            path: dir.to_owned(),
+            source,
+        })?;
     }
-    Ok(paths)
+    crate::report::write_file(&path, &f.bytes)?;
+    Ok(path)
 }
 
 #[cfg(test)]

@@ -146,3 +146,29 @@ fn each_trial_has_its_curves_and_hyperparameters() {
 fn the_same_results_give_the_same_bytes() {
     assert_eq!(render(&results()), render(&results()));
 }
+
+#[test]
+fn past_the_first_runs_trials_get_none_but_count_in_the_domains() {
+    let mut r = results();
+    let first = r.trials[0].clone();
+    r.trials = (0..MAX_RUNS + 1)
+        .map(|i| {
+            let mut t = first.clone();
+            t.name = format!("t{i}").into();
+            let mut params = t.params.into_owned();
+            params.seed = i as u64;
+            t.params = std::borrow::Cow::Owned(params);
+            t
+        })
+        .collect();
+    let files = render(&r);
+    assert_eq!(files.len(), 1 + MAX_RUNS);
+    assert_eq!(
+        files[MAX_RUNS].path,
+        Path::new(&format!("t{}", MAX_RUNS - 1)).join(EVENT_FILE)
+    );
+    // The last trial's seed is in the experiment's domain.
+    let root = files[0].bytes.clone();
+    r.trials.pop();
+    assert_ne!(render(&r)[0].bytes, root);
+}

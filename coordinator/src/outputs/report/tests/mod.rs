@@ -2,6 +2,7 @@
 //! sweeps, aggregation and CSV fields. [`files`] tests the figures and a whole report written
 //! from the stored fixture.
 
+mod bounded;
 mod files;
 mod scalars;
 
