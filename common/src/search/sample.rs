@@ -14,6 +14,7 @@
 use std::collections::BTreeSet;
 
 use super::sobol::Sobol;
+pub use super::tpe::History;
 use super::{Distribution, Method, Objective, SampleSpec, tpe};
 use crate::grid::{Domain, Identity, Param, Value};
 use crate::rng::SplitMix64;
@@ -175,13 +176,7 @@ impl<'a> Sampler<'a> {
     }
 
     /// Candidate `attempt` of proposal `index`, as unit coordinates.
-    fn candidate(
-        &self,
-        index: u64,
-        attempt: u64,
-        history: &[Observation],
-        objective: Objective,
-    ) -> Vec<f64> {
+    fn candidate(&self, index: u64, attempt: u64, history: &History) -> Vec<f64> {
         let dims = self.spec.space.len();
         let mut rng = stream(self.spec.seed, index, attempt);
         match (&self.sobol, self.spec.method) {
@@ -189,7 +184,7 @@ impl<'a> Sampler<'a> {
                 // Redraws take points past the budget, each proposal its own.
                 sobol.point(index + attempt * u64::from(self.spec.trials.max(1)))
             }
-            (None, Method::Tpe) => tpe::propose(&self.spec.space, history, objective, &mut rng),
+            (None, Method::Tpe) => tpe::propose(&self.spec.space, history, &mut rng),
             (None, Method::Random | Method::Sobol) => (0..dims).map(|_| unit(&mut rng)).collect(),
         }
     }
@@ -204,8 +199,20 @@ impl<'a> Sampler<'a> {
         objective: Objective,
         taken: &BTreeSet<PointKey>,
     ) -> Result<Point, Exhausted> {
+        let history = History::of(&self.spec.space, history, objective);
+        self.propose_fitted(index, &history, taken)
+    }
+
+    /// [`Sampler::propose`] with the results already ranked, as a scheduler keeps them
+    /// ([`History::set`]): the same results give the same proposal.
+    pub fn propose_fitted(
+        &self,
+        index: u64,
+        history: &History,
+        taken: &BTreeSet<PointKey>,
+    ) -> Result<Point, Exhausted> {
         for attempt in 0..MAX_CANDIDATES {
-            let u = self.candidate(index, attempt, history, objective);
+            let u = self.candidate(index, attempt, history);
             let point: Point = self
                 .spec
                 .space

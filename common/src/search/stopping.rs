@@ -33,6 +33,7 @@ use std::fmt::Debug;
 use super::{Objective, Rule, StoppingSpec};
 
 mod incremental;
+mod rung;
 pub use incremental::Judge;
 
 /// The curve of one trial so far.
@@ -101,6 +102,17 @@ impl Config {
         }
         seed_mean(&mut values)
     }
+
+    /// The standard error of the seed mean at `epoch` (over the seeds that reported it).
+    fn error(&self, epoch: u32) -> f64 {
+        let e = epoch as usize;
+        let mut values: Vec<f64> = self
+            .trials
+            .iter()
+            .filter_map(|(curve, _)| curve.get(e.wrapping_sub(1)).copied())
+            .collect();
+        rung::standard_error(&mut values)
+    }
 }
 
 /// The mean of a configuration's seeds' values at one epoch (`None` for none), added up in
@@ -116,7 +128,7 @@ fn seed_mean(values: &mut [f64]) -> Option<f64> {
 }
 
 /// Why ASHA stops a configuration whose score `score` ranks at `place` (0-based) of `n` at
-/// rung `epoch`, which passes `quota`.
+/// rung `epoch`, whose quota is `quota`.
 fn asha_reason(
     objective: Objective,
     score: f64,
@@ -126,15 +138,11 @@ fn asha_reason(
     quota: usize,
 ) -> String {
     format!(
-        "asha: {} {:.4} at epoch {epoch} ranks {} of {n}; this rung passes the top {quota}{}",
+        "asha: {} {:.4} at epoch {epoch} ranks {} of {n}; this rung passes the top {quota} \
+         and the seed means within one standard error of the {quota}th",
         objective.metric.name(),
         score * objective.score(1.0),
         place + 1,
-        if place < quota {
-            " and has passed them"
-        } else {
-            ""
-        }
     )
 }
 
@@ -405,8 +413,8 @@ struct Rung<'a> {
     reduction: u32,
 }
 
-/// Decides for the configurations at `rung` that have not been decided there: the top
-/// 1/reduction go on, the rest stop; stopped ones within the quota are promoted.
+/// Decides for the configurations at `rung` by [`rung::verdicts`]: arrivals in the rung's top
+/// go on, the rest stop; stopped ones in the top are promoted.
 fn judge_rung<K: Ord + Clone + Debug>(
     objective: Objective,
     configs: &BTreeMap<K, Config>,
@@ -426,40 +434,30 @@ fn judge_rung<K: Ord + Clone + Debug>(
         .collect();
     let ranking = ranked(at_rung);
     let n = ranking.len();
-    // Once no other configuration can reach the rung, it passes at least its best: a finite
-    // grid would otherwise end with a rung that passed none (fewer than `reduction` reached
-    // it) and nothing trained to its end.
-    let quota = if n > 0 && rung_closed(configs, members, rung, journal) {
-        (n / rung.reduction as usize).max(1)
-    } else {
-        n / rung.reduction as usize
-    };
-    let mut passed = ranking
+    let closed = n > 0 && rung_closed(configs, members, rung, journal);
+    let quota = rung::quota(n, rung.reduction as usize, closed);
+    let entries: Vec<rung::Entry> = ranking
         .iter()
-        .filter(|(key, _)| journal.passed(key, epoch))
-        .count();
-    // Arrivals, best first.
-    for (place, (key, score)) in ranking.iter().enumerate() {
-        if journal.get(key, epoch).is_some() {
-            continue;
-        }
-        if place < quota && passed < quota {
-            journal.take(key, epoch, Action::Continue);
-            passed += 1;
-        } else {
-            let reason = asha_reason(objective, *score, epoch, place, n, quota);
-            journal.take(key, epoch, Action::Stop { reason });
-        }
-    }
-    // Promotions: stopped configurations within the quota, best first.
-    for (key, _) in ranking.iter().take(quota) {
-        if passed >= quota {
-            break;
-        }
-        if matches!(journal.get(key, epoch), Some(Action::Stop { .. })) {
-            journal.take(key, epoch, Action::Promote);
-            passed += 1;
-        }
+        .map(|(key, score)| rung::Entry {
+            score: *score,
+            error: configs[*key].error(epoch),
+            was: match journal.get(key, epoch) {
+                None => rung::Was::Undecided,
+                Some(Action::Stop { .. }) => rung::Was::Stopped,
+                Some(_) => rung::Was::Passed,
+            },
+        })
+        .collect();
+    for (place, verdict) in rung::verdicts(&entries, quota) {
+        let (key, score) = ranking[place];
+        let action = match verdict {
+            rung::Verdict::Continue => Action::Continue,
+            rung::Verdict::Promote => Action::Promote,
+            rung::Verdict::Stop => Action::Stop {
+                reason: asha_reason(objective, score, epoch, place, n, quota),
+            },
+        };
+        journal.take(key, epoch, action);
     }
 }
 

@@ -27,35 +27,108 @@ const MAX_GOOD: usize = 25;
 /// cheap comparisons instead of O(n^2) normal densities (Optuna fits on all of them).
 const MAX_BAD: usize = 250;
 
-/// The unit coordinates of the next configuration to try.
+/// The completed configurations TPE fits on, ranked best first (ties in the order they were
+/// given), as coordinates with their scores. Kept up to date one configuration at a time
+/// ([`History::set`]) by a scheduler, or made whole from a list of results
+/// ([`History::of`]): the same results give the same ranking either way, so the same
+/// proposals.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// `(score, position, coordinates)`, best score first, then by position.
+    ranked: Vec<(f64, u64, Vec<f64>)>,
+    /// Each position's score, to find its entry.
+    scores: std::collections::HashMap<u64, f64>,
+}
+
+impl History {
+    /// The history of `results` (in the order given) over `space`.
+    pub fn of(
+        space: &[(Param, Distribution)],
+        results: &[Observation],
+        objective: Objective,
+    ) -> History {
+        let mut h = History::default();
+        for (i, o) in results.iter().enumerate() {
+            if let Some(coordinates) = coordinates(space, o) {
+                let score = objective.score(o.value);
+                h.ranked.push((score, i as u64, coordinates));
+                h.scores.insert(i as u64, score);
+            }
+        }
+        h.ranked
+            .sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        h
+    }
+
+    /// Sets the result at `position` (a configuration's place in the experiment; ties rank
+    /// the smaller first) to `result`, or removes it (`None`). A result the space cannot give
+    /// (another key set, a value outside it) is left out, as [`History::of`] leaves it out.
+    pub fn set(
+        &mut self,
+        space: &[(Param, Distribution)],
+        position: u64,
+        result: Option<&Observation>,
+        objective: Objective,
+    ) {
+        if let Some(old) = self.scores.remove(&position) {
+            let at = self.find(old, position);
+            if let Ok(i) = at {
+                self.ranked.remove(i);
+            }
+        }
+        let Some((o, coordinates)) = result.and_then(|o| Some((o, coordinates(space, o)?))) else {
+            return;
+        };
+        let score = objective.score(o.value);
+        let i = self.find(score, position).unwrap_or_else(|i| i);
+        self.ranked.insert(i, (score, position, coordinates));
+        self.scores.insert(position, score);
+    }
+
+    /// The results it holds.
+    pub fn len(&self) -> usize {
+        self.ranked.len()
+    }
+
+    /// True when it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.ranked.is_empty()
+    }
+
+    /// Where `(score, position)` is (or would go) in the ranking.
+    fn find(&self, score: f64, position: u64) -> Result<usize, usize> {
+        self.ranked
+            .binary_search_by(|(s, p, _)| score.total_cmp(s).then_with(|| p.cmp(&position)))
+    }
+}
+
+/// `result`'s point as coordinates of `space`, when the space can give it.
+fn coordinates(space: &[(Param, Distribution)], result: &Observation) -> Option<Vec<f64>> {
+    if result.point.len() != space.len() {
+        return None;
+    }
+    space
+        .iter()
+        .zip(&result.point)
+        .map(|((_, d), v)| coordinate_of(d, *v))
+        .collect()
+}
+
+/// The unit coordinates of the next configuration to try, fitted on `history`.
 pub(super) fn propose(
     space: &[(Param, Distribution)],
-    history: &[Observation],
-    objective: Objective,
+    history: &History,
     rng: &mut SplitMix64,
 ) -> Vec<f64> {
-    // Observations whose every value the space can give, as coordinates, with their scores.
-    let points: Vec<(Vec<f64>, f64)> = history
-        .iter()
-        .filter(|o| o.point.len() == space.len())
-        .filter_map(|o| {
-            let u: Option<Vec<f64>> = space
-                .iter()
-                .zip(&o.point)
-                .map(|((_, d), v)| coordinate_of(d, *v))
-                .collect();
-            Some((u?, objective.score(o.value)))
-        })
-        .collect();
+    let points = &history.ranked;
     if points.len() < STARTUP {
         return (0..space.len()).map(|_| unit(rng)).collect();
     }
-    // Best first; ties keep the order the results were given in (the sort is stable).
-    let mut order: Vec<usize> = (0..points.len()).collect();
-    order.sort_by(|&a, &b| points[b].1.total_cmp(&points[a].1));
+    // Best first (the history is kept ranked): the good part, then the rest thinned.
     let good_len = points.len().div_ceil(10).clamp(1, MAX_GOOD);
-    let (good, bad) = order.split_at(good_len);
-    let bad = thin(bad, MAX_BAD);
+    let good: Vec<usize> = (0..good_len).collect();
+    let good = good.as_slice();
+    let bad = thin(good_len..points.len(), MAX_BAD);
     let bad = bad.as_slice();
 
     let estimators: Vec<(Parzen, Parzen)> = space
@@ -63,7 +136,7 @@ pub(super) fn propose(
         .enumerate()
         .map(|(d, (_, dist))| {
             let column =
-                |part: &[usize]| -> Vec<f64> { part.iter().map(|&i| points[i].0[d]).collect() };
+                |part: &[usize]| -> Vec<f64> { part.iter().map(|&i| points[i].2[d]).collect() };
             (
                 Parzen::fit(dist, &column(good)),
                 Parzen::fit(dist, &column(bad)),
@@ -85,14 +158,16 @@ pub(super) fn propose(
     best.map_or_else(|| (0..space.len()).map(|_| unit(rng)).collect(), |(_, x)| x)
 }
 
-/// `ranked` itself when it has at most `max` entries, else `max` of them evenly spaced by rank,
-/// the first and the last included.
-fn thin(ranked: &[usize], max: usize) -> Vec<usize> {
-    if ranked.len() <= max || max < 2 {
-        return ranked.to_vec();
+/// The ranks `ranks` when there are at most `max`, else `max` of them evenly spaced, the first
+/// and the last included.
+fn thin(ranks: std::ops::Range<usize>, max: usize) -> Vec<usize> {
+    if ranks.len() <= max || max < 2 {
+        return ranks.collect();
     }
-    let last = ranked.len() - 1;
-    (0..max).map(|i| ranked[i * last / (max - 1)]).collect()
+    let last = ranks.len() - 1;
+    (0..max)
+        .map(|i| ranks.start + i * last / (max - 1))
+        .collect()
 }
 
 /// A Parzen estimator of one key on its unit coordinate.
@@ -256,10 +331,57 @@ mod tests {
     }
 
     #[test]
+    fn a_history_kept_up_to_date_proposes_as_one_made_whole() {
+        use crate::grid::Value;
+        let space = vec![
+            (
+                Param::LearningRate,
+                Distribution::LogUniform {
+                    low: 1e-4,
+                    high: 1e-1,
+                },
+            ),
+            (
+                Param::Momentum,
+                Distribution::Uniform {
+                    low: 0.0,
+                    high: 1.0,
+                },
+            ),
+        ];
+        let mut rng = SplitMix64::new(7);
+        // Positions 0..60, each set, changed (ties included) or removed in a random order.
+        let mut now: Vec<Option<Observation>> = vec![None; 60];
+        let mut kept = History::default();
+        for step in 0..600 {
+            let position = (unit(&mut rng) * 60.0) as usize;
+            let result = (unit(&mut rng) > 0.2).then(|| Observation {
+                point: vec![
+                    Value::Float(1e-4 * 1000f64.powf(unit(&mut rng))),
+                    Value::Float(unit(&mut rng)),
+                ],
+                value: (unit(&mut rng) * 8.0).floor(),
+            });
+            kept.set(
+                &space,
+                position as u64,
+                result.as_ref(),
+                Objective::default(),
+            );
+            now[position] = result;
+            let whole: Vec<Observation> = now.iter().flatten().cloned().collect();
+            let made = History::of(&space, &whole, Objective::default());
+            assert_eq!(kept.len(), made.len(), "step {step}");
+            let a = propose(&space, &kept, &mut SplitMix64::new(step));
+            let b = propose(&space, &made, &mut SplitMix64::new(step));
+            assert_eq!(a, b, "step {step}");
+        }
+    }
+
+    #[test]
     fn the_rest_is_thinned_evenly_by_rank_past_its_bound() {
-        let ranked: Vec<usize> = (100..1100).collect();
-        assert_eq!(thin(&ranked[..250], 250), ranked[..250]);
-        let thinned = thin(&ranked, 250);
+        assert_eq!(thin(100..350, 250), (100..350).collect::<Vec<_>>());
+        let thinned = thin(100..1100, 250);
         assert_eq!(thinned.len(), 250);
         assert_eq!((thinned[0], thinned[249]), (100, 1099));
         assert!(thinned.windows(2).all(|w| w[1] > w[0] && w[1] - w[0] <= 5));

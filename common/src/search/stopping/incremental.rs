@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 
-use super::{Action, Decision, Rule, StoppingSpec, bracket_start, rungs, seed_mean};
+use super::{Action, Decision, Rule, StoppingSpec, bracket_start, rung, rungs, seed_mean};
 
 /// An experiment's stopping rule with its curves and journal, judged incrementally.
 #[derive(Debug, Clone)]
@@ -84,6 +84,17 @@ impl<K> Conf<K> {
     fn at(&self, epoch: u32) -> Option<f64> {
         let e = usize::try_from(epoch).ok()?;
         e.checked_sub(1).and_then(|i| self.means.get(i)).copied()
+    }
+
+    /// The standard error of the seed mean at `epoch` (over the seeds that reported it).
+    fn error(&self, epoch: u32) -> f64 {
+        let e = epoch as usize;
+        let mut values: Vec<f64> = self
+            .seeds
+            .iter()
+            .filter_map(|s| s.values.get(e.wrapping_sub(1)).copied())
+            .collect();
+        rung::standard_error(&mut values)
     }
 
     /// The last epoch at which every seed reported or ended.
@@ -499,36 +510,30 @@ impl<K: Ord + Clone + Debug> Judge<K> {
                 .then_with(|| configs[a.0].key.cmp(&configs[b.0].key))
         });
         let n = ranking.len();
-        let quota = if n > 0 && rung.blocking == 0 {
-            (n / reduction).max(1)
-        } else {
-            n / reduction
-        };
-        let mut passed = ranking
+        let quota = rung::quota(n, reduction, n > 0 && rung.blocking == 0);
+        let entries: Vec<rung::Entry> = ranking
             .iter()
-            .filter(|(c, _)| configs[*c].passed(epoch))
-            .count();
+            .map(|&(c, score)| rung::Entry {
+                score,
+                error: configs[c].error(epoch),
+                was: match configs[c].decisions.get(&epoch) {
+                    None => rung::Was::Undecided,
+                    Some(Action::Stop { .. }) => rung::Was::Stopped,
+                    Some(_) => rung::Was::Passed,
+                },
+            })
+            .collect();
         let objective = self.spec.objective;
-        for (place, &(c, score)) in ranking.iter().enumerate() {
-            if self.configs[c].decisions.contains_key(&epoch) {
-                continue;
-            }
-            if place < quota && passed < quota {
-                self.take(c, epoch, Action::Continue);
-                passed += 1;
-            } else {
-                let reason = super::asha_reason(objective, score, epoch, place, n, quota);
-                self.take(c, epoch, Action::Stop { reason });
-            }
-        }
-        for &(c, _) in ranking.iter().take(quota) {
-            if passed >= quota {
-                break;
-            }
-            if self.configs[c].stopped_at(epoch) {
-                self.take(c, epoch, Action::Promote);
-                passed += 1;
-            }
+        for (place, verdict) in rung::verdicts(&entries, quota) {
+            let (c, score) = ranking[place];
+            let action = match verdict {
+                rung::Verdict::Continue => Action::Continue,
+                rung::Verdict::Promote => Action::Promote,
+                rung::Verdict::Stop => Action::Stop {
+                    reason: super::asha_reason(objective, score, epoch, place, n, quota),
+                },
+            };
+            self.take(c, epoch, action);
         }
     }
 

@@ -15,7 +15,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use sweep_common::grid::{Grid, TrialBuilder};
-use sweep_common::search::sample::{Observation, PointKey, Sampler, key};
+use sweep_common::search::sample::{History, Observation, PointKey, Sampler, key};
 use sweep_common::search::{Method, Objective, SampleSpec};
 use sweep_common::{DatasetKind, TrialId};
 
@@ -36,6 +36,11 @@ pub struct Search {
     taken: BTreeSet<PointKey>,
     /// No configuration was left to propose (the space is used up).
     exhausted: bool,
+    /// The finished configurations' results, ranked for TPE, kept up to date
+    /// ([`Search::update`]) instead of rebuilt for every proposal.
+    fitted: History,
+    /// Per configuration, the result `fitted` holds for it (its bits), if any.
+    held: Vec<Option<u64>>,
 }
 
 impl Search {
@@ -44,31 +49,50 @@ impl Search {
         !self.exhausted && self.configs.len() < self.spec.trials as usize
     }
 
-    /// The finished configurations' results, in the experiment's order: the mean over a
-    /// configuration's succeeded or stopped trials of their last epoch's metric.
-    fn history(&self, trials: &[Trial]) -> Vec<Observation> {
-        let mut history = Vec::new();
-        for members in &self.configs {
-            let values: Vec<f64> = members
-                .iter()
-                .map(|&i| &trials[i])
-                .filter(|t| {
-                    matches!(
-                        t.state,
-                        TrialState::Succeeded(_) | TrialState::Stopped { .. }
-                    )
-                })
-                .filter_map(|t| t.epochs.last())
-                .map(|m| self.objective.metric.of(m))
-                .collect();
-            if let (Some(&first), false) = (members.first(), values.is_empty()) {
-                history.push(Observation {
-                    point: self.builder.point_of(&trials[first].spec),
-                    value: values.iter().sum::<f64>() / values.len() as f64,
-                });
+    /// Configuration `members`' result: the mean over its succeeded or stopped trials of
+    /// their last epoch's metric; `None` while none is.
+    fn result(&self, members: &[usize], trials: &[Trial]) -> Option<f64> {
+        let (mut sum, mut count) = (0.0, 0usize);
+        for t in members.iter().map(|&i| &trials[i]) {
+            if !matches!(
+                t.state,
+                TrialState::Succeeded(_) | TrialState::Stopped { .. }
+            ) {
+                continue;
+            }
+            if let Some(m) = t.epochs.last() {
+                sum += self.objective.metric.of(m);
+                count += 1;
             }
         }
-        history
+        (count > 0).then(|| sum / count as f64)
+    }
+
+    /// Brings `fitted` up to date with the trials: a pass over the configurations comparing
+    /// each one's result with the one held (no allocation), and a ranked insertion for each
+    /// that changed.
+    fn update(&mut self, trials: &[Trial]) {
+        self.held.resize(self.configs.len(), None);
+        for c in 0..self.configs.len() {
+            let value = self.result(&self.configs[c], trials);
+            if value.map(f64::to_bits) == self.held[c] {
+                continue;
+            }
+            let observation = value.and_then(|value| {
+                let first = *self.configs[c].first()?;
+                Some(Observation {
+                    point: self.builder.point_of(&trials[first].spec),
+                    value,
+                })
+            });
+            self.fitted.set(
+                &self.spec.space,
+                c as u64,
+                observation.as_ref(),
+                self.objective,
+            );
+            self.held[c] = value.map(f64::to_bits);
+        }
     }
 }
 
@@ -126,6 +150,8 @@ impl Scheduler {
                     configs: Vec::new(),
                     taken: BTreeSet::new(),
                     exhausted: false,
+                    fitted: History::default(),
+                    held: Vec::new(),
                 };
                 let mut at: HashMap<PointKey, usize> = HashMap::new();
                 for (i, t) in self.trials.iter().enumerate() {
@@ -168,10 +194,10 @@ impl Scheduler {
         else {
             return false;
         };
+        self.search[e].update(&self.trials);
         let s = &self.search[e];
-        let history = s.history(&self.trials);
         let index = s.configs.len() as u64;
-        let proposed = Sampler::new(&s.spec).propose(index, &history, s.objective, &s.taken);
+        let proposed = Sampler::new(&s.spec).propose_fitted(index, &s.fitted, &s.taken);
         let built = proposed.map(|point| (s.builder.trials(&point), point));
         let (specs, point) = match built {
             Ok((Ok(specs), point)) => (specs, point),
