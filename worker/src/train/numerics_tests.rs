@@ -1,10 +1,13 @@
 //! Every layer kind and optimiser option of the native trainer against PyTorch's own modules
-//! and optimisers (issue 18): for each case of [`CASES`], a model built from a spec with a fixed
-//! seed on the CPU takes a small fixed batch; its initial tensors, its logits and loss in
-//! evaluation and training mode, its gradients and its tensors after one optimiser step (as the
-//! trainer's `net_step` and `Optim::step` compute them) go to a safetensors file, and
-//! `bench/numerics_check.py` redoes the same with torch.nn / torch.optim and names every tensor
-//! that differs (tolerance there: 1e-5 relative plus 1e-5 of the tensor's largest magnitude).
+//! and optimisers (issue 18): for each case of [`cases`], a model built from a spec with a fixed
+//! seed on the CPU takes a small fixed batch (4 images, labels 0, 3, 7, 9); its initial tensors,
+//! its logits and loss in evaluation and training mode, its gradients and its parameters and
+//! buffers after one optimiser step (as the trainer's `net_step` and `Optim::step` compute them)
+//! go to a safetensors file, and `bench/numerics_check.py` redoes the same with torch.nn /
+//! torch.optim and names every tensor that differs. Each case runs in PyTorch's NCHW layout
+//! (tolerance 1e-5 relative plus 1e-5 of the tensor's largest magnitude) and in the
+//! channels-last layout the trainer uses on the CPU (1e-3, see [`Layout`]). Lab 1's MLP, whose
+//! step is the hand-written one of `backprop.rs`, has cases of its own ([`mlp_cases`]).
 //!
 //! Dropout is compared in evaluation mode only: its masks are a hash of (seed, position), not
 //! torch's generator. Learning-rate schedules have their own tests against PyTorch's values
@@ -23,7 +26,9 @@ use sweep_common::{DatasetKind, HyperParams};
 use tch::{Device, Kind, Reduction, Tensor};
 
 use super::adam::Adam;
+use super::backprop::Workspace;
 use super::checkpoint;
+use super::model::Mlp;
 use super::net::Net;
 use super::optim::Optim;
 
@@ -211,6 +216,13 @@ fn ours(c: &Case, channels_last: bool) -> Vec<(String, Tensor)> {
     for (n, g) in names.iter().zip(&grads) {
         out.push((format!("grad.{n}"), g.copy()));
     }
+    one_step(c, &mut params, &grads);
+    out.extend(state(&net, "step."));
+    out
+}
+
+/// One step of `c`'s optimiser, as the trainer takes it.
+fn one_step(c: &Case, params: &mut [Tensor], grads: &[Tensor]) {
     let mut p = HyperParams::defaults(0).unwrap();
     p.optimizer = c.optimizer.parse().unwrap();
     p.learning_rate = c.lr;
@@ -219,11 +231,89 @@ fn ours(c: &Case, channels_last: bool) -> Vec<(String, Tensor)> {
     p.label_smoothing = c.label_smoothing;
     p.clip_grad_norm = c.clip_grad_norm;
     let mut adam = Adam::new(&params.iter().collect::<Vec<_>>(), c.lr).unwrap();
-    let mut optim = Optim::new(&p, &params, 1).unwrap();
+    let mut optim = Optim::new(&p, params, 1).unwrap();
     optim.schedule(&mut adam, 1, 0, 1);
-    optim.step(&mut adam, &mut params, &grads).unwrap();
-    out.extend(state(&net, "step."));
+    optim.step(&mut adam, params, grads).unwrap();
+}
+
+/// Lab 1's MLP (`model = "mlp"`, `hidden_layers = 2`, `hidden_width = 16`, the case's
+/// activation), whose training step is the hand-written one of `backprop.rs`, not autograd:
+/// the same tensors as [`ours`], from the same batch (as stored bytes, scaled to [0, 1]).
+fn ours_mlp(c: &Case, activation: &str) -> Vec<(String, Tensor)> {
+    let text = format!(
+        "[sweep]\nname='t'\nseed=3\n[[experiment]]\nname='e'\ndataset='fashion-mnist'\n\
+         [experiment.fixed]\nbatch_size=4\nmodel='mlp'\nhidden_layers=2\nhidden_width=16\n\
+         activation='{activation}'\nlabel_smoothing={}\n",
+        c.label_smoothing
+    );
+    let grid = sweep_common::grid::Grid::parse(&text, "t.toml").unwrap();
+    let spec = grid.trials().next().unwrap().clone();
+    let mut vs = tch::nn::VarStore::new(Device::Cpu);
+    let model = Mlp::new(&vs.root(), &spec).unwrap();
+    // As the trainer: the step computes the gradients itself, no autograd graph.
+    vs.freeze();
+    let (x, y) = batch(c.dataset);
+    let raw = x.multiply_scalar(256.0).floor().to_kind(Kind::Uint8);
+    let x = raw.to_kind(Kind::Float).divide_scalar(255.0);
+    let named = |prefix: &str| -> Vec<(String, Tensor)> {
+        model
+            .named_parameters()
+            .into_iter()
+            .map(|(n, t)| (format!("{prefix}{n}"), t.detach().copy()))
+            .collect()
+    };
+    let mut out = vec![("x".into(), x.copy()), ("y".into(), y.to_kind(Kind::Float))];
+    out.extend(named("init."));
+    let loss = |logits: &Tensor| {
+        logits.cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, c.label_smoothing)
+    };
+    tch::no_grad(|| {
+        let logits = model.forward(&x).unwrap();
+        out.push(("eval.loss".into(), loss(&logits)));
+        out.push(("eval.logits".into(), logits.copy()));
+        out.push(("train.loss".into(), loss(&logits)));
+        out.push(("train.logits".into(), logits));
+    });
+    let mut ws = Workspace::new(&model, 4, 4, c.label_smoothing).unwrap();
+    let idx = Tensor::from_slice(&[0i64, 1, 2, 3]);
+    ws.step(&model, (&raw, &y), &idx, 0, (None, None)).unwrap();
+    let mut params: Vec<Tensor> = model
+        .named_parameters()
+        .into_iter()
+        .map(|(_, t)| t.shallow_clone())
+        .collect();
+    for ((n, _), g) in model.named_parameters().iter().zip(&ws.grads) {
+        out.push((format!("grad.{n}"), g.copy()));
+    }
+    one_step(c, &mut params, &ws.grads);
+    out.extend(named("step."));
     out
+}
+
+/// The MLP cases: each activation, with an optimiser option each.
+fn mlp_cases() -> Vec<(Case, &'static str)> {
+    vec![
+        (case("mlp_relu", "mlp", FASHION), "relu"),
+        (
+            Case {
+                optimizer: "adam",
+                lr: 0.01,
+                label_smoothing: 0.1,
+                ..case("mlp_tanh_adam_smoothing", "mlp", FASHION)
+            },
+            "tanh",
+        ),
+        (
+            Case {
+                optimizer: "nesterov",
+                momentum: 0.9,
+                weight_decay: 0.01,
+                clip_grad_norm: 0.05,
+                ..case("mlp_sigmoid_nesterov_clip", "mlp", FASHION)
+            },
+            "sigmoid",
+        ),
+    ]
 }
 
 /// The venv's python, when it imports torch.
@@ -316,6 +406,17 @@ fn layers_and_optimisers_match_pytorch() {
             table.push(describe(c, layout));
         }
     }
+    for (c, activation) in &mlp_cases() {
+        let tensors = ours_mlp(c, activation);
+        let named: Vec<(String, &Tensor)> = tensors.iter().map(|(n, t)| (n.clone(), t)).collect();
+        let bytes = checkpoint::encode(&named, HashMap::new()).unwrap();
+        let file = format!("{}.safetensors", c.name);
+        std::fs::write(dir.path().join(file), bytes).unwrap();
+        let mut d = describe(c, Layout::Nchw);
+        d["name"] = c.name.into();
+        d["mlp"] = serde_json::json!({"hidden": [16, 16], "activation": activation});
+        table.push(d);
+    }
     std::fs::write(
         dir.path().join("cases.json"),
         serde_json::to_vec(&table).unwrap(),
@@ -346,6 +447,10 @@ fn layers_and_optimisers_match_pytorch() {
         assert_eq!(&l["case"], name, "{stdout}");
         assert_eq!(l["unchecked"], serde_json::json!([]), "{l}");
         let checked = l["checked"].as_array().map_or(0, Vec::len);
+        eprintln!(
+            "{}: {checked} tensors compared with PyTorch's",
+            name.as_str().unwrap_or("?")
+        );
         // Evaluation logits and loss; in training mode also the logits, the loss, a gradient
         // and the state after the step of every parameter and buffer.
         assert!(checked >= 2, "{l}");
