@@ -69,6 +69,13 @@ const CIFAR: DatasetKind = DatasetKind::Cifar10;
 
 /// Layer kinds (with plain SGD, whose step is the gradient itself) and optimiser options.
 fn cases() -> Vec<Case> {
+    let mut all = layer_cases();
+    all.extend(optimiser_cases());
+    all
+}
+
+/// Every layer kind and activation, with plain SGD.
+fn layer_cases() -> Vec<Case> {
     vec![
         case(
             "conv_stride_padding_relu_tanh",
@@ -101,6 +108,12 @@ fn cases() -> Vec<Case> {
             "conv(3,3,p=1) relu dropout(0.5) flatten linear(10)",
             FASHION,
         ),
+    ]
+}
+
+/// Every optimiser and its options, on [`SMALL`] (and Adam on residual blocks).
+fn optimiser_cases() -> Vec<Case> {
+    vec![
         Case {
             optimizer: "adam",
             lr: 0.01,
