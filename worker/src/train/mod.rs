@@ -726,4 +726,6 @@ pub fn train(
 #[cfg(test)]
 mod net_tests;
 #[cfg(test)]
+mod numerics_tests;
+#[cfg(test)]
 mod tests;
