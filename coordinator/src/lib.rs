@@ -25,11 +25,13 @@ use engine::{lineage, private, startup};
 pub use outputs::{console, plan, replay, report, results, status, tensorboard};
 pub use serve::{artifacts, auth, metrics, service, web};
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use sweep_common::TrialId;
 use sweep_common::grid::Grid;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -172,33 +174,15 @@ fn open_state(
     store.claim(&grid.name)?;
     let mut loaded = store.load(&state::KeepCurves::of(grid))?;
     let recorded = loaded.trials.len();
-    // The specs move into the scheduler (one copy of a million trials is enough); the grid
-    // keeps its experiments' descriptions.
-    let mut trials = Vec::new();
-    let mut unrecorded = Vec::new();
-    for spec in grid
-        .experiments
-        .iter_mut()
-        .flat_map(|e| std::mem::take(&mut e.trials))
-    {
-        match loaded.trials.remove(&spec.id) {
-            Some(mut t) => {
-                // The id covers what is trained; settings outside it (checkpoint_every) follow
-                // the grid file as it is now.
-                t.spec = spec;
-                trials.push(t);
-            }
-            None => {
-                // A new sweep has nothing to continue.
-                if recorded > 0 {
-                    unrecorded.push(trials.len());
-                }
-                trials.push(state::Trial::new(spec));
-            }
-        }
-    }
+    let (mut trials, unrecorded) = merge_recorded(grid, &mut loaded.trials, recorded > 0);
     // Trials asking for more epochs than recorded ones continue them (`lineage`).
-    let adopted = startup::adopt_grown(&store, &mut trials, &unrecorded, &mut loaded)?;
+    let adopted = startup::adopt_grown(
+        &store,
+        &mut trials,
+        &unrecorded,
+        &mut loaded,
+        &options.out_dir,
+    )?;
     // Configurations TPE proposed before a restart follow, in the order they were proposed.
     trials.extend(state::restore_proposals(
         grid,
@@ -218,7 +202,47 @@ fn open_state(
         retry_failed(&mut store, &mut scheduler)?;
     }
     startup::retrain_missing_weights(&mut scheduler, &options.out_dir);
-    if recorded > 0 {
+    log_resumed(&scheduler, &db, recorded > 0, &removed);
+    Ok((store, scheduler))
+}
+
+/// The grid's trials, each the recorded trial of its id (taken out of `recorded`) or a new
+/// pending one, and the positions of the new ones when the database had trials (a new sweep has
+/// nothing to continue). The specs move into the scheduler (one copy of a million trials is
+/// enough); the grid keeps its experiments' descriptions.
+fn merge_recorded(
+    grid: &mut Grid,
+    recorded: &mut HashMap<TrialId, state::Trial>,
+    resuming: bool,
+) -> (Vec<state::Trial>, Vec<usize>) {
+    let mut trials = Vec::new();
+    let mut unrecorded = Vec::new();
+    for spec in grid
+        .experiments
+        .iter_mut()
+        .flat_map(|e| std::mem::take(&mut e.trials))
+    {
+        match recorded.remove(&spec.id) {
+            Some(mut t) => {
+                // The id covers what is trained; settings outside it (checkpoint_every) follow
+                // the grid file as it is now.
+                t.spec = spec;
+                trials.push(t);
+            }
+            None => {
+                if resuming {
+                    unrecorded.push(trials.len());
+                }
+                trials.push(state::Trial::new(spec));
+            }
+        }
+    }
+    (trials, unrecorded)
+}
+
+/// Says what a restart resumed, and which recorded trials the grid file no longer has.
+fn log_resumed(scheduler: &state::Scheduler, db: &Path, resuming: bool, removed: &[String]) {
+    if resuming {
         let c = scheduler.counts();
         info!(
             database = %db.display(),
@@ -237,7 +261,6 @@ fn open_state(
             "trials recorded in the state database are no longer in the grid file: kept there, not scheduled"
         );
     }
-    Ok((store, scheduler))
 }
 
 /// The grid's early-stopping rules (with the decisions recorded before a restart), sampled

@@ -90,8 +90,23 @@ fn more_epochs_continue_from_the_checkpoint_exactly() {
     run(&grown, &data);
     let short = outcome(&grown, "step");
     assert_eq!(short.1.len(), 2);
+    let short_id = grown
+        .results()
+        .trial("step")
+        .id
+        .to_string()
+        .replace('-', "");
     std::fs::write(grown.grid(), grid(4)).expect("edit the grid file");
     let log = run(&grown, &data);
+    // Nothing computed is lost: the 2-epoch run's final weights are kept aside.
+    let aside = grown
+        .out()
+        .join(format!("models/step.{}.safetensors", &short_id[..8]));
+    assert!(
+        std::fs::read(&aside).is_ok_and(|b| b == short.2),
+        "the shorter run's weights at {}",
+        aside.display()
+    );
 
     let (attempts, curve, weights) = outcome(&grown, "step");
     let (_, fresh_curve, fresh_weights) = outcome(&fresh, "step");

@@ -108,7 +108,20 @@ fn a_finished_sweep_replays_under_its_grids_rule() {
     assert_eq!(r["best_full"]["rank"], 1);
     assert!(r["best"]["rank"].as_u64().is_some(), "{r}");
 
-    // The same replay as text, with 4 workers.
+    // The same replay as text, with 4 workers: the epochs it trains are those of the JSON
+    // replay with 4 workers (decisions depend on the order epochs arrive in, so on the workers).
+    let (code, out, err) = replay(&[
+        "--results",
+        &results,
+        "--grid",
+        &asha,
+        "--workers",
+        "4",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let r4: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let trained = r4[0]["epochs_trained"].as_u64().expect("a number");
     let (code, out, err) = replay(&["--results", &results, "--grid", &asha, "--workers", "4"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(

@@ -1,6 +1,7 @@
 //! No two trials share a file, across grid edits too: a grid edited so that its trials are new
-//! (another `epochs`) but keep their names would write its weights over those of the recorded
-//! trials it replaced. The coordinator moves those aside first (`models/NAME.SHORTID.safetensors`)
+//! (another `epochs`, without checkpoints to continue from: `grown_epochs.rs` is the case with
+//! them) but keep their names would write its weights over those of the recorded trials it
+//! replaced. The coordinator moves those aside first (`models/NAME.SHORTID.safetensors`)
 //! and records where they went. (Two trials of one grid that would share a file are refused at
 //! load time: `tests/grids/bad/trial_file_names_*.toml`.)
 
@@ -14,7 +15,7 @@ const ARGS: &[&str] = sweep_tests::QUICK_LEASES;
 
 #[test]
 fn an_edited_grid_does_not_overwrite_the_weights_of_the_trials_it_replaced() {
-    let sweep = Sweep::new(&faults::grid("edited", 2, 2, 1));
+    let sweep = Sweep::new(&faults::grid("edited", 2, 2, 0));
     let mut c = sweep.start_coordinator_at("127.0.0.1:0", ARGS);
     let mut w = Worker::start_test("w", &c.url(), EPOCH, 1);
     c.expect_exit_code(0, Duration::from_secs(120));
@@ -25,7 +26,7 @@ fn an_edited_grid_does_not_overwrite_the_weights_of_the_trials_it_replaced() {
     let old_bytes = std::fs::read(sweep.out().join(&old_file)).unwrap();
 
     // Three epochs instead of two: new trials, the same names.
-    std::fs::write(sweep.grid(), faults::grid("edited", 2, 3, 1)).unwrap();
+    std::fs::write(sweep.grid(), faults::grid("edited", 2, 3, 0)).unwrap();
     let mut c = sweep.start_coordinator_at("127.0.0.1:0", ARGS);
     let mut w = Worker::start_test("w2", &c.url(), EPOCH, 1);
     c.expect_exit_code(0, Duration::from_secs(120));

@@ -137,9 +137,16 @@ fn asha_reason(
     n: usize,
     quota: usize,
 ) -> String {
+    let passes = if quota == 0 {
+        "passes none until more configurations reach it".to_owned()
+    } else {
+        format!(
+            "passes the top {quota} so far and the seed means within one standard error of the \
+             last of them"
+        )
+    };
     format!(
-        "asha: {} {:.4} at epoch {epoch} ranks {} of {n}; this rung passes the top {quota} \
-         and the seed means within one standard error of the {quota}th",
+        "asha: {} {:.4} at epoch {epoch} ranks {} of {n}; this rung {passes}",
         objective.metric.name(),
         score * objective.score(1.0),
         place + 1,

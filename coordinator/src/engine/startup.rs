@@ -48,6 +48,19 @@ pub(crate) fn lock_folders(options: &Options) -> Result<Vec<lock::DirLock>, Erro
 /// grid would overwrite (an edited grid whose trials keep their names: `models/<name>` is
 /// theirs now): `models/<name>.<short id>.safetensors`, recorded in the database. Nothing
 /// trained is lost, and no two trials point at one file.
+/// Moves the final weights `file` of the trial `id` aside in `out`, to `NAME.SHORTID.safetensors`,
+/// and returns that name.
+fn move_weights_aside(out: &Path, file: &str, id: &TrialId) -> Result<String, Error> {
+    let stem = file.strip_suffix(".safetensors").unwrap_or(file);
+    let aside = format!("{stem}.{}.safetensors", id.short());
+    std::fs::rename(out.join(file), out.join(&aside)).map_err(|source| Error::NotWritable {
+        what: "folder of final weights",
+        path: out.join(file).display().to_string(),
+        source,
+    })?;
+    Ok(aside)
+}
+
 pub(crate) fn keep_weights_of_removed_trials(
     store: &mut store::Store,
     removed: &HashMap<TrialId, state::Trial>,
@@ -72,13 +85,7 @@ pub(crate) fn keep_weights_of_removed_trials(
         if !claimed.contains(file) || !out.join(file).is_file() {
             continue;
         }
-        let stem = file.strip_suffix(".safetensors").unwrap_or(file);
-        let aside = format!("{stem}.{}.safetensors", id.short());
-        std::fs::rename(out.join(file), out.join(&aside)).map_err(|source| Error::NotWritable {
-            what: "folder of final weights",
-            path: out.join(file).display().to_string(),
-            source,
-        })?;
+        let aside = move_weights_aside(out, file, id)?;
         store.move_weights(*id, &aside)?;
         warn!(
             trial = %removed[id].spec.name,
@@ -135,6 +142,7 @@ pub(crate) fn adopt_grown(
     trials: &mut [state::Trial],
     unrecorded: &[usize],
     loaded: &mut store::Loaded,
+    out: &Path,
 ) -> Result<Vec<store::Adopted>, Error> {
     if unrecorded.is_empty() || loaded.trials.is_empty() {
         return Ok(Vec::new());
@@ -162,6 +170,19 @@ pub(crate) fn adopt_grown(
                 None => reader.insert(store::Reader::open(store.path())?),
             };
             old.epochs = r.curve(from)?;
+        }
+        // Nothing computed is lost: the shorter run's final weights stay, beside the file the
+        // longer run writes.
+        if let Some(file) = old.state.weights()
+            && out.join(file).is_file()
+        {
+            let aside = move_weights_aside(out, file, &from)?;
+            info!(
+                trial = %new.name,
+                from = %file,
+                to = %aside,
+                "a trial asking for more epochs continues: its shorter run's final weights moved aside"
+            );
         }
         let (t, kept) = lineage::grow(old, new.clone());
         adopted.push(store::Adopted {

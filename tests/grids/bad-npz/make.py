@@ -56,9 +56,10 @@ savez("label_count.npz", {"x_train": images, "y_train": i64([0, 1, 0, 1, 0])})
 savez("test_without_labels.npz", {
     "x_train": images, "y_train": i64([0, 1, 0, 1, 0, 1]), "x_test": images,
 })
-# float32 images: read, but not trained on yet.
-savez("float_images.npz", {
-    "x_train": f4((6, 4, 4), [0.5] * 96), "y_train": i64([0, 1, 0, 1, 0, 1]),
+# float32 images with a NaN (image 1, row 0, column 1): refused when the grid loads.
+savez("float_nan.npz", {
+    "x_train": f4((6, 4, 4), [0.5] * 17 + [float("nan")] + [0.5] * 78),
+    "y_train": i64([0, 1, 0, 1, 0, 1]),
 })
 # Images of 5 dimensions.
 savez("bad_shape.npz", {

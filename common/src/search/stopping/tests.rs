@@ -99,7 +99,8 @@ fn asha_is_asynchronous_and_promotes_later() {
                 2,
                 &Action::Stop {
                     reason: "asha: test_accuracy 0.1000 at epoch 1 ranks 3 of 3; this rung passes \
-                         the top 1 and the seed means within one standard error of the 1th"
+                         the top 1 so far and the seed means within one standard error of the \
+                         last of them"
                         .to_owned()
                 }
             ),
