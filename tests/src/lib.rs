@@ -14,6 +14,7 @@
 pub mod faults;
 pub mod k8s;
 mod process;
+pub mod python;
 pub mod results;
 
 use std::net::SocketAddr;

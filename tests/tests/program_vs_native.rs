@@ -8,14 +8,15 @@
 //! two do not draw the same random numbers (split, shuffles and initialisation differ), so they
 //! agree only within the noise between seeds; see [`TOLERANCE`].
 //!
-//! Skipped, with the reason printed, when no Python with torch is found (`python3` on PATH, as
-//! `source scripts/setup` puts the venv there, or `$SWEEP_TORCH_VENV/bin/python3`).
+//! Needs a Python with torch (`sweep_tests::python::torch_python`: the project's venv that
+//! `scripts/setup` installs, then `python3` on the PATH). Skipped with a message when there is
+//! none; fails when `$SWEEP_TORCH_VENV` is set and cannot import torch.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use sweep_common::results::{Results, Status};
+use sweep_tests::python::{NO_TORCH, torch_python};
 use sweep_tests::{Sweep, Worker, real_fashion_mnist_dir};
 
 /// Largest difference allowed between the two sides' mean final test accuracy per training
@@ -30,20 +31,6 @@ const TOLERANCE: f64 = 3.5;
 /// A systematic difference (another split, another learning rate, a wrong loss) of more than
 /// this fails the test even where each fraction alone would pass.
 const POOLED_TOLERANCE: f64 = 2.5;
-
-/// A Python with torch, if there is one.
-fn torch_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("SWEEP_TORCH_VENV").map(|v| Path::new(&v).join("bin/python3"));
-    [Some(PathBuf::from("python3")), venv]
-        .into_iter()
-        .flatten()
-        .find(|python| {
-            Command::new(python)
-                .args(["-c", "import torch"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-}
 
 fn grid(python: &Path, data: &Path) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -122,10 +109,7 @@ fn mean_accuracy(results: &Results<'_>, experiment: &str, fraction: &str) -> f64
 #[test]
 fn the_example_program_is_within_noise_of_the_native_trainer() {
     let Some(python) = torch_python() else {
-        eprintln!(
-            "skipped: no Python with torch (source scripts/setup puts the project's torch venv \
-             on PATH)"
-        );
+        eprintln!("{NO_TORCH}");
         return;
     };
     let data = real_fashion_mnist_dir();

@@ -4,15 +4,16 @@
 //! held-out images (the file's x_test, normalised per channel as the worker does for
 //! `normalize = "dataset"`) is the trial's reported test accuracy.
 //!
-//! Needs the project's libtorch venv (`scripts/setup`: `$SWEEP_TORCH_VENV`, else
-//! `$SWEEP_CACHE/torch-2.11.0` or `~/.cache/sweep/torch-2.11.0`); without a python there that
-//! imports torch, the test is skipped with a message.
+//! Needs a Python with torch (`sweep_tests::python::torch_python`: the project's venv that
+//! `scripts/setup` installs, then `python3` on the PATH). Skipped with a message when there is
+//! none; fails when `$SWEEP_TORCH_VENV` is set and cannot import torch.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use sweep_data::fixtures::{OwnNpz, write_own_npz};
+use sweep_tests::python::{NO_TORCH, torch_python};
 use sweep_tests::{Sweep, Worker};
 
 const GRID: &str = r#"
@@ -35,31 +36,10 @@ model = "conv(6,3,p=1) bn relu maxpool(2) conv(8,3) bn relu flatten dropout(0.3)
 normalize = ["none", "dataset"]
 "#;
 
-/// The venv's python, when it imports torch.
-fn torch_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("SWEEP_TORCH_VENV")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let cache = std::env::var_os("SWEEP_CACHE")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/sweep")))?;
-            Some(cache.join("torch-2.11.0"))
-        })?;
-    let python = venv.join("bin/python");
-    let ok = Command::new(&python)
-        .args(["-c", "import torch"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ok.then_some(python)
-}
-
 #[test]
 fn final_weights_give_the_reported_accuracy_in_pytorch() {
     let Some(python) = torch_python() else {
-        eprintln!(
-            "skipped: no python with torch in $SWEEP_TORCH_VENV or ~/.cache/sweep/torch-2.11.0 \
-             (source scripts/setup)"
-        );
+        eprintln!("{NO_TORCH}");
         return;
     };
     let sweep = Sweep::new(GRID);

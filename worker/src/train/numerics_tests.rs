@@ -13,16 +13,17 @@
 //! torch's generator. Learning-rate schedules have their own tests against PyTorch's values
 //! (`schedule.rs`).
 //!
-//! Needs the project's libtorch venv (`scripts/setup`: `$SWEEP_TORCH_VENV`, else
-//! `$SWEEP_CACHE/torch-2.11.0` or `~/.cache/sweep/torch-2.11.0`); without a python there that
-//! imports torch, the test is skipped with a message.
+//! Needs a Python with torch (`sweep_tests::python::torch_python`: the project's venv that
+//! `scripts/setup` installs, then `python3` on the PATH). Skipped with a message when there is
+//! none; fails when `$SWEEP_TORCH_VENV` is set and cannot import torch.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use sweep_common::model::ModelSpec;
 use sweep_common::{DatasetKind, HyperParams};
+use sweep_tests::python::{NO_TORCH, torch_python};
 use tch::{Device, Kind, Reduction, Tensor};
 
 use super::adam::Adam;
@@ -329,24 +330,6 @@ fn mlp_cases() -> Vec<(Case, &'static str)> {
     ]
 }
 
-/// The venv's python, when it imports torch.
-fn torch_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("SWEEP_TORCH_VENV")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let cache = std::env::var_os("SWEEP_CACHE")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/sweep")))?;
-            Some(cache.join("torch-2.11.0"))
-        })?;
-    let python = venv.join("bin/python");
-    let ok = Command::new(&python)
-        .args(["-c", "import torch"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ok.then_some(python)
-}
-
 /// How the model lays out its activations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Layout {
@@ -399,10 +382,7 @@ fn describe(c: &Case, layout: Layout) -> serde_json::Value {
 #[test]
 fn layers_and_optimisers_match_pytorch() {
     let Some(python) = torch_python() else {
-        eprintln!(
-            "skipped: no python with torch in $SWEEP_TORCH_VENV or ~/.cache/sweep/torch-2.11.0 \
-             (source scripts/setup)"
-        );
+        eprintln!("{NO_TORCH}");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
