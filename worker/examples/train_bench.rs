@@ -77,7 +77,7 @@ fn bench_spec(
     params.model = Model::parse(&model).map_err(|e| anyhow::anyhow!("--model: {e}"))?;
     params.learning_rate = arg(args, "--lr", params.learning_rate)?;
     params.train_fraction = arg(args, "--train-fraction", params.train_fraction)?;
-    let optimizer: String = arg(args, "--optimizer", params.optimizer.to_string())?;
+    let optimizer: String = arg(args, "--optimizer", params.optimizer.name().to_owned())?;
     params.optimizer = optimizer
         .parse()
         .map_err(|e| anyhow::anyhow!("--optimizer: {e}"))?;
