@@ -171,3 +171,47 @@ fn main() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn spec(list: &[&str]) -> anyhow::Result<TrialSpec> {
+        let mlp = (Activation::Relu, 1, 256);
+        bench_spec(DatasetKind::FashionMnist, mlp, 64, 3, &args(list))
+    }
+
+    /// `bench/run` calls the trainer with its defaults: they must parse back (the default
+    /// optimizer once was its display name, `Adam`, which `--optimizer` does not take).
+    #[test]
+    fn the_defaults_and_every_flag_make_a_trial() {
+        let defaults = spec(&[]).expect("the defaults");
+        assert_eq!(defaults.params.model, Model::MLP);
+        let flagged = spec(&[
+            "--model",
+            "conv(8,3) relu flatten linear(10)",
+            "--lr",
+            "0.003",
+            "--optimizer",
+            "sgd",
+            "--train-fraction",
+            "0.1",
+        ])
+        .expect("every flag");
+        assert_eq!(flagged.params.optimizer.name(), "sgd");
+        assert_eq!(flagged.params.learning_rate, 0.003);
+        assert_eq!(flagged.params.train_fraction, 0.1);
+    }
+
+    #[test]
+    fn a_bad_flag_is_refused_by_name() {
+        let e = spec(&["--optimizer", "adagrad"]).unwrap_err();
+        assert!(e.to_string().starts_with("--optimizer"), "{e}");
+        let e = spec(&["--lr", "fast"]).unwrap_err();
+        assert!(e.to_string().contains("--lr"), "{e}");
+    }
+}
