@@ -14,7 +14,10 @@ read (bench/anchors/stopping runs all of them and prints the table).
   tpe: TPESampler(seed=s) (its defaults: 10 random start-up trials, 24 candidates), --tpe
     trials per seed on the categorical space of the recorded configurations, each trial a
     lookup of the recorded final test accuracy. Optuna may propose a configuration twice; a
-    repeat counts as a trial, as it would cost one.
+    repeat counts as a trial, as it would cost one. With --tpe-workers W > 1, W trials are in
+    flight at once (ask/tell; the oldest is told first, then one more asked), as W workers of
+    one study would have them: Optuna's TPE fits on the finished ones (its default, no
+    constant liar).
 
 Prints one JSON object per line: {"tool": ..., ...}.
 """
@@ -176,10 +179,14 @@ def optuna_tpe(results, experiment, args):
         lookup[point] = t["test_accuracy"]
     for seed in range(args.seeds):
         study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-        study.optimize(
-            lambda tr: lookup[tuple(tr.suggest_categorical(k, choices[k]) for k in keys)],
-            n_trials=args.tpe,
-        )
+        in_flight = []
+        for _ in range(args.tpe):
+            trial = study.ask()
+            in_flight.append((trial, lookup[tuple(trial.suggest_categorical(k, choices[k]) for k in keys)]))
+            if len(in_flight) >= args.tpe_workers:
+                study.tell(*in_flight.pop(0))
+        for told in in_flight:
+            study.tell(*told)
         distinct = len({tuple(t.params[k] for k in keys) for t in study.trials})
         print(
             json.dumps(
@@ -188,6 +195,7 @@ def optuna_tpe(results, experiment, args):
                     "seed": seed,
                     "space": len(lookup),
                     "tpe_trials": args.tpe,
+                    "workers": args.tpe_workers,
                     "tpe_best": study.best_value,
                     "distinct": distinct,
                 }
@@ -208,6 +216,7 @@ def main():
     p.add_argument("--time-scale", type=float, default=0.02)
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--tpe", type=int, default=48)
+    p.add_argument("--tpe-workers", type=int, default=1)
     p.add_argument("--tools", default="ray optuna tpe")
     args = p.parse_args()
     tools = args.tools.split()

@@ -7,9 +7,15 @@
 //! ```text
 //! loadgen --workers 1000 --trials 20000 --epochs 30 --json load.json
 //! ```
+//!
+//! With `--grid G --metrics-from R`, it runs the grid file G instead of a generated one, and
+//! its workers report the metrics a finished sweep recorded in R (`results.json`) for each
+//! leased trial's configuration: a sampler measured through the live coordinator on a real
+//! objective, without training (`bench/search/live`).
 
 mod coordinator;
 mod report;
+mod table;
 mod workers;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +30,8 @@ use tonic::transport::{Channel, Endpoint};
 
 use coordinator::{Coordinator, cpu_seconds, memory};
 use report::{CoordinatorFigures, Latencies, Report};
+use sweep_common::grid::Grid;
+use table::Table;
 use workers::{Shared, Stats};
 
 /// Drives a real coordinator with simulated workers and measures it.
@@ -79,6 +87,15 @@ struct Cli {
     /// log-uniform learning rate.
     #[arg(long, value_name = "METHOD")]
     sample: Option<Method>,
+    /// Run this grid file instead of a generated grid; its trials (a sampled experiment's
+    /// budget included) and epochs replace --trials and --epochs.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["trials", "epochs", "sample", "asha"])]
+    grid: Option<PathBuf>,
+    /// Report, for each leased trial, the metrics this finished sweep's results.json (or
+    /// .json.gz) recorded for its configuration (the same hyperparameters but the seed), instead
+    /// of made-up ones; a trial whose configuration it does not have ends the run with an error.
+    #[arg(long, value_name = "FILE")]
+    metrics_from: Option<PathBuf>,
     /// Also write the report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -209,6 +226,42 @@ fn grid(trials: u64, epochs: u32, asha: bool) -> String {
     text
 }
 
+/// Trials a grid will run: its expanded trials, and for a TPE experiment, whose trials past its
+/// first draws are proposed while the sweep runs, its whole budget (times the cells each
+/// configuration is crossed with).
+fn planned_trials(grid: &Grid) -> u64 {
+    grid.experiments
+        .iter()
+        .map(|e| {
+            let expanded = e.trials.len() as u64;
+            match &e.sample {
+                Some(s) if s.up_front() > 0 && s.up_front() < s.trials => {
+                    expanded / u64::from(s.up_front()) * u64::from(s.trials)
+                }
+                _ => expanded,
+            }
+        })
+        .sum()
+}
+
+/// `--grid`'s text, with --trials and --epochs set to what it runs.
+fn given_grid(cli: &mut Cli, path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --grid {}", path.display()))?;
+    let grid = Grid::from_file(path).map_err(|e| anyhow::anyhow!("--grid: {e}"))?;
+    if let Some(e) = grid.experiments.iter().find(|e| e.stopping.is_some()) {
+        bail!(
+            "--grid {}: experiment {} has [experiment.stopping], which the simulated workers \
+             do not follow with --grid (use --asha on a generated grid)",
+            path.display(),
+            e.name
+        );
+    }
+    cli.trials = planned_trials(&grid);
+    cli.epochs = grid.trials().map(|t| t.params.epochs).max().unwrap_or(0);
+    Ok(text)
+}
+
 /// The coordinator binary: `--coordinator-bin`, else `coordinator` beside this executable.
 fn coordinator_bin(cli: &Cli) -> anyhow::Result<PathBuf> {
     if let Some(path) = &cli.coordinator_bin {
@@ -240,15 +293,22 @@ struct Driven {
 async fn drive(cli: &Cli, coordinator: &mut Coordinator) -> anyhow::Result<Driven> {
     let channels = connect(coordinator.addr, cli.connections()).await?;
     let pid = coordinator.pid();
-    let shared = Arc::new(Shared::new(
-        cli.epoch_time,
-        cli.jitter,
-        cli.warmup,
-        cli.trials,
-        pid.clone(),
-        cli.asha,
-        cli.epochs_per_call,
-    ));
+    let table = match &cli.metrics_from {
+        Some(path) => Some(Table::read(path)?),
+        None => None,
+    };
+    let shared = Arc::new(
+        Shared::new(
+            cli.epoch_time,
+            cli.jitter,
+            cli.warmup,
+            cli.trials,
+            pid.clone(),
+            cli.asha,
+            cli.epochs_per_call,
+        )
+        .with_table(table),
+    );
     let cpu_before = cpu_seconds(&pid)?;
     let deadline = Instant::now() + cli.timeout;
     let mut workers = JoinSet::new();
@@ -269,6 +329,9 @@ async fn drive(cli: &Cli, coordinator: &mut Coordinator) -> anyhow::Result<Drive
                 Some(Err(e)) => bail!("a simulated worker failed: {e}"),
             },
             () = tokio::time::sleep(Duration::from_millis(200)) => {
+                if let Some(why) = shared.fatal() {
+                    bail!("--metrics-from: {why}");
+                }
                 // VmHWM only grows: the last reading before it exits is the peak.
                 peak_rss = memory(&pid, "VmHWM").unwrap_or(peak_rss).max(peak_rss);
                 if let Some(status) = coordinator.try_exited()? {
@@ -287,6 +350,9 @@ async fn drive(cli: &Cli, coordinator: &mut Coordinator) -> anyhow::Result<Drive
                 }
             }
         }
+    }
+    if let Some(why) = shared.fatal() {
+        bail!("--metrics-from: {why}");
     }
     peak_rss = memory(&pid, "VmHWM").unwrap_or(peak_rss).max(peak_rss);
     let cpu_after = match shared.cpu_at_end() {
@@ -342,13 +408,9 @@ fn work_dir(cli: &Cli) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
     Ok((temp.path().to_owned(), Some(temp)))
 }
 
-/// Writes the grid into `dir` and starts the coordinator on it, results under `out`.
-fn start_coordinator(cli: &Cli, dir: &Path, out: &Path) -> anyhow::Result<Coordinator> {
+/// Writes the grid `text` into `dir` and starts the coordinator on it, results under `out`.
+fn start_coordinator(cli: &Cli, text: &str, dir: &Path, out: &Path) -> anyhow::Result<Coordinator> {
     let grid_file = dir.join("grid.toml");
-    let text = match cli.sample {
-        Some(method) => sampled(cli.trials, cli.epochs, method, cli.asha),
-        None => grid(cli.trials, cli.epochs, cli.asha),
-    };
     std::fs::write(&grid_file, text)?;
     let duration = |d: Duration| format!("{}ms", d.as_millis());
     let mut command = Command::new(coordinator_bin(cli)?);
@@ -443,11 +505,17 @@ fn problems(
 }
 
 /// Runs the load; returns the report (whose `problems` say whether it passed).
-fn run(cli: &Cli) -> anyhow::Result<Report> {
+fn run(cli: &mut Cli) -> anyhow::Result<Report> {
     let loadgen_cpu_before = cpu_seconds("self")?;
+    let text = match (cli.grid.clone(), cli.sample) {
+        (Some(path), _) => given_grid(cli, &path)?,
+        (None, Some(method)) => sampled(cli.trials, cli.epochs, method, cli.asha),
+        (None, None) => grid(cli.trials, cli.epochs, cli.asha),
+    };
+    let cli = &*cli;
     let (dir, _temp) = work_dir(cli)?;
     let out = dir.join("out");
-    let mut coordinator = start_coordinator(cli, &dir, &out)?;
+    let mut coordinator = start_coordinator(cli, &text, &dir, &out)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.threads.into())
@@ -515,8 +583,8 @@ fn run(cli: &Cli) -> anyhow::Result<Report> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let report = match run(&cli) {
+    let mut cli = Cli::parse();
+    let report = match run(&mut cli) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("loadgen: error: {e:#}");
@@ -545,5 +613,38 @@ fn jitter(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(j) if (0.0..=1.0).contains(&j) => Ok(j),
         _ => Err(format!("{text:?} is not a fraction between 0 and 1")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(text: &str) -> u64 {
+        planned_trials(&Grid::parse(text, "test.toml").expect("a valid grid"))
+    }
+
+    #[test]
+    fn a_tpe_budget_counts_the_trials_proposed_while_the_sweep_runs() {
+        let head = "[sweep]\nname = \"s\"\n[[experiment]]\nname = \"e\"\n\
+                    dataset = \"fashion-mnist\"\n";
+        let sample = |method: &str, seeds: &str| {
+            format!(
+                "{head}[experiment.grid]\nseed = [{seeds}]\n[experiment.sample]\ntrials = 48\n\
+                 method = \"{method}\"\n[experiment.sample.space]\n\
+                 learning_rate = {{ loguniform = [0.0001, 0.1] }}\n"
+            )
+        };
+        // TPE draws 10 with the grid; the budget is 48 configurations, each crossed with the
+        // grid's seeds.
+        assert_eq!(planned(&sample("tpe", "1")), 48);
+        assert_eq!(planned(&sample("tpe", "1, 2")), 96);
+        assert_eq!(planned(&sample("random", "1, 2")), 96);
+        assert_eq!(
+            planned(&format!(
+                "{head}[experiment.grid]\nhidden_width = [8, 16, 32]\n"
+            )),
+            3
+        );
     }
 }

@@ -5,6 +5,10 @@
 //!
 //! Every call's latency goes into the shared [`Stats`]; every failed call is counted by RPC and
 //! status code (and the first few are printed), never ignored.
+//!
+//! With `--metrics-from`, a worker reports the metrics a finished sweep recorded for the leased
+//! trial's configuration ([`Table`]) instead of made-up ones; a trial the table does not have
+//! ends the run ([`Shared::fatal`]).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -19,6 +23,8 @@ use sweep_proto::{Bearer, Client};
 use tokio::sync::watch;
 use tonic::transport::Channel;
 use tonic::{Code, Response, Status};
+
+use crate::table::{Recorded, Table};
 
 /// Tries of a call that failed with an error that may pass (see [`sweep_proto::transient`]).
 const TRIES: u32 = 3;
@@ -128,6 +134,10 @@ pub struct Shared {
     pub asha: bool,
     /// Epochs sent in one ReportEpoch (--epochs-per-call), at most what the coordinator takes.
     pub epochs_per_call: u32,
+    /// --metrics-from: the recorded outcomes reported instead of made-up metrics.
+    pub table: Option<Table>,
+    /// Why the run cannot go on (a leased trial the table does not have), once one says so.
+    fatal: OnceLock<String>,
     stats: Mutex<Stats>,
     completed: AtomicU64,
     epoch_reports: AtomicU64,
@@ -154,6 +164,8 @@ impl Shared {
             coordinator_pid,
             asha,
             epochs_per_call,
+            table: None,
+            fatal: OnceLock::new(),
             stats: Mutex::new(Stats::new()),
             completed: AtomicU64::new(0),
             epoch_reports: AtomicU64::new(0),
@@ -161,6 +173,11 @@ impl Shared {
             cpu_at_end: OnceLock::new(),
             peak_rss_at_end: OnceLock::new(),
         }
+    }
+
+    /// Reports the metrics `table` recorded instead of made-up ones (--metrics-from).
+    pub fn with_table(self, table: Option<Table>) -> Shared {
+        Shared { table, ..self }
     }
 
     /// The statistics so far.
@@ -183,6 +200,11 @@ impl Shared {
     /// Trials whose Complete was acknowledged.
     pub fn completed(&self) -> u64 {
         self.completed.load(Ordering::Relaxed)
+    }
+
+    /// Why the run cannot go on, once a worker found out.
+    pub fn fatal(&self) -> Option<&str> {
+        self.fatal.get().map(String::as_str)
     }
 
     /// The coordinator's CPU seconds read right after the last trial was acknowledged.
@@ -435,6 +457,13 @@ impl Worker {
                 return;
             }
         };
+        let replayed = match self.replayed(&spec) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = self.shared.fatal.set(format!("trial {}: {e}", spec.name));
+                return;
+            }
+        };
         *self.held() = Held {
             lease: Some(lease.clone()),
             revoked: false,
@@ -449,7 +478,10 @@ impl Worker {
                     1.0 + self.shared.jitter * spread(&self.id, &spec.id.to_string(), epoch);
                 tokio::time::sleep(self.shared.epoch_time.mul_f64(factor)).await;
             }
-            epochs.push(metrics(&spec, epoch, epoch_started.elapsed()));
+            epochs.push(match replayed {
+                Some(r) => (&r.epochs[epoch as usize - 1]).into(),
+                None => metrics(&spec, epoch, epoch_started.elapsed()),
+            });
             if epochs.len() - sent < self.epochs_per_call && epoch < spec.params.epochs {
                 continue;
             }
@@ -458,7 +490,28 @@ impl Worker {
             }
             sent = epochs.len();
         }
-        self.complete(lease, &spec, epochs, started.elapsed()).await;
+        let result = match replayed {
+            Some(r) => recorded_result(r, epochs, started.elapsed()),
+            None => result(&spec, epochs, started.elapsed()),
+        };
+        self.complete(lease, result).await;
+    }
+
+    /// With --metrics-from, the recorded trial that `spec` replays (it has `spec`'s epochs).
+    fn replayed(&self, spec: &TrialSpec) -> Result<Option<&Recorded>, String> {
+        let Some(table) = &self.shared.table else {
+            return Ok(None);
+        };
+        let r = table.lookup(&spec.params)?;
+        if r.epochs.len() != spec.params.epochs as usize {
+            return Err(format!(
+                "the recorded trial {} has {} epochs, the leased one {}",
+                r.name,
+                r.epochs.len(),
+                spec.params.epochs
+            ));
+        }
+        Ok(Some(r))
     }
 
     /// Reports `batch` (one epoch in `metrics`, more in `batch`); false when the lease is over
@@ -517,21 +570,12 @@ impl Worker {
         }
     }
 
-    /// Completes the trial `spec` of `lease` with the `epochs` trained in `took`, unless the
-    /// lease was revoked meanwhile.
-    async fn complete(
-        &self,
-        lease: v1::LeaseRef,
-        spec: &TrialSpec,
-        epochs: Vec<v1::EpochMetrics>,
-        took: Duration,
-    ) {
+    /// Completes the trial of `lease` with `result`, unless the lease was revoked meanwhile.
+    async fn complete(&self, lease: v1::LeaseRef, result: v1::TrialResult) {
         let request = v1::CompleteRequest {
             worker_id: self.id.clone(),
             lease: Some(lease),
-            outcome: Some(complete_request::Outcome::Result(result(
-                spec, epochs, took,
-            ))),
+            outcome: Some(complete_request::Outcome::Result(result)),
         };
         if !self.still_held() {
             return;
@@ -651,6 +695,19 @@ fn result(spec: &TrialSpec, epochs: Vec<v1::EpochMetrics>, took: Duration) -> v1
         test_confusion: Some((&test).into()),
         train_seconds: took.as_secs_f64(),
         dataset_images: images as u64,
+    }
+}
+
+/// The result `r` recorded, with the `epochs` reported (its own) and the time this run took.
+fn recorded_result(r: &Recorded, epochs: Vec<v1::EpochMetrics>, took: Duration) -> v1::TrialResult {
+    v1::TrialResult {
+        epochs,
+        train_accuracy: r.train_accuracy,
+        test_accuracy: r.test_accuracy,
+        train_confusion: Some((&r.train_confusion).into()),
+        test_confusion: Some((&r.test_confusion).into()),
+        train_seconds: took.as_secs_f64(),
+        dataset_images: r.dataset_images,
     }
 }
 

@@ -22,12 +22,14 @@ use sweep_common::results::Results;
 use sweep_common::search::sample::{self, Observation, PointKey, Sampler};
 use sweep_common::search::{Distribution, Method, Objective, SampleSpec};
 
-/// The hyperparameters the space varies, in the order TPE sees them.
+/// The hyperparameters the space varies, in the order TPE sees them: axis order, the order a
+/// grid file's `[experiment.sample.space]` gives them, so that with one worker the coordinator
+/// proposes what this replay does (`bench/search/live.py` runs it through the coordinator).
 const KEYS: [Param; 4] = [
-    Param::LearningRate,
-    Param::HiddenWidth,
-    Param::HiddenLayers,
     Param::Activation,
+    Param::HiddenLayers,
+    Param::HiddenWidth,
+    Param::LearningRate,
 ];
 
 struct Args {
