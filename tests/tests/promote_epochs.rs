@@ -133,9 +133,11 @@ fn a_promoted_trial_continues_to_more_epochs_across_a_restart_exactly() {
     let out = c.operator(&["promote", "--trial", "step", "--epochs", "4"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "promoted 1 trials to 4 epochs");
+    // Queued again to continue: not promoted twice before it trains.
     refused(
-        &["promote", "--trial", "step", "--epochs", "3"],
-        "it trains 4 epochs already",
+        &["promote", "--trial", "step", "--epochs", "5"],
+        "cannot promote trial \"step\" to 5 epochs: only a stopped or succeeded trial is \
+         promoted, and the trial is pending",
     );
 
     // Stopped before it trains, and started again with the same grid (which says 2 epochs):
