@@ -176,7 +176,9 @@ fn open_state(
     let recorded = loaded.trials.len();
     // Operators' promotions to more epochs hold before the grid meets what was recorded.
     let raised = lineage::apply_promotions(
-        grid.experiments.iter_mut().flat_map(|e| e.trials.iter_mut()),
+        grid.experiments
+            .iter_mut()
+            .flat_map(|e| e.trials.iter_mut()),
         &loaded.promotions,
     );
     if raised > 0 {

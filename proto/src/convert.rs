@@ -272,9 +272,7 @@ impl TryFrom<&v1::PromoteRequest> for Promote {
             n if !experiments.is_empty() => {
                 return Err(invalid(
                     "epochs",
-                    format!(
-                        "{n} epochs are given to trials by name (--trial), not to experiments"
-                    ),
+                    format!("{n} epochs are given to trials by name (--trial), not to experiments"),
                 ));
             }
             n => {
@@ -961,7 +959,10 @@ mod tests {
         };
         let p = Promote::try_from(&request(&["t"], &[], 4)).unwrap();
         assert_eq!(p.epochs, Some(4));
-        assert_eq!(Promote::try_from(&request(&["t"], &[], 0)).unwrap().epochs, None);
+        assert_eq!(
+            Promote::try_from(&request(&["t"], &[], 0)).unwrap().epochs,
+            None
+        );
         let too_many = Promote::try_from(&request(&["t"], &[], 100_001)).unwrap_err();
         assert_eq!(
             too_many.to_string(),

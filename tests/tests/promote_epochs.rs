@@ -154,10 +154,20 @@ fn a_promoted_trial_continues_to_more_epochs_across_a_restart_exactly() {
 
     let (attempts, curve, weights, promoted) = outcome(&sweep);
     assert_eq!(promoted, Some(4), "results.json says it was promoted");
-    assert_eq!(attempts, 2, "the 2-epoch attempt, then the one that resumed it");
+    assert_eq!(
+        attempts, 2,
+        "the 2-epoch attempt, then the one that resumed it"
+    );
     assert_eq!(curve, fresh_curve, "the promoted trial's whole curve");
-    assert_eq!(curve[..2], short.1[..], "its first epochs are the short run's");
-    assert!(weights == fresh_weights, "the promoted trial's weights differ");
+    assert_eq!(
+        curve[..2],
+        short.1[..],
+        "its first epochs are the short run's"
+    );
+    assert!(
+        weights == fresh_weights,
+        "the promoted trial's weights differ"
+    );
     // Nothing computed is lost: the 2-epoch run's final weights are kept aside.
     let aside: Vec<_> = std::fs::read_dir(sweep.out().join("models"))
         .expect("models")

@@ -30,8 +30,8 @@ mod stopping;
 mod types;
 
 pub use archive::KeepCurves;
-pub use more_epochs::MoreEpochs;
 pub use budget::{Budget, REASON_PREFIX as BUDGET_REASON_PREFIX, stopped_by_budget};
+pub use more_epochs::MoreEpochs;
 pub use reports::Reported;
 pub use retry::RetrySelector;
 pub use scheduler::Scheduler;

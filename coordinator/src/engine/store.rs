@@ -423,9 +423,10 @@ impl Store {
                     if let Err(e) = spec {
                         return Err(corrupt(*to, &format!("the spec does not encode: {e}")));
                     }
-                    let n = nums.get(from).copied().ok_or_else(|| {
-                        corrupt(*from, "a trial renamed that is not in the grid")
-                    })?;
+                    let n = nums
+                        .get(from)
+                        .copied()
+                        .ok_or_else(|| corrupt(*from, "a trial renamed that is not in the grid"))?;
                     op.apply(&tx, n).map_err(sqlite)?;
                     nums.remove(from);
                     nums.insert(*to, n);

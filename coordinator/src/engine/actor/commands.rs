@@ -206,7 +206,9 @@ impl Owner {
                 refuse("its curve is in the state database, which cannot be read".to_owned())
             })?;
             let curve = reader.curve(id).map_err(|e| {
-                refuse(format!("its curve cannot be read from the state database: {e}"))
+                refuse(format!(
+                    "its curve cannot be read from the state database: {e}"
+                ))
             })?;
             curves.insert(id, curve);
         }

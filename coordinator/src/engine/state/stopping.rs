@@ -335,7 +335,12 @@ impl Scheduler {
     pub(super) fn seeds_of(&self, i: usize) -> Option<&[usize]> {
         let (e, c) = self.stopping_key(i)?;
         let c = usize::try_from(c).ok()?;
-        self.stopping.rules.get(e)?.configs.get(c).map(Vec::as_slice)
+        self.stopping
+            .rules
+            .get(e)?
+            .configs
+            .get(c)
+            .map(Vec::as_slice)
     }
 
     /// Trial `i`'s rule (its index) and configuration (its index in the rule), when its

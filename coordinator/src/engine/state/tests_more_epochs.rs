@@ -130,10 +130,7 @@ fn promotions_that_cannot_continue_exactly_are_refused_and_change_nothing() {
     let (cosine, a) = by_name("cosine_1");
     succeed(&mut s, w, &cosine, a, 3);
 
-    assert_eq!(
-        refused(&mut s, "nope", 6),
-        "no trial has this name or id"
-    );
+    assert_eq!(refused(&mut s, "nope", 6), "no trial has this name or id");
     let why = refused(&mut s, "cosine_1", 6);
     assert!(why.contains("spans the whole run"), "{why}");
     let why = refused(&mut s, "constant_1", 4);
@@ -202,7 +199,11 @@ fn a_stopped_configuration_is_promoted_whole_and_not_stopped_again_below_its_epo
     // 0.001 reaches the first rung first: its quota is 0, so it stops (both seeds; the
     // second stops before it can checkpoint); 0.002 ranks first there and goes on.
     for (spec, attempt) in &leased {
-        let value = if spec.params.learning_rate == 0.001 { 50.0 } else { 60.0 };
+        let value = if spec.params.learning_rate == 0.001 {
+            50.0
+        } else {
+            60.0
+        };
         report(&mut s, w, (spec.id, *attempt), 1, value);
         let _ = s.record_checkpoint(w, spec.id, checkpoint(1, *attempt), now);
     }
@@ -248,9 +249,11 @@ fn a_stopped_configuration_is_promoted_whole_and_not_stopped_again_below_its_epo
     }
     let rule = &s.stopping().rules[0];
     assert!(
-        rule.journal
-            .iter()
-            .any(|d| d.epoch == 2 && matches!(d.action, sweep_common::search::stopping::Action::Stop { .. })),
+        rule.journal.iter().any(|d| d.epoch == 2
+            && matches!(
+                d.action,
+                sweep_common::search::stopping::Action::Stop { .. }
+            )),
         "{:?}",
         rule.journal
     );

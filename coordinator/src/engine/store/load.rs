@@ -61,7 +61,10 @@ impl Store {
         for row in rows {
             let (lineage, epochs) = row.map_err(|e| self.sqlite(e))?;
             let id = lineage.parse().map_err(|_| {
-                self.corrupt(&lineage, "a promotion's lineage id does not decode".to_owned())
+                self.corrupt(
+                    &lineage,
+                    "a promotion's lineage id does not decode".to_owned(),
+                )
             })?;
             out.insert(id, epochs);
         }

@@ -37,7 +37,8 @@ impl Writes {
             .collect();
         for change in changes {
             if let Change::Renamed { from, to } = *change {
-                w.ops.extend(rename(scheduler, from, to, current(&renamed, to)));
+                w.ops
+                    .extend(rename(scheduler, from, to, current(&renamed, to)));
             }
         }
         for change in changes {
