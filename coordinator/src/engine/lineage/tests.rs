@@ -211,6 +211,6 @@ fn promotions_raise_the_longest_trial_of_their_lineage() {
     let (raised, specs) = apply(vec![spec(4, "constant")]);
     assert_eq!((raised, &specs[..]), (0, &[spec(4, "constant")][..]));
     let none = HashMap::new();
-    let mut specs = vec![spec(4, "step")];
+    let mut specs = [spec(4, "step")];
     assert_eq!(apply_promotions(specs.iter_mut(), &none), 0);
 }

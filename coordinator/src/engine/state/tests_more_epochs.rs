@@ -63,7 +63,9 @@ fn a_succeeded_trial_continues_from_its_checkpoint_under_its_new_id() {
     succeed(&mut s, w, &spec, attempt, 3);
     s.take_changes();
 
-    let plan = s.check_more_epochs(&[spec.name.clone()], 6).unwrap();
+    let plan = s
+        .check_more_epochs(std::slice::from_ref(&spec.name), 6)
+        .unwrap();
     let (effects, ids) = s.more_epochs(plan, HashMap::new());
     let mut grown = spec.clone();
     grown.params.epochs = 6;

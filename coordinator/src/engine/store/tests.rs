@@ -921,7 +921,9 @@ fn a_promoted_trial_is_renamed_and_its_promotion_recorded() {
         .unwrap();
     commit(&mut store, &mut s);
 
-    let plan = s.check_more_epochs(&[spec.name.clone()], 5).unwrap();
+    let plan = s
+        .check_more_epochs(std::slice::from_ref(&spec.name), 5)
+        .unwrap();
     let (_, ids) = s.more_epochs(plan, std::collections::HashMap::new());
     let new = ids[0];
     let LeaseOutcome::Assigned {
