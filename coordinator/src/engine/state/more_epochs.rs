@@ -145,6 +145,16 @@ impl Scheduler {
         }
         for &i in &chosen {
             let t = &self.trials[i];
+            // A restart rebuilds its trials from their configurations with the grid file's
+            // epochs (`search::restore_proposals`), which would lose the promotion.
+            if self.proposes_for(&t.spec.experiment) {
+                return Err(refuse(
+                    &t.spec.name,
+                    "its experiment proposes its configurations at run time (sample method \
+                     tpe), and they train the grid file's epochs"
+                        .to_owned(),
+                ));
+            }
             if let Some(reason) = refusal(t, epochs) {
                 return Err(refuse(&t.spec.name, reason));
             }

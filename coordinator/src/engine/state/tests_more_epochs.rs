@@ -146,6 +146,30 @@ fn promotions_that_cannot_continue_exactly_are_refused_and_change_nothing() {
     assert!(s.check_more_epochs(&["constant_1".into()], 6).is_ok());
 }
 
+/// A `tpe` experiment's trials are made again from their configurations, with the grid file's
+/// epochs, at a restart: they are not promoted.
+#[test]
+fn a_trial_of_a_tpe_experiment_is_not_promoted() {
+    let g = Grid::parse(
+        "[sweep]\nname='s'\nseed=3\n[[experiment]]\nname='e'\ndataset='fashion-mnist'\n\
+         checkpoint_every=1\n[experiment.fixed]\nepochs=2\n[experiment.sample]\ntrials=3\n\
+         method='tpe'\n[experiment.sample.space]\nlearning_rate={ loguniform=[0.0001, 0.1] }\n",
+        "t.toml",
+    )
+    .unwrap();
+    let mut s = Scheduler::new(g.trials().cloned(), config());
+    s.set_search(super::search::searches_of(&g));
+    let now = Instant::now();
+    let w = worker(&mut s, now, 1);
+    let (spec, attempt) = assigned(s.lease(w, now).unwrap());
+    succeed(&mut s, w, &spec, attempt, 1);
+    let why = refused(&mut s, &spec.name, 4);
+    assert!(
+        why.contains("proposes its configurations at run time"),
+        "{why}"
+    );
+}
+
 #[test]
 fn a_trial_of_a_grid_with_an_epochs_axis_is_not_promoted() {
     let specs = parse(
