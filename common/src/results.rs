@@ -194,6 +194,10 @@ pub struct Trial<'a> {
     /// Where and why the stopping rule stopped it, when it is stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<Stopped<'a>>,
+    /// The epochs an operator promoted it to (`coordinator promote --epochs`), when one did:
+    /// it trains at least these, whatever the grid file gives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_epochs: Option<u32>,
 }
 
 /// How a stopped trial's reason starts when `[sweep] max_hours` stopped it before it ran (the

@@ -176,6 +176,7 @@ impl From<Error> for Status {
                 StateError::InvalidReport { .. } => Code::InvalidArgument,
                 StateError::NoCheckpoint { .. } => Code::NotFound,
                 StateError::SweepFinished => Code::FailedPrecondition,
+                StateError::CannotPromote { .. } => Code::FailedPrecondition,
             },
             // The worker ends its attempt as CHECKPOINT_UNUSABLE on this code.
             Error::CheckpointDamaged { .. } => {

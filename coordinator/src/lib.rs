@@ -174,6 +174,19 @@ fn open_state(
     store.claim(&grid.name)?;
     let mut loaded = store.load(&state::KeepCurves::of(grid))?;
     let recorded = loaded.trials.len();
+    // Operators' promotions to more epochs hold before the grid meets what was recorded.
+    let raised = lineage::apply_promotions(
+        grid.experiments
+            .iter_mut()
+            .flat_map(|e| e.trials.iter_mut()),
+        &loaded.promotions,
+    );
+    if raised > 0 {
+        info!(
+            trials = raised,
+            "trials an operator promoted to more epochs than the grid file gives keep them"
+        );
+    }
     let (mut trials, unrecorded) = merge_recorded(grid, &mut loaded.trials, recorded > 0);
     // Trials asking for more epochs than recorded ones continue them (`lineage`).
     let adopted = startup::adopt_grown(
@@ -197,6 +210,7 @@ fn open_state(
     let grace = options.heartbeat_interval * 3;
     let mut scheduler =
         state::Scheduler::restore(trials, loaded.workers, config, grace, Instant::now());
+    scheduler.set_promotions(loaded.promotions);
     configure(&mut scheduler, grid, &loaded.decisions);
     if options.retry_failed {
         retry_failed(&mut store, &mut scheduler)?;

@@ -288,15 +288,21 @@ enum Command {
     },
     /// Resumes trials of a running sweep that early stopping stopped, from their checkpoints,
     /// with every seed of their configuration; the stopping rule judges them again at the
-    /// rungs above.
+    /// rungs above. With --epochs N, the trials named (stopped, or succeeded with their latest
+    /// checkpoint kept) continue up to N epochs: a decision kept across restarts, and no
+    /// stopping rule stops them below N.
     #[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["trial", "experiment"])))]
     Promote {
         /// A stopped trial to resume, by name or id (repeatable).
         #[arg(long, value_name = "TRIAL")]
         trial: Vec<String>,
         /// Resume every stopped trial of this experiment (repeatable).
-        #[arg(long, value_name = "EXPERIMENT")]
+        #[arg(long, value_name = "EXPERIMENT", conflicts_with = "epochs")]
         experiment: Vec<String>,
+        /// Train the trials named up to N epochs (more than they have), continuing from their
+        /// latest checkpoint; only for lr_schedule constant or step, not program trials.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        epochs: Option<u32>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -803,6 +809,7 @@ fn retry(request: sweep_proto::v1::RetryRequest, client: &ClientArgs) -> Exit {
 fn promote(request: sweep_proto::v1::PromoteRequest, client: &ClientArgs) -> Exit {
     let addr = client.addr.as_str();
     let checked = sweep_proto::Promote::try_from(&request).map(drop);
+    let request_epochs = request.epochs;
     naming_command(checked, client, |runtime, access| {
         let r = runtime.block_on(sweep_coordinator::status::client::promote(
             addr, request, &access,
@@ -813,7 +820,11 @@ fn promote(request: sweep_proto::v1::PromoteRequest, client: &ClientArgs) -> Exi
                 .into_iter()
                 .map(|n| format!("{n} (not stopped)")),
         );
-        Ok((format!("promoted {} stopped trials", r.promoted), unknown))
+        let done = match request_epochs {
+            0 => format!("promoted {} stopped trials", r.promoted),
+            n => format!("promoted {} trials to {n} epochs", r.promoted),
+        };
+        Ok((done, unknown))
     })
 }
 
@@ -950,11 +961,14 @@ fn subcommand(command: &Command) -> Exit {
         Command::Promote {
             trial,
             experiment,
+            epochs,
             client,
         } => {
             let request = sweep_proto::v1::PromoteRequest {
                 trials: trial.clone(),
                 experiments: experiment.clone(),
+                // 0 means none on the wire; clap refuses it on the command line.
+                epochs: epochs.unwrap_or(0),
             };
             promote(request, client)
         }

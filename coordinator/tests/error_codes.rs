@@ -56,6 +56,10 @@ fn expected(e: &Error) -> (Code, &'static str) {
                 Code::FailedPrecondition,
                 "retry_after_the_sweep_finished_is_refused",
             ),
+            StateError::CannotPromote { .. } => (
+                Code::FailedPrecondition,
+                "a_promotion_to_more_epochs_that_cannot_be_done_is_refused",
+            ),
         },
         Error::Decode(_) => (Code::InvalidArgument, "caller_errors"),
         Error::ProtocolVersion(_) => (Code::InvalidArgument, "caller_errors"),
@@ -577,4 +581,57 @@ async fn errors_no_call_can_provoke() {
         });
         assert_eq!(status.code(), code);
     }
+}
+
+/// `coordinator promote --epochs`: a trial that cannot continue to more epochs is refused with
+/// the trial, the epochs and why (here: unknown, not more epochs, no checkpoint kept), and
+/// nothing changes; epochs outside the table's range do not decode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promotion_to_more_epochs_that_cannot_be_done_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = TestCoordinator::start(dir.path()).await;
+    let mut w = c.worker("w", 1).await;
+    let (spec, attempt) = w.lease_trial().await;
+    w.train(&spec, attempt, &[40.0, 50.0, 60.0]).await;
+    let mut operator = c.operator().await;
+    let mut promote = async |trial: &str, epochs: u32| {
+        operator
+            .promote(v1::PromoteRequest {
+                trials: vec![trial.to_owned()],
+                epochs,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err()
+    };
+    let refusal = |trial: &str, epochs: u32, reason: &str| {
+        Error::State(StateError::CannotPromote {
+            trial: trial.to_owned(),
+            epochs,
+            reason: reason.to_owned(),
+        })
+    };
+    let status = promote("nope", 6).await;
+    assert_refused(&status, refusal("nope", 6, "no trial has this name or id"));
+    let status = promote(&spec.name, 3).await;
+    assert_refused(
+        &status,
+        refusal(
+            &spec.name,
+            3,
+            "it trains 3 epochs already; --epochs must be more than 3",
+        ),
+    );
+    let status = promote(&spec.name, 6).await;
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status.message().contains("without keeping a checkpoint"),
+        "{status:?}"
+    );
+    let status = promote(&spec.name, 100_001).await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    // Nothing changed: the next trial is a new one, and the trained one is as it was.
+    let (next, _) = w.lease_trial().await;
+    assert_ne!(next.name, spec.name);
+    c.stop().await.unwrap();
 }

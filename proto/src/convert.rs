@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use sweep_common::dataset::{OwnData, OwnFacts};
-use sweep_common::grid::{ParamError, Raw, Value};
+use sweep_common::grid::{Param, ParamError, Raw, Value};
 use sweep_common::program::{ProgramSpec, ProgramValue};
 use sweep_common::text;
 use sweep_common::{
@@ -254,6 +254,9 @@ pub struct Promote {
     pub trials: Vec<String>,
     /// Every stopped trial of these experiments.
     pub experiments: Vec<String>,
+    /// More epochs for the trials named (`--epochs`), checked against the table's row of
+    /// `epochs`; `None`: their own.
+    pub epochs: Option<u32>,
 }
 
 impl TryFrom<&v1::PromoteRequest> for Promote {
@@ -264,9 +267,25 @@ impl TryFrom<&v1::PromoteRequest> for Promote {
         if trials.is_empty() && experiments.is_empty() {
             return Err(invalid("trials", "name trials or experiments"));
         }
+        let epochs = match r.epochs {
+            0 => None,
+            n if !experiments.is_empty() => {
+                return Err(invalid(
+                    "epochs",
+                    format!("{n} epochs are given to trials by name (--trial), not to experiments"),
+                ));
+            }
+            n => {
+                Param::Epochs
+                    .check_int(u64::from(n))
+                    .map_err(|m| invalid("epochs", m))?;
+                Some(n)
+            }
+        };
         Ok(Promote {
             trials,
             experiments,
+            epochs,
         })
     }
 }
@@ -929,6 +948,31 @@ mod tests {
             bad.params[0].value = Some(v1::hyper_param::Value::Choice("gelu".into()));
             assert!(TrialSpec::try_from(&bad).is_err());
         }
+    }
+
+    #[test]
+    fn promote_epochs_are_checked_against_the_table_and_need_trials() {
+        let request = |trials: &[&str], experiments: &[&str], epochs| v1::PromoteRequest {
+            trials: trials.iter().map(|s| (*s).to_owned()).collect(),
+            experiments: experiments.iter().map(|s| (*s).to_owned()).collect(),
+            epochs,
+        };
+        let p = Promote::try_from(&request(&["t"], &[], 4)).unwrap();
+        assert_eq!(p.epochs, Some(4));
+        assert_eq!(
+            Promote::try_from(&request(&["t"], &[], 0)).unwrap().epochs,
+            None
+        );
+        let too_many = Promote::try_from(&request(&["t"], &[], 100_001)).unwrap_err();
+        assert_eq!(
+            too_many.to_string(),
+            "invalid field epochs: must be an integer from 1 to 100000, got 100001"
+        );
+        let of_experiment = Promote::try_from(&request(&[], &["e"], 4)).unwrap_err();
+        assert!(
+            of_experiment.to_string().contains("not to experiments"),
+            "{of_experiment}"
+        );
     }
 
     /// Gives fixed facts for any `.npz` the grid names.

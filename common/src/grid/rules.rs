@@ -131,6 +131,14 @@ pub(super) fn check(def: &ParamDef, raw: Raw<'_>) -> Result<Value, String> {
     }
 }
 
+impl Param {
+    /// Checks one value of this hyperparameter given as an integer (a command line's
+    /// `--epochs`) against its row: the value, or what is wrong and what is allowed.
+    pub fn check_int(self, n: u64) -> Result<Value, String> {
+        check(self.def(), Raw::Int(i128::from(n)))
+    }
+}
+
 impl HyperParams {
     /// Hyperparameters given by key (as the wire gives them), each checked against its row:
     /// every key known and given once with a value; every hyperparameter given, but those that

@@ -129,6 +129,50 @@ pub fn grow(mut old: Trial, new: TrialSpec) -> (Trial, u32) {
     (old, kept)
 }
 
+/// Applies the operators' promotions to more epochs (`coordinator promote --epochs`, per
+/// lineage id the epochs) to the grid's trials `specs`: per promoted lineage, its trial with
+/// the most epochs trains max(its epochs, the promotion's), under the id of that content. So a
+/// restart with the same grid, or one asking for fewer epochs, keeps the promotion (the trial
+/// is the recorded one, by id), and one asking for more grows it further (`verdict`). Returns
+/// how many trials it gave more epochs.
+pub fn apply_promotions<'a>(
+    specs: impl Iterator<Item = &'a mut TrialSpec>,
+    promotions: &HashMap<TrialId, u32>,
+) -> usize {
+    if promotions.is_empty() {
+        return 0;
+    }
+    let mut specs: Vec<&mut TrialSpec> = specs.collect();
+    // Per promoted lineage, its longest trial (the first of those in grid order).
+    let mut longest: HashMap<TrialId, usize> = HashMap::new();
+    for (k, spec) in specs.iter().enumerate() {
+        let Some(lineage) = spec.lineage_id().filter(|l| promotions.contains_key(l)) else {
+            continue;
+        };
+        let epochs = spec.params.epochs;
+        longest
+            .entry(lineage)
+            .and_modify(|best| {
+                if specs[*best].params.epochs < epochs {
+                    *best = k;
+                }
+            })
+            .or_insert(k);
+    }
+    let mut raised = 0;
+    for (lineage, k) in longest {
+        let spec = &mut specs[k];
+        if let Some(&epochs) = promotions.get(&lineage)
+            && spec.params.epochs < epochs
+        {
+            spec.params.epochs = epochs;
+            spec.id = spec.content_id();
+            raised += 1;
+        }
+    }
+    raised
+}
+
 fn state_word(s: &TrialState) -> &'static str {
     match s {
         TrialState::Pending { .. } => "pending",

@@ -50,7 +50,7 @@ pub(crate) fn lock_folders(options: &Options) -> Result<Vec<lock::DirLock>, Erro
 /// trained is lost, and no two trials point at one file.
 /// Moves the final weights `file` of the trial `id` aside in `out`, to `NAME.SHORTID.safetensors`,
 /// and returns that name.
-fn move_weights_aside(out: &Path, file: &str, id: &TrialId) -> Result<String, Error> {
+pub(crate) fn move_weights_aside(out: &Path, file: &str, id: &TrialId) -> Result<String, Error> {
     let stem = file.strip_suffix(".safetensors").unwrap_or(file);
     let aside = format!("{stem}.{}.safetensors", id.short());
     std::fs::rename(out.join(file), out.join(&aside)).map_err(|source| Error::NotWritable {

@@ -20,6 +20,7 @@
 mod archive;
 mod budget;
 mod failures;
+mod more_epochs;
 mod queue;
 mod reports;
 mod retry;
@@ -30,6 +31,7 @@ mod types;
 
 pub use archive::KeepCurves;
 pub use budget::{Budget, REASON_PREFIX as BUDGET_REASON_PREFIX, stopped_by_budget};
+pub use more_epochs::MoreEpochs;
 pub use reports::Reported;
 pub use retry::RetrySelector;
 pub use scheduler::Scheduler;
@@ -51,6 +53,8 @@ mod tests_batch;
 mod tests_budget;
 #[cfg(test)]
 mod tests_failures;
+#[cfg(test)]
+mod tests_more_epochs;
 #[cfg(test)]
 mod tests_search;
 #[cfg(test)]

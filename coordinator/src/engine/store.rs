@@ -111,6 +111,8 @@ pub struct Loaded {
     pub decisions: Vec<crate::state::Judged>,
     /// Every recorded trial's id, in the order of its recorded position.
     pub order: Vec<TrialId>,
+    /// Operators' promotions to more epochs: per lineage id, the epochs.
+    pub promotions: HashMap<TrialId, u32>,
 }
 
 /// A recorded trial's row that a trial of the grid adopts (see [`Store::record_grid_adopting`]).
@@ -414,8 +416,23 @@ impl Store {
         };
         let tx = self.conn.transaction().map_err(sqlite)?;
         let mut added = Vec::new();
+        let mut renamed = Vec::new();
         for w in batches {
             for op in &w.ops {
+                if let Op::Rename { from, to, spec, .. } = op {
+                    if let Err(e) = spec {
+                        return Err(corrupt(*to, &format!("the spec does not encode: {e}")));
+                    }
+                    let n = nums
+                        .get(from)
+                        .copied()
+                        .ok_or_else(|| corrupt(*from, "a trial renamed that is not in the grid"))?;
+                    op.apply(&tx, n).map_err(sqlite)?;
+                    nums.remove(from);
+                    nums.insert(*to, n);
+                    renamed.push((*from, *to, n));
+                    continue;
+                }
                 if let Op::NewTrial { id, spec, .. } = op {
                     if let Err(e) = spec {
                         return Err(corrupt(*id, &format!("the spec does not encode: {e}")));
@@ -435,7 +452,7 @@ impl Store {
                     Op::Epoch { trial, .. }
                     | Op::Supersede { trial, .. }
                     | Op::Decision { config: trial, .. } => num(*trial)?,
-                    Op::Worker { .. } | Op::NewTrial { .. } => 0,
+                    Op::Worker { .. } | Op::NewTrial { .. } | Op::Rename { .. } => 0,
                 };
                 op.apply(&tx, trial).map_err(sqlite)?;
             }
@@ -448,9 +465,13 @@ impl Store {
         }
         let committed = tx.commit().map_err(sqlite);
         if committed.is_err() {
-            // Rows that were not committed have no number.
+            // Rows that were not committed have no number, nor renamed ones their new id.
             for id in added {
                 nums.remove(&id);
+            }
+            for (from, to, n) in renamed.into_iter().rev() {
+                nums.remove(&to);
+                nums.insert(from, n);
             }
         }
         committed

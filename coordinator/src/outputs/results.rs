@@ -165,6 +165,7 @@ fn record<'a>(s: &Scheduler, t: &'a Trial, out: &Path, stored: Option<Stored>) -
         failure,
         failed_attempts: Cow::from(t.failures.as_slice()),
         stopped,
+        promoted_epochs: s.promoted_epochs(&t.spec),
     }
 }
 

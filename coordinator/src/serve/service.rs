@@ -312,11 +312,15 @@ impl sweep_proto::SweepService for Service {
         request: Request<v1::PromoteRequest>,
     ) -> Result<Response<v1::PromoteResponse>, Status> {
         let r = sweep_proto::Promote::try_from(request.get_ref()).map_err(Error::from)?;
-        let promoted = self.handle.promote(r.trials, r.experiments).await?;
+        let promoted = self
+            .handle
+            .promote(r.trials, r.experiments, r.epochs)
+            .await?;
         Ok(Response::new(v1::PromoteResponse {
             promoted: u32::try_from(promoted.trials.len()).unwrap_or(u32::MAX),
             unknown: promoted.unknown,
             not_stopped: promoted.not_stopped,
+            epochs: r.epochs.unwrap_or(0),
         }))
     }
 

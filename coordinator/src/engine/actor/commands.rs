@@ -1,6 +1,7 @@
 //! What the state owner does with each command: the transition, its log line, and the answer
 //! (held back until committed when it acknowledges a write).
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use sweep_common::{EpochMetrics, TrialId, WorkerId};
@@ -12,8 +13,8 @@ use super::handle::{Progress, Reply, StatusReply, Stop};
 use super::owner::Owner;
 use super::writer::{Deferred, defer};
 use crate::state::{
-    CancelSelector, Checkpoint, Effect, FailureKind, LeaseKey, LeaseOutcome, Outcome, Promoted,
-    Reported, RetrySelector, Scheduler, StateError, TrialState,
+    CancelSelector, Checkpoint, Effect, FailureKind, LeaseKey, LeaseOutcome, MoreEpochs, Outcome,
+    Promoted, Reported, RetrySelector, Scheduler, StateError, TrialState,
 };
 use crate::status::{self, Clock, View};
 
@@ -76,7 +77,14 @@ impl Owner {
             }
             Command::Promote {
                 trials,
+                epochs: Some(epochs),
+                reply,
+                ..
+            } => return self.promote_epochs(&trials, epochs, reply, changed, replies),
+            Command::Promote {
+                trials,
                 experiments,
+                epochs: None,
                 reply,
             } => return promote(s, &trials, &experiments, reply, changed, replies),
             Command::Status { view, reply } => {
@@ -127,6 +135,109 @@ impl Owner {
         } else {
             let _ = reply.send(outcome);
         }
+    }
+
+    /// Promotes the trials named to `epochs` epochs (`coordinator promote --epochs`), all or
+    /// none: checked by the state machine, the archived ones' curves read back from the
+    /// database and the succeeded ones' final weights moved aside (the longer runs write those
+    /// files) before anything changes; the status totals are made again (trials' epochs
+    /// changed).
+    fn promote_epochs(
+        &mut self,
+        trials: &[String],
+        epochs: u32,
+        reply: Reply<Promoted>,
+        changed: &mut bool,
+        replies: &mut Vec<Deferred>,
+    ) -> Vec<Effect> {
+        let plan = self.scheduler.check_more_epochs(trials, epochs);
+        let ready = plan.and_then(|plan| {
+            let curves = self.archived_curves(&plan)?;
+            self.move_weights_aside(&plan)?;
+            Ok((plan, curves))
+        });
+        let (plan, curves) = match ready {
+            Ok(ready) => ready,
+            Err(e) => {
+                warn!(error = %e, "promotion to more epochs refused");
+                let _ = reply.send(Err(e));
+                return Vec::new();
+            }
+        };
+        let (effects, ids) = self.scheduler.more_epochs(plan, curves);
+        self.index.rebuild(&self.scheduler);
+        let names: Vec<&str> = ids
+            .iter()
+            .filter_map(|&id| self.scheduler.trial(id))
+            .map(|t| t.spec.name.as_str())
+            .collect();
+        info!(
+            trials = %names.join(", "),
+            epochs,
+            "trials promoted to more epochs by an operator: they continue from their checkpoints"
+        );
+        *changed = true;
+        let promoted = Promoted {
+            trials: ids,
+            unknown: Vec::new(),
+            not_stopped: Vec::new(),
+        };
+        replies.push(defer(reply, Ok(promoted)));
+        effects
+    }
+
+    /// The curves of `plan`'s archived trials, read back from the database.
+    fn archived_curves(
+        &self,
+        plan: &MoreEpochs,
+    ) -> Result<HashMap<TrialId, Vec<EpochMetrics>>, StateError> {
+        let mut curves = HashMap::new();
+        for id in plan.archived(&self.scheduler) {
+            let name = self
+                .scheduler
+                .trial(id)
+                .map_or_else(String::new, |t| t.spec.name.clone());
+            let refuse = |reason: String| StateError::CannotPromote {
+                trial: name.clone(),
+                epochs: plan.epochs,
+                reason,
+            };
+            let reader = self.reader.as_ref().ok_or_else(|| {
+                refuse("its curve is in the state database, which cannot be read".to_owned())
+            })?;
+            let curve = reader.curve(id).map_err(|e| {
+                refuse(format!(
+                    "its curve cannot be read from the state database: {e}"
+                ))
+            })?;
+            curves.insert(id, curve);
+        }
+        Ok(curves)
+    }
+
+    /// Moves the final weights of `plan`'s succeeded trials aside, to
+    /// `models/NAME.SHORTID.safetensors`, as an edited grid's longer trial does.
+    fn move_weights_aside(&self, plan: &MoreEpochs) -> Result<(), StateError> {
+        let out = self.out_dir.as_path();
+        for (spec, file) in plan.weights(&self.scheduler) {
+            if !out.join(file).is_file() {
+                continue;
+            }
+            let aside = crate::startup::move_weights_aside(out, file, &spec.id).map_err(|e| {
+                StateError::CannotPromote {
+                    trial: spec.name.clone(),
+                    epochs: plan.epochs,
+                    reason: format!("its final weights cannot be moved aside: {e}"),
+                }
+            })?;
+            info!(
+                trial = %spec.name,
+                from = %file,
+                to = %aside,
+                "a trial promoted to more epochs continues: its shorter run's final weights moved aside"
+            );
+        }
+        Ok(())
     }
 
     /// The status `view` asks for, as of `now`, and what its accuracy tables are laid out from

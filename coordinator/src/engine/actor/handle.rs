@@ -85,6 +85,7 @@ pub(super) enum Command {
     Promote {
         trials: Vec<String>,
         experiments: Vec<String>,
+        epochs: Option<u32>,
         reply: Reply<Promoted>,
     },
     /// Storing `what` failed (with this message) or, `None`, worked.
@@ -256,15 +257,19 @@ impl Handle {
 
     /// Resumes stopped trials (with their configurations' other seeds); returns which, and the
     /// names that matched nothing or no stopped trial. Refused once the sweep has finished.
+    /// With `epochs`, the trials named (stopped or succeeded) continue up to that many epochs,
+    /// all or none (`state::MoreEpochs`).
     pub async fn promote(
         &self,
         trials: Vec<String>,
         experiments: Vec<String>,
+        epochs: Option<u32>,
     ) -> Result<Promoted, Error> {
         Ok(self
             .call(|reply| Command::Promote {
                 trials,
                 experiments,
+                epochs,
                 reply,
             })
             .await??)

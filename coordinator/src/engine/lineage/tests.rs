@@ -183,3 +183,34 @@ fn a_grown_stopped_trial_stays_stopped_with_its_curve() {
     assert_eq!(t.spec.params.epochs, 8);
     assert!(matches!(t.state, TrialState::Stopped { epoch: 2, .. }));
 }
+
+/// An operator's promotion to more epochs holds at a restart: the grid's trial of the lineage
+/// trains max(its epochs, the promotion's), under that content's id; only the longest trial of
+/// a lineage (an epochs axis) is raised, and a lineage without a promotion is left alone.
+#[test]
+fn promotions_raise_the_longest_trial_of_their_lineage() {
+    let promoted = spec(6, "step");
+    let promotions = HashMap::from([(promoted.lineage_id().unwrap(), 6)]);
+    let apply = |mut specs: Vec<TrialSpec>| {
+        let raised = apply_promotions(specs.iter_mut(), &promotions);
+        (raised, specs)
+    };
+    // The same grid (4 epochs): the promoted trial, by id.
+    let (raised, specs) = apply(vec![spec(4, "step")]);
+    assert_eq!((raised, &specs[..]), (1, &[promoted.clone()][..]));
+    // A grid asking for more grows it further; one asking for fewer keeps the promotion.
+    let (raised, specs) = apply(vec![spec(9, "step")]);
+    assert_eq!((raised, &specs[..]), (0, &[spec(9, "step")][..]));
+    let (raised, specs) = apply(vec![spec(2, "step")]);
+    assert_eq!((raised, &specs[..]), (1, &[promoted.clone()][..]));
+    // An epochs axis: only its longest trial.
+    let (raised, specs) = apply(vec![spec(2, "step"), spec(3, "step")]);
+    assert_eq!(raised, 1);
+    assert_eq!(specs, [spec(2, "step"), promoted]);
+    // Another lineage (another schedule) is not promoted.
+    let (raised, specs) = apply(vec![spec(4, "constant")]);
+    assert_eq!((raised, &specs[..]), (0, &[spec(4, "constant")][..]));
+    let none = HashMap::new();
+    let mut specs = [spec(4, "step")];
+    assert_eq!(apply_promotions(specs.iter_mut(), &none), 0);
+}

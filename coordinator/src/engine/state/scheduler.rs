@@ -33,6 +33,9 @@ pub struct Scheduler {
     pub(super) search: Vec<super::search::Search>,
     /// `[sweep] max_hours` in seconds (`budget.rs`); `None`: no budget.
     pub(super) budget: Option<f64>,
+    /// Operators' promotions to more epochs (`more_epochs.rs`): per lineage
+    /// (`TrialSpec::lineage_id`), the epochs its trial trains to at least.
+    pub(super) promotions: HashMap<TrialId, u32>,
 }
 
 /// The pending queue with the trials queued ahead of the grid's order (a failed attempt's, a
@@ -130,6 +133,7 @@ impl Scheduler {
             stopping: super::stopping::Stopping::default(),
             search: Vec::new(),
             budget: None,
+            promotions: HashMap::new(),
         }
     }
 
@@ -474,7 +478,8 @@ impl Scheduler {
     }
 }
 
-fn describe(state: &TrialState) -> String {
+/// Trial state `state`, in words.
+pub(super) fn describe(state: &TrialState) -> String {
     match state {
         TrialState::Pending { .. } => "the trial is pending".to_owned(),
         TrialState::Leased { lease, .. } => format!("attempt {} is leased", lease.attempt),

@@ -171,6 +171,13 @@ impl Scheduler {
             .collect();
     }
 
+    /// True when `experiment` is a `tpe` experiment (its configurations proposed at run time).
+    pub(super) fn proposes_for(&self, experiment: &str) -> bool {
+        self.search
+            .iter()
+            .any(|s| s.builder.experiment() == experiment)
+    }
+
     /// True while a `tpe` experiment has configurations left to propose.
     pub(super) fn search_open(&self) -> bool {
         self.search.iter().any(Search::open)

@@ -309,10 +309,18 @@ impl Scheduler {
         });
         match d.action {
             Action::Continue => Vec::new(),
-            Action::Stop { reason } => members
-                .into_iter()
-                .flat_map(|i| self.stop_trial(i, d.epoch, &reason))
-                .collect(),
+            // Not below the epochs an operator promoted a trial to (`promote --epochs`): the
+            // decision is journaled as the rule took it, and the trial trains on.
+            Action::Stop { reason } => {
+                let stopped: Vec<usize> = members
+                    .into_iter()
+                    .filter(|&i| !self.promoted_beyond(i, d.epoch))
+                    .collect();
+                stopped
+                    .into_iter()
+                    .flat_map(|i| self.stop_trial(i, d.epoch, &reason))
+                    .collect()
+            }
             // Queued ahead one by one: the last queued leads, so the first seed goes last.
             Action::Promote => members
                 .into_iter()
@@ -320,6 +328,25 @@ impl Scheduler {
                 .filter_map(|i| self.resume_stopped(i))
                 .collect(),
         }
+    }
+
+    /// The trials of trial `i`'s configuration under its experiment's rule (its seeds, `i`
+    /// among them); `None` when its experiment has no rule.
+    pub(super) fn seeds_of(&self, i: usize) -> Option<&[usize]> {
+        let (e, c) = self.stopping_key(i)?;
+        let c = usize::try_from(c).ok()?;
+        self.stopping
+            .rules
+            .get(e)?
+            .configs
+            .get(c)
+            .map(Vec::as_slice)
+    }
+
+    /// Trial `i`'s rule (its index) and configuration (its index in the rule), when its
+    /// experiment has a rule.
+    pub(super) fn stopping_key(&self, i: usize) -> Option<(usize, u64)> {
+        self.stopping.of_trial.get(&i).copied()
     }
 
     /// Stops trial `i` at `epoch` unless it has ended.
@@ -349,7 +376,7 @@ impl Scheduler {
     }
 
     /// Queues stopped trial `i` again, first in line, to resume from its checkpoint.
-    fn resume_stopped(&mut self, i: usize) -> Option<Effect> {
+    pub(super) fn resume_stopped(&mut self, i: usize) -> Option<Effect> {
         let t = &mut self.trials[i];
         if !matches!(t.state, TrialState::Stopped { .. }) {
             return None;
@@ -412,13 +439,7 @@ impl Scheduler {
         }
         let mut effects = Vec::new();
         for ((e, c), epoch) in configs {
-            let d = Decision {
-                config: c,
-                epoch,
-                action: Action::Promote,
-            };
-            self.stopping.rules[e].judge.record(&d);
-            effects.extend(self.apply_decision(e, d));
+            effects.extend(self.promote_config(e, c, epoch));
         }
         effects.extend(
             alone
@@ -441,6 +462,18 @@ impl Scheduler {
                 not_stopped,
             },
         ))
+    }
+
+    /// An operator's promotion of configuration `c` of rule `e`, stopped at `epoch`: journaled
+    /// as the rule's own promotion there, and applied (its stopped seeds resume).
+    pub(super) fn promote_config(&mut self, e: usize, c: u64, epoch: u32) -> Vec<Effect> {
+        let d = Decision {
+            config: c,
+            epoch,
+            action: Action::Promote,
+        };
+        self.stopping.rules[e].judge.record(&d);
+        self.apply_decision(e, d)
     }
 
     /// Decision `seq` of rule `e`, as the database holds it.

@@ -532,6 +532,16 @@ pub enum Change {
     /// A trial was added while the sweep runs (a configuration TPE proposed): its row is
     /// inserted, before any other change to it.
     NewTrial(TrialId),
+    /// An operator promoted the trial to more epochs (`coordinator promote --epochs`): its
+    /// content id changed from `from` to `to` (its row is renamed before any other change of
+    /// the batch is written, and every change naming `from` names `to`), and its lineage's
+    /// promotion is recorded.
+    Renamed {
+        /// Its id before.
+        from: TrialId,
+        /// Its id now.
+        to: TrialId,
+    },
     /// The stopping rule of experiment `experiment` (its index among the experiments that
     /// have one) took its decision number `seq`.
     Decision {
@@ -599,6 +609,17 @@ pub enum StateError {
         field: &'static str,
         /// What is wrong.
         message: String,
+    },
+    /// An operator's promotion to more epochs that cannot be done (`coordinator promote
+    /// --epochs`): nothing was changed.
+    #[error("cannot promote trial {trial:?} to {epochs} epochs: {reason}")]
+    CannotPromote {
+        /// The trial named (or a seed of its configuration), by name.
+        trial: String,
+        /// The epochs asked for.
+        epochs: u32,
+        /// Why, in words.
+        reason: String,
     },
     /// Trials cannot be retried once the sweep has finished (the coordinator is exiting).
     #[error(

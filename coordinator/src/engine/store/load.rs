@@ -44,7 +44,31 @@ impl Store {
         loaded.order = self.load_order()?;
         loaded.workers = self.load_workers()?;
         loaded.decisions = self.load_decisions()?;
+        loaded.promotions = self.load_promotions()?;
         Ok(loaded)
+    }
+
+    /// Operators' promotions to more epochs, per lineage id.
+    fn load_promotions(&self) -> Result<HashMap<TrialId, u32>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT lineage, epochs FROM promotions")
+            .map_err(|e| self.sqlite(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))
+            .map_err(|e| self.sqlite(e))?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let (lineage, epochs) = row.map_err(|e| self.sqlite(e))?;
+            let id = lineage.parse().map_err(|_| {
+                self.corrupt(
+                    &lineage,
+                    "a promotion's lineage id does not decode".to_owned(),
+                )
+            })?;
+            out.insert(id, epochs);
+        }
+        Ok(out)
     }
 
     /// Every recorded trial's id, in the order of its recorded position (the scheduler's order

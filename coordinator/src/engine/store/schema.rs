@@ -72,6 +72,13 @@ CREATE TABLE IF NOT EXISTS decisions (
     reason TEXT,
     PRIMARY KEY (experiment, seq)
 ) WITHOUT ROWID;
+-- Operators' promotions to more epochs (`coordinator promote --epochs`, issue 17): per lineage
+-- (a trial's content without its epochs, `TrialSpec::lineage_id`), the epochs its trial trains
+-- at least; the grid's trial of that lineage trains max(the grid's epochs, these).
+CREATE TABLE IF NOT EXISTS promotions (
+    lineage TEXT PRIMARY KEY,
+    epochs INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS workers (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,

@@ -885,3 +885,76 @@ fn a_grown_trial_adopts_the_recorded_row() {
         .unwrap();
     assert_eq!(superseded, 1);
 }
+
+/// An operator's promotion to more epochs (`coordinator promote --epochs`): the row is renamed
+/// before anything else of its batch is written (here an epoch the resumed attempt reported,
+/// named by the new id), and the promotion of its lineage is recorded, in a database made
+/// before promotions were (the previous version's: opening it adds the table).
+#[test]
+fn a_promoted_trial_is_renamed_and_its_promotion_recorded() {
+    let f = fixture();
+    drop(reopen(&f));
+    Connection::open(f.path.join(DATABASE))
+        .unwrap()
+        .execute_batch("DROP TABLE promotions")
+        .unwrap();
+    let (mut store, mut s) = reopen(&f);
+    let now = Instant::now();
+    let w = WorkerId::random();
+    s.register(w, "w".into(), "cpu".into(), 1, now);
+    let LeaseOutcome::Assigned { spec, attempt, .. } = s.lease(w, now).unwrap() else {
+        panic!()
+    };
+    let key = LeaseKey::new(w, spec.id, attempt);
+    for e in 1..=3 {
+        s.report_epoch(key, metrics(e), now).unwrap();
+    }
+    let c = Checkpoint {
+        epoch: 2,
+        attempt,
+        file: "c2".into(),
+        size: 3,
+        sha256: "ab".repeat(32),
+    };
+    s.record_checkpoint(w, spec.id, c, now).unwrap();
+    s.complete(key, Outcome::Succeeded(result(&spec)), now)
+        .unwrap();
+    commit(&mut store, &mut s);
+
+    let plan = s
+        .check_more_epochs(std::slice::from_ref(&spec.name), 5)
+        .unwrap();
+    let (_, ids) = s.more_epochs(plan, std::collections::HashMap::new());
+    let new = ids[0];
+    let LeaseOutcome::Assigned {
+        spec: grown,
+        attempt,
+        resume,
+    } = s.lease(w, now).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!((grown.id, grown.params.epochs), (new, 5));
+    assert_eq!(resume.map(|c| c.epoch), Some(2));
+    s.report_epoch(LeaseKey::new(w, new, attempt), metrics(3), now)
+        .unwrap();
+    commit(&mut store, &mut s);
+    drop(store);
+
+    let store = Store::open(&f.path).unwrap();
+    let loaded = store.load(&crate::state::KeepCurves::all()).unwrap();
+    assert!(!loaded.trials.contains_key(&spec.id), "renamed");
+    let t = &loaded.trials[&new];
+    assert_eq!(t.spec, grown);
+    assert_eq!(t.attempts, 2);
+    assert_eq!(
+        t.epochs.iter().map(|m| m.epoch).collect::<Vec<_>>(),
+        [1, 2, 3],
+        "one current row per epoch, the third the new attempt's"
+    );
+    let lineage = grown.lineage_id().unwrap();
+    assert_eq!(
+        loaded.promotions,
+        std::collections::HashMap::from([(lineage, 5)])
+    );
+}

@@ -1,7 +1,7 @@
 //! What a batch of changes writes, as owned rows: made from the scheduler on the state owner's
 //! task, written on the database's thread.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use rusqlite::params;
 use sweep_common::search::stopping::Action;
@@ -26,12 +26,32 @@ impl Writes {
     pub fn new(scheduler: &Scheduler, changes: &[Change]) -> Writes {
         let mut w = Writes::default();
         let mut rows: BTreeSet<TrialId> = BTreeSet::new();
+        // Renamed rows first (an operator's promotion to more epochs): every other write
+        // names a trial by its id now.
+        let renamed: HashMap<TrialId, TrialId> = changes
+            .iter()
+            .filter_map(|c| match *c {
+                Change::Renamed { from, to } => Some((from, to)),
+                _ => None,
+            })
+            .collect();
         for change in changes {
-            match *change {
+            if let Change::Renamed { from, to } = *change {
+                w.ops
+                    .extend(rename(scheduler, from, to, current(&renamed, to)));
+            }
+        }
+        for change in changes {
+            let change = match *change {
+                Change::Renamed { .. } => continue,
+                _ if renamed.is_empty() => change.clone(),
+                _ => with_ids(change, |id| current(&renamed, id)),
+            };
+            match change {
                 Change::Trial(id) => {
                     rows.insert(id);
                 }
-                _ => w.ops.extend(op(scheduler, change)),
+                _ => w.ops.extend(op(scheduler, &change)),
             }
         }
         let clock = WallClock::now();
@@ -49,6 +69,60 @@ impl Writes {
     }
 }
 
+/// The id trial `id` has at the end of a batch that renamed trials as `renamed` says (a trial
+/// promoted twice in one batch is renamed twice; epochs only grow, so there is no cycle).
+fn current(renamed: &HashMap<TrialId, TrialId>, mut id: TrialId) -> TrialId {
+    while let Some(&to) = renamed.get(&id) {
+        id = to;
+    }
+    id
+}
+
+/// `change` with the trial it names mapped by `f`.
+fn with_ids(change: &Change, f: impl Fn(TrialId) -> TrialId) -> Change {
+    match *change {
+        Change::Trial(id) => Change::Trial(f(id)),
+        Change::Epoch {
+            trial,
+            epoch,
+            attempt,
+        } => Change::Epoch {
+            trial: f(trial),
+            epoch,
+            attempt,
+        },
+        Change::Supersede { trial, after } => Change::Supersede {
+            trial: f(trial),
+            after,
+        },
+        Change::ResultEpoch {
+            trial,
+            epoch,
+            attempt,
+        } => Change::ResultEpoch {
+            trial: f(trial),
+            epoch,
+            attempt,
+        },
+        Change::NewTrial(id) => Change::NewTrial(f(id)),
+        Change::Renamed { from, to } => Change::Renamed { from, to },
+        Change::Worker(id) => Change::Worker(id),
+        Change::Decision { experiment, seq } => Change::Decision { experiment, seq },
+    }
+}
+
+/// The rename of row `from` to `to`, with the spec and lineage of the trial now `now`.
+fn rename(scheduler: &Scheduler, from: TrialId, to: TrialId, now: TrialId) -> Option<Op> {
+    let spec = &scheduler.trial(now)?.spec;
+    Some(Op::Rename {
+        from,
+        to,
+        spec: serde_json::to_string(spec).map_err(|e| e.to_string()),
+        lineage: spec.lineage_id(),
+        epochs: spec.params.epochs,
+    })
+}
+
 /// The row operation `change` (any but a trial's row) asks for, with its values now in
 /// `scheduler`; none when what it names is gone.
 fn op(scheduler: &Scheduler, change: &Change) -> Option<Op> {
@@ -59,7 +133,7 @@ fn op(scheduler: &Scheduler, change: &Change) -> Option<Op> {
             .cloned()
     };
     match *change {
-        Change::Trial(_) => None,
+        Change::Trial(_) | Change::Renamed { .. } => None,
         // An epoch reported, or one only the result brought (its report was lost).
         Change::Epoch {
             trial,
@@ -135,6 +209,16 @@ pub(super) enum Op {
         experiment: String,
         name: String,
         spec: Result<String, String>,
+    },
+    /// Row `from` renamed `to` (an operator promoted the trial to more epochs), with the spec
+    /// of the trial it is at the end of the batch, and the promotion of its lineage (`None`:
+    /// a trial that cannot grow, never promoted).
+    Rename {
+        from: TrialId,
+        to: TrialId,
+        spec: Result<String, String>,
+        lineage: Option<TrialId>,
+        epochs: u32,
     },
     /// A registered worker.
     Worker {
@@ -229,6 +313,27 @@ impl Op {
                 .map(drop),
             // Written by `insert`.
             Op::NewTrial { .. } => Ok(()),
+            Op::Rename {
+                from: _,
+                to,
+                spec,
+                lineage,
+                epochs,
+            } => {
+                let spec = spec.as_deref().unwrap_or_default();
+                tx.prepare_cached("UPDATE trials SET id = ?2, spec = ?3 WHERE num = ?1")?
+                    .execute(params![num, to.to_string(), spec])?;
+                match lineage {
+                    Some(lineage) => tx
+                        .prepare_cached(
+                            "INSERT INTO promotions (lineage, epochs) VALUES (?1, ?2)
+                             ON CONFLICT (lineage) DO UPDATE SET epochs = excluded.epochs",
+                        )?
+                        .execute(params![lineage.to_string(), epochs])
+                        .map(drop),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }

@@ -82,6 +82,7 @@ fn results(grid: &Grid) -> Results<'static> {
             failure: None,
             failed_attempts: Cow::Owned(Vec::new()),
             stopped: None,
+            promoted_epochs: None,
         });
     }
     Results {

@@ -1,5 +1,6 @@
 //! Operator calls to a running coordinator over gRPC: its status (`coordinator status`),
-//! cancelling trials (`coordinator cancel`) and retrying failed ones (`coordinator retry`).
+//! cancelling trials (`coordinator cancel`), retrying failed ones (`coordinator retry`) and
+//! promoting stopped ones (`coordinator promote`).
 
 use std::time::Duration;
 
@@ -93,9 +94,28 @@ pub async fn promote(
     request: PromoteRequest,
     access: &Access,
 ) -> Result<PromoteResponse, Error> {
+    let asked = request.epochs;
     let mut client = connect(url, access).await?;
     let response = client.promote(request).await.map_err(remote)?;
-    Ok(response.into_inner())
+    more_epochs_done(asked, response.into_inner())
+}
+
+/// `response` to a promotion that asked for `asked` epochs (0: none), unless the coordinator
+/// did not do it: one older than `promote --epochs` ignores the request's epochs (resuming the
+/// stopped trials named, as `promote` without them does) and answers none.
+fn more_epochs_done(asked: u32, response: PromoteResponse) -> Result<PromoteResponse, Error> {
+    if asked == 0 || response.epochs == asked {
+        return Ok(response);
+    }
+    Err(Error::Remote {
+        code: tonic::Code::Unimplemented,
+        message: format!(
+            "the coordinator does not know promote --epochs (it is older than this client): \
+             no trial was given {asked} epochs; it resumed {} stopped trials named to their own \
+             epochs, as promote without --epochs does",
+            response.promoted
+        ),
+    })
 }
 
 /// Puts the failed trials `request` names back in the queue of the coordinator at `url`.
@@ -107,4 +127,28 @@ pub async fn retry(
     let mut client = connect(url, access).await?;
     let response = client.retry(request).await.map_err(remote)?;
     Ok(response.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A coordinator older than `promote --epochs` answers none: the client says the promotion
+    /// to more epochs was not done, and what the coordinator did instead.
+    #[test]
+    fn a_promotion_an_older_coordinator_ignored_is_an_error() {
+        let answer = |epochs| PromoteResponse {
+            promoted: 1,
+            epochs,
+            ..PromoteResponse::default()
+        };
+        assert_eq!(more_epochs_done(4, answer(4)).unwrap(), answer(4));
+        assert_eq!(more_epochs_done(0, answer(0)).unwrap(), answer(0));
+        let Err(Error::Remote { code, message }) = more_epochs_done(4, answer(0)) else {
+            panic!("an older coordinator's answer was taken")
+        };
+        assert_eq!(code, tonic::Code::Unimplemented);
+        assert!(message.contains("no trial was given 4 epochs"), "{message}");
+        assert!(message.contains("it resumed 1 stopped trials"), "{message}");
+    }
 }

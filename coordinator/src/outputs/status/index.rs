@@ -311,7 +311,7 @@ impl Index {
                     }
                     continue;
                 }
-                Change::Worker(_) | Change::Decision { .. } => continue,
+                Change::Worker(_) | Change::Decision { .. } | Change::Renamed { .. } => continue,
             };
             if last == Some(id) {
                 continue;
@@ -434,6 +434,15 @@ impl Index {
     /// The sweep's totals.
     pub fn totals(&self) -> &Totals {
         &self.totals
+    }
+
+    /// The totals of `s` made afresh, as a new version: after a change that a refresh of the
+    /// trials changed cannot follow (an operator gave trials more epochs: their totals of
+    /// epochs changed, not only their state).
+    pub fn rebuild(&mut self, s: &Scheduler) {
+        let version = self.version + 1;
+        *self = Index::new(s);
+        self.version = version;
     }
 
     /// How many times what it keeps of a trial (its state, epochs, attempts, failures) has

@@ -86,6 +86,7 @@ fn record(t: &crate::state::Trial) -> model::Trial<'static> {
         failure: None,
         failed_attempts: Cow::Borrowed(&[]),
         stopped: None,
+        promoted_epochs: None,
     }
 }
 
