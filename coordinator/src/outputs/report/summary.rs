@@ -248,6 +248,10 @@ impl TotalMinMax for f64 {
     }
 }
 
+/// A scatter's point: the hyperparameter's value, the test accuracy, and whether the trial was
+/// stopped.
+pub type Point = (f64, f64, bool);
+
 /// The scatters' points: each ended trial's numeric hyperparameters, its last test accuracy and
 /// whether it was stopped, for the first [`MAX_SCATTER_POINTS`]; every such trial's range.
 #[derive(Debug, Clone)]
@@ -300,7 +304,7 @@ impl Scatter {
 
     /// `param`'s points and its range (lowest, highest), when it took at least
     /// [`SCATTER_MIN_VALUES`] values.
-    pub fn of(&self, param: Param) -> Option<(Vec<(f64, f64, bool)>, f64, f64)> {
+    pub fn of(&self, param: Param) -> Option<(Vec<Point>, f64, f64)> {
         let i = Param::ALL.iter().position(|&p| p == param)?;
         let range = &self.ranges[i];
         if range.distinct.len() < SCATTER_MIN_VALUES {
