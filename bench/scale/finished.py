@@ -45,3 +45,15 @@ for name, of in [("baseline", "ours"), ("ours", "ours"), ("million", "million")]
         wall, peak = report_time(name)
         label = "baseline (main)" if name == "baseline" else "ours"
         print(f"| {label} | {of}'s results.json | {wall:.1f} | {peak:.0f} |")
+
+print()
+print("| sweep | RSS samples | peak VmHWM (MiB, the last sample) | VmRSS at the last sample (MiB) | last sample (s) |")
+print("|---|---:|---:|---:|---:|")
+for name in ["baseline", "ours", "million"]:
+    path = out / f"{name}.rss"
+    if not path.exists():
+        continue
+    rows = [line.split() for line in path.read_text().splitlines() if len(line.split()) == 3]
+    if rows:
+        t, rss, hwm = rows[-1]
+        print(f"| {name} | {len(rows)} | {int(hwm) / 1024:.0f} | {int(rss) / 1024:.0f} | {t} |")

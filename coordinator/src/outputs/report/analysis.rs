@@ -4,9 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use sweep_common::ConfusionMatrix;
 use sweep_common::grid::{Identity, Param, Value};
 use sweep_common::results::{Experiment, Results, Trial};
-use sweep_common::{ConfusionMatrix, EpochMetrics};
+
+use super::tables::Metric;
 
 /// A human label for a parameter, used for table headers and legend titles.
 pub fn label(param: Param) -> String {
@@ -63,16 +65,140 @@ impl LayoutAxis {
     }
 }
 
-/// The trials of one configuration: equal values on every non-seed axis.
-#[derive(Debug, Clone)]
-pub struct Config<'a> {
+/// Values an [`Accum`] keeps before it folds them into running sums: up to this many repeats
+/// its statistics are computed from the values as [`stat`] does (the same bits), past it by
+/// Welford's running mean and sum of squares, so that its memory stays bounded.
+pub const EXACT_VALUES: usize = 256;
+
+/// The statistics of a stream of values, in bounded memory ([`EXACT_VALUES`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Accum {
+    values: Vec<f64>,
+    folded: bool,
+    n: usize,
+    mean: f64,
+    m2: f64,
+}
+
+impl Accum {
+    /// Adds `x` if it is finite.
+    pub fn add(&mut self, x: f64) {
+        if !x.is_finite() {
+            return;
+        }
+        if self.folded {
+            self.welford(x);
+            return;
+        }
+        self.values.push(x);
+        if self.values.len() > EXACT_VALUES {
+            self.folded = true;
+            for v in std::mem::take(&mut self.values) {
+                self.welford(v);
+            }
+        }
+    }
+
+    fn welford(&mut self, x: f64) {
+        self.n += 1;
+        let d = x - self.mean;
+        self.mean += d / self.n as f64;
+        self.m2 += d * (x - self.mean);
+    }
+
+    /// Mean, sample standard deviation and count of the values added.
+    pub fn stat(&self) -> Option<Stat> {
+        if !self.folded {
+            return stat(self.values.iter().copied());
+        }
+        (self.n > 0).then(|| Stat {
+            mean: self.mean,
+            std: (self.n > 1).then(|| (self.m2.max(0.0) / (self.n - 1) as f64).sqrt()),
+            n: self.n,
+        })
+    }
+}
+
+/// A metric's values by epoch, summed as they come.
+pub type ByEpoch = BTreeMap<u32, Accum>;
+
+/// Which learning curve: the test accuracy, the training loss, or a program's scalar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Series<'n> {
+    /// Test accuracy by epoch.
+    TestAccuracy,
+    /// Training loss by epoch.
+    TrainLoss,
+    /// A scalar a program reported, by name.
+    Scalar(&'n str),
+}
+
+/// One configuration (the trials equal on every non-seed axis), summed a trial at a time: its
+/// final metrics over the succeeded trials and its curves by epoch over every trial.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
     /// The values of the experiment's layout axes, in [`View::axes`] order.
     pub key: Vec<Value>,
     /// Its trials (one per seed).
-    pub trials: Vec<&'a Trial<'a>>,
+    pub trials: usize,
+    /// The name of its first trial.
+    pub first: String,
+    failed: usize,
+    finals: [Accum; 3],
+    test: ByEpoch,
+    loss: ByEpoch,
+    scalars: BTreeMap<String, ByEpoch>,
 }
 
-impl Config<'_> {
+impl Config {
+    fn new(key: Vec<Value>) -> Self {
+        Config {
+            key,
+            trials: 0,
+            first: String::new(),
+            failed: 0,
+            finals: Default::default(),
+            test: ByEpoch::new(),
+            loss: ByEpoch::new(),
+            scalars: BTreeMap::new(),
+        }
+    }
+
+    /// Counts `t` in.
+    pub fn add(&mut self, t: &Trial<'_>) {
+        if self.trials == 0 {
+            self.first = t.name.to_string();
+        }
+        self.trials += 1;
+        if t.failed() {
+            self.failed += 1;
+        }
+        if t.succeeded() {
+            for (acc, m) in self.finals.iter_mut().zip(Metric::ALL) {
+                if let Some(v) = m.of(t) {
+                    acc.add(v);
+                }
+            }
+        }
+        for e in t.epochs.iter() {
+            if e.test_accuracy.is_finite() {
+                self.test.entry(e.epoch).or_default().add(e.test_accuracy);
+            }
+            if e.train_loss.is_finite() {
+                self.loss.entry(e.epoch).or_default().add(e.train_loss);
+            }
+            for (name, v) in e.scalars.iter() {
+                if v.is_finite() {
+                    let by_epoch = match self.scalars.get_mut(name) {
+                        Some(b) => b,
+                        None => self.scalars.entry(name.to_owned()).or_default(),
+                    };
+                    by_epoch.entry(e.epoch).or_default().add(v);
+                }
+            }
+        }
+    }
+
     /// The key's values as shown (`ReLU`, `2`).
     pub fn shown(&self) -> Vec<String> {
         self.key.iter().map(|v| v.display()).collect()
@@ -98,18 +224,74 @@ impl Config<'_> {
     }
 
     /// Statistics of `metric` over the succeeded trials.
-    pub fn stat(&self, metric: impl Fn(&Trial<'_>) -> Option<f64>) -> Option<Stat> {
-        stat(
-            self.trials
-                .iter()
-                .filter(|t| t.succeeded())
-                .filter_map(|t| metric(t)),
-        )
+    pub fn stat(&self, metric: Metric) -> Option<Stat> {
+        let i = Metric::ALL.iter().position(|&m| m == metric)?;
+        self.finals[i].stat()
     }
 
     /// True when every trial failed for good (none is left to run).
     pub fn all_failed(&self) -> bool {
-        !self.trials.is_empty() && self.trials.iter().all(|t| t.failed())
+        self.trials > 0 && self.failed == self.trials
+    }
+
+    /// `series` by epoch.
+    pub fn series(&self, series: Series<'_>) -> Option<&ByEpoch> {
+        match series {
+            Series::TestAccuracy => Some(&self.test),
+            Series::TrainLoss => Some(&self.loss),
+            Series::Scalar(name) => self.scalars.get(name),
+        }
+    }
+}
+
+/// An experiment's trials grouped into configurations a trial at a time.
+#[derive(Debug, Clone)]
+pub struct Grouping {
+    axes: Vec<LayoutAxis>,
+    groups: BTreeMap<Vec<Identity>, Config>,
+}
+
+impl Grouping {
+    /// The grouping of `experiment`'s trials, none added yet.
+    pub fn new(experiment: &Experiment) -> Self {
+        Grouping {
+            axes: layout_axes(experiment),
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// Adds `t` to its configuration.
+    pub fn add(&mut self, t: &Trial<'_>) {
+        let key: Vec<Value> = self.axes.iter().map(|a| t.params.get(a.param)).collect();
+        let identity = identities(&key);
+        match self.groups.get_mut(&identity) {
+            Some(c) => c.add(t),
+            None => self
+                .groups
+                .entry(identity)
+                .or_insert(Config::new(key))
+                .add(t),
+        }
+    }
+
+    /// The layout axes, the configurations in the axes' value order, and whether some
+    /// configuration ran more than once.
+    pub fn finish(&self) -> (Vec<LayoutAxis>, Vec<Config>, bool) {
+        let axes = self.axes.clone();
+        let order = |key: &[Value]| -> Vec<usize> {
+            key.iter()
+                .zip(&axes)
+                .map(|(v, a)| a.position(*v).unwrap_or(usize::MAX))
+                .collect()
+        };
+        let mut configs: Vec<Config> = self.groups.values().cloned().collect();
+        configs.sort_by(|a, b| {
+            order(&a.key)
+                .cmp(&order(&b.key))
+                .then_with(|| identities(&a.key).cmp(&identities(&b.key)))
+        });
+        let repeats = configs.iter().any(|c| c.trials > 1);
+        (axes, configs, repeats)
     }
 }
 
@@ -124,7 +306,7 @@ pub struct View<'a> {
     /// sorted in the grid's axis order (the order of [`Param`]).
     pub axes: Vec<LayoutAxis>,
     /// The configurations, sorted by the axes' value order.
-    pub configs: Vec<Config<'a>>,
+    pub configs: Vec<Config>,
     /// True when some configuration ran more than once (a seed axis, or repeats).
     pub repeats: bool,
 }
@@ -161,6 +343,22 @@ pub fn views<'a>(results: &'a Results<'a>) -> Vec<View<'a>> {
 /// Groups `trials` of `experiment` into configurations, matching each trial's hyperparameters
 /// to the axes' values as typed values.
 pub fn view<'a>(experiment: Experiment, trials: Vec<&'a Trial<'a>>) -> View<'a> {
+    let mut grouping = Grouping::new(&experiment);
+    for t in &trials {
+        grouping.add(t);
+    }
+    let (axes, configs, repeats) = grouping.finish();
+    View {
+        experiment,
+        trials,
+        axes,
+        configs,
+        repeats,
+    }
+}
+
+/// The axes that lay out `experiment`'s tables and legends ([`View::axes`]).
+fn layout_axes(experiment: &Experiment) -> Vec<LayoutAxis> {
     let mut axes: Vec<LayoutAxis> = experiment
         .axes
         .iter()
@@ -183,39 +381,7 @@ pub fn view<'a>(experiment: Experiment, trials: Vec<&'a Trial<'a>>) -> View<'a> 
             axes.insert(0, c);
         }
     }
-    let mut groups: BTreeMap<Vec<Identity>, (Vec<Value>, Vec<&Trial<'_>>)> = BTreeMap::new();
-    for t in &trials {
-        let key: Vec<Value> = axes.iter().map(|a| t.params.get(a.param)).collect();
-        let identity = key.iter().map(|v| v.identity()).collect();
-        groups
-            .entry(identity)
-            .or_insert((key, Vec::new()))
-            .1
-            .push(t);
-    }
-    let order = |key: &[Value]| -> Vec<usize> {
-        key.iter()
-            .zip(&axes)
-            .map(|(v, a)| a.position(*v).unwrap_or(usize::MAX))
-            .collect()
-    };
-    let mut configs: Vec<Config<'_>> = groups
-        .into_values()
-        .map(|(key, trials)| Config { key, trials })
-        .collect();
-    configs.sort_by(|a, b| {
-        order(&a.key)
-            .cmp(&order(&b.key))
-            .then_with(|| identities(&a.key).cmp(&identities(&b.key)))
-    });
-    let repeats = configs.iter().any(|c| c.trials.len() > 1);
-    View {
-        experiment,
-        trials,
-        axes,
-        configs,
-        repeats,
-    }
+    axes
 }
 
 fn identities(key: &[Value]) -> Vec<Identity> {
@@ -237,10 +403,10 @@ pub fn best_trial<'a>(trials: &[&'a Trial<'a>]) -> Option<(&'a Trial<'a>, f64)> 
 }
 
 /// The configuration with the highest mean test accuracy (ties: the first in order).
-pub fn best_config<'a, 'b>(configs: &'b [Config<'a>]) -> Option<(&'b Config<'a>, Stat)> {
-    let mut best: Option<(&Config<'_>, Stat)> = None;
+pub fn best_config(configs: &[Config]) -> Option<(&Config, Stat)> {
+    let mut best: Option<(&Config, Stat)> = None;
     for c in configs {
-        let Some(s) = c.stat(|t| t.test_accuracy) else {
+        let Some(s) = c.stat(Metric::Test) else {
             continue;
         };
         if best.is_none_or(|(_, b)| s.mean > b.mean) {
@@ -361,29 +527,21 @@ pub fn last_scalar(t: &Trial<'_>, name: &str) -> Option<f64> {
     t.epochs.iter().rev().find_map(|e| e.scalars.get(name))
 }
 
-/// One curve per configuration with at least one finite `metric` value, from every trial's
+/// One curve per configuration with at least one finite value of `series`, from every trial's
 /// epochs (a running or failed trial contributes the epochs it reported), labelled by `label`.
 pub fn curves(
-    configs: &[Config<'_>],
-    metric: impl Fn(&EpochMetrics) -> f64,
-    label: impl Fn(&Config<'_>) -> String,
+    configs: &[Config],
+    series: Series<'_>,
+    label: impl Fn(&Config) -> String,
 ) -> Vec<Curve> {
     configs
         .iter()
         .filter_map(|c| {
-            let mut by_epoch: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
-            for t in &c.trials {
-                for e in t.epochs.iter() {
-                    let v = metric(e);
-                    if v.is_finite() {
-                        by_epoch.entry(e.epoch).or_default().push(v);
-                    }
-                }
-            }
-            let points: Vec<CurvePoint> = by_epoch
-                .into_iter()
-                .filter_map(|(epoch, vs)| {
-                    stat(vs).map(|s| CurvePoint {
+            let points: Vec<CurvePoint> = c
+                .series(series)?
+                .iter()
+                .filter_map(|(&epoch, acc)| {
+                    acc.stat().map(|s| CurvePoint {
                         epoch,
                         mean: s.mean,
                         std: s.std,

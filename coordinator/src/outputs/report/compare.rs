@@ -7,11 +7,12 @@
 
 use serde::Serialize;
 use sweep_common::grid::{Domain, Param, Value};
-use sweep_common::results::Results;
+use sweep_common::results::Trial;
 use sweep_common::trial::HyperParams;
 
-use super::analysis::{self, View};
+use super::analysis;
 use super::importance::{self, Column, Importance, Unavailable};
+use super::summary::{Summaries, Summary};
 
 /// A hyperparameter some experiment varies.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -72,37 +73,6 @@ fn number(x: Option<f64>) -> serde_json::Value {
         .map_or(serde_json::Value::Null, serde_json::Value::from)
 }
 
-/// The hyperparameters `view` varies: its axes of more than one value (the seed's included),
-/// else those whose value differs between its trials; in the grid's axis order.
-pub fn varied(view: &View<'_>) -> Vec<Param> {
-    Param::ALL
-        .into_iter()
-        .filter(|&p| {
-            let axis = view
-                .experiment
-                .axes
-                .iter()
-                .any(|a| a.param == p && a.values.len() > 1);
-            let first = view.trials.first().map(|t| t.params.get(p).display());
-            axis || view
-                .trials
-                .iter()
-                .any(|t| Some(t.params.get(p).display()) != first)
-        })
-        .collect()
-}
-
-/// The importance of `params` for the final test accuracy of `view`'s succeeded trials.
-pub fn importance_of(view: &View<'_>, params: &[Param]) -> Result<Importance, Unavailable> {
-    importance_over(
-        params,
-        view.trials
-            .iter()
-            .filter(|t| t.succeeded())
-            .map(|t| (t.params.as_ref(), t.test_accuracy.unwrap_or(f64::NAN))),
-    )
-}
-
 /// The hyperparameters whose value differs between `trials`, in the grid's axis order.
 pub fn varied_among<'a>(trials: impl Iterator<Item = &'a HyperParams> + Clone) -> Vec<Param> {
     Param::ALL
@@ -156,51 +126,34 @@ pub fn cell(value: Value) -> serde_json::Value {
     }
 }
 
-/// The comparison data of `results`.
-pub fn data(results: &Results<'_>) -> Data {
-    let views = analysis::views(results);
-    let varied: Vec<Vec<Param>> = views.iter().map(varied).collect();
-    let params: Vec<Param> = Param::ALL
-        .into_iter()
-        .filter(|p| varied.iter().any(|v| v.contains(p)))
-        .collect();
+/// The comparison data of the experiments `summaries` describe, without the trials' rows
+/// ([`Data::trials`] empty), which [`super::rows`] writes into the page.
+pub fn data(summaries: &Summaries) -> Data {
+    let varied: Vec<Vec<Param>> = summaries.experiments.iter().map(Summary::varied).collect();
+    let params = all_varied(&varied);
     let index = |p: Param| params.iter().position(|&q| q == p).unwrap_or(0);
-    let mut experiments = Vec::with_capacity(views.len());
-    let mut trials = Vec::with_capacity(results.trials.len());
-    for (x, (view, own)) in views.iter().zip(&varied).enumerate() {
-        let (importance, importance_note) = match importance_of(view, own) {
-            Ok(i) => (Some(i), None),
-            Err(e) => (None, Some(e.to_string())),
-        };
-        experiments.push(ExperimentInfo {
-            name: view.experiment.name.clone(),
-            title: view
-                .experiment
-                .title
-                .clone()
-                .unwrap_or_else(|| view.experiment.name.clone()),
-            params: own.iter().map(|&p| index(p)).collect(),
-            importance,
-            importance_note,
-        });
-        for t in &view.trials {
-            let mut row: Row = Vec::with_capacity(6 + params.len());
-            row.push(serde_json::Value::from(t.name.as_ref()));
-            row.push(serde_json::Value::from(x));
-            row.push(serde_json::Value::from(t.status.name()));
-            row.push(number(t.test_accuracy));
-            row.push(number(t.train_accuracy));
-            row.push(number(t.wall_seconds));
-            for &p in &params {
-                row.push(if own.contains(&p) {
-                    cell(t.params.get(p))
-                } else {
-                    serde_json::Value::Null
-                });
+    let experiments = summaries
+        .experiments
+        .iter()
+        .zip(&varied)
+        .map(|(s, own)| {
+            let (importance, importance_note) = match s.importance() {
+                Ok(i) => (Some(i), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            ExperimentInfo {
+                name: s.experiment.name.clone(),
+                title: s
+                    .experiment
+                    .title
+                    .clone()
+                    .unwrap_or_else(|| s.experiment.name.clone()),
+                params: own.iter().map(|&p| index(p)).collect(),
+                importance,
+                importance_note,
             }
-            trials.push(row);
-        }
-    }
+        })
+        .collect();
     Data {
         metric: METRIC,
         columns: [
@@ -220,17 +173,52 @@ pub fn data(results: &Results<'_>) -> Data {
             })
             .collect(),
         experiments,
-        trials,
+        trials: Vec::new(),
     }
 }
 
-/// `data` as JSON that can sit inside a `<script type="application/json">` element (and an XML
-/// parser's idea of one): every `<`, `>` and `&` escaped as a JSON `\u` escape, which only
-/// strings can hold.
-pub fn embedded_json(data: &Data) -> String {
-    let json = serde_json::to_string(data).unwrap_or_else(|_| "null".to_owned());
-    let mut out = String::with_capacity(json.len());
-    for c in json.chars() {
+/// The hyperparameters any of the experiments varies (`varied`, one list each), in the grid's
+/// axis order.
+pub fn all_varied(varied: &[Vec<Param>]) -> Vec<Param> {
+    Param::ALL
+        .into_iter()
+        .filter(|p| varied.iter().any(|v| v.contains(p)))
+        .collect()
+}
+
+/// A trial's row's fixed cells (name, state, test and train accuracy, wall time) and its value
+/// of every hyperparameter (in [`Param::ALL`]'s order), as JSON ([`Row`]'s cells but the
+/// experiment's).
+pub fn row_cells(t: &Trial<'_>) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let fixed = vec![
+        serde_json::Value::from(t.name.as_ref()),
+        serde_json::Value::from(t.status.name()),
+        number(t.test_accuracy),
+        number(t.train_accuracy),
+        number(t.wall_seconds),
+    ];
+    let params = Param::ALL
+        .into_iter()
+        .map(|p| cell(t.params.get(p)))
+        .collect();
+    (fixed, params)
+}
+
+/// The text `data` (whose rows are empty) embeds around its rows: what comes before the first
+/// row and after the last, escaped as [`embedded_json`] escapes.
+pub fn embedded_parts(data: &Data) -> (String, String) {
+    let json = embedded_json(data);
+    match json.strip_suffix("[]}") {
+        Some(head) => (format!("{head}["), "]}".to_owned()),
+        None => (json, String::new()),
+    }
+}
+
+/// `s` with `<`, `>` and `&` escaped as JSON `\u` escapes (valid only inside JSON strings,
+/// where only they can occur).
+pub fn escape_embedded(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
         match c {
             '<' => out.push_str("\\u003c"),
             '>' => out.push_str("\\u003e"),
@@ -239,4 +227,12 @@ pub fn embedded_json(data: &Data) -> String {
         }
     }
     out
+}
+
+/// `data` as JSON that can sit inside a `<script type="application/json">` element (and an XML
+/// parser's idea of one): every `<`, `>` and `&` escaped as a JSON `\u` escape, which only
+/// strings can hold.
+pub fn embedded_json(data: &Data) -> String {
+    let json = serde_json::to_string(data).unwrap_or_else(|_| "null".to_owned());
+    escape_embedded(&json)
 }

@@ -4,14 +4,13 @@
 
 use std::collections::HashSet;
 
-use super::analysis::{self, View, best_config, best_trial, confused_pairs, curves, plural};
-use super::compare;
+use super::analysis::{self, Series, View, best_config, confused_pairs, curves, plural};
 use super::figures::{ConfusionPlot, CurvePlot, Panel, Plot, ScatterPlot};
 use super::importance::Method;
-use super::pass::{self, ConfusionTally, Confusions};
+use super::summary::{self, Counts, MAX_LOG_LINKS, Summaries, Summary};
 use super::tables::{self, Metric, Table, fmt_stat};
-use sweep_common::grid::{Param, Value};
-use sweep_common::results::{Results, Status, Trial};
+use sweep_common::grid::Param;
+use sweep_common::results::Results;
 
 /// Confused pairs listed per trial.
 pub const TOP_PAIRS_TRIAL: usize = 3;
@@ -161,10 +160,6 @@ impl Builder {
     }
 }
 
-fn count(trials: &[&Trial<'_>], status: Status) -> usize {
-    trials.iter().filter(|t| t.status == status).count()
-}
-
 fn trials_word(n: usize) -> String {
     if n == 1 {
         "1 trial".to_owned()
@@ -173,56 +168,53 @@ fn trials_word(n: usize) -> String {
     }
 }
 
-fn status_counts(trials: &[&Trial]) -> String {
+fn status_counts(c: &Counts) -> String {
     format!(
         "{}: {} succeeded, {} failed, {} running, {} pending{}{}",
-        trials_word(trials.len()),
-        count(trials, Status::Succeeded),
-        count(trials, Status::Failed),
-        count(trials, Status::Running),
-        count(trials, Status::Pending),
-        match count(trials, Status::Stopped) - budget_stopped(trials) {
+        trials_word(c.trials),
+        c.succeeded,
+        c.failed,
+        c.running,
+        c.pending,
+        match c.stopped.saturating_sub(c.budget) {
             0 => String::new(),
             n => format!(", {n} stopped early"),
         },
-        match budget_stopped(trials) {
+        match c.budget {
             0 => String::new(),
             n => format!(", {n} not run (budget)"),
         }
     )
 }
 
-/// Trials the budget (`[sweep] max_hours`) stopped before they ran.
-fn budget_stopped(trials: &[&Trial]) -> usize {
-    trials.iter().filter(|t| t.stopped_by_budget()).count()
-}
-
 /// Builds the report of `results`.
-pub fn build(results: &Results<'_>) -> Document {
-    build_with(results, &pass::confusions(&results.trials))
+pub fn build(results: &Results<'static>) -> Document {
+    let mut summaries = Summaries::of(results);
+    summaries.settle();
+    build_with(results, &summaries)
 }
 
-/// Builds the report of `results` whose confusion matrices are counted and summed in
-/// `confusions` (the trials may hold only the matrices that get a figure: [`pass::Pass`]).
-pub fn build_with(results: &Results<'_>, confusions: &Confusions) -> Document {
+/// Builds the report of the sweep `header` describes (its trials are not read) from its
+/// experiments' `summaries` ([`Summaries`], made a trial at a time by [`super::pass::Pass`]).
+pub fn build_with(header: &Results<'_>, summaries: &Summaries) -> Document {
     let mut b = Builder {
         blocks: Vec::new(),
         figures: Vec::new(),
         stems: Stems::default(),
     };
-    let title = format!("Sweep {}: report", results.sweep);
+    let title = format!("Sweep {}: report", header.sweep);
     b.heading(1, title.clone());
-    let all: Vec<&Trial> = results.trials.iter().collect();
+    let all = summaries.counts();
     b.para(vec![
         text("Grid file "),
-        Span::Code(results.grid_file.clone()),
+        Span::Code(header.grid_file.clone()),
         text(format!(
             "; {}. Accuracies are in %; \"test\" is the held-out part of the official training \
              set, as in the lab.",
             status_counts(&all)
         )),
     ]);
-    if let n @ 1.. = budget_stopped(&all) {
+    if let n @ 1.. = all.budget {
         b.para(vec![
             Span::Strong("Budget:".into()),
             text(format!(
@@ -232,16 +224,14 @@ pub fn build_with(results: &Results<'_>, confusions: &Confusions) -> Document {
             )),
         ]);
     }
-    if !results.finished {
+    if !header.finished {
         b.para(vec![
             Span::Strong("Partial report:".into()),
             text(" the sweep has not finished; trials still running or pending show as \"-\"."),
         ]);
     }
-    let none = ConfusionTally::default();
-    for view in analysis::views(results) {
-        let tally = confusions.get(&view.experiment.name).unwrap_or(&none);
-        experiment(&mut b, &view, tally);
+    for s in &summaries.experiments {
+        experiment(&mut b, s);
     }
     Document {
         title,
@@ -286,7 +276,9 @@ fn axes_sentence(view: &View<'_>) -> String {
     s
 }
 
-fn experiment(b: &mut Builder, view: &View<'_>, tally: &ConfusionTally) {
+fn experiment(b: &mut Builder, s: &Summary) {
+    let view = s.view();
+    let view = &view;
     let e = &view.experiment;
     b.blocks.push(Block::Heading {
         level: 2,
@@ -296,11 +288,7 @@ fn experiment(b: &mut Builder, view: &View<'_>, tally: &ConfusionTally) {
     b.para(vec![
         text("Experiment "),
         Span::Code(e.name.clone()),
-        text(format!(
-            " on {}; {}.",
-            e.dataset,
-            status_counts(&view.trials)
-        )),
+        text(format!(" on {}; {}.", e.dataset, status_counts(&s.counts))),
     ]);
     b.para(vec![text(axes_sentence(view))]);
 
@@ -325,62 +313,47 @@ fn experiment(b: &mut Builder, view: &View<'_>, tally: &ConfusionTally) {
         "The gap is the final training accuracy minus the final test accuracy, in percentage \
          points; a large gap means the model overfits its training data.",
     )]);
-    best(b, view);
-    importance(b, view);
+    best(b, s, view);
+    importance(b, s);
 
     b.heading(3, "Trials");
-    trials_table(b, &view.trials);
-    failures(b, &view.trials);
-    program_logs(b, &view.trials);
-    early_stopping(b, &view.trials);
+    trials_table(b, s);
+    failures(b, s);
+    program_logs(b, s);
+    early_stopping(b, s);
 
     b.heading(3, "Learning curves");
-    learning_curves(b, view);
-    hyperparameter_scatters(b, view);
+    learning_curves(b, s, view);
+    hyperparameter_scatters(b, s);
 
     b.heading(3, "Most confused classes");
-    confusion(b, view, tally);
+    confusion(b, s);
 }
 
 /// The trials table: every trial, or past [`MAX_TRIAL_ROWS`] the best and the worst half of
 /// that by test accuracy (no accuracy ranks last), in grid order.
-fn trials_table(b: &mut Builder, trials: &[&Trial<'_>]) {
-    if trials.len() <= MAX_TRIAL_ROWS {
-        b.table(None, tables::trials(trials));
-        return;
+fn trials_table(b: &mut Builder, s: &Summary) {
+    let shown = s.ranked.shown();
+    let n = s.counts.trials;
+    if n > MAX_TRIAL_ROWS {
+        let half = MAX_TRIAL_ROWS / 2;
+        b.para(vec![text(format!(
+            "The best {half} and the worst {half} of the {n} trials by test accuracy (a trial \
+             without one ranks last), in grid order; every trial is in results.csv."
+        ))]);
     }
-    let accuracy = |t: &Trial<'_>| t.test_accuracy.filter(|a| a.is_finite());
-    let mut ranked: Vec<usize> = (0..trials.len()).collect();
-    // Stable: ties keep grid order.
-    ranked.sort_by(|&i, &j| match (accuracy(trials[i]), accuracy(trials[j])) {
-        (Some(a), Some(b)) => b.total_cmp(&a),
-        (a, b) => b.is_some().cmp(&a.is_some()),
-    });
-    let half = MAX_TRIAL_ROWS / 2;
-    let mut shown: Vec<usize> = ranked[..half]
-        .iter()
-        .chain(&ranked[ranked.len() - half..])
-        .copied()
-        .collect();
-    shown.sort_unstable();
-    let shown: Vec<&Trial<'_>> = shown.into_iter().map(|i| trials[i]).collect();
-    b.para(vec![text(format!(
-        "The best {half} and the worst {half} of the {} trials by test accuracy (a trial without \
-         one ranks last), in grid order; every trial is in results.csv.",
-        trials.len()
-    ))]);
     b.table(None, tables::trials(&shown));
 }
 
 /// Each varied hyperparameter's share of the final test accuracy's variance
 /// ([`super::importance`]).
-fn importance(b: &mut Builder, view: &View<'_>) {
-    let params = compare::varied(view);
+fn importance(b: &mut Builder, s: &Summary) {
+    let params = s.varied();
     if params.is_empty() {
         return;
     }
     b.heading(3, "Hyperparameter importance");
-    let imp = match compare::importance_of(view, &params) {
+    let imp = match s.importance() {
         Ok(imp) => imp,
         Err(e) => {
             b.para(vec![text(format!("Not computed: {e}."))]);
@@ -427,25 +400,25 @@ fn importance(b: &mut Builder, view: &View<'_>) {
     })]);
 }
 
-fn best(b: &mut Builder, view: &View<'_>) {
-    match best_trial(&view.trials) {
-        Some((t, acc)) => {
+fn best(b: &mut Builder, s: &Summary, view: &View<'_>) {
+    match &s.best {
+        Some(t) => {
             let train = t
-                .train_accuracy
+                .train
                 .filter(|a| a.is_finite())
                 .map_or_else(String::new, |a| format!(" (training {a:.2} %)"));
             b.para(vec![
                 text("Best trial: "),
-                Span::Strong(t.name.to_string()),
+                Span::Strong(t.name.clone()),
                 text(", test accuracy "),
-                Span::Strong(format!("{acc:.2} %")),
+                Span::Strong(format!("{:.2} %", t.test)),
                 text(format!("{train}.")),
             ]);
         }
         None => b.para(vec![text("No trial has a result yet.")]),
     }
     if view.repeats {
-        if let Some((c, s)) = best_config(&view.configs) {
+        if let Some((c, stat)) = best_config(&view.configs) {
             let named: Vec<String> = view
                 .axes
                 .iter()
@@ -460,70 +433,29 @@ fn best(b: &mut Builder, view: &View<'_>) {
             b.para(vec![
                 text("Best configuration by mean test accuracy: "),
                 Span::Strong(name),
-                text(format!(", {}.", fmt_stat(&s, true, " %"))),
+                text(format!(", {}.", fmt_stat(&stat, true, " %"))),
             ]);
         }
     }
 }
 
-fn failures(b: &mut Builder, trials: &[&Trial<'_>]) {
-    let mut items = Vec::new();
-    for t in trials {
-        if t.failed() {
-            items.push(vec![
-                Span::Strong(t.name.to_string()),
-                text(format!(
-                    " failed after {} attempts: {}",
-                    t.attempts,
-                    t.failure.as_deref().unwrap_or("no reason recorded")
-                )),
-            ]);
-        }
-        for a in t.failed_attempts.iter() {
-            items.push(vec![text(format!(
-                "{}, attempt {} ({}): {}",
-                t.name, a.attempt, a.kind, a.message
-            ))]);
-        }
-    }
-    if !items.is_empty() {
+fn failures(b: &mut Builder, s: &Summary) {
+    if !s.failures.is_empty() {
         b.heading(3, "Failures and retries");
-        b.blocks.push(Block::List(items));
+        b.blocks.push(Block::List(s.failures.clone()));
     }
 }
-
-/// Most program trials whose logs the report lists (the rest are in `results.json`).
-const MAX_LOG_LINKS: usize = 200;
 
 /// Links to the program trials' logs, failed trials first.
-fn program_logs(b: &mut Builder, trials: &[&Trial<'_>]) {
-    let mut with_logs: Vec<&&Trial<'_>> = trials.iter().filter(|t| !t.logs.is_empty()).collect();
-    if with_logs.is_empty() {
+fn program_logs(b: &mut Builder, s: &Summary) {
+    if s.logs.trials == 0 {
         return;
     }
-    with_logs.sort_by_key(|t| !t.failed());
-    let mut items: Vec<Vec<Span>> = with_logs
-        .iter()
-        .take(MAX_LOG_LINKS)
-        .map(|t| {
-            let mut item = vec![Span::Strong(t.name.to_string()), text(": ")];
-            for (i, file) in t.logs.iter().enumerate() {
-                if i > 0 {
-                    item.push(text(", "));
-                }
-                let stream = file.rsplit('.').nth(1).unwrap_or("log");
-                item.push(Span::Link {
-                    text: stream.to_owned(),
-                    href: file.clone(),
-                });
-            }
-            item
-        })
-        .collect();
-    if with_logs.len() > MAX_LOG_LINKS {
+    let mut items = s.logs.items();
+    if s.logs.trials > MAX_LOG_LINKS {
         items.push(vec![text(format!(
             "and {} more trials: their logs are named in results.json (`logs`).",
-            with_logs.len() - MAX_LOG_LINKS
+            s.logs.trials - MAX_LOG_LINKS
         ))]);
     }
     b.heading(3, "Program logs");
@@ -531,15 +463,9 @@ fn program_logs(b: &mut Builder, trials: &[&Trial<'_>]) {
 }
 
 /// How much early stopping saved, and where it stopped trials ([`super::stopping`]).
-fn early_stopping(b: &mut Builder, trials: &[&Trial<'_>]) {
-    // Trials the budget stopped never ran: they are no rule's decision.
-    let trials: Vec<&Trial> = trials
-        .iter()
-        .copied()
-        .filter(|t| !t.stopped_by_budget())
-        .collect();
-    let trials = trials.as_slice();
-    let Some(s) = super::stopping::summary(trials) else {
+fn early_stopping(b: &mut Builder, summary: &Summary) {
+    // Trials the budget stopped never ran: they are no rule's decision (left out by the tally).
+    let Some(s) = summary.stopping.summary() else {
         return;
     };
     b.heading(3, "Early stopping");
@@ -584,9 +510,13 @@ struct CurveSpec {
 
 /// What the learning curves' titles say they are of: " of <trial>" (one trial), " for different
 /// <axes>", or nothing.
-fn curves_subject(view: &View<'_>) -> String {
-    if let (true, [only]) = (view.axes.is_empty(), view.trials.as_slice()) {
-        format!(" of {}", only.name)
+fn curves_subject(s: &Summary, view: &View<'_>) -> String {
+    if let (true, 1, [only]) = (
+        view.axes.is_empty(),
+        s.counts.trials,
+        view.configs.as_slice(),
+    ) {
+        format!(" of {}", only.first)
     } else if view.axes.is_empty() {
         String::new()
     } else {
@@ -595,18 +525,20 @@ fn curves_subject(view: &View<'_>) -> String {
     }
 }
 
-fn learning_curves(b: &mut Builder, view: &View<'_>) {
+fn learning_curves(b: &mut Builder, s: &Summary, view: &View<'_>) {
     let e = &view.experiment;
-    let label_of = |c: &analysis::Config<'_>| match (view.axes.is_empty(), c.trials.as_slice()) {
-        (true, [t]) => t.name.to_string(),
-        (true, ts) => format!("mean of {} trials", ts.len()),
-        (false, _) => c.label(),
+    let label_of = |c: &analysis::Config| {
+        if view.axes.is_empty() {
+            summary::unlabelled(c)
+        } else {
+            c.label()
+        }
     };
     let legend_title = (!view.axes.is_empty()).then(|| {
         let labels: Vec<String> = view.axes.iter().map(|a| analysis::label(a.param)).collect();
         labels.join(", ")
     });
-    let different = curves_subject(view);
+    let different = curves_subject(s, view);
     let spec = |title: String, y_label: &str, suffix: &str, y_bounds, series| CurveSpec {
         title,
         y_label: y_label.to_owned(),
@@ -620,26 +552,30 @@ fn learning_curves(b: &mut Builder, view: &View<'_>) {
             "Test accuracy (%)",
             "test-accuracy",
             (0.0, 100.0),
-            curves(&view.configs, |ep| ep.test_accuracy, label_of),
+            curves(&view.configs, Series::TestAccuracy, label_of),
         ),
         spec(
             format!("Training loss curves{different}"),
             "Training loss",
             "train-loss",
             (0.0, f64::INFINITY),
-            curves(&view.configs, |ep| ep.train_loss, label_of),
+            curves(&view.configs, Series::TrainLoss, label_of),
         ),
     ];
     // A program trial's own scalars (issue 19): one figure per name, the first few names.
-    let (names, all) = analysis::scalar_names(&view.trials);
+    let all = s.scalar_names.len();
+    let names: Vec<&String> = s
+        .scalar_names
+        .iter()
+        .take(analysis::MAX_SCALAR_NAMES)
+        .collect();
     for name in &names {
-        let metric = |ep: &sweep_common::EpochMetrics| ep.scalars.get(name).unwrap_or(f64::NAN);
         specs.push(spec(
             format!("{name} curves{different}"),
             name.as_str(),
             &format!("scalar-{name}"),
             (f64::NEG_INFINITY, f64::INFINITY),
-            curves(&view.configs, metric, label_of),
+            curves(&view.configs, Series::Scalar(name), label_of),
         ));
     }
     if specs.iter().all(|s| s.series.is_empty()) {
@@ -670,48 +606,31 @@ fn learning_curves(b: &mut Builder, view: &View<'_>) {
     }
 }
 
-/// Numeric hyperparameters with at least this many distinct values among an experiment's trials
-/// get a scatter against the metric (sampled keys; long axes).
-const SCATTER_MIN_VALUES: usize = 5;
-
-/// One scatter per numeric hyperparameter that takes many values in the experiment (every
-/// sampled key does): each trial's final test accuracy (or the last before it was stopped)
-/// against its value.
-fn hyperparameter_scatters(b: &mut Builder, view: &View<'_>) {
-    let ended: Vec<(&Trial<'_>, f64)> = view
-        .trials
-        .iter()
-        .filter(|t| matches!(t.status, Status::Succeeded | Status::Stopped))
-        .filter_map(|t| Some((*t, t.epochs.last()?.test_accuracy)))
-        .filter(|(_, acc)| acc.is_finite())
-        .collect();
+/// One scatter per numeric hyperparameter that takes many values in the experiment
+/// ([`summary::SCATTER_MIN_VALUES`]; every sampled key does): each trial's final test accuracy
+/// (or the last before it was stopped) against its value, for the first
+/// [`summary::MAX_SCATTER_POINTS`] trials that ended.
+fn hyperparameter_scatters(b: &mut Builder, s: &Summary) {
     let mut first = true;
     for param in Param::ALL {
         if param == Param::Seed {
             continue;
         }
-        let points: Vec<(f64, f64, bool)> = ended
-            .iter()
-            .filter_map(|(t, acc)| {
-                let x = match t.params.get(param) {
-                    Value::Int(i) => i as f64,
-                    Value::Float(x) => x,
-                    Value::Choice(_) | Value::Text(_) => return None,
-                };
-                Some((x, *acc, t.status == Status::Stopped))
-            })
-            .collect();
-        let mut distinct: Vec<f64> = points.iter().map(|p| p.0).collect();
-        distinct.sort_by(f64::total_cmp);
-        distinct.dedup();
-        if distinct.len() < SCATTER_MIN_VALUES {
+        let Some((points, lo, hi)) = s.scatter.of(param) else {
             continue;
-        }
+        };
         if first {
             b.heading(3, "Hyperparameters against the test accuracy");
+            if s.scatter.ended > s.scatter.drawn() {
+                b.para(vec![text(format!(
+                    "Each scatter shows the first {} of the {} trials that ended, in grid order; \
+                     every trial is in results.csv.",
+                    s.scatter.drawn(),
+                    s.scatter.ended
+                ))]);
+            }
             first = false;
         }
-        let (lo, hi) = (distinct[0], distinct[distinct.len() - 1]);
         let title = format!("Final test accuracy against {}", analysis::label(param));
         let plot = ScatterPlot {
             title: title.clone(),
@@ -722,7 +641,7 @@ fn hyperparameter_scatters(b: &mut Builder, view: &View<'_>) {
             y_bounds: (0.0, 100.0),
         };
         b.figure(
-            &format!("{}-scatter-{}", view.experiment.name, param.def().key),
+            &format!("{}-scatter-{}", s.experiment.name, param.def().key),
             Plot::Scatter(plot),
             title,
         );
@@ -740,15 +659,11 @@ fn pairs_spans(pairs: &[analysis::ConfusedPair]) -> Vec<Vec<Span>> {
     pairs.iter().map(|p| vec![text(p.to_string())]).collect()
 }
 
-fn confusion(b: &mut Builder, view: &View<'_>, tally: &ConfusionTally) {
-    let e = &view.experiment;
-    // The first trials with a matrix: those that get a figure (the pass keeps no other).
-    let with_matrix: Vec<&&Trial<'_>> = view
-        .trials
-        .iter()
-        .filter(|t| t.train_confusion.is_some() || t.test_confusion.is_some())
-        .take(MAX_CONFUSION_FIGURES)
-        .collect();
+fn confusion(b: &mut Builder, s: &Summary) {
+    let e = &s.experiment;
+    let tally = &s.confusions;
+    // The first trials with a matrix: those that get a figure (the summary keeps no other).
+    let with_matrix = &s.confusion_trials;
     let pairs = tally
         .summed
         .as_ref()

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 
-use super::compare::{self, Data};
 use super::doc::{Block, Document, Span};
 use super::tables::Table;
 use super::views;
@@ -105,8 +104,9 @@ fn style(css: &str) -> String {
     format!("<style>/*<![CDATA[*/\n{css}\n/*]]>*/</style>\n")
 }
 
-/// The comparison views' section: its place, its data and the scripts that draw it.
-fn compare_section(data: &Data) -> String {
+/// The comparison views' section: its place, its data and the scripts that draw it; the rows of
+/// its data go between the two parts (`compare`: the data's text before and after them).
+fn compare_section(compare: &(String, String)) -> (String, String) {
     let mut h = String::from(
         "<h2 id=\"compare\">Compare trials</h2>\n<p>Every trial of an experiment as one line \
          across its hyperparameters and its final test accuracy (drag along an axis to select a \
@@ -116,23 +116,27 @@ fn compare_section(data: &Data) -> String {
          need JavaScript; the tables below and <code>results.csv</code> hold the same \
          numbers.</p></noscript></div>\n",
     );
-    h.push_str(&format!(
-        "<script type=\"application/json\" id=\"sweep-compare-data\">{}</script>\n",
-        compare::embedded_json(data)
-    ));
-    h.push_str(&style(views::VENDOR_CSS));
-    h.push_str(&style(views::COMPARE_CSS));
-    h.push_str(&script(views::VENDOR_JS));
-    h.push_str(&script(views::COMPARE_JS));
-    h.push_str(&script(
+    h.push_str("<script type=\"application/json\" id=\"sweep-compare-data\">");
+    h.push_str(&compare.0);
+    let mut h2 = compare.1.clone();
+    h2.push_str("</script>\n");
+    h2.push_str(&style(views::VENDOR_CSS));
+    h2.push_str(&style(views::COMPARE_CSS));
+    h2.push_str(&script(views::VENDOR_JS));
+    h2.push_str(&script(views::COMPARE_JS));
+    h2.push_str(&script(
         "SweepCompare.report(JSON.parse(document.getElementById(\"sweep-compare-data\").textContent));",
     ));
-    h
+    (h, h2)
 }
 
-/// Renders `doc` with the comparison views of `compare`; `svgs` maps a figure's stem to its SVG
-/// text (a missing one is linked only).
-pub fn render(doc: &Document, svgs: &HashMap<String, String>, compare: &Data) -> String {
+/// Renders `doc` in two parts, between which the comparison views' rows go: `compare` is their
+/// data's text before and after the rows ([`super::compare::embedded_parts`]).
+pub fn render_parts(
+    doc: &Document,
+    svgs: &HashMap<String, String>,
+    compare: &(String, String),
+) -> (String, String) {
     let mut h = String::new();
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n");
     h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n");
@@ -156,12 +160,16 @@ pub fn render(doc: &Document, svgs: &HashMap<String, String>, compare: &Data) ->
             }))
             .collect();
     let mut nav_done = false;
+    let mut split = 0;
     for block in &doc.blocks {
         match block {
             Block::Heading { level, text, id } => {
                 if *level >= 2 && !nav_done {
                     h.push_str(&format!("<nav><ul>{}</ul></nav>\n", contents.join("")));
-                    h.push_str(&compare_section(compare));
+                    let (a, b) = compare_section(compare);
+                    h.push_str(&a);
+                    split = h.len();
+                    h.push_str(&b);
                     nav_done = true;
                 }
                 let level = (*level).clamp(1, 6);
@@ -195,8 +203,12 @@ pub fn render(doc: &Document, svgs: &HashMap<String, String>, compare: &Data) ->
         }
     }
     if !nav_done {
-        h.push_str(&compare_section(compare));
+        let (a, b) = compare_section(compare);
+        h.push_str(&a);
+        split = h.len();
+        h.push_str(&b);
     }
     h.push_str("</main>\n</body>\n</html>\n");
-    h
+    let after = h.split_off(split);
+    (h, after)
 }

@@ -19,13 +19,15 @@ pub mod html;
 pub mod importance;
 pub mod markdown;
 pub mod pass;
+pub mod rows;
 pub mod stopping;
 pub mod stream;
+pub mod summary;
 pub mod tables;
 pub mod views;
 
 use std::collections::HashMap;
-use std::io::Write as _;
+use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 
 use sweep_common::results::FORMAT;
@@ -170,12 +172,29 @@ fn checked(results: Results<'static>, path: &Path) -> Result<Results<'static>, E
 }
 
 /// Makes every output of the report of `results`, without touching the disk.
-pub fn render(results: &Results<'_>) -> Result<Rendered, Error> {
-    let document = doc::build(results);
+pub fn render(results: &Results<'static>) -> Result<Rendered, Error> {
+    let mut summaries = summary::Summaries::new(&results.experiments);
+    let mut rows = rows::Spool::memory();
+    for t in &results.trials {
+        let x = summaries.add(t);
+        rows.add(x, t).map_err(|source| Error::Write {
+            path: PathBuf::from("report.html"),
+            source,
+        })?;
+    }
+    summaries.settle();
+    let document = doc::build_with(results, &summaries);
     let figures = draw(&document)?;
+    let mut html = Vec::new();
+    write_html(&document, &figures, &summaries, &mut rows, &mut html).map_err(|source| {
+        Error::Write {
+            path: PathBuf::from("report.html"),
+            source,
+        }
+    })?;
     Ok(Rendered {
         markdown: markdown::render(&document),
-        html: html(&document, &figures, results),
+        html: String::from_utf8_lossy(&html).into_owned(),
         results_csv: csv::results_csv(results),
         epochs_csv: csv::epochs_csv(results),
         figures,
@@ -199,13 +218,32 @@ fn draw(document: &doc::Document) -> Result<Vec<RenderedFigure>, Error> {
     Ok(figures)
 }
 
-/// `report.html`: `document` with its figures inlined and the comparison views of `results`.
-fn html(document: &doc::Document, figures: &[RenderedFigure], results: &Results<'_>) -> String {
+/// Writes `report.html` into `out`: `document` with its figures inlined and the comparison
+/// views of `summaries`, their rows read from `rows`.
+fn write_html(
+    document: &doc::Document,
+    figures: &[RenderedFigure],
+    summaries: &summary::Summaries,
+    rows: &mut rows::Spool,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let svgs: HashMap<String, String> = figures
         .iter()
         .map(|f| (f.stem.clone(), f.svg.clone()))
         .collect();
-    html::render(document, &svgs, &compare::data(results))
+    let data = compare::data(summaries);
+    let parts = compare::embedded_parts(&data);
+    let (before, after) = html::render_parts(document, &svgs, &parts);
+    out.write_all(before.as_bytes())?;
+    if !parts.1.is_empty() {
+        let own: Vec<Vec<sweep_common::grid::Param>> = summaries
+            .experiments
+            .iter()
+            .map(summary::Summary::varied)
+            .collect();
+        rows.write_rows(&compare::all_varied(&own), &own, out)?;
+    }
+    out.write_all(after.as_bytes())
 }
 
 pub(crate) fn write_file(path: &Path, contents: &[u8]) -> Result<(), Error> {
@@ -222,15 +260,39 @@ pub(crate) fn write_file(path: &Path, contents: &[u8]) -> Result<(), Error> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-/// Reads `out_dir/results.json` and writes the report into `out_dir`, and TensorBoard's event
-/// files into `out_dir/tensorboard/`: the CSVs and event files in one pass over the trials as
-/// they are read ([`pass`]), then the documents and figures from what it kept.
-pub fn write(out_dir: &Path) -> Result<ReportPaths, Error> {
+/// The pass over `path`'s trials; made again with the header known when the header's
+/// experiments came after the trials.
+fn pass_over(out_dir: &Path, path: &Path) -> Result<pass::Passed, Error> {
     let mut pass = pass::Pass::start(out_dir)?;
-    let header = stream::each_trial(&out_dir.join("results.json"), |t| pass.trial(t))?;
+    let seen = std::cell::RefCell::new(None);
+    let header = stream::each_trial_with(
+        path,
+        |h| *seen.borrow_mut() = Some(h.experiments.clone()),
+        |t| {
+            if let Some(experiments) = seen.borrow_mut().take() {
+                pass.header(&experiments);
+            }
+            pass.trial(t)
+        },
+    )?;
     let passed = pass.finish(header)?;
-    let results = &passed.results;
-    let document = doc::build_with(results, &passed.confusions);
+    if passed.complete {
+        return Ok(passed);
+    }
+    let header = passed.header;
+    drop(passed.rows);
+    let mut pass = pass::Pass::start_with(out_dir, &header)?;
+    let header = stream::each_trial(path, |t| pass.trial(t))?;
+    pass.finish(header)
+}
+
+/// Reads `out_dir/results.json` and writes the report into `out_dir`, and TensorBoard's event
+/// files into `out_dir/tensorboard/`: the CSVs, event files and comparison rows in one pass over
+/// the trials as they are read ([`pass`]), then the documents and figures from the experiments'
+/// summaries.
+pub fn write(out_dir: &Path) -> Result<ReportPaths, Error> {
+    let mut passed = pass_over(out_dir, &out_dir.join("results.json"))?;
+    let document = doc::build_with(&passed.header, &passed.summaries);
     let rendered = draw(&document)?;
     let figures_dir = out_dir.join("figures");
     std::fs::create_dir_all(&figures_dir).map_err(|source| Error::Write {
@@ -248,14 +310,40 @@ pub fn write(out_dir: &Path) -> Result<ReportPaths, Error> {
     let paths = ReportPaths {
         markdown: out_dir.join("report.md"),
         html: out_dir.join("report.html"),
-        results_csv: passed.results_csv,
-        epochs_csv: passed.epochs_csv,
+        results_csv: passed.results_csv.clone(),
+        epochs_csv: passed.epochs_csv.clone(),
         figures,
-        tensorboard: passed.tensorboard,
+        tensorboard: std::mem::take(&mut passed.tensorboard),
     };
     write_file(&paths.markdown, markdown::render(&document).as_bytes())?;
-    write_file(&paths.html, html(&document, &rendered, results).as_bytes())?;
+    write_streamed(&paths.html, |out| {
+        write_html(
+            &document,
+            &rendered,
+            &passed.summaries,
+            &mut passed.rows,
+            out,
+        )
+    })?;
     Ok(paths)
+}
+
+/// Writes `path` through `contents` under a temporary name, renamed into place when done.
+fn write_streamed(
+    path: &Path,
+    contents: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<(), Error> {
+    let io = |source| Error::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).map_err(io)?);
+    contents(&mut f).map_err(io)?;
+    f.into_inner().map_err(|e| io(e.into_error()))?;
+    std::fs::rename(&tmp, path).map_err(io)
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! The report's pass over the trials of `results.json` (read as a stream, [`super::stream`]):
 //! each trial's `results.csv` row, `epochs.csv` rows and TensorBoard run are written as it is
-//! read (the first [`tensorboard::MAX_RUNS`] get a run), and what the document needs of it is
-//! kept: the trial without its confusion matrices, except the first
-//! [`super::doc::MAX_CONFUSION_FIGURES`] of each experiment, which get figures; every test
-//! matrix is added to its experiment's sum ([`Confusions`]) before it is dropped.
+//! read (the first [`tensorboard::MAX_RUNS`] get a run), its comparison row goes to a spool
+//! ([`super::rows`]), and what the document needs of it is summed into its experiment's
+//! [`super::summary::Summary`]; the trial is then dropped. Every test matrix is added to its
+//! experiment's sum ([`ConfusionTally`]).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -11,9 +11,11 @@ use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 
 use sweep_common::metrics::ConfusionMatrix;
-use sweep_common::results::{Results, Trial};
+use sweep_common::results::{Experiment, Results, Trial};
 
-use super::{Error, analysis, csv, doc};
+use super::rows::Spool;
+use super::summary::Summaries;
+use super::{Error, analysis, csv};
 use crate::tensorboard;
 
 /// Per experiment (by name), what its trials' confusion matrices add up to.
@@ -103,16 +105,24 @@ pub struct Pass<'o> {
     epochs_csv: Lines,
     runs: tensorboard::Runs,
     run_paths: Vec<PathBuf>,
-    confusions: Confusions,
-    kept: Vec<Trial<'static>>,
+    /// The experiments the header named before the trials.
+    experiments: Vec<Experiment>,
+    summaries: Option<Summaries>,
+    rows: Spool,
 }
 
-/// What the pass leaves: the document's trials and sums, and the files it wrote.
+/// What the pass leaves: the document's summaries and rows, and the files it wrote.
 pub struct Passed {
-    /// The results, each trial without the matrices that get no figure.
-    pub results: Results<'static>,
-    /// Each experiment's confusion matrices, counted and summed.
-    pub confusions: Confusions,
+    /// The results without their trials.
+    pub header: Results<'static>,
+    /// Each experiment's summary, settled ([`Summaries::settle`]).
+    pub summaries: Summaries,
+    /// The comparison views' rows.
+    pub rows: Spool,
+    /// False when the header's experiments came after the trials (a file the coordinator did
+    /// not write): the trials were summed without their experiments' axes, and the pass must
+    /// be made again with the header known ([`Pass::start_with`]).
+    pub complete: bool,
     /// `results.csv`.
     pub results_csv: PathBuf,
     /// `epochs.csv`.
@@ -121,24 +131,48 @@ pub struct Passed {
     pub tensorboard: Vec<PathBuf>,
 }
 
+/// The spool of the comparison views' rows, beside the report.
+const ROWS_SPOOL: &str = ".report-rows.tmp";
+
 impl<'o> Pass<'o> {
     /// Starts the CSV files in `out_dir`.
     pub fn start(out_dir: &'o Path) -> Result<Self, Error> {
         let epochs_header: Vec<String> =
             csv::EPOCHS_HEADER.iter().map(|s| (*s).to_owned()).collect();
+        let spool = out_dir.join(ROWS_SPOOL);
+        let rows = Spool::file(spool.clone()).map_err(|source| Error::Write {
+            path: spool,
+            source,
+        })?;
         Ok(Pass {
             out_dir,
             results_csv: Lines::create(out_dir.join("results.csv"), &csv::results_header())?,
             epochs_csv: Lines::create(out_dir.join("epochs.csv"), &epochs_header)?,
             runs: tensorboard::Runs::default(),
             run_paths: Vec::new(),
-            confusions: Confusions::new(),
-            kept: Vec::new(),
+            experiments: Vec::new(),
+            summaries: None,
+            rows,
         })
     }
 
-    /// Writes `t`'s rows and run, and keeps what the document needs of it.
-    pub fn trial(&mut self, mut t: Trial<'static>) -> Result<(), Error> {
+    /// Starts the pass with the header (`header`'s experiments) known.
+    pub fn start_with(out_dir: &'o Path, header: &Results<'_>) -> Result<Self, Error> {
+        let mut pass = Pass::start(out_dir)?;
+        pass.header(&header.experiments);
+        Ok(pass)
+    }
+
+    /// Takes the header's experiments as read before the trials: they lay out the summaries.
+    pub fn header(&mut self, experiments: &[Experiment]) {
+        if self.summaries.is_none() {
+            self.experiments = experiments.to_vec();
+            self.summaries = Some(Summaries::new(experiments));
+        }
+    }
+
+    /// Writes `t`'s rows and run, and sums what the document needs of it.
+    pub fn trial(&mut self, t: Trial<'static>) -> Result<(), Error> {
         self.results_csv.row(&csv::results_row(&t))?;
         for row in csv::epoch_rows(&t) {
             self.epochs_csv.row(&row)?;
@@ -147,16 +181,12 @@ impl<'o> Pass<'o> {
             self.run_paths
                 .push(tensorboard::write_event_file(self.out_dir, &run)?);
         }
-        let tally = self.confusions.entry(t.experiment.to_string()).or_default();
-        let drawn = tally.with_matrix < doc::MAX_CONFUSION_FIGURES;
-        tally.add(&t);
-        if !drawn {
-            // Counted and summed, drawn by no figure: not kept.
-            t.train_confusion = None;
-            t.test_confusion = None;
-        }
-        self.kept.push(t);
-        Ok(())
+        let summaries = self.summaries.get_or_insert_with(|| Summaries::new(&[]));
+        let x = summaries.add(&t);
+        self.rows.add(x, &t).map_err(|source| Error::Write {
+            path: self.out_dir.join(ROWS_SPOOL),
+            source,
+        })
     }
 
     /// Finishes the files: `header` is the document without its trials.
@@ -165,12 +195,16 @@ impl<'o> Pass<'o> {
         let mut tensorboard = Vec::with_capacity(self.run_paths.len() + 1);
         tensorboard.push(tensorboard::write_event_file(self.out_dir, &root)?);
         tensorboard.extend(self.run_paths);
+        let complete = self.summaries.is_none() || self.experiments == header.experiments;
+        let mut summaries = self
+            .summaries
+            .unwrap_or_else(|| Summaries::new(&header.experiments));
+        summaries.settle();
         Ok(Passed {
-            results: Results {
-                trials: self.kept,
-                ..header
-            },
-            confusions: self.confusions,
+            header,
+            summaries,
+            rows: self.rows,
+            complete,
             results_csv: self.results_csv.finish()?,
             epochs_csv: self.epochs_csv.finish()?,
             tensorboard,

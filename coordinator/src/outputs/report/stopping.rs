@@ -2,6 +2,8 @@
 //! against those a full run trains, and per epoch where trials were stopped, how many reached it
 //! and how many stopped there.
 
+use std::collections::BTreeMap;
+
 use sweep_common::results::Trial;
 
 /// One epoch at which trials were stopped.
@@ -38,37 +40,63 @@ impl Summary {
     }
 }
 
+/// An experiment's early stopping summed a trial at a time: where trials were stopped, how long
+/// their curves are, the epochs trained and those a full run trains.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Trials stopped at each epoch.
+    stopped_at: BTreeMap<u32, usize>,
+    /// Trials by the length of their curve.
+    lengths: BTreeMap<usize, usize>,
+    trained: u64,
+    full: u64,
+    stopped: usize,
+}
+
+impl Tally {
+    /// Counts `t` in.
+    pub fn add(&mut self, t: &Trial<'_>) {
+        if let Some(s) = &t.stopped {
+            *self.stopped_at.entry(s.epoch).or_default() += 1;
+        }
+        *self.lengths.entry(t.epochs.len()).or_default() += 1;
+        self.trained += t.epochs.len() as u64;
+        self.full += u64::from(t.params.epochs);
+        if t.stopped() {
+            self.stopped += 1;
+        }
+    }
+
+    /// The summary, or `None` when no trial was stopped.
+    pub fn summary(&self) -> Option<Summary> {
+        if self.stopped_at.is_empty() {
+            return None;
+        }
+        let rungs = self
+            .stopped_at
+            .iter()
+            .map(|(&epoch, &stopped)| Rung {
+                epoch,
+                entered: self.lengths.range(epoch as usize..).map(|(_, n)| n).sum(),
+                stopped,
+            })
+            .collect();
+        Some(Summary {
+            trained: self.trained,
+            full: self.full,
+            stopped: self.stopped,
+            rungs,
+        })
+    }
+}
+
 /// The summary of `trials`, or `None` when none was stopped.
 pub fn summary(trials: &[&Trial<'_>]) -> Option<Summary> {
-    let mut epochs: Vec<u32> = trials
-        .iter()
-        .filter_map(|t| t.stopped.as_ref().map(|s| s.epoch))
-        .collect();
-    if epochs.is_empty() {
-        return None;
+    let mut tally = Tally::default();
+    for t in trials {
+        tally.add(t);
     }
-    epochs.sort_unstable();
-    epochs.dedup();
-    let rungs = epochs
-        .into_iter()
-        .map(|epoch| Rung {
-            epoch,
-            entered: trials
-                .iter()
-                .filter(|t| t.epochs.len() >= epoch as usize)
-                .count(),
-            stopped: trials
-                .iter()
-                .filter(|t| t.stopped.as_ref().is_some_and(|s| s.epoch == epoch))
-                .count(),
-        })
-        .collect();
-    Some(Summary {
-        trained: trials.iter().map(|t| t.epochs.len() as u64).sum(),
-        full: trials.iter().map(|t| u64::from(t.params.epochs)).sum(),
-        stopped: trials.iter().filter(|t| t.stopped()).count(),
-        rungs,
-    })
+    tally.summary()
 }
 
 #[cfg(test)]

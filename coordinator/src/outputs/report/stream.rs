@@ -16,6 +16,16 @@ use super::Error;
 /// format is refused as soon as it is read.
 pub fn each_trial(
     path: &Path,
+    on_trial: impl FnMut(Trial<'static>) -> Result<(), Error>,
+) -> Result<Results<'static>, Error> {
+    each_trial_with(path, |_| {}, on_trial)
+}
+
+/// [`each_trial`], calling `on_header` first with the header as read up to the `trials` array
+/// (all of it when, as the coordinator writes it, the header comes first).
+pub fn each_trial_with(
+    path: &Path,
+    mut on_header: impl FnMut(&Results<'static>),
     mut on_trial: impl FnMut(Trial<'static>) -> Result<(), Error>,
 ) -> Result<Results<'static>, Error> {
     let file = std::fs::File::open(path).map_err(|source| Error::Read {
@@ -26,6 +36,7 @@ pub fn each_trial(
     let mut de = serde_json::Deserializer::from_reader(reader);
     let mut failed = None;
     let seed = Document {
+        on_header: &mut on_header,
         on_trial: &mut on_trial,
         failed: &mut failed,
         path,
@@ -51,14 +62,16 @@ pub fn each_trial(
 }
 
 /// The whole document: its fields in any order, `trials` visited one at a time.
-struct Document<'f, F> {
+struct Document<'f, H, F> {
+    on_header: &'f mut H,
     on_trial: &'f mut F,
     failed: &'f mut Option<Error>,
     path: &'f Path,
 }
 
-impl<'de, F> DeserializeSeed<'de> for Document<'_, F>
+impl<'de, H, F> DeserializeSeed<'de> for Document<'_, H, F>
 where
+    H: FnMut(&Results<'static>),
     F: FnMut(Trial<'static>) -> Result<(), Error>,
 {
     type Value = Results<'static>;
@@ -68,8 +81,9 @@ where
     }
 }
 
-impl<'de, F> Visitor<'de> for Document<'_, F>
+impl<'de, H, F> Visitor<'de> for Document<'_, H, F>
 where
+    H: FnMut(&Results<'static>),
     F: FnMut(Trial<'static>) -> Result<(), Error>,
 {
     type Value = Results<'static>;
@@ -102,10 +116,13 @@ where
                 "grid_file" => header.grid_file = map.next_value()?,
                 "finished" => header.finished = map.next_value()?,
                 "experiments" => header.experiments = map.next_value()?,
-                "trials" => map.next_value_seed(Trials {
-                    on_trial: &mut *self.on_trial,
-                    failed: &mut *self.failed,
-                })?,
+                "trials" => {
+                    (self.on_header)(&header);
+                    map.next_value_seed(Trials {
+                        on_trial: &mut *self.on_trial,
+                        failed: &mut *self.failed,
+                    })?
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -115,7 +132,7 @@ where
     }
 }
 
-impl<F> Document<'_, F> {
+impl<H, F> Document<'_, H, F> {
     /// Keeps `e` to be returned, and stops the parser.
     fn fail<E: de::Error>(&mut self, e: Error) -> E {
         *self.failed = Some(e);

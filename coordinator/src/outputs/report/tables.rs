@@ -83,10 +83,10 @@ pub fn fmt_stat(s: &Stat, repeats: bool, unit: &str) -> String {
 }
 
 /// A configuration's cell for `metric`: the value, `failed` when every trial failed, else `-`.
-pub fn cell(config: Option<&Config<'_>>, metric: Metric, repeats: bool) -> String {
+pub fn cell(config: Option<&Config>, metric: Metric, repeats: bool) -> String {
     match config {
         None => "-".into(),
-        Some(c) => match c.stat(|t| metric.of(t)) {
+        Some(c) => match c.stat(metric) {
             Some(s) => fmt_stat(&s, repeats, ""),
             None if c.all_failed() => "failed".into(),
             None => "-".into(),
@@ -179,9 +179,9 @@ pub fn configurations(view: &View<'_>) -> Table {
         .iter()
         .map(|c| {
             let mut row = if view.axes.is_empty() {
-                vec![match c.trials.as_slice() {
-                    [t] => t.name.to_string(),
-                    ts => format!("all {} trials", ts.len()),
+                vec![match c.trials {
+                    1 => c.first.clone(),
+                    n => format!("all {n} trials"),
                 }]
             } else {
                 c.shown()

@@ -234,7 +234,7 @@ fn repeats_show_mean_and_sample_std_across_seeds() {
         ]
     );
     assert_eq!(t.rows[1][1], "88.00 ± 1.00 (n=3)");
-    let curves = analysis::curves(&v.configs, |e| e.test_accuracy, |c| c.label());
+    let curves = analysis::curves(&v.configs, analysis::Series::TestAccuracy, |c| c.label());
     assert_eq!(curves[0].label, "0.2");
     assert_eq!(curves[0].points.len(), 2);
     assert_eq!(curves[0].points[1].epoch, 2);
