@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use sweep_common::DatasetKind;
+use sweep_common::architecture;
 use sweep_common::grid::{Identity, Param, Value};
+use sweep_common::model::Model;
 use sweep_common::results::{Experiment, Results, Trial};
 use sweep_common::{ConfusionMatrix, EpochMetrics};
 
@@ -52,15 +55,53 @@ pub struct LayoutAxis {
     pub param: Param,
     /// Its values (those of the file's that are values of the hyperparameter).
     pub values: Vec<Value>,
+    /// Each value as tables, legends and captions show it ([`shown_values`]), distinct between
+    /// distinct values.
+    pub shown: Vec<String>,
 }
 
 impl LayoutAxis {
+    /// The axis of `param` over `values` on `dataset`.
+    pub fn new(param: Param, values: Vec<Value>, dataset: DatasetKind) -> Self {
+        let shown = shown_values(param, &values, dataset);
+        Self {
+            param,
+            values,
+            shown,
+        }
+    }
+
     /// Where `value` is among the axis's values.
     pub fn position(&self, value: Value) -> Option<usize> {
         self.values
             .iter()
             .position(|v| v.identity() == value.identity())
     }
+
+    /// `value` as the report shows it (its [`Value::display`] when it is none of the axis's).
+    pub fn show(&self, value: Value) -> String {
+        self.position(value)
+            .and_then(|i| self.shown.get(i).cloned())
+            .unwrap_or_else(|| value.display())
+    }
+}
+
+/// The values of an axis of `param` as the report shows them: a model by its one-line summary
+/// and parameter count, distinct between models (`sweep_common::architecture::model_labels`;
+/// a spec is too long for a legend or a header, and two specs may share a long prefix), any
+/// other value by its [`Value::display`].
+pub fn shown_values(param: Param, values: &[Value], dataset: DatasetKind) -> Vec<String> {
+    let models: Vec<Model> = values
+        .iter()
+        .filter_map(|v| match v {
+            Value::Text(t) if param == Param::Model => Some(Model(t)),
+            _ => None,
+        })
+        .collect();
+    if models.is_empty() || models.len() != values.len() {
+        return values.iter().map(|v| v.display()).collect();
+    }
+    architecture::model_labels(&models, dataset)
 }
 
 /// The trials of one configuration: equal values on every non-seed axis.
@@ -68,22 +109,19 @@ impl LayoutAxis {
 pub struct Config<'a> {
     /// The values of the experiment's layout axes, in [`View::axes`] order.
     pub key: Vec<Value>,
+    /// The key's values as shown ([`LayoutAxis::show`]).
+    pub shown: Vec<String>,
     /// Its trials (one per seed).
     pub trials: Vec<&'a Trial<'a>>,
 }
 
 impl Config<'_> {
-    /// The key's values as shown (`ReLU`, `2`).
-    pub fn shown(&self) -> Vec<String> {
-        self.key.iter().map(|v| v.display()).collect()
-    }
-
     /// The key as one label (`ReLU, 2`), or `all` when nothing varies.
     pub fn label(&self) -> String {
         if self.key.is_empty() {
             "all".into()
         } else {
-            self.shown().join(", ")
+            self.shown.join(", ")
         }
     }
 
@@ -165,9 +203,9 @@ pub fn view<'a>(experiment: Experiment, trials: Vec<&'a Trial<'a>>) -> View<'a> 
         .axes
         .iter()
         .filter(|a| a.param != Param::Seed && a.values.len() > 1)
-        .map(|a| LayoutAxis {
-            param: a.param,
-            values: a.typed_values().into_iter().flatten().collect(),
+        .map(|a| {
+            let values = a.typed_values().into_iter().flatten().collect();
+            LayoutAxis::new(a.param, values, experiment.dataset)
         })
         .collect();
     axes.sort_by_key(|a| a.param);
@@ -201,7 +239,10 @@ pub fn view<'a>(experiment: Experiment, trials: Vec<&'a Trial<'a>>) -> View<'a> 
     };
     let mut configs: Vec<Config<'_>> = groups
         .into_values()
-        .map(|(key, trials)| Config { key, trials })
+        .map(|(key, trials)| {
+            let shown = key.iter().zip(&axes).map(|(v, a)| a.show(*v)).collect();
+            Config { key, shown, trials }
+        })
         .collect();
     configs.sort_by(|a, b| {
         order(&a.key)

@@ -156,6 +156,15 @@ pub fn cell(value: Value) -> serde_json::Value {
     }
 }
 
+/// `value` of `param` in `view` as the views show it: a model of an axis by the label the
+/// report's tables and legends give it ([`analysis::LayoutAxis::show`]), else as [`cell`].
+fn shown_cell(view: &View<'_>, param: Param, value: Value) -> serde_json::Value {
+    match (value, view.axes.iter().find(|a| a.param == param)) {
+        (Value::Text(_), Some(axis)) => serde_json::Value::from(axis.show(value)),
+        _ => cell(value),
+    }
+}
+
 /// The comparison data of `results`.
 pub fn data(results: &Results<'_>) -> Data {
     let views = analysis::views(results);
@@ -193,7 +202,7 @@ pub fn data(results: &Results<'_>) -> Data {
             row.push(number(t.wall_seconds));
             for &p in &params {
                 row.push(if own.contains(&p) {
-                    cell(t.params.get(p))
+                    shown_cell(view, p, t.params.get(p))
                 } else {
                     serde_json::Value::Null
                 });

@@ -254,10 +254,7 @@ fn axes_sentence(view: &View<'_>) -> String {
     let described: Vec<String> = view
         .axes
         .iter()
-        .map(|a| {
-            let shown: Vec<String> = a.values.iter().map(|v| v.display()).collect();
-            format!("{} ({})", analysis::label(a.param), shown.join(", "))
-        })
+        .map(|a| format!("{} ({})", analysis::label(a.param), a.shown.join(", ")))
         .collect();
     let mut s = if described.is_empty() {
         "Nothing varies: one configuration.".to_owned()
@@ -303,6 +300,9 @@ fn experiment(b: &mut Builder, view: &View<'_>, tally: &ConfusionTally) {
         )),
     ]);
     b.para(vec![text(axes_sentence(view))]);
+    if let Some(t) = tables::models(view) {
+        b.table(Some(tables::MODELS_CAPTION), t);
+    }
 
     b.heading(3, "Final accuracies");
     if view.axes.len() == 2 {
@@ -450,7 +450,7 @@ fn best(b: &mut Builder, view: &View<'_>) {
                 .axes
                 .iter()
                 .zip(&c.key)
-                .map(|(a, v)| format!("{} = {}", analysis::label(a.param), v.display()))
+                .map(|(a, v)| format!("{} = {}", analysis::label(a.param), a.show(*v)))
                 .collect();
             let name = if named.is_empty() {
                 c.label()
