@@ -104,6 +104,18 @@ pub fn shown_values(param: Param, values: &[Value], dataset: DatasetKind) -> Vec
     architecture::model_labels(&models, dataset)
 }
 
+/// What joins a configuration's values in one label (a legend entry) and the axes' names in a
+/// legend's title: `, `, or ` | ` when a value is shown with a comma of its own (a model's
+/// label, `2 conv 32-64, 1 linear 10, 20234 params`), so that `0 | 2 conv ...` does not read as
+/// three values.
+pub fn separator(axes: &[LayoutAxis]) -> &'static str {
+    if axes.iter().flat_map(|a| &a.shown).any(|s| s.contains(',')) {
+        " | "
+    } else {
+        ", "
+    }
+}
+
 /// The trials of one configuration: equal values on every non-seed axis.
 #[derive(Debug, Clone)]
 pub struct Config<'a> {
@@ -111,6 +123,8 @@ pub struct Config<'a> {
     pub key: Vec<Value>,
     /// The key's values as shown ([`LayoutAxis::show`]).
     pub shown: Vec<String>,
+    /// What joins them in [`Config::label`] ([`separator`]).
+    pub separator: &'static str,
     /// Its trials (one per seed).
     pub trials: Vec<&'a Trial<'a>>,
 }
@@ -121,7 +135,7 @@ impl Config<'_> {
         if self.key.is_empty() {
             "all".into()
         } else {
-            self.shown.join(", ")
+            self.shown.join(self.separator)
         }
     }
 
@@ -237,11 +251,17 @@ pub fn view<'a>(experiment: Experiment, trials: Vec<&'a Trial<'a>>) -> View<'a> 
             .map(|(v, a)| a.position(*v).unwrap_or(usize::MAX))
             .collect()
     };
+    let separator = separator(&axes);
     let mut configs: Vec<Config<'_>> = groups
         .into_values()
         .map(|(key, trials)| {
             let shown = key.iter().zip(&axes).map(|(v, a)| a.show(*v)).collect();
-            Config { key, shown, trials }
+            Config {
+                key,
+                shown,
+                separator,
+                trials,
+            }
         })
         .collect();
     configs.sort_by(|a, b| {

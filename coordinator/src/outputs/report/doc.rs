@@ -254,7 +254,15 @@ fn axes_sentence(view: &View<'_>) -> String {
     let described: Vec<String> = view
         .axes
         .iter()
-        .map(|a| format!("{} ({})", analysis::label(a.param), a.shown.join(", ")))
+        .map(|a| {
+            let label = analysis::label(a.param);
+            // Values with commas of their own (models' labels) are listed in their key below.
+            if a.shown.iter().any(|s| s.contains(',')) {
+                format!("{label} ({} values, listed below)", a.shown.len())
+            } else {
+                format!("{label} ({})", a.shown.join(", "))
+            }
+        })
         .collect();
     let mut s = if described.is_empty() {
         "Nothing varies: one configuration.".to_owned()
@@ -604,7 +612,7 @@ fn learning_curves(b: &mut Builder, view: &View<'_>) {
     };
     let legend_title = (!view.axes.is_empty()).then(|| {
         let labels: Vec<String> = view.axes.iter().map(|a| analysis::label(a.param)).collect();
-        labels.join(", ")
+        labels.join(analysis::separator(&view.axes))
     });
     let different = curves_subject(view);
     let spec = |title: String, y_label: &str, suffix: &str, y_bounds, series| CurveSpec {

@@ -70,7 +70,11 @@ fn models_sharing_a_long_prefix_get_distinct_readable_legend_entries() {
         assert!(distinct(&labels), "legend entries alike: {labels:?}");
         assert_eq!(
             labels[0],
-            "0, 2 conv 32-64, 1 linear 10; bn, max pool, avg pool, 20234 params"
+            "0 | 2 conv 32-64, 1 linear 10; bn, max pool, avg pool, 20234 params"
+        );
+        assert_eq!(
+            c.legend_title.as_deref(),
+            Some("Random crop padding | Model")
         );
         assert!(
             labels.iter().all(|l| !l.contains("conv(")),
@@ -95,10 +99,8 @@ fn pivot_headers_and_the_key_name_models_by_their_summary() {
     assert_eq!(key.rows.len(), 4);
     assert_eq!(key.rows[2], [rows[2].clone(), LAB2[2].to_owned()]);
     let md = super::super::markdown::render(&doc::build(&r));
-    assert!(
-        md.contains("Models, as the tables and figures name them"),
-        "{md}"
-    );
+    assert!(md.contains(tables::MODELS_CAPTION), "{md}");
+    assert!(md.contains("Model (4 values, listed below)"), "{md}");
 }
 
 /// A legend cuts long labels; labels the cut would make alike stay apart.
