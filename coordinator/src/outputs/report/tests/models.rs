@@ -148,3 +148,43 @@ fn the_comparison_views_name_models_by_their_label() {
     assert_eq!(shown[7], axis.shown[3]);
     assert!(shown.iter().all(|l| !l.contains("conv(")), "{shown:?}");
 }
+
+/// A model axis beyond the two of a named layout: one pivot per model, its caption naming the
+/// model by its label.
+#[test]
+fn pivot_captions_name_models_by_their_label() {
+    let mut trials = Vec::new();
+    for model in &LAB2[..2] {
+        for lr in [0.1, 0.01] {
+            for crop in [0, 4] {
+                trials.push(json!({
+                    "experiment": "cnn", "name": format!("t{model}{lr}{crop}"),
+                    "status": "succeeded",
+                    "params": {"model": model, "learning_rate": lr, "random_crop": crop},
+                    "test_accuracy": 50.0, "train_accuracy": 60.0,
+                }));
+            }
+        }
+    }
+    let r = results(json!({
+        "format": 1, "sweep": "lab2", "finished": true,
+        "experiments": [{"name": "cnn", "dataset": "cifar10",
+            "table": {"rows": "random_crop", "columns": "learning_rate"},
+            "axes": [{"param": "model", "values": &LAB2[..2]},
+                     {"param": "learning_rate", "values": ["0.1", "0.01"]},
+                     {"param": "random_crop", "values": ["0", "4"]}]}],
+        "trials": trials,
+    }));
+    let v = &analysis::views(&r)[0];
+    let captions: Vec<String> = tables::pivot_slices(v, Metric::Test)
+        .into_iter()
+        .map(|(caption, _)| caption)
+        .collect();
+    assert_eq!(
+        captions,
+        [
+            "Model 2 conv 32-64, 1 linear 10; bn, max pool, avg pool, 20234 params",
+            "Model 2 conv 64-128, 1 linear 10; bn, max pool, avg pool, 77322 params",
+        ]
+    );
+}
