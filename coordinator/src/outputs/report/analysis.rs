@@ -4,9 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use sweep_common::ConfusionMatrix;
+use sweep_common::architecture;
 use sweep_common::grid::{Identity, Param, Value};
+use sweep_common::model::Model;
 use sweep_common::results::{Experiment, Results, Trial};
+use sweep_common::{ConfusionMatrix, DatasetKind};
 
 use super::tables::Metric;
 
@@ -54,14 +56,64 @@ pub struct LayoutAxis {
     pub param: Param,
     /// Its values (those of the file's that are values of the hyperparameter).
     pub values: Vec<Value>,
+    /// Each value as tables, legends and captions show it ([`shown_values`]), distinct between
+    /// distinct values.
+    pub shown: Vec<String>,
 }
 
 impl LayoutAxis {
+    /// The axis of `param` over `values` on `dataset`.
+    pub fn new(param: Param, values: Vec<Value>, dataset: DatasetKind) -> Self {
+        let shown = shown_values(param, &values, dataset);
+        Self {
+            param,
+            values,
+            shown,
+        }
+    }
+
     /// Where `value` is among the axis's values.
     pub fn position(&self, value: Value) -> Option<usize> {
         self.values
             .iter()
             .position(|v| v.identity() == value.identity())
+    }
+
+    /// `value` as the report shows it (its [`Value::display`] when it is none of the axis's).
+    pub fn show(&self, value: Value) -> String {
+        self.position(value)
+            .and_then(|i| self.shown.get(i).cloned())
+            .unwrap_or_else(|| value.display())
+    }
+}
+
+/// The values of an axis of `param` as the report shows them: a model by its one-line summary
+/// and parameter count, distinct between models (`sweep_common::architecture::model_labels`;
+/// a spec is too long for a legend or a header, and two specs may share a long prefix), any
+/// other value by its [`Value::display`].
+pub fn shown_values(param: Param, values: &[Value], dataset: DatasetKind) -> Vec<String> {
+    let models: Vec<Model> = values
+        .iter()
+        .filter_map(|v| match v {
+            Value::Text(t) if param == Param::Model => Some(Model(t)),
+            _ => None,
+        })
+        .collect();
+    if models.is_empty() || models.len() != values.len() {
+        return values.iter().map(|v| v.display()).collect();
+    }
+    architecture::model_labels(&models, dataset)
+}
+
+/// What joins a configuration's values in one label (a legend entry) and the axes' names in a
+/// legend's title: `, `, or ` | ` when a value is shown with a comma of its own (a model's
+/// label, `2 conv 32-64, 1 linear 10, 20234 params`), so that `0 | 2 conv ...` does not read as
+/// three values.
+pub fn separator(axes: &[LayoutAxis]) -> &'static str {
+    if axes.iter().flat_map(|a| &a.shown).any(|s| s.contains(',')) {
+        " | "
+    } else {
+        ", "
     }
 }
 
@@ -139,6 +191,10 @@ pub enum Series<'n> {
 pub struct Config {
     /// The values of the experiment's layout axes, in [`View::axes`] order.
     pub key: Vec<Value>,
+    /// The key's values as shown ([`LayoutAxis::show`]).
+    pub shown: Vec<String>,
+    /// What joins them in [`Config::label`] ([`separator`]).
+    pub separator: &'static str,
     /// Its trials (one per seed).
     pub trials: usize,
     /// The name of its first trial.
@@ -151,9 +207,11 @@ pub struct Config {
 }
 
 impl Config {
-    fn new(key: Vec<Value>) -> Self {
+    fn new(key: Vec<Value>, shown: Vec<String>, separator: &'static str) -> Self {
         Config {
             key,
+            shown,
+            separator,
             trials: 0,
             first: String::new(),
             failed: 0,
@@ -199,17 +257,12 @@ impl Config {
         }
     }
 
-    /// The key's values as shown (`ReLU`, `2`).
-    pub fn shown(&self) -> Vec<String> {
-        self.key.iter().map(|v| v.display()).collect()
-    }
-
     /// The key as one label (`ReLU, 2`), or `all` when nothing varies.
     pub fn label(&self) -> String {
         if self.key.is_empty() {
             "all".into()
         } else {
-            self.shown().join(", ")
+            self.shown.join(self.separator)
         }
     }
 
@@ -248,16 +301,24 @@ impl Config {
 #[derive(Debug, Clone)]
 pub struct Grouping {
     axes: Vec<LayoutAxis>,
+    separator: &'static str,
     groups: BTreeMap<Vec<Identity>, Config>,
 }
 
 impl Grouping {
     /// The grouping of `experiment`'s trials, none added yet.
     pub fn new(experiment: &Experiment) -> Self {
+        let axes = layout_axes(experiment);
         Grouping {
-            axes: layout_axes(experiment),
+            separator: separator(&axes),
+            axes,
             groups: BTreeMap::new(),
         }
+    }
+
+    /// The layout axes.
+    pub fn axes(&self) -> &[LayoutAxis] {
+        &self.axes
     }
 
     /// Adds `t` to its configuration.
@@ -266,11 +327,17 @@ impl Grouping {
         let identity = identities(&key);
         match self.groups.get_mut(&identity) {
             Some(c) => c.add(t),
-            None => self
-                .groups
-                .entry(identity)
-                .or_insert(Config::new(key))
-                .add(t),
+            None => {
+                let shown = key
+                    .iter()
+                    .zip(&self.axes)
+                    .map(|(v, a)| a.show(*v))
+                    .collect();
+                self.groups
+                    .entry(identity)
+                    .or_insert(Config::new(key, shown, self.separator))
+                    .add(t)
+            }
         }
     }
 
@@ -363,9 +430,9 @@ fn layout_axes(experiment: &Experiment) -> Vec<LayoutAxis> {
         .axes
         .iter()
         .filter(|a| a.param != Param::Seed && a.values.len() > 1)
-        .map(|a| LayoutAxis {
-            param: a.param,
-            values: a.typed_values().into_iter().flatten().collect(),
+        .map(|a| {
+            let values = a.typed_values().into_iter().flatten().collect();
+            LayoutAxis::new(a.param, values, experiment.dataset)
         })
         .collect();
     axes.sort_by_key(|a| a.param);

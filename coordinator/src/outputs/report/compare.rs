@@ -186,10 +186,22 @@ pub fn all_varied(varied: &[Vec<Param>]) -> Vec<Param> {
         .collect()
 }
 
+/// `value` of `param` as the views show it: a text value of one of `axes` (a model) by the label
+/// the report's tables and legends give it ([`analysis::LayoutAxis::show`]), else as [`cell`].
+fn shown_cell(axes: &[analysis::LayoutAxis], param: Param, value: Value) -> serde_json::Value {
+    match (value, axes.iter().find(|a| a.param == param)) {
+        (Value::Text(_), Some(axis)) => serde_json::Value::from(axis.show(value)),
+        _ => cell(value),
+    }
+}
+
 /// A trial's row's fixed cells (name, state, test and train accuracy, wall time) and its value
 /// of every hyperparameter (in [`Param::ALL`]'s order), as JSON ([`Row`]'s cells but the
-/// experiment's).
-pub fn row_cells(t: &Trial<'_>) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+/// experiment's), a model of one of its experiment's layout `axes` by its label.
+pub fn row_cells(
+    t: &Trial<'_>,
+    axes: &[analysis::LayoutAxis],
+) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
     let fixed = vec![
         serde_json::Value::from(t.name.as_ref()),
         serde_json::Value::from(t.status.name()),
@@ -199,7 +211,7 @@ pub fn row_cells(t: &Trial<'_>) -> (Vec<serde_json::Value>, Vec<serde_json::Valu
     ];
     let params = Param::ALL
         .into_iter()
-        .map(|p| cell(t.params.get(p)))
+        .map(|p| shown_cell(axes, p, t.params.get(p)))
         .collect();
     (fixed, params)
 }

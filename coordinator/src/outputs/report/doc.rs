@@ -245,8 +245,13 @@ fn axes_sentence(view: &View<'_>) -> String {
         .axes
         .iter()
         .map(|a| {
-            let shown: Vec<String> = a.values.iter().map(|v| v.display()).collect();
-            format!("{} ({})", analysis::label(a.param), shown.join(", "))
+            let label = analysis::label(a.param);
+            // Values with commas of their own (models' labels) are listed in their key below.
+            if a.shown.iter().any(|s| s.contains(',')) {
+                format!("{label} ({} values, listed below)", a.shown.len())
+            } else {
+                format!("{label} ({})", a.shown.join(", "))
+            }
         })
         .collect();
     let mut s = if described.is_empty() {
@@ -291,6 +296,9 @@ fn experiment(b: &mut Builder, s: &Summary) {
         text(format!(" on {}; {}.", e.dataset, status_counts(&s.counts))),
     ]);
     b.para(vec![text(axes_sentence(view))]);
+    if let Some(t) = tables::models(view) {
+        b.table(Some(tables::MODELS_CAPTION), t);
+    }
 
     b.heading(3, "Final accuracies");
     if view.axes.len() == 2 {
@@ -423,7 +431,7 @@ fn best(b: &mut Builder, s: &Summary, view: &View<'_>) {
                 .axes
                 .iter()
                 .zip(&c.key)
-                .map(|(a, v)| format!("{} = {}", analysis::label(a.param), v.display()))
+                .map(|(a, v)| format!("{} = {}", analysis::label(a.param), a.show(*v)))
                 .collect();
             let name = if named.is_empty() {
                 c.label()
@@ -536,7 +544,7 @@ fn learning_curves(b: &mut Builder, s: &Summary, view: &View<'_>) {
     };
     let legend_title = (!view.axes.is_empty()).then(|| {
         let labels: Vec<String> = view.axes.iter().map(|a| analysis::label(a.param)).collect();
-        labels.join(", ")
+        labels.join(analysis::separator(&view.axes))
     });
     let different = curves_subject(s, view);
     let spec = |title: String, y_label: &str, suffix: &str, y_bounds, series| CurveSpec {

@@ -177,10 +177,11 @@ pub fn render(results: &Results<'static>) -> Result<Rendered, Error> {
     let mut rows = rows::Spool::memory();
     for t in &results.trials {
         let x = summaries.add(t);
-        rows.add(x, t).map_err(|source| Error::Write {
-            path: PathBuf::from("report.html"),
-            source,
-        })?;
+        rows.add(x, t, summaries.axes(x))
+            .map_err(|source| Error::Write {
+                path: PathBuf::from("report.html"),
+                source,
+            })?;
     }
     summaries.settle();
     let document = doc::build_with(results, &summaries);

@@ -183,10 +183,12 @@ impl<'o> Pass<'o> {
         }
         let summaries = self.summaries.get_or_insert_with(|| Summaries::new(&[]));
         let x = summaries.add(&t);
-        self.rows.add(x, &t).map_err(|source| Error::Write {
-            path: self.out_dir.join(ROWS_SPOOL),
-            source,
-        })
+        self.rows
+            .add(x, &t, summaries.axes(x))
+            .map_err(|source| Error::Write {
+                path: self.out_dir.join(ROWS_SPOOL),
+                source,
+            })
     }
 
     /// Finishes the files: `header` is the document without its trials.

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use sweep_common::grid::Param;
 use sweep_common::results::Trial;
 
+use super::analysis::LayoutAxis;
 use super::compare;
 
 /// Where the lines go.
@@ -65,9 +66,15 @@ impl Spool {
         }
     }
 
-    /// Adds the row of `t`, of the experiment at `experiment` in the document's order.
-    pub fn add(&mut self, experiment: usize, t: &Trial<'_>) -> std::io::Result<()> {
-        let (fixed, params) = compare::row_cells(t);
+    /// Adds the row of `t`, of the experiment at `experiment` in the document's order, whose
+    /// layout axes are `axes`.
+    pub fn add(
+        &mut self,
+        experiment: usize,
+        t: &Trial<'_>,
+        axes: &[LayoutAxis],
+    ) -> std::io::Result<()> {
+        let (fixed, params) = compare::row_cells(t, axes);
         let mut line = experiment.to_string();
         for v in fixed.iter().chain(&params) {
             line.push('\t');

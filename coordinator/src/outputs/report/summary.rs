@@ -666,6 +666,11 @@ impl Summaries {
         x
     }
 
+    /// The layout axes of the experiment at `x` (none when there is no such experiment).
+    pub fn axes(&self, x: usize) -> &[analysis::LayoutAxis] {
+        self.experiments.get(x).map_or(&[], |s| s.grouping.axes())
+    }
+
     /// Computes each experiment's importance and drops its inputs: the summaries are complete.
     pub fn settle(&mut self) {
         for s in &mut self.experiments {

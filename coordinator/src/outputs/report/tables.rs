@@ -12,7 +12,7 @@
 
 use super::analysis::{Config, Stat, View, label};
 use sweep_common::architecture::Architecture;
-use sweep_common::grid::Value;
+use sweep_common::grid::{Param, Value};
 use sweep_common::results::Trial;
 
 /// A table: a header row and body rows of text cells.
@@ -129,7 +129,7 @@ pub fn pivot_slices(view: &View<'_>, metric: Metric) -> Vec<(String, Table)> {
             let caption = rest
                 .iter()
                 .zip(&combo)
-                .map(|(a, v)| format!("{} {}", label(a.param), v.display()))
+                .map(|(a, v)| format!("{} {}", label(a.param), a.show(*v)))
                 .collect::<Vec<_>>()
                 .join(", ");
             pivot_slice(view, metric, &combo).map(|t| (caption, t))
@@ -143,12 +143,13 @@ fn pivot_slice(view: &View<'_>, metric: Metric, rest: &[Value]) -> Option<Table>
         return None;
     };
     let mut header = vec![format!("{} / {}", label(rows.param), label(cols.param))];
-    header.extend(cols.values.iter().map(|v| v.display()));
+    header.extend(cols.shown.iter().cloned());
     let body = rows
         .values
         .iter()
-        .map(|r| {
-            let mut row = vec![r.display()];
+        .zip(&rows.shown)
+        .map(|(r, shown)| {
+            let mut row = vec![shown.clone()];
             row.extend(cols.values.iter().map(|c| {
                 let key: Vec<Value> = [*c, *r].into_iter().chain(rest.iter().copied()).collect();
                 let config = view.configs.iter().find(|k| k.is(&key));
@@ -161,6 +162,29 @@ fn pivot_slice(view: &View<'_>, metric: Metric, rest: &[Value]) -> Option<Table>
         numeric: numeric_from(header.len(), 1),
         header,
         rows: body,
+    })
+}
+
+/// The caption of [`models`]' table.
+pub const MODELS_CAPTION: &str = "Models, as the tables and figures name them";
+
+/// The key to a model axis: each model as the report names it and its layers as the grid file
+/// writes them. `None` without a model axis, or when every model is shown as written.
+pub fn models(view: &View<'_>) -> Option<Table> {
+    let axis = view.axes.iter().find(|a| a.param == Param::Model)?;
+    let written: Vec<String> = axis.values.iter().map(|v| v.display()).collect();
+    if written == axis.shown {
+        return None;
+    }
+    Some(Table {
+        header: vec!["Model".into(), "Layers".into()],
+        rows: axis
+            .shown
+            .iter()
+            .zip(written)
+            .map(|(shown, written)| vec![shown.clone(), written])
+            .collect(),
+        numeric: vec![false, false],
     })
 }
 
@@ -184,7 +208,7 @@ pub fn configurations(view: &View<'_>) -> Table {
                     n => format!("all {n} trials"),
                 }]
             } else {
-                c.shown()
+                c.shown.clone()
             };
             row.extend(Metric::ALL.iter().map(|m| cell(Some(c), *m, view.repeats)));
             row

@@ -169,14 +169,17 @@ fn tables_of(
     let Some(v) = views.iter().find(|v| v.experiment.name == name) else {
         return Vec::new();
     };
-    if v.axes.len() == 2 {
+    let mut made: Vec<TableView> = if v.axes.len() == 2 {
         [Metric::Test, Metric::Train]
             .into_iter()
             .filter_map(|m| tables::pivot(v, m).map(|t| view(m.title(), t)))
             .collect()
     } else {
         vec![view("Final accuracies", tables::configurations(v))]
-    }
+    };
+    // The key from the names the tables give models to their layers.
+    made.extend(tables::models(v).map(|t| view(tables::MODELS_CAPTION, t)));
+    made
 }
 
 /// The title, tables and note of one experiment row.

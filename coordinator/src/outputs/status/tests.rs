@@ -264,6 +264,42 @@ fn a_detailed_snapshot_has_histories_and_the_reports_tables() {
     assert_eq!(test.numeric, [false, true, true]);
 }
 
+/// A model axis: the live tables name each model as the report does (its summary and parameter
+/// count, not its spec) and add the key from those names to the layers.
+#[test]
+fn live_tables_name_models_and_give_their_key() {
+    let conv = "conv(8,3) relu flatten linear(10)";
+    let text = format!(
+        "[sweep]\nname='s'\n[[experiment]]\nname='e'\ndataset='fashion-mnist'\n\
+         [experiment.fixed]\nepochs=1\n[experiment.grid]\nmodel=['mlp','{conv}']\n\
+         learning_rate=[0.1,0.01]\n"
+    );
+    let g = Grid::parse(&text, "t.toml").unwrap();
+    let s = scheduler(&g);
+    let snap = detailed(
+        &g,
+        &s,
+        &Index::new(&s),
+        clock(Instant::now(), 1),
+        &View::default(),
+    );
+    let e = &snap.experiments[0];
+    let captions: Vec<&str> = e.tables.iter().map(|t| t.caption.as_str()).collect();
+    assert_eq!(
+        captions,
+        [
+            "Test accuracy (%)",
+            "Training accuracy (%)",
+            crate::report::tables::MODELS_CAPTION
+        ]
+    );
+    // conv 8x1x3x3 + 8; linear 8*26*26 x 10 + 10.
+    let label = format!("1 conv 8, 1 linear 10, {} params", 72 + 8 + 5408 * 10 + 10);
+    let rows: Vec<&str> = e.tables[0].rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(rows, ["mlp", label.as_str()]);
+    assert_eq!(e.tables[2].rows[1], [label.as_str(), conv]);
+}
+
 #[test]
 fn text_is_compact_and_names_what_runs() {
     assert_eq!(text::duration(0.4), "0s");

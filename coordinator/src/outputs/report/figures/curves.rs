@@ -15,7 +15,8 @@ const LEGEND_FONT: f64 = 17.0;
 const LEGEND_PAD: i32 = 16;
 const SWATCH: i32 = 30;
 const ROW: i32 = 26;
-const MAX_LABEL: usize = 40;
+/// Characters of a legend entry shown (a model's label with another axis's value fits).
+const MAX_LABEL: usize = 80;
 /// Legend entries shown; the rest are summed up in one line.
 const MAX_ENTRIES: usize = 30;
 
@@ -53,14 +54,25 @@ impl CurvePlot {
         self.legend_title.is_some() || self.series.len() > 1
     }
 
-    /// The legend's lines of text after its title: one per series, at most [`MAX_ENTRIES`].
-    fn entries(&self) -> Vec<(Option<RGBColor>, String)> {
-        let mut v: Vec<(Option<RGBColor>, String)> = self
+    /// The legend's text of each series shown, at most [`MAX_ENTRIES`]: its label, cut past
+    /// [`MAX_LABEL`] characters, and told apart again where the cut left two alike.
+    pub fn legend_labels(&self) -> Vec<String> {
+        let cut = self
             .series
             .iter()
             .take(MAX_ENTRIES)
+            .map(|s| truncate(&s.label))
+            .collect();
+        sweep_common::architecture::distinct(cut)
+    }
+
+    /// The legend's lines of text after its title: one per series, at most [`MAX_ENTRIES`].
+    fn entries(&self) -> Vec<(Option<RGBColor>, String)> {
+        let mut v: Vec<(Option<RGBColor>, String)> = self
+            .legend_labels()
+            .into_iter()
             .enumerate()
-            .map(|(i, s)| (Some(PALETTE[i % PALETTE.len()]), truncate(&s.label)))
+            .map(|(i, label)| (Some(PALETTE[i % PALETTE.len()]), label))
             .collect();
         if self.series.len() > MAX_ENTRIES {
             v.push((

@@ -4,6 +4,7 @@
 
 mod bounded;
 mod files;
+mod models;
 mod scalars;
 
 use std::path::Path;
@@ -595,7 +596,7 @@ fn named_layout_gives_one_pivot_per_combination_of_the_other_axes() {
     assert!(md.contains("Test accuracy (%) (Activation Tanh)"), "{md}");
 }
 
-/// A model axis pivots like any other (its columns the models' texts), and the trials table
+/// A model axis pivots like any other (its rows the models' summaries), and the trials table
 /// names each trial's architecture in one line with its parameter count.
 #[test]
 fn architecture_axes_pivot_and_trials_name_their_model() {
@@ -624,11 +625,12 @@ fn architecture_axes_pivot_and_trials_name_their_model() {
     let test = tables::pivot(&views[0], Metric::Test).expect("two axes give a pivot");
     assert_eq!(test.header[0], "Model / Learning rate");
     assert_eq!(test.rows[0][..3], ["mlp", "50.00", "51.00"]);
-    assert_eq!(test.rows[1][..3], [cnn, "52.00", "53.00"]);
+    let cnn_params = 16 * 3 * 9 + 16 + 2 * 16 + 16 * 16 * 16 * 10 + 10;
+    let cnn_label = format!("1 conv 16, 1 linear 10; bn, max pool, {cnn_params} params");
+    assert_eq!(test.rows[1][..3], [cnn_label.as_str(), "52.00", "53.00"]);
     let md = super::markdown::render(&doc::build(&r));
     // Linear(3072, 1024) and Linear(1024, 10); the CNN's conv, bn and linear.
     assert!(md.contains("| MLP 3072-1024-10, ReLU | 3.16M |"), "{md}");
-    let cnn_params = 16 * 3 * 9 + 16 + 2 * 16 + 16 * 16 * 16 * 10 + 10;
     assert!(
         md.contains(&format!(
             "| 1 conv 16, 1 linear 10; bn, max pool | {cnn_params} |"
