@@ -140,3 +140,46 @@ fn no_hyperparameter_gives_no_share() {
     let imp = importance(&[], &[1.0, 2.0, 4.0]).unwrap();
     assert!(imp.shares.is_empty());
 }
+
+/// Every combination present but one twice as often: not a balanced grid, so estimated.
+#[test]
+fn a_grid_with_one_cell_repeated_is_estimated() {
+    let (mut columns, mut y) = grid(2, 3, 1, |i, j, _| i as f64 + j as f64);
+    if let [Column::Numeric(x), Column::Categorical(c)] = &mut columns[..] {
+        x.push(0.1);
+        c.push("level2".into());
+    }
+    y.push(3.0);
+    let imp = importance(&columns, &y).unwrap();
+    assert_eq!(imp.method, Method::Estimated, "{imp:?}");
+}
+
+/// Three columns (2 x 3 x 2), each combination once, in an order other than the columns':
+/// exact, the combinations told apart whatever their order.
+#[test]
+fn a_full_grid_of_three_columns_in_any_order_is_exact() {
+    let (mut a, mut b, mut c, mut y) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for k in 0..2 {
+        for j in (0..3).rev() {
+            for i in 0..2 {
+                a.push(i as f64);
+                b.push(format!("b{j}"));
+                c.push(k as f64 * 10.0);
+                y.push(4.0 * i as f64 + j as f64 + 0.5 * k as f64);
+            }
+        }
+    }
+    let columns = vec![
+        Column::Numeric(a),
+        Column::Categorical(b),
+        Column::Numeric(c),
+    ];
+    let imp = importance(&columns, &y).unwrap();
+    assert_eq!(imp.method, Method::Exact, "{imp:?}");
+    assert!(close(imp.rest.unwrap(), 0.0), "{imp:?}");
+    // Variances of the additive parts: 4, 2/3 and 1/16.
+    let total = 4.0 + 2.0 / 3.0 + 1.0 / 16.0;
+    assert!(close(imp.shares[0], 4.0 / total), "{imp:?}");
+    assert!(close(imp.shares[1], (2.0 / 3.0) / total), "{imp:?}");
+    assert!(close(imp.shares[2], (1.0 / 16.0) / total), "{imp:?}");
+}
