@@ -19,6 +19,7 @@
 //!   explains, less what `k` groups would explain by chance. On an unbalanced design the main
 //!   effects overlap, so these shares need not sum to 1 and no `rest` is given.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Levels a numeric hyperparameter keeps before the estimator bins it.
@@ -122,22 +123,32 @@ pub fn importance(columns: &[Column], metric: &[f64]) -> Result<Importance, Unav
             });
         }
     }
-    let keep: Vec<usize> = (0..metric.len())
-        .filter(|&i| metric[i].is_finite())
-        .collect();
-    if keep.len() < 2 {
+    // The trials with a finite metric; borrowed when that is every trial (the usual case: a
+    // million trials' columns are not copied).
+    let (y, kept): (Cow<'_, [f64]>, Option<Vec<Column>>) = if metric.iter().all(|v| v.is_finite()) {
+        (Cow::Borrowed(metric), None)
+    } else {
+        let keep: Vec<usize> = (0..metric.len())
+            .filter(|&i| metric[i].is_finite())
+            .collect();
+        let kept = columns
+            .iter()
+            .map(|c| match c {
+                Column::Numeric(v) => Column::Numeric(keep.iter().map(|&i| v[i]).collect()),
+                Column::Categorical(v) => {
+                    Column::Categorical(keep.iter().map(|&i| v[i].clone()).collect())
+                }
+            })
+            .collect();
+        (
+            Cow::Owned(keep.iter().map(|&i| metric[i]).collect()),
+            Some(kept),
+        )
+    };
+    if y.len() < 2 {
         return Err(Unavailable::TooFew);
     }
-    let y: Vec<f64> = keep.iter().map(|&i| metric[i]).collect();
-    let columns: Vec<Column> = columns
-        .iter()
-        .map(|c| match c {
-            Column::Numeric(v) => Column::Numeric(keep.iter().map(|&i| v[i]).collect()),
-            Column::Categorical(v) => {
-                Column::Categorical(keep.iter().map(|&i| v[i].clone()).collect())
-            }
-        })
-        .collect();
+    let columns: &[Column] = kept.as_deref().unwrap_or(columns);
     let n = y.len() as f64;
     let mean = y.iter().sum::<f64>() / n;
     let total: f64 = y.iter().map(|v| (v - mean).powi(2)).sum();
