@@ -378,20 +378,26 @@ pub struct View<'a> {
     pub repeats: bool,
 }
 
+/// The experiment of `t` when the document does not list it: its name and dataset, no axes, no
+/// class names.
+pub fn unlisted(t: &Trial<'_>) -> Experiment {
+    Experiment {
+        name: t.experiment.to_string(),
+        title: None,
+        dataset: t.dataset,
+        classes: Vec::new(),
+        table: None,
+        axes: Vec::new(),
+    }
+}
+
 /// Every experiment of `results`, with trials whose experiment is not listed gathered under
 /// their experiment's name (no axes, no class names).
 pub fn views<'a>(results: &'a Results<'a>) -> Vec<View<'a>> {
     let mut experiments = results.experiments.clone();
     for t in &results.trials {
         if !experiments.iter().any(|e| e.name == t.experiment) {
-            experiments.push(Experiment {
-                name: t.experiment.to_string(),
-                title: None,
-                dataset: t.dataset,
-                classes: Vec::new(),
-                table: None,
-                axes: Vec::new(),
-            });
+            experiments.push(unlisted(t));
         }
     }
     experiments

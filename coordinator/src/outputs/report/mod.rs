@@ -247,14 +247,19 @@ fn write_html(
     out.write_all(after.as_bytes())
 }
 
+/// Where `path` is written before it is renamed into place: `path` with `.tmp` added.
+fn temporary(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    PathBuf::from(tmp)
+}
+
 pub(crate) fn write_file(path: &Path, contents: &[u8]) -> Result<(), Error> {
     let io = |source| Error::Write {
         path: path.to_owned(),
         source,
     };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
+    let tmp = temporary(path);
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
     f.write_all(contents).map_err(io)?;
     drop(f);
@@ -338,9 +343,7 @@ fn write_streamed(
         path: path.to_owned(),
         source,
     };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
+    let tmp = temporary(path);
     let mut f = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).map_err(io)?);
     contents(&mut f).map_err(io)?;
     f.into_inner().map_err(|e| io(e.into_error()))?;

@@ -651,14 +651,7 @@ impl Summaries {
             None => {
                 let x = self.experiments.len();
                 self.index.insert(t.experiment.to_string(), x);
-                self.experiments.push(Summary::new(Experiment {
-                    name: t.experiment.to_string(),
-                    title: None,
-                    dataset: t.dataset,
-                    classes: Vec::new(),
-                    table: None,
-                    axes: Vec::new(),
-                }));
+                self.experiments.push(Summary::new(analysis::unlisted(t)));
                 x
             }
         };
