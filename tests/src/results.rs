@@ -60,8 +60,15 @@ pub fn split_sizes(n: u64, ratio: f64) -> (u64, u64) {
     (train, n - train)
 }
 
+/// An epoch's numbers, bit for bit, without its wall time: (epoch, train loss, train accuracy,
+/// test accuracy), the floats as their bits.
+pub type Point = (u32, u64, u64, u64);
+
 /// What the tests check of one trial's record.
 pub trait TrialExt {
+    /// Its curve, bit for bit ([`Point`]): what "ends where an uninterrupted run ends" compares.
+    fn curve_bits(&self) -> Vec<Point>;
+
     /// The worker's name in [`Trial::worker`] (`NAME (uuid)`), if any.
     fn worker_name(&self) -> Option<&str>;
 
@@ -72,7 +79,21 @@ pub trait TrialExt {
     fn assert_consistent_result(&self);
 }
 
-impl TrialExt for Trial {
+impl TrialExt for sweep_common::results::Trial<'_> {
+    fn curve_bits(&self) -> Vec<Point> {
+        self.epochs
+            .iter()
+            .map(|m| {
+                (
+                    m.epoch,
+                    m.train_loss.to_bits(),
+                    m.train_accuracy.to_bits(),
+                    m.test_accuracy.to_bits(),
+                )
+            })
+            .collect()
+    }
+
     fn worker_name(&self) -> Option<&str> {
         self.worker
             .as_deref()

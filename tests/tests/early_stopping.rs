@@ -7,10 +7,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use sweep_common::EpochMetrics;
 use sweep_common::results::{Results, Status};
 use sweep_common::rng::SplitMix64;
-use sweep_tests::{Coordinator, Sweep, Worker, text};
+use sweep_tests::results::Point;
+use sweep_tests::{Coordinator, Sweep, TrialExt as _, Worker, text};
 
 const EPOCH: Duration = Duration::from_millis(40);
 const ARGS: &[&str] = sweep_tests::QUICK_LEASES;
@@ -55,19 +55,6 @@ fn results(sweep: &Sweep) -> Results<'static> {
     serde_json::from_str(&text).expect("results.json parses")
 }
 
-/// An epoch's numbers, bit for bit, without its wall time.
-type Point = (u32, u64, u64, u64);
-
-fn point(m: &EpochMetrics) -> Point {
-    (
-        m.epoch,
-        m.train_loss.to_bits(),
-        m.train_accuracy.to_bits(),
-        m.test_accuracy.to_bits(),
-    )
-}
-
-/// Per trial: status, where it stopped, and its curve.
 type Outcome = BTreeMap<String, (Status, Option<u32>, Vec<Point>)>;
 
 fn outcome(r: &Results<'_>) -> Outcome {
@@ -79,7 +66,7 @@ fn outcome(r: &Results<'_>) -> Outcome {
                 (
                     t.status,
                     t.stopped.as_ref().map(|s| s.epoch),
-                    t.epochs.iter().map(point).collect(),
+                    t.curve_bits(),
                 ),
             )
         })

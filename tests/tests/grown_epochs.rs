@@ -8,7 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use sweep_common::results::Status;
-use sweep_tests::{ResultsExt as _, Sweep, Worker, field, write_fashion_mnist};
+use sweep_tests::results::Point;
+use sweep_tests::{ResultsExt as _, Sweep, TrialExt as _, Worker, field, write_fashion_mnist};
 
 fn grid(epochs: u32) -> String {
     format!(
@@ -46,27 +47,13 @@ fn run(sweep: &Sweep, data: &Path) -> String {
     c.stderr()
 }
 
-/// An epoch's numbers, bit for bit, without its wall time.
-type Point = (u32, u64, u64, u64);
-
 /// Per trial name: attempts, curve and final weights' bytes.
 fn outcome(sweep: &Sweep, name: &str) -> (u32, Vec<Point>, Vec<u8>) {
     let results = sweep.results();
     assert_eq!(results.trials.len(), 2, "each trial once");
     let t = results.trial(name);
     assert_eq!(t.status, Status::Succeeded, "{name}");
-    let curve = t
-        .epochs
-        .iter()
-        .map(|m| {
-            (
-                m.epoch,
-                m.train_loss.to_bits(),
-                m.train_accuracy.to_bits(),
-                m.test_accuracy.to_bits(),
-            )
-        })
-        .collect();
+    let curve = t.curve_bits();
     let weights = t.weights.as_deref().expect("final weights");
     let bytes = std::fs::read(sweep.out().join(weights)).expect("read the final weights");
     (t.attempts, curve, bytes)

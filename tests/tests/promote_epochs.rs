@@ -12,7 +12,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use sweep_common::results::Status;
-use sweep_tests::{ResultsExt as _, Signal, Sweep, Worker, text, write_fashion_mnist};
+use sweep_tests::results::Point;
+use sweep_tests::{
+    ResultsExt as _, Signal, Sweep, TrialExt as _, Worker, text, write_fashion_mnist,
+};
 
 /// The trial `step`, of `epochs` epochs; with `hold`, a trial no worker here can run.
 fn grid(epochs: u32, hold: bool) -> String {
@@ -56,26 +59,12 @@ epochs = 1
 
 const ARGS: &[&str] = &["--lease-ttl", "120s", "--heartbeat", "1s", "--linger", "1s"];
 
-/// An epoch's numbers, bit for bit, without its wall time.
-type Point = (u32, u64, u64, u64);
-
 /// Trial `step`'s attempts, curve, final weights' bytes and the epochs it was promoted to.
 fn outcome(sweep: &Sweep) -> (u32, Vec<Point>, Vec<u8>, Option<u32>) {
     let results = sweep.results();
     let t = results.trial("step");
     assert_eq!(t.status, Status::Succeeded);
-    let curve = t
-        .epochs
-        .iter()
-        .map(|m| {
-            (
-                m.epoch,
-                m.train_loss.to_bits(),
-                m.train_accuracy.to_bits(),
-                m.test_accuracy.to_bits(),
-            )
-        })
-        .collect();
+    let curve = t.curve_bits();
     let weights = t.weights.as_deref().expect("final weights");
     let bytes = std::fs::read(sweep.out().join(weights)).expect("read the final weights");
     (t.attempts, curve, bytes, t.promoted_epochs)
