@@ -95,12 +95,22 @@ impl Coordinator {
         Ok(self.exited)
     }
 
-    /// Waits up to `timeout` for it to exit by itself.
-    pub fn wait(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+    /// Waits up to `timeout` for it to exit by itself; returns its exit status and its peak
+    /// resident memory (VmHWM, bytes) as last read before it exited, which counts what it did
+    /// after the sweep (the final results, summary and report), or `None` when it exited
+    /// before a reading.
+    pub fn wait(&mut self, timeout: Duration) -> anyhow::Result<(ExitStatus, Option<u64>)> {
         let deadline = Instant::now() + timeout;
+        let pid = self.pid();
+        let mut peak = None;
         loop {
+            // Read before reaping: once reaped the process and its figures are gone. VmHWM
+            // only grows, so the last reading is the peak up to at most one poll before exit.
+            if let Ok(hwm) = memory(&pid, "VmHWM") {
+                peak = Some(hwm);
+            }
             if let Some(status) = self.try_exited()? {
-                return Ok(status);
+                return Ok((status, peak));
             }
             if Instant::now() >= deadline {
                 bail!("the coordinator did not exit within {timeout:?}");
@@ -162,4 +172,35 @@ pub fn memory(pid: &str, field: &str) -> anyhow::Result<u64> {
         .and_then(|v| v.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
         .map(|kib| kib * 1024)
         .with_context(|| format!("no {field} in {path}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The peak counts what the process did after its last trial: a stand-in coordinator that
+    /// listens, then grows by 64 MB (as the real one does writing its final report) and exits.
+    /// The loadgen used to read the peak when its workers stopped, before the report was made.
+    #[test]
+    fn wait_reads_the_peak_of_what_ran_after_the_sweep() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new("bash");
+        // The trailing `:` keeps bash from exec'ing its last command (sleep, a new process
+        // with a peak of its own).
+        command.args([
+            "-c",
+            "echo 'listening on 127.0.0.1:9'; sleep 0.2; \
+             x=$(head -c 64000000 /dev/zero | tr '\\0' a); sleep 1; :",
+        ]);
+        let mut c =
+            Coordinator::start(command, &dir.path().join("log"), Duration::from_secs(30)).unwrap();
+        let before = c.rss_after_startup;
+        let (status, peak) = c.wait(Duration::from_secs(60)).unwrap();
+        assert!(status.success());
+        let peak = peak.expect("no reading before exit");
+        assert!(
+            peak >= before + 64_000_000,
+            "peak {peak} B, {before} B after start-up"
+        );
+    }
 }

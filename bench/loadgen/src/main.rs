@@ -524,7 +524,7 @@ fn run(cli: &mut Cli) -> anyhow::Result<Report> {
     let driven = runtime.block_on(drive(cli, &mut coordinator))?;
     let db = out.join("state").join("sweep.db");
     let (db_bytes, wal_bytes) = (file_len(&db), file_len(&db.with_extension("db-wal")));
-    let status = coordinator.wait(EXIT_TIMEOUT)?;
+    let (status, peak_at_exit) = coordinator.wait(EXIT_TIMEOUT)?;
     let exited = Instant::now();
     drop(runtime);
 
@@ -564,7 +564,7 @@ fn run(cli: &mut Cli) -> anyhow::Result<Report> {
             startup_seconds: coordinator.startup.as_secs_f64(),
             rss_after_startup_bytes: coordinator.rss_after_startup,
             peak_rss_serving_bytes: driven.shared.peak_rss_at_end().unwrap_or(driven.peak_rss),
-            peak_rss_bytes: driven.peak_rss,
+            peak_rss_bytes: peak_at_exit.unwrap_or(0).max(driven.peak_rss),
             cpu_seconds: driven.coordinator_cpu,
             cpu_us_per_trial: driven.coordinator_cpu * 1e6 / ended.max(1) as f64,
             db_bytes,

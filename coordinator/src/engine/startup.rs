@@ -169,7 +169,7 @@ pub(crate) fn adopt_grown(
                 Some(r) => r,
                 None => reader.insert(store::Reader::open(store.path())?),
             };
-            old.epochs = r.curve(from)?;
+            old.epochs = r.curve(from)?.into();
         }
         // Nothing computed is lost: the shorter run's final weights stay, beside the file the
         // longer run writes.

@@ -44,7 +44,7 @@ fn curve(epochs: u32) -> Vec<EpochMetrics> {
 /// A recorded trial of `spec` that succeeded after all its epochs, keeping `kept`.
 fn succeeded(spec: TrialSpec, kept: Option<u32>) -> Trial {
     let mut t = Trial::new(spec);
-    t.epochs = curve(t.spec.params.epochs);
+    t.epochs = curve(t.spec.params.epochs).into();
     t.attempts = 1;
     t.counted_attempts = 1;
     t.state = TrialState::Succeeded(Box::new(Success {
@@ -68,7 +68,7 @@ fn succeeded(spec: TrialSpec, kept: Option<u32>) -> Trial {
 
 fn stopped(spec: TrialSpec, at: u32) -> Trial {
     let mut t = Trial::new(spec);
-    t.epochs = curve(at);
+    t.epochs = curve(at).into();
     t.state = TrialState::Stopped {
         epoch: at,
         reason: "rung".into(),

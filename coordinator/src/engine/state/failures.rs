@@ -147,8 +147,8 @@ impl Scheduler {
         let mut ordered: Vec<usize> = cancelled.into_iter().collect();
         ordered.sort_unstable();
         for i in ordered {
-            let worker = match self.trials[i].state {
-                TrialState::Leased { lease, .. } => {
+            let worker = match self.trials[i].state.lease().copied() {
+                Some(lease) => {
                     self.trials[i].failures.push(AttemptFailure {
                         attempt: lease.attempt,
                         worker: lease.worker,
@@ -157,7 +157,7 @@ impl Scheduler {
                     });
                     Some(lease.worker)
                 }
-                _ => None,
+                None => None,
             };
             let checkpoints = self.trials[i].state.take_checkpoints();
             self.trials[i].state = TrialState::Failed {

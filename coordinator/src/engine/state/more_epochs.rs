@@ -211,7 +211,7 @@ impl Scheduler {
         for &i in &plan.trials {
             let old = self.trials[i].spec.id;
             if let Some(curve) = curves.remove(&old) {
-                self.trials[i].epochs = curve;
+                self.trials[i].epochs = curve.into();
             }
             let spec = self.rename(i, plan.epochs);
             ids.push(spec.id);

@@ -264,7 +264,7 @@ impl Scheduler {
             return Ok(Vec::new());
         }
         let i = self.current_lease(key)?;
-        let TrialState::Leased { lease, .. } = self.trials[i].state else {
+        let Some(&lease) = self.trials[i].state.lease() else {
             return Err(StateError::UnknownTrial(trial));
         };
         match outcome {
@@ -321,7 +321,7 @@ impl Scheduler {
                 });
             }
         }
-        t.epochs = std::mem::take(&mut result.epochs);
+        t.epochs = std::mem::take(&mut result.epochs).into();
         let TrialState::Leased {
             checkpoints,
             weights,

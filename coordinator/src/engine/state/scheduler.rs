@@ -288,12 +288,12 @@ impl Scheduler {
         trial.resumed_from = checkpoints.epoch();
         let attempt = trial.attempts;
         trial.state = TrialState::Leased {
-            lease: Lease {
+            lease: Box::new(Lease {
                 worker,
                 attempt,
                 granted: now,
                 expires: now + self.config.lease_ttl,
-            },
+            }),
             checkpoints,
             weights: None,
         };
@@ -383,9 +383,9 @@ impl Scheduler {
         let expired: Vec<(usize, Lease)> = self
             .leased
             .iter()
-            .filter_map(|&i| match self.trials[i].state {
-                TrialState::Leased { lease, .. } if lease.expires <= now => Some((i, lease)),
-                _ => None,
+            .filter_map(|&i| {
+                let lease = *self.trials[i].state.lease()?;
+                (lease.expires <= now).then_some((i, lease))
             })
             .collect();
         let mut effects = Vec::new();

@@ -189,7 +189,7 @@ fn the_sweep_finishes_with_stopped_trials_and_the_survivors_run_to_the_end() {
         for (spec, attempt, e) in live {
             if e > spec.params.epochs {
                 let mut r = super::tests::result(&spec);
-                r.epochs = s.trial(spec.id).unwrap().epochs.clone();
+                r.epochs = s.trial(spec.id).unwrap().epochs.to_vec();
                 s.complete(
                     LeaseKey::new(w, spec.id, attempt),
                     Outcome::Succeeded(r),
@@ -373,7 +373,7 @@ fn one_slot_run(g: &Grid, cut: Option<usize>) -> (Vec<Decision>, Vec<String>) {
         }
         if s.trial(spec.id).unwrap().state.lease().is_some() {
             let mut r = super::tests::result(&spec);
-            r.epochs = s.trial(spec.id).unwrap().epochs.clone();
+            r.epochs = s.trial(spec.id).unwrap().epochs.to_vec();
             s.complete(
                 LeaseKey::new(w, spec.id, attempt),
                 Outcome::Succeeded(r),

@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use thin_vec::ThinVec;
+
 use sweep_common::failure::{AttemptFailure, Unfit};
 use sweep_common::{
     DatasetKind, EpochMetrics, FailureKind, FinalMetrics, TrialId, TrialSpec, WorkerId,
@@ -73,8 +75,9 @@ pub enum TrialState {
     },
     /// Being trained under a lease.
     Leased {
-        /// The lease.
-        lease: Lease,
+        /// The lease (boxed: only the trials being trained hold one, and a million ended
+        /// trials should not each carry its 56 bytes; see `Trial`'s size below).
+        lease: Box<Lease>,
         /// Checkpoints of this attempt and those before it.
         checkpoints: Checkpoints,
         /// Path of the final weights, relative to the output folder, once uploaded.
@@ -287,14 +290,23 @@ pub struct Trial {
     /// Leases that failed before their first epoch (counted against [`UNSTARTED_ATTEMPTS`]).
     pub unstarted_attempts: u32,
     /// Accepted epoch metrics of the current (or successful) attempt, one per epoch.
-    pub epochs: Vec<EpochMetrics>,
+    pub epochs: ThinVec<EpochMetrics>,
     /// Every failed attempt.
-    pub failures: Vec<AttemptFailure>,
+    pub failures: ThinVec<AttemptFailure>,
     /// Checkpoints found unusable.
-    pub set_aside: Vec<SetAside>,
+    pub set_aside: ThinVec<SetAside>,
     /// Epochs the current (or successful) attempt took over from a checkpoint.
     pub resumed_from: u32,
 }
+
+// Every trial of a sweep stays in memory (a million of them in the 1 GiB of issue 20): what each
+// costs inline is checked at compile time, so that a new field is a decision. The lease is boxed
+// and the lists are thin (one pointer each) because only a few trials use them at a time.
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    assert!(std::mem::size_of::<Trial>() <= 336);
+    assert!(std::mem::size_of::<TrialState>() <= 56);
+};
 
 impl Trial {
     /// A trial that was never leased.
@@ -305,9 +317,9 @@ impl Trial {
             attempts: 0,
             counted_attempts: 0,
             unstarted_attempts: 0,
-            epochs: Vec::new(),
-            failures: Vec::new(),
-            set_aside: Vec::new(),
+            epochs: ThinVec::new(),
+            failures: ThinVec::new(),
+            set_aside: ThinVec::new(),
             resumed_from: 0,
         }
     }
@@ -369,7 +381,7 @@ impl Trial {
         s.archived = Some(totals);
         s.result.train_confusion.counts = Vec::new();
         s.result.test_confusion.counts = Vec::new();
-        self.epochs = Vec::new();
+        self.epochs = ThinVec::new();
         true
     }
 

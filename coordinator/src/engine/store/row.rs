@@ -238,9 +238,9 @@ impl TrialRow {
             attempts: self.attempts,
             counted_attempts: self.counted_attempts,
             unstarted_attempts: self.unstarted_attempts,
-            epochs,
-            failures,
-            set_aside,
+            epochs: epochs.into(),
+            failures: failures.into(),
+            set_aside: set_aside.into(),
             resumed_from: self.resumed_from,
         })
     }
@@ -273,7 +273,7 @@ impl TrialRow {
                 ahead: self.queued_ahead,
             },
             "leased" => TrialState::Leased {
-                lease: Lease {
+                lease: Box::new(Lease {
                     worker: worker(&self.lease_worker, "lease_worker")?,
                     attempt: self.lease_attempt.ok_or_else(|| missing("lease_attempt"))?,
                     // Its attempt's time runs on through the restart (rows written before this
@@ -283,7 +283,7 @@ impl TrialRow {
                         .and_then(|at| instant_of(at, now))
                         .unwrap_or(now),
                     expires: now,
-                },
+                }),
                 checkpoints: checkpoints()?,
                 weights: self.weights.clone(),
             },

@@ -203,7 +203,7 @@ fn every_state_survives_a_restart() {
     assert_eq!(t1.failures[0].kind, FailureKind::NonFiniteLoss);
     let t2 = r.trial(s2.id).unwrap();
     assert!(
-        matches!(t2.state, TrialState::Leased { lease: l, .. } if l.worker == w && l.attempt == *a2)
+        matches!(&t2.state, TrialState::Leased { lease: l, .. } if l.worker == w && l.attempt == *a2)
     );
     assert_eq!(t2.epochs, vec![metrics(1)]);
     assert_eq!(t2.checkpoint(), Some(&c));

@@ -94,7 +94,7 @@ fn op() -> impl Strategy<Value = Op> {
 fn leases(s: &Scheduler) -> Vec<(WorkerId, TrialId, u32, u32)> {
     s.trials()
         .iter()
-        .filter_map(|t| match t.state {
+        .filter_map(|t| match &t.state {
             TrialState::Leased { lease: l, .. } => {
                 Some((l.worker, t.spec.id, l.attempt, count(t.epochs.len())))
             }
