@@ -130,13 +130,14 @@ fn compare_section(compare: &(String, String)) -> (String, String) {
     (h, h2)
 }
 
-/// Renders `doc` in two parts, between which the comparison views' rows go: `compare` is their
-/// data's text before and after the rows ([`super::compare::embedded_parts`]).
+/// Renders `doc` as one page and the byte offset in it where the comparison views' rows go:
+/// `compare` is their data's text before and after the rows
+/// ([`super::compare::embedded_parts`]).
 pub fn render_parts(
     doc: &Document,
-    svgs: &HashMap<String, String>,
+    svgs: &HashMap<&str, &str>,
     compare: &(String, String),
-) -> (String, String) {
+) -> (String, usize) {
     let mut h = String::new();
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n");
     h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n");
@@ -190,7 +191,7 @@ pub fn render_parts(
             Block::Figure { stem, caption } => {
                 let stem_e = escape(stem);
                 h.push_str(&format!("<figure id=\"fig-{stem_e}\">\n"));
-                if let Some(svg) = svgs.get(stem) {
+                if let Some(svg) = svgs.get(stem.as_str()) {
                     h.push_str(inline_svg(svg));
                     h.push('\n');
                 }
@@ -209,6 +210,5 @@ pub fn render_parts(
         h.push_str(&b);
     }
     h.push_str("</main>\n</body>\n</html>\n");
-    let after = h.split_off(split);
-    (h, after)
+    (h, split)
 }

@@ -186,8 +186,12 @@ pub fn render(results: &Results<'static>) -> Result<Rendered, Error> {
     summaries.settle();
     let document = doc::build_with(results, &summaries);
     let figures = draw(&document)?;
+    let svgs = figures
+        .iter()
+        .map(|f| (f.stem.as_str(), f.svg.as_str()))
+        .collect();
     let mut html = Vec::new();
-    write_html(&document, &figures, &summaries, &mut rows, &mut html).map_err(|source| {
+    write_html(&document, &svgs, &summaries, &mut rows, &mut html).map_err(|source| {
         Error::Write {
             path: PathBuf::from("report.html"),
             source,
@@ -204,37 +208,40 @@ pub fn render(results: &Results<'static>) -> Result<Rendered, Error> {
 
 /// Draws every figure of `document`.
 fn draw(document: &doc::Document) -> Result<Vec<RenderedFigure>, Error> {
-    let mut figures = Vec::with_capacity(document.figures.len());
-    for (stem, plot) in &document.figures {
-        let draw = |source| Error::Draw {
-            stem: stem.clone(),
-            source,
-        };
-        figures.push(RenderedFigure {
-            stem: stem.clone(),
-            svg: plot.svg().map_err(draw)?,
-            png: plot.png().map_err(draw)?,
-        });
-    }
-    Ok(figures)
+    document
+        .figures
+        .iter()
+        .map(|(stem, plot)| draw_figure(stem, plot))
+        .collect()
 }
 
-/// Writes `report.html` into `out`: `document` with its figures inlined and the comparison
-/// views of `summaries`, their rows read from `rows`.
+/// Draws the figure `stem`.
+fn draw_figure(stem: &str, plot: &figures::Plot) -> Result<RenderedFigure, Error> {
+    let draw = |source| Error::Draw {
+        stem: stem.to_owned(),
+        source,
+    };
+    Ok(RenderedFigure {
+        stem: stem.to_owned(),
+        svg: plot.svg().map_err(draw)?,
+        png: plot.png().map_err(draw)?,
+    })
+}
+
+/// Writes `report.html` into `out`: `document` with its figures inlined (`svgs`, by stem) and
+/// the comparison views of `summaries`, their rows read from `rows`.
 fn write_html(
     document: &doc::Document,
-    figures: &[RenderedFigure],
+    svgs: &HashMap<&str, &str>,
     summaries: &summary::Summaries,
     rows: &mut rows::Spool,
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
-    let svgs: HashMap<String, String> = figures
-        .iter()
-        .map(|f| (f.stem.clone(), f.svg.clone()))
-        .collect();
     let data = compare::data(summaries);
     let parts = compare::embedded_parts(&data);
-    let (before, after) = html::render_parts(document, &svgs, &parts);
+    // One page, the rows written where `split` says: not copied into a second string.
+    let (page, split) = html::render_parts(document, svgs, &parts);
+    let (before, after) = page.split_at(split);
     out.write_all(before.as_bytes())?;
     if !parts.1.is_empty() {
         let own: Vec<Vec<sweep_common::grid::Param>> = summaries
@@ -299,20 +306,25 @@ fn pass_over(out_dir: &Path, path: &Path) -> Result<pass::Passed, Error> {
 pub fn write(out_dir: &Path) -> Result<ReportPaths, Error> {
     let mut passed = pass_over(out_dir, &out_dir.join("results.json"))?;
     let document = doc::build_with(&passed.header, &passed.summaries);
-    let rendered = draw(&document)?;
     let figures_dir = out_dir.join("figures");
     std::fs::create_dir_all(&figures_dir).map_err(|source| Error::Write {
         path: figures_dir.clone(),
         source,
     })?;
-    let mut figures = Vec::with_capacity(rendered.len() * 2);
-    for f in &rendered {
-        let svg = figures_dir.join(format!("{}.svg", f.stem));
-        let png = figures_dir.join(format!("{}.png", f.stem));
+    // Each figure is drawn and written in turn; only its SVG text is kept, for the page (a
+    // bitmap and its PNG at a time, not every figure's).
+    let mut figures = Vec::with_capacity(document.figures.len() * 2);
+    let mut svg_texts = Vec::with_capacity(document.figures.len());
+    for (stem, plot) in &document.figures {
+        let f = draw_figure(stem, plot)?;
+        let svg = figures_dir.join(format!("{stem}.svg"));
+        let png = figures_dir.join(format!("{stem}.png"));
         write_file(&svg, f.svg.as_bytes())?;
         write_file(&png, &f.png)?;
         figures.extend([svg, png]);
+        svg_texts.push((stem.as_str(), f.svg));
     }
+    let svgs = svg_texts.iter().map(|(s, t)| (*s, t.as_str())).collect();
     let paths = ReportPaths {
         markdown: out_dir.join("report.md"),
         html: out_dir.join("report.html"),
@@ -323,13 +335,7 @@ pub fn write(out_dir: &Path) -> Result<ReportPaths, Error> {
     };
     write_file(&paths.markdown, markdown::render(&document).as_bytes())?;
     write_streamed(&paths.html, |out| {
-        write_html(
-            &document,
-            &rendered,
-            &passed.summaries,
-            &mut passed.rows,
-            out,
-        )
+        write_html(&document, &svgs, &passed.summaries, &mut passed.rows, out)
     })?;
     Ok(paths)
 }
