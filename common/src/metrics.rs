@@ -28,6 +28,24 @@ pub struct EpochMetrics {
     pub scalars: Scalars,
 }
 
+/// An epoch's numbers, bit for bit, without its wall time: (epoch, train loss, train accuracy,
+/// test accuracy), the floats as their bits. Two runs that end alike have equal curves of these
+/// (NaN included, which `==` on the floats would not call equal).
+pub type EpochBits = (u32, u64, u64, u64);
+
+impl EpochMetrics {
+    /// Its numbers bit for bit ([`EpochBits`]): what "ends where an uninterrupted run ends"
+    /// compares.
+    pub fn bits(&self) -> EpochBits {
+        (
+            self.epoch,
+            self.train_loss.to_bits(),
+            self.train_accuracy.to_bits(),
+            self.test_accuracy.to_bits(),
+        )
+    }
+}
+
 /// A number, or NaN for `null`: JSON has no NaN or infinity, and serde_json writes them as
 /// `null` (a diverged epoch's loss in `results.json`), so that they read back.
 fn number_or_nan<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::results::Results;
+use crate::results::{Results, TrialExt};
 use crate::{Coordinator, Process, Sweep, Worker, bin, field};
 
 /// A grid of `trials` trials (`t_1`, `t_2`, ...) of `epochs` epochs each, checkpointed every
@@ -498,20 +498,7 @@ pub fn assert_same_results(got: &Results, want: &Results) {
         let w = want
             .get(&t.id)
             .unwrap_or_else(|| panic!("{} is not in the fault-free run", t.name));
-        let curve = |t: &crate::results::Trial| {
-            t.epochs
-                .iter()
-                .map(|e| {
-                    (
-                        e.epoch,
-                        e.train_loss.to_bits(),
-                        e.train_accuracy.to_bits(),
-                        e.test_accuracy.to_bits(),
-                    )
-                })
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(curve(t), curve(w), "{}: learning curve", t.name);
+        assert_eq!(t.curve_bits(), w.curve_bits(), "{}: learning curve", t.name);
         assert_eq!(t.test_accuracy, w.test_accuracy, "{}", t.name);
         assert_eq!(t.train_accuracy, w.train_accuracy, "{}", t.name);
         assert_eq!(t.test_confusion, w.test_confusion, "{}", t.name);

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use sweep_common::EpochMetrics;
 use sweep_common::results::Status;
 
 /// The whole file, read (owned).
@@ -60,9 +61,8 @@ pub fn split_sizes(n: u64, ratio: f64) -> (u64, u64) {
     (train, n - train)
 }
 
-/// An epoch's numbers, bit for bit, without its wall time: (epoch, train loss, train accuracy,
-/// test accuracy), the floats as their bits.
-pub type Point = (u32, u64, u64, u64);
+/// An epoch's numbers, bit for bit, without its wall time ([`EpochMetrics::bits`]).
+pub type Point = sweep_common::metrics::EpochBits;
 
 /// What the tests check of one trial's record.
 pub trait TrialExt {
@@ -81,17 +81,7 @@ pub trait TrialExt {
 
 impl TrialExt for sweep_common::results::Trial<'_> {
     fn curve_bits(&self) -> Vec<Point> {
-        self.epochs
-            .iter()
-            .map(|m| {
-                (
-                    m.epoch,
-                    m.train_loss.to_bits(),
-                    m.train_accuracy.to_bits(),
-                    m.test_accuracy.to_bits(),
-                )
-            })
-            .collect()
+        self.epochs.iter().map(EpochMetrics::bits).collect()
     }
 
     fn worker_name(&self) -> Option<&str> {

@@ -2,6 +2,7 @@
 //! names, dropout's masks.
 
 use sweep_common::grid::Grid;
+use sweep_common::metrics::EpochBits;
 use sweep_data::fixtures;
 use tch::Device;
 
@@ -58,18 +59,8 @@ impl Progress for Record {
     }
 }
 
-fn bits(r: &TrialResult) -> Vec<(u32, u64, u64, u64)> {
-    r.epochs
-        .iter()
-        .map(|m| {
-            (
-                m.epoch,
-                m.train_loss.to_bits(),
-                m.train_accuracy.to_bits(),
-                m.test_accuracy.to_bits(),
-            )
-        })
-        .collect()
+fn bits(r: &TrialResult) -> Vec<EpochBits> {
+    r.epochs.iter().map(EpochMetrics::bits).collect()
 }
 
 #[test]

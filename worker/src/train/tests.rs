@@ -163,19 +163,7 @@ fn resumed_run_equals_uninterrupted_run() {
         .unwrap();
         // Only the epochs after the checkpoint are trained again.
         assert_eq!(resumed_rec.epochs.len(), 5 - *epoch as usize);
-        let strip = |r: &TrialResult| {
-            r.epochs
-                .iter()
-                .map(|m| {
-                    (
-                        m.epoch,
-                        m.train_loss.to_bits(),
-                        m.train_accuracy.to_bits(),
-                        m.test_accuracy.to_bits(),
-                    )
-                })
-                .collect::<Vec<_>>()
-        };
+        let strip = |r: &TrialResult| r.epochs.iter().map(EpochMetrics::bits).collect::<Vec<_>>();
         assert_eq!(
             strip(&resumed.result),
             strip(&full.result),
