@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 use std::time::Instant;
 
 use sweep_common::{EpochMetrics, FinalMetrics, TrialId, TrialSpec, WorkerId};
+use thin_vec::ThinVec;
 
 use crate::state::{
     AttemptFailure, Checkpoint, Checkpoints, Lease, SetAside, Success, Trial, TrialState,
@@ -227,11 +228,11 @@ impl TrialRow {
     ) -> Result<Trial, String> {
         let spec: TrialSpec = decode(&self.spec, "spec")?;
         let state = self.state(now)?;
-        let set_aside: Vec<SetAside> = match &self.set_aside {
+        let set_aside: ThinVec<SetAside> = match &self.set_aside {
             Some(text) => decode(text, "set_aside")?,
-            None => Vec::new(),
+            None => ThinVec::new(),
         };
-        let failures: Vec<AttemptFailure> = decode(&self.failures, "failures")?;
+        let failures: ThinVec<AttemptFailure> = decode(&self.failures, "failures")?;
         Ok(Trial {
             spec,
             state,
@@ -239,8 +240,8 @@ impl TrialRow {
             counted_attempts: self.counted_attempts,
             unstarted_attempts: self.unstarted_attempts,
             epochs: epochs.into(),
-            failures: failures.into(),
-            set_aside: set_aside.into(),
+            failures,
+            set_aside,
             resumed_from: self.resumed_from,
         })
     }
