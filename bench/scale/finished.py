@@ -20,7 +20,7 @@ def report_time(name):
 print("| coordinator | trials | epochs | trials/s | CPU per trial (us) | peak RSS serving (MiB) "
       "| peak RSS with the final outputs (MiB) | results.json (MiB) | database (MiB) |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-for name in ["baseline", "ours", "million"]:
+for name in ["baseline", "ours", "million-baseline", "million"]:
     path = out / f"{name}.json"
     if not path.exists():
         continue
@@ -31,7 +31,7 @@ for name in ["baseline", "ours", "million"]:
         for what in ["results.json", "state"]:
             if line.endswith(what):
                 sizes[what] = int(line.split()[0])
-    label = "baseline (main)" if name == "baseline" else "ours"
+    label = "baseline (main)" if name.endswith("baseline") else "ours"
     print(f"| {label} | {c['trials']:,} | {c.get('epochs', 30)} | {r['trials_per_second']:.0f} "
           f"| {k['cpu_us_per_trial']:,.0f} | {mib(k['peak_rss_serving_bytes']):.0f} "
           f"| {mib(k['peak_rss_bytes']):.0f} | {mib(sizes.get('results.json', 0)):.0f} "
@@ -49,7 +49,7 @@ for name, of in [("baseline", "ours"), ("ours", "ours"), ("million", "million")]
 print()
 print("| sweep | RSS samples | peak VmHWM (MiB, the last sample) | VmRSS at the last sample (MiB) | last sample (s) |")
 print("|---|---:|---:|---:|---:|")
-for name in ["baseline", "ours", "million"]:
+for name in ["baseline", "ours", "million-baseline", "million"]:
     path = out / f"{name}.rss"
     if not path.exists():
         continue

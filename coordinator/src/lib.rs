@@ -229,7 +229,7 @@ fn merge_recorded(
     recorded: &mut HashMap<TrialId, state::Trial>,
     resuming: bool,
 ) -> (Vec<state::Trial>, Vec<usize>) {
-    // Sized once: grown by doubling, a million trials' buffer (424 bytes each) would be copied
+    // Sized once: grown by doubling, a million trials' buffer (336 bytes each) would be copied
     // into one twice its size at the end, the old one still held: a few hundred MiB of peak.
     let total = grid.experiments.iter().map(|e| e.trials.len()).sum();
     let mut trials = Vec::with_capacity(total);

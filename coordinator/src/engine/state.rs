@@ -41,8 +41,8 @@ pub use sweep_common::FailureKind;
 pub use sweep_common::failure::AttemptFailure;
 pub use types::{
     CancelSelector, Change, Checkpoint, Checkpoints, Config, Counts, CurveTotals, Effect, Lease,
-    LeaseKey, LeaseOutcome, Outcome, SetAside, StateError, Storage, StorageFailure, Success, Trial,
-    TrialState, Worker, nanos,
+    LeaseKey, LeaseOutcome, Matrices, Outcome, Scores, SetAside, StateError, Storage,
+    StorageFailure, Success, Trial, TrialState, Worker, nanos,
 };
 
 #[cfg(test)]

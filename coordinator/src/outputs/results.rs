@@ -125,7 +125,7 @@ fn record<'a>(s: &Scheduler, t: &'a Trial, out: &Path, stored: Option<Stored>) -
         }),
         _ => None,
     };
-    let r = t.state.success().map(|s| &s.result);
+    let r = t.scores();
     let (epochs, confusion) = match stored {
         Some(Stored { epochs, result }) => (
             Cow::Owned(epochs),
@@ -133,12 +133,10 @@ fn record<'a>(s: &Scheduler, t: &'a Trial, out: &Path, stored: Option<Stored>) -
         ),
         None => (
             Cow::from(t.epochs.as_slice()),
-            r.map(|r| {
-                (
-                    Cow::Borrowed(&r.train_confusion),
-                    Cow::Borrowed(&r.test_confusion),
-                )
-            }),
+            t.state
+                .success()
+                .and_then(|s| s.matrices.as_deref())
+                .map(|m| (Cow::Borrowed(&m.train), Cow::Borrowed(&m.test))),
         ),
     };
     let (train_confusion, test_confusion) = confusion.unzip();

@@ -96,8 +96,8 @@ impl Owner {
                         match &t.state {
                             TrialState::Succeeded(s) => info!(
                                 trial = %t.spec.name,
-                                test_accuracy = format!("{:.2}", s.result.test_accuracy),
-                                train_accuracy = format!("{:.2}", s.result.train_accuracy),
+                                test_accuracy = format!("{:.2}", s.scores.test_accuracy),
+                                train_accuracy = format!("{:.2}", s.scores.train_accuracy),
                                 wall_seconds = format!("{:.1}", s.wall_seconds),
                                 "trial succeeded"
                             ),

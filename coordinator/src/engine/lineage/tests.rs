@@ -47,18 +47,20 @@ fn succeeded(spec: TrialSpec, kept: Option<u32>) -> Trial {
     t.epochs = curve(t.spec.params.epochs).into();
     t.attempts = 1;
     t.counted_attempts = 1;
+    let (scores, matrices) = Success::split(FinalMetrics {
+        train_accuracy: 80.0,
+        test_accuracy: 70.0,
+        train_confusion: ConfusionMatrix::zeros(10),
+        test_confusion: ConfusionMatrix::zeros(10),
+        train_seconds: 1.0,
+        dataset_images: 100,
+    });
     t.state = TrialState::Succeeded(Box::new(Success {
         attempt: 1,
         worker: WorkerId::random(),
         wall_seconds: 1.0,
-        result: FinalMetrics {
-            train_accuracy: 80.0,
-            test_accuracy: 70.0,
-            train_confusion: ConfusionMatrix::zeros(10),
-            test_confusion: ConfusionMatrix::zeros(10),
-            train_seconds: 1.0,
-            dataset_images: 100,
-        },
+        scores,
+        matrices,
         weights: Some("models/t.safetensors".into()),
         archived: None,
         checkpoint: kept.map(checkpoint),

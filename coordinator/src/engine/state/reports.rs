@@ -331,11 +331,13 @@ impl Scheduler {
             return Err(StateError::UnknownTrial(trial));
         };
         let checkpoints = std::mem::take(checkpoints);
+        let (scores, matrices) = Success::split(result.last);
         t.state = TrialState::Succeeded(Box::new(Success {
             attempt,
             worker,
             wall_seconds: now.saturating_duration_since(granted).as_secs_f64(),
-            result: result.last,
+            scores,
+            matrices,
             weights: weights.take(),
             archived: None,
             // Kept for a grid that asks for more epochs later (`lineage`).

@@ -648,7 +648,7 @@ fn a_succeeded_trial_without_weights_goes_back_to_the_queue_for_free() {
     assert!(s.retrain_missing_weights(spec.id, "gone".into()));
     let t = s.trial(spec.id).unwrap();
     assert!(matches!(t.state, TrialState::Pending { .. }));
-    assert!(t.result().is_none() && t.epochs.is_empty() && t.state.weights().is_none());
+    assert!(t.scores().is_none() && t.epochs.is_empty() && t.state.weights().is_none());
     assert_eq!(
         t.failures.last().map(|f| f.kind),
         Some(FailureKind::WeightsMissing)

@@ -8,7 +8,8 @@ use thin_vec::ThinVec;
 
 use sweep_common::failure::{AttemptFailure, Unfit};
 use sweep_common::{
-    DatasetKind, EpochMetrics, FailureKind, FinalMetrics, TrialId, TrialSpec, WorkerId,
+    ConfusionMatrix, DatasetKind, EpochMetrics, FailureKind, FinalMetrics, TrialId, TrialSpec,
+    WorkerId,
 };
 
 /// Timing and retry settings of the state machine.
@@ -176,9 +177,12 @@ pub struct Success {
     pub worker: WorkerId,
     /// Seconds from that attempt's lease to its result.
     pub wall_seconds: f64,
-    /// What it measured at the end (its curve is the trial's `epochs`). Once archived, its
-    /// confusion matrices are empty here: the database has them.
-    pub result: FinalMetrics,
+    /// What it measured at the end but its confusion matrices (its curve is the trial's
+    /// `epochs`).
+    pub scores: Scores,
+    /// Its final confusion matrices, boxed because a million trials hold none: once archived
+    /// they are dropped here (`None`) and the database has them.
+    pub matrices: Option<Box<Matrices>>,
     /// Path of the final weights, relative to the output folder, once uploaded (a rerun trains
     /// a trial again whose weights are missing).
     pub weights: Option<String>,
@@ -189,6 +193,61 @@ pub struct Success {
     /// grid file asking for more epochs continues it from there (`lineage`); the one before
     /// it is dropped at success.
     pub checkpoint: Option<Box<Checkpoint>>,
+}
+
+impl Success {
+    /// What a trial that succeeded with `result` (a worker's, or one read back) owns, but for
+    /// who produced it and when.
+    pub fn split(result: FinalMetrics) -> (Scores, Option<Box<Matrices>>) {
+        let scores = Scores {
+            train_accuracy: result.train_accuracy,
+            test_accuracy: result.test_accuracy,
+            train_seconds: result.train_seconds,
+            dataset_images: result.dataset_images,
+        };
+        let matrices = Matrices {
+            train: result.train_confusion,
+            test: result.test_confusion,
+        };
+        (scores, Some(Box::new(matrices)))
+    }
+
+    /// The final metrics as the worker reported them; `None` once archived (the database has
+    /// them).
+    pub fn final_metrics(&self) -> Option<FinalMetrics> {
+        let m = self.matrices.as_deref()?;
+        Some(FinalMetrics {
+            train_accuracy: self.scores.train_accuracy,
+            test_accuracy: self.scores.test_accuracy,
+            train_confusion: m.train.clone(),
+            test_confusion: m.test.clone(),
+            train_seconds: self.scores.train_seconds,
+            dataset_images: self.scores.dataset_images,
+        })
+    }
+}
+
+/// A succeeded trial's final metrics but its confusion matrices (what [`FinalMetrics`] holds
+/// inline, the matrices aside).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scores {
+    /// Final accuracy (%) on its training subset.
+    pub train_accuracy: f64,
+    /// Final accuracy (%) on the test split.
+    pub test_accuracy: f64,
+    /// Seconds the worker spent on the trial, data loading excluded.
+    pub train_seconds: f64,
+    /// Images in the dataset file it trained from.
+    pub dataset_images: u64,
+}
+
+/// A succeeded trial's final confusion matrices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matrices {
+    /// On its training subset.
+    pub train: ConfusionMatrix,
+    /// On the test split.
+    pub test: ConfusionMatrix,
 }
 
 /// What the status needs of a curve: its length and its measured epoch times. An archived
@@ -306,6 +365,8 @@ pub struct Trial {
 const _: () = {
     assert!(std::mem::size_of::<Trial>() <= 336);
     assert!(std::mem::size_of::<TrialState>() <= 56);
+    // 128 bytes is an allocator size class (184, before the matrices were boxed, took 192).
+    assert!(std::mem::size_of::<Success>() <= 128);
 };
 
 impl Trial {
@@ -379,15 +440,14 @@ impl Trial {
             return false;
         }
         s.archived = Some(totals);
-        s.result.train_confusion.counts = Vec::new();
-        s.result.test_confusion.counts = Vec::new();
+        s.matrices = None;
         self.epochs = ThinVec::new();
         true
     }
 
-    /// What it measured at the end, once it succeeded.
-    pub fn result(&self) -> Option<&FinalMetrics> {
-        self.state.success().map(|s| &s.result)
+    /// What it measured at the end but its confusion matrices, once it succeeded.
+    pub fn scores(&self) -> Option<&Scores> {
+        self.state.success().map(|s| &s.scores)
     }
 
     /// True once the trial succeeded, failed for good or was stopped (a stopped trial may be

@@ -198,7 +198,8 @@ impl TrialRow {
             // which JSON cannot hold): this column holds the final metrics.
             result: success
                 .filter(|s| s.archived.is_none())
-                .map(|s| json(&s.result)),
+                .and_then(|s| s.final_metrics())
+                .map(|r| json(&r)),
             reason,
             failures: json(&t.failures),
             weights: t.state.weights().map(str::to_owned),
@@ -288,22 +289,26 @@ impl TrialRow {
                 checkpoints: checkpoints()?,
                 weights: self.weights.clone(),
             },
-            "succeeded" => TrialState::Succeeded(Box::new(Success {
-                attempt: self
-                    .success_attempt
-                    .ok_or_else(|| missing("success_attempt"))?,
-                worker: worker(&self.success_worker, "success_worker")?,
-                wall_seconds: self.wall_seconds.unwrap_or(0.0),
+            "succeeded" => {
                 // Rows written before the final metrics had their own type hold a result with
                 // an empty list of epochs, which this reads past.
-                result: decode::<FinalMetrics>(
+                let (scores, matrices) = Success::split(decode::<FinalMetrics>(
                     self.result.as_deref().ok_or_else(|| missing("result"))?,
                     "result",
-                )?,
-                weights: self.weights.clone(),
-                archived: None,
-                checkpoint: checkpoint(&self.checkpoint, "checkpoint")?,
-            })),
+                )?);
+                TrialState::Succeeded(Box::new(Success {
+                    attempt: self
+                        .success_attempt
+                        .ok_or_else(|| missing("success_attempt"))?,
+                    worker: worker(&self.success_worker, "success_worker")?,
+                    wall_seconds: self.wall_seconds.unwrap_or(0.0),
+                    scores,
+                    matrices,
+                    weights: self.weights.clone(),
+                    archived: None,
+                    checkpoint: checkpoint(&self.checkpoint, "checkpoint")?,
+                }))
+            }
             "failed" => TrialState::Failed {
                 reason: self.reason.clone().unwrap_or_default(),
                 cancelled: self.cancelled,

@@ -179,9 +179,9 @@ fn every_state_survives_a_restart() {
     let (_store, r) = reopen(&f);
     let t0 = r.trial(s0.id).unwrap();
     assert!(matches!(&t0.state, TrialState::Succeeded(s) if s.attempt == 1 && s.worker == w));
-    let got = t0.result().unwrap();
+    let got = t0.state.success().and_then(|s| s.final_metrics()).unwrap();
     let want = result(s0);
-    assert_eq!(got.test_confusion, want.last.test_confusion);
+    assert_eq!(got, want.last);
     assert_eq!(t0.epochs.len(), 3);
     assert!(t0.epochs[1].train_loss.is_nan(), "a NaN loss stays NaN");
     assert_eq!(t0.epochs[2], want.epochs[2]);
@@ -741,7 +741,7 @@ fn proposed_trials_are_inserted_with_their_lease_and_restored_in_order() {
     let (_store, r) = reopen_search(&f);
     assert_eq!(r.trials().len(), 12);
     assert_eq!((ids(&r), r.counts()), before);
-    assert!(r.trial(spec.id).unwrap().result().is_some());
+    assert!(r.trial(spec.id).unwrap().scores().is_some());
     assert_eq!(r.proposals(), (12, 13));
     assert!(!r.is_finished());
 }
@@ -773,7 +773,9 @@ fn an_archived_trial_reads_back_whole_and_restarts_archived() {
     assert!(!s.archive(spec.id), "once");
     let t = s.trial(spec.id).unwrap();
     assert!(t.is_archived() && t.epochs.is_empty());
-    assert!(t.result().unwrap().test_confusion.counts.is_empty());
+    let success = t.state.success().unwrap();
+    assert!(success.matrices.is_none() && success.final_metrics().is_none());
+    assert_eq!(Some(&success.scores), whole.scores());
     assert_eq!((t.curve_totals(), t.epoch_count()), (totals, 3));
     // A later write of its row (here: the same state again) keeps the stored result.
     store.commit(&s, &[Change::Trial(spec.id)]).unwrap();
@@ -783,7 +785,8 @@ fn an_archived_trial_reads_back_whole_and_restarts_archived() {
     assert_eq!(stored.epochs.len(), 3);
     assert!(stored.epochs[1].train_loss.is_nan());
     assert_eq!(stored.epochs[2], whole.epochs[2]);
-    assert_eq!(stored.result.as_ref(), whole.result());
+    let whole_result = whole.state.success().and_then(|s| s.final_metrics());
+    assert_eq!(stored.result, whole_result);
     drop(store);
 
     let store = Store::open(&f.path).unwrap();
@@ -792,12 +795,15 @@ fn an_archived_trial_reads_back_whole_and_restarts_archived() {
     let t = &archived.trials[&spec.id];
     assert!(t.is_archived() && t.epochs.is_empty());
     assert_eq!(t.curve_totals(), totals);
-    assert_eq!(t.result().unwrap().test_accuracy, 100.0);
+    assert_eq!(t.scores().unwrap().test_accuracy, 100.0);
     let kept = store.load(&crate::state::KeepCurves::all()).unwrap();
     let t = &kept.trials[&spec.id];
     assert!(!t.is_archived());
     assert_eq!(t.epochs.len(), 3);
-    assert_eq!(t.result(), whole.result());
+    assert_eq!(
+        t.state.success().and_then(|s| s.final_metrics()),
+        whole_result
+    );
 }
 
 /// An edited grid asking for more epochs (`lineage`): the succeeded trial kept its latest

@@ -117,7 +117,7 @@ fn summary_positions(s: &Scheduler) -> Vec<usize> {
     }
     let accuracy = |i: &usize| {
         s.trials()[*i]
-            .result()
+            .scores()
             .map_or(f64::NAN, |r| r.test_accuracy)
     };
     let mut listed = Vec::new();

@@ -229,7 +229,7 @@ pub struct Index {
 
 /// A trial's final test accuracy, once it succeeded with a finite one.
 fn accuracy(t: &Trial) -> Option<f64> {
-    finite(t.state.success()?.result.test_accuracy)
+    finite(t.state.success()?.scores.test_accuracy)
 }
 
 fn position(pos: usize) -> u32 {

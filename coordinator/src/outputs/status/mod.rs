@@ -517,7 +517,7 @@ fn importance(s: &Scheduler, index: &Index, name: &str) -> ImportanceRow {
         None => Vec::new(),
     };
     let params = compare::varied_among(trials.iter().map(|t| &t.spec.params));
-    let accuracy = |t: &Trial| t.result().map_or(f64::NAN, |r| r.test_accuracy);
+    let accuracy = |t: &Trial| t.scores().map_or(f64::NAN, |r| r.test_accuracy);
     let result = compare::importance_over(
         &params,
         trials.iter().map(|t| (&t.spec.params, accuracy(t))),
@@ -683,8 +683,8 @@ fn trial_row(s: &Scheduler, index: &Index, pos: usize) -> Option<TrialRow> {
     let last = t.epochs.last();
     let (test, train) = match t.state.success() {
         Some(s) => (
-            finite(s.result.test_accuracy),
-            finite(s.result.train_accuracy),
+            finite(s.scores.test_accuracy),
+            finite(s.scores.train_accuracy),
         ),
         None => (
             last.and_then(|m| finite(m.test_accuracy)),
@@ -747,7 +747,7 @@ fn build(sweep: &str, s: &Scheduler, index: &Index, clock: Clock, rows: Vec<usiz
         Some(Best {
             trial: t.spec.name.clone(),
             experiment: t.spec.experiment.clone(),
-            test_accuracy: finite(t.state.success()?.result.test_accuracy)?,
+            test_accuracy: finite(t.state.success()?.scores.test_accuracy)?,
         })
     });
     let f = forecast::forecast(s, index, now);

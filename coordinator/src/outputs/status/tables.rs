@@ -62,7 +62,7 @@ pub struct Input {
 
 /// The record of trial `t` with what the tables show of it.
 fn record(t: &crate::state::Trial) -> model::Trial<'static> {
-    let r = t.state.success().map(|s| &s.result);
+    let r = t.scores();
     model::Trial {
         id: t.spec.id,
         experiment: Cow::Owned(t.spec.experiment.clone()),
