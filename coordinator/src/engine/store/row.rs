@@ -196,10 +196,8 @@ impl TrialRow {
             wall_seconds: success.and_then(|s| finite(s.wall_seconds)),
             // The result's epochs live in the epochs table (their losses may be non-finite,
             // which JSON cannot hold): this column holds the final metrics.
-            result: success
-                .filter(|s| s.archived.is_none())
-                .and_then(|s| s.final_metrics())
-                .map(|r| json(&r)),
+            // None once archived (`keep_result`: the column keeps what was committed).
+            result: success.and_then(Success::final_metrics).map(|r| json(&r)),
             reason,
             failures: json(&t.failures),
             weights: t.state.weights().map(str::to_owned),
